@@ -1,0 +1,54 @@
+import { UsageError } from '../db.js';
+import { InvalidCallError } from '../calls.js';
+
+interface PgLikeError {
+  code?: string;
+  message?: string;
+  address?: string;
+  port?: number;
+  hostname?: string;
+  cause?: unknown;
+  errors?: unknown[];
+}
+
+/**
+ * One line that tells the user what went wrong and what to do, for errors a
+ * user can cause: bad or unreachable URL, wrong credentials, missing schema,
+ * invalid input. Anything else is a bug, and the caller shows its stack.
+ */
+export function describeError(error: unknown): string | undefined {
+  if (error instanceof UsageError || error instanceof InvalidCallError) return error.message;
+  for (const e of causes(error)) {
+    switch (e.code) {
+      case 'ECONNREFUSED':
+        return `cannot connect to PostgreSQL at ${e.address ?? 'the given host'}${e.port ? `:${e.port}` : ''}: connection refused (is the server running?)`;
+      case 'ENOTFOUND':
+      case 'EAI_AGAIN':
+        return `cannot connect to PostgreSQL: host ${e.hostname ?? ''} not found`;
+      case 'ETIMEDOUT':
+        return 'cannot connect to PostgreSQL: connection timed out';
+      case '3D000':
+        return `${e.message}: create it first, or check the database name in the URL`;
+      case '28P01':
+      case '28000':
+        return `PostgreSQL refused the login: ${e.message}`;
+      case '42P01':
+      case '3F000':
+        return `pg-ai-cost is not installed in this database (${e.message}): run \`ai-cost migrate up\` first`;
+      case '42501':
+        return `permission denied: ${e.message}`;
+      case 'ERR_INVALID_URL':
+        return 'invalid database URL: expected postgres://user:password@host:port/database';
+    }
+  }
+  return undefined;
+}
+
+/** The error and everything it wraps (slonik and AggregateError both nest the real one). */
+function* causes(error: unknown, depth = 0): Generator<PgLikeError> {
+  if (!error || typeof error !== 'object' || depth > 5) return;
+  const e = error as PgLikeError;
+  yield e;
+  yield* causes(e.cause, depth + 1);
+  for (const inner of e.errors ?? []) yield* causes(inner, depth + 1);
+}

@@ -1,0 +1,49 @@
+import {
+  createBigintTypeParser,
+  createDateTypeParser,
+  createIntervalTypeParser,
+  createPool as createSlonikPool,
+  type DatabasePool,
+} from 'slonik';
+
+/**
+ * A slonik pool whose type parsers never turn money into a float:
+ * int8 becomes a JS bigint, numeric stays a decimal string, timestamptz a Date.
+ * (slonik's preset parses numeric with parseFloat and timestamps to numbers.)
+ */
+export async function createPool(databaseUrl: string, maximumPoolSize = 10): Promise<DatabasePool> {
+  return createSlonikPool(databaseUrl, {
+    maximumPoolSize,
+    captureStackTrace: false,
+    typeParsers: [
+      createBigintTypeParser(),
+      createDateTypeParser(),
+      createIntervalTypeParser(),
+      { name: 'numeric', parse: (value: string) => value },
+      { name: 'timestamptz', parse: (value: string) => new Date(value) },
+    ],
+  });
+}
+
+/** The connection string to use: an explicit one, else DATABASE_URL; checked to be a postgres:// URL. */
+export function resolveDatabaseUrl(explicit?: string): string {
+  const url = explicit ?? process.env.DATABASE_URL;
+  if (!url) {
+    throw new UsageError('no database given: pass --database-url or set DATABASE_URL');
+  }
+  let protocol: string;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    throw new UsageError('invalid database URL: expected postgres://user:password@host:port/database');
+  }
+  if (protocol !== 'postgres:' && protocol !== 'postgresql:') {
+    throw new UsageError(`invalid database URL: scheme ${protocol} is not postgres:// or postgresql://`);
+  }
+  return url;
+}
+
+/** An error caused by how the tool was called, shown to the user as one line. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}

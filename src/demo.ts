@@ -1,0 +1,58 @@
+import pg from 'pg';
+import { createPool } from './db.js';
+import { defaultDataDir, startEmbeddedPostgres } from './embedded.js';
+import { migrate } from './migrate.js';
+import { spendByModel, type ModelSpend } from './report.js';
+import { runSqlFile } from './sql-files.js';
+
+const DEMO_DATABASE = 'ai_cost_demo';
+
+export interface DemoResult {
+  /** Where the demo ran: the given URL, or the embedded server's. */
+  databaseUrl: string;
+  embedded: boolean;
+  spend: ModelSpend[];
+}
+
+/**
+ * Installs pg-ai-cost, loads two weeks of sample calls and reports spend by
+ * model. Without a database URL it runs on an embedded PostgreSQL whose files
+ * are kept between runs, in a database it recreates each time.
+ */
+export async function runDemo(databaseUrl?: string, progress: (line: string) => void = () => {}): Promise<DemoResult> {
+  if (databaseUrl) return { ...(await populate(databaseUrl, progress)), embedded: false };
+
+  const dataDir = defaultDataDir('demo');
+  progress(`starting embedded PostgreSQL in ${dataDir}`);
+  const server = await startEmbeddedPostgres(dataDir);
+  try {
+    await recreateDatabase(server.url, DEMO_DATABASE);
+    return { ...(await populate(server.urlFor(DEMO_DATABASE), progress)), embedded: true };
+  } finally {
+    await server.stop();
+  }
+}
+
+async function populate(databaseUrl: string, progress: (line: string) => void) {
+  const { ran } = await migrate(databaseUrl);
+  progress(ran.length ? `installed migrations: ${ran.join(', ')}` : 'schema ai_cost is up to date');
+  await runSqlFile(databaseUrl, 'demo_calls.sql');
+  progress('inserted 2,400 sample calls from the last 14 days');
+  const pool = await createPool(databaseUrl, 1);
+  try {
+    return { databaseUrl, spend: await spendByModel(pool) };
+  } finally {
+    await pool.end();
+  }
+}
+
+async function recreateDatabase(serverUrl: string, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+}

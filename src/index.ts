@@ -1,0 +1,10 @@
+/**
+ * pg-ai-cost: a Postgres-native ledger of what AI/LLM API calls cost.
+ * The database is the API; this module installs it, records calls and reads reports.
+ */
+export { migrate, migrationStatus, shippedMigrations, type MigrateOptions, type MigrateResult, type MigrationStatus } from './migrate.js';
+export { createPool, resolveDatabaseUrl } from './db.js';
+export { recordCall, parseCall, callSchema, InvalidCallError, type Call, type CallInput, type RecordedCall } from './calls.js';
+export { spendByModel, type ModelSpend, type ReportWindow } from './report.js';
+export { formatMicros, type Micros } from './money.js';
+export { runDemo } from './demo.js';
