@@ -113,6 +113,7 @@ CREATE TABLE ai_cost.calls (
   model text NOT NULL,
   operation text NOT NULL DEFAULT 'chat',
   status text NOT NULL DEFAULT 'success',
+  service_tier text NOT NULL DEFAULT 'standard',
   tenant_id text,
   user_id text,
   feature text,
@@ -126,6 +127,11 @@ CREATE TABLE ai_cost.calls (
   cache_read_tokens bigint,
   cache_write_tokens bigint,
   reasoning_tokens bigint,
+  cache_write_1h_tokens bigint,
+  audio_input_tokens bigint,
+  audio_output_tokens bigint,
+  units numeric,
+  unit text,
   streamed boolean NOT NULL DEFAULT false,
   cached boolean NOT NULL DEFAULT false,
   ttft_ms integer,
@@ -133,6 +139,7 @@ CREATE TABLE ai_cost.calls (
   error_message text,
   cost_micros bigint,
   price_id bigint,
+  unpriced_reason text,
   -- CHECK violations show the constraint name to every client, so each name
   -- is the message: it says what is wrong in the user's terms.
   CONSTRAINT "provider and model must not be empty"
@@ -142,14 +149,25 @@ CREATE TABLE ai_cost.calls (
   CONSTRAINT "operation must be a known ai_cost operation"
     CHECK (operation IN ('chat', 'completion', 'embedding', 'image', 'audio_transcription',
                          'audio_speech', 'moderation', 'rerank', 'video', 'web_search', 'other')),
+  CONSTRAINT "service_tier must be standard, batch, flex or priority"
+    CHECK (service_tier IN ('standard', 'batch', 'flex', 'priority')),
   CONSTRAINT "token counts must not be negative"
     CHECK (input_tokens >= 0 AND output_tokens >= 0 AND cache_read_tokens >= 0
-       AND cache_write_tokens >= 0 AND reasoning_tokens >= 0),
+       AND cache_write_tokens >= 0 AND reasoning_tokens >= 0 AND cache_write_1h_tokens >= 0
+       AND audio_input_tokens >= 0 AND audio_output_tokens >= 0),
   CONSTRAINT "input_tokens must include cache_read and cache_write tokens"
     CHECK (coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0)
            <= coalesce(input_tokens, 0)),
   CONSTRAINT "output_tokens must include reasoning_tokens"
     CHECK (coalesce(reasoning_tokens, 0) <= coalesce(output_tokens, 0)),
+  CONSTRAINT "cache_write_tokens must include cache_write_1h_tokens"
+    CHECK (coalesce(cache_write_1h_tokens, 0) <= coalesce(cache_write_tokens, 0)),
+  CONSTRAINT "input_tokens must include audio_input_tokens"
+    CHECK (coalesce(audio_input_tokens, 0) <= coalesce(input_tokens, 0)),
+  CONSTRAINT "output_tokens must include audio_output_tokens"
+    CHECK (coalesce(audio_output_tokens, 0) <= coalesce(output_tokens, 0)),
+  CONSTRAINT "units must not be negative and need a unit"
+    CHECK (units IS NULL OR (units >= 0 AND unit IS NOT NULL)),
   CONSTRAINT "ttft_ms and total_ms must not be negative"
     CHECK (ttft_ms >= 0 AND total_ms >= 0),
   CONSTRAINT "metadata must be a JSON object"
@@ -163,6 +181,7 @@ COMMENT ON COLUMN ai_cost.calls.provider IS 'Canonical provider id, e.g. openai,
 COMMENT ON COLUMN ai_cost.calls.model IS 'Model id as the provider reports it.';
 COMMENT ON COLUMN ai_cost.calls.operation IS 'Kind of call: chat, completion, embedding, image, audio_transcription, audio_speech, moderation, rerank, video, web_search or other.';
 COMMENT ON COLUMN ai_cost.calls.status IS 'Outcome: success, error or cancelled. Failed calls that consumed tokens still cost money.';
+COMMENT ON COLUMN ai_cost.calls.service_tier IS 'Provider service tier the call ran on: standard, batch, flex or priority (each has its own price).';
 COMMENT ON COLUMN ai_cost.calls.tenant_id IS 'Your customer or workspace the call was made for.';
 COMMENT ON COLUMN ai_cost.calls.user_id IS 'Your end user the call was made for.';
 COMMENT ON COLUMN ai_cost.calls.feature IS 'Product feature that made the call, e.g. summarize or support-bot.';
@@ -176,6 +195,11 @@ COMMENT ON COLUMN ai_cost.calls.output_tokens IS 'All generated tokens, INCLUDIN
 COMMENT ON COLUMN ai_cost.calls.cache_read_tokens IS 'Part of input_tokens read from the provider''s prompt cache.';
 COMMENT ON COLUMN ai_cost.calls.cache_write_tokens IS 'Part of input_tokens written to the provider''s prompt cache.';
 COMMENT ON COLUMN ai_cost.calls.reasoning_tokens IS 'Part of output_tokens spent on reasoning (billed as output).';
+COMMENT ON COLUMN ai_cost.calls.cache_write_1h_tokens IS 'Part of cache_write_tokens written with a 1-hour lifetime (Anthropic bills these at a higher rate than 5-minute writes).';
+COMMENT ON COLUMN ai_cost.calls.audio_input_tokens IS 'Part of input_tokens that was audio.';
+COMMENT ON COLUMN ai_cost.calls.audio_output_tokens IS 'Part of output_tokens that was audio.';
+COMMENT ON COLUMN ai_cost.calls.units IS 'Quantity billed per unit rather than per token (images, seconds of audio or video, requests, search queries); see unit.';
+COMMENT ON COLUMN ai_cost.calls.unit IS 'What units counts: image, second, request, query, ...';
 COMMENT ON COLUMN ai_cost.calls.streamed IS 'True when the response was streamed.';
 COMMENT ON COLUMN ai_cost.calls.cached IS 'True when your application served the answer from its own cache: no provider call, cost 0.';
 COMMENT ON COLUMN ai_cost.calls.ttft_ms IS 'Time to first token in milliseconds (streamed calls only).';
@@ -183,6 +207,7 @@ COMMENT ON COLUMN ai_cost.calls.total_ms IS 'Total latency in milliseconds.';
 COMMENT ON COLUMN ai_cost.calls.error_message IS 'Error text for failed calls.';
 COMMENT ON COLUMN ai_cost.calls.cost_micros IS 'Cost in integer micro-dollars (1 = $0.000001), set on insert. NULL = unpriced (no price in force, or a used token kind has no price); 0 = free.';
 COMMENT ON COLUMN ai_cost.calls.price_id IS 'The ai_cost.prices row that priced this call; NULL when unpriced or served from the app cache.';
+COMMENT ON COLUMN ai_cost.calls.unpriced_reason IS 'Why cost_micros is NULL (e.g. no price for the model, no price for a token kind that was used); NULL when priced.';
 
 CREATE INDEX calls_created_at_idx ON ai_cost.calls (created_at);
 
@@ -249,25 +274,44 @@ BEGIN
   IF NEW.cached THEN
     NEW.cost_micros := 0;
     NEW.price_id := NULL;
+    NEW.unpriced_reason := NULL;
     RETURN NEW;
   END IF;
+  NEW.cost_micros := NULL;
+  NEW.price_id := NULL;
+  NEW.unpriced_reason := NULL;
   price := ai_cost.price_at(NEW.provider, NEW.model, NEW.created_at);
   IF price.id IS NULL THEN
-    NEW.cost_micros := NULL;
-    NEW.price_id := NULL;
+    NEW.unpriced_reason := 'no price for model ' || NEW.provider || '/' || NEW.model || ' at created_at';
+  -- Prices here have one rate per token kind for the standard tier; the
+  -- other tiers, audio, 1-hour cache writes and per-unit charges stay
+  -- unpriced rather than be billed at a rate that is not theirs.
+  ELSIF NEW.service_tier <> 'standard' THEN
+    NEW.unpriced_reason := 'no price for service tier ' || NEW.service_tier;
+  ELSIF coalesce(NEW.audio_input_tokens, 0) + coalesce(NEW.audio_output_tokens, 0) > 0 THEN
+    NEW.unpriced_reason := 'no price for audio tokens';
+  ELSIF coalesce(NEW.cache_write_1h_tokens, 0) > 0 THEN
+    NEW.unpriced_reason := 'no price for 1-hour cache writes';
+  ELSIF coalesce(NEW.units, 0) > 0 THEN
+    NEW.unpriced_reason := 'no price per ' || NEW.unit;
   ELSE
     NEW.cost_micros := ai_cost.cost_micros(price, NEW.input_tokens, NEW.output_tokens,
                                            NEW.cache_read_tokens, NEW.cache_write_tokens);
-    NEW.price_id := CASE WHEN NEW.cost_micros IS NULL THEN NULL ELSE price.id END;
+    IF NEW.cost_micros IS NULL THEN
+      NEW.unpriced_reason := 'no price for a token kind this call used';
+    ELSE
+      NEW.price_id := price.id;
+    END IF;
   END IF;
   RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION ai_cost._private_price_call() IS 'Trigger: sets cost_micros and price_id of a call from the price in force at its created_at.';
+COMMENT ON FUNCTION ai_cost._private_price_call() IS 'Trigger: sets cost_micros, price_id and unpriced_reason of a call from the price in force at its created_at.';
 
 CREATE TRIGGER tg_calls__price_call
-  BEFORE INSERT OR UPDATE OF provider, model, created_at, cached, cost_micros, price_id,
-    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
+  BEFORE INSERT OR UPDATE OF provider, model, created_at, service_tier, cached, cost_micros, price_id,
+    unpriced_reason, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+    cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit
   ON ai_cost.calls
   FOR EACH ROW EXECUTE FUNCTION ai_cost._private_price_call();
 

@@ -6,6 +6,7 @@ const OPERATIONS = [
   'audio_speech', 'moderation', 'rerank', 'video', 'web_search', 'other',
 ] as const;
 const STATUSES = ['success', 'error', 'cancelled'] as const;
+const SERVICE_TIERS = ['standard', 'batch', 'flex', 'priority'] as const;
 
 const tokenCount = z
   .union([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.bigint().min(0n).max(2n ** 63n - 1n)])
@@ -26,6 +27,7 @@ export const callSchema = z
     model: z.string().min(1).max(500),
     operation: z.enum(OPERATIONS).default('chat'),
     status: z.enum(STATUSES).default('success'),
+    serviceTier: z.enum(SERVICE_TIERS).default('standard'),
     createdAt: z.date().optional(),
     tenantId: label,
     userId: label,
@@ -40,6 +42,14 @@ export const callSchema = z
     cacheReadTokens: tokenCount,
     cacheWriteTokens: tokenCount,
     reasoningTokens: tokenCount,
+    cacheWrite1hTokens: tokenCount,
+    audioInputTokens: tokenCount,
+    audioOutputTokens: tokenCount,
+    /** Quantity billed per unit (images, seconds, requests, queries); a decimal string keeps it exact. */
+    units: z.union([z.number().finite().min(0), z.string().regex(/^\d+(\.\d+)?$/, 'must be a non-negative decimal')])
+      .transform(String)
+      .nullish(),
+    unit: z.string().min(1).max(100).nullish(),
     streamed: z.boolean().default(false),
     cached: z.boolean().default(false),
     ttftMs: milliseconds,
@@ -56,12 +66,18 @@ export const callSchema = z
         message: `must include cacheReadTokens + cacheWriteTokens (${cacheTokens}); pass all prompt tokens, not only the uncached ones`,
       });
     }
-    if ((call.reasoningTokens ?? 0n) > (call.outputTokens ?? 0n)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['outputTokens'],
-        message: `must include reasoningTokens (${call.reasoningTokens})`,
-      });
+    const within = (part: keyof Call, whole: keyof Call, hint: string) => {
+      const partValue = (call[part] as bigint | null | undefined) ?? 0n;
+      if (partValue > ((call[whole] as bigint | null | undefined) ?? 0n)) {
+        ctx.addIssue({ code: 'custom', path: [whole], message: `must include ${part} (${partValue})${hint}` });
+      }
+    };
+    within('reasoningTokens', 'outputTokens', '');
+    within('audioInputTokens', 'inputTokens', '');
+    within('audioOutputTokens', 'outputTokens', '');
+    within('cacheWrite1hTokens', 'cacheWriteTokens', ': cacheWriteTokens counts all cache writes, 5-minute and 1-hour');
+    if (call.units != null && !call.unit) {
+      ctx.addIssue({ code: 'custom', path: ['unit'], message: 'is required with units (image, second, request, query, ...)' });
     }
   });
 
@@ -108,18 +124,21 @@ export async function recordCall(db: CommonQueryMethods, input: CallInput): Prom
   const call = parseCall(input);
   const inserted = await db.maybeOne(sql.type(recordedSchema)`
     INSERT INTO ai_cost.calls (
-      created_at, provider, model, operation, status,
+      created_at, provider, model, operation, status, service_tier,
       tenant_id, user_id, feature, conversation_id, prompt_id, prompt_version, metadata, request_id,
       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+      cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit,
       streamed, cached, ttft_ms, total_ms, error_message
     ) VALUES (
       ${call.createdAt ? sql.timestamp(call.createdAt) : sql.fragment`now()`},
-      ${call.provider}, ${call.model}, ${call.operation}, ${call.status},
+      ${call.provider}, ${call.model}, ${call.operation}, ${call.status}, ${call.serviceTier},
       ${call.tenantId ?? null}, ${call.userId ?? null}, ${call.feature ?? null},
       ${call.conversationId ?? null}, ${call.promptId ?? null}, ${call.promptVersion ?? null},
       ${sql.jsonb(call.metadata)}, ${call.requestId ?? null},
       ${call.inputTokens ?? null}, ${call.outputTokens ?? null}, ${call.cacheReadTokens ?? null},
       ${call.cacheWriteTokens ?? null}, ${call.reasoningTokens ?? null},
+      ${call.cacheWrite1hTokens ?? null}, ${call.audioInputTokens ?? null}, ${call.audioOutputTokens ?? null},
+      ${call.units ?? null}, ${call.unit ?? null},
       ${call.streamed}, ${call.cached}, ${call.ttftMs ?? null}, ${call.totalMs ?? null},
       ${call.errorMessage ?? null}
     )

@@ -1,0 +1,36 @@
+import type { Command } from 'commander';
+import { resolveDatabaseUrl, UsageError } from '../../db.js';
+import { migrate, migrationStatus, type MigrateDirection } from '../../migrate.js';
+import { databaseUrlOption, parsePositiveInteger } from '../options.js';
+
+export function registerMigrate(program: Command): void {
+  program
+    .command('migrate')
+    .description('install, upgrade or uninstall the ai_cost schema')
+    .argument('<action>', 'up, down or status')
+    .addOption(databaseUrlOption())
+    .option('--count <n>', 'how many migrations to apply or revert (up: all, down: 1)', parsePositiveInteger)
+    .option('--all', 'with down: revert every migration and drop the ai_cost schema')
+    .action(async (action: string, options: { databaseUrl?: string; count?: number; all?: boolean }) => {
+      if (!['up', 'down', 'status'].includes(action)) {
+        throw new UsageError(`unknown migrate action '${action}': use up, down or status`);
+      }
+      const url = resolveDatabaseUrl(options.databaseUrl);
+      if (action === 'status') {
+        const status = await migrationStatus(url);
+        for (const name of status.applied) console.log(`applied  ${name}`);
+        for (const name of status.pending) console.log(`pending  ${name}`);
+        // Like `git diff --exit-code`: scripts can check for pending migrations.
+        if (status.pending.length > 0) process.exitCode = 3;
+        return;
+      }
+      const direction = action as MigrateDirection;
+      const count = options.all ? Infinity : options.count ?? (direction === 'down' ? 1 : Infinity);
+      const result = await migrate(url, { direction, count });
+      if (result.ran.length === 0) console.log(direction === 'up' ? 'ai_cost is up to date' : 'nothing to revert');
+      for (const name of result.ran) console.log(`${direction === 'up' ? 'applied ' : 'reverted'} ${name}`);
+      if (direction === 'up' && !result.pgCron) {
+        console.log('pg_cron is not installed in this database: nothing will schedule refreshes (see `ai-cost doctor`)');
+      }
+    });
+}
