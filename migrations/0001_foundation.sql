@@ -137,6 +137,7 @@ CREATE TABLE ai_cost.calls (
   ttft_ms integer,
   total_ms integer,
   error_message text,
+  provided_cost_micros bigint,
   cost_micros bigint,
   price_id bigint,
   unpriced_reason text,
@@ -168,6 +169,8 @@ CREATE TABLE ai_cost.calls (
     CHECK (coalesce(audio_output_tokens, 0) <= coalesce(output_tokens, 0)),
   CONSTRAINT "units must not be negative and need a unit"
     CHECK (units IS NULL OR (units >= 0 AND unit IS NOT NULL)),
+  CONSTRAINT "provided_cost_micros must not be negative"
+    CHECK (provided_cost_micros >= 0),
   CONSTRAINT "ttft_ms and total_ms must not be negative"
     CHECK (ttft_ms >= 0 AND total_ms >= 0),
   CONSTRAINT "metadata must be a JSON object"
@@ -205,6 +208,7 @@ COMMENT ON COLUMN ai_cost.calls.cached IS 'True when your application served the
 COMMENT ON COLUMN ai_cost.calls.ttft_ms IS 'Time to first token in milliseconds (streamed calls only).';
 COMMENT ON COLUMN ai_cost.calls.total_ms IS 'Total latency in milliseconds.';
 COMMENT ON COLUMN ai_cost.calls.error_message IS 'Error text for failed calls.';
+COMMENT ON COLUMN ai_cost.calls.provided_cost_micros IS 'Cost the provider itself reported (e.g. OpenRouter), in micro-dollars. When set, cost_micros takes it as is instead of pricing the tokens.';
 COMMENT ON COLUMN ai_cost.calls.cost_micros IS 'Cost in integer micro-dollars (1 = $0.000001), set on insert. NULL = unpriced (no price in force, or a used token kind has no price); 0 = free.';
 COMMENT ON COLUMN ai_cost.calls.price_id IS 'The ai_cost.prices row that priced this call; NULL when unpriced or served from the app cache.';
 COMMENT ON COLUMN ai_cost.calls.unpriced_reason IS 'Why cost_micros is NULL (e.g. no price for the model, no price for a token kind that was used); NULL when priced.';
@@ -277,9 +281,13 @@ BEGIN
     NEW.unpriced_reason := NULL;
     RETURN NEW;
   END IF;
-  NEW.cost_micros := NULL;
   NEW.price_id := NULL;
   NEW.unpriced_reason := NULL;
+  -- A provider that bills and reports its own cost is the authority on it.
+  NEW.cost_micros := NEW.provided_cost_micros;
+  IF NEW.cost_micros IS NOT NULL THEN
+    RETURN NEW;
+  END IF;
   price := ai_cost.price_at(NEW.provider, NEW.model, NEW.created_at);
   IF price.id IS NULL THEN
     NEW.unpriced_reason := 'no price for model ' || NEW.provider || '/' || NEW.model || ' at created_at';
@@ -309,7 +317,7 @@ $$;
 COMMENT ON FUNCTION ai_cost._private_price_call() IS 'Trigger: sets cost_micros, price_id and unpriced_reason of a call from the price in force at its created_at.';
 
 CREATE TRIGGER tg_calls__price_call
-  BEFORE INSERT OR UPDATE OF provider, model, created_at, service_tier, cached, cost_micros, price_id,
+  BEFORE INSERT OR UPDATE OF provider, model, created_at, service_tier, cached, provided_cost_micros, cost_micros, price_id,
     unpriced_reason, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
     cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit
   ON ai_cost.calls

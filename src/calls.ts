@@ -50,6 +50,8 @@ export const callSchema = z
       .transform(String)
       .nullish(),
     unit: z.string().min(1).max(100).nullish(),
+    /** Cost the provider reported itself (e.g. OpenRouter), in micro-dollars: used instead of pricing the tokens. */
+    providedCostMicros: z.bigint().min(0n).max(2n ** 63n - 1n).nullish(),
     streamed: z.boolean().default(false),
     cached: z.boolean().default(false),
     ttftMs: milliseconds,
@@ -127,7 +129,7 @@ export async function recordCall(db: CommonQueryMethods, input: CallInput): Prom
       created_at, provider, model, operation, status, service_tier,
       tenant_id, user_id, feature, conversation_id, prompt_id, prompt_version, metadata, request_id,
       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-      cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit,
+      cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit, provided_cost_micros,
       streamed, cached, ttft_ms, total_ms, error_message
     ) VALUES (
       ${call.createdAt ? sql.timestamp(call.createdAt) : sql.fragment`now()`},
@@ -138,7 +140,7 @@ export async function recordCall(db: CommonQueryMethods, input: CallInput): Prom
       ${call.inputTokens ?? null}, ${call.outputTokens ?? null}, ${call.cacheReadTokens ?? null},
       ${call.cacheWriteTokens ?? null}, ${call.reasoningTokens ?? null},
       ${call.cacheWrite1hTokens ?? null}, ${call.audioInputTokens ?? null}, ${call.audioOutputTokens ?? null},
-      ${call.units ?? null}, ${call.unit ?? null},
+      ${call.units ?? null}, ${call.unit ?? null}, ${call.providedCostMicros ?? null},
       ${call.streamed}, ${call.cached}, ${call.ttftMs ?? null}, ${call.totalMs ?? null},
       ${call.errorMessage ?? null}
     )
