@@ -156,17 +156,19 @@ CREATE TABLE ai_cost.calls (
     CHECK (input_tokens >= 0 AND output_tokens >= 0 AND cache_read_tokens >= 0
        AND cache_write_tokens >= 0 AND reasoning_tokens >= 0 AND cache_write_1h_tokens >= 0
        AND audio_input_tokens >= 0 AND audio_output_tokens >= 0),
+  -- The parts-of-a-whole rules below hold vacuously when the part is absent
+  -- or 0, so that a negative whole is reported by the rule about negatives.
   CONSTRAINT "input_tokens must include cache_read and cache_write tokens"
-    CHECK (coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0)
-           <= coalesce(input_tokens, 0)),
+    CHECK (coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0) <= 0
+        OR coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0) <= coalesce(input_tokens, 0)),
   CONSTRAINT "output_tokens must include reasoning_tokens"
-    CHECK (coalesce(reasoning_tokens, 0) <= coalesce(output_tokens, 0)),
+    CHECK (coalesce(reasoning_tokens, 0) <= 0 OR reasoning_tokens <= coalesce(output_tokens, 0)),
   CONSTRAINT "cache_write_tokens must include cache_write_1h_tokens"
-    CHECK (coalesce(cache_write_1h_tokens, 0) <= coalesce(cache_write_tokens, 0)),
+    CHECK (coalesce(cache_write_1h_tokens, 0) <= 0 OR cache_write_1h_tokens <= coalesce(cache_write_tokens, 0)),
   CONSTRAINT "input_tokens must include audio_input_tokens"
-    CHECK (coalesce(audio_input_tokens, 0) <= coalesce(input_tokens, 0)),
+    CHECK (coalesce(audio_input_tokens, 0) <= 0 OR audio_input_tokens <= coalesce(input_tokens, 0)),
   CONSTRAINT "output_tokens must include audio_output_tokens"
-    CHECK (coalesce(audio_output_tokens, 0) <= coalesce(output_tokens, 0)),
+    CHECK (coalesce(audio_output_tokens, 0) <= 0 OR audio_output_tokens <= coalesce(output_tokens, 0)),
   CONSTRAINT "units must not be negative and need a unit"
     CHECK (units IS NULL OR (units >= 0 AND unit IS NOT NULL)),
   CONSTRAINT "provided_cost_micros must not be negative"

@@ -56,7 +56,8 @@ function runAva(args: string[], extraEnv: Record<string, string>): Promise<{ pas
     child.on('error', reject);
     child.on('close', (code) => {
       const count = (pattern: RegExp) => Number(pattern.exec(output)?.[1] ?? 0);
-      const passed = count(/^\s*(\d+) tests? passed/m);
+      // ava prints its passed total only when nothing failed, but marks each pass with ✔.
+      const passed = output.split('\n').filter((line) => /^\s*✔ (?!\[expected fail\])/.test(line)).length;
       // Failed tests, plus anything else that makes ava fail: uncaught
       // exceptions, unhandled rejections, timeouts, files that never ran.
       let failed = count(/^\s*(\d+) tests? failed/m)

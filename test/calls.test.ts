@@ -1,0 +1,132 @@
+import test from 'ava';
+import { InvalidCallError, parseCall, recordCall } from '../src/calls.js';
+import { useTestDatabase } from './support/database.js';
+
+const db = useTestDatabase(test, {
+  setup: async (db) => {
+    await db.query(`INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok)
+                    VALUES ('test', 'mini', '2024-01-01', 0.15, 0.60)`);
+  },
+});
+
+/** The error an INSERT with these columns raises, as any client sees it. */
+async function insertError(columns: Record<string, unknown>): Promise<string> {
+  const row: Record<string, unknown> = { provider: 'test', model: 'mini', ...columns };
+  const names = Object.keys(row);
+  const values = Object.values(row);
+  const placeholders = values.map((_, i) => `$${i + 1}`);
+  try {
+    await db.query(`INSERT INTO ai_cost.calls (${names.join(', ')}) VALUES (${placeholders.join(', ')})`, values);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error(`insert with ${JSON.stringify(columns)} was accepted`);
+}
+
+const checks: Array<[string, Record<string, unknown>, RegExp]> = [
+  ['an Anthropic-style uncached count with cache reads on top',
+    { input_tokens: 100, cache_read_tokens: 900 }, /input_tokens must include cache_read and cache_write tokens/],
+  ['cache writes beyond input', { input_tokens: 10, cache_write_tokens: 11 }, /input_tokens must include cache_read and cache_write/],
+  ['reasoning beyond output', { output_tokens: 10, reasoning_tokens: 11 }, /output_tokens must include reasoning_tokens/],
+  ['negative input', { input_tokens: -1 }, /token counts must not be negative/],
+  ['negative output', { output_tokens: -5 }, /token counts must not be negative/],
+  ['negative reasoning', { output_tokens: 5, reasoning_tokens: -1 }, /token counts must not be negative/],
+  ['1h cache writes beyond all cache writes', { input_tokens: 100, cache_write_tokens: 5, cache_write_1h_tokens: 6 },
+    /cache_write_tokens must include cache_write_1h_tokens/],
+  ['audio input beyond input', { input_tokens: 5, audio_input_tokens: 6 }, /input_tokens must include audio_input_tokens/],
+  ['audio output beyond output', { output_tokens: 5, audio_output_tokens: 6 }, /output_tokens must include audio_output_tokens/],
+  ['units without a unit', { units: 3 }, /units must not be negative and need a unit/],
+  ['negative units', { units: -1, unit: 'image' }, /units must not be negative and need a unit/],
+  ['negative latency', { total_ms: -1 }, /ttft_ms and total_ms must not be negative/],
+  ['negative provided cost', { provided_cost_micros: -1 }, /provided_cost_micros must not be negative/],
+  ['an unknown status', { status: 'ok' }, /status must be success, error or cancelled/],
+  ['an unknown operation', { operation: 'chatting' }, /operation must be a known ai_cost operation/],
+  ['an unknown service tier', { service_tier: 'cheap' }, /service_tier must be standard, batch, flex or priority/],
+  ['metadata that is not an object', { metadata: '[1,2]' }, /metadata must be a JSON object/],
+  ['an empty model', { model: '' }, /provider and model must not be empty/],
+];
+
+for (const [what, columns, message] of checks) {
+  test(`the database refuses ${what}, saying why`, async (t) => {
+    t.regex(await insertError(columns), message);
+  });
+}
+
+test('request_id is an idempotency key: a retried insert never counts twice', async (t) => {
+  const insert = `INSERT INTO ai_cost.calls (provider, model, request_id, input_tokens) VALUES ('test', 'mini', 'req-1', 1000)
+                  ON CONFLICT (request_id) DO NOTHING`;
+  await db.query(insert);
+  await db.query(insert);
+  const [row] = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ai_cost.calls WHERE request_id = 'req-1'`);
+  t.is(row!.n, '1');
+  const duplicate = await t.throwsAsync(db.query(
+    `INSERT INTO ai_cost.calls (provider, model, request_id) VALUES ('test', 'mini', 'req-1')`));
+  t.regex(duplicate!.message, /duplicate key/);
+});
+
+test('calls without a request_id are never treated as duplicates', async (t) => {
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, feature) VALUES ('test', 'mini', 'no-key'), ('test', 'mini', 'no-key')`);
+  const [row] = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ai_cost.calls WHERE feature = 'no-key'`);
+  t.is(row!.n, '2');
+});
+
+test('unpriced calls say why', async (t) => {
+  const [unknown] = await db.query<{ unpriced_reason: string }>(
+    `INSERT INTO ai_cost.calls (provider, model, input_tokens) VALUES ('test', 'unknown', 5) RETURNING unpriced_reason`);
+  t.regex(unknown!.unpriced_reason, /no price for model test\/unknown/);
+  const [tier] = await db.query<{ cost_micros: string | null; unpriced_reason: string }>(
+    `INSERT INTO ai_cost.calls (provider, model, input_tokens, service_tier) VALUES ('test', 'mini', 5, 'priority')
+     RETURNING cost_micros, unpriced_reason`);
+  t.is(tier!.cost_micros, null);
+  t.regex(tier!.unpriced_reason, /service tier priority/);
+});
+
+test('a cost the provider reported is kept as is', async (t) => {
+  const [row] = await db.query<{ cost_micros: string; price_id: string | null }>(
+    `INSERT INTO ai_cost.calls (provider, model, input_tokens, provided_cost_micros)
+     VALUES ('openrouter', 'some/model', 1000, 4321) RETURNING cost_micros, price_id`);
+  t.is(row!.cost_micros, '4321');
+  t.is(row!.price_id, null);
+});
+
+test('recordCall inserts a validated call and returns its exact cost as a bigint', async (t) => {
+  const recorded = await recordCall(db.pool, { provider: 'test', model: 'mini', inputTokens: 7, outputTokens: 3, feature: 'tests' });
+  t.is(recorded.costMicros, 3n);
+  t.false(recorded.duplicate);
+  t.is(typeof recorded.id, 'bigint');
+});
+
+test('recordCall with a repeated requestId writes nothing and returns the first row', async (t) => {
+  const first = await recordCall(db.pool, { provider: 'test', model: 'mini', inputTokens: 1000, requestId: 'rc-1' });
+  const again = await recordCall(db.pool, { provider: 'test', model: 'mini', inputTokens: 999_999, requestId: 'rc-1' });
+  t.true(again.duplicate);
+  t.is(again.id, first.id);
+  t.is(again.costMicros, 150n);
+});
+
+test('recordCall keeps unpriced apart from free', async (t) => {
+  t.is((await recordCall(db.pool, { provider: 'test', model: 'nope', inputTokens: 10 })).costMicros, null);
+  t.is((await recordCall(db.pool, { provider: 'test', model: 'mini', inputTokens: 0 })).costMicros, 0n);
+});
+
+test('a bad call is refused before the database with every bad field named', (t) => {
+  const error = t.throws(() => parseCall({ provider: 'openai', model: '', inputTokens: -3, status: 'ok', extra: 1 }), {
+    instanceOf: InvalidCallError,
+  });
+  t.regex(error!.message, /model:/);
+  t.regex(error!.message, /inputTokens:/);
+  t.regex(error!.message, /status:/);
+  t.regex(error!.message, /extra/);
+});
+
+test('an uncached-only input count is refused with the OpenTelemetry rule spelled out', (t) => {
+  const error = t.throws(() => parseCall({ provider: 'anthropic', model: 'claude-haiku-4-5', inputTokens: 10, cacheReadTokens: 900 }));
+  t.regex(error!.message, /inputTokens: must include cacheReadTokens \+ cacheWriteTokens \(900\)/);
+});
+
+test('token counts beyond the safe integer range must come as bigint', (t) => {
+  t.throws(() => parseCall({ provider: 'p', model: 'm', inputTokens: 2 ** 60 }), { message: /inputTokens/ });
+  t.is(parseCall({ provider: 'p', model: 'm', inputTokens: 2n ** 60n }).inputTokens, 2n ** 60n);
+  t.throws(() => parseCall({ provider: 'p', model: 'm', inputTokens: 1.5 }), { message: /inputTokens/ });
+  t.throws(() => parseCall({ provider: 'p', model: 'm', inputTokens: Number.NaN }), { message: /inputTokens/ });
+});
