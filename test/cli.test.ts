@@ -1,0 +1,152 @@
+import test from 'ava';
+import { freePort } from '../src/free-port.js';
+import { runCli, runPsql } from './support/cli.js';
+import { createTestDatabase, serverUrl, type TestDatabase } from './support/database.js';
+
+const databases: TestDatabase[] = [];
+test.after.always(async () => {
+  for (const db of databases) await db.drop();
+});
+
+async function database(migrated: boolean): Promise<TestDatabase> {
+  const db = await createTestDatabase({ migrated });
+  databases.push(db);
+  return db;
+}
+
+/** A user error is one line on stderr and exit 1: no stack trace. */
+function assertOneLineError(t: import('ava').ExecutionContext, result: { code: number; stdout: string; stderr: string }, message: RegExp) {
+  t.is(result.code, 1, result.stderr);
+  t.regex(result.stderr, message);
+  t.is(result.stderr.trim().split('\n').length, 1, result.stderr);
+  t.notRegex(result.stderr, /\bat .*\.js:\d+/);
+}
+
+test('migrate up on an empty database, then a psql INSERT yields the exact costs', async (t) => {
+  const db = await database(false);
+  const up = await runCli(['migrate', 'up', '--database-url', db.url]);
+  t.is(up.code, 0, up.stderr);
+  t.regex(up.stdout, /applied +0001_foundation/);
+
+  const psql = await runPsql(db.url, `
+    INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens, request_id) VALUES
+      ('openai', 'gpt-4o-mini', 1, NULL, 'one-input-token'),
+      ('openai', 'gpt-4o-mini', 7, 3,    'seven-and-three'),
+      ('openai', 'gpt-4o-mini', 0, 0,    'zero-tokens'),
+      ('openai', 'gpt-unknown', 500, 50, 'unknown-model');
+    SELECT request_id || '=' || coalesce(cost_micros::text, 'NULL') FROM ai_cost.calls ORDER BY id;`);
+  t.is(psql.code, 0, psql.stderr);
+  t.deepEqual(psql.stdout.trim().split('\n'), [
+    'one-input-token=1',
+    'seven-and-three=3',
+    'zero-tokens=0',
+    'unknown-model=NULL',
+  ]);
+});
+
+test('migrate up twice: the second run has nothing to do', async (t) => {
+  const db = await database(false);
+  await runCli(['migrate', 'up'], { DATABASE_URL: db.url });
+  const again = await runCli(['migrate', 'up'], { DATABASE_URL: db.url });
+  t.is(again.code, 0);
+  t.regex(again.stdout, /ai_cost is up to date/);
+});
+
+test('migrate status lists applied and pending migrations, exit 3 while any is pending', async (t) => {
+  const db = await database(false);
+  const before = await runCli(['migrate', 'status', '--database-url', db.url]);
+  t.is(before.code, 3);
+  t.regex(before.stdout, /pending +0001_foundation/);
+  await runCli(['migrate', 'up', '--database-url', db.url]);
+  const after = await runCli(['migrate', 'status', '--database-url', db.url]);
+  t.is(after.code, 0);
+  t.regex(after.stdout, /applied +0001_foundation/);
+  t.notRegex(after.stdout, /pending/);
+});
+
+test('migrate down --all uninstalls; plain down reverts one migration', async (t) => {
+  const db = await database(false);
+  await runCli(['migrate', 'up', '--database-url', db.url]);
+  const down = await runCli(['migrate', 'down', '--all', '--database-url', db.url]);
+  t.is(down.code, 0, down.stderr);
+  t.regex(down.stdout, /reverted 0001_foundation/);
+  const [row] = await db.query<{ schema: string | null }>(`SELECT to_regnamespace('ai_cost')::text AS schema`);
+  t.is(row!.schema, null);
+  const nothing = await runCli(['migrate', 'down', '--database-url', db.url]);
+  t.regex(nothing.stdout, /nothing to revert/);
+});
+
+test('migrate up says in one line when pg_cron is not installed, and goes on', async (t) => {
+  const db = await database(false);
+  const up = await runCli(['migrate', 'up', '--database-url', db.url]);
+  t.is(up.code, 0);
+  t.is(up.stdout.split('\n').filter((line) => /pg_cron/.test(line)).length, 1);
+});
+
+test('report shows spend by model as a table, with unpriced calls apart', async (t) => {
+  const db = await database(true);
+  await db.query(`
+    INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens) VALUES
+      ('openai', 'gpt-4o-mini', 1000000, 0), ('openai', 'gpt-4o-mini', 0, 1000000),
+      ('acme', 'mystery', 10, 10)`);
+  const report = await runCli(['report', '--database-url', db.url]);
+  t.is(report.code, 0, report.stderr);
+  t.regex(report.stdout, /gpt-4o-mini\s*│\s*2\s*│/);
+  t.regex(report.stdout, /\$0\.75/); // 0.15 + 0.60
+  t.regex(report.stdout, /1 call\(s\) have no price in force/);
+});
+
+test('report --format json keeps micro-dollars exact, as strings', async (t) => {
+  const db = await database(true);
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens) VALUES ('openai', 'gpt-4o-mini', 7, 3)`);
+  const report = await runCli(['report', '--format', 'json', '--since', '1d', '--database-url', db.url]);
+  t.is(report.code, 0, report.stderr);
+  const rows = JSON.parse(report.stdout) as Array<{ model: string; costMicros: string; calls: string }>;
+  t.deepEqual(rows.map((r) => [r.model, r.calls, r.costMicros]), [['gpt-4o-mini', '1', '3']]);
+});
+
+test('report --format csv', async (t) => {
+  const db = await database(true);
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens) VALUES ('openai', 'gpt-4o-mini', 1000)`);
+  const report = await runCli(['report', '--format', 'csv', '--database-url', db.url]);
+  t.deepEqual(report.stdout.trim().split('\n'), [
+    'provider,model,calls,failed_calls,input_tokens,output_tokens,cost_micros,unpriced_calls',
+    'openai,gpt-4o-mini,1,0,1000,0,150,0',
+  ]);
+});
+
+test('no database given: one clear line', async (t) => {
+  assertOneLineError(t, await runCli(['report']), /no database given: pass --database-url or set DATABASE_URL/);
+});
+
+test('a URL that is not a URL: one clear line', async (t) => {
+  assertOneLineError(t, await runCli(['migrate', 'up', '--database-url', 'not a url']), /invalid database URL/);
+  assertOneLineError(t, await runCli(['migrate', 'up', '--database-url', 'mysql://localhost/x']), /scheme mysql: is not postgres/);
+});
+
+test('an unreachable server: one clear line', async (t) => {
+  const port = await freePort();
+  assertOneLineError(t, await runCli(['migrate', 'up', '--database-url', `postgres://postgres@127.0.0.1:${port}/x`]),
+    /cannot connect to PostgreSQL at 127\.0\.0\.1:\d+: connection refused/);
+});
+
+test('a database that does not exist: one clear line', async (t) => {
+  const url = serverUrl('no_such_database_here');
+  assertOneLineError(t, await runCli(['migrate', 'up', '--database-url', url]), /database "no_such_database_here" does not exist/);
+});
+
+test('report on a database without pg-ai-cost: one clear line that says what to run', async (t) => {
+  const db = await database(false);
+  assertOneLineError(t, await runCli(['report', '--database-url', db.url]), /not installed in this database.*ai-cost migrate up/);
+});
+
+test('bad arguments: one clear line naming the problem', async (t) => {
+  const db = await database(true);
+  assertOneLineError(t, await runCli(['migrate', 'sideways', '--database-url', db.url]), /unknown migrate action 'sideways'/);
+  const since = await runCli(['report', '--since', 'yesterday-ish', '--database-url', db.url]);
+  t.not(since.code, 0);
+  t.regex(since.stderr, /'yesterday-ish' is not a date/);
+  const format = await runCli(['report', '--format', 'xml', '--database-url', db.url]);
+  t.not(format.code, 0);
+  t.regex(format.stderr, /xml/);
+});

@@ -1,0 +1,100 @@
+import test from 'ava';
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+import { migrate, migrationStatus, shippedMigrations } from '../src/migrate.js';
+import { createTestDatabase, serverUrl, type TestDatabase } from './support/database.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+test.after.always(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+async function emptyDatabase(): Promise<TestDatabase> {
+  const db = await createTestDatabase({ migrated: false });
+  cleanups.push(() => db.drop());
+  return db;
+}
+
+/** Every object pg-ai-cost could leave behind in a database. */
+async function leftovers(db: TestDatabase): Promise<string[]> {
+  const rows = await db.query<{ object: string }>(`
+    SELECT 'schema ' || nspname AS object FROM pg_namespace WHERE nspname = 'ai_cost'
+    UNION ALL
+    SELECT 'relation ' || oid::regclass::text FROM pg_class WHERE relnamespace = 'ai_cost'::regnamespace
+    UNION ALL
+    SELECT 'function ' || oid::regprocedure::text FROM pg_proc WHERE pronamespace::regnamespace::text = 'ai_cost'`)
+    .catch(() => [] as Array<{ object: string }>);
+  return rows.map((row) => row.object);
+}
+
+test('migrate up installs every shipped migration, and again changes nothing', async (t) => {
+  const db = await emptyDatabase();
+  const first = await migrate(db.url);
+  t.deepEqual(first.ran, await shippedMigrations());
+  const second = await migrate(db.url);
+  t.deepEqual(second.ran, []);
+  t.deepEqual((await migrationStatus(db.url)).pending, []);
+});
+
+test('two installers at once: one installs, the other waits and finds nothing to do', async (t) => {
+  const db = await emptyDatabase();
+  const results = await Promise.all([migrate(db.url), migrate(db.url), migrate(db.url)]);
+  const ran = results.map((r) => r.ran.length).sort();
+  t.deepEqual(ran, [0, 0, (await shippedMigrations()).length]);
+  const [row] = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM ai_cost.schema_migrations');
+  t.is(Number(row!.n), (await shippedMigrations()).length);
+});
+
+test('migrate down --all leaves nothing of ai_cost behind, and up works again', async (t) => {
+  const db = await emptyDatabase();
+  await migrate(db.url);
+  t.true((await leftovers(db)).length > 5);
+  const down = await migrate(db.url, { direction: 'down', count: Infinity });
+  t.deepEqual(down.ran, [...(await shippedMigrations())].reverse());
+  t.deepEqual(await leftovers(db), []);
+  t.deepEqual((await migrationStatus(db.url)).applied, []);
+  await migrate(db.url);
+  const [row] = await db.query<{ cost: string }>(
+    `INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens) VALUES ('openai', 'gpt-4o-mini', 7, 3) RETURNING cost_micros::text AS cost`);
+  t.is(row!.cost, '3');
+});
+
+test('a failing migration leaves the database as it was (one transaction)', async (t) => {
+  const db = await emptyDatabase();
+  // Make the install fail halfway: a table in the way of one it creates.
+  await db.query('CREATE SCHEMA ai_cost; CREATE TABLE ai_cost.calls (x int)');
+  await t.throwsAsync(migrate(db.url));
+  const [row] = await db.query<{ prices: string | null }>(`SELECT to_regclass('ai_cost.prices')::text AS prices`);
+  t.is(row!.prices, null);
+});
+
+test('installs as a non-superuser that owns the database, as on managed PostgreSQL', async (t) => {
+  const suffix = randomBytes(4).toString('hex');
+  const role = `owner_${suffix}`;
+  const database = `owned_${suffix}`;
+  const admin = new pg.Client({ connectionString: serverUrl() });
+  await admin.connect();
+  await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'owner-pw' NOSUPERUSER NOCREATEDB NOCREATEROLE`);
+  await admin.query(`CREATE DATABASE ${database} OWNER ${role}`);
+  cleanups.push(async () => {
+    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    await admin.end();
+  });
+  const url = new URL(serverUrl(database));
+  url.username = role;
+  url.password = 'owner-pw';
+  const result = await migrate(url.toString());
+  t.deepEqual(result.ran, await shippedMigrations());
+  const owner = new pg.Client({ connectionString: url.toString() });
+  await owner.connect();
+  try {
+    const { rows } = await owner.query(
+      `INSERT INTO ai_cost.calls (provider, model, input_tokens) VALUES ('openai', 'gpt-4o-mini', 1) RETURNING cost_micros::text AS cost`);
+    t.is(rows[0].cost, '1');
+    const { rows: superuser } = await owner.query('SELECT rolsuper FROM pg_roles WHERE rolname = current_user');
+    t.false(superuser[0].rolsuper);
+  } finally {
+    await owner.end();
+  }
+});
