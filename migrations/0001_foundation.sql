@@ -37,6 +37,11 @@ CREATE TABLE ai_cost.prices (
   CONSTRAINT "prices must not be negative"
     CHECK (input_per_mtok >= 0 AND output_per_mtok >= 0
        AND cache_read_per_mtok >= 0 AND cache_write_per_mtok >= 0),
+  -- numeric accepts NaN and Infinity, and NaN >= 0 is true in PostgreSQL:
+  -- an upper bound is what keeps them out (NaN sorts above every number).
+  CONSTRAINT "prices must be finite and below 1000000 USD per 1M tokens"
+    CHECK (input_per_mtok < 1000000 AND output_per_mtok < 1000000
+       AND cache_read_per_mtok < 1000000 AND cache_write_per_mtok < 1000000),
   CONSTRAINT "price valid_to must be after valid_from"
     CHECK (valid_to > valid_from),
   CONSTRAINT "prices for one model must not overlap in time"
@@ -145,6 +150,20 @@ CREATE TABLE ai_cost.calls (
   -- is the message: it says what is wrong in the user's terms.
   CONSTRAINT "provider and model must not be empty"
     CHECK (provider <> '' AND model <> ''),
+  CONSTRAINT "created_at must be a finite time"
+    CHECK (isfinite(created_at)),
+  -- Bounds on text keep one bad client from filling the table; they match
+  -- the TypeScript schema, which truncates nothing either.
+  CONSTRAINT "provider must be at most 200 characters, model at most 500"
+    CHECK (length(provider) <= 200 AND length(model) <= 500),
+  CONSTRAINT "labels and request_id must be at most 1000 characters"
+    CHECK (length(tenant_id) <= 1000 AND length(user_id) <= 1000 AND length(feature) <= 1000
+       AND length(conversation_id) <= 1000 AND length(prompt_id) <= 1000
+       AND length(prompt_version) <= 1000 AND length(request_id) <= 1000 AND length(unit) <= 100),
+  CONSTRAINT "error_message must be at most 10000 characters"
+    CHECK (length(error_message) <= 10000),
+  CONSTRAINT "metadata must be at most 64 kB"
+    CHECK (pg_column_size(metadata) <= 65536),
   CONSTRAINT "status must be success, error or cancelled"
     CHECK (status IN ('success', 'error', 'cancelled')),
   CONSTRAINT "operation must be a known ai_cost operation"
@@ -152,6 +171,10 @@ CREATE TABLE ai_cost.calls (
                          'audio_speech', 'moderation', 'rerank', 'video', 'web_search', 'other')),
   CONSTRAINT "service_tier must be standard, batch, flex or priority"
     CHECK (service_tier IN ('standard', 'batch', 'flex', 'priority')),
+  CONSTRAINT "token counts must be at most 1e12 (one trillion)"
+    CHECK (input_tokens <= 1e12 AND output_tokens <= 1e12 AND cache_read_tokens <= 1e12
+       AND cache_write_tokens <= 1e12 AND reasoning_tokens <= 1e12 AND cache_write_1h_tokens <= 1e12
+       AND audio_input_tokens <= 1e12 AND audio_output_tokens <= 1e12),
   CONSTRAINT "token counts must not be negative"
     CHECK (input_tokens >= 0 AND output_tokens >= 0 AND cache_read_tokens >= 0
        AND cache_write_tokens >= 0 AND reasoning_tokens >= 0 AND cache_write_1h_tokens >= 0
@@ -171,6 +194,8 @@ CREATE TABLE ai_cost.calls (
     CHECK (coalesce(audio_output_tokens, 0) <= 0 OR audio_output_tokens <= coalesce(output_tokens, 0)),
   CONSTRAINT "units must not be negative and need a unit"
     CHECK (units IS NULL OR (units >= 0 AND unit IS NOT NULL)),
+  CONSTRAINT "units must be finite and at most 1e12"
+    CHECK (units <= 1e12),
   CONSTRAINT "provided_cost_micros must not be negative"
     CHECK (provided_cost_micros >= 0),
   CONSTRAINT "ttft_ms and total_ms must not be negative"

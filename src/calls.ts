@@ -8,8 +8,10 @@ const OPERATIONS = [
 const STATUSES = ['success', 'error', 'cancelled'] as const;
 const SERVICE_TIERS = ['standard', 'batch', 'flex', 'priority'] as const;
 
+/** The database's bound on any one token count: far above any real call, far below overflow. */
+const MAX_TOKENS = 1e12;
 const tokenCount = z
-  .union([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.bigint().min(0n).max(2n ** 63n - 1n)])
+  .union([z.number().int().min(0).max(MAX_TOKENS), z.bigint().min(0n).max(BigInt(MAX_TOKENS))])
   .transform((value) => BigInt(value))
   .nullish();
 const label = z.string().min(1).max(1_000).nullish();
@@ -35,8 +37,11 @@ export const callSchema = z
     conversationId: label,
     promptId: label,
     promptVersion: label,
-    metadata: z.record(z.string(), z.json()).default({}),
-    requestId: z.string().min(1).max(500).nullish(),
+    metadata: z
+      .record(z.string(), z.json())
+      .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= 65_536, 'must be at most 64 kB as JSON')
+      .default({}),
+    requestId: z.string().min(1).max(1_000).nullish(),
     inputTokens: tokenCount,
     outputTokens: tokenCount,
     cacheReadTokens: tokenCount,
@@ -46,7 +51,7 @@ export const callSchema = z
     audioInputTokens: tokenCount,
     audioOutputTokens: tokenCount,
     /** Quantity billed per unit (images, seconds, requests, queries); a decimal string keeps it exact. */
-    units: z.union([z.number().finite().min(0), z.string().regex(/^\d+(\.\d+)?$/, 'must be a non-negative decimal')])
+    units: z.union([z.number().finite().min(0).max(MAX_TOKENS), z.string().regex(/^\d{1,12}(\.\d+)?$/, 'must be a non-negative decimal up to 1e12')])
       .transform(String)
       .nullish(),
     unit: z.string().min(1).max(100).nullish(),

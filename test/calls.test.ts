@@ -43,6 +43,14 @@ const checks: Array<[string, Record<string, unknown>, RegExp]> = [
   ['an unknown operation', { operation: 'chatting' }, /operation must be a known ai_cost operation/],
   ['an unknown service tier', { service_tier: 'cheap' }, /service_tier must be standard, batch, flex or priority/],
   ['metadata that is not an object', { metadata: '[1,2]' }, /metadata must be a JSON object/],
+  ['oversized metadata', { metadata: JSON.stringify({ blob: 'x'.repeat(70_000) }) }, /metadata must be at most 64 kB/],
+  ['an oversized label', { tenant_id: 't'.repeat(1_001) }, /labels and request_id must be at most 1000 characters/],
+  ['an oversized model id', { model: 'm'.repeat(501) }, /provider must be at most 200 characters, model at most 500/],
+  ['an oversized error message', { error_message: 'e'.repeat(10_001) }, /error_message must be at most 10000 characters/],
+  ['an absurd token count', { input_tokens: '1000000000001' }, /token counts must be at most 1e12/],
+  ['NaN units', { units: 'NaN', unit: 'image' }, /units must be finite/],
+  ['infinite units', { units: 'Infinity', unit: 'image' }, /units must be finite/],
+  ['a call at the end of time', { created_at: 'infinity' }, /created_at must be a finite time/],
   ['an empty model', { model: '' }, /provider and model must not be empty/],
 ];
 
@@ -124,9 +132,11 @@ test('an uncached-only input count is refused with the OpenTelemetry rule spelle
   t.regex(error!.message, /inputTokens: must include cacheReadTokens \+ cacheWriteTokens \(900\)/);
 });
 
-test('token counts beyond the safe integer range must come as bigint', (t) => {
+test('token counts are whole numbers up to one trillion, as numbers or bigints', (t) => {
+  t.is(parseCall({ provider: 'p', model: 'm', inputTokens: 1e12 }).inputTokens, 1_000_000_000_000n);
+  t.is(parseCall({ provider: 'p', model: 'm', inputTokens: 123n }).inputTokens, 123n);
   t.throws(() => parseCall({ provider: 'p', model: 'm', inputTokens: 2 ** 60 }), { message: /inputTokens/ });
-  t.is(parseCall({ provider: 'p', model: 'm', inputTokens: 2n ** 60n }).inputTokens, 2n ** 60n);
+  t.throws(() => parseCall({ provider: 'p', model: 'm', inputTokens: 2n ** 60n }), { message: /inputTokens/ });
   t.throws(() => parseCall({ provider: 'p', model: 'm', inputTokens: 1.5 }), { message: /inputTokens/ });
   t.throws(() => parseCall({ provider: 'p', model: 'm', inputTokens: Number.NaN }), { message: /inputTokens/ });
 });
