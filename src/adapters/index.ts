@@ -1,0 +1,16 @@
+/**
+ * Pure functions from each SDK's usage object to the token fields of a call,
+ * with the OpenTelemetry semantics ai_cost.calls uses: inputTokens includes
+ * cache reads and writes, outputTokens includes reasoning. No SDK is imported:
+ * the shapes are described structurally, so the SDKs stay optional.
+ */
+export { type UsageFields } from './tokens.js';
+export { dollarsToMicros } from './provided-cost.js';
+export {
+  openAIChatUsage, openAIResponsesUsage, openAIChatCompletionCall, openAIResponseCall, openAIServiceTier,
+  openRouterUsage, openRouterCompletionCall,
+  type OpenAIChatUsage, type OpenAIResponsesUsage, type OpenRouterUsage, type CallFields,
+} from './openai.js';
+export { anthropicUsage, anthropicMessageCall, anthropicStreamCall, anthropicServiceTier, type AnthropicUsage, type AnthropicStreamEvent } from './anthropic.js';
+export { geminiUsage, geminiResponseCall, type GeminiUsageMetadata } from './gemini.js';
+export { aiSdkUsage, type AiSdkUsage } from './ai-sdk.js';

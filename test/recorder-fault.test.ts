@@ -1,0 +1,127 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import test from 'ava';
+import pg from 'pg';
+import { createRecorder, type RecorderEvent } from '../src/recorder/index.js';
+import { startRestartableServer, type RestartableServer } from './support/restartable-server.js';
+
+// These tests stop and restart a server of their own, never the shared one.
+let server: RestartableServer;
+test.before(async () => {
+  server = await startRestartableServer();
+});
+test.after.always(async () => {
+  await server?.destroy();
+});
+
+async function rows(prefix: string): Promise<{ total: number; distinct: number; ids: Set<string> }> {
+  const client = new pg.Client({ connectionString: server.url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ request_id: string }>(
+      'SELECT request_id FROM ai_cost.calls WHERE request_id LIKE $1', [`${prefix}-%`]);
+    const ids = new Set(rows.map((row) => row.request_id));
+    return { total: rows.length, distinct: ids.size, ids };
+  } finally {
+    await client.end();
+  }
+}
+
+const call = (requestId: string) => ({ provider: 'openai', model: 'gpt-4o-mini', requestId, inputTokens: 1000, outputTokens: 100 });
+
+async function until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+test.serial('a database restart while recording loses no call and writes none twice', async (t) => {
+  const events: RecorderEvent[] = [];
+  const recorder = createRecorder({
+    databaseUrl: server.url, batchSize: 50, flushIntervalMs: 20, maxQueue: 10_000,
+    retry: { minDelayMs: 20, maxDelayMs: 200 }, onError: (event) => events.push(event),
+  });
+  let sent = 0;
+  let producing = true;
+  // The application keeps calling record() throughout, as a server would.
+  const producer = (async () => {
+    while (producing) {
+      for (let i = 0; i < 10; i += 1) recorder.record(call(`restart-${(sent += 1)}`));
+      await sleep(2);
+    }
+  })();
+
+  await until(() => recorder.metrics().written >= 300, '300 calls written before the stop');
+  await server.stop();
+  const sentAtStop = sent;
+  await until(() => recorder.metrics().retried >= 3 && sent >= sentAtStop + 300, 'retries while the database is down');
+  await server.start();
+  const sentAtStart = sent;
+  await until(() => sent >= sentAtStart + 300, 'calls recorded after the restart');
+  producing = false;
+  await producer;
+  await recorder.flush();
+  const metrics = recorder.metrics();
+  await recorder.close();
+
+  const stored = await rows('restart');
+  t.is(stored.total, sent, 'every recorded call is in the table');
+  t.is(stored.distinct, stored.total, 'no call is in the table twice');
+  for (let i = 1; i <= sent; i += 1) if (!stored.ids.has(`restart-${i}`)) t.fail(`call restart-${i} was lost`);
+  t.is(metrics.dropped, 0);
+  t.is(metrics.invalid + metrics.rejected, 0);
+  t.is(metrics.written + metrics.duplicates, sent);
+  t.true(metrics.retried >= 3);
+  t.true(events.some((event) => event.kind === 'retrying'));
+  t.log(`${sent} calls, ${metrics.retried} retried writes, ${metrics.duplicates} duplicates skipped by request_id`);
+});
+
+test.serial('over the queue bound while the database is down, the excess is dropped and counted, the rest written', async (t) => {
+  const events: RecorderEvent[] = [];
+  const recorder = createRecorder({
+    databaseUrl: server.url, batchSize: 20, flushIntervalMs: 10, maxQueue: 100,
+    retry: { minDelayMs: 20, maxDelayMs: 100 }, onError: (event) => events.push(event),
+  });
+  recorder.record(call('bound-0'));
+  await recorder.flush(); // the pool is connected before the outage
+  await server.stop();
+  const started = process.hrtime.bigint();
+  for (let i = 1; i <= 150; i += 1) recorder.record(call(`bound-${i}`));
+  const recordMs = Number(process.hrtime.bigint() - started) / 1e6;
+  t.is(recorder.metrics().queued, 100);
+  t.is(recorder.metrics().dropped, 50);
+  t.deepEqual(events.filter((event) => event.kind === 'dropped'), [{ kind: 'dropped', reason: 'queue full', count: 1 }],
+    'one dropped event per overflow episode, not one per call');
+  t.true(recordMs < 1_000, `record() never blocked on the down database (${recordMs.toFixed(1)} ms for 150 calls)`);
+  await server.start();
+  await recorder.flush();
+  await recorder.close();
+  const stored = await rows('bound');
+  t.is(stored.total, 101);
+  for (let i = 0; i <= 100; i += 1) t.true(stored.ids.has(`bound-${i}`), `bound-${i} is written`);
+  t.is(recorder.metrics().written, 101);
+  t.is(recorder.metrics().dropped, 50);
+  t.regex(recorder.metrics().lastError?.message ?? '', /queue full|connect|terminat|shut/i);
+});
+
+test.serial('close() gives up after closeTimeoutMs when the database stays down, and counts what it dropped', async (t) => {
+  const recorder = createRecorder({
+    databaseUrl: server.url, batchSize: 10, flushIntervalMs: 10, retry: { minDelayMs: 20, maxDelayMs: 50 },
+    closeTimeoutMs: 300, onError: () => {},
+  });
+  await server.stop();
+  try {
+    for (let i = 0; i < 25; i += 1) recorder.record(call(`gone-${i}`));
+    const started = Date.now();
+    await recorder.close();
+    t.true(Date.now() - started < 5_000);
+    t.is(recorder.metrics().dropped, 25);
+    t.is(recorder.metrics().queued, 0);
+    recorder.record(call('after-close'));
+    t.is(recorder.metrics().dropped, 26, 'a call recorded after close() is counted as dropped');
+  } finally {
+    await server.start();
+  }
+  t.is((await rows('gone')).total, 0);
+});
