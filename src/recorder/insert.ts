@@ -93,6 +93,22 @@ export function sqlState(error: unknown): string | undefined {
 }
 
 /**
+ * The database's own message for an error (slonik wraps it in a generic one,
+ * e.g. "Query violates a check integrity constraint."), so reports name the
+ * constraint: `new row ... violates check constraint "token counts must not be negative"`.
+ */
+export function describeDatabaseError(error: unknown): Error {
+  for (let current = error, depth = 0; current && depth < 5; depth += 1) {
+    const { code, message } = current as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && typeof message === 'string' && current !== error) {
+      return new Error(message, { cause: error });
+    }
+    current = (current as { cause?: unknown }).cause;
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/**
  * True when the database refused the data itself (a CHECK, a bad value):
  * class 22 (data exception) or 23 (integrity constraint violation).
  * Retrying such a batch can never succeed; anything else (connection lost,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { DatabasePool } from 'slonik';
 import { callSchema, InvalidCallError, type Call, type CallInput } from '../calls.js';
 import { createPool } from '../db.js';
-import { insertCalls, isRowError, type QueuedCall } from './insert.js';
+import { describeDatabaseError, insertCalls, isRowError, type QueuedCall } from './insert.js';
 import { prometheusText, type RecorderMetrics } from './metrics.js';
 
 /** Something that went wrong off the caller's path, reported instead of thrown. */
@@ -119,8 +119,9 @@ export function createRecorder(options: RecorderOptions): Recorder {
       } catch (error) {
         if (!isRowError(error)) throw error; // the database went away: retry from this call on
         counters.rejected += 1;
-        fail(error as Error);
-        report({ kind: 'rejected', error: error as Error, call });
+        const described = describeDatabaseError(error);
+        fail(described);
+        report({ kind: 'rejected', error: described, call });
       }
       if (!givenUp) settle(1);
     }
@@ -155,9 +156,10 @@ export function createRecorder(options: RecorderOptions): Recorder {
         } catch (error) {
           attempt += 1;
           counters.retried += 1;
-          fail(error as Error);
+          const described = describeDatabaseError(error);
+          fail(described);
           const delayMs = backoff(attempt, minDelayMs, maxDelayMs);
-          report({ kind: 'retrying', error: error as Error, attempt, delayMs });
+          report({ kind: 'retrying', error: described, attempt, delayMs });
           await new Promise<void>((resolve) => {
             const sleep = setTimeout(resolve, delayMs);
             // A retry alone does not keep the process alive (exit handling flushes);
