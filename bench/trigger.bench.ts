@@ -1,34 +1,119 @@
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import pg from 'pg';
-import { medianMs, type Benchmark } from './support.js';
+import { from as copyFrom } from 'pg-copy-streams';
+import { medianMs, type Benchmark, type Measurement } from './support.js';
 
 /**
- * What the cost trigger adds to a bulk INSERT ... SELECT: the same rows into
- * ai_cost.calls and into an identical table without the trigger.
+ * What the cost trigger adds to each way of writing calls: the same rows into
+ * ai_cost.calls and into an identical table without the trigger, as
+ * single-row INSERTs from a client over loopback, 1,000-row multi-row
+ * INSERTs (the recorder's batches), COPY and a bulk INSERT ... SELECT; plus
+ * the hand-built alternative, computing the cost in the application from a
+ * price table in code and inserting it with the row.
  */
+const COLUMNS = ['provider', 'model', 'tenant_id', 'feature', 'input_tokens', 'output_tokens', 'cache_read_tokens'] as const;
+const MODELS: Array<[string, number, number, number]> = [
+  // model, input, output, cache read: USD per 1M tokens, as an app would hard-code them
+  ['gpt-4o-mini', 0.15, 0.6, 0.075],
+  ['gpt-4.1', 2, 8, 0.5],
+  ['o4-mini', 1.1, 4.4, 0.275],
+];
+
+type Row = [string, string, string, string, number, number, number];
+
+function rows(count: number): Row[] {
+  return Array.from({ length: count }, (_, i) => {
+    const model = MODELS[i % MODELS.length]![0];
+    return ['openai', model, `tenant-${i % 50}`, `feature-${i % 7}`, 1000 + (i % 500), 200 + (i % 100), i % 400];
+  });
+}
+
+/** The cost an application would compute itself, in integer micro-dollars rounded up. */
+function appCost(row: Row): number {
+  const [, model, , , input, output, cacheRead] = row;
+  const [, inPrice, outPrice, cachePrice] = MODELS.find(([name]) => name === model)!;
+  return Math.ceil((input - cacheRead) * inPrice + cacheRead * cachePrice + output * outPrice);
+}
+
+function multiRowInsert(table: string, batch: Row[], withCost: boolean): { text: string; values: unknown[] } {
+  const width = COLUMNS.length + (withCost ? 1 : 0);
+  const values: unknown[] = [];
+  const tuples = batch.map((row, r) => {
+    values.push(...row);
+    if (withCost) values.push(appCost(row));
+    return `(${Array.from({ length: width }, (_, c) => `$${r * width + c + 1}`).join(', ')})`;
+  });
+  const columns = [...COLUMNS, ...(withCost ? ['cost_micros'] : [])].join(', ');
+  return { text: `INSERT INTO ${table} (${columns}) VALUES ${tuples.join(', ')}`, values };
+}
+
 const bench: Benchmark = {
   name: 'trigger',
   async run({ database, scale }) {
-    const rows = Math.max(1_000, Math.round(200_000 * scale));
     const client = new pg.Client({ connectionString: await database('trigger') });
     await client.connect();
+    const results: Measurement[] = [];
+    const record = (mode: string, count: number, plainMs: number, triggerMs: number, extra: Array<[string, number]> = []) => {
+      results.push(
+        { bench: 'trigger', metric: `${mode}: no trigger`, value: count / (plainMs / 1000), unit: 'rows/s' },
+        { bench: 'trigger', metric: `${mode}: cost trigger`, value: count / (triggerMs / 1000), unit: 'rows/s' },
+        ...extra.map(([label, ms]) => ({ bench: 'trigger', metric: `${mode}: ${label}`, value: count / (ms / 1000), unit: 'rows/s' })),
+        { bench: 'trigger', metric: `${mode}: time ratio trigger / none`, value: triggerMs / plainMs, unit: 'x' },
+      );
+    };
     try {
+      // The same table without the cost trigger (LIKE copies columns, defaults, constraints and indexes, not triggers).
       await client.query('CREATE TABLE plain_calls (LIKE ai_cost.calls INCLUDING ALL)');
-      const insert = (table: string) => `
-        INSERT INTO ${table} (provider, model, tenant_id, input_tokens, output_tokens, cache_read_tokens)
-        SELECT 'openai', CASE WHEN i % 3 = 0 THEN 'gpt-4o-mini' WHEN i % 3 = 1 THEN 'gpt-4.1' ELSE 'o4-mini' END,
-               'tenant-' || (i % 50), 1000 + i % 500, 200 + i % 100, i % 400
-          FROM generate_series(1, ${rows}) AS i`;
-      const run = async (table: string) => {
-        await client.query(`TRUNCATE ${table}`);
-        await client.query(insert(table));
+      const fresh = (table: string) => client.query(`TRUNCATE ${table}`);
+
+      const singleCount = Math.max(200, Math.round(5_000 * scale));
+      const single = rows(singleCount);
+      const singleRun = (table: string) => async () => {
+        await fresh(table);
+        for (const row of single) await client.query(multiRowInsert(table, [row], false));
       };
-      const without = await medianMs(3, () => run('plain_calls'));
-      const withTrigger = await medianMs(3, () => run('ai_cost.calls'));
-      return [
-        { bench: 'trigger', metric: `bulk INSERT..SELECT ${rows} rows, no trigger`, value: rows / (without / 1000), unit: 'rows/s' },
-        { bench: 'trigger', metric: `bulk INSERT..SELECT ${rows} rows, cost trigger`, value: rows / (withTrigger / 1000), unit: 'rows/s' },
-        { bench: 'trigger', metric: 'bulk insert time ratio (trigger / none)', value: withTrigger / without, unit: 'x' },
-      ];
+      record(`single-row INSERT x${singleCount}`, singleCount,
+        await medianMs(3, singleRun('plain_calls')), await medianMs(3, singleRun('ai_cost.calls')));
+
+      const batchCount = Math.max(2_000, Math.round(200_000 * scale));
+      const batched = rows(batchCount);
+      const batchRun = (table: string, withCost: boolean) => async () => {
+        await fresh(table);
+        for (let i = 0; i < batched.length; i += 1_000) await client.query(multiRowInsert(table, batched.slice(i, i + 1_000), withCost));
+      };
+      record(`1,000-row INSERT x${batchCount / 1000}`, batchCount,
+        await medianMs(3, batchRun('plain_calls', false)), await medianMs(3, batchRun('ai_cost.calls', false)),
+        [['cost computed in the app, no trigger', await medianMs(3, batchRun('plain_calls', true))]]);
+
+      const copyRun = (table: string) => async () => {
+        await fresh(table);
+        const lines = batched.map((row) => `${row.join('\t')}\n`);
+        await pipeline(Readable.from(lines), client.query(copyFrom(`COPY ${table} (${COLUMNS.join(', ')}) FROM STDIN`)));
+      };
+      record(`COPY ${batchCount}`, batchCount, await medianMs(3, copyRun('plain_calls')), await medianMs(3, copyRun('ai_cost.calls')));
+
+      const bulkCount = Math.max(10_000, Math.round(1_000_000 * scale));
+      const bulkRun = (table: string) => async () => {
+        await fresh(table);
+        await client.query(`
+          INSERT INTO ${table} (${COLUMNS.join(', ')})
+          SELECT 'openai', (ARRAY['gpt-4o-mini', 'gpt-4.1', 'o4-mini'])[1 + i % 3], 'tenant-' || i % 50, 'feature-' || i % 7,
+                 1000 + i % 500, 200 + i % 100, i % 400
+            FROM generate_series(0, ${bulkCount - 1}) AS i`);
+      };
+      record(`INSERT ... SELECT ${bulkCount}`, bulkCount, await medianMs(3, bulkRun('plain_calls')), await medianMs(3, bulkRun('ai_cost.calls')));
+
+      // Exact decimal prices in the trigger against float dollars in the app, on the same 1,000-row batches:
+      // every row where they differ is a row the hand-built way bills wrong.
+      await batchRun('plain_calls', true)();
+      await batchRun('ai_cost.calls', false)();
+      const { rows: agree } = await client.query(
+        `SELECT count(*) FILTER (WHERE c.cost_micros IS DISTINCT FROM p.cost_micros)::int AS differ
+           FROM (SELECT row_number() OVER (ORDER BY id) AS n, cost_micros FROM ai_cost.calls) c
+           JOIN (SELECT row_number() OVER (ORDER BY id) AS n, cost_micros FROM plain_calls) p USING (n)`);
+      results.push({ bench: 'trigger', metric: `rows the app's float math prices differently (of ${batchCount})`, value: agree[0].differ, unit: 'rows' });
+      return results;
     } finally {
       await client.end();
     }
