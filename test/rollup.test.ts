@@ -1,0 +1,305 @@
+import test, { type ExecutionContext } from 'ava';
+import pg from 'pg';
+import { useTestDatabase, type TestDatabase } from './support/database.js';
+
+// Every rollup and BI object must equal the same aggregate computed from the
+// raw ai_cost.calls, after any mix of inserts, late rows, repricing updates,
+// deletes and writers that commit while a refresh runs. Each file gets its
+// own database; the tests below run one after the other on it.
+const db = useTestDatabase(test, {
+  setup: (db) => db.query(`
+    INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok, cache_read_per_mtok)
+    VALUES ('test', 'mini', '2020-01-01', 0.15, 0.60, 0.075),
+           ('test', 'big',  '2020-01-01', 3.00, 15.00, 0.30)`).then(() => {}),
+});
+
+/** Inserts `rows` random calls spread over the last `hours` hours (70 days: covers last month for the trends). */
+async function insertCalls(client: { query: TestDatabase['query'] }, rows: number, hours = 70 * 24) {
+  await client.query(`
+    INSERT INTO ai_cost.calls (created_at, provider, model, operation, status, tenant_id, user_id, feature,
+                               conversation_id, input_tokens, output_tokens, cache_read_tokens, streamed,
+                               cached, ttft_ms, total_ms)
+    SELECT now() - random() * $2 * interval '1 hour', 'test',
+           (ARRAY['mini', 'big', 'unpriced-model'])[1 + floor(random() * 3)::int],
+           (ARRAY['chat', 'embedding'])[1 + floor(random() * 2)::int],
+           (ARRAY['success', 'success', 'success', 'error', 'cancelled'])[1 + floor(random() * 5)::int],
+           (ARRAY['t1', 't2', 't3', NULL])[1 + floor(random() * 4)::int],
+           'u' || floor(random() * 6)::int,
+           (ARRAY['chat', 'search', NULL])[1 + floor(random() * 3)::int],
+           CASE WHEN random() < 0.7 THEN 'c' || floor(random() * 20)::int END,
+           s.input, floor(random() * 800)::int, floor(random() * s.input / 2)::int,
+           s.streamed, random() < 0.1,
+           CASE WHEN s.streamed THEN 20 + floor(random() * 900)::int END,
+           CASE WHEN random() < 0.95 THEN floor(exp(random() * 10))::int END
+      FROM (SELECT 100 + floor(random() * 5000)::int AS input, random() < 0.5 AS streamed
+              FROM generate_series(1, $1)) AS s`, [rows, hours]);
+}
+
+const KEY = 'hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason';
+const MEASURES = `calls, unpriced_calls, cost_micros, input_tokens, output_tokens, cache_read_tokens,
+  cache_write_tokens, reasoning_tokens, total_ms_calls, total_ms_sum, ttft_ms_calls, ttft_ms_sum`;
+
+/** The hourly rollup computed straight from the raw table. */
+const RAW_HOURLY = `
+  SELECT date_trunc('hour', created_at, 'UTC') AS hour, provider, model, operation, status, service_tier,
+         tenant_id, user_id, feature, cached, unpriced_reason,
+         count(*)::bigint AS calls, count(*) FILTER (WHERE cost_micros IS NULL)::bigint AS unpriced_calls,
+         coalesce(sum(cost_micros), 0)::bigint AS cost_micros,
+         coalesce(sum(input_tokens), 0)::bigint AS input_tokens, coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
+         coalesce(sum(cache_read_tokens), 0)::bigint AS cache_read_tokens,
+         coalesce(sum(cache_write_tokens), 0)::bigint AS cache_write_tokens,
+         coalesce(sum(reasoning_tokens), 0)::bigint AS reasoning_tokens,
+         count(total_ms)::bigint AS total_ms_calls, coalesce(sum(total_ms), 0)::bigint AS total_ms_sum,
+         count(ttft_ms) FILTER (WHERE streamed)::bigint AS ttft_ms_calls,
+         coalesce(sum(ttft_ms) FILTER (WHERE streamed), 0)::bigint AS ttft_ms_sum
+    FROM ai_cost.calls
+   GROUP BY ${KEY}`;
+
+/** Histogram buckets as (key, metric, bucket, count) rows, from the raw latencies. */
+const RAW_BUCKETS = `
+  SELECT date_trunc('hour', created_at, 'UTC') AS hour, provider, model, operation, status, service_tier,
+         tenant_id, user_id, feature, cached, unpriced_reason, m.metric, ai_cost.latency_bucket(m.ms) AS bucket,
+         count(*)::bigint AS n
+    FROM ai_cost.calls
+   CROSS JOIN LATERAL (VALUES ('total', total_ms), ('ttft', CASE WHEN streamed THEN ttft_ms END)) AS m(metric, ms)
+   WHERE m.ms IS NOT NULL
+   GROUP BY ${KEY}, m.metric, bucket`;
+
+/** The same from a rollup-shaped relation: unnested histograms, summed per key. */
+const rollupBuckets = (relation: string) => `
+  SELECT ${KEY}, m.metric, (u.i - 1)::int AS bucket, sum(u.n)::bigint AS n
+    FROM ${relation} r
+   CROSS JOIN LATERAL (VALUES ('total', r.total_ms_hist), ('ttft', r.ttft_ms_hist)) AS m(metric, hist)
+   CROSS JOIN LATERAL unnest(m.hist) WITH ORDINALITY AS u(n, i)
+   GROUP BY ${KEY}, m.metric, bucket
+  HAVING sum(u.n) <> 0`;
+
+const summedByKey = (relation: string) => `
+  SELECT ${KEY}, ${MEASURES.split(',').map((c) => `sum(${c.trim()})::bigint AS ${c.trim()}`).join(', ')}
+    FROM ${relation} GROUP BY ${KEY} HAVING sum(calls) <> 0`;
+
+/** The windowed BI views, and their raw equivalents, as (actual, expected) query pairs. */
+const RAW_WINDOWED = `
+  WITH w AS (SELECT * FROM (VALUES ('24h', 24), ('7d', 168), ('30d', 720)) AS v(label, hours))
+  SELECT w.label, c.* FROM w JOIN ai_cost.calls c
+    ON c.created_at >= date_trunc('hour', now(), 'UTC') - (w.hours - 1) * interval '1 hour'`;
+
+const BI_CHECKS: Array<[string, string, string]> = [
+  ['spend_share', 'SELECT * FROM ai_cost.spend_share', `
+    WITH d AS (SELECT c.label, v.dimension, v.value, c.status, c.cost_micros FROM (${RAW_WINDOWED}) c
+                CROSS JOIN LATERAL (VALUES ('provider', c.provider), ('model', c.model), ('operation', c.operation),
+                  ('tenant', c.tenant_id), ('user', c.user_id), ('feature', c.feature)) AS v(dimension, value)),
+         g AS (SELECT label, dimension, value, count(*)::bigint AS calls,
+                      count(*) FILTER (WHERE status = 'success')::bigint AS successes,
+                      coalesce(sum(cost_micros), 0)::bigint AS cost_micros,
+                      count(*) FILTER (WHERE cost_micros IS NULL)::bigint AS unpriced_calls
+                 FROM d GROUP BY 1, 2, 3)
+    SELECT label, dimension, value, calls, successes, cost_micros, unpriced_calls,
+           round(cost_micros::numeric / nullif(sum(cost_micros) OVER (PARTITION BY label, dimension), 0), 6)
+      FROM g`],
+  ['error_rate_by_model', 'SELECT * FROM ai_cost.error_rate_by_model', `
+    SELECT label, provider, model, count(*)::bigint, count(*) FILTER (WHERE status = 'error')::bigint,
+           count(*) FILTER (WHERE status = 'cancelled')::bigint,
+           round(count(*) FILTER (WHERE status = 'error')::numeric / count(*), 6)
+      FROM (${RAW_WINDOWED}) c GROUP BY 1, 2, 3`],
+  ['error_rate_by_feature', 'SELECT * FROM ai_cost.error_rate_by_feature', `
+    SELECT label, feature, count(*)::bigint, count(*) FILTER (WHERE status = 'error')::bigint,
+           count(*) FILTER (WHERE status = 'cancelled')::bigint,
+           round(count(*) FILTER (WHERE status = 'error')::numeric / count(*), 6)
+      FROM (${RAW_WINDOWED}) c GROUP BY 1, 2`],
+  // Percentiles: the bucket of the exact percentile_disc, which the histogram must find.
+  ['latency_by_model', 'SELECT * FROM ai_cost.latency_by_model', `
+    WITH s AS (SELECT label, provider, model, total_ms, CASE WHEN streamed THEN ttft_ms END AS ttft
+                 FROM (${RAW_WINDOWED}) c WHERE status = 'success' AND NOT cached)
+    SELECT label, provider, model, count(total_ms)::bigint, round(avg(total_ms)),
+           ai_cost.latency_bucket_value(ai_cost.latency_bucket(percentile_disc(0.50) WITHIN GROUP (ORDER BY total_ms))),
+           ai_cost.latency_bucket_value(ai_cost.latency_bucket(percentile_disc(0.95) WITHIN GROUP (ORDER BY total_ms))),
+           ai_cost.latency_bucket_value(ai_cost.latency_bucket(percentile_disc(0.99) WITHIN GROUP (ORDER BY total_ms))),
+           count(ttft)::bigint, round(avg(ttft)),
+           ai_cost.latency_bucket_value(ai_cost.latency_bucket(percentile_disc(0.50) WITHIN GROUP (ORDER BY ttft))),
+           ai_cost.latency_bucket_value(ai_cost.latency_bucket(percentile_disc(0.95) WITHIN GROUP (ORDER BY ttft))),
+           ai_cost.latency_bucket_value(ai_cost.latency_bucket(percentile_disc(0.99) WITHIN GROUP (ORDER BY ttft)))
+      FROM s GROUP BY 1, 2, 3 HAVING count(total_ms) + count(ttft) > 0`],
+  ['top_spenders', 'SELECT * FROM ai_cost.top_spenders', `
+    WITH c AS (SELECT * FROM (${RAW_WINDOWED}) c WHERE label <> '24h'),
+         totals AS (SELECT label, sum(cost_micros) AS total FROM c GROUP BY label),
+         s AS (SELECT label, v.kind, v.id, count(*) AS calls, coalesce(sum(cost_micros), 0) AS cost,
+                      count(*) FILTER (WHERE cost_micros IS NULL) AS unpriced
+                 FROM c CROSS JOIN LATERAL (VALUES ('tenant', tenant_id), ('user', user_id), ('conversation', conversation_id)) AS v(kind, id)
+                WHERE v.id IS NOT NULL GROUP BY 1, 2, 3),
+         r AS (SELECT s.*, row_number() OVER (PARTITION BY label, kind ORDER BY cost DESC, calls DESC, id) AS rank FROM s)
+    SELECT r.label, kind, rank, id, calls::bigint, cost::bigint, unpriced::bigint, round(cost / nullif(total, 0), 6)
+      FROM r JOIN totals USING (label) WHERE rank <= 100`],
+  ['spend_trends', 'SELECT * FROM ai_cost.spend_trends', `
+    WITH m AS (SELECT date_trunc('month', now() AT TIME ZONE 'UTC') AS mu,
+                      date_trunc('hour', now(), 'UTC') - interval '167 hours' AS ws),
+         b AS (SELECT ws, ws - interval '168 hours' AS pws, mu AT TIME ZONE 'UTC' AS ms,
+                      (mu - interval '1 month') AT TIME ZONE 'UTC' AS pms, (mu + interval '1 month') AT TIME ZONE 'UTC' AS me FROM m),
+         c AS (SELECT v.dimension, v.value, c.created_at AS at, c.cost_micros, b.* FROM ai_cost.calls c, b
+                CROSS JOIN LATERAL (VALUES ('total', NULL), ('provider', c.provider), ('model', c.model),
+                  ('tenant', c.tenant_id), ('feature', c.feature)) AS v(dimension, value)
+               WHERE c.created_at >= least(b.pws, b.pms)),
+         s AS (SELECT dimension, value,
+                      coalesce(sum(cost_micros) FILTER (WHERE at >= ws), 0)::bigint AS l7,
+                      coalesce(sum(cost_micros) FILTER (WHERE at >= pws AND at < ws), 0)::bigint AS p7,
+                      coalesce(sum(cost_micros) FILTER (WHERE at >= ms), 0)::bigint AS mtd,
+                      coalesce(sum(cost_micros) FILTER (WHERE at >= pms AND at < ms), 0)::bigint AS lm,
+                      coalesce(sum(cost_micros) FILTER (WHERE at >= pms AND date_trunc('hour', at, 'UTC') < pms + make_interval(secs => extract(epoch FROM now() - ms))), 0)::bigint AS lmtd,
+                      max(me) AS me, max(ms) AS ms
+                 FROM c GROUP BY 1, 2)
+    SELECT dimension, value, l7, p7, round((l7 - p7)::numeric / nullif(p7, 0), 6), mtd, lm, lmtd,
+           round(mtd * (extract(epoch FROM me - ms) / greatest(extract(epoch FROM now() - ms), 1))::numeric)::bigint
+      FROM s WHERE dimension = 'total' OR l7 <> 0 OR p7 <> 0 OR mtd <> 0 OR lm <> 0`],
+];
+
+/**
+ * Refreshes and compares everything with the raw table in ONE transaction on
+ * one connection, so now() (the windows) and the snapshot are the same for
+ * both sides.
+ */
+async function assertMatchesRaw(t: ExecutionContext, { refresh = true } = {}) {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    const same = async (label: string, actual: string, expected: string) => {
+      const { rows } = await client.query(`
+        WITH a AS (${actual}), e AS (${expected})
+        SELECT 'unexpected' AS side, x::text FROM (SELECT * FROM a EXCEPT ALL SELECT * FROM e) AS x
+        UNION ALL
+        SELECT 'missing', y::text FROM (SELECT * FROM e EXCEPT ALL SELECT * FROM a) AS y
+        LIMIT 6`);
+      const { rows: [count] } = await client.query(`SELECT count(*)::int AS n FROM (${expected}) AS e`);
+      t.true(count.n > 0, `${label}: the raw side is empty, so the comparison would prove nothing`);
+      t.deepEqual(rows, [], `${label} differs from the raw table`);
+    };
+    // Before refreshing: the live views must already be exact.
+    await same('calls_hourly_live', summedByKey('ai_cost.calls_hourly_live'), RAW_HOURLY);
+    await same('calls_hourly_live histograms', rollupBuckets('ai_cost.calls_hourly_live'), RAW_BUCKETS);
+    if (refresh) {
+      // READ COMMITTED inside refresh() is not possible in this transaction, but
+      // REPEATABLE READ gives it the same snapshot the checks below read.
+      const { rows: [result] } = await client.query('SELECT * FROM ai_cost.refresh()');
+      t.true(result.refreshed, 'refresh ran');
+      await same('calls_hourly', `SELECT ${KEY}, ${MEASURES} FROM ai_cost.calls_hourly`, RAW_HOURLY);
+      await same('calls_hourly histograms', rollupBuckets('ai_cost.calls_hourly'), RAW_BUCKETS);
+      const { rows: [pending] } = await client.query('SELECT count(*)::int AS n FROM ai_cost._private_call_changes');
+      t.is(pending.n, 0, 'refresh consumed every committed change');
+    }
+    await same('conversations_hourly_live', `
+      SELECT hour, conversation_id, tenant_id, user_id, sum(calls)::bigint, sum(unpriced_calls)::bigint,
+             sum(cost_micros)::bigint, sum(input_tokens)::bigint, sum(output_tokens)::bigint
+        FROM ai_cost.conversations_hourly_live GROUP BY 1, 2, 3, 4 HAVING sum(calls) <> 0`, `
+      SELECT date_trunc('hour', created_at, 'UTC'), conversation_id, tenant_id, user_id, count(*)::bigint,
+             count(*) FILTER (WHERE cost_micros IS NULL)::bigint, coalesce(sum(cost_micros), 0)::bigint,
+             coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint
+        FROM ai_cost.calls WHERE conversation_id IS NOT NULL GROUP BY 1, 2, 3, 4`);
+    await same('spend_daily', `
+      SELECT day, provider, model, operation, service_tier, tenant_id, user_id, feature, calls, successes,
+             errors, cancelled, cost_micros, success_cost_micros, unpriced_calls, input_tokens, output_tokens
+        FROM ai_cost.spend_daily`, `
+      SELECT (created_at AT TIME ZONE 'UTC')::date, provider, model, operation, service_tier, tenant_id, user_id, feature,
+             count(*)::bigint, count(*) FILTER (WHERE status = 'success')::bigint,
+             count(*) FILTER (WHERE status = 'error')::bigint, count(*) FILTER (WHERE status = 'cancelled')::bigint,
+             coalesce(sum(cost_micros), 0)::bigint, coalesce(sum(cost_micros) FILTER (WHERE status = 'success'), 0)::bigint,
+             count(*) FILTER (WHERE cost_micros IS NULL)::bigint, coalesce(sum(input_tokens), 0)::bigint,
+             coalesce(sum(output_tokens), 0)::bigint
+        FROM ai_cost.calls GROUP BY 1, 2, 3, 4, 5, 6, 7, 8`);
+    await same('unpriced_models', `
+      SELECT provider, model, service_tier, unpriced_reason, unpriced_calls FROM ai_cost.unpriced_models`, `
+      SELECT provider, model, service_tier, unpriced_reason, count(*)::bigint FROM ai_cost.calls
+       WHERE cost_micros IS NULL GROUP BY 1, 2, 3, 4`);
+    if (refresh) {
+      for (const [label, actual, expected] of BI_CHECKS) await same(label, actual, expected);
+    }
+    // An arbitrary window, not on hour boundaries, through calls_between().
+    await same('calls_between', summedByKey(`ai_cost.calls_between(now() - interval '30 days 17 minutes', now() - interval '2 days 41 minutes')`), `
+      SELECT * FROM (${RAW_HOURLY.replace('FROM ai_cost.calls', `FROM ai_cost.calls WHERE created_at >= now() - interval '30 days 17 minutes' AND created_at < now() - interval '2 days 41 minutes'`)}) AS r`);
+    await client.query('COMMIT');
+  } finally {
+    await client.end();
+  }
+}
+
+test.serial('rollups and every BI view equal the raw aggregates after inserts', async (t) => {
+  await insertCalls(db, 3000);
+  await assertMatchesRaw(t);
+});
+
+test.serial('late rows, repricing, moved and deleted calls reach the rollups', async (t) => {
+  await insertCalls(db, 300, 24 * 60); // late rows: up to 60 days in the past, after the refresh
+  // A new price for 'mini', back-dated, and a reprice: plain batched UPDATEs, as the pricing code does.
+  await db.query(`INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok, cache_read_per_mtok)
+                  VALUES ('test', 'mini', now() - interval '20 days', 0.10, 0.40, 0.05)`);
+  await db.query(`UPDATE ai_cost.calls SET price_id = NULL WHERE model = 'mini' AND created_at >= now() - interval '20 days' AND id % 2 = 0`);
+  await db.query(`UPDATE ai_cost.calls SET price_id = NULL WHERE model = 'mini' AND created_at >= now() - interval '20 days' AND id % 2 = 1`);
+  await db.query(`UPDATE ai_cost.calls SET tenant_id = 't9', created_at = created_at - interval '3 hours' WHERE id % 7 = 0`);
+  await db.query('UPDATE ai_cost.calls SET metadata = \'{"touched": true}\' WHERE id % 11 = 0');
+  await db.query('DELETE FROM ai_cost.calls WHERE id % 13 = 0');
+  await assertMatchesRaw(t, { refresh: false });
+  await assertMatchesRaw(t);
+});
+
+test.serial('a writer that drew lower ids and commits after a refresh is counted once', async (t) => {
+  const early = new pg.Client({ connectionString: db.url });
+  await early.connect();
+  try {
+    await early.query('BEGIN');
+    await insertCalls(early, 50, 48); // lower ids, not committed yet
+    await insertCalls(db, 50, 48); // higher ids, committed first
+    await assertMatchesRaw(t); // sees only the committed writer
+    await early.query('COMMIT');
+    await assertMatchesRaw(t);
+  } finally {
+    await early.end();
+  }
+});
+
+test.serial('concurrent writers, updaters and deleters while refreshes run', async (t) => {
+  let refreshes = 0;
+  // Writers keep going until several refreshes have run in the middle of their work.
+  const writers = Array.from({ length: 3 }, async (_, w) => {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      for (let round = 0; round < 15 || refreshes < 3; round += 1) {
+        // Each writer updates and deletes only its own share of ids (id % 3), so writers cannot deadlock one another.
+        await client.query('BEGIN');
+        await insertCalls(client, 20, 24 * 40);
+        if (round % 3 === w % 3) await client.query(`UPDATE ai_cost.calls SET input_tokens = input_tokens + 1 WHERE id % 3 = ${w} AND id % 17 = ${round % 17}`);
+        if (round % 5 === 4) await client.query(`DELETE FROM ai_cost.calls WHERE id % 3 = ${w} AND id % 29 = ${round % 29}`);
+        await client.query('SELECT pg_sleep(random() * 0.02)');
+        await client.query('COMMIT');
+      }
+    } finally {
+      await client.end();
+    }
+  });
+  let done = false;
+  const refresher = (async () => {
+    while (!done) {
+      const [row] = await db.query<{ refreshed: boolean }>('SELECT refreshed FROM ai_cost.refresh()');
+      if (row!.refreshed) refreshes += 1;
+    }
+  })();
+  // A second refresher overlaps the first: it must skip, never double count.
+  const overlapping = db.query('SELECT refreshed FROM ai_cost.refresh()');
+  try {
+    await Promise.all(writers);
+  } finally {
+    done = true;
+    await Promise.all([refresher, overlapping]);
+  }
+  t.true(refreshes >= 3, `refresh ran ${refreshes} times during the writes`);
+  await assertMatchesRaw(t);
+});
+
+test.serial('TRUNCATE of calls empties the rollups', async (t) => {
+  await db.query('TRUNCATE ai_cost.calls');
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const [row] = await db.query<{ hourly: string; conversations: string; share: string }>(`
+    SELECT (SELECT count(*) FROM ai_cost.calls_hourly_live) AS hourly,
+           (SELECT count(*) FROM ai_cost.conversations_hourly_live) AS conversations,
+           (SELECT count(*) FROM ai_cost.spend_share) AS share`);
+  t.deepEqual(row, { hourly: '0', conversations: '0', share: '0' });
+});
