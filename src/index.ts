@@ -9,5 +9,6 @@ export { createRecorder, prometheusText, type Recorder, type RecorderOptions, ty
 export * from './adapters/index.js';
 export { instrumentOpenAI, instrumentAnthropic, type InstrumentOptions, type CallSink, type OpenAIClientLike, type AnthropicClientLike } from './wrappers/index.js';
 export { spendByModel, type ModelSpend, type ReportWindow } from './report.js';
+export * from './reporting/index.js';
 export { formatMicros, type Micros } from './money.js';
 export { runDemo } from './demo.js';

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { sql, type CommonQueryMethods } from 'slonik';
+import { filterCondition, resolveFilters, type ReportFilters } from './reporting/filters.js';
+
+export { DAY_MS } from './reporting/filters.js';
 
 export interface ReportWindow {
   /** Inclusive start; default: 30 days before `until`. */
@@ -32,21 +35,14 @@ export interface ModelSpend {
   unpricedCalls: bigint;
 }
 
-export const DAY_MS = 24 * 60 * 60 * 1000;
-
-/** Resolves a window's defaults: the 30 days up to now. */
-export function resolveWindow(window: ReportWindow = {}): Required<ReportWindow> {
-  const until = window.until ?? new Date();
-  return { since: window.since ?? new Date(until.getTime() - 30 * DAY_MS), until };
-}
-
 /**
- * Spend per provider and model in a window, most expensive first. Every
- * attempt counts toward cost, failed ones included, because providers bill
- * the tokens a failed call consumed.
+ * Spend per provider and model in a window (and filters), most expensive
+ * first. Every attempt counts toward cost, failed ones included, because
+ * providers bill the tokens a failed call consumed.
  */
-export async function spendByModel(db: CommonQueryMethods, window: ReportWindow = {}): Promise<ModelSpend[]> {
-  const { since, until } = resolveWindow(window);
+export async function spendByModel(db: CommonQueryMethods, filters: ReportFilters = {}): Promise<ModelSpend[]> {
+  const resolved = resolveFilters(filters);
+  const { since, until } = resolved;
   const rows = await db.any(sql.type(spendRowSchema)`
     SELECT provider, model,
            count(*)::bigint                                        AS calls,
@@ -55,8 +51,9 @@ export async function spendByModel(db: CommonQueryMethods, window: ReportWindow 
            coalesce(sum(output_tokens), 0)::bigint                 AS output_tokens,
            coalesce(sum(cost_micros), 0)::bigint                   AS cost_micros,
            count(*) FILTER (WHERE cost_micros IS NULL)::bigint     AS unpriced_calls
-      FROM ai_cost.calls
+      FROM ai_cost.calls AS r
      WHERE created_at >= ${sql.timestamp(since)} AND created_at < ${sql.timestamp(until)}
+       AND ${filterCondition(resolved)}
      GROUP BY provider, model
      ORDER BY cost_micros DESC, calls DESC, provider, model
   `);

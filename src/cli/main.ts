@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { registerDemo } from './commands/demo.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerRefresh } from './commands/refresh.js';
 import { registerReport } from './commands/report.js';
 import { describeError } from './errors.js';
 
@@ -10,7 +12,7 @@ const program = new Command('ai-cost')
   .configureOutput({ outputError: (text, write) => write(`ai-cost: ${text.replace(/^error: /, '')}`) });
 
 // One module per command, each adding itself to the program.
-for (const register of [registerMigrate, registerReport, registerDemo]) register(program);
+for (const register of [registerMigrate, registerReport, registerRefresh, registerDoctor, registerDemo]) register(program);
 
 try {
   await program.parseAsync();

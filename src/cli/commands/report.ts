@@ -1,24 +1,67 @@
-import { Option, type Command } from 'commander';
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { createPool, resolveDatabaseUrl } from '../../db.js';
-import { spendByModel, type ReportWindow } from '../../report.js';
+import { spendByModel } from '../../report.js';
+import type { ReportFilters } from '../../reporting/filters.js';
+import { collectHtmlReport, renderHtmlReport } from '../../reporting/html.js';
+import { breakdown, DIMENSIONS, isDimension, type Dimension } from '../../reporting/queries.js';
 import { databaseUrlOption, parseWhen } from '../options.js';
-import { renderSpend, type OutputFormat } from '../spend-table.js';
+import { renderBreakdown, renderSpend, type OutputFormat } from '../spend-table.js';
+
+interface ReportOptions {
+  databaseUrl?: string;
+  since?: Date;
+  until?: Date;
+  by?: Dimension;
+  tenant?: string;
+  user?: string;
+  provider?: string;
+  model?: string;
+  feature?: string;
+  status?: 'success' | 'error' | 'cancelled';
+  format: OutputFormat;
+  html?: string;
+}
+
+function parseDimension(value: string): Dimension {
+  if (!isDimension(value)) throw new InvalidArgumentError(`'${value}' is not one of ${Object.keys(DIMENSIONS).join(', ')}`);
+  return value;
+}
 
 export function registerReport(program: Command): void {
   program
     .command('report')
-    .description('spend by model for a time window')
+    .description('spend for a time window: by model (default), or by any dimension with --by; --html writes a page with charts')
     .addOption(databaseUrlOption())
     .option('--since <when>', 'start: an ISO date/time or e.g. 7d for 7 days ago (default: 30d)', parseWhen)
     .option('--until <when>', 'end, exclusive: an ISO date/time or e.g. 1d (default: now)', parseWhen)
+    .option('--by <dimension>', `split by ${Object.keys(DIMENSIONS).join(', ')}`, parseDimension)
+    .option('--tenant <id>', 'only this tenant_id')
+    .option('--user <id>', 'only this user_id')
+    .option('--provider <id>', 'only this provider')
+    .option('--model <id>', 'only this model')
+    .option('--feature <name>', 'only this feature')
+    .addOption(new Option('--status <status>', 'only calls with this status').choices(['success', 'error', 'cancelled']))
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
-    .action(async (options: { databaseUrl?: string; since?: Date; until?: Date; format: OutputFormat }) => {
+    .option('--html <file>', 'write a self-contained HTML report with charts to this file')
+    .action(async (options: ReportOptions) => {
+      const filters: ReportFilters = {
+        since: options.since, until: options.until, tenantId: options.tenant, userId: options.user,
+        provider: options.provider, model: options.model, feature: options.feature, status: options.status,
+      };
+      for (const key of Object.keys(filters) as Array<keyof ReportFilters>) if (filters[key] === undefined) delete filters[key];
       const pool = await createPool(resolveDatabaseUrl(options.databaseUrl), 1);
       try {
-        const window: ReportWindow = {};
-        if (options.since) window.since = options.since;
-        if (options.until) window.until = options.until;
-        console.log(renderSpend(await spendByModel(pool, window), options.format));
+        if (options.html) {
+          const path = resolve(options.html);
+          await writeFile(path, await renderHtmlReport(await collectHtmlReport(pool, filters)));
+          console.log(`wrote ${path}`);
+          return;
+        }
+        console.log(options.by
+          ? renderBreakdown(options.by, await breakdown(pool, options.by, filters), options.format)
+          : renderSpend(await spendByModel(pool, filters), options.format));
       } finally {
         await pool.end();
       }

@@ -1,0 +1,24 @@
+import type { Command } from 'commander';
+import { createPool, resolveDatabaseUrl } from '../../db.js';
+import { diagnose } from '../../reporting/doctor.js';
+import { databaseUrlOption } from '../options.js';
+
+const MARK = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' } as const;
+
+export function registerDoctor(program: Command): void {
+  program
+    .command('doctor')
+    .description('check the installation: migrations, what schedules the refresh, freshness, the BI reader role')
+    .addOption(databaseUrlOption())
+    .action(async (options: { databaseUrl?: string }) => {
+      const url = resolveDatabaseUrl(options.databaseUrl);
+      const pool = await createPool(url, 1);
+      try {
+        const diagnosis = await diagnose(url, pool);
+        for (const check of diagnosis.checks) console.log(`${MARK[check.level]}  ${check.name}: ${check.detail}`);
+        if (!diagnosis.healthy) process.exitCode = 1;
+      } finally {
+        await pool.end();
+      }
+    });
+}

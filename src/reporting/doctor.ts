@@ -1,0 +1,82 @@
+import { z } from 'zod';
+import { sql, type DatabasePool } from 'slonik';
+import { migrationStatus } from '../migrate.js';
+import { refreshStatus } from './refresh.js';
+
+export interface Check {
+  name: string;
+  level: 'ok' | 'warn' | 'fail';
+  detail: string;
+}
+
+export interface Diagnosis {
+  checks: Check[];
+  /** True when nothing failed (warnings allowed). */
+  healthy: boolean;
+}
+
+const REFRESH_STALE_MS = 10 * 60 * 1000;
+
+/**
+ * Checks an installation: migrations, whether anything schedules the
+ * refresh (pg_cron here, or pg_cron in another database of the cluster),
+ * how fresh the rollups are, and the BI reader role.
+ */
+export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise<Diagnosis> {
+  const checks: Check[] = [];
+  const status = await migrationStatus(databaseUrl);
+  if (status.applied.length === 0) {
+    checks.push({ name: 'schema', level: 'fail', detail: 'pg-ai-cost is not installed in this database: run `ai-cost migrate up`' });
+    return { checks, healthy: false };
+  }
+  checks.push(status.pending.length
+    ? { name: 'schema', level: 'warn', detail: `${status.pending.length} migration(s) pending (${status.pending.join(', ')}): run \`ai-cost migrate up\`` }
+    : { name: 'schema', level: 'ok', detail: `up to date (${status.applied.at(-1)})` });
+
+  checks.push(await schedulingCheck(pool));
+
+  const refreshed = await refreshStatus(pool);
+  const age = refreshed.refreshedAt ? Date.now() - refreshed.refreshedAt.getTime() : undefined;
+  checks.push({
+    name: 'refresh',
+    level: age === undefined || age > REFRESH_STALE_MS ? 'warn' : 'ok',
+    detail: (refreshed.refreshedAt
+      ? `last refresh ${refreshed.refreshedAt.toISOString()} (${Math.round(age! / 1000)}s ago, ${refreshed.durationMs} ms)`
+      : 'never refreshed')
+      + `; ${refreshed.pendingChanges} change(s) pending (the live views include them; the materialized views wait for the next refresh)`,
+  });
+
+  const reader = await pool.oneFirst(sql.type(z.object({ exists: z.boolean() }))`
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_reader') AS exists`);
+  checks.push(reader
+    ? { name: 'reader role', level: 'ok', detail: 'ai_cost_reader exists: GRANT ai_cost_reader TO <your BI login>' }
+    : { name: 'reader role', level: 'warn', detail: 'ai_cost_reader is missing (the installing user may not create roles): see docs/reporting.md' });
+
+  return { checks, healthy: checks.every((check) => check.level !== 'fail') };
+}
+
+async function schedulingCheck(pool: DatabasePool): Promise<Check> {
+  const here = await pool.one(sql.type(z.object({ installed: z.boolean(), database: z.string(), cron_database: z.string().nullable() }))`
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') AS installed,
+           current_database() AS database,
+           current_setting('cron.database_name', true) AS cron_database`);
+  if (here.installed) {
+    const jobs = await pool.any(sql.type(z.object({ jobname: z.string(), schedule: z.string(), active: z.boolean(), last_status: z.string().nullable(), last_end: z.date().nullable() }))`
+      SELECT j.jobname, j.schedule, j.active, d.status AS last_status, d.end_time AS last_end
+        FROM cron.job j
+        LEFT JOIN LATERAL (SELECT status, end_time FROM cron.job_run_details r
+                            WHERE r.jobid = j.jobid ORDER BY r.runid DESC LIMIT 1) d ON true
+       WHERE j.jobname = 'ai_cost_refresh' AND j.database = current_database()`);
+    const job = jobs[0];
+    if (!job) {
+      return { name: 'scheduling', level: 'warn', detail: "pg_cron is installed but has no ai_cost_refresh job: run `ai-cost migrate down --count 1 && ai-cost migrate up`, or SELECT cron.schedule('ai_cost_refresh', '* * * * *', 'SELECT ai_cost.refresh()')" };
+    }
+    if (!job.active) return { name: 'scheduling', level: 'warn', detail: 'pg_cron job ai_cost_refresh exists but is inactive' };
+    const last = job.last_end ? `; last run ${job.last_status} at ${job.last_end.toISOString()}` : '; not run yet';
+    return { name: 'scheduling', level: job.last_status === 'failed' ? 'warn' : 'ok', detail: `pg_cron runs ai_cost.refresh() (${job.schedule})${last}` };
+  }
+  const elsewhere = here.cron_database && here.cron_database !== here.database
+    ? ` pg_cron is loaded and lives in database ${here.cron_database}: from there, run SELECT cron.schedule_in_database('ai_cost_refresh_${here.database}', '* * * * *', 'SELECT ai_cost.refresh()', '${here.database}').`
+    : ' Install pg_cron, or run `ai-cost refresh` (or SELECT ai_cost.refresh()) every minute from any scheduler.';
+  return { name: 'scheduling', level: 'warn', detail: `nothing in this database schedules ai_cost.refresh().${elsewhere}` };
+}

@@ -1,0 +1,355 @@
+import { z } from 'zod';
+import { sql, type CommonQueryMethods, type FragmentSqlToken } from 'slonik';
+import type { Micros } from '../money.js';
+import {
+  DAY_MS, filterCondition, InvalidReportError, resolveFilters, windowRows,
+  type ReportFilters, type ResolvedFilters,
+} from './filters.js';
+
+/**
+ * Dashboard reads. Every figure comes from ai_cost.calls_between(), which
+ * answers from the hourly rollups (plus the raw rows of the partial hours at
+ * the window's edges): exact to the instant, without scanning all history.
+ * Money is bigint micro-dollars; ratios and milliseconds are plain numbers.
+ */
+
+/** Dimensions a breakdown or a daily series can be split by, and the rollup column each reads. */
+export const DIMENSIONS = {
+  provider: sql.fragment`r.provider`,
+  model: sql.fragment`r.model`,
+  operation: sql.fragment`r.operation`,
+  status: sql.fragment`r.status`,
+  tier: sql.fragment`r.service_tier`,
+  tenant: sql.fragment`r.tenant_id`,
+  user: sql.fragment`r.user_id`,
+  feature: sql.fragment`r.feature`,
+  day: sql.fragment`to_char(r.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
+  hour: sql.fragment`to_char(r.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:00"Z"')`,
+} as const;
+
+export type Dimension = keyof typeof DIMENSIONS;
+
+export function isDimension(value: string): value is Dimension {
+  return Object.hasOwn(DIMENSIONS, value);
+}
+
+function dimension(by: string): FragmentSqlToken {
+  if (!isDimension(by)) {
+    throw new InvalidReportError(`unknown dimension '${by}': use one of ${Object.keys(DIMENSIONS).join(', ')}`);
+  }
+  return DIMENSIONS[by];
+}
+
+/** Latency is measured on calls that reached the provider and worked. */
+const MEASURED = sql.fragment`r.status = 'success' AND NOT r.cached`;
+
+const numberOrNull = z.string().nullable().transform((v) => (v === null ? null : Number(v)));
+
+const totalsColumns = sql.fragment`
+  coalesce(sum(r.calls), 0)::bigint AS calls,
+  coalesce(sum(r.calls) FILTER (WHERE r.status = 'success'), 0)::bigint AS successes,
+  coalesce(sum(r.calls) FILTER (WHERE r.status <> 'success'), 0)::bigint AS failures,
+  coalesce(sum(r.cost_micros), 0)::bigint AS cost_micros,
+  coalesce(sum(r.unpriced_calls), 0)::bigint AS unpriced_calls,
+  coalesce(sum(r.input_tokens), 0)::bigint AS input_tokens,
+  coalesce(sum(r.output_tokens), 0)::bigint AS output_tokens`;
+
+const totalsShape = {
+  calls: z.bigint(),
+  successes: z.bigint(),
+  failures: z.bigint(),
+  cost_micros: z.bigint(),
+  unpriced_calls: z.bigint(),
+  input_tokens: z.bigint(),
+  output_tokens: z.bigint(),
+};
+
+export interface Totals {
+  calls: bigint;
+  successes: bigint;
+  /** Errors and cancellations: they count toward cost too. */
+  failures: bigint;
+  costMicros: Micros;
+  /** Calls with no price: their cost is unknown and not in costMicros. */
+  unpricedCalls: bigint;
+  inputTokens: bigint;
+  outputTokens: bigint;
+}
+
+const totals = (row: z.infer<z.ZodObject<typeof totalsShape>>): Totals => ({
+  calls: row.calls,
+  successes: row.successes,
+  failures: row.failures,
+  costMicros: row.cost_micros,
+  unpricedCalls: row.unpriced_calls,
+  inputTokens: row.input_tokens,
+  outputTokens: row.output_tokens,
+});
+
+export interface Summary extends Totals {
+  since: Date;
+  until: Date;
+  cacheReadTokens: bigint;
+  reasoningTokens: bigint;
+  /** Successful provider calls only (app-cache hits excluded); null without any. */
+  avgLatencyMs: number | null;
+  p95LatencyMs: number | null;
+}
+
+/** The headline numbers of a window. */
+export async function summary(db: CommonQueryMethods, filters: ReportFilters = {}): Promise<Summary> {
+  const f = resolveFilters(filters);
+  const row = await db.one(sql.type(z.object({
+    ...totalsShape,
+    cache_read_tokens: z.bigint(),
+    reasoning_tokens: z.bigint(),
+    avg_ms: numberOrNull,
+    p95_ms: z.number().nullable(),
+  }))`
+    SELECT ${totalsColumns},
+           coalesce(sum(r.cache_read_tokens), 0)::bigint AS cache_read_tokens,
+           coalesce(sum(r.reasoning_tokens), 0)::bigint AS reasoning_tokens,
+           round(sum(r.total_ms_sum) FILTER (WHERE ${MEASURED})
+                 / nullif(sum(r.total_ms_calls) FILTER (WHERE ${MEASURED}), 0))::text AS avg_ms,
+           ai_cost.histogram_percentile(ai_cost.histogram_merge(r.total_ms_hist) FILTER (WHERE ${MEASURED}), 0.95) AS p95_ms
+      FROM ${windowRows(f)}
+     WHERE ${filterCondition(f)}
+  `);
+  return {
+    since: f.since,
+    until: f.until,
+    ...totals(row),
+    cacheReadTokens: row.cache_read_tokens,
+    reasoningTokens: row.reasoning_tokens,
+    avgLatencyMs: row.avg_ms,
+    p95LatencyMs: row.p95_ms,
+  };
+}
+
+export interface BreakdownRow extends Totals {
+  /** The dimension's value; null for calls that did not set it (e.g. no tenant). */
+  key: string | null;
+  /** This row's part of the window's cost, 0..1; null when nothing was priced. */
+  shareOfCost: number | null;
+}
+
+/** Totals per value of one dimension, most expensive first (by day or hour: in time order). */
+export async function breakdown(
+  db: CommonQueryMethods,
+  by: Dimension,
+  filters: ReportFilters = {},
+  options: { limit?: number } = {},
+): Promise<BreakdownRow[]> {
+  const f = resolveFilters(filters);
+  const key = dimension(by);
+  const order = by === 'day' || by === 'hour'
+    ? sql.fragment`key`
+    : sql.fragment`cost_micros DESC, calls DESC, key NULLS LAST`;
+  const rows = await db.any(sql.type(z.object({ key: z.string().nullable(), share: numberOrNull, ...totalsShape }))`
+    SELECT key, calls, successes, failures, cost_micros, unpriced_calls, input_tokens, output_tokens,
+           round(cost_micros / nullif(sum(cost_micros) OVER (), 0), 6)::text AS share
+      FROM (SELECT ${key} AS key, ${totalsColumns}
+              FROM ${windowRows(f)}
+             WHERE ${filterCondition(f)}
+             GROUP BY 1
+            HAVING sum(r.calls) <> 0) AS g
+     ORDER BY ${order}
+     ${options.limit ? sql.fragment`LIMIT ${options.limit}` : sql.fragment``}
+  `);
+  return rows.map((row) => ({ key: row.key, shareOfCost: row.share, ...totals(row) }));
+}
+
+export interface DailyPoint {
+  /** UTC date, YYYY-MM-DD. */
+  day: string;
+  /** Value of the split dimension, when one was asked for. */
+  key: string | null;
+  calls: bigint;
+  costMicros: Micros;
+}
+
+/** Spend and calls per UTC day, optionally split by a dimension (e.g. model, for a stacked chart). */
+export async function dailySeries(db: CommonQueryMethods, filters: ReportFilters = {}, splitBy?: Dimension): Promise<DailyPoint[]> {
+  const f = resolveFilters(filters);
+  const key = splitBy ? dimension(splitBy) : sql.fragment`NULL::text`;
+  const rows = await db.any(sql.type(z.object({ day: z.string(), key: z.string().nullable(), calls: z.bigint(), cost_micros: z.bigint() }))`
+    SELECT to_char(r.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, ${key} AS key,
+           sum(r.calls)::bigint AS calls, sum(r.cost_micros)::bigint AS cost_micros
+      FROM ${windowRows(f)}
+     WHERE ${filterCondition(f)}
+     GROUP BY 1, 2
+    HAVING sum(r.calls) <> 0
+     ORDER BY 1, 2
+  `);
+  return rows.map((row) => ({ day: row.day, key: row.key, calls: row.calls, costMicros: row.cost_micros }));
+}
+
+export interface LatencyRow {
+  provider: string;
+  model: string;
+  /** Successful provider calls with a latency. */
+  calls: bigint;
+  p50Ms: number | null;
+  p95Ms: number | null;
+  p99Ms: number | null;
+  /** Streamed calls with a time to first token. */
+  streamedCalls: bigint;
+  ttftP50Ms: number | null;
+  ttftP95Ms: number | null;
+}
+
+/** Latency percentiles per model (successes, app-cache hits excluded), from the rollups' histograms (within 9%). */
+export async function latencyByModel(db: CommonQueryMethods, filters: ReportFilters = {}): Promise<LatencyRow[]> {
+  const f = resolveFilters(filters);
+  const rows = await db.any(sql.type(z.object({
+    provider: z.string(), model: z.string(), calls: z.bigint(), streamed_calls: z.bigint(),
+    p50: z.number().nullable(), p95: z.number().nullable(), p99: z.number().nullable(),
+    ttft_p50: z.number().nullable(), ttft_p95: z.number().nullable(),
+  }))`
+    SELECT provider, model, calls, streamed_calls,
+           ai_cost.histogram_percentile(total_hist, 0.50) AS p50,
+           ai_cost.histogram_percentile(total_hist, 0.95) AS p95,
+           ai_cost.histogram_percentile(total_hist, 0.99) AS p99,
+           ai_cost.histogram_percentile(ttft_hist, 0.50) AS ttft_p50,
+           ai_cost.histogram_percentile(ttft_hist, 0.95) AS ttft_p95
+      FROM (SELECT r.provider, r.model, sum(r.total_ms_calls)::bigint AS calls, sum(r.ttft_ms_calls)::bigint AS streamed_calls,
+                   ai_cost.histogram_merge(r.total_ms_hist) AS total_hist, ai_cost.histogram_merge(r.ttft_ms_hist) AS ttft_hist
+              FROM ${windowRows(f)}
+             WHERE ${MEASURED} AND ${filterCondition(f)}
+             GROUP BY 1, 2) AS m
+     WHERE calls > 0 OR streamed_calls > 0
+     ORDER BY calls DESC, provider, model
+  `);
+  return rows.map((row) => ({
+    provider: row.provider, model: row.model, calls: row.calls, p50Ms: row.p50, p95Ms: row.p95, p99Ms: row.p99,
+    streamedCalls: row.streamed_calls, ttftP50Ms: row.ttft_p50, ttftP95Ms: row.ttft_p95,
+  }));
+}
+
+export interface Trends {
+  last7DaysMicros: Micros;
+  previous7DaysMicros: Micros;
+  /** Relative change of the last 7 days against the 7 before; null when those cost nothing. */
+  change7Days: number | null;
+  monthToDateMicros: Micros;
+  lastMonthMicros: Micros;
+  /** Last month up to the same point in the month as now. */
+  lastMonthToDateMicros: Micros;
+  /** Month to date extended linearly to the end of the (UTC) month. */
+  projectedMonthMicros: Micros;
+}
+
+/** Spend trends up to now (the window of the filters is not used; the other filters are). */
+export async function trends(db: CommonQueryMethods, filters: ReportFilters = {}): Promise<Trends> {
+  const f = resolveFilters({ ...filters, since: undefined, until: undefined });
+  const now = f.until;
+  const monthStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+  const nextMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
+  const lastMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
+  const elapsed = now.getTime() - monthStart.getTime();
+  const spend = (since: Date, until: Date) => sql.fragment`(
+    SELECT coalesce(sum(r.cost_micros), 0)::bigint
+      FROM ${windowRows({ ...f, since, until })}
+     WHERE ${filterCondition(f)})`;
+  const row = await db.one(sql.type(z.object({ l7: z.bigint(), p7: z.bigint(), mtd: z.bigint(), lm: z.bigint(), lmtd: z.bigint() }))`
+    SELECT ${spend(new Date(now.getTime() - 7 * DAY_MS), now)} AS l7,
+           ${spend(new Date(now.getTime() - 14 * DAY_MS), new Date(now.getTime() - 7 * DAY_MS))} AS p7,
+           ${spend(monthStart, now)} AS mtd,
+           ${spend(lastMonth, monthStart)} AS lm,
+           ${spend(lastMonth, new Date(Math.min(lastMonth.getTime() + elapsed, monthStart.getTime())))} AS lmtd
+  `);
+  const monthMs = BigInt(nextMonth.getTime() - monthStart.getTime());
+  return {
+    last7DaysMicros: row.l7,
+    previous7DaysMicros: row.p7,
+    change7Days: row.p7 === 0n ? null : Number(row.l7 - row.p7) / Number(row.p7),
+    monthToDateMicros: row.mtd,
+    lastMonthMicros: row.lm,
+    lastMonthToDateMicros: row.lmtd,
+    projectedMonthMicros: elapsed > 0 ? (row.mtd * monthMs) / BigInt(elapsed) : row.mtd,
+  };
+}
+
+export interface RecentCall {
+  id: bigint;
+  createdAt: Date;
+  provider: string;
+  model: string;
+  operation: string;
+  status: string;
+  tenantId: string | null;
+  userId: string | null;
+  feature: string | null;
+  inputTokens: bigint | null;
+  outputTokens: bigint | null;
+  /** null when unpriced; see unpricedReason. */
+  costMicros: Micros | null;
+  unpricedReason: string | null;
+  totalMs: number | null;
+}
+
+/** The latest calls in the window, newest first. */
+export async function recentCalls(db: CommonQueryMethods, filters: ReportFilters = {}, limit = 20): Promise<RecentCall[]> {
+  const f = resolveFilters(filters);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new InvalidReportError('limit must be a whole number from 1 to 10000');
+  const rows = await db.any(sql.type(z.object({
+    id: z.bigint(), created_at: z.date(), provider: z.string(), model: z.string(), operation: z.string(),
+    status: z.string(), tenant_id: z.string().nullable(), user_id: z.string().nullable(), feature: z.string().nullable(),
+    input_tokens: z.bigint().nullable(), output_tokens: z.bigint().nullable(), cost_micros: z.bigint().nullable(),
+    unpriced_reason: z.string().nullable(), total_ms: z.number().nullable(),
+  }))`
+    SELECT id, created_at, provider, model, operation, status, tenant_id, user_id, feature,
+           input_tokens, output_tokens, cost_micros, unpriced_reason, total_ms
+      FROM ai_cost.calls AS r
+     WHERE r.created_at >= ${sql.timestamp(f.since)} AND r.created_at < ${sql.timestamp(f.until)}
+       AND ${filterCondition(f)}
+     ORDER BY r.created_at DESC, r.id DESC
+     LIMIT ${limit}
+  `);
+  return rows.map((row) => ({
+    id: row.id, createdAt: row.created_at, provider: row.provider, model: row.model, operation: row.operation,
+    status: row.status, tenantId: row.tenant_id, userId: row.user_id, feature: row.feature,
+    inputTokens: row.input_tokens, outputTokens: row.output_tokens, costMicros: row.cost_micros,
+    unpricedReason: row.unpriced_reason, totalMs: row.total_ms,
+  }));
+}
+
+export interface BudgetStatus {
+  budgetId: bigint;
+  name: string;
+  scope: 'global' | 'tenant' | 'user' | 'feature';
+  scopeValue: string | null;
+  period: 'day' | 'week' | 'month';
+  periodStart: Date;
+  periodEnd: Date;
+  limitMicros: Micros;
+  spentMicros: Micros;
+  remainingMicros: Micros;
+  usedPercent: number;
+  projectedMicros: Micros;
+  /** Highest alert threshold reached, in percent; null when none. */
+  crossedPercent: number | null;
+  status: 'ok' | 'warning' | 'exceeded';
+}
+
+/** Every budget in its current period, most used first. */
+export async function budgetStatus(db: CommonQueryMethods): Promise<BudgetStatus[]> {
+  const rows = await db.any(sql.type(z.object({
+    budget_id: z.bigint(), name: z.string(), scope: z.enum(['global', 'tenant', 'user', 'feature']),
+    scope_value: z.string().nullable(), period: z.enum(['day', 'week', 'month']), period_start: z.date(),
+    period_end: z.date(), limit_micros: z.bigint(), spent_micros: z.bigint(), remaining_micros: z.bigint(),
+    used_percent: z.string(), projected_micros: z.bigint(), crossed_percent: z.number().nullable(),
+    status: z.enum(['ok', 'warning', 'exceeded']),
+  }))`
+    SELECT budget_id, name, scope, scope_value, period, period_start, period_end, limit_micros, spent_micros,
+           remaining_micros, used_percent, projected_micros, crossed_percent, status
+      FROM ai_cost.budget_status
+     ORDER BY used_percent DESC, name
+  `);
+  return rows.map((row) => ({
+    budgetId: row.budget_id, name: row.name, scope: row.scope, scopeValue: row.scope_value, period: row.period,
+    periodStart: row.period_start, periodEnd: row.period_end, limitMicros: row.limit_micros,
+    spentMicros: row.spent_micros, remainingMicros: row.remaining_micros, usedPercent: Number(row.used_percent),
+    projectedMicros: row.projected_micros, crossedPercent: row.crossed_percent, status: row.status,
+  }));
+}
