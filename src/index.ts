@@ -12,3 +12,6 @@ export { spendByModel, type ModelSpend, type ReportWindow } from './report.js';
 export * from './reporting/index.js';
 export { formatMicros, type Micros } from './money.js';
 export { runDemo } from './demo.js';
+export { setPrice, listPrices, importPrices, priceInputSchema, type PriceInput, type ListedPrice, type ListOptions, type ImportedRow, type ImportOptions } from './pricing/prices.js';
+export { parseLiteLlmPriceList, InvalidPriceListError, type ParsedPriceList } from './pricing/litellm.js';
+export { startReprice, runReprice, repriceRun, previewReprice, type RepriceRun, type RepriceOptions, type RepriceWindow, type RepricePreview } from './pricing/reprice.js';

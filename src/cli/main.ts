@@ -2,8 +2,10 @@ import { Command } from 'commander';
 import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerPrices } from './commands/prices.js';
 import { registerRefresh } from './commands/refresh.js';
 import { registerReport } from './commands/report.js';
+import { registerReprice } from './commands/reprice.js';
 import { describeError } from './errors.js';
 
 const program = new Command('ai-cost')
@@ -12,7 +14,7 @@ const program = new Command('ai-cost')
   .configureOutput({ outputError: (text, write) => write(`ai-cost: ${text.replace(/^error: /, '')}`) });
 
 // One module per command, each adding itself to the program.
-for (const register of [registerMigrate, registerReport, registerRefresh, registerDoctor, registerDemo]) register(program);
+for (const register of [registerMigrate, registerReport, registerRefresh, registerPrices, registerReprice, registerDoctor, registerDemo]) register(program);
 
 try {
   await program.parseAsync();

@@ -1,0 +1,92 @@
+import { SingleBar, Presets } from 'cli-progress';
+import type { Command } from 'commander';
+import { createPool, resolveDatabaseUrl, UsageError } from '../../db.js';
+import { formatMicros } from '../../money.js';
+import { previewReprice, repriceRun, runReprice, startReprice, type RepriceRun } from '../../pricing/reprice.js';
+import { databaseUrlOption, parsePositiveInteger, parseWhen } from '../options.js';
+
+interface RepriceOptions {
+  databaseUrl?: string;
+  from?: Date;
+  to?: Date;
+  provider?: string;
+  model?: string;
+  unpriced?: boolean;
+  dryRun?: boolean;
+  reason?: string;
+  batchSize: number;
+  resume?: number;
+}
+
+/** `ai-cost reprice`: recompute costs for a window after a price correction, in batches, with an audit trail. */
+export function registerReprice(program: Command): void {
+  program
+    .command('reprice')
+    .description('recompute the cost of calls in a window at the current prices, in batches, auditing every change')
+    .addOption(databaseUrlOption())
+    .option('--from <when>', 'calls created at or after this (ISO date/time or e.g. 30d)', parseWhen)
+    .option('--to <when>', "calls created before this (default: now)", parseWhen)
+    .option('--provider <id>', 'only this provider')
+    .option('--model <id>', 'only this model id')
+    .option('--unpriced', 'backfill: only calls that are still unpriced')
+    .option('--dry-run', 'print what would change, per model, without writing')
+    .option('--reason <text>', 'why, recorded with every change (default: "ai-cost reprice")')
+    .option('--batch-size <n>', 'calls per transaction', parsePositiveInteger, 5_000)
+    .option('--resume <run>', 'continue an interrupted run by its id', parsePositiveInteger)
+    .action(async (options: RepriceOptions) => {
+      const pool = await createPool(resolveDatabaseUrl(options.databaseUrl), 1);
+      try {
+        if (options.resume !== undefined) {
+          report(await runWithProgress(pool, await repriceRun(pool, BigInt(options.resume)), options.batchSize));
+          return;
+        }
+        if (!options.from) throw new UsageError('reprice needs --from (or --resume <run>)');
+        const window = {
+          from: options.from,
+          to: options.to ?? new Date(),
+          ...(options.provider ? { provider: options.provider } : {}),
+          ...(options.model ? { model: options.model } : {}),
+          onlyUnpriced: options.unpriced ?? false,
+        };
+        if (window.to <= window.from) throw new UsageError('--to must be after --from');
+        if (options.dryRun) {
+          const rows = await previewReprice(pool, window);
+          const changed = rows.filter((r) => r.callsChanged > 0n);
+          for (const r of changed) {
+            console.log(`${r.provider}/${r.model}: ${r.callsChanged} of ${r.calls} calls change, `
+              + `${formatMicros(r.oldCostMicros)} -> ${formatMicros(r.newCostMicros)} (delta ${formatMicros(r.deltaMicros)}), `
+              + `${r.newlyPriced} newly priced, ${r.newlyUnpriced} newly unpriced`);
+          }
+          const delta = changed.reduce((sum, r) => sum + r.deltaMicros, 0n);
+          const calls = changed.reduce((sum, r) => sum + r.callsChanged, 0n);
+          console.log(`dry run: ${calls} calls would change, delta ${formatMicros(delta)}; nothing was written`);
+          return;
+        }
+        const run = await startReprice(pool, { ...window, reason: options.reason ?? 'ai-cost reprice' });
+        report(await runWithProgress(pool, run, options.batchSize));
+      } finally {
+        await pool.end();
+      }
+    });
+}
+
+/** Runs the batches, with a progress bar when stdout is a terminal (none in pipes and logs). */
+async function runWithProgress(pool: Awaited<ReturnType<typeof createPool>>, run: RepriceRun, batchSize: number): Promise<RepriceRun> {
+  const bar = process.stdout.isTTY
+    ? new SingleBar({ format: 'reprice run {run} [{bar}] {value}/{total} calls, {changed} changed, ETA {eta_formatted}' }, Presets.shades_classic)
+    : undefined;
+  bar?.start(Number(run.totalCalls), Number(run.callsDone), { run: String(run.id), changed: String(run.callsChanged) });
+  try {
+    return await runReprice(pool, run.id, {
+      batchSize,
+      onBatch: (progress) => bar?.update(Number(progress.callsDone), { changed: String(progress.callsChanged) }),
+    });
+  } finally {
+    bar?.stop();
+  }
+}
+
+function report(run: RepriceRun): void {
+  console.log(`reprice run ${run.id}: ${run.callsDone} calls examined, ${run.callsChanged} changed, `
+    + `delta ${formatMicros(run.deltaMicros)}; every change is in ai_cost.reprice_audit (run_id ${run.id})`);
+}

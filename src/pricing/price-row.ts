@@ -1,0 +1,31 @@
+/** Service tiers a price (and a call) can be for. */
+export const SERVICE_TIERS = ['standard', 'batch', 'flex', 'priority'] as const;
+export type ServiceTier = (typeof SERVICE_TIERS)[number];
+
+/**
+ * One ai_cost.prices row to write, rates as exact decimal strings in USD per
+ * 1M tokens (unitPrice in USD per unit); null = that dimension has no price.
+ */
+export interface PriceRow {
+  provider: string;
+  model: string;
+  serviceTier: ServiceTier;
+  /** Long-context tier: 0 for the base price, N for calls whose input exceeds N tokens. */
+  aboveInputTokens: number;
+  inputPerMtok: string | null;
+  outputPerMtok: string | null;
+  cacheReadPerMtok: string | null;
+  cacheWritePerMtok: string | null;
+  cacheWrite1hPerMtok: string | null;
+  audioInputPerMtok: string | null;
+  audioOutputPerMtok: string | null;
+  unit: string | null;
+  unitPrice: string | null;
+  source: string | null;
+}
+
+/** The rate fields of a price row, in display order. */
+export const RATE_FIELDS = [
+  'inputPerMtok', 'outputPerMtok', 'cacheReadPerMtok', 'cacheWritePerMtok', 'cacheWrite1hPerMtok',
+  'audioInputPerMtok', 'audioOutputPerMtok', 'unit', 'unitPrice',
+] as const satisfies ReadonlyArray<keyof PriceRow>;

@@ -1,0 +1,115 @@
+import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { UsageError } from '../db.js';
+
+export interface RepriceWindow {
+  /** Calls with created_at >= from ... */
+  from: Date;
+  /** ... and created_at < to. */
+  to: Date;
+  provider?: string;
+  model?: string;
+  /** Backfill: only calls still unpriced. */
+  onlyUnpriced?: boolean;
+}
+
+export interface RepriceOptions extends RepriceWindow {
+  /** Why: stored on the run and on every audit row. */
+  reason: string;
+}
+
+const runSchema = z.object({
+  id: z.bigint(),
+  total_calls: z.bigint(),
+  calls_done: z.bigint(),
+  calls_changed: z.bigint(),
+  delta_micros: z.string(),
+  finished_at: z.date().nullable(),
+});
+
+export interface RepriceRun {
+  id: bigint;
+  totalCalls: bigint;
+  callsDone: bigint;
+  callsChanged: bigint;
+  /** New minus old cost of changed calls priced before and after, micro-dollars. */
+  deltaMicros: bigint;
+  finished: boolean;
+}
+
+/** Records a repricing run (nothing is repriced yet) and returns it. */
+export async function startReprice(db: CommonQueryMethods, options: RepriceOptions): Promise<RepriceRun> {
+  const id = await db.oneFirst(sql.type(z.object({ id: z.bigint() }))`
+    SELECT ai_cost.start_reprice(${sql.timestamp(options.from)}, ${sql.timestamp(options.to)}, ${options.reason},
+      ${options.provider ?? null}, ${options.model ?? null}, ${options.onlyUnpriced ?? false}) AS id`);
+  return repriceRun(db, id);
+}
+
+/** A run's progress as stored in ai_cost.reprice_runs. */
+export async function repriceRun(db: CommonQueryMethods, id: bigint): Promise<RepriceRun> {
+  const row = await db.maybeOne(sql.type(runSchema)`
+    SELECT id, total_calls, calls_done, calls_changed, delta_micros::text, finished_at
+      FROM ai_cost.reprice_runs WHERE id = ${id}`);
+  if (!row) throw new UsageError(`no reprice run with id ${id}`);
+  return {
+    id: row.id, totalCalls: row.total_calls, callsDone: row.calls_done, callsChanged: row.calls_changed,
+    deltaMicros: BigInt(row.delta_micros), finished: row.finished_at !== null,
+  };
+}
+
+/**
+ * Runs a started (or interrupted) repricing run to the end, one batch per
+ * transaction, so locks last one batch and an interruption loses at most the
+ * batch in flight; calling it again resumes from the run's cursor.
+ */
+export async function runReprice(
+  pool: DatabasePool, id: bigint, options: { batchSize?: number; onBatch?: (run: RepriceRun) => void } = {},
+): Promise<RepriceRun> {
+  const batchSize = options.batchSize ?? 5_000;
+  for (;;) {
+    const examined = await pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+      SELECT ai_cost.reprice_batch(${id}, ${batchSize}) AS n`);
+    const run = await repriceRun(pool, id);
+    options.onBatch?.(run);
+    if (examined < batchSize || run.finished) return run;
+  }
+}
+
+const previewSchema = z.object({
+  provider: z.string(),
+  model: z.string(),
+  calls: z.bigint(),
+  calls_changed: z.bigint(),
+  old_cost_micros: z.string().nullable(),
+  new_cost_micros: z.string().nullable(),
+  delta_micros: z.string(),
+  newly_priced: z.bigint(),
+  newly_unpriced: z.bigint(),
+});
+
+export interface RepricePreview {
+  provider: string;
+  model: string;
+  calls: bigint;
+  callsChanged: bigint;
+  oldCostMicros: bigint | null;
+  newCostMicros: bigint | null;
+  deltaMicros: bigint;
+  newlyPriced: bigint;
+  newlyUnpriced: bigint;
+}
+
+/** What a reprice of the window would change, per model, without writing anything. */
+export async function previewReprice(db: CommonQueryMethods, window: RepriceWindow): Promise<RepricePreview[]> {
+  const rows = await db.any(sql.type(previewSchema)`
+    SELECT provider, model, calls, calls_changed, old_cost_micros::text, new_cost_micros::text, delta_micros::text,
+           newly_priced, newly_unpriced
+      FROM ai_cost.reprice_preview(${sql.timestamp(window.from)}, ${sql.timestamp(window.to)},
+        ${window.provider ?? null}, ${window.model ?? null}, ${window.onlyUnpriced ?? false})`);
+  const big = (v: string | null) => (v === null ? null : BigInt(v));
+  return rows.map((r) => ({
+    provider: r.provider, model: r.model, calls: r.calls, callsChanged: r.calls_changed,
+    oldCostMicros: big(r.old_cost_micros), newCostMicros: big(r.new_cost_micros), deltaMicros: BigInt(r.delta_micros),
+    newlyPriced: r.newly_priced, newlyUnpriced: r.newly_unpriced,
+  }));
+}
