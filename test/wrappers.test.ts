@@ -120,9 +120,14 @@ test('OpenAI Responses API, plain and streamed, and embeddings', async (t) => {
   const stream = await client.responses.create({ model: 'o4-mini', input: 'Hi', stream: true });
   const types = [];
   for await (const event of stream) types.push(event.type);
-  t.deepEqual(types, ['response.created', 'response.output_text.delta', 'response.output_text.delta', 'response.completed']);
+  t.deepEqual(types, ['response.created', 'response.output_item.added', 'response.content_part.added',
+    'response.output_text.delta', 'response.output_text.delta', 'response.completed']);
   await client.embeddings.create({ model: 'text-embedding-3-small', input: 'Hi' });
-  const [plain, streamed, embedding] = recorder.calls;
+  const helper = await client.responses.stream({ model: 'o4-mini', input: 'Hi' }).finalResponse();
+  t.is(helper.id, 'resp_fake_1');
+  const [plain, streamed, embedding, helperCall] = recorder.calls;
+  t.like(helperCall, { streamed: true, status: 'success', inputTokens: 36 });
+  t.is(recorder.calls.length, 4);
   const usage = { inputTokens: 36, outputTokens: 87, cacheReadTokens: 12, reasoningTokens: 64 };
   t.like(plain, { requestId: 'resp_fake_1', streamed: false, ...usage });
   t.like(streamed, { requestId: 'resp_fake_1', streamed: true, status: 'success', ...usage });
@@ -151,11 +156,16 @@ test('Anthropic: a stream (create with stream: true, and the messages.stream() h
   t.is(text, 'Hello.');
   const final = await client.messages.stream({ model: 'claude-haiku-4-5', max_tokens: 100, messages: [] }).finalMessage();
   t.is(final.usage.output_tokens, 20);
-  for (const call of recorder.calls) {
+  const streamCalls = recorder.calls.splice(0);
+  // parse() is built on create(): recorded once, the parsed message unchanged.
+  const parsed = await client.messages.parse({ model: 'claude-haiku-4-5', max_tokens: 100, messages: [] });
+  t.is(parsed.id, 'msg_fake_1');
+  t.like(recorder.calls, [{ streamed: false, requestId: 'msg_fake_1' }]);
+  for (const call of streamCalls) {
     t.like(call, { streamed: true, status: 'success', requestId: 'msg_fake_2', inputTokens: 4_050, outputTokens: 20, cacheWrite1hTokens: 1_000 });
     t.true(call.ttftMs! >= FIRST_TOKEN_DELAY_MS - 5);
   }
-  t.is(recorder.calls.length, 2);
+  t.is(streamCalls.length, 2);
 });
 
 test('Anthropic: an error reaches the caller as the SDK error and is recorded', async (t) => {
@@ -177,10 +187,14 @@ test('wrapping twice records once; end to end through the recorder, the call is 
   const client = instrumentAnthropic(instrumentAnthropic(new Anthropic({ apiKey: 'test', baseURL: provider.baseURL, maxRetries: 0 }), { recorder }), { recorder });
   await client.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 100, messages: [] });
   await recorder.flush();
-  const rows = await db.query<{ cost_micros: string | null; unpriced_reason: string | null }>(
+  const [wrapped, ...others] = await db.query<{ cost_micros: string | null; unpriced_reason: string | null }>(
     "SELECT cost_micros, unpriced_reason FROM ai_cost.calls WHERE request_id = 'msg_fake_1'");
-  t.is(rows.length, 1);
-  // 1-hour cache writes have no price in the v1 catalog: unpriced with a reason, never a wrong number.
-  t.deepEqual(rows[0], { cost_micros: null, unpriced_reason: 'no price for 1-hour cache writes' });
+  t.is(others.length, 0, 'recorded once');
+  // The same call inserted by hand with the token counts Anthropic reported, mapped by hand: the same cost.
+  const [byHand] = await db.query<{ cost_micros: string | null; unpriced_reason: string | null }>(
+    `INSERT INTO ai_cost.calls (provider, model, created_at, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens)
+     SELECT 'anthropic', 'claude-sonnet-4-6', created_at, 50 + 1000 + 3000, 20, 1000, 3000, 1000 FROM ai_cost.calls WHERE request_id = 'msg_fake_1'
+     RETURNING cost_micros, unpriced_reason`);
+  t.deepEqual(wrapped, byHand);
   await recorder.close();
 });

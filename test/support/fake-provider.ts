@@ -120,10 +120,14 @@ function responseObject(body: Record<string, unknown>, status = 'completed') {
 function responsesStream(response: ServerResponse, body: Record<string, unknown>) {
   return sse(response, [
     { event: 'response.created', data: { type: 'response.created', sequence_number: 0, response: responseObject(body, 'in_progress') } },
-    { event: 'response.output_text.delta', data: { type: 'response.output_text.delta', sequence_number: 1, item_id: 'msg_1', output_index: 0, content_index: 0, delta: 'Hi' } },
-    { event: 'response.output_text.delta', data: { type: 'response.output_text.delta', sequence_number: 2, item_id: 'msg_1', output_index: 0, content_index: 0, delta: '.' } },
-    { event: 'response.completed', data: { type: 'response.completed', sequence_number: 3, response: responseObject(body) } },
-  ], 1);
+    { event: 'response.output_item.added', data: { type: 'response.output_item.added', sequence_number: 1, output_index: 0,
+      item: { type: 'message', id: 'msg_1', status: 'in_progress', role: 'assistant', content: [] } } },
+    { event: 'response.content_part.added', data: { type: 'response.content_part.added', sequence_number: 2, item_id: 'msg_1', output_index: 0, content_index: 0,
+      part: { type: 'output_text', text: '', annotations: [] } } },
+    { event: 'response.output_text.delta', data: { type: 'response.output_text.delta', sequence_number: 3, item_id: 'msg_1', output_index: 0, content_index: 0, delta: 'Hi' } },
+    { event: 'response.output_text.delta', data: { type: 'response.output_text.delta', sequence_number: 4, item_id: 'msg_1', output_index: 0, content_index: 0, delta: '.' } },
+    { event: 'response.completed', data: { type: 'response.completed', sequence_number: 5, response: responseObject(body) } },
+  ], 3);
 }
 
 const anthropicUsage = {
