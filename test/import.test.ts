@@ -1,0 +1,88 @@
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import test from 'ava';
+import { InvalidPriceListError, parseLiteLlmPriceList } from '../src/pricing/litellm.js';
+import { importPrices } from '../src/pricing/prices.js';
+import { useTestDatabase } from './support/database.js';
+
+const db = useTestDatabase(test);
+const fixture = (name: string) => new URL(`fixtures/litellm/${name}`, import.meta.url);
+const read = async (name: string) => parseLiteLlmPriceList(await readFile(fixture(name), 'utf8'), name);
+const run = promisify(execFile);
+const cli = (...args: string[]) => run(process.execPath, [new URL('../bin/ai-cost.js', import.meta.url).pathname, ...args],
+  { env: { ...process.env, DATABASE_URL: db.url } });
+
+async function fixtureRows() {
+  return db.query<{ model: string; service_tier: string; above_input_tokens: string; input: string | null;
+    output: string | null; cache_read: string | null; cache_write: string | null; cache_write_1h: string | null;
+    audio_input: string | null; unit: string | null; unit_price: string | null; valid_from: string }>(
+    `SELECT model, service_tier, above_input_tokens, input_per_mtok::text AS input, output_per_mtok::text AS output,
+            cache_read_per_mtok::text AS cache_read, cache_write_per_mtok::text AS cache_write,
+            cache_write_1h_per_mtok::text AS cache_write_1h, audio_input_per_mtok::text AS audio_input,
+            unit, unit_price::text, valid_from::text
+       FROM ai_cost.prices WHERE model LIKE 'fixture-%' ORDER BY model, service_tier, above_input_tokens, valid_from`);
+}
+
+test.serial('a LiteLLM file maps onto tiers, long-context tiers, cache, audio and per-image rows', async (t) => {
+  const { rows, skipped } = await read('prices-v1.json');
+  t.deepEqual(skipped.map((s) => s.reason).sort(), ['no prices', 'provider some_new_host has no canonical pg-ai-cost id']);
+  const result = await importPrices(db.pool, rows);
+  t.is(result.filter((r) => r.action === 'added').length, 8);
+  const stored = await fixtureRows();
+  const brief = stored.map((r) => [r.model, r.service_tier, r.above_input_tokens, r.input, r.output, r.cache_read,
+    r.cache_write, r.cache_write_1h, r.audio_input, r.unit, r.unit_price]);
+  t.deepEqual(brief, [
+    ['fixture-claude', 'standard', '0', '3', '15', '0.3', '3.75', '6', null, null, null],
+    ['fixture-claude', 'standard', '200000', '6', '22.5', '0.6', '7.5', '12', null, null, null],
+    ['fixture-gemini', 'standard', '0', '1.25', '10', null, null, null, '1', null, null],
+    ['fixture-gemini', 'standard', '200000', '2.5', '15', null, null, null, '1', null, null],
+    ['fixture-gpt', 'batch', '0', '1.25', '5', null, null, null, null, null, null],
+    ['fixture-gpt', 'priority', '0', '4.25', '17', null, null, null, null, null, null],
+    ['fixture-gpt', 'standard', '0', '2.5', '10', '1.25', null, null, null, null, null],
+    ['fixture-image', 'standard', '0', null, null, null, null, null, null, 'image', '0.04'],
+  ]);
+  // A model's first price applies to its earlier calls too.
+  t.true(stored.every((r) => r.valid_from === '-infinity'));
+  // And prices calls: 1,000 x 2.5 + 100 x 10 = 3,500
+  const [call] = await db.query<{ cost_micros: string }>(
+    `INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens) VALUES ('openai', 'fixture-gpt', 1000, 100)
+     RETURNING cost_micros`);
+  t.is(call!.cost_micros, '3500');
+});
+
+test.serial('importing the same file again changes nothing', async (t) => {
+  const before = await fixtureRows();
+  const result = await importPrices(db.pool, (await read('prices-v1.json')).rows);
+  t.deepEqual([...new Set(result.map((r) => r.action))], ['unchanged']);
+  t.deepEqual(await fixtureRows(), before);
+});
+
+test.serial('a changed price gets a new row from the effective date; history keeps the old one', async (t) => {
+  const effective = new Date('2026-08-01T00:00:00Z');
+  const diff = await importPrices(db.pool, (await read('prices-v2.json')).rows, { effective, dryRun: true });
+  t.deepEqual(diff.filter((r) => r.action !== 'unchanged').map((r) => [r.model, r.serviceTier, r.action, r.before?.input_per_mtok]),
+    [['fixture-gpt', 'standard', 'changed', '2.5']]);
+  t.is((await fixtureRows()).length, 8, 'a dry run writes nothing');
+  await importPrices(db.pool, (await read('prices-v2.json')).rows, { effective });
+  const gpt = (await fixtureRows()).filter((r) => r.model === 'fixture-gpt' && r.service_tier === 'standard');
+  t.deepEqual(gpt.map((r) => [r.input, r.valid_from]), [['2.5', '-infinity'], ['2', '2026-08-01 00:00:00+00']]);
+});
+
+test('a malformed file is refused with the entry and field named, and nothing is written', async (t) => {
+  await t.throwsAsync(read('malformed-cost.json'), {
+    instanceOf: InvalidPriceListError,
+    message: 'entry "fixture-claude": output_cost_per_token must be a non-negative number, not "15 dollars"',
+  });
+  await t.throwsAsync(read('not-json.json'), { instanceOf: InvalidPriceListError, message: /^not valid JSON: / });
+  t.throws(() => parseLiteLlmPriceList('[1, 2]', 'x'), { message: /expected a JSON object of model entries/ });
+});
+
+test.serial('the CLI reports added, changed, unchanged and skipped, and one line for a bad file', async (t) => {
+  const { stdout } = await cli('prices', 'import', fixture('prices-v1.json').pathname);
+  t.regex(stdout, /prices-v1\.json: 0 added, 1 changed, 7 unchanged, 2 entries skipped/);
+  const failed = await cli('prices', 'import', fixture('malformed-cost.json').pathname).catch((error: { stderr: string; code: number }) => error);
+  t.is((failed as { code: number }).code, 1);
+  t.is((failed as { stderr: string }).stderr.trim(),
+    `ai-cost: ${fixture('malformed-cost.json').pathname}: entry "fixture-claude": output_cost_per_token must be a non-negative number, not "15 dollars"; nothing was imported`);
+});
