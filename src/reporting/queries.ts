@@ -43,7 +43,10 @@ function dimension(by: string): FragmentSqlToken {
 /** Latency is measured on calls that reached the provider and worked. */
 const MEASURED = sql.fragment`r.status = 'success' AND NOT r.cached`;
 
-const numberOrNull = z.string().nullable().transform((v) => (v === null ? null : Number(v)));
+// The pool has no slonik result-parser interceptor, so row schemas are types
+// only and zod transforms would not run: numeric columns (strings) are
+// converted by hand.
+const numberOrNull = (value: string | null) => (value === null ? null : Number(value));
 
 const totalsColumns = sql.fragment`
   coalesce(sum(r.calls), 0)::bigint AS calls,
@@ -103,7 +106,7 @@ export async function summary(db: CommonQueryMethods, filters: ReportFilters = {
     ...totalsShape,
     cache_read_tokens: z.bigint(),
     reasoning_tokens: z.bigint(),
-    avg_ms: numberOrNull,
+    avg_ms: z.string().nullable(),
     p95_ms: z.number().nullable(),
   }))`
     SELECT ${totalsColumns},
@@ -121,7 +124,7 @@ export async function summary(db: CommonQueryMethods, filters: ReportFilters = {
     ...totals(row),
     cacheReadTokens: row.cache_read_tokens,
     reasoningTokens: row.reasoning_tokens,
-    avgLatencyMs: row.avg_ms,
+    avgLatencyMs: numberOrNull(row.avg_ms),
     p95LatencyMs: row.p95_ms,
   };
 }
@@ -145,7 +148,7 @@ export async function breakdown(
   const order = by === 'day' || by === 'hour'
     ? sql.fragment`key`
     : sql.fragment`cost_micros DESC, calls DESC, key NULLS LAST`;
-  const rows = await db.any(sql.type(z.object({ key: z.string().nullable(), share: numberOrNull, ...totalsShape }))`
+  const rows = await db.any(sql.type(z.object({ key: z.string().nullable(), share: z.string().nullable(), ...totalsShape }))`
     SELECT key, calls, successes, failures, cost_micros, unpriced_calls, input_tokens, output_tokens,
            round(cost_micros / nullif(sum(cost_micros) OVER (), 0), 6)::text AS share
       FROM (SELECT ${key} AS key, ${totalsColumns}
@@ -156,7 +159,7 @@ export async function breakdown(
      ORDER BY ${order}
      ${options.limit ? sql.fragment`LIMIT ${options.limit}` : sql.fragment``}
   `);
-  return rows.map((row) => ({ key: row.key, shareOfCost: row.share, ...totals(row) }));
+  return rows.map((row) => ({ key: row.key, shareOfCost: numberOrNull(row.share), ...totals(row) }));
 }
 
 export interface DailyPoint {
