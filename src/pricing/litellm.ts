@@ -99,7 +99,11 @@ export function parseLiteLlmPriceList(text: string, source: string): ParsedPrice
   for (const [key, value] of Object.entries(json)) {
     if (key === 'sample_spec') continue;
     const parsed = entrySchema.safeParse(value);
-    if (!parsed.success) throw new InvalidPriceListError(`entry "${key}" is not an object`);
+    if (!parsed.success) {
+      // The file carries metadata next to the models, such as "last_updated".
+      skipped.push({ key, reason: 'not a model entry' });
+      continue;
+    }
     const entry = parsed.data as Record<string, unknown>;
     checkCosts(key, entry);
     const litellmProvider = typeof entry.litellm_provider === 'string' ? entry.litellm_provider : undefined;

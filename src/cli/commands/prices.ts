@@ -73,7 +73,9 @@ export function registerPrices(program: Command): void {
         const count = (action: string) => result.filter((r) => r.action === action).length;
         console.log(`${file}: ${count('added')} added, ${count('changed')} changed, ${count('unchanged')} unchanged, `
           + `${skipped.length} entries skipped`);
-        for (const [reason, n] of tally(skipped.map((s) => s.reason))) console.log(`  skipped ${n}: ${reason}`);
+        const reasons = tally(skipped.map((s) => s.reason));
+        for (const [reason, n] of reasons.slice(0, 10)) console.log(`  skipped ${n}: ${reason}`);
+        if (reasons.length > 10) console.log(`  ... and ${reasons.length - 10} more reasons`);
       });
     });
 
