@@ -15,7 +15,7 @@ if (!serverHasPgCron) {
 }
 
 cronTest('migrate up schedules the refresh with pg_cron, the job runs, and migrate down removes the jobs', async (t) => {
-  t.timeout(110_000);
+  t.timeout(118_000);
   const url = serverUrl('postgres');
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -33,7 +33,7 @@ cronTest('migrate up schedules the refresh with pg_cron, the job runs, and migra
     // pg_cron 1.4 schedules in whole minutes: the first run comes within one.
     await client.query('INSERT INTO ai_cost.calls (provider, model, input_tokens) VALUES ($1, $2, 10)', ['openai', 'gpt-4o-mini']);
     let run: { status: string; return_message: string } | undefined;
-    for (let waited = 0; waited < 75 && !run; waited += 1) {
+    for (let waited = 0; waited < 100 && !run; waited += 1) {
       const { rows } = await client.query(`
         SELECT d.status, d.return_message FROM cron.job_run_details d JOIN cron.job j USING (jobid)
          WHERE j.jobname = 'ai_cost_refresh' AND j.database = current_database() AND d.status IN ('succeeded', 'failed')`);
@@ -44,7 +44,7 @@ cronTest('migrate up schedules the refresh with pg_cron, the job runs, and migra
       const seen = await client.query("SELECT j.jobname, d.status, d.return_message FROM cron.job j LEFT JOIN cron.job_run_details d USING (jobid)");
       t.log(seen.rows);
     }
-    t.is(run?.status, 'succeeded', run?.return_message ?? 'the job did not run within 75 s');
+    t.is(run?.status, 'succeeded', run?.return_message ?? 'the job did not run within 100 s');
     const { rows: [state] } = await client.query('SELECT changes_applied::int AS n FROM ai_cost.refresh_status');
     t.true(state.n >= 1, 'the scheduled refresh consumed the new call');
   } finally {
