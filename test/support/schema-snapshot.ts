@@ -5,11 +5,13 @@ import type { TestDatabase } from './database.js';
  * OIDs: tables and their columns, constraints, indexes, views, functions
  * (with a hash of their bodies), triggers, policies, grants and comments. Two
  * snapshots are equal when the schemas are the same for every user and tool.
+ * A never-granted object has a NULL acl, and the same object after a GRANT and
+ * REVOKE an explicit one with the same meaning: both are compared as explicit.
  */
 export async function schemaSnapshot(db: TestDatabase): Promise<string[]> {
   const rows = await db.query<{ line: string }>(`
     WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = 'ai_cost')
-    SELECT 'relation ' || c.relname || ' ' || c.relkind::text || ' acl=' || coalesce(c.relacl::text, '') ||
+    SELECT 'relation ' || c.relname || ' ' || c.relkind::text || ' acl=' || coalesce(c.relacl, acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))::text ||
            ' rls=' || c.relrowsecurity || ' comment=' || coalesce(obj_description(c.oid, 'pg_class'), '') AS line
       FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns)
     UNION ALL
@@ -32,7 +34,7 @@ export async function schemaSnapshot(db: TestDatabase): Promise<string[]> {
     UNION ALL
     SELECT 'function ' || p.oid::regprocedure || ' returns ' || pg_get_function_result(p.oid) ||
            ' body=' || md5(p.prosrc) || ' config=' || coalesce(p.proconfig::text, '') ||
-           ' secdef=' || p.prosecdef || ' volatile=' || p.provolatile::text || ' acl=' || coalesce(p.proacl::text, '') ||
+           ' secdef=' || p.prosecdef || ' volatile=' || p.provolatile::text || ' acl=' || coalesce(p.proacl, acldefault('f'::"char", p.proowner))::text ||
            ' comment=' || coalesce(obj_description(p.oid, 'pg_proc'), '')
       FROM pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ns)
     UNION ALL
@@ -48,7 +50,7 @@ export async function schemaSnapshot(db: TestDatabase): Promise<string[]> {
       FROM pg_type t WHERE t.typnamespace IN (SELECT oid FROM ns) AND t.typtype IN ('e', 'd', 'c')
        AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.reltype = t.oid)
     UNION ALL
-    SELECT 'schema acl=' || coalesce(nspacl::text, '') || ' comment=' || coalesce(obj_description(oid, 'pg_namespace'), '')
+    SELECT 'schema acl=' || coalesce(nspacl, acldefault('n'::"char", nspowner))::text || ' comment=' || coalesce(obj_description(oid, 'pg_namespace'), '')
       FROM pg_namespace WHERE nspname = 'ai_cost'`);
   return rows.map((row) => row.line).sort();
 }
