@@ -730,32 +730,69 @@ COMMENT ON VIEW ai_cost.budget_status IS 'Each budget in its current UTC period:
 CREATE TABLE ai_cost._private_refresh_state (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   refreshed_at timestamptz,
+  views_refreshed_at timestamptz,
   duration_ms numeric,
   changes_applied bigint
 );
 INSERT INTO ai_cost._private_refresh_state DEFAULT VALUES;
 COMMENT ON TABLE ai_cost._private_refresh_state IS 'Internal: when ai_cost.refresh() last completed and what it did.';
 
--- Consumes the captured changes into the rollups, rebuilds the materialized
--- views and raises budget alerts, in one transaction. Overlapping runs are
--- harmless: a run that finds another one in progress skips at once (try-lock)
--- instead of queueing behind it. Work is proportional to the changes since
--- the last run plus the recent rollup rows the windowed views read.
-CREATE FUNCTION ai_cost.refresh()
-RETURNS TABLE (refreshed boolean, changes_applied bigint, budget_alerts bigint, duration_ms numeric)
+-- Consumes the captured changes into the rollups and raises budget alerts
+-- (work proportional to the changes since the last run), then rebuilds the
+-- windowed materialized views (work proportional to the rollup rows of the
+-- last 30 days, never to all history) unless views is false. One transaction.
+-- Each part has its own advisory lock, taken with a try-lock: a run that finds
+-- a part in progress elsewhere skips that part at once instead of queueing, so
+-- overlapping runs are harmless, and a frequent rollups-only job never makes a
+-- slower views job skip.
+CREATE FUNCTION ai_cost.refresh(views boolean DEFAULT true)
+RETURNS TABLE (refreshed boolean, changes_applied bigint, views_refreshed boolean, budget_alerts bigint, duration_ms numeric)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   started timestamptz := clock_timestamp();
-  applied bigint;
-  alerts bigint;
+  applied bigint := 0;
+  alerts bigint := 0;
+  rollups_done boolean := false;
+  views_done boolean := false;
 BEGIN
-  -- "aicost_r": the key of the refresh lock.
-  IF NOT pg_try_advisory_xact_lock(x'6169636f73745f72'::bigint) THEN
-    RAISE NOTICE 'ai_cost.refresh() is already running in another session: skipped';
-    RETURN QUERY SELECT false, 0::bigint, 0::bigint, 0::numeric;
-    RETURN;
+  -- "aicost_r" and "aicost_v": the keys of the rollup and view locks.
+  IF pg_try_advisory_xact_lock(x'6169636f73745f72'::bigint) THEN
+    rollups_done := true;
+    SELECT r.applied, r.alerts INTO applied, alerts FROM ai_cost._private_refresh_rollups() AS r;
+  ELSE
+    RAISE NOTICE 'ai_cost.refresh(): the rollups are being refreshed by another session: skipped';
   END IF;
+  IF views THEN
+    IF pg_try_advisory_xact_lock(x'6169636f73745f76'::bigint) THEN
+      views_done := true;
+      REFRESH MATERIALIZED VIEW CONCURRENTLY ai_cost.mv_spend_share;
+      REFRESH MATERIALIZED VIEW CONCURRENTLY ai_cost.mv_error_rate_by_model;
+      REFRESH MATERIALIZED VIEW CONCURRENTLY ai_cost.mv_error_rate_by_feature;
+      REFRESH MATERIALIZED VIEW CONCURRENTLY ai_cost.mv_latency_by_model;
+      REFRESH MATERIALIZED VIEW CONCURRENTLY ai_cost.mv_top_spenders;
+      REFRESH MATERIALIZED VIEW CONCURRENTLY ai_cost.mv_spend_trends;
+    ELSE
+      RAISE NOTICE 'ai_cost.refresh(): the materialized views are being rebuilt by another session: skipped';
+    END IF;
+  END IF;
+  IF rollups_done OR views_done THEN
+    UPDATE ai_cost._private_refresh_state AS s
+       SET refreshed_at = CASE WHEN rollups_done THEN now() ELSE s.refreshed_at END,
+           views_refreshed_at = CASE WHEN views_done THEN now() ELSE s.views_refreshed_at END,
+           duration_ms = round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
+           changes_applied = CASE WHEN rollups_done THEN applied ELSE s.changes_applied END;
+  END IF;
+  RETURN QUERY SELECT rollups_done, applied, views_done, alerts, round(extract(epoch FROM clock_timestamp() - started) * 1000, 1);
+END
+$$;
+COMMENT ON FUNCTION ai_cost.refresh(boolean) IS 'Brings the rollups and budget alerts up to date (cost proportional to the calls changed since the last run) and, unless views => false, rebuilds the windowed materialized views: SELECT * FROM ai_cost.refresh(). Safe to overlap: a part already running elsewhere is skipped. pg_cron runs it when installed.';
+-- Refreshing writes: only the owner (and roles granted it) should run it.
+REVOKE EXECUTE ON FUNCTION ai_cost.refresh(boolean) FROM PUBLIC;
 
+-- The rollup part of ai_cost.refresh(), called under its lock.
+CREATE FUNCTION ai_cost._private_refresh_rollups(OUT applied bigint, OUT alerts bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
   -- Only changes committed before this statement started are visible, hence
   -- deleted; later ones stay for the next run. Both inserts see the same rows.
   WITH consumed AS (
@@ -819,13 +856,6 @@ BEGIN
   DELETE FROM ai_cost.calls_hourly WHERE calls = 0;
   DELETE FROM ai_cost.conversations_hourly WHERE calls = 0;
 
-  REFRESH MATERIALIZED VIEW CONCURRENTLY ai_cost.mv_spend_share;
-  REFRESH MATERIALIZED VIEW CONCURRENTLY ai_cost.mv_error_rate_by_model;
-  REFRESH MATERIALIZED VIEW CONCURRENTLY ai_cost.mv_error_rate_by_feature;
-  REFRESH MATERIALIZED VIEW CONCURRENTLY ai_cost.mv_latency_by_model;
-  REFRESH MATERIALIZED VIEW CONCURRENTLY ai_cost.mv_top_spenders;
-  REFRESH MATERIALIZED VIEW CONCURRENTLY ai_cost.mv_spend_trends;
-
   -- Each threshold crossed is recorded once per period and announced; the
   -- notification is delivered when this transaction commits.
   WITH crossed AS (
@@ -847,23 +877,16 @@ BEGIN
     INTO alerts
     FROM recorded r JOIN ai_cost.budgets b ON b.id = r.budget_id;
 
-  UPDATE ai_cost._private_refresh_state
-     SET refreshed_at = now(),
-         duration_ms = round(extract(epoch FROM clock_timestamp() - started) * 1000, 1),
-         changes_applied = applied;
-  RETURN QUERY SELECT true, applied, alerts, round(extract(epoch FROM clock_timestamp() - started) * 1000, 1);
 END
 $$;
-COMMENT ON FUNCTION ai_cost.refresh() IS 'Brings the rollups, materialized views and budget alerts up to date: SELECT * FROM ai_cost.refresh(). Cost is proportional to the calls changed since the last run. Safe to overlap: a second run skips (refreshed = false). pg_cron runs it every minute when installed.';
--- Refreshing writes: only the owner (and roles granted it) should run it.
-REVOKE EXECUTE ON FUNCTION ai_cost.refresh() FROM PUBLIC;
+COMMENT ON FUNCTION ai_cost._private_refresh_rollups() IS 'Internal: folds the captured call changes into the rollups and records and announces budget thresholds crossed; run by ai_cost.refresh() under its lock.';
 
 -- How fresh the materialized views are and how much waits for the next refresh.
 CREATE VIEW ai_cost.refresh_status AS
-SELECT s.refreshed_at, s.duration_ms, s.changes_applied,
+SELECT s.refreshed_at, s.views_refreshed_at, s.duration_ms, s.changes_applied,
        (SELECT count(*) FROM ai_cost._private_call_changes) AS pending_changes
   FROM ai_cost._private_refresh_state s;
-COMMENT ON VIEW ai_cost.refresh_status IS 'When ai_cost.refresh() last completed, how long it took, how many call changes it applied, and how many changes wait for the next run.';
+COMMENT ON VIEW ai_cost.refresh_status IS 'When ai_cost.refresh() last refreshed the rollups and the materialized views, how long the last run took, how many call changes it applied, and how many changes wait for the next run.';
 
 -- TRUNCATE fires no row or DELETE triggers: empty the rollups with the calls.
 CREATE FUNCTION ai_cost._private_truncate_rollups() RETURNS trigger
@@ -932,8 +955,10 @@ $$;
 -- pg_cron
 ------------------------------------------------------------------------------
 
--- With pg_cron installed in this database, refresh every minute (pg_cron 1.4
--- schedules in minutes) and trim the run history of these jobs daily, which
+-- With pg_cron installed in this database: fold new calls into the rollups
+-- every minute (pg_cron 1.4 schedules in minutes), rebuild the windowed
+-- materialized views every 5 minutes (their cost follows the 30-day window,
+-- not the new rows), and trim the run history of these jobs daily, which
 -- pg_cron otherwise keeps forever. Without it, nothing schedules the refresh:
 -- run SELECT ai_cost.refresh() or `ai-cost refresh` from any scheduler.
 DO $$
@@ -943,9 +968,10 @@ BEGIN
   ELSIF NOT has_schema_privilege('cron', 'USAGE') THEN
     RAISE NOTICE 'pg_cron is installed but % may not use schema cron: nothing schedules ai_cost.refresh()', current_user;
   ELSE
-    PERFORM cron.schedule('ai_cost_refresh', '* * * * *', 'SELECT ai_cost.refresh()');
+    PERFORM cron.schedule('ai_cost_refresh', '* * * * *', 'SELECT ai_cost.refresh(views => false)');
+    PERFORM cron.schedule('ai_cost_refresh_views', '*/5 * * * *', 'SELECT ai_cost.refresh()');
     PERFORM cron.schedule('ai_cost_trim_job_history', '17 3 * * *',
-      $cmd$DELETE FROM cron.job_run_details WHERE end_time < now() - interval '7 days' AND jobid IN (SELECT jobid FROM cron.job WHERE jobname IN ('ai_cost_refresh', 'ai_cost_trim_job_history') AND database = current_database())$cmd$);
+      $cmd$DELETE FROM cron.job_run_details WHERE end_time < now() - interval '7 days' AND jobid IN (SELECT jobid FROM cron.job WHERE jobname IN ('ai_cost_refresh', 'ai_cost_refresh_views', 'ai_cost_trim_job_history') AND database = current_database())$cmd$);
   END IF;
 END
 $$;
@@ -958,7 +984,7 @@ BEGIN
      AND has_schema_privilege('cron', 'USAGE') THEN
     PERFORM cron.unschedule(jobid)
        FROM cron.job
-      WHERE jobname IN ('ai_cost_refresh', 'ai_cost_trim_job_history')
+      WHERE jobname IN ('ai_cost_refresh', 'ai_cost_refresh_views', 'ai_cost_trim_job_history')
         AND database = current_database() AND username = current_user;
   END IF;
 END
@@ -978,7 +1004,8 @@ $$;
 DROP TRIGGER IF EXISTS tg_calls__truncate_rollups ON ai_cost.calls;
 DROP FUNCTION IF EXISTS ai_cost._private_truncate_rollups();
 DROP VIEW IF EXISTS ai_cost.refresh_status;
-DROP FUNCTION IF EXISTS ai_cost.refresh();
+DROP FUNCTION IF EXISTS ai_cost.refresh(boolean);
+DROP FUNCTION IF EXISTS ai_cost._private_refresh_rollups();
 DROP TABLE IF EXISTS ai_cost._private_refresh_state;
 DROP VIEW IF EXISTS ai_cost.budget_status;
 DROP TABLE IF EXISTS ai_cost.budget_alerts;

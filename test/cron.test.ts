@@ -7,7 +7,7 @@ import { serverHasPgCron, serverUrl } from './support/database.js';
 // which is `postgres` on the test server. So this test installs pg-ai-cost
 // there, watches the job run, and uninstalls it (and pg_cron, if it created
 // it), leaving the server as it found it.
-const JOBS = ['ai_cost_refresh', 'ai_cost_trim_job_history'];
+const JOBS = ['ai_cost_refresh', 'ai_cost_refresh_views', 'ai_cost_trim_job_history'];
 
 const TITLE = 'migrate up schedules the refresh with pg_cron, the job runs, and migrate down removes the jobs';
 const cronTest = serverHasPgCron ? test.serial : test.serial.skip;
@@ -25,6 +25,7 @@ cronTest(serverHasPgCron ? TITLE : `${TITLE} (skipped: this server does not prel
     const jobs = await client.query('SELECT jobname, schedule FROM cron.job WHERE database = current_database() AND jobname = ANY($1) ORDER BY jobname', [JOBS]);
     t.deepEqual(jobs.rows, [
       { jobname: 'ai_cost_refresh', schedule: '* * * * *' },
+      { jobname: 'ai_cost_refresh_views', schedule: '*/5 * * * *' },
       { jobname: 'ai_cost_trim_job_history', schedule: '17 3 * * *' },
     ]);
 

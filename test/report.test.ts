@@ -124,7 +124,9 @@ test('ai-cost report --by model draws bars and names the unpriced calls', async 
 test('ai-cost refresh and doctor', async (t) => {
   const run = await runCli(['refresh', '--database-url', db.url]);
   t.is(run.code, 0, run.stderr);
-  t.regex(run.stdout, /^refreshed: \d+ change\(s\) applied/);
+  t.regex(run.stdout, /^refreshed: \d+ change\(s\) applied, \d+ budget alert\(s\), views rebuilt/);
+  const rollupsOnly = await runCli(['refresh', '--no-views', '--database-url', db.url]);
+  t.regex(rollupsOnly.stdout, /^refreshed: \d+ change\(s\) applied, \d+ budget alert\(s\), [\d.]+ ms/);
   t.true((await refresh(db.pool)).refreshed);
   const doctor = await runCli(['doctor', '--database-url', db.url]);
   t.is(doctor.code, 0, doctor.stderr);

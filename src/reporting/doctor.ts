@@ -43,6 +43,7 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
     detail: (refreshed.refreshedAt
       ? `last refresh ${refreshed.refreshedAt.toISOString()} (${Math.round(age! / 1000)}s ago, ${refreshed.durationMs} ms)`
       : 'never refreshed')
+      + (refreshed.viewsRefreshedAt ? `; views rebuilt ${refreshed.viewsRefreshedAt.toISOString()}` : '; views never rebuilt')
       + `; ${refreshed.pendingChanges} change(s) pending (the live views include them; the materialized views wait for the next refresh)`,
   });
 
@@ -67,16 +68,17 @@ async function schedulingCheck(pool: DatabasePool): Promise<Check> {
         LEFT JOIN LATERAL (SELECT status, end_time FROM cron.job_run_details r
                             WHERE r.jobid = j.jobid ORDER BY r.runid DESC LIMIT 1) d ON true
        WHERE j.jobname = 'ai_cost_refresh' AND j.database = current_database()`);
+    // The views job (every 5 minutes) is reported through views_refreshed_at in the refresh check.
     const job = jobs[0];
     if (!job) {
-      return { name: 'scheduling', level: 'warn', detail: "pg_cron is installed but has no ai_cost_refresh job: run `ai-cost migrate down --count 1 && ai-cost migrate up`, or SELECT cron.schedule('ai_cost_refresh', '* * * * *', 'SELECT ai_cost.refresh()')" };
+      return { name: 'scheduling', level: 'warn', detail: "pg_cron is installed but has no ai_cost_refresh job: run `ai-cost migrate down --count 1 && ai-cost migrate up`, or SELECT cron.schedule('ai_cost_refresh', '* * * * *', 'SELECT ai_cost.refresh(views => false)')" };
     }
     if (!job.active) return { name: 'scheduling', level: 'warn', detail: 'pg_cron job ai_cost_refresh exists but is inactive' };
     const last = job.last_end ? `; last run ${job.last_status} at ${job.last_end.toISOString()}` : '; not run yet';
     return { name: 'scheduling', level: job.last_status === 'failed' ? 'warn' : 'ok', detail: `pg_cron runs ai_cost.refresh() (${job.schedule})${last}` };
   }
   const elsewhere = here.cron_database && here.cron_database !== here.database
-    ? ` pg_cron is loaded and lives in database ${here.cron_database}: from there, run SELECT cron.schedule_in_database('ai_cost_refresh_${here.database}', '* * * * *', 'SELECT ai_cost.refresh()', '${here.database}').`
-    : ' Install pg_cron, or run `ai-cost refresh` (or SELECT ai_cost.refresh()) every minute from any scheduler.';
+    ? ` pg_cron is loaded and lives in database ${here.cron_database}: from there, run SELECT cron.schedule_in_database('ai_cost_refresh_${here.database}', '* * * * *', 'SELECT ai_cost.refresh(views => false)', '${here.database}') and the same with '*/5 * * * *' and 'SELECT ai_cost.refresh()' for the views.`
+    : ' Install pg_cron, or run `ai-cost refresh --no-views` every minute and `ai-cost refresh` every few minutes from any scheduler.';
   return { name: 'scheduling', level: 'warn', detail: `nothing in this database schedules ai_cost.refresh().${elsewhere}` };
 }

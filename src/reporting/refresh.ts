@@ -2,31 +2,40 @@ import { z } from 'zod';
 import { sql, type CommonQueryMethods } from 'slonik';
 
 export interface RefreshResult {
-  /** False when another refresh was running: this one skipped at once. */
+  /** False when another session was refreshing the rollups: this run skipped them at once. */
   refreshed: boolean;
   /** Call changes (inserts, update halves, deletes) folded into the rollups. */
   changesApplied: bigint;
+  /** Whether the windowed materialized views were rebuilt (not asked, or another session was at it). */
+  viewsRefreshed: boolean;
   /** Budget thresholds newly crossed (each also sent as NOTIFY ai_cost_budget). */
   budgetAlerts: bigint;
   durationMs: number;
 }
 
-/** Runs SELECT ai_cost.refresh(): rollups, materialized views and budget alerts. */
-export async function refresh(db: CommonQueryMethods): Promise<RefreshResult> {
+/**
+ * Runs ai_cost.refresh(): rollups and budget alerts, and the materialized
+ * views unless `views` is false (their cost follows the 30-day window).
+ */
+export async function refresh(db: CommonQueryMethods, options: { views?: boolean } = {}): Promise<RefreshResult> {
   const row = await db.one(sql.type(z.object({
-    refreshed: z.boolean(), changes_applied: z.bigint(), budget_alerts: z.bigint(), duration_ms: z.string(),
-  }))`SELECT refreshed, changes_applied, budget_alerts, duration_ms FROM ai_cost.refresh()`);
+    refreshed: z.boolean(), changes_applied: z.bigint(), views_refreshed: z.boolean(), budget_alerts: z.bigint(), duration_ms: z.string(),
+  }))`SELECT refreshed, changes_applied, views_refreshed, budget_alerts, duration_ms
+        FROM ai_cost.refresh(views => ${options.views ?? true})`);
   return {
     refreshed: row.refreshed,
     changesApplied: row.changes_applied,
+    viewsRefreshed: row.views_refreshed,
     budgetAlerts: row.budget_alerts,
     durationMs: Number(row.duration_ms),
   };
 }
 
 export interface RefreshStatus {
-  /** When the last refresh completed; null if none ever ran. */
+  /** When the rollups were last refreshed; null if never. */
   refreshedAt: Date | null;
+  /** When the materialized views were last rebuilt; null if never. */
+  viewsRefreshedAt: Date | null;
   durationMs: number | null;
   changesApplied: bigint | null;
   /** Changes waiting for the next refresh (the live views already include them). */
@@ -35,11 +44,12 @@ export interface RefreshStatus {
 
 export async function refreshStatus(db: CommonQueryMethods): Promise<RefreshStatus> {
   const row = await db.one(sql.type(z.object({
-    refreshed_at: z.date().nullable(), duration_ms: z.string().nullable(), changes_applied: z.bigint().nullable(),
+    refreshed_at: z.date().nullable(), views_refreshed_at: z.date().nullable(), duration_ms: z.string().nullable(), changes_applied: z.bigint().nullable(),
     pending_changes: z.bigint(),
-  }))`SELECT refreshed_at, duration_ms, changes_applied, pending_changes FROM ai_cost.refresh_status`);
+  }))`SELECT refreshed_at, views_refreshed_at, duration_ms, changes_applied, pending_changes FROM ai_cost.refresh_status`);
   return {
     refreshedAt: row.refreshed_at,
+    viewsRefreshedAt: row.views_refreshed_at,
     durationMs: row.duration_ms === null ? null : Number(row.duration_ms),
     changesApplied: row.changes_applied,
     pendingChanges: row.pending_changes,

@@ -6,15 +6,18 @@ import { databaseUrlOption } from '../options.js';
 export function registerRefresh(program: Command): void {
   program
     .command('refresh')
-    .description('bring rollups, materialized views and budget alerts up to date (what pg_cron runs every minute)')
+    .description('bring rollups, budget alerts and the windowed materialized views up to date (what pg_cron runs)')
     .addOption(databaseUrlOption())
-    .action(async (options: { databaseUrl?: string }) => {
+    .option('--no-views', 'only the rollups and budget alerts, not the materialized views (cheap enough for every minute)')
+    .action(async (options: { databaseUrl?: string; views: boolean }) => {
       const pool = await createPool(resolveDatabaseUrl(options.databaseUrl), 1);
       try {
-        const result = await refresh(pool);
-        console.log(result.refreshed
-          ? `refreshed: ${result.changesApplied} change(s) applied, ${result.budgetAlerts} budget alert(s), ${result.durationMs} ms`
-          : 'another refresh is running: skipped (it will include the changes)');
+        const result = await refresh(pool, { views: options.views });
+        const rollups = result.refreshed
+          ? `${result.changesApplied} change(s) applied, ${result.budgetAlerts} budget alert(s)`
+          : 'rollups skipped (another session is refreshing them)';
+        const views = !options.views ? '' : result.viewsRefreshed ? ', views rebuilt' : ', views skipped (another session is rebuilding them)';
+        console.log(`refreshed: ${rollups}${views}, ${result.durationMs} ms`);
       } finally {
         await pool.end();
       }
