@@ -49,9 +49,29 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
     drop: async () => {
       await pool.end();
       await raw.end();
-      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await dropDatabase(name);
     },
   };
+}
+
+/**
+ * Drops a test database once the connections just closed have gone. Backends
+ * take a moment to exit after a client says goodbye; terminating them with
+ * FORCE in that moment sends the client "terminating connection due to
+ * administrator command", which fails the test file. So wait first, and use
+ * FORCE only for a connection a test left open.
+ */
+async function dropDatabase(name: string): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    try {
+      await adminQuery(`DROP DATABASE IF EXISTS ${name}`);
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== '55006') throw error; // object_in_use
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
 }
 
 async function adminQuery(text: string): Promise<void> {
