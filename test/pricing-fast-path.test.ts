@@ -1,0 +1,117 @@
+import test from 'ava';
+import { useTestDatabase } from './support/database.js';
+
+// The cost trigger prices the common case itself and leaves the rest to
+// ai_cost._private_cost_of(), which reprice and explain_cost also use
+// (migration 0005 says why). These tests hold the two to the same answer.
+
+const db = useTestDatabase(test, {
+  setup: async (db) => {
+    await db.query(`
+      INSERT INTO ai_cost.prices (provider, model, valid_from, service_tier, above_input_tokens, input_per_mtok, output_per_mtok,
+                                  cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
+                                  audio_input_per_mtok, audio_output_per_mtok, unit, unit_price)
+      VALUES ('fp', 'full',  '2025-01-01', 'standard', 0,      1.10, 4.40, 0.11, 1.375, 2.2, 40, 80, 'image', 0.04),
+             ('fp', 'full',  '2025-01-01', 'standard', 200000, 2.20, 8.80, 0.22, 2.75, 4.4, 80, 160, 'image', 0.04),
+             ('fp', 'full',  '2025-01-01', 'batch',    0,      0.55, 2.20, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+             ('fp', 'full',  '2025-07-01', 'standard', 0,      0.90, 3.60, 0.09, 1.125, 1.8, 32, 64, 'image', 0.03),
+             ('fp', 'bare',  '2025-01-01', 'standard', 0,      0.25, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+             ('fp', 'image', '2025-01-01', 'standard', 0,      NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'image', 0.019);
+      INSERT INTO ai_cost.prices (provider, model, valid_from, tenant_id, input_per_mtok, output_per_mtok)
+      VALUES ('fp', 'full', '2025-03-01', 'tenant-own-price', 0.5, 2);
+      INSERT INTO ai_cost.tenant_discounts (tenant_id, provider, percent_off) VALUES ('tenant-discount', 'fp', 15);
+      INSERT INTO ai_cost.model_aliases (provider, alias, model) VALUES ('fp', 'full-2025-01-01', 'full');
+      INSERT INTO ai_cost.providers (id, name, strict) VALUES ('fp-strict', 'Strict test provider', true) ON CONFLICT (id) DO UPDATE SET strict = true;`);
+  },
+});
+
+test('the trigger agrees with _private_cost_of on calls covering every dimension, tier, override and fallback', async (t) => {
+  await db.query(`
+    SELECT setseed(0.17);
+    INSERT INTO ai_cost.calls (created_at, provider, model, service_tier, tenant_id, status, cached, provided_cost_micros,
+                               input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
+                               reasoning_tokens, audio_input_tokens, audio_output_tokens, units, unit, feature)
+    SELECT '2024-10-01'::timestamptz + r.age * interval '600 days',
+           CASE WHEN r.pick < 0.75 THEN 'fp' WHEN r.pick < 0.9 THEN 'openai' ELSE 'anthropic' END,
+           CASE WHEN r.pick < 0.75 THEN (ARRAY['full', 'full', 'full-2025-01-01', 'bare', 'image', 'unknown'])[1 + floor(r.m * 6)::int]
+                WHEN r.pick < 0.9 THEN (ARRAY['gpt-4o-mini', 'gpt-4.1', 'gpt-4o-2024-08-06', 'gpt-5.4'])[1 + floor(r.m * 4)::int]
+                ELSE (ARRAY['claude-sonnet-4-5', 'claude-haiku-4-5-20251001', 'claude-opus-4-1'])[1 + floor(r.m * 3)::int] END,
+           (ARRAY['standard', 'standard', 'standard', 'batch', 'priority', 'flex'])[1 + floor(r.tier * 6)::int],
+           (ARRAY[NULL, 'tenant-own-price', 'tenant-discount', 'someone'])[1 + floor(r.tenant * 4)::int],
+           CASE WHEN r.status < 0.1 THEN 'error' ELSE 'success' END,
+           r.cached < 0.03,
+           CASE WHEN r.cached > 0.97 THEN 1234 END,
+           t.input, t.output, t.cache_read, t.cache_write, t.cache_write_1h,
+           CASE WHEN t.output IS NOT NULL AND r.m < 0.3 THEN t.output / 2 END,
+           t.audio_input, t.audio_output,
+           CASE WHEN r.units < 0.15 THEN round((r.units * 40)::numeric, 1) END,
+           CASE WHEN r.units < 0.15 THEN (ARRAY['image', 'image', 'second'])[1 + floor(r.units * 20)::int % 3] END,
+           'fast-path'
+      FROM generate_series(1, 4000) AS g(i)
+      CROSS JOIN LATERAL (SELECT random() AS pick, random() AS m, random() AS tier, random() AS tenant, random() AS status,
+                                 random() AS cached, random() AS units, random() AS age, random() AS size, random() AS parts
+                           WHERE g.i > 0) r
+      CROSS JOIN LATERAL (
+        SELECT CASE WHEN r.parts < 0.05 THEN NULL ELSE floor(r.size * r.size * 400000)::bigint END AS input,
+               CASE WHEN r.parts < 0.05 OR r.parts > 0.93 THEN NULL ELSE floor(r.size * 5000)::bigint END AS output,
+               CASE WHEN r.parts BETWEEN 0.2 AND 0.5 THEN floor(r.size * r.size * 400000 * 0.4)::bigint END AS cache_read,
+               CASE WHEN r.parts BETWEEN 0.4 AND 0.6 THEN floor(r.size * r.size * 400000 * 0.3)::bigint END AS cache_write,
+               CASE WHEN r.parts BETWEEN 0.5 AND 0.6 THEN floor(r.size * r.size * 400000 * 0.1)::bigint END AS cache_write_1h,
+               CASE WHEN r.parts BETWEEN 0.6 AND 0.7 THEN floor(r.size * r.size * 400000 * 0.2)::bigint END AS audio_input,
+               CASE WHEN r.parts BETWEEN 0.65 AND 0.75 THEN floor(r.size * 5000 * 0.5)::bigint END AS audio_output
+      ) t`);
+  const [mix] = await db.query<{ calls: string; priced: string; unpriced: string; discounted: string; tiered: string; aliased: string }>(`
+    SELECT count(*)::text AS calls, count(cost_micros)::text AS priced, count(unpriced_reason)::text AS unpriced,
+           count(discount_id)::text AS discounted,
+           count(*) FILTER (WHERE price_id IN (SELECT id FROM ai_cost.prices WHERE above_input_tokens > 0))::text AS tiered,
+           count(*) FILTER (WHERE model = 'full-2025-01-01' AND cost_micros IS NOT NULL)::text AS aliased
+      FROM ai_cost.calls WHERE feature = 'fast-path'`);
+  // The sample must exercise both paths and the special cases, or agreement proves little.
+  for (const [what, n] of Object.entries(mix!)) t.true(Number(n) > 20, `${what}: ${n}`);
+
+  const mismatches = await db.query(`
+    SELECT c.id, c.provider, c.model, c.cost_micros, n.cost_micros AS expected, c.unpriced_reason, n.unpriced_reason AS expected_reason
+      FROM ai_cost.calls c CROSS JOIN LATERAL ai_cost._private_cost_of(c) n
+     WHERE c.feature = 'fast-path'
+       AND (c.cost_micros, c.price_id, c.discount_id, c.unpriced_reason)
+           IS DISTINCT FROM (n.cost_micros, n.price_id, n.discount_id, n.unpriced_reason)
+     LIMIT 5`);
+  t.deepEqual(mismatches, []);
+});
+
+test('names on a hostile search_path cannot change what the trigger computes', async (t) => {
+  const [expected] = await db.query<{ cost: string }>(
+    `INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens, cache_read_tokens, created_at)
+     VALUES ('fp', 'full', 10000, 1000, 2000, '2025-02-01') RETURNING cost_micros::text AS cost`);
+  const client = await db.pool.connect(async (connection) => {
+    const { sql } = await import('slonik');
+    await connection.query(sql.unsafe`CREATE SCHEMA IF NOT EXISTS hostile`);
+    await connection.query(sql.unsafe`CREATE OR REPLACE FUNCTION hostile.zero(numeric, numeric) RETURNS numeric LANGUAGE sql AS 'SELECT 0::numeric'`);
+    await connection.query(sql.unsafe`CREATE OR REPLACE FUNCTION hostile.ceil(numeric) RETURNS numeric LANGUAGE sql AS 'SELECT 0::numeric'`);
+    await connection.query(sql.unsafe`CREATE OR REPLACE FUNCTION hostile.coalesce(bigint, bigint) RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint'`);
+    await connection.query(sql.unsafe`DROP OPERATOR IF EXISTS hostile.* (numeric, numeric)`);
+    await connection.query(sql.unsafe`CREATE OPERATOR hostile.* (LEFTARG = numeric, RIGHTARG = numeric, FUNCTION = hostile.zero)`);
+    await connection.query(sql.unsafe`SET search_path = hostile, public`);
+    return connection.oneFirst(sql.unsafe`
+      INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens, cache_read_tokens, created_at)
+      VALUES ('fp', 'full', 10000, 1000, 2000, '2025-02-01') RETURNING cost_micros::text`);
+  });
+  // 8,000 x 1.10 + 2,000 x 0.11 + 1,000 x 4.40 = 8,800 + 220 + 4,400 = 13,420
+  t.is(expected!.cost, '13420');
+  t.is(client, '13420');
+});
+
+test('a successful call that reports no usage is unpriced, not free; a failed one costs 0', async (t) => {
+  const rows = await db.query<{ status: string; cost_micros: string | null; unpriced_reason: string | null }>(`
+    INSERT INTO ai_cost.calls (provider, model, status) VALUES ('fp', 'full', 'success'), ('fp', 'full', 'error'), ('fp', 'full', 'cancelled')
+    RETURNING status, cost_micros::text, unpriced_reason`);
+  t.deepEqual(rows.map((r) => [r.status, r.cost_micros]), [['success', null], ['error', '0'], ['cancelled', '0']]);
+  t.regex(rows[0]!.unpriced_reason!, /no usage reported/);
+});
+
+test('a strict provider still refuses what it cannot price, on either path', async (t) => {
+  const noPrice = await t.throwsAsync(db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens) VALUES ('fp-strict', 'x', 10)`));
+  t.regex(noPrice!.message, /cannot price call of fp-strict\/x/);
+  const noUsage = await t.throwsAsync(db.query(`INSERT INTO ai_cost.calls (provider, model) VALUES ('fp-strict', 'x')`));
+  t.regex(noUsage!.message, /no usage reported/);
+});
