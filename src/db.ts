@@ -3,18 +3,39 @@ import {
   createDateTypeParser,
   createIntervalTypeParser,
   createPool as createSlonikPool,
+  SchemaValidationError,
   type DatabasePool,
+  type Interceptor,
+  type QueryResultRow,
 } from 'slonik';
 
 /**
- * A slonik pool whose type parsers never turn money into a float:
- * int8 becomes a JS bigint, numeric stays a decimal string, timestamptz a Date.
- * (slonik's preset parses numeric with parseFloat and timestamps to numbers.)
+ * Checks every row of a `sql.type(schema)` query against its zod schema and
+ * returns the parsed row. slonik only carries the schema along; without this
+ * interceptor the row types would be a promise nobody keeps.
+ */
+const validateRows: Interceptor = {
+  name: 'pg-ai-cost:validate-rows',
+  transformRowAsync: async (queryContext, query, row) => {
+    const parser = queryContext.resultParser;
+    if (!parser) return row;
+    const result = await parser['~standard'].validate(row);
+    if (result.issues) throw new SchemaValidationError(query, row, result.issues);
+    return result.value as QueryResultRow;
+  },
+};
+
+/**
+ * A slonik pool whose rows are checked against their zod schemas and whose
+ * type parsers never turn money into a float: int8 becomes a JS bigint,
+ * numeric stays a decimal string, timestamptz a Date. (slonik's preset parses
+ * numeric with parseFloat and timestamps to numbers.)
  */
 export async function createPool(databaseUrl: string, maximumPoolSize = 10): Promise<DatabasePool> {
   return createSlonikPool(databaseUrl, {
     maximumPoolSize,
     captureStackTrace: false,
+    interceptors: [validateRows],
     typeParsers: [
       createBigintTypeParser(),
       createDateTypeParser(),
