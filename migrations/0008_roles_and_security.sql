@@ -1,0 +1,190 @@
+-- Up Migration
+--
+-- Roles for the three ways people use the ledger, and optional row-level
+-- security by tenant.
+--
+--   ai_cost_writer         the application: INSERT calls, nothing else. It cannot
+--                          change a cost (the trigger sets it), prices or history.
+--   ai_cost_reader         BI tools: the reporting views only (0004 creates it).
+--   ai_cost_admin          finance and operators: prices, aliases, discounts,
+--                          providers, budgets, repricing; reads calls; cannot
+--                          delete or rewrite them.
+--   ai_cost_tenant_reader  a login that may see one tenant's calls and rollups,
+--                          chosen per session with SET ai_cost.tenant_id, once
+--                          tenant isolation is enabled (see below).
+--
+-- All are NOLOGIN: grant them to your own logins (GRANT ai_cost_writer TO app).
+-- Roles are cluster-wide, so they are created once, only by a user allowed to
+-- create roles, and tolerating another installer creating them at the same
+-- moment; without that right the install goes on, says so, and grants to
+-- whichever of them exist. Uninstalling revokes the grants and keeps the roles,
+-- which other databases on the server may still use.
+--
+-- The cost trigger runs with the inserting user's rights (it is SECURITY
+-- INVOKER, see 0005), so the writer may read the price tables. List prices are
+-- public; tenant prices and discounts are the writer's own customers' terms.
+
+DO $$
+DECLARE
+  role_name text;
+BEGIN
+  FOREACH role_name IN ARRAY ARRAY['ai_cost_writer', 'ai_cost_admin', 'ai_cost_tenant_reader'] LOOP
+    CONTINUE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = role_name);
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = current_user AND (rolsuper OR rolcreaterole)) THEN
+      RAISE NOTICE 'role % not created: % may not create roles. Ask an administrator to run CREATE ROLE % NOLOGIN, then run the install again',
+        role_name, current_user, role_name;
+      CONTINUE;
+    END IF;
+    BEGIN
+      EXECUTE format('CREATE ROLE %I NOLOGIN', role_name);
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+      NULL; -- another installer created it a moment ago
+    END;
+  END LOOP;
+END
+$$;
+
+DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_writer') THEN
+    GRANT USAGE ON SCHEMA ai_cost TO ai_cost_writer;
+    GRANT INSERT ON ai_cost.calls TO ai_cost_writer;
+    -- ON CONFLICT (request_id) DO NOTHING reads the key it compares, and a
+    -- writer reads back what it recorded (RETURNING id, cost_micros, ...):
+    -- ids and costs, never the calls' content.
+    GRANT SELECT (id, request_id, cost_micros, price_id, unpriced_reason) ON ai_cost.calls TO ai_cost_writer;
+    GRANT SELECT ON ai_cost.prices, ai_cost._private_price_lookup, ai_cost.providers,
+                    ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts
+       TO ai_cost_writer;
+  END IF;
+
+  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_admin') THEN
+    GRANT USAGE ON SCHEMA ai_cost TO ai_cost_admin;
+    GRANT SELECT ON ai_cost.calls, ai_cost.budget_alerts, ai_cost.reprice_runs, ai_cost.reprice_audit
+       TO ai_cost_admin;
+    -- Repricing rewrites the cost columns; the cost trigger recomputes them
+    -- from the prices, so this cannot set an arbitrary cost either.
+    GRANT UPDATE (cost_micros, price_id, discount_id, unpriced_reason) ON ai_cost.calls TO ai_cost_admin;
+    GRANT SELECT, INSERT, UPDATE ON ai_cost.prices, ai_cost.reprice_runs TO ai_cost_admin;
+    GRANT INSERT ON ai_cost.reprice_audit TO ai_cost_admin;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON ai_cost.model_aliases, ai_cost.model_patterns,
+                                           ai_cost.tenant_discounts, ai_cost.providers, ai_cost.budgets
+       TO ai_cost_admin;
+    -- A price change rebuilds the lookup the trigger reads, as the user who made it.
+    GRANT SELECT, INSERT, DELETE, TRUNCATE ON ai_cost._private_price_lookup TO ai_cost_admin;
+    -- Membership needs ADMIN OPTION on the role, which a database owner that
+    -- did not create it lacks (as on managed PostgreSQL): then say so.
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_reader') THEN
+      IF pg_catalog.pg_has_role('ai_cost_reader', 'USAGE WITH ADMIN OPTION') THEN
+        GRANT ai_cost_reader TO ai_cost_admin;
+      ELSE
+        RAISE NOTICE 'ai_cost_admin was not made a member of ai_cost_reader: % lacks ADMIN OPTION on it; an administrator can run GRANT ai_cost_reader TO ai_cost_admin', current_user;
+      END IF;
+    END IF;
+  END IF;
+
+  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_tenant_reader') THEN
+    GRANT USAGE ON SCHEMA ai_cost TO ai_cost_tenant_reader;
+    GRANT SELECT ON ai_cost.calls, ai_cost.calls_hourly, ai_cost.conversations_hourly TO ai_cost_tenant_reader;
+  END IF;
+END
+$$;
+
+------------------------------------------------------------------------------
+-- Row-level security by tenant
+------------------------------------------------------------------------------
+
+-- The policies exist from now on but do nothing until tenant isolation is
+-- enabled: turning row-level security on for a table hides all its rows from
+-- any role without a policy, which would break readers an installation already
+-- has. So it is a choice: SELECT ai_cost.enable_tenant_isolation().
+--
+-- A tenant reader sees the rows whose tenant_id equals the session setting
+-- ai_cost.tenant_id (SET LOCAL ai_cost.tenant_id = 'acme' per request); with
+-- no setting it sees nothing. Whoever can run SQL as that login can change the
+-- setting, so this scopes an application's queries (as PostgREST or Supabase
+-- do), it does not confine a person with a SQL prompt: give such a person a
+-- login of their own with a fixed setting (ALTER ROLE ... SET ai_cost.tenant_id).
+-- Every other role keeps seeing and writing every row.
+DO $$
+DECLARE
+  rollup text;
+BEGIN
+  FOREACH rollup IN ARRAY ARRAY['calls', 'calls_hourly', 'conversations_hourly'] LOOP
+    EXECUTE format($policy$
+      CREATE POLICY tenant_rows ON ai_cost.%I FOR SELECT
+        USING (pg_catalog.pg_has_role('ai_cost_tenant_reader', 'MEMBER')
+               AND tenant_id = pg_catalog.current_setting('ai_cost.tenant_id', true))$policy$, rollup);
+    EXECUTE format($policy$
+      CREATE POLICY other_roles_all_rows ON ai_cost.%I
+        USING (NOT pg_catalog.pg_has_role('ai_cost_tenant_reader', 'MEMBER'))
+        WITH CHECK (true)$policy$, rollup);
+  END LOOP;
+END
+$$;
+
+-- Turns tenant isolation on for the calls and their rollups. Run it as the
+-- owner of the tables (the installing user). Costs a policy check per row for
+-- roles other than the owner; see docs/security.md.
+CREATE FUNCTION ai_cost.enable_tenant_isolation() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_tenant_reader') THEN
+    RAISE EXCEPTION 'role ai_cost_tenant_reader does not exist: create it (CREATE ROLE ai_cost_tenant_reader NOLOGIN) and run ai-cost migrate again';
+  END IF;
+  ALTER TABLE ai_cost.calls ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE ai_cost.calls_hourly ENABLE ROW LEVEL SECURITY;
+  ALTER TABLE ai_cost.conversations_hourly ENABLE ROW LEVEL SECURITY;
+END
+$$;
+COMMENT ON FUNCTION ai_cost.enable_tenant_isolation() IS 'Turns on row-level security for calls, calls_hourly and conversations_hourly: members of ai_cost_tenant_reader then see only rows of the tenant in the session setting ai_cost.tenant_id.';
+REVOKE EXECUTE ON FUNCTION ai_cost.enable_tenant_isolation() FROM PUBLIC;
+
+-- Turns tenant isolation off again.
+CREATE FUNCTION ai_cost.disable_tenant_isolation() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  ALTER TABLE ai_cost.calls DISABLE ROW LEVEL SECURITY;
+  ALTER TABLE ai_cost.calls_hourly DISABLE ROW LEVEL SECURITY;
+  ALTER TABLE ai_cost.conversations_hourly DISABLE ROW LEVEL SECURITY;
+END
+$$;
+COMMENT ON FUNCTION ai_cost.disable_tenant_isolation() IS 'Turns row-level security for calls and their rollups off again: every role with SELECT sees every row.';
+REVOKE EXECUTE ON FUNCTION ai_cost.disable_tenant_isolation() FROM PUBLIC;
+
+-- Down Migration
+
+SELECT ai_cost.disable_tenant_isolation();
+DROP FUNCTION ai_cost.enable_tenant_isolation();
+DROP FUNCTION ai_cost.disable_tenant_isolation();
+DROP POLICY IF EXISTS tenant_rows ON ai_cost.calls;
+DROP POLICY IF EXISTS other_roles_all_rows ON ai_cost.calls;
+DROP POLICY IF EXISTS tenant_rows ON ai_cost.calls_hourly;
+DROP POLICY IF EXISTS other_roles_all_rows ON ai_cost.calls_hourly;
+DROP POLICY IF EXISTS tenant_rows ON ai_cost.conversations_hourly;
+DROP POLICY IF EXISTS other_roles_all_rows ON ai_cost.conversations_hourly;
+
+DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_writer') THEN
+    REVOKE ALL ON SCHEMA ai_cost FROM ai_cost_writer;
+    REVOKE ALL ON ai_cost.calls, ai_cost.prices, ai_cost._private_price_lookup, ai_cost.providers,
+                  ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts
+      FROM ai_cost_writer;
+    REVOKE SELECT (id, request_id, cost_micros, price_id, unpriced_reason) ON ai_cost.calls FROM ai_cost_writer;
+  END IF;
+  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_admin') THEN
+    REVOKE ALL ON SCHEMA ai_cost FROM ai_cost_admin;
+    REVOKE ALL ON ai_cost.calls, ai_cost.budget_alerts, ai_cost.reprice_runs, ai_cost.reprice_audit,
+                  ai_cost.prices, ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts,
+                  ai_cost.providers, ai_cost.budgets, ai_cost._private_price_lookup
+      FROM ai_cost_admin;
+    REVOKE UPDATE (cost_micros, price_id, discount_id, unpriced_reason) ON ai_cost.calls FROM ai_cost_admin;
+    -- Role membership is cluster-wide like the roles: other databases may rely on it.
+  END IF;
+  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_tenant_reader') THEN
+    REVOKE ALL ON SCHEMA ai_cost FROM ai_cost_tenant_reader;
+    REVOKE ALL ON ai_cost.calls, ai_cost.calls_hourly, ai_cost.conversations_hourly FROM ai_cost_tenant_reader;
+  END IF;
+END
+$$;

@@ -1,0 +1,165 @@
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { createPool } from '../src/db.js';
+import { recordCall } from '../src/calls.js';
+import { serverUrl, useTestDatabase } from './support/database.js';
+
+// Each ai_cost_* role is granted to a login of this test file's own, and the
+// login then tries what the role should and should not be able to do.
+
+const suffix = randomBytes(4).toString('hex');
+const logins = {
+  writer: `app_writer_${suffix}`,
+  reader: `bi_reader_${suffix}`,
+  admin: `finance_admin_${suffix}`,
+  tenant: `tenant_reader_${suffix}`,
+};
+const PASSWORD = 'role-test-pw';
+
+const db = useTestDatabase(test, {
+  setup: async (db) => {
+    for (const [kind, login] of Object.entries(logins)) {
+      const role = kind === 'tenant' ? 'ai_cost_tenant_reader' : `ai_cost_${kind}`;
+      await db.query(`CREATE ROLE ${login} LOGIN PASSWORD '${PASSWORD}'; GRANT ${role} TO ${login}`);
+    }
+    await db.query(`
+      INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens, error_message, metadata)
+      VALUES ('openai', 'gpt-4o-mini', 'acme', 1000, 100, 'secret error of acme', '{"prompt": "acme secret"}'),
+             ('openai', 'gpt-4o-mini', 'globex', 2000, 200, 'secret error of globex', '{"prompt": "globex secret"}');
+      SELECT ai_cost.refresh();`);
+  },
+});
+
+test.after.always(async () => {
+  const admin = new pg.Client({ connectionString: serverUrl() });
+  await admin.connect();
+  for (const login of Object.values(logins)) await admin.query(`DROP ROLE IF EXISTS ${login}`);
+  await admin.end();
+});
+
+/** Runs statements as a login; returns the rows of the last one, or the error's message. */
+async function as(login: string, ...statements: string[]): Promise<unknown[] | string> {
+  const url = new URL(db.url);
+  url.username = login;
+  url.password = PASSWORD;
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    let rows: unknown[] = [];
+    for (const statement of statements) rows = (await client.query(statement)).rows;
+    return rows;
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    await client.end();
+  }
+}
+
+const denied = /permission denied/;
+
+test('the writer inserts calls, idempotently, and the cost is computed for it', async (t) => {
+  const rows = await as(logins.writer,
+    `INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens, request_id, cost_micros)
+     VALUES ('openai', 'gpt-4o-mini', 7, 3, 'writer-1', 999999) ON CONFLICT (request_id) DO NOTHING RETURNING cost_micros::text`);
+  t.deepEqual(rows, [{ cost_micros: '3' }]);
+  const again = await as(logins.writer,
+    `INSERT INTO ai_cost.calls (provider, model, input_tokens, request_id) VALUES ('openai', 'gpt-4o-mini', 7, 'writer-1')
+     ON CONFLICT (request_id) DO NOTHING RETURNING id`);
+  t.deepEqual(again, []);
+});
+
+test('the TypeScript recordCall works as the writer', async (t) => {
+  const url = new URL(db.url);
+  url.username = logins.writer;
+  url.password = PASSWORD;
+  const pool = await createPool(url.toString(), 1);
+  try {
+    const recorded = await recordCall(pool, { provider: 'openai', model: 'gpt-4o-mini', inputTokens: 1000, requestId: 'writer-ts' });
+    t.is(recorded.costMicros, 150n);
+    t.true((await recordCall(pool, { provider: 'openai', model: 'gpt-4o-mini', inputTokens: 1, requestId: 'writer-ts' })).duplicate);
+  } finally {
+    await pool.end();
+  }
+});
+
+test('the writer cannot read call contents, change history, costs or prices', async (t) => {
+  for (const statement of [
+    'SELECT error_message FROM ai_cost.calls',
+    'SELECT metadata FROM ai_cost.calls',
+    `UPDATE ai_cost.calls SET input_tokens = 0`,
+    `UPDATE ai_cost.calls SET cost_micros = 0`,
+    'DELETE FROM ai_cost.calls',
+    'TRUNCATE ai_cost.calls',
+    `INSERT INTO ai_cost.prices (provider, model, input_per_mtok) VALUES ('openai', 'gpt-4o-mini', 0)`,
+    `UPDATE ai_cost.prices SET input_per_mtok = 0`,
+    `INSERT INTO ai_cost.tenant_discounts (tenant_id, percent_off) VALUES ('acme', 100)`,
+    'SELECT * FROM ai_cost.spend_daily',
+  ]) {
+    t.regex(String(await as(logins.writer, statement)), denied, statement);
+  }
+});
+
+test('the BI reader reads the reporting views and nothing raw', async (t) => {
+  const spend = await as(logins.reader, `SELECT sum(cost_micros)::text AS total FROM ai_cost.spend_daily`);
+  t.true(Array.isArray(spend), String(spend));
+  for (const statement of [
+    'SELECT error_message FROM ai_cost.calls',
+    'SELECT metadata FROM ai_cost.calls',
+    'SELECT * FROM ai_cost.calls',
+    `INSERT INTO ai_cost.calls (provider, model) VALUES ('x', 'y')`,
+    `UPDATE ai_cost.prices SET input_per_mtok = 0`,
+    'SELECT * FROM ai_cost._private_call_changes',
+  ]) {
+    t.regex(String(await as(logins.reader, statement)), denied, statement);
+  }
+});
+
+test('the admin sets prices and reprices, but cannot delete or rewrite calls', async (t) => {
+  const record = await as(logins.admin, `INSERT INTO ai_cost.calls (provider, model, input_tokens) VALUES ('roles-test', 'm', 10)`);
+  t.regex(String(record), denied, 'the admin does not record calls');
+  const priced = await as(logins.admin,
+    `INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok) VALUES ('roles-test', 'm', '2020-01-01', 1, 2)`,
+    `SELECT id FROM ai_cost.prices WHERE provider = 'roles-test'`);
+  t.true(Array.isArray(priced) && priced.length === 1, String(priced));
+  // A correction of gpt-4o-mini from now on, then a reprice of the last day.
+  const repriced = await as(logins.admin,
+    `INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok, cache_read_per_mtok)
+     VALUES ('openai', 'gpt-4o-mini', now() - interval '1 day', 0.30, 1.20, 0.15)`,
+    `CALL ai_cost.reprice(now() - interval '2 days', now() + interval '1 hour', 'roles test correction', 'openai', 'gpt-4o-mini', false, 100)`,
+    `SELECT count(*)::int AS audited FROM ai_cost.reprice_audit WHERE reason = 'roles test correction'`);
+  t.true(Array.isArray(repriced) && (repriced[0] as { audited: number }).audited >= 2, JSON.stringify(repriced));
+  const [acme] = await db.query<{ cost: string }>(`SELECT cost_micros::text AS cost FROM ai_cost.calls WHERE tenant_id = 'acme'`);
+  t.is(acme!.cost, '420'); // 1,000 x 0.30 + 100 x 1.20
+  for (const statement of ['DELETE FROM ai_cost.calls', `UPDATE ai_cost.calls SET input_tokens = 1`, 'DELETE FROM ai_cost.prices']) {
+    t.regex(String(await as(logins.admin, statement)), /permission denied|cannot be deleted/, statement);
+  }
+});
+
+test.serial('with tenant isolation on, a tenant reader sees its own calls and rollups and no one else\'s', async (t) => {
+  await db.query('SELECT ai_cost.enable_tenant_isolation()');
+  t.teardown(() => db.query('SELECT ai_cost.disable_tenant_isolation()').then(() => {}));
+  const mine = await as(logins.tenant, `SET ai_cost.tenant_id = 'acme'`,
+    `SELECT tenant_id, error_message FROM ai_cost.calls ORDER BY tenant_id`);
+  t.deepEqual(mine, [{ tenant_id: 'acme', error_message: 'secret error of acme' }]);
+  const theirs = await as(logins.tenant, `SET ai_cost.tenant_id = 'acme'`,
+    `SELECT count(*)::int AS n FROM ai_cost.calls WHERE tenant_id = 'globex'`);
+  t.deepEqual(theirs, [{ n: 0 }]);
+  const rollups = await as(logins.tenant, `SET ai_cost.tenant_id = 'acme'`,
+    `SELECT DISTINCT tenant_id FROM ai_cost.calls_hourly UNION SELECT DISTINCT tenant_id FROM ai_cost.conversations_hourly`);
+  t.deepEqual(rollups, [{ tenant_id: 'acme' }]);
+  const unset = await as(logins.tenant, `SELECT count(*)::int AS n FROM ai_cost.calls`);
+  t.deepEqual(unset, [{ n: 0 }], 'no tenant set: nothing');
+  t.regex(String(await as(logins.tenant, 'SELECT * FROM ai_cost.spend_daily')), denied, 'cross-tenant views are not granted');
+  t.regex(String(await as(logins.tenant, `INSERT INTO ai_cost.calls (provider, model) VALUES ('x', 'y')`)), denied);
+  // Other roles are not affected by the policies.
+  const admin = await as(logins.admin, `SELECT count(*)::int AS n FROM ai_cost.calls WHERE tenant_id IN ('acme', 'globex')`);
+  t.deepEqual(admin, [{ n: 2 }]);
+  const writer = await as(logins.writer, `INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens) VALUES ('openai', 'gpt-4o-mini', 'globex', 1) RETURNING cost_micros::text`);
+  t.deepEqual(writer, [{ cost_micros: '1' }]);
+});
+
+test.serial('without tenant isolation, a tenant reader login sees every row: isolation is a choice', async (t) => {
+  const all = await as(logins.tenant, `SELECT count(DISTINCT tenant_id)::int AS n FROM ai_cost.calls WHERE tenant_id IN ('acme', 'globex')`);
+  t.deepEqual(all, [{ n: 2 }]);
+});
