@@ -1,0 +1,29 @@
+import test from 'ava';
+import { useTestDatabase } from './support/database.js';
+
+const db = useTestDatabase(test);
+
+// Every ai_cost function runs with the caller's rights and a pinned
+// search_path, except these, each for a reason written where it is defined.
+// A new exception must be added here on purpose, with its reason.
+const EXCEPTIONS: Record<string, string> = {
+  '_private_priced': 'SQL function without SET so the planner can inline it (0002)',
+  'reprice': 'procedure that COMMITs between batches, which a SET clause forbids (0002)',
+  'resume_reprice': 'procedure that COMMITs between batches, which a SET clause forbids (0002)',
+  '_private_price_call': 'the cost trigger: a pinned search_path costs ~5 us per row before PG 17 (0005)',
+  '_private_capture_call_changes': 'SECURITY DEFINER so writers need no rights on the change table (0004)',
+  '_private_truncate_rollups': 'SECURITY DEFINER so a TRUNCATE by a non-owner also empties the rollups (0004)',
+};
+
+test('every function is SECURITY INVOKER with a pinned search_path, or a listed exception', async (t) => {
+  const rows = await db.query<{ name: string; secdef: boolean; pinned: boolean }>(`
+    SELECT p.proname AS name, p.prosecdef AS secdef,
+           coalesce(array_to_string(p.proconfig, ',') LIKE '%search_path=%', false) AS pinned
+      FROM pg_proc p
+     WHERE p.pronamespace = 'ai_cost'::regnamespace AND p.prokind IN ('f', 'p')`);
+  t.true(rows.length > 30);
+  const unexplained = rows.filter((r) => (r.secdef || !r.pinned) && !(r.name in EXCEPTIONS)).map((r) => r.name);
+  t.deepEqual(unexplained, []);
+  const definers = rows.filter((r) => r.secdef);
+  t.true(definers.every((r) => r.pinned), 'a SECURITY DEFINER function must pin its search_path');
+});
