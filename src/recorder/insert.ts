@@ -47,9 +47,13 @@ const insertedSchema = z.object({ request_id: z.string() });
 /**
  * Writes calls in one statement: the batch travels as a single jsonb
  * parameter that jsonb_to_recordset unpacks into rows, so a batch of any size
- * is one round trip with one bind parameter. ON CONFLICT (request_id) DO
- * NOTHING makes a retried batch idempotent: rows that reached the table
- * before a lost acknowledgement are skipped, not counted twice.
+ * is one round trip with one bind parameter. ON CONFLICT DO NOTHING makes a
+ * retried batch idempotent: rows that reached the table before a lost
+ * acknowledgement are skipped, not counted twice. It names no conflict
+ * target on purpose: a partitioned ai_cost.calls (ai_cost.partition_calls())
+ * has no UNIQUE (request_id) to name, and skips a known request_id in a
+ * trigger instead; without a target the statement works in both layouts, and
+ * the only other unique key, the generated id, cannot conflict.
  * Returns how many rows were new.
  */
 export async function insertCalls(db: CommonQueryMethods, calls: readonly QueuedCall[]): Promise<number> {
@@ -76,7 +80,7 @@ export async function insertCalls(db: CommonQueryMethods, calls: readonly Queued
       units numeric, unit text, provided_cost_micros bigint,
       streamed boolean, cached boolean, ttft_ms integer, total_ms integer, error_message text
     )
-    ON CONFLICT (request_id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING request_id
   `);
   return rows.length;
