@@ -15,7 +15,8 @@
 --     trigger, and an insert whose request_id is already recorded is skipped
 --     exactly as ON CONFLICT DO NOTHING would skip it.
 --   - Converting rewrites the table under an exclusive lock: writers wait
---     for the copy (about N seconds per million rows, see docs/scaling.md).
+--     for the copy (about 9 s per million calls on a small machine, see
+--     docs/scaling.md).
 --     That is the owner's call to make, at a time of their choosing.
 --
 -- Once partitioned, ai_cost.maintain_partitions() creates the partitions of
