@@ -220,6 +220,35 @@ CREATE UNIQUE INDEX _private_users_daily_key_idx ON ai_cost._private_users_daily
   (day, user_id, tenant_id) NULLS NOT DISTINCT;
 COMMENT ON TABLE ai_cost._private_users_daily IS 'Internal: daily (UTC) spend per user and tenant, maintained with calls_hourly by ai_cost.refresh(); what per-user reports and budgets read.';
 
+-- Per model and status, and per feature and status, by hour: the few rows
+-- (tens per hour) that error rates and latency percentiles need, so their
+-- windows merge a few thousand histograms, not one per group and user.
+CREATE TABLE ai_cost._private_models_hourly (
+  hour timestamptz NOT NULL,
+  provider text NOT NULL,
+  model text NOT NULL,
+  status text NOT NULL,
+  cached boolean NOT NULL,
+  calls bigint NOT NULL,
+  total_ms_calls bigint NOT NULL,
+  total_ms_sum bigint NOT NULL,
+  total_ms_hist bigint[],
+  ttft_ms_calls bigint NOT NULL,
+  ttft_ms_sum bigint NOT NULL,
+  ttft_ms_hist bigint[]
+) WITH (fillfactor = 70);
+CREATE UNIQUE INDEX _private_models_hourly_key_idx ON ai_cost._private_models_hourly (hour, provider, model, status, cached);
+COMMENT ON TABLE ai_cost._private_models_hourly IS 'Internal: hourly (UTC) calls and latency histograms per model, status and app-cache flag, maintained with calls_hourly by ai_cost.refresh(); what the error-rate and latency views read.';
+
+CREATE TABLE ai_cost._private_features_hourly (
+  hour timestamptz NOT NULL,
+  feature text,
+  status text NOT NULL,
+  calls bigint NOT NULL
+) WITH (fillfactor = 70);
+CREATE UNIQUE INDEX _private_features_hourly_key_idx ON ai_cost._private_features_hourly (hour, feature, status) NULLS NOT DISTINCT;
+COMMENT ON TABLE ai_cost._private_features_hourly IS 'Internal: hourly (UTC) calls per feature and status, maintained with calls_hourly by ai_cost.refresh(); what the error rate per feature reads.';
+
 -- The history so far, from the hourly rollup. Changes not yet consumed stay
 -- pending and reach all rollups with the next refresh.
 INSERT INTO ai_cost._private_calls_daily
@@ -236,6 +265,14 @@ SELECT date_trunc('day', hour, 'UTC'), tenant_id, user_id, sum(calls),
        sum(input_tokens), sum(output_tokens)
   FROM ai_cost.calls_hourly
  GROUP BY 1, tenant_id, user_id;
+
+INSERT INTO ai_cost._private_models_hourly
+SELECT hour, provider, model, status, cached, sum(calls), sum(total_ms_calls), sum(total_ms_sum),
+       ai_cost.histogram_merge(total_ms_hist), sum(ttft_ms_calls), sum(ttft_ms_sum), ai_cost.histogram_merge(ttft_ms_hist)
+  FROM ai_cost.calls_hourly
+ GROUP BY hour, provider, model, status, cached;
+INSERT INTO ai_cost._private_features_hourly
+SELECT hour, feature, status, sum(calls) FROM ai_cost.calls_hourly GROUP BY hour, feature, status;
 
 -- The daily rollups plus the changes no refresh has consumed yet (see
 -- ai_cost.calls_hourly_live): exact at any moment. Several rows may share a
@@ -280,6 +317,31 @@ SELECT date_trunc('day', created_at, 'UTC'), tenant_id, user_id,
   FROM ai_cost._private_call_changes
  GROUP BY 1, tenant_id, user_id;
 COMMENT ON VIEW ai_cost._private_users_daily_live IS 'Internal: the daily per-user rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';
+
+CREATE VIEW ai_cost._private_models_hourly_live AS
+SELECT hour, provider, model, status, cached, calls, total_ms_calls, total_ms_sum, total_ms_hist,
+       ttft_ms_calls, ttft_ms_sum, ttft_ms_hist
+  FROM ai_cost._private_models_hourly
+UNION ALL
+SELECT date_trunc('hour', created_at, 'UTC'), provider, model, status, cached,
+       sum(sign)::bigint,
+       coalesce(sum(sign) FILTER (WHERE total_ms IS NOT NULL), 0)::bigint,
+       coalesce(sum(sign * total_ms), 0)::bigint,
+       ai_cost._private_histogram(total_ms, sign),
+       coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0)::bigint,
+       coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint,
+       ai_cost._private_histogram(ttft_ms, sign) FILTER (WHERE streamed)
+  FROM ai_cost._private_call_changes
+ GROUP BY 1, provider, model, status, cached;
+COMMENT ON VIEW ai_cost._private_models_hourly_live IS 'Internal: the per-model hourly rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';
+
+CREATE VIEW ai_cost._private_features_hourly_live AS
+SELECT hour, feature, status, calls FROM ai_cost._private_features_hourly
+UNION ALL
+SELECT date_trunc('hour', created_at, 'UTC'), feature, status, sum(sign)::bigint
+  FROM ai_cost._private_call_changes
+ GROUP BY 1, feature, status;
+COMMENT ON VIEW ai_cost._private_features_hourly_live IS 'Internal: the per-feature hourly rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';
 
 -- Calls (by everything but the user) from the hour of `since` on, in the
 -- coarsest rows that keep every instant in `cuts` on a row boundary: whole
@@ -346,8 +408,8 @@ COMMENT ON FUNCTION ai_cost._private_user_slices(timestamptz, timestamptz[]) IS 
 -- are summed once per hourly group and latency bucket (cells) with built-in
 -- aggregates; the hourly and daily rollups take those sums grouped by hour
 -- or by day, histograms built from the buckets touched; the per-user rollup
--- takes the hourly groups, the conversation rollup the changes that carry a
--- conversation. Groups that reach zero calls (all their calls deleted or
+-- and per-feature rollups take the hourly groups, the per-model rollup the
+-- cells, the conversation rollup the changes that carry a conversation. Groups that reach zero calls (all their calls deleted or
 -- moved away) are deleted right after, by the row addresses the upserts
 -- returned: no index on `calls` is needed, so updates stay HOT-capable.
 CREATE OR REPLACE FUNCTION ai_cost._private_refresh_rollups(OUT applied bigint, OUT alerts bigint)
@@ -357,6 +419,8 @@ DECLARE
   emptied_daily tid[];
   emptied_users tid[];
   emptied_conversations tid[];
+  emptied_models tid[];
+  emptied_features tid[];
 BEGIN
   -- Only changes committed before this statement started are visible, hence
   -- deleted; later ones stay for the next run. Every part sees the same rows.
@@ -469,6 +533,33 @@ BEGIN
       input_tokens = u.input_tokens + excluded.input_tokens,
       output_tokens = u.output_tokens + excluded.output_tokens
     RETURNING u.ctid, u.calls
+  ), models AS (
+    INSERT INTO ai_cost._private_models_hourly AS m
+    SELECT hour, provider, model, status, cached, sum(calls), sum(total_ms_calls), sum(total_ms_sum),
+           ai_cost._private_histogram_apply(NULL,
+             array_agg(total_bucket) FILTER (WHERE total_ms_calls <> 0),
+             array_agg(total_ms_calls) FILTER (WHERE total_ms_calls <> 0)),
+           sum(ttft_ms_calls), sum(ttft_ms_sum),
+           ai_cost._private_histogram_apply(NULL,
+             array_agg(ttft_bucket) FILTER (WHERE ttft_ms_calls <> 0),
+             array_agg(ttft_ms_calls) FILTER (WHERE ttft_ms_calls <> 0))
+      FROM cells
+     GROUP BY hour, provider, model, status, cached
+    ON CONFLICT (hour, provider, model, status, cached)
+    DO UPDATE SET
+      calls = m.calls + excluded.calls,
+      total_ms_calls = m.total_ms_calls + excluded.total_ms_calls,
+      total_ms_sum = m.total_ms_sum + excluded.total_ms_sum,
+      total_ms_hist = ai_cost._private_histogram_add(m.total_ms_hist, excluded.total_ms_hist),
+      ttft_ms_calls = m.ttft_ms_calls + excluded.ttft_ms_calls,
+      ttft_ms_sum = m.ttft_ms_sum + excluded.ttft_ms_sum,
+      ttft_ms_hist = ai_cost._private_histogram_add(m.ttft_ms_hist, excluded.ttft_ms_hist)
+    RETURNING m.ctid, m.calls
+  ), features AS (
+    INSERT INTO ai_cost._private_features_hourly AS f
+    SELECT hour, feature, status, sum(calls) FROM delta GROUP BY hour, feature, status
+    ON CONFLICT (hour, feature, status) DO UPDATE SET calls = f.calls + excluded.calls
+    RETURNING f.ctid, f.calls
   ), conversations AS (
     INSERT INTO ai_cost.conversations_hourly AS c
     SELECT date_trunc('hour', created_at, 'UTC'), conversation_id, tenant_id, user_id,
@@ -491,8 +582,10 @@ BEGIN
          (SELECT array_agg(ctid) FROM hourly WHERE calls = 0),
          (SELECT array_agg(ctid) FROM daily WHERE calls = 0),
          (SELECT array_agg(ctid) FROM users WHERE calls = 0),
-         (SELECT array_agg(ctid) FROM conversations WHERE calls = 0)
-    INTO applied, emptied_hourly, emptied_daily, emptied_users, emptied_conversations;
+         (SELECT array_agg(ctid) FROM conversations WHERE calls = 0),
+         (SELECT array_agg(ctid) FROM models WHERE calls = 0),
+         (SELECT array_agg(ctid) FROM features WHERE calls = 0)
+    INTO applied, emptied_hourly, emptied_daily, emptied_users, emptied_conversations, emptied_models, emptied_features;
 
   -- The addresses stay valid: this transaction updated those rows last and
   -- holds their locks, and the refresh lock keeps other refreshes out.
@@ -507,6 +600,12 @@ BEGIN
   END IF;
   IF emptied_conversations IS NOT NULL THEN
     DELETE FROM ai_cost.conversations_hourly WHERE ctid = ANY (emptied_conversations) AND calls = 0;
+  END IF;
+  IF emptied_models IS NOT NULL THEN
+    DELETE FROM ai_cost._private_models_hourly WHERE ctid = ANY (emptied_models) AND calls = 0;
+  END IF;
+  IF emptied_features IS NOT NULL THEN
+    DELETE FROM ai_cost._private_features_hourly WHERE ctid = ANY (emptied_features) AND calls = 0;
   END IF;
 
   -- Each threshold crossed is recorded once per period and announced; the
@@ -537,7 +636,8 @@ CREATE OR REPLACE FUNCTION ai_cost._private_truncate_rollups() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   TRUNCATE ai_cost._private_call_changes, ai_cost.calls_hourly, ai_cost.conversations_hourly,
-           ai_cost._private_calls_daily, ai_cost._private_users_daily;
+           ai_cost._private_calls_daily, ai_cost._private_users_daily, ai_cost._private_models_hourly,
+           ai_cost._private_features_hourly;
   RETURN NULL;
 END
 $$;
@@ -653,23 +753,25 @@ CREATE UNIQUE INDEX mv_spend_share_key_idx ON ai_cost.mv_spend_share ("window", 
 COMMENT ON MATERIALIZED VIEW ai_cost.mv_spend_share IS 'Spend and share of total per provider, model, operation, tenant, user and feature over the last 24h, 7d and 30d; rebuilt by ai_cost.refresh(). Read ai_cost.spend_share.';
 
 CREATE MATERIALIZED VIEW ai_cost.mv_error_rate_by_model AS
-SELECT r.label AS "window", r.provider, r.model, sum(r.calls)::bigint AS attempts,
+SELECT w.label AS "window", r.provider, r.model, sum(r.calls)::bigint AS attempts,
        coalesce(sum(r.calls) FILTER (WHERE r.status = 'error'), 0)::bigint AS errors,
        coalesce(sum(r.calls) FILTER (WHERE r.status = 'cancelled'), 0)::bigint AS cancelled,
        round(coalesce(sum(r.calls) FILTER (WHERE r.status = 'error'), 0)::numeric / sum(r.calls), 6) AS error_rate
-  FROM ai_cost._private_window_calls r
- GROUP BY r.label, r.provider, r.model
+  FROM ai_cost._private_windows w
+  JOIN ai_cost._private_models_hourly_live r ON r.hour >= w.since
+ GROUP BY w.label, r.provider, r.model
 HAVING sum(r.calls) > 0;
 CREATE UNIQUE INDEX mv_error_rate_by_model_key_idx ON ai_cost.mv_error_rate_by_model ("window", provider, model);
 COMMENT ON MATERIALIZED VIEW ai_cost.mv_error_rate_by_model IS 'Attempts, errors, cancellations and error rate (errors / attempts) per model over the last 24h, 7d and 30d; rebuilt by ai_cost.refresh(). Read ai_cost.error_rate_by_model.';
 
 CREATE MATERIALIZED VIEW ai_cost.mv_error_rate_by_feature AS
-SELECT r.label AS "window", r.feature, sum(r.calls)::bigint AS attempts,
+SELECT w.label AS "window", r.feature, sum(r.calls)::bigint AS attempts,
        coalesce(sum(r.calls) FILTER (WHERE r.status = 'error'), 0)::bigint AS errors,
        coalesce(sum(r.calls) FILTER (WHERE r.status = 'cancelled'), 0)::bigint AS cancelled,
        round(coalesce(sum(r.calls) FILTER (WHERE r.status = 'error'), 0)::numeric / sum(r.calls), 6) AS error_rate
-  FROM ai_cost._private_window_calls r
- GROUP BY r.label, r.feature
+  FROM ai_cost._private_windows w
+  JOIN ai_cost._private_features_hourly_live r ON r.hour >= w.since
+ GROUP BY w.label, r.feature
 HAVING sum(r.calls) > 0;
 CREATE UNIQUE INDEX mv_error_rate_by_feature_key_idx ON ai_cost.mv_error_rate_by_feature ("window", feature) NULLS NOT DISTINCT;
 COMMENT ON MATERIALIZED VIEW ai_cost.mv_error_rate_by_feature IS 'Attempts, errors, cancellations and error rate per feature (NULL: calls without one) over the last 24h, 7d and 30d; rebuilt by ai_cost.refresh(). Read ai_cost.error_rate_by_feature.';
@@ -677,14 +779,15 @@ COMMENT ON MATERIALIZED VIEW ai_cost.mv_error_rate_by_feature IS 'Attempts, erro
 -- Successes only, app cache hits excluded; time to first token only for streamed calls.
 CREATE MATERIALIZED VIEW ai_cost.mv_latency_by_model AS
 WITH merged AS (
-  SELECT r.label AS "window", r.provider, r.model,
+  SELECT w.label AS "window", r.provider, r.model,
          sum(r.total_ms_calls)::bigint AS calls, sum(r.total_ms_sum)::bigint AS total_ms_sum,
          ai_cost.histogram_merge(r.total_ms_hist) AS total_hist,
          sum(r.ttft_ms_calls)::bigint AS streamed_calls, sum(r.ttft_ms_sum)::bigint AS ttft_ms_sum,
          ai_cost.histogram_merge(r.ttft_ms_hist) AS ttft_hist
-    FROM ai_cost._private_window_calls r
+    FROM ai_cost._private_windows w
+    JOIN ai_cost._private_models_hourly_live r ON r.hour >= w.since
    WHERE r.status = 'success' AND NOT r.cached
-   GROUP BY r.label, r.provider, r.model
+   GROUP BY w.label, r.provider, r.model
   HAVING sum(r.total_ms_calls) + sum(r.ttft_ms_calls) > 0
 )
 SELECT "window", provider, model, calls,
@@ -1180,8 +1283,12 @@ DROP FUNCTION ai_cost._private_calls_slices(timestamptz, timestamptz[]);
 DROP FUNCTION ai_cost._private_user_slices(timestamptz, timestamptz[]);
 DROP VIEW ai_cost._private_calls_daily_live;
 DROP VIEW ai_cost._private_users_daily_live;
+DROP VIEW ai_cost._private_models_hourly_live;
+DROP VIEW ai_cost._private_features_hourly_live;
 DROP TABLE ai_cost._private_calls_daily;
 DROP TABLE ai_cost._private_users_daily;
+DROP TABLE ai_cost._private_models_hourly;
+DROP TABLE ai_cost._private_features_hourly;
 ALTER TABLE ai_cost.calls_hourly RESET (fillfactor);
 ALTER TABLE ai_cost.conversations_hourly RESET (fillfactor);
 CREATE INDEX calls_hourly_emptied_idx ON ai_cost.calls_hourly (hour) WHERE calls = 0;
