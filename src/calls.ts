@@ -149,7 +149,7 @@ export async function recordCall(db: CommonQueryMethods, input: CallInput): Prom
       ${call.streamed}, ${call.cached}, ${call.ttftMs ?? null}, ${call.totalMs ?? null},
       ${call.errorMessage ?? null}
     )
-    ON CONFLICT (request_id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING id, cost_micros, price_id
   `);
   const row = inserted ?? (await db.one(sql.type(recordedSchema)`

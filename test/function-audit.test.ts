@@ -13,6 +13,9 @@ const EXCEPTIONS: Record<string, string> = {
   '_private_price_call': 'the cost trigger: a pinned search_path costs ~5 us per row before PG 17 (0005)',
   '_private_capture_call_changes': 'SECURITY DEFINER so writers need no rights on the change table (0004)',
   '_private_truncate_rollups': 'SECURITY DEFINER so a TRUNCATE by a non-owner also empties the rollups (0004)',
+  '_private_claim_request_id': 'SECURITY DEFINER so writers need no rights on the request id table (0007)',
+  '_private_move_request_id': 'SECURITY DEFINER so writers need no rights on the request id table (0007)',
+  '_private_release_request_ids': 'SECURITY DEFINER so writers need no rights on the request id table (0007)',
 };
 
 test('every function is SECURITY INVOKER with a pinned search_path, or a listed exception', async (t) => {

@@ -26,7 +26,7 @@ try {
          (request_id, provider, model, tenant_id, feature, input_tokens, output_tokens,
           cache_read_tokens, cache_write_tokens, reasoning_tokens, provided_cost_micros, total_ms)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-       ON CONFLICT (request_id) DO NOTHING
+       ON CONFLICT DO NOTHING
        RETURNING cost_micros`,
       values,
     );

@@ -15,5 +15,5 @@ VALUES
   (:'prefix' || '-2', 'anthropic', 'claude-sonnet-4-6', 'acme', 'summarize', 4050, 20, 1000, 3000, NULL, NULL, 1210),
   -- OpenRouter reported the cost itself ($0.001234): it is kept as is.
   (:'prefix' || '-3', 'openrouter', 'meta-llama/llama-3.3-70b-instruct', 'globex', 'search', 900, 150, NULL, NULL, NULL, 1234, 400)
-ON CONFLICT (request_id) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING request_id, cost_micros;

@@ -17,7 +17,7 @@ INSERT = """
        cache_read_tokens, cache_write_tokens, reasoning_tokens, provided_cost_micros, total_ms)
     VALUES (%(request_id)s, %(provider)s, %(model)s, %(tenant_id)s, %(feature)s, %(input_tokens)s, %(output_tokens)s,
             %(cache_read_tokens)s, %(cache_write_tokens)s, %(reasoning_tokens)s, %(provided_cost_micros)s, %(total_ms)s)
-    ON CONFLICT (request_id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING cost_micros
 """
 

@@ -32,7 +32,7 @@ export async function schemaSnapshot(db: TestDatabase): Promise<string[]> {
     SELECT 'view ' || c.relname || ' ' || md5(pg_get_viewdef(c.oid))
       FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns) AND c.relkind IN ('v', 'm')
     UNION ALL
-    SELECT 'function ' || p.oid::regprocedure || ' returns ' || pg_get_function_result(p.oid) ||
+    SELECT 'function ' || p.oid::regprocedure || ' returns ' || coalesce(pg_get_function_result(p.oid), '(procedure)') ||
            ' body=' || md5(p.prosrc) || ' config=' || coalesce(p.proconfig::text, '') ||
            ' secdef=' || p.prosecdef || ' volatile=' || p.provolatile::text || ' acl=' || coalesce(p.proacl, acldefault('f'::"char", p.proowner))::text ||
            ' comment=' || coalesce(obj_description(p.oid, 'pg_proc'), '')
