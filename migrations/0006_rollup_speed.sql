@@ -31,11 +31,13 @@
 -- The windowed materialized views read 0004's hourly rollup, which is keyed
 -- by user too: with many users it has about one row per call, so their
 -- rebuild cost followed the raw calls of the last 30 days (37 s at 1M rows,
--- against 2.3 s for a naive full REFRESH). They now read two narrower daily
--- rollups, calls by everything but the user and spend per user, and take
--- hourly rows only in the few UTC days a window starts in, so every window
--- stays exact to the hour. budget_status and spend_by_day read the daily
--- rollups too: a monthly budget sums at most 31 daily rows per group.
+-- against 2.3 s for a naive full REFRESH). They now read narrower rollups:
+-- calls and spend by day without the user, spend per user and day, and per
+-- hour calls and latency histograms per model and status and calls per
+-- feature and status (tens of rows an hour). Windows stay exact to the hour:
+-- hourly rows are read only in the few UTC days a window starts in.
+-- budget_status and spend_by_day read the daily rollups too: a monthly
+-- budget sums at most 31 daily rows per group.
 
 ------------------------------------------------------------------------------
 -- Faster histogram helpers
@@ -192,18 +194,12 @@ CREATE TABLE ai_cost._private_calls_daily (
   output_tokens bigint NOT NULL,
   cache_read_tokens bigint NOT NULL,
   cache_write_tokens bigint NOT NULL,
-  reasoning_tokens bigint NOT NULL,
-  total_ms_calls bigint NOT NULL,
-  total_ms_sum bigint NOT NULL,
-  total_ms_hist bigint[],
-  ttft_ms_calls bigint NOT NULL,
-  ttft_ms_sum bigint NOT NULL,
-  ttft_ms_hist bigint[]
+  reasoning_tokens bigint NOT NULL
 ) WITH (fillfactor = 70);
 CREATE UNIQUE INDEX _private_calls_daily_key_idx ON ai_cost._private_calls_daily
   (day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason)
   NULLS NOT DISTINCT;
-COMMENT ON TABLE ai_cost._private_calls_daily IS 'Internal: daily (UTC) rollup of ai_cost.calls by every dimension but the user (day is the start of the UTC day), maintained with calls_hourly by ai_cost.refresh(); what the windowed materialized views and budgets read.';
+COMMENT ON TABLE ai_cost._private_calls_daily IS 'Internal: daily (UTC) rollup of ai_cost.calls by every dimension but the user (day is the start of the UTC day): calls, cost and tokens, maintained with calls_hourly by ai_cost.refresh(); what the windowed materialized views and budgets read.';
 
 CREATE TABLE ai_cost._private_users_daily (
   day timestamptz NOT NULL,
@@ -254,9 +250,7 @@ COMMENT ON TABLE ai_cost._private_features_hourly IS 'Internal: hourly (UTC) cal
 INSERT INTO ai_cost._private_calls_daily
 SELECT date_trunc('day', hour, 'UTC'), provider, model, operation, status, service_tier, tenant_id, feature,
        cached, unpriced_reason, sum(calls), sum(unpriced_calls), sum(cost_micros), sum(input_tokens),
-       sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens),
-       sum(total_ms_calls), sum(total_ms_sum), ai_cost.histogram_merge(total_ms_hist),
-       sum(ttft_ms_calls), sum(ttft_ms_sum), ai_cost.histogram_merge(ttft_ms_hist)
+       sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens)
   FROM ai_cost.calls_hourly
  GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason;
 INSERT INTO ai_cost._private_users_daily
@@ -280,7 +274,7 @@ SELECT hour, feature, status, sum(calls) FROM ai_cost.calls_hourly GROUP BY hour
 CREATE VIEW ai_cost._private_calls_daily_live AS
 SELECT day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason,
        calls, unpriced_calls, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-       reasoning_tokens, total_ms_calls, total_ms_sum, total_ms_hist, ttft_ms_calls, ttft_ms_sum, ttft_ms_hist
+       reasoning_tokens
   FROM ai_cost._private_calls_daily
 UNION ALL
 SELECT date_trunc('day', created_at, 'UTC'), provider, model, operation, status, service_tier, tenant_id,
@@ -292,13 +286,7 @@ SELECT date_trunc('day', created_at, 'UTC'), provider, model, operation, status,
        coalesce(sum(sign * output_tokens), 0)::bigint,
        coalesce(sum(sign * cache_read_tokens), 0)::bigint,
        coalesce(sum(sign * cache_write_tokens), 0)::bigint,
-       coalesce(sum(sign * reasoning_tokens), 0)::bigint,
-       coalesce(sum(sign) FILTER (WHERE total_ms IS NOT NULL), 0)::bigint,
-       coalesce(sum(sign * total_ms), 0)::bigint,
-       ai_cost._private_histogram(total_ms, sign),
-       coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0)::bigint,
-       coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint,
-       ai_cost._private_histogram(ttft_ms, sign) FILTER (WHERE streamed)
+       coalesce(sum(sign * reasoning_tokens), 0)::bigint
   FROM ai_cost._private_call_changes
  GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason;
 COMMENT ON VIEW ai_cost._private_calls_daily_live IS 'Internal: the daily calls rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';
@@ -343,7 +331,7 @@ SELECT date_trunc('hour', created_at, 'UTC'), feature, status, sum(sign)::bigint
  GROUP BY 1, feature, status;
 COMMENT ON VIEW ai_cost._private_features_hourly_live IS 'Internal: the per-feature hourly rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';
 
--- Calls (by everything but the user) from the hour of `since` on, in the
+-- Calls and spend (by everything but the user) from the hour of `since` on, in the
 -- coarsest rows that keep every instant in `cuts` on a row boundary: whole
 -- UTC days from the daily rollup, and hours from the hourly one in each day
 -- that `since` or a cut falls inside of. A filter like start >= cut or
@@ -353,8 +341,7 @@ COMMENT ON VIEW ai_cost._private_features_hourly_live IS 'Internal: the per-feat
 CREATE FUNCTION ai_cost._private_calls_slices(since timestamptz, cuts timestamptz[])
 RETURNS TABLE (start timestamptz, provider text, model text, operation text, status text, service_tier text,
                tenant_id text, feature text, cached boolean, unpriced_reason text, calls bigint,
-               unpriced_calls bigint, cost_micros bigint, total_ms_calls bigint, total_ms_sum bigint,
-               total_ms_hist bigint[], ttft_ms_calls bigint, ttft_ms_sum bigint, ttft_ms_hist bigint[])
+               unpriced_calls bigint, cost_micros bigint)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   WITH first AS (
     SELECT date_trunc('hour', since, 'UTC') AS hour
@@ -364,14 +351,12 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      WHERE c >= first.hour AND date_trunc('day', c, 'UTC') <> c
   )
   SELECT d.day, d.provider, d.model, d.operation, d.status, d.service_tier, d.tenant_id, d.feature, d.cached,
-         d.unpriced_reason, d.calls, d.unpriced_calls, d.cost_micros, d.total_ms_calls, d.total_ms_sum,
-         d.total_ms_hist, d.ttft_ms_calls, d.ttft_ms_sum, d.ttft_ms_hist
+         d.unpriced_reason, d.calls, d.unpriced_calls, d.cost_micros
     FROM ai_cost._private_calls_daily_live d, first
    WHERE d.day >= first.hour AND d.day NOT IN (SELECT day FROM split)
   UNION ALL
   SELECT h.hour, h.provider, h.model, h.operation, h.status, h.service_tier, h.tenant_id, h.feature, h.cached,
-         h.unpriced_reason, h.calls, h.unpriced_calls, h.cost_micros, h.total_ms_calls, h.total_ms_sum,
-         h.total_ms_hist, h.ttft_ms_calls, h.ttft_ms_sum, h.ttft_ms_hist
+         h.unpriced_reason, h.calls, h.unpriced_calls, h.cost_micros
     FROM split s, first, ai_cost.calls_hourly_live h
    WHERE h.hour >= greatest(s.day, first.hour) AND h.hour < s.day + interval '24 hours'
 $$;
@@ -406,12 +391,13 @@ COMMENT ON FUNCTION ai_cost._private_user_slices(timestamptz, timestamptz[]) IS 
 
 -- The rollup part of ai_cost.refresh(), called under its lock. The changes
 -- are summed once per hourly group and latency bucket (cells) with built-in
--- aggregates; the hourly and daily rollups take those sums grouped by hour
--- or by day, histograms built from the buckets touched; the per-user rollup
--- and per-feature rollups take the hourly groups, the per-model rollup the
--- cells, the conversation rollup the changes that carry a conversation. Groups that reach zero calls (all their calls deleted or
--- moved away) are deleted right after, by the row addresses the upserts
--- returned: no index on `calls` is needed, so updates stay HOT-capable.
+-- aggregates; the hourly and per-model rollups take those sums by hour, with
+-- histograms built from the buckets touched; the daily, per-user and
+-- per-feature rollups take the hourly groups; the conversation rollup the
+-- changes that carry a conversation. Groups that reach zero calls (all their
+-- calls deleted or moved away) are deleted right after, by the row addresses
+-- the upserts returned: no index on `calls` is needed, so updates stay
+-- HOT-capable.
 CREATE OR REPLACE FUNCTION ai_cost._private_refresh_rollups(OUT applied bigint, OUT alerts bigint)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -489,16 +475,8 @@ BEGIN
     INSERT INTO ai_cost._private_calls_daily AS d
     SELECT date_trunc('day', hour, 'UTC'), provider, model, operation, status, service_tier, tenant_id, feature,
            cached, unpriced_reason, sum(calls), sum(unpriced_calls), sum(cost_micros), sum(input_tokens),
-           sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens),
-           sum(total_ms_calls), sum(total_ms_sum),
-           ai_cost._private_histogram_apply(NULL,
-             array_agg(total_bucket) FILTER (WHERE total_ms_calls <> 0),
-             array_agg(total_ms_calls) FILTER (WHERE total_ms_calls <> 0)),
-           sum(ttft_ms_calls), sum(ttft_ms_sum),
-           ai_cost._private_histogram_apply(NULL,
-             array_agg(ttft_bucket) FILTER (WHERE ttft_ms_calls <> 0),
-             array_agg(ttft_ms_calls) FILTER (WHERE ttft_ms_calls <> 0))
-      FROM cells
+           sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens)
+      FROM delta
      GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason
     ON CONFLICT (day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason)
     DO UPDATE SET
@@ -509,13 +487,7 @@ BEGIN
       output_tokens = d.output_tokens + excluded.output_tokens,
       cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
       cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
-      reasoning_tokens = d.reasoning_tokens + excluded.reasoning_tokens,
-      total_ms_calls = d.total_ms_calls + excluded.total_ms_calls,
-      total_ms_sum = d.total_ms_sum + excluded.total_ms_sum,
-      total_ms_hist = ai_cost._private_histogram_add(d.total_ms_hist, excluded.total_ms_hist),
-      ttft_ms_calls = d.ttft_ms_calls + excluded.ttft_ms_calls,
-      ttft_ms_sum = d.ttft_ms_sum + excluded.ttft_ms_sum,
-      ttft_ms_hist = ai_cost._private_histogram_add(d.ttft_ms_hist, excluded.ttft_ms_hist)
+      reasoning_tokens = d.reasoning_tokens + excluded.reasoning_tokens
     RETURNING d.ctid, d.calls
   ), users AS (
     INSERT INTO ai_cost._private_users_daily AS u
@@ -729,22 +701,29 @@ SELECT w.label, s.*
   JOIN ai_cost._private_windows w ON s.start >= w.since;
 COMMENT ON VIEW ai_cost._private_window_users IS 'Internal: per-user spend rows of the 24h, 7d and 30d windows, labelled.';
 
+-- One pass over the window rows per dimension set (GROUPING SETS), not one
+-- copy of each row per dimension.
 CREATE MATERIALIZED VIEW ai_cost.mv_spend_share AS
-WITH dims AS (
-  SELECT r.label AS "window", d.dimension, d.value, r.calls,
-         CASE WHEN r.status = 'success' THEN r.calls ELSE 0 END AS successes, r.cost_micros, r.unpriced_calls
+WITH grouped AS (
+  SELECT r.label AS "window",
+         CASE WHEN GROUPING(r.provider) = 0 THEN 'provider' WHEN GROUPING(r.model) = 0 THEN 'model'
+              WHEN GROUPING(r.operation) = 0 THEN 'operation' WHEN GROUPING(r.tenant_id) = 0 THEN 'tenant'
+              ELSE 'feature' END AS dimension,
+         CASE WHEN GROUPING(r.provider) = 0 THEN r.provider WHEN GROUPING(r.model) = 0 THEN r.model
+              WHEN GROUPING(r.operation) = 0 THEN r.operation WHEN GROUPING(r.tenant_id) = 0 THEN r.tenant_id
+              ELSE r.feature END AS value,
+         sum(r.calls)::bigint AS calls, coalesce(sum(r.calls) FILTER (WHERE r.status = 'success'), 0)::bigint AS successes,
+         sum(r.cost_micros)::bigint AS cost_micros, sum(r.unpriced_calls)::bigint AS unpriced_calls
     FROM ai_cost._private_window_calls r
-   CROSS JOIN LATERAL (VALUES ('provider', r.provider), ('model', r.model), ('operation', r.operation),
-                              ('tenant', r.tenant_id), ('feature', r.feature)) AS d(dimension, value)
+   GROUP BY GROUPING SETS ((r.label, r.provider), (r.label, r.model), (r.label, r.operation),
+                           (r.label, r.tenant_id), (r.label, r.feature))
+  HAVING sum(r.calls) <> 0
   UNION ALL
-  SELECT u.label, 'user', u.user_id, u.calls, u.successes, u.cost_micros, u.unpriced_calls
+  SELECT u.label, 'user', u.user_id, sum(u.calls)::bigint, sum(u.successes)::bigint, sum(u.cost_micros)::bigint,
+         sum(u.unpriced_calls)::bigint
     FROM ai_cost._private_window_users u
-), grouped AS (
-  SELECT "window", dimension, value, sum(calls)::bigint AS calls, sum(successes)::bigint AS successes,
-         sum(cost_micros)::bigint AS cost_micros, sum(unpriced_calls)::bigint AS unpriced_calls
-    FROM dims
-   GROUP BY "window", dimension, value
-  HAVING sum(calls) <> 0
+   GROUP BY u.label, u.user_id
+  HAVING sum(u.calls) <> 0
 )
 SELECT "window", dimension, value, calls, successes, cost_micros, unpriced_calls,
        round(cost_micros::numeric / nullif(sum(cost_micros) OVER (PARTITION BY "window", dimension), 0), 6) AS share_of_cost
@@ -844,7 +823,8 @@ CREATE UNIQUE INDEX mv_top_spenders_key_idx ON ai_cost.mv_top_spenders ("window"
 COMMENT ON MATERIALIZED VIEW ai_cost.mv_top_spenders IS 'Top 100 tenants, users and conversations by spend over the last 7d and 30d, with their share of all spend in the window; rebuilt by ai_cost.refresh(). Read ai_cost.top_spenders.';
 
 -- Trends per dimension value (and the total), as in 0004: every bound is a
--- cut of the slices, so each stays exact to the hour.
+-- cut of the slices, so each stays exact to the hour; one pass per
+-- dimension set (GROUPING SETS).
 CREATE MATERIALIZED VIEW ai_cost.mv_spend_trends AS
 WITH marks AS (
   SELECT now() AS at,
@@ -860,24 +840,24 @@ WITH marks AS (
   -- The instant as far into last month as now is into this one.
   SELECT *, previous_month_start + make_interval(secs => extract(epoch FROM at - month_start)) AS previous_month_same_point
     FROM bounds
-), sliced AS (
-  SELECT d.dimension, d.value, r.start AS hour, r.cost_micros, c.*
+), summed AS (
+  SELECT CASE WHEN GROUPING(r.provider) = 0 THEN 'provider' WHEN GROUPING(r.model) = 0 THEN 'model'
+              WHEN GROUPING(r.tenant_id) = 0 THEN 'tenant' WHEN GROUPING(r.feature) = 0 THEN 'feature'
+              ELSE 'total' END AS dimension,
+         CASE WHEN GROUPING(r.provider) = 0 THEN r.provider WHEN GROUPING(r.model) = 0 THEN r.model
+              WHEN GROUPING(r.tenant_id) = 0 THEN r.tenant_id WHEN GROUPING(r.feature) = 0 THEN r.feature END AS value,
+         coalesce(sum(r.cost_micros) FILTER (WHERE r.start >= c.week_start), 0)::bigint AS last_7d_micros,
+         coalesce(sum(r.cost_micros) FILTER (WHERE r.start >= c.previous_week_start AND r.start < c.week_start), 0)::bigint AS previous_7d_micros,
+         coalesce(sum(r.cost_micros) FILTER (WHERE r.start >= c.month_start), 0)::bigint AS month_to_date_micros,
+         coalesce(sum(r.cost_micros) FILTER (WHERE r.start >= c.previous_month_start AND r.start < c.month_start), 0)::bigint AS last_month_micros,
+         coalesce(sum(r.cost_micros) FILTER (WHERE r.start >= c.previous_month_start AND r.start < c.previous_month_same_point), 0)::bigint AS last_month_to_date_micros,
+         extract(epoch FROM max(c.month_end) - max(c.month_start)) / greatest(extract(epoch FROM max(c.at) - max(c.month_start)), 1) AS month_scale
     FROM cutoffs c
    CROSS JOIN LATERAL ai_cost._private_calls_slices(
            least(c.previous_week_start, c.previous_month_start),
            ARRAY[c.week_start, c.previous_week_start, c.month_start, c.previous_month_start, c.previous_month_same_point]) AS r
-   CROSS JOIN LATERAL (VALUES ('total', NULL::text), ('provider', r.provider), ('model', r.model),
-                              ('tenant', r.tenant_id), ('feature', r.feature)) AS d(dimension, value)
-), summed AS (
-  SELECT dimension, value,
-         coalesce(sum(cost_micros) FILTER (WHERE hour >= week_start), 0)::bigint AS last_7d_micros,
-         coalesce(sum(cost_micros) FILTER (WHERE hour >= previous_week_start AND hour < week_start), 0)::bigint AS previous_7d_micros,
-         coalesce(sum(cost_micros) FILTER (WHERE hour >= month_start), 0)::bigint AS month_to_date_micros,
-         coalesce(sum(cost_micros) FILTER (WHERE hour >= previous_month_start AND hour < month_start), 0)::bigint AS last_month_micros,
-         coalesce(sum(cost_micros) FILTER (WHERE hour >= previous_month_start AND hour < previous_month_same_point), 0)::bigint AS last_month_to_date_micros,
-         extract(epoch FROM max(month_end) - max(month_start)) / greatest(extract(epoch FROM max(at) - max(month_start)), 1) AS month_scale
-    FROM sliced
-   GROUP BY dimension, value
+   GROUP BY GROUPING SETS ((), (r.provider), (r.model), (r.tenant_id), (r.feature))
+  HAVING count(*) > 0
 )
 SELECT dimension, value, last_7d_micros, previous_7d_micros,
        round((last_7d_micros - previous_7d_micros)::numeric / nullif(previous_7d_micros, 0), 6) AS change_7d,

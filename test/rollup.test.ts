@@ -152,6 +152,40 @@ const BI_CHECKS: Array<[string, string, string]> = [
       FROM s WHERE dimension = 'total' OR l7 <> 0 OR p7 <> 0 OR mtd <> 0 OR lm <> 0`],
 ];
 
+/** The internal daily and per-model/feature rollups, and the raw aggregates they must equal. */
+const NARROW_ROLLUPS: Array<[string, string, string]> = [
+  ['daily calls rollup', `
+    SELECT day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason,
+           calls, unpriced_calls, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+           reasoning_tokens
+      FROM ai_cost._private_calls_daily`, `
+    SELECT date_trunc('day', created_at, 'UTC'), provider, model, operation, status, service_tier, tenant_id, feature,
+           cached, unpriced_reason, count(*)::bigint, count(*) FILTER (WHERE cost_micros IS NULL)::bigint,
+           coalesce(sum(cost_micros), 0)::bigint, coalesce(sum(input_tokens), 0)::bigint,
+           coalesce(sum(output_tokens), 0)::bigint, coalesce(sum(cache_read_tokens), 0)::bigint,
+           coalesce(sum(cache_write_tokens), 0)::bigint, coalesce(sum(reasoning_tokens), 0)::bigint
+      FROM ai_cost.calls GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10`],
+  ['daily per-user rollup', `
+    SELECT day, tenant_id, user_id, calls, successes, unpriced_calls, cost_micros, input_tokens, output_tokens
+      FROM ai_cost._private_users_daily`, `
+    SELECT date_trunc('day', created_at, 'UTC'), tenant_id, user_id, count(*)::bigint,
+           count(*) FILTER (WHERE status = 'success')::bigint, count(*) FILTER (WHERE cost_micros IS NULL)::bigint,
+           coalesce(sum(cost_micros), 0)::bigint, coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint
+      FROM ai_cost.calls GROUP BY 1, 2, 3`],
+  ['hourly per-model rollup', `
+    SELECT hour, provider, model, status, cached, calls, total_ms_calls, total_ms_sum, ttft_ms_calls, ttft_ms_sum,
+           ai_cost.histogram_percentile(total_ms_hist, 0.99), ai_cost.histogram_percentile(ttft_ms_hist, 0.5)
+      FROM ai_cost._private_models_hourly`, `
+    SELECT date_trunc('hour', created_at, 'UTC'), provider, model, status, cached, count(*)::bigint,
+           count(total_ms)::bigint, coalesce(sum(total_ms), 0)::bigint,
+           count(ttft_ms) FILTER (WHERE streamed)::bigint, coalesce(sum(ttft_ms) FILTER (WHERE streamed), 0)::bigint,
+           ai_cost.latency_bucket_value(ai_cost.latency_bucket(percentile_disc(0.99) WITHIN GROUP (ORDER BY total_ms))),
+           ai_cost.latency_bucket_value(ai_cost.latency_bucket(percentile_disc(0.5) WITHIN GROUP (ORDER BY ttft_ms) FILTER (WHERE streamed)))
+      FROM ai_cost.calls GROUP BY 1, 2, 3, 4, 5`],
+  ['hourly per-feature rollup', 'SELECT hour, feature, status, calls FROM ai_cost._private_features_hourly', `
+    SELECT date_trunc('hour', created_at, 'UTC'), feature, status, count(*)::bigint FROM ai_cost.calls GROUP BY 1, 2, 3`],
+];
+
 /**
  * Refreshes and compares everything with the raw table in ONE transaction on
  * one connection, so now() (the windows) and the snapshot are the same for
@@ -185,6 +219,8 @@ async function assertMatchesRaw(t: ExecutionContext, { refresh = true } = {}) {
       await same('calls_hourly histograms', rollupBuckets('ai_cost.calls_hourly'), RAW_BUCKETS);
       const { rows: [pending] } = await client.query('SELECT count(*)::int AS n FROM ai_cost._private_call_changes');
       t.is(pending.n, 0, 'refresh consumed every committed change');
+      // The narrower rollups the windowed views and budgets read, over all history.
+      for (const [label, actual, expected] of NARROW_ROLLUPS) await same(label, actual, expected);
     }
     await same('conversations_hourly_live', `
       SELECT hour, conversation_id, tenant_id, user_id, sum(calls)::bigint, sum(unpriced_calls)::bigint,
@@ -205,6 +241,13 @@ async function assertMatchesRaw(t: ExecutionContext, { refresh = true } = {}) {
              count(*) FILTER (WHERE cost_micros IS NULL)::bigint, coalesce(sum(input_tokens), 0)::bigint,
              coalesce(sum(output_tokens), 0)::bigint
         FROM ai_cost.calls GROUP BY 1, 2, 3, 4, 5, 6, 7, 8`);
+    await same('spend_by_day', 'SELECT * FROM ai_cost.spend_by_day', `
+      SELECT (created_at AT TIME ZONE 'UTC')::date, count(*)::bigint, count(*) FILTER (WHERE status = 'success')::bigint,
+             count(*) FILTER (WHERE status = 'error')::bigint, count(*) FILTER (WHERE status = 'cancelled')::bigint,
+             coalesce(sum(cost_micros), 0)::bigint, coalesce(sum(cost_micros) FILTER (WHERE status = 'success'), 0)::bigint,
+             count(*) FILTER (WHERE cost_micros IS NULL)::bigint, coalesce(sum(input_tokens), 0)::bigint,
+             coalesce(sum(output_tokens), 0)::bigint
+        FROM ai_cost.calls GROUP BY 1`);
     await same('unpriced_models', `
       SELECT provider, model, service_tier, unpriced_reason, unpriced_calls FROM ai_cost.unpriced_models`, `
       SELECT provider, model, service_tier, unpriced_reason, count(*)::bigint FROM ai_cost.calls
