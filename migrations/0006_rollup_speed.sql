@@ -331,34 +331,49 @@ SELECT date_trunc('hour', created_at, 'UTC'), feature, status, sum(sign)::bigint
  GROUP BY 1, feature, status;
 COMMENT ON VIEW ai_cost._private_features_hourly_live IS 'Internal: the per-feature hourly rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';
 
--- Calls and spend (by everything but the user) from the hour of `since` on, in the
--- coarsest rows that keep every instant in `cuts` on a row boundary: whole
--- UTC days from the daily rollup, and hours from the hourly one in each day
--- that `since` or a cut falls inside of. A filter like start >= cut or
+-- The UTC days (their midnights) that `first` or one of `cuts` at or after
+-- it falls strictly inside of: the days the slices below read by the hour.
+CREATE FUNCTION ai_cost._private_split_days(first timestamptz, cuts timestamptz[]) RETURNS timestamptz[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(array_agg(DISTINCT date_trunc('day', c, 'UTC')), '{}')
+    FROM unnest(cuts || first) AS c
+   WHERE c >= first AND date_trunc('day', c, 'UTC') <> c
+$$;
+COMMENT ON FUNCTION ai_cost._private_split_days(timestamptz, timestamptz[]) IS 'Internal: the UTC days that first or a later cut falls inside of.';
+
+-- Calls and spend (by everything but the user) from the hour of `since` on,
+-- in the coarsest rows that keep every instant in `cuts` on a row boundary:
+-- whole UTC days from the daily rollup, and hours from the hourly one in each
+-- day that `since` or a cut falls inside of. A filter like start >= cut or
 -- start < cut is then exact to the hour, while a 30-day window reads about
 -- 30 daily rows per group instead of 720 hourly rows per group and user.
--- Days are 24 hours: UTC has no daylight saving, whatever the session's zone.
+-- PL/pgSQL so that each bound reaches the live views as a value: a bound
+-- taken from a join would not be pushed into the UNION ALL of a live view,
+-- which would then scan its whole rollup. Days are 24 hours: UTC has no
+-- daylight saving, whatever the session's time zone.
 CREATE FUNCTION ai_cost._private_calls_slices(since timestamptz, cuts timestamptz[])
 RETURNS TABLE (start timestamptz, provider text, model text, operation text, status text, service_tier text,
                tenant_id text, feature text, cached boolean, unpriced_reason text, calls bigint,
                unpriced_calls bigint, cost_micros bigint)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  WITH first AS (
-    SELECT date_trunc('hour', since, 'UTC') AS hour
-  ), split AS (
-    SELECT DISTINCT date_trunc('day', c, 'UTC') AS day
-      FROM first, unnest(cuts || first.hour) AS c
-     WHERE c >= first.hour AND date_trunc('day', c, 'UTC') <> c
-  )
-  SELECT d.day, d.provider, d.model, d.operation, d.status, d.service_tier, d.tenant_id, d.feature, d.cached,
-         d.unpriced_reason, d.calls, d.unpriced_calls, d.cost_micros
-    FROM ai_cost._private_calls_daily_live d, first
-   WHERE d.day >= first.hour AND d.day NOT IN (SELECT day FROM split)
-  UNION ALL
-  SELECT h.hour, h.provider, h.model, h.operation, h.status, h.service_tier, h.tenant_id, h.feature, h.cached,
-         h.unpriced_reason, h.calls, h.unpriced_calls, h.cost_micros
-    FROM split s, first, ai_cost.calls_hourly_live h
-   WHERE h.hour >= greatest(s.day, first.hour) AND h.hour < s.day + interval '24 hours'
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  first timestamptz := date_trunc('hour', since, 'UTC');
+  split timestamptz[] := ai_cost._private_split_days(first, cuts);
+  day timestamptz;
+BEGIN
+  RETURN QUERY
+    SELECT d.day, d.provider, d.model, d.operation, d.status, d.service_tier, d.tenant_id, d.feature, d.cached,
+           d.unpriced_reason, d.calls, d.unpriced_calls, d.cost_micros
+      FROM ai_cost._private_calls_daily_live d
+     WHERE d.day >= first AND d.day <> ALL (split);
+  FOREACH day IN ARRAY split LOOP
+    RETURN QUERY
+      SELECT h.hour, h.provider, h.model, h.operation, h.status, h.service_tier, h.tenant_id, h.feature, h.cached,
+             h.unpriced_reason, h.calls, h.unpriced_calls, h.cost_micros
+        FROM ai_cost.calls_hourly_live h
+       WHERE h.hour >= greatest(day, first) AND h.hour < day + interval '24 hours';
+  END LOOP;
+END
 $$;
 COMMENT ON FUNCTION ai_cost._private_calls_slices(timestamptz, timestamptz[]) IS 'Internal: rollup rows from the hour of since on, daily except hourly in the UTC days that since or a cut falls inside; start is the day or hour.';
 
@@ -366,22 +381,24 @@ COMMENT ON FUNCTION ai_cost._private_calls_slices(timestamptz, timestamptz[]) IS
 CREATE FUNCTION ai_cost._private_user_slices(since timestamptz, cuts timestamptz[])
 RETURNS TABLE (start timestamptz, tenant_id text, user_id text, calls bigint, successes bigint,
                unpriced_calls bigint, cost_micros bigint)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  WITH first AS (
-    SELECT date_trunc('hour', since, 'UTC') AS hour
-  ), split AS (
-    SELECT DISTINCT date_trunc('day', c, 'UTC') AS day
-      FROM first, unnest(cuts || first.hour) AS c
-     WHERE c >= first.hour AND date_trunc('day', c, 'UTC') <> c
-  )
-  SELECT d.day, d.tenant_id, d.user_id, d.calls, d.successes, d.unpriced_calls, d.cost_micros
-    FROM ai_cost._private_users_daily_live d, first
-   WHERE d.day >= first.hour AND d.day NOT IN (SELECT day FROM split)
-  UNION ALL
-  SELECT h.hour, h.tenant_id, h.user_id, h.calls, CASE WHEN h.status = 'success' THEN h.calls ELSE 0 END,
-         h.unpriced_calls, h.cost_micros
-    FROM split s, first, ai_cost.calls_hourly_live h
-   WHERE h.hour >= greatest(s.day, first.hour) AND h.hour < s.day + interval '24 hours'
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  first timestamptz := date_trunc('hour', since, 'UTC');
+  split timestamptz[] := ai_cost._private_split_days(first, cuts);
+  day timestamptz;
+BEGIN
+  RETURN QUERY
+    SELECT d.day, d.tenant_id, d.user_id, d.calls, d.successes, d.unpriced_calls, d.cost_micros
+      FROM ai_cost._private_users_daily_live d
+     WHERE d.day >= first AND d.day <> ALL (split);
+  FOREACH day IN ARRAY split LOOP
+    RETURN QUERY
+      SELECT h.hour, h.tenant_id, h.user_id, h.calls, CASE WHEN h.status = 'success' THEN h.calls ELSE 0 END,
+             h.unpriced_calls, h.cost_micros
+        FROM ai_cost.calls_hourly_live h
+       WHERE h.hour >= greatest(day, first) AND h.hour < day + interval '24 hours';
+  END LOOP;
+END
 $$;
 COMMENT ON FUNCTION ai_cost._private_user_slices(timestamptz, timestamptz[]) IS 'Internal: per-user spend rows from the hour of since on, daily except hourly in the UTC days that since or a cut falls inside; start is the day or hour.';
 
@@ -738,6 +755,8 @@ SELECT w.label AS "window", r.provider, r.model, sum(r.calls)::bigint AS attempt
        round(coalesce(sum(r.calls) FILTER (WHERE r.status = 'error'), 0)::numeric / sum(r.calls), 6) AS error_rate
   FROM ai_cost._private_windows w
   JOIN ai_cost._private_models_hourly_live r ON r.hour >= w.since
+ -- The 30-day bound again as a value, so that it reaches the rollup's index.
+ WHERE r.hour >= date_trunc('hour', now(), 'UTC') - interval '719 hours'
  GROUP BY w.label, r.provider, r.model
 HAVING sum(r.calls) > 0;
 CREATE UNIQUE INDEX mv_error_rate_by_model_key_idx ON ai_cost.mv_error_rate_by_model ("window", provider, model);
@@ -750,6 +769,7 @@ SELECT w.label AS "window", r.feature, sum(r.calls)::bigint AS attempts,
        round(coalesce(sum(r.calls) FILTER (WHERE r.status = 'error'), 0)::numeric / sum(r.calls), 6) AS error_rate
   FROM ai_cost._private_windows w
   JOIN ai_cost._private_features_hourly_live r ON r.hour >= w.since
+ WHERE r.hour >= date_trunc('hour', now(), 'UTC') - interval '719 hours'
  GROUP BY w.label, r.feature
 HAVING sum(r.calls) > 0;
 CREATE UNIQUE INDEX mv_error_rate_by_feature_key_idx ON ai_cost.mv_error_rate_by_feature ("window", feature) NULLS NOT DISTINCT;
@@ -766,6 +786,7 @@ WITH merged AS (
     FROM ai_cost._private_windows w
     JOIN ai_cost._private_models_hourly_live r ON r.hour >= w.since
    WHERE r.status = 'success' AND NOT r.cached
+     AND r.hour >= date_trunc('hour', now(), 'UTC') - interval '719 hours'
    GROUP BY w.label, r.provider, r.model
   HAVING sum(r.total_ms_calls) + sum(r.ttft_ms_calls) > 0
 )
@@ -807,7 +828,7 @@ WITH calls AS MATERIALIZED (
   SELECT w.label, 'conversation', c.conversation_id, sum(c.calls), sum(c.cost_micros), sum(c.unpriced_calls)
     FROM ai_cost._private_windows w
     JOIN ai_cost.conversations_hourly_live c ON c.hour >= w.since
-   WHERE w.label IN ('7d', '30d')
+   WHERE w.label IN ('7d', '30d') AND c.hour >= date_trunc('hour', now(), 'UTC') - interval '719 hours'
    GROUP BY w.label, c.conversation_id
 ), ranked AS (
   SELECT s.*, row_number() OVER (PARTITION BY s.label, s.kind ORDER BY s.cost_micros DESC, s.calls DESC, s.id) AS rank
@@ -907,6 +928,11 @@ BEGIN
   END IF;
 END
 $$;
+
+-- Just-in-time compilation costs more than it saves on these statements: the
+-- budget check over zero budgets alone was estimated expensive enough to
+-- spend 0.9 s compiling (jit_above_cost), longer than the whole refresh.
+ALTER FUNCTION ai_cost.refresh(boolean) SET jit = off;
 
 -- Down Migration
 --
@@ -1259,8 +1285,10 @@ BEGIN
 END
 $$;
 
+ALTER FUNCTION ai_cost.refresh(boolean) RESET jit;
 DROP FUNCTION ai_cost._private_calls_slices(timestamptz, timestamptz[]);
 DROP FUNCTION ai_cost._private_user_slices(timestamptz, timestamptz[]);
+DROP FUNCTION ai_cost._private_split_days(timestamptz, timestamptz[]);
 DROP VIEW ai_cost._private_calls_daily_live;
 DROP VIEW ai_cost._private_users_daily_live;
 DROP VIEW ai_cost._private_models_hourly_live;
