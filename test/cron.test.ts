@@ -1,19 +1,24 @@
 import test from 'ava';
 import pg from 'pg';
 import { migrate } from '../src/migrate.js';
-import { serverHasPgCron, serverUrl } from './support/database.js';
+import { serverHasPgCron } from './support/database.js';
+import { findSystemPostgres, startSystemPostgres } from './support/system-postgres.js';
 
 // pg_cron can only be created in the database named by cron.database_name,
-// which is `postgres` on the test server. So this test installs pg-ai-cost
-// there, watches the job run, and uninstalls it (and pg_cron, if it created
-// it), leaving the server as it found it.
+// which is `postgres` on a test server. So this test starts a server of its
+// own (the shared one is busy with other test files creating and dropping
+// databases, and there pg_cron's scheduler was seen to start no job for
+// minutes), installs pg-ai-cost in its `postgres` database, watches the job
+// run, and uninstalls it.
 const JOBS = ['ai_cost_refresh', 'ai_cost_refresh_views', 'ai_cost_trim_job_history'];
 
 const TITLE = 'migrate up schedules the refresh with pg_cron, the job runs, and migrate down removes the jobs';
 const cronTest = serverHasPgCron ? test.serial : test.serial.skip;
 
 cronTest(serverHasPgCron ? TITLE : `${TITLE} (skipped: this server does not preload pg_cron; the system PostgreSQL 15 with postgresql-15-cron does)`, async (t) => {
-  const url = serverUrl('postgres');
+  const server = await startSystemPostgres(findSystemPostgres()!);
+  t.teardown(() => server.stop());
+  const url = server.url('postgres');
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   const { rows: [before] } = await client.query("SELECT count(*)::int AS n FROM pg_extension WHERE extname = 'pg_cron'");
