@@ -1,10 +1,9 @@
-import { execFileSync } from 'node:child_process';
-import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/free-port.js';
 import { migrate } from '../../src/migrate.js';
-import { findSystemPostgres } from './system-postgres.js';
+import { findSystemPostgres, initSystemCluster } from './system-postgres.js';
 
 /** A PostgreSQL server of a test's own that it can stop and start again on the same port, keeping its data. */
 export interface RestartableServer {
@@ -31,18 +30,7 @@ export async function startRestartableServer(): Promise<RestartableServer> {
 }
 
 async function systemServer(bindir: string): Promise<RestartableServer> {
-  const asRoot = process.getuid?.() === 0;
-  const dataDir = await mkdtemp(join(tmpdir(), 'ai-cost-restartable-'));
-  if (asRoot) {
-    const [uid, gid] = ['-u', '-g'].map((flag) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' })));
-    await chown(dataDir, uid!, gid!);
-  }
-  // initdb and pg_ctl refuse to run as root: as root they run as `postgres`.
-  const run = (program: string, args: string[]) => {
-    const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', join(bindir, program), ...args]] : [join(bindir, program), args];
-    return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  };
-  run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync']);
+  const { dataDir, run } = await initSystemCluster(bindir, 'ai-cost-restartable-');
   const port = await freePort();
   // fsync off is safe here (the machine does not crash), but synchronous_commit
   // stays on: an immediate stop must not lose a commit the client was told about.

@@ -28,9 +28,20 @@ export function findSystemPostgres(): string | undefined {
  * (no fsync), with pg_cron preloaded when its library is installed. initdb
  * refuses to run as root, so as root the cluster belongs to `postgres`.
  */
-export async function startSystemPostgres(bindir: string): Promise<TestServer> {
+export interface SystemCluster {
+  dataDir: string;
+  /** Runs one of the server's programs (pg_ctl, pg_config, ...), as `postgres` when we are root. */
+  run(program: string, args: string[]): string;
+}
+
+/**
+ * A new, not yet started cluster in a temporary folder, made by the system's
+ * initdb. initdb and pg_ctl refuse to run as root, so as root the folder and
+ * the cluster belong to `postgres` and its programs run as that user.
+ */
+export async function initSystemCluster(bindir: string, prefix: string): Promise<SystemCluster> {
   const asRoot = process.getuid?.() === 0;
-  const dataDir = await mkdtemp(join(tmpdir(), 'ai-cost-test-pg-'));
+  const dataDir = await mkdtemp(join(tmpdir(), prefix));
   if (asRoot) {
     const [uid, gid] = ['-u', '-g'].map((flag) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' })));
     await chown(dataDir, uid!, gid!);
@@ -40,6 +51,12 @@ export async function startSystemPostgres(bindir: string): Promise<TestServer> {
     return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   };
   run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync']);
+  return { dataDir, run };
+}
+
+export async function startSystemPostgres(bindir: string): Promise<TestServer> {
+  const asRoot = process.getuid?.() === 0;
+  const { dataDir, run } = await initSystemCluster(bindir, 'ai-cost-test-pg-');
 
   const pkglibdir = run('pg_config', ['--pkglibdir']).trim();
   const pgCron = existsSync(join(pkglibdir, 'pg_cron.so'));
