@@ -66,18 +66,51 @@ function backendCpuMs(pid: number): number | null {
   }
 }
 
-/** Medians of wall time and backend CPU time over `runs` runs of `work`, which runs on the backend `pid`. */
-export async function medianTiming(runs: number, pid: number, work: () => Promise<unknown>): Promise<Timing> {
-  const walls: number[] = [];
-  const cpus: number[] = [];
-  for (let i = 0; i < runs; i += 1) {
-    const cpuBefore = backendCpuMs(pid);
-    walls.push(await timed(work));
-    const cpuAfter = backendCpuMs(pid);
-    if (cpuBefore !== null && cpuAfter !== null) cpus.push(cpuAfter - cpuBefore);
+export interface Compared extends Timing {
+  /** Median over rounds of this variant's wall time over the baseline's in the same round. */
+  wallRatio: number;
+  /** The same for backend CPU time; null for a remote server. */
+  cpuRatio: number | null;
+}
+
+/**
+ * Runs every variant once per round, in turn, for `rounds` rounds: on a
+ * shared machine load comes and goes, and interleaving makes it touch every
+ * variant alike. Each variant gets its median timing, and ratios to the first
+ * variant (the baseline) as the median of the per-round ratios, so a slow
+ * minute in one round does not decide a comparison. `pid` is the backend the
+ * work runs on, for its CPU time; `prepare` runs untimed before each run.
+ */
+export async function compareInterleaved<K extends string>(
+  rounds: number, pid: number, variants: Record<K, () => Promise<unknown>>,
+  prepare: (variant: K) => Promise<unknown> = async () => undefined,
+): Promise<Record<K, Compared>> {
+  const names = Object.keys(variants) as K[];
+  const runs = new Map<K, Array<{ wall: number; cpu: number | null }>>(names.map((name) => [name, []]));
+  for (let round = 0; round < rounds; round += 1) {
+    for (const name of names) {
+      await prepare(name);
+      const cpuBefore = backendCpuMs(pid);
+      const wall = await timed(variants[name]);
+      const cpuAfter = backendCpuMs(pid);
+      runs.get(name)!.push({ wall, cpu: cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null });
+    }
   }
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-  return { wallMs: median(walls), cpuMs: cpus.length === runs ? median(cpus) : null };
+  const baseline = runs.get(names[0]!)!;
+  const result = {} as Record<K, Compared>;
+  for (const name of names) {
+    const own = runs.get(name)!;
+    const cpus = own.map((run) => run.cpu);
+    const cpuKnown = cpus.every((cpu) => cpu !== null) && baseline.every((run) => run.cpu);
+    result[name] = {
+      wallMs: median(own.map((run) => run.wall)),
+      cpuMs: cpuKnown ? median(cpus as number[]) : null,
+      wallRatio: median(own.map((run, i) => run.wall / baseline[i]!.wall)),
+      cpuRatio: cpuKnown ? median(own.map((run, i) => run.cpu! / baseline[i]!.cpu!)) : null,
+    };
+  }
+  return result;
 }
 
 export async function createBenchDatabase(server: TestServer, name: string): Promise<string> {

@@ -2,17 +2,19 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { medianTiming, type Benchmark, type Measurement, type Timing } from './support.js';
+import { compareInterleaved, type Benchmark, type Compared, type Measurement } from './support.js';
 
 /**
  * What the cost trigger adds to each way of writing calls: the same rows into
  * a table without triggers, into one with only the cost trigger, and into
  * ai_cost.calls (which also captures changes for the rollups), as single-row
- * INSERTs from a client over loopback, 1,000-row multi-row INSERTs (the
- * recorder's batches), COPY and a bulk INSERT ... SELECT; plus the hand-built
+ * INSERTs from a client over loopback, 1,000-row multi-row INSERTs, the same
+ * 1,000-row batches as the recorder sends them (one jsonb parameter), COPY
+ * and a bulk INSERT ... SELECT; plus the hand-built
  * alternative, computing the cost in the application from a price table in
  * code. Ratios come as wall time and as the server backend's CPU time, which
- * other load on a shared machine stretches far less.
+ * other load on a shared machine stretches far less, each the median of
+ * paired rounds (see compareInterleaved).
  */
 const COLUMNS = ['provider', 'model', 'tenant_id', 'feature', 'input_tokens', 'output_tokens', 'cache_read_tokens'] as const;
 const MODELS: Array<[string, number, number, number]> = [
@@ -50,6 +52,24 @@ function multiRowInsert(table: string, batch: Row[], withCost: boolean): { text:
   return { text: `INSERT INTO ${table} (${columns}) VALUES ${tuples.join(', ')}`, values };
 }
 
+/** The recorder's statement (src/recorder/insert.ts) for these columns: one jsonb parameter unpacked by jsonb_to_recordset. */
+function recorderInsert(table: string, batch: Row[]): { text: string; values: unknown[] } {
+  const calls = batch.map((row) => Object.fromEntries(COLUMNS.map((column, i) => [column, row[i]])));
+  return {
+    text: `INSERT INTO ${table} (${COLUMNS.join(', ')}) SELECT ${COLUMNS.join(', ')}
+             FROM jsonb_to_recordset($1::jsonb) AS c(provider text, model text, tenant_id text, feature text,
+                                                    input_tokens bigint, output_tokens bigint, cache_read_tokens bigint)
+           ON CONFLICT DO NOTHING`,
+    values: [JSON.stringify(calls)],
+  };
+}
+
+/** Rounds of each comparison; every round runs every variant once, interleaved. */
+const ROUNDS = 7;
+
+const TABLES = { plain: 'plain_calls', costOnly: 'cost_only_calls', calls: 'ai_cost.calls' } as const;
+type Variant = keyof typeof TABLES;
+
 const bench: Benchmark = {
   name: 'trigger',
   async run({ database, scale }) {
@@ -57,22 +77,28 @@ const bench: Benchmark = {
     await client.connect();
     const results: Measurement[] = [];
     const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-    const time = (work: () => Promise<unknown>) => medianTiming(3, pid, work);
-    const record = (mode: string, count: number, timings: Record<'plain' | 'costOnly' | 'calls', Timing>, extra: Array<[string, Timing]> = []) => {
-      const rate = (label: string, timing: Timing): Measurement =>
+    /** Each way of writing, into each table, interleaved; extra variants write into plain_calls. */
+    const compare = async (mode: string, count: number, run: (table: string) => Promise<unknown>,
+                           extra: Record<string, () => Promise<unknown>> = {}) => {
+      const variants: Record<string, () => Promise<unknown>> = {
+        plain: () => run(TABLES.plain), costOnly: () => run(TABLES.costOnly), calls: () => run(TABLES.calls), ...extra,
+      };
+      const timings = await compareInterleaved(ROUNDS, pid, variants,
+        (variant) => client.query(`TRUNCATE ${TABLES[variant as Variant] ?? TABLES.plain}`));
+      const rate = (label: string, timing: Compared): Measurement =>
         ({ bench: 'trigger', metric: `${mode}: ${label}`, value: count / (timing.wallMs / 1000), unit: 'rows/s' });
-      const ratio = (label: string, of: Timing, to: Timing): Measurement[] => [
-        { bench: 'trigger', metric: `${mode}: time ratio ${label}`, value: of.wallMs / to.wallMs, unit: 'x' },
+      const ratio = (label: string, timing: Compared): Measurement[] => [
+        { bench: 'trigger', metric: `${mode}: time ratio ${label}`, value: timing.wallRatio, unit: 'x' },
         // The server's CPU for the same work: what the triggers cost, even when other load stretches wall time.
-        ...(of.cpuMs !== null && to.cpuMs ? [{ bench: 'trigger', metric: `${mode}: backend CPU ratio ${label}`, value: of.cpuMs / to.cpuMs, unit: 'x' }] : []),
+        ...(timing.cpuRatio !== null ? [{ bench: 'trigger', metric: `${mode}: backend CPU ratio ${label}`, value: timing.cpuRatio, unit: 'x' }] : []),
       ];
       results.push(
-        rate('no trigger', timings.plain),
-        rate('cost trigger only', timings.costOnly),
-        rate('ai_cost.calls (cost trigger + rollup change capture)', timings.calls),
-        ...extra.map(([label, timing]) => rate(label, timing)),
-        ...ratio('cost trigger / none', timings.costOnly, timings.plain),
-        ...ratio('ai_cost.calls / none', timings.calls, timings.plain),
+        rate('no trigger', timings.plain!),
+        rate('cost trigger only', timings.costOnly!),
+        rate('ai_cost.calls (cost trigger + rollup change capture)', timings.calls!),
+        ...Object.keys(extra).map((label) => rate(label, timings[label]!)),
+        ...ratio('cost trigger / none', timings.costOnly!),
+        ...ratio('ai_cost.calls / none', timings.calls!),
       );
     };
     try {
@@ -82,50 +108,41 @@ const bench: Benchmark = {
       await client.query(`CREATE TABLE cost_only_calls (LIKE ai_cost.calls INCLUDING ALL);
         CREATE TRIGGER tg_cost_only_calls__price_call BEFORE INSERT ON cost_only_calls
           FOR EACH ROW EXECUTE FUNCTION ai_cost._private_price_call()`);
-      const tables = async (run: (table: string) => () => Promise<unknown>) => ({
-        plain: await time(run('plain_calls')), costOnly: await time(run('cost_only_calls')), calls: await time(run('ai_cost.calls')),
-      });
-      const fresh = (table: string) => client.query(`TRUNCATE ${table}`);
 
       const singleCount = Math.max(200, Math.round(5_000 * scale));
       const single = rows(singleCount);
-      const singleRun = (table: string) => async () => {
-        await fresh(table);
+      await compare(`single-row INSERT x${singleCount}`, singleCount, async (table) => {
         for (const row of single) await client.query(multiRowInsert(table, [row], false));
-      };
-      record(`single-row INSERT x${singleCount}`, singleCount, await tables(singleRun));
+      });
 
       const batchCount = Math.max(2_000, Math.round(200_000 * scale));
       const batched = rows(batchCount);
-      const batchRun = (table: string, withCost: boolean) => async () => {
-        await fresh(table);
-        for (let i = 0; i < batched.length; i += 1_000) await client.query(multiRowInsert(table, batched.slice(i, i + 1_000), withCost));
+      const batches = (statement: (batch: Row[]) => { text: string; values: unknown[] }) => async () => {
+        for (let i = 0; i < batched.length; i += 1_000) await client.query(statement(batched.slice(i, i + 1_000)));
       };
-      record(`1,000-row INSERT x${batchCount / 1000}`, batchCount, await tables((table) => batchRun(table, false)),
-        [['cost computed in the app, no trigger', await time(batchRun('plain_calls', true))]]);
+      await compare(`1,000-row INSERT x${batchCount / 1000}`, batchCount,
+        (table) => batches((batch) => multiRowInsert(table, batch, false))(),
+        { 'cost computed in the app, no trigger': batches((batch) => multiRowInsert(TABLES.plain, batch, true)) });
+      // What the recorder sends: the same batches as one jsonb parameter each.
+      await compare(`1,000-row recorder batch x${batchCount / 1000}`, batchCount,
+        (table) => batches((batch) => recorderInsert(table, batch))());
 
-      const copyRun = (table: string) => async () => {
-        await fresh(table);
-        const lines = batched.map((row) => `${row.join('\t')}\n`);
-        await pipeline(Readable.from(lines), client.query(copyFrom(`COPY ${table} (${COLUMNS.join(', ')}) FROM STDIN`)));
-      };
-      record(`COPY ${batchCount}`, batchCount, await tables(copyRun));
+      const lines = batched.map((row) => `${row.join('\t')}\n`);
+      await compare(`COPY ${batchCount}`, batchCount, (table) =>
+        pipeline(Readable.from(lines), client.query(copyFrom(`COPY ${table} (${COLUMNS.join(', ')}) FROM STDIN`))));
 
       const bulkCount = Math.max(10_000, Math.round(1_000_000 * scale));
-      const bulkRun = (table: string) => async () => {
-        await fresh(table);
-        await client.query(`
-          INSERT INTO ${table} (${COLUMNS.join(', ')})
-          SELECT 'openai', (ARRAY['gpt-4o-mini', 'gpt-4.1', 'o4-mini'])[1 + i % 3], 'tenant-' || i % 50, 'feature-' || i % 7,
-                 1000 + i % 500, 200 + i % 100, i % 400
-            FROM generate_series(0, ${bulkCount - 1}) AS i`);
-      };
-      record(`INSERT ... SELECT ${bulkCount}`, bulkCount, await tables(bulkRun));
+      await compare(`INSERT ... SELECT ${bulkCount}`, bulkCount, (table) => client.query(`
+        INSERT INTO ${table} (${COLUMNS.join(', ')})
+        SELECT 'openai', (ARRAY['gpt-4o-mini', 'gpt-4.1', 'o4-mini'])[1 + i % 3], 'tenant-' || i % 50, 'feature-' || i % 7,
+               1000 + i % 500, 200 + i % 100, i % 400
+          FROM generate_series(0, ${bulkCount - 1}) AS i`));
 
       // Exact decimal prices in the trigger against float dollars in the app, on the same 1,000-row batches:
       // every row where they differ is a row the hand-built way bills wrong.
-      await batchRun('plain_calls', true)();
-      await batchRun('ai_cost.calls', false)();
+      await client.query(`TRUNCATE ${TABLES.plain}, ${TABLES.calls}`);
+      await batches((batch) => multiRowInsert(TABLES.plain, batch, true))();
+      await batches((batch) => multiRowInsert(TABLES.calls, batch, false))();
       const { rows: agree } = await client.query(
         `SELECT count(*) FILTER (WHERE c.cost_micros IS DISTINCT FROM p.cost_micros)::int AS differ
            FROM (SELECT row_number() OVER (ORDER BY id) AS n, cost_micros FROM ai_cost.calls) c
