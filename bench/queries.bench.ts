@@ -9,8 +9,12 @@ import { medianMs, timed, type Benchmark, type Measurement } from './support.js'
  */
 const QUERIES: Array<[string, string]> = [
   ['spend_by_day, last 30 days', `SELECT * FROM ai_cost.spend_by_day WHERE day >= current_date - 30`],
-  ['spend_daily by model, last 30 days', `SELECT day, model, sum(cost_micros) FROM ai_cost.spend_daily WHERE day >= current_date - 30 GROUP BY 1, 2`],
-  ['spend_daily top tenants, last 7 days', `SELECT tenant_id, sum(cost_micros) AS spend FROM ai_cost.spend_daily WHERE day >= current_date - 7 GROUP BY 1 ORDER BY 2 DESC LIMIT 10`],
+  ['spend_daily_by_dimension by model, last 30 days', `SELECT day, value, cost_micros FROM ai_cost.spend_daily_by_dimension WHERE dimension = 'model' AND day >= current_date - 30`],
+  ['spend_daily_by_dimension top tenants, last 7 days', `SELECT value, sum(cost_micros) AS spend FROM ai_cost.spend_daily_by_dimension WHERE dimension = 'tenant' AND day >= current_date - 7 GROUP BY 1 ORDER BY 2 DESC LIMIT 10`],
+  ['spend_daily_by_dimension top users, last 30 days', `SELECT value, sum(cost_micros) AS spend FROM ai_cost.spend_daily_by_dimension WHERE dimension = 'user' AND day >= current_date - 30 GROUP BY 1 ORDER BY 2 DESC LIMIT 10`],
+  // The detail grain, every dimension and the user: about a row per call with many users, so scanning it follows the calls.
+  ['spend_daily (detail) by model, last 30 days', `SELECT day, model, sum(cost_micros) FROM ai_cost.spend_daily WHERE day >= current_date - 30 GROUP BY 1, 2`],
+  ['spend_daily (detail) one tenant by user, last 7 days', `SELECT user_id, sum(cost_micros) FROM ai_cost.spend_daily WHERE tenant_id = 'tenant-7' AND day >= current_date - 7 GROUP BY 1`],
   ['activity_hourly, last 7 days', `SELECT * FROM ai_cost.activity_hourly WHERE hour >= now() - interval '7 days'`],
   ['unpriced_models', 'SELECT * FROM ai_cost.unpriced_models'],
   ['spend_share', 'SELECT * FROM ai_cost.spend_share'],

@@ -152,6 +152,21 @@ const BI_CHECKS: Array<[string, string, string]> = [
       FROM s WHERE dimension = 'total' OR l7 <> 0 OR p7 <> 0 OR mtd <> 0 OR lm <> 0`],
 ];
 
+/** Spend per day and dimension straight from the raw table, with `day` as the day expression over c. */
+function rawByDimension(day: string): string {
+  return `
+    SELECT ${day}, v.dimension, v.value, count(*)::bigint, count(*) FILTER (WHERE c.status = 'success')::bigint,
+           count(*) FILTER (WHERE c.status = 'error')::bigint, count(*) FILTER (WHERE c.status = 'cancelled')::bigint,
+           coalesce(sum(c.cost_micros), 0)::bigint, coalesce(sum(c.cost_micros) FILTER (WHERE c.status = 'success'), 0)::bigint,
+           count(*) FILTER (WHERE c.cost_micros IS NULL)::bigint, coalesce(sum(c.input_tokens), 0)::bigint,
+           coalesce(sum(c.output_tokens), 0)::bigint
+      FROM ai_cost.calls c
+     CROSS JOIN LATERAL (VALUES ('provider', c.provider), ('model', c.provider || '/' || c.model), ('operation', c.operation),
+                                ('service_tier', c.service_tier), ('tenant', c.tenant_id), ('user', c.user_id),
+                                ('feature', c.feature)) AS v(dimension, value)
+     GROUP BY 1, 2, 3`;
+}
+
 /** The internal daily and per-model/feature rollups, and the raw aggregates they must equal. */
 const NARROW_ROLLUPS: Array<[string, string, string]> = [
   ['daily calls rollup', `
@@ -184,6 +199,21 @@ const NARROW_ROLLUPS: Array<[string, string, string]> = [
       FROM ai_cost.calls GROUP BY 1, 2, 3, 4, 5`],
   ['hourly per-feature rollup', 'SELECT hour, feature, status, calls FROM ai_cost._private_features_hourly', `
     SELECT date_trunc('hour', created_at, 'UTC'), feature, status, count(*)::bigint FROM ai_cost.calls GROUP BY 1, 2, 3`],
+  ['hourly activity rollup', `
+    SELECT hour, status, cached, calls, cost_micros, input_tokens, output_tokens FROM ai_cost._private_activity_hourly`, `
+    SELECT date_trunc('hour', created_at, 'UTC'), status, cached, count(*)::bigint, coalesce(sum(cost_micros), 0)::bigint,
+           coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint
+      FROM ai_cost.calls GROUP BY 1, 2, 3`],
+  ['hourly unpriced rollup', `
+    SELECT hour, provider, model, service_tier, unpriced_reason, calls, input_tokens, output_tokens
+      FROM ai_cost._private_unpriced_hourly`, `
+    SELECT date_trunc('hour', created_at, 'UTC'), provider, model, service_tier, unpriced_reason, count(*)::bigint,
+           coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint
+      FROM ai_cost.calls WHERE cost_micros IS NULL GROUP BY 1, 2, 3, 4, 5`],
+  ['daily per-dimension rollup', `
+    SELECT day, dimension, value, calls, successes, errors, cancelled, cost_micros, success_cost_micros, unpriced_calls,
+           input_tokens, output_tokens
+      FROM ai_cost._private_dimensions_daily`, rawByDimension(`date_trunc('day', c.created_at, 'UTC')`)],
 ];
 
 /**
@@ -249,9 +279,19 @@ async function assertMatchesRaw(t: ExecutionContext, { refresh = true } = {}) {
              coalesce(sum(output_tokens), 0)::bigint
         FROM ai_cost.calls GROUP BY 1`);
     await same('unpriced_models', `
-      SELECT provider, model, service_tier, unpriced_reason, unpriced_calls FROM ai_cost.unpriced_models`, `
-      SELECT provider, model, service_tier, unpriced_reason, count(*)::bigint FROM ai_cost.calls
-       WHERE cost_micros IS NULL GROUP BY 1, 2, 3, 4`);
+      SELECT provider, model, service_tier, unpriced_reason, unpriced_calls, input_tokens, output_tokens, first_hour, last_hour
+        FROM ai_cost.unpriced_models`, `
+      SELECT provider, model, service_tier, unpriced_reason, count(*)::bigint, coalesce(sum(input_tokens), 0)::bigint,
+             coalesce(sum(output_tokens), 0)::bigint, min(date_trunc('hour', created_at, 'UTC')), max(date_trunc('hour', created_at, 'UTC'))
+        FROM ai_cost.calls WHERE cost_micros IS NULL GROUP BY 1, 2, 3, 4`);
+    await same('activity_hourly', 'SELECT * FROM ai_cost.activity_hourly', `
+      SELECT date_trunc('hour', created_at, 'UTC'), count(*)::bigint, count(*) FILTER (WHERE status = 'success')::bigint,
+             count(*) FILTER (WHERE status = 'error')::bigint, count(*) FILTER (WHERE status = 'cancelled')::bigint,
+             count(*) FILTER (WHERE cached)::bigint, coalesce(sum(cost_micros), 0)::bigint,
+             coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint
+        FROM ai_cost.calls GROUP BY 1`);
+    await same('spend_daily_by_dimension', 'SELECT * FROM ai_cost.spend_daily_by_dimension',
+      rawByDimension(`(c.created_at AT TIME ZONE 'UTC')::date`));
     if (refresh) {
       for (const [label, actual, expected] of BI_CHECKS) await same(label, actual, expected);
     }
@@ -340,9 +380,12 @@ test.serial('concurrent writers, updaters and deleters while refreshes run', asy
 test.serial('TRUNCATE of calls empties the rollups', async (t) => {
   await db.query('TRUNCATE ai_cost.calls');
   await db.query('SELECT * FROM ai_cost.refresh()');
-  const [row] = await db.query<{ hourly: string; conversations: string; share: string }>(`
+  const [row] = await db.query<{ hourly: string; conversations: string; share: string; activity: string; dimensions: string; unpriced: string }>(`
     SELECT (SELECT count(*) FROM ai_cost.calls_hourly_live) AS hourly,
            (SELECT count(*) FROM ai_cost.conversations_hourly_live) AS conversations,
-           (SELECT count(*) FROM ai_cost.spend_share) AS share`);
-  t.deepEqual(row, { hourly: '0', conversations: '0', share: '0' });
+           (SELECT count(*) FROM ai_cost.spend_share) AS share,
+           (SELECT count(*) FROM ai_cost._private_activity_hourly) AS activity,
+           (SELECT count(*) FROM ai_cost._private_dimensions_daily) AS dimensions,
+           (SELECT count(*) FROM ai_cost._private_unpriced_hourly) AS unpriced`);
+  t.deepEqual(row, { hourly: '0', conversations: '0', share: '0', activity: '0', dimensions: '0', unpriced: '0' });
 });
