@@ -134,4 +134,17 @@ test('ai-cost refresh and doctor', async (t) => {
   // On the pg_cron test server, pg_cron lives in the postgres database: doctor says how to schedule from there.
   if (serverHasPgCron) t.regex(doctor.stdout, /cron\.schedule_in_database\('ai_cost_refresh_t_/);
   t.regex(doctor.stdout, /ok\s+refresh: last refresh/);
+  t.regex(doctor.stdout, /ok\s+price book: compiled; no price change is scheduled/);
+
+  // A price that starts after the compile leaves the book stale until a refresh.
+  await db.query(`INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok)
+                  VALUES ('doctor', 'm', clock_timestamp() + interval '1 second', 1)`);
+  const scheduled = await runCli(['doctor', '--database-url', db.url]);
+  t.regex(scheduled.stdout, /ok\s+price book: compiled; the next scheduled price change, at 20\d\d-/);
+  await db.query(`SELECT pg_sleep(1.1)`);
+  const stale = await runCli(['doctor', '--database-url', db.url]);
+  t.regex(stale.stdout, /warn\s+price book: a price started or ended at 20\d\d-.* until `ai-cost refresh` runs/);
+  await runCli(['refresh', '--no-views', '--database-url', db.url]);
+  const fresh = await runCli(['doctor', '--database-url', db.url]);
+  t.regex(fresh.stdout, /ok\s+price book: compiled; no price change is scheduled/);
 });

@@ -47,6 +47,9 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
       + `; ${refreshed.pendingChanges} change(s) pending (the live views include them; the materialized views wait for the next refresh)`,
   });
 
+  const book = await priceBookCheck(pool);
+  if (book) checks.push(book);
+
   const reader = await pool.oneFirst(sql.type(z.object({ exists: z.boolean() }))`
     SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_reader') AS exists`);
   checks.push(reader
@@ -54,6 +57,24 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
     : { name: 'reader role', level: 'warn', detail: 'ai_cost_reader is missing (the installing user may not create roles): see docs/reporting.md' });
 
   return { checks, healthy: checks.every((check) => check.level !== 'fail') };
+}
+
+/**
+ * The compiled price book (migration 0010) holds the list prices in force
+ * when it was compiled. Once one starts or ends, calls of that model are
+ * still priced right, by the lookup, but slower until a refresh compiles the
+ * book again. Undefined before 0010 is applied.
+ */
+async function priceBookCheck(pool: DatabasePool): Promise<Check | undefined> {
+  const compiled = await pool.oneFirst(sql.type(z.object({ compiled: z.boolean() }))`
+    SELECT to_regprocedure('ai_cost._private_price_book_stale_at()') IS NOT NULL AS compiled`);
+  if (!compiled) return undefined;
+  const { stale_at: staleAt, stale } = await pool.one(sql.type(z.object({ stale_at: z.string(), stale: z.boolean() }))`
+    SELECT ai_cost._private_price_book_stale_at()::text AS stale_at, ai_cost._private_price_book_stale_at() <= now() AS stale`);
+  if (stale) {
+    return { name: 'price book', level: 'warn', detail: `a price started or ended at ${staleAt}, after the price book was compiled: those calls are priced right but by the slower lookup until \`ai-cost refresh\` runs` };
+  }
+  return { name: 'price book', level: 'ok', detail: staleAt === 'infinity' ? 'compiled; no price change is scheduled' : `compiled; the next scheduled price change, at ${staleAt}, is compiled in by the first refresh after it` };
 }
 
 async function schedulingCheck(pool: DatabasePool): Promise<Check> {
