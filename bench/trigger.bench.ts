@@ -67,7 +67,12 @@ function recorderInsert(table: string, batch: Row[]): { text: string; values: un
 /** Rounds of each comparison; every round runs every variant once, interleaved. */
 const ROUNDS = 7;
 
-const TABLES = { plain: 'plain_calls', costOnly: 'cost_only_calls', calls: 'ai_cost.calls' } as const;
+const TABLES = {
+  plain: 'plain_calls', costOnly: 'cost_only_calls', calls: 'ai_cost.calls',
+  // The floor of any PL/pgSQL row trigger: one that returns NEW untouched, and one that
+  // only sets cost_micros (a changed NEW is formed into a new tuple for every row).
+  emptyTrigger: 'empty_trigger_calls', setOnly: 'set_only_calls',
+} as const;
 type Variant = keyof typeof TABLES;
 
 const bench: Benchmark = {
@@ -81,7 +86,7 @@ const bench: Benchmark = {
     const compare = async (mode: string, count: number, run: (table: string) => Promise<unknown>,
                            extra: Record<string, () => Promise<unknown>> = {}) => {
       const variants: Record<string, () => Promise<unknown>> = {
-        plain: () => run(TABLES.plain), costOnly: () => run(TABLES.costOnly), calls: () => run(TABLES.calls), ...extra,
+        ...Object.fromEntries(Object.entries(TABLES).map(([variant, table]) => [variant, () => run(table)])), ...extra,
       };
       const timings = await compareInterleaved(ROUNDS, pid, variants,
         (variant) => client.query(`TRUNCATE ${TABLES[variant as Variant] ?? TABLES.plain}`));
@@ -99,6 +104,8 @@ const bench: Benchmark = {
         ...Object.keys(extra).map((label) => rate(label, timings[label]!)),
         ...ratio('cost trigger / none', timings.costOnly!),
         ...ratio('ai_cost.calls / none', timings.calls!),
+        ...ratio('floor: empty PL/pgSQL trigger / none', timings.emptyTrigger!),
+        ...ratio('floor: PL/pgSQL trigger setting one column / none', timings.setOnly!),
       );
     };
     try {
@@ -108,6 +115,15 @@ const bench: Benchmark = {
       await client.query(`CREATE TABLE cost_only_calls (LIKE ai_cost.calls INCLUDING ALL);
         CREATE TRIGGER tg_cost_only_calls__price_call BEFORE INSERT ON cost_only_calls
           FOR EACH ROW EXECUTE FUNCTION ai_cost._private_price_call()`);
+      await client.query(`
+        CREATE FUNCTION bench_empty_trigger() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+        CREATE FUNCTION bench_set_only_trigger() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN NEW.cost_micros := 0; RETURN NEW; END';
+        CREATE TABLE empty_trigger_calls (LIKE ai_cost.calls INCLUDING ALL);
+        CREATE TRIGGER tg_empty_trigger_calls__nothing BEFORE INSERT ON empty_trigger_calls
+          FOR EACH ROW EXECUTE FUNCTION bench_empty_trigger();
+        CREATE TABLE set_only_calls (LIKE ai_cost.calls INCLUDING ALL);
+        CREATE TRIGGER tg_set_only_calls__set_cost BEFORE INSERT ON set_only_calls
+          FOR EACH ROW EXECUTE FUNCTION bench_set_only_trigger()`);
 
       const singleCount = Math.max(200, Math.round(5_000 * scale));
       const single = rows(singleCount);
