@@ -11,9 +11,9 @@
 -- Now activity_hourly reads a rollup by hour, status and app-cache flag (a
 -- handful of rows an hour), and unpriced_models one by hour and unpriced
 -- model (rows only where calls went unpriced); spend_by_day (72 ms for 30
--- days at 10M calls) the per-provider rows of the new per-dimension rollup. spend_daily keeps its grain,
--- every dimension including the user, which is as fine as the calls
--- themselves: it is the view to filter, not to scan. For dashboards there is
+-- days at 10M calls) the per-provider rows of the new per-dimension rollup.
+-- spend_daily keeps its grain, every dimension including the user, which is
+-- as fine as the calls themselves: it is the view to filter, not to scan. For dashboards there is
 -- ai_cost.spend_daily_by_dimension, the same measures per UTC day for one
 -- dimension at a time (provider, model, operation, service tier, tenant,
 -- user, feature): its size follows the number of distinct values a day, not
