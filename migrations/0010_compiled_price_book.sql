@@ -221,25 +221,36 @@ BEGIN
        AND coalesce(NEW.input_tokens, 0::bigint) >> (ai_cost._private_price_book_rates())[slot][9]::integer = 0::bigint
        AND coalesce(NEW.output_tokens, 0::bigint) >> (ai_cost._private_price_book_rates())[slot][10]::integer = 0::bigint
        AND coalesce(NEW.cache_read_tokens, 0::bigint) >> (ai_cost._private_price_book_rates())[slot][11]::integer = 0::bigint
-       AND coalesce(NEW.cache_write_tokens, 0::bigint) >> (ai_cost._private_price_book_rates())[slot][12]::integer = 0::bigint
-       AND coalesce(NEW.cache_write_1h_tokens, 0::bigint) >> (ai_cost._private_price_book_rates())[slot][13]::integer = 0::bigint
-       AND coalesce(NEW.audio_input_tokens, 0::bigint) >> (ai_cost._private_price_book_rates())[slot][14]::integer = 0::bigint
-       AND coalesce(NEW.audio_output_tokens, 0::bigint) >> (ai_cost._private_price_book_rates())[slot][15]::integer = 0::bigint THEN
-      -- The same sum as 0005's numeric one, in picodollars, rounded up once.
-      -- A negative part can only come from a row the CHECK constraints refuse
-      -- next (audio_output_tokens above output_tokens, say); the input part
-      -- can be negative in a valid row, and is clamped as in 0005.
-      NEW.cost_micros := (
-          greatest(coalesce(NEW.input_tokens, 0::bigint) - coalesce(NEW.cache_read_tokens, 0::bigint)
-                   - coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.audio_input_tokens, 0::bigint), 0::bigint)
-            * (ai_cost._private_price_book_rates())[slot][2]
-        + (coalesce(NEW.output_tokens, 0::bigint) - coalesce(NEW.audio_output_tokens, 0::bigint)) * (ai_cost._private_price_book_rates())[slot][3]
-        + coalesce(NEW.cache_read_tokens, 0::bigint) * (ai_cost._private_price_book_rates())[slot][4]
-        + (coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.cache_write_1h_tokens, 0::bigint)) * (ai_cost._private_price_book_rates())[slot][5]
-        + coalesce(NEW.cache_write_1h_tokens, 0::bigint) * (ai_cost._private_price_book_rates())[slot][6]
-        + coalesce(NEW.audio_input_tokens, 0::bigint) * (ai_cost._private_price_book_rates())[slot][7]
-        + coalesce(NEW.audio_output_tokens, 0::bigint) * (ai_cost._private_price_book_rates())[slot][8]
-        + 999999::bigint) / 1000000::bigint;
+       -- Cache writes and audio are rare: when a call has none, their checks are skipped.
+       AND (coalesce(NEW.cache_write_tokens, NEW.cache_write_1h_tokens, NEW.audio_input_tokens, NEW.audio_output_tokens) IS NULL
+            OR (coalesce(NEW.cache_write_tokens, 0::bigint) >> (ai_cost._private_price_book_rates())[slot][12]::integer = 0::bigint
+                AND coalesce(NEW.cache_write_1h_tokens, 0::bigint) >> (ai_cost._private_price_book_rates())[slot][13]::integer = 0::bigint
+                AND coalesce(NEW.audio_input_tokens, 0::bigint) >> (ai_cost._private_price_book_rates())[slot][14]::integer = 0::bigint
+                AND coalesce(NEW.audio_output_tokens, 0::bigint) >> (ai_cost._private_price_book_rates())[slot][15]::integer = 0::bigint)) THEN
+      -- The same sum as 0005's numeric one, in picodollars, rounded up once;
+      -- the first branch is the whole sum for a call without cache writes or
+      -- audio, which is most calls. A negative part can only come from a row
+      -- the CHECK constraints refuse next (audio_output_tokens above
+      -- output_tokens, say); the input part can be negative in a valid row,
+      -- and is clamped as in 0005.
+      NEW.cost_micros := CASE
+        WHEN coalesce(NEW.cache_write_tokens, NEW.cache_write_1h_tokens, NEW.audio_input_tokens, NEW.audio_output_tokens) IS NULL
+        THEN (greatest(coalesce(NEW.input_tokens, 0::bigint) - coalesce(NEW.cache_read_tokens, 0::bigint), 0::bigint)
+                * (ai_cost._private_price_book_rates())[slot][2]
+              + coalesce(NEW.output_tokens, 0::bigint) * (ai_cost._private_price_book_rates())[slot][3]
+              + coalesce(NEW.cache_read_tokens, 0::bigint) * (ai_cost._private_price_book_rates())[slot][4]
+              + 999999::bigint) / 1000000::bigint
+        ELSE (greatest(coalesce(NEW.input_tokens, 0::bigint) - coalesce(NEW.cache_read_tokens, 0::bigint)
+                       - coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.audio_input_tokens, 0::bigint), 0::bigint)
+                * (ai_cost._private_price_book_rates())[slot][2]
+              + (coalesce(NEW.output_tokens, 0::bigint) - coalesce(NEW.audio_output_tokens, 0::bigint)) * (ai_cost._private_price_book_rates())[slot][3]
+              + coalesce(NEW.cache_read_tokens, 0::bigint) * (ai_cost._private_price_book_rates())[slot][4]
+              + (coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.cache_write_1h_tokens, 0::bigint)) * (ai_cost._private_price_book_rates())[slot][5]
+              + coalesce(NEW.cache_write_1h_tokens, 0::bigint) * (ai_cost._private_price_book_rates())[slot][6]
+              + coalesce(NEW.audio_input_tokens, 0::bigint) * (ai_cost._private_price_book_rates())[slot][7]
+              + coalesce(NEW.audio_output_tokens, 0::bigint) * (ai_cost._private_price_book_rates())[slot][8]
+              + 999999::bigint) / 1000000::bigint
+        END;
       NEW.price_id := (ai_cost._private_price_book_rates())[slot][1];
       RETURN NEW;
     END IF;
