@@ -9,8 +9,9 @@ import { compareInterleaved, type Benchmark, type Compared, type Measurement } f
  * a table without triggers, into one with only the cost trigger, and into
  * ai_cost.calls (which also captures changes for the rollups), as single-row
  * INSERTs from a client over loopback, 1,000-row multi-row INSERTs, the same
- * 1,000-row batches as the recorder sends them (one jsonb parameter), COPY
- * and a bulk INSERT ... SELECT; plus the hand-built
+ * 1,000-row batches as the recorder sends them (one jsonb parameter, to
+ * ai_cost.insert_calls(), which prices them as a set), COPY and a bulk
+ * INSERT ... SELECT; plus the hand-built
  * alternative, computing the cost in the application from a price table in
  * code. Ratios come as wall time and as the server backend's CPU time, which
  * other load on a shared machine stretches far less, each the median of
@@ -52,16 +53,48 @@ function multiRowInsert(table: string, batch: Row[], withCost: boolean): { text:
   return { text: `INSERT INTO ${table} (${columns}) VALUES ${tuples.join(', ')}`, values };
 }
 
-/** The recorder's statement (src/recorder/insert.ts) for these columns: one jsonb parameter unpacked by jsonb_to_recordset. */
-function recorderInsert(table: string, batch: Row[]): { text: string; values: unknown[] } {
-  const calls = batch.map((row) => Object.fromEntries(COLUMNS.map((column, i) => [column, row[i]])));
+/** One call as the recorder sends it (src/recorder/insert.ts toRow): every column key, most of them null. */
+function recorderCall(row: Row, n: number): Record<string, unknown> {
+  const [provider, model, tenant_id, feature, input_tokens, output_tokens, cache_read_tokens] = row;
   return {
-    text: `INSERT INTO ${table} (${COLUMNS.join(', ')}) SELECT ${COLUMNS.join(', ')}
-             FROM jsonb_to_recordset($1::jsonb) AS c(provider text, model text, tenant_id text, feature text,
-                                                    input_tokens bigint, output_tokens bigint, cache_read_tokens bigint)
+    created_at: new Date().toISOString(), provider, model, operation: 'chat', status: 'success', service_tier: 'standard',
+    tenant_id, user_id: null, feature, conversation_id: null, prompt_id: null, prompt_version: null, metadata: {},
+    request_id: `bench-${n}`, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens: null,
+    reasoning_tokens: null, cache_write_1h_tokens: null, audio_input_tokens: null, audio_output_tokens: null,
+    units: null, unit: null, provided_cost_micros: null, streamed: false, cached: false, ttft_ms: null, total_ms: null,
+    error_message: null,
+  };
+}
+
+/**
+ * The recorder's statement before ai_cost.insert_calls() (and still its
+ * fallback, src/recorder/insert.ts): the batch as one jsonb parameter,
+ * unpacked by jsonb_to_recordset, priced by the trigger (if any).
+ */
+function recordsetInsert(table: string, calls: unknown[]): { text: string; values: unknown[] } {
+  const columns = `created_at, provider, model, operation, status, service_tier,
+      tenant_id, user_id, feature, conversation_id, prompt_id, prompt_version, metadata, request_id,
+      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+      cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit, provided_cost_micros,
+      streamed, cached, ttft_ms, total_ms, error_message`;
+  return {
+    text: `INSERT INTO ${table} (${columns}) SELECT ${columns}
+             FROM jsonb_to_recordset($1::jsonb) AS c(
+               created_at timestamptz, provider text, model text, operation text, status text, service_tier text,
+               tenant_id text, user_id text, feature text, conversation_id text, prompt_id text, prompt_version text,
+               metadata jsonb, request_id text,
+               input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
+               reasoning_tokens bigint, cache_write_1h_tokens bigint, audio_input_tokens bigint, audio_output_tokens bigint,
+               units numeric, unit text, provided_cost_micros bigint,
+               streamed boolean, cached boolean, ttft_ms integer, total_ms integer, error_message text)
            ON CONFLICT DO NOTHING`,
     values: [JSON.stringify(calls)],
   };
+}
+
+/** What the recorder sends now: the batch to a function that prices it as a set (migration 0012). */
+function insertCallsFunction(fn: string, calls: unknown[]): { text: string; values: unknown[] } {
+  return { text: `SELECT ${fn}($1::jsonb)`, values: [JSON.stringify(calls)] };
 }
 
 /** Rounds of each comparison; every round runs every variant once, interleaved. */
@@ -112,9 +145,16 @@ const bench: Benchmark = {
       // The same table without triggers (LIKE copies columns, defaults, constraints and indexes, not triggers),
       // and once more with only the cost trigger, to tell its cost from the rollups' change capture.
       await client.query('CREATE TABLE plain_calls (LIKE ai_cost.calls INCLUDING ALL)');
-      await client.query(`CREATE TABLE cost_only_calls (LIKE ai_cost.calls INCLUDING ALL);
-        CREATE TRIGGER tg_cost_only_calls__price_call BEFORE INSERT ON cost_only_calls
-          FOR EACH ROW EXECUTE FUNCTION ai_cost._private_price_call()`);
+      // Its cost trigger and a twin of ai_cost.insert_calls() writing into it are made from
+      // the installed definitions, so the bench measures the shipped code, not a copy of it.
+      await client.query('CREATE TABLE cost_only_calls (LIKE ai_cost.calls INCLUDING ALL)');
+      await client.query(`DO $$ BEGIN
+        EXECUTE replace(pg_get_triggerdef((SELECT oid FROM pg_trigger WHERE tgname = 'tg_calls__price_call')),
+                        ' ON ai_cost.calls ', ' ON public.cost_only_calls ');
+        EXECUTE replace(replace(pg_get_functiondef('ai_cost.insert_calls(jsonb)'::regprocedure),
+                                'ai_cost.insert_calls(', 'public.bench_insert_calls('),
+                        'INSERT INTO ai_cost.calls (', 'INSERT INTO public.cost_only_calls (');
+      END $$`);
       await client.query(`
         CREATE FUNCTION bench_empty_trigger() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
         CREATE FUNCTION bench_set_only_trigger() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN NEW.cost_micros := 0; RETURN NEW; END';
@@ -139,9 +179,20 @@ const bench: Benchmark = {
       await compare(`1,000-row INSERT x${batchCount / 1000}`, batchCount,
         (table) => batches((batch) => multiRowInsert(table, batch, false))(),
         { 'cost computed in the app, no trigger': batches((batch) => multiRowInsert(TABLES.plain, batch, true)) });
-      // What the recorder sends: the same batches as one jsonb parameter each.
-      await compare(`1,000-row recorder batch x${batchCount / 1000}`, batchCount,
-        (table) => batches((batch) => recorderInsert(table, batch))());
+      // What the recorder sends: the same batches as one jsonb parameter each, to
+      // ai_cost.insert_calls(), against its former statement into the table without a trigger.
+      const calls = batched.map(recorderCall);
+      const callBatches = (statement: (batch: unknown[]) => { text: string; values: unknown[] }) => async () => {
+        for (let i = 0; i < calls.length; i += 1_000) await client.query(statement(calls.slice(i, i + 1_000)));
+      };
+      const viaFunction: Partial<Record<string, string>> = {
+        [TABLES.costOnly]: 'public.bench_insert_calls', [TABLES.calls]: 'ai_cost.insert_calls',
+      };
+      await compare(`1,000-row recorder batch x${batchCount / 1000}`, batchCount, (table) => callBatches((batch) =>
+        viaFunction[table] ? insertCallsFunction(viaFunction[table]!, batch) : recordsetInsert(table, batch))());
+      // The recorder's former way, the same statement into each table, the trigger pricing row by row.
+      await compare(`1,000-row jsonb INSERT, trigger pricing x${batchCount / 1000}`, batchCount,
+        (table) => callBatches((batch) => recordsetInsert(table, batch))());
 
       const lines = batched.map((row) => `${row.join('\t')}\n`);
       await compare(`COPY ${batchCount}`, batchCount, (table) =>

@@ -27,6 +27,7 @@ const EXCEPTIONS: Record<string, string> = {
   '_private_price_book_rates': 'generated constant the cost trigger inlines: a SET clause prevents inlining (0010)',
   '_private_price_book_windows': 'generated constant the cost trigger inlines: a SET clause prevents inlining (0010)',
   '_private_price_book_has_tenant': 'generated constant the cost trigger inlines: a SET clause prevents inlining (0010)',
+  'insert_calls': 'SECURITY DEFINER: prices a batch in its own statement, which the cost trigger trusts only from its owner (0012)',
   '_private_dimension_values': 'inlinable SQL unpivot used by refresh and a view: a SET clause prevents inlining (0011)',
 };
 

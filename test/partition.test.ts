@@ -202,12 +202,17 @@ test.serial('request_ids follow deletes and updates, including a move to another
     'after a move the id is still known');
 });
 
-test.serial('the recorder\'s batch insert works on the partitioned table and stays idempotent', async (t) => {
-  const batch = [call('rec-1'), call('rec-2'), call('rec-3', new Date(Date.now() - 45 * 86_400_000))];
-  t.is(await insertCalls(db.pool, batch), 3);
-  t.is(await insertCalls(db.pool, batch), 0, 'a retried batch writes nothing');
-  t.is(await insertCalls(db.pool, [call('rec-1'), call('rec-4')]), 1);
-});
+for (const path of ['insert_calls', 'statement'] as const) {
+  test.serial(`the recorder's batch insert (${path}) works on the partitioned table and stays idempotent`, async (t) => {
+    const batch = [call(`${path}-1`), call(`${path}-2`), call(`${path}-3`, new Date(Date.now() - 45 * 86_400_000))];
+    t.is(await insertCalls(db.pool, batch, path), 3);
+    t.is(await insertCalls(db.pool, batch, path), 0, 'a retried batch writes nothing');
+    t.is(await insertCalls(db.pool, [call(`${path}-1`), call(`${path}-4`)], path), 1);
+    const [priced] = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ai_cost.calls WHERE request_id LIKE '${path}-%' AND cost_micros > 0 AND price_id IS NOT NULL`);
+    t.is(priced!.n, 4);
+  });
+}
 
 test.serial('maintain_partitions adds the months ahead and moves stray rows out of the default partition', async (t) => {
   await db.query(`INSERT INTO ai_cost.calls (created_at, provider, model, request_id, input_tokens, output_tokens)

@@ -1,4 +1,5 @@
 import test from 'ava';
+import pg from 'pg';
 import { useTestDatabase } from './support/database.js';
 
 // The cost trigger prices the common case itself and leaves the rest to
@@ -25,41 +26,74 @@ const db = useTestDatabase(test, {
   },
 });
 
+/**
+ * 4,000 calls across every path (both pricing paths, tiers, tenants, units,
+ * provided costs, unknown models), labelled with a feature; the same calls
+ * each time after setseed(0.17).
+ */
+const generatedCalls = (feature: string) => `
+SELECT '2024-10-01'::timestamptz + r.age * interval '600 days' AS created_at,
+       CASE WHEN r.pick < 0.75 THEN 'fp' WHEN r.pick < 0.9 THEN 'openai' ELSE 'anthropic' END AS provider,
+       CASE WHEN r.pick < 0.75 THEN (ARRAY['full', 'full', 'full-2025-01-01', 'bare', 'image', 'unknown'])[1 + floor(r.m * 6)::int]
+            WHEN r.pick < 0.9 THEN (ARRAY['gpt-4o-mini', 'gpt-4.1', 'gpt-4o-2024-08-06', 'gpt-5.4'])[1 + floor(r.m * 4)::int]
+            ELSE (ARRAY['claude-sonnet-4-5', 'claude-haiku-4-5-20251001', 'claude-opus-4-1'])[1 + floor(r.m * 3)::int] END AS model,
+       (ARRAY['standard', 'standard', 'standard', 'batch', 'priority', 'flex'])[1 + floor(r.tier * 6)::int] AS service_tier,
+       (ARRAY[NULL, 'tenant-own-price', 'tenant-discount', 'someone'])[1 + floor(r.tenant * 4)::int] AS tenant_id,
+       CASE WHEN r.status < 0.1 THEN 'error' ELSE 'success' END AS status,
+       r.cached < 0.03 AS cached,
+       CASE WHEN r.cached > 0.97 THEN 1234 END AS provided_cost_micros,
+       t.input AS input_tokens, t.output AS output_tokens, t.cache_read AS cache_read_tokens,
+       t.cache_write AS cache_write_tokens, t.cache_write_1h AS cache_write_1h_tokens,
+       CASE WHEN t.output IS NOT NULL AND r.m < 0.3 THEN t.output / 2 END AS reasoning_tokens,
+       t.audio_input AS audio_input_tokens, t.audio_output AS audio_output_tokens,
+       CASE WHEN r.units < 0.15 THEN round((r.units * 40)::numeric, 1) END AS units,
+       CASE WHEN r.units < 0.15 THEN (ARRAY['image', 'image', 'second'])[1 + floor(r.units * 20)::int % 3] END AS unit,
+       '${feature}' AS feature
+  FROM generate_series(1, 4000) AS g(i)
+  CROSS JOIN LATERAL (SELECT random() AS pick, random() AS m, random() AS tier, random() AS tenant, random() AS status,
+                             random() AS cached, random() AS units, random() AS age, random() AS size, random() AS parts
+                       WHERE g.i > 0) r
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN r.parts < 0.05 THEN NULL ELSE floor(r.size * r.size * 400000)::bigint END AS input,
+           CASE WHEN r.parts < 0.05 OR r.parts > 0.93 THEN NULL ELSE floor(r.size * 5000)::bigint END AS output,
+           CASE WHEN r.parts BETWEEN 0.2 AND 0.5 THEN floor(r.size * r.size * 400000 * 0.4)::bigint END AS cache_read,
+           CASE WHEN r.parts BETWEEN 0.4 AND 0.6 THEN floor(r.size * r.size * 400000 * 0.3)::bigint END AS cache_write,
+           CASE WHEN r.parts BETWEEN 0.5 AND 0.6 THEN floor(r.size * r.size * 400000 * 0.1)::bigint END AS cache_write_1h,
+           CASE WHEN r.parts BETWEEN 0.6 AND 0.7 THEN floor(r.size * r.size * 400000 * 0.2)::bigint END AS audio_input,
+           CASE WHEN r.parts BETWEEN 0.65 AND 0.75 THEN floor(r.size * 5000 * 0.5)::bigint END AS audio_output
+  ) t`;
+
+/** Calls matching `where` that the trigger or insert_calls priced differently from _private_cost_of. */
+const mismatches = (where: string) => `
+  SELECT c.id, c.provider, c.model, c.cost_micros, n.cost_micros AS expected, c.unpriced_reason, n.unpriced_reason AS expected_reason
+    FROM ai_cost.calls c CROSS JOIN LATERAL ai_cost._private_cost_of(c) n
+   WHERE ${where}
+     AND (c.cost_micros, c.price_id, c.discount_id, c.unpriced_reason)
+         IS DISTINCT FROM (n.cost_micros, n.price_id, n.discount_id, n.unpriced_reason)
+   LIMIT 5`;
+
+/** Runs `work` on a connection of its own (for a transaction, or a seed that must precede the query). */
+async function withClient<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The generated calls for `feature`, written by one ai_cost.insert_calls() call. */
+const insertGenerated = (feature: string) =>
+  `SELECT ai_cost.insert_calls((SELECT jsonb_agg(to_jsonb(g)) FROM (${generatedCalls(feature)}) g))::int AS n`;
+
 test('the trigger agrees with _private_cost_of on calls covering every dimension, tier, override and fallback', async (t) => {
   await db.query(`
     SELECT setseed(0.17);
     INSERT INTO ai_cost.calls (created_at, provider, model, service_tier, tenant_id, status, cached, provided_cost_micros,
                                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
                                reasoning_tokens, audio_input_tokens, audio_output_tokens, units, unit, feature)
-    SELECT '2024-10-01'::timestamptz + r.age * interval '600 days',
-           CASE WHEN r.pick < 0.75 THEN 'fp' WHEN r.pick < 0.9 THEN 'openai' ELSE 'anthropic' END,
-           CASE WHEN r.pick < 0.75 THEN (ARRAY['full', 'full', 'full-2025-01-01', 'bare', 'image', 'unknown'])[1 + floor(r.m * 6)::int]
-                WHEN r.pick < 0.9 THEN (ARRAY['gpt-4o-mini', 'gpt-4.1', 'gpt-4o-2024-08-06', 'gpt-5.4'])[1 + floor(r.m * 4)::int]
-                ELSE (ARRAY['claude-sonnet-4-5', 'claude-haiku-4-5-20251001', 'claude-opus-4-1'])[1 + floor(r.m * 3)::int] END,
-           (ARRAY['standard', 'standard', 'standard', 'batch', 'priority', 'flex'])[1 + floor(r.tier * 6)::int],
-           (ARRAY[NULL, 'tenant-own-price', 'tenant-discount', 'someone'])[1 + floor(r.tenant * 4)::int],
-           CASE WHEN r.status < 0.1 THEN 'error' ELSE 'success' END,
-           r.cached < 0.03,
-           CASE WHEN r.cached > 0.97 THEN 1234 END,
-           t.input, t.output, t.cache_read, t.cache_write, t.cache_write_1h,
-           CASE WHEN t.output IS NOT NULL AND r.m < 0.3 THEN t.output / 2 END,
-           t.audio_input, t.audio_output,
-           CASE WHEN r.units < 0.15 THEN round((r.units * 40)::numeric, 1) END,
-           CASE WHEN r.units < 0.15 THEN (ARRAY['image', 'image', 'second'])[1 + floor(r.units * 20)::int % 3] END,
-           'fast-path'
-      FROM generate_series(1, 4000) AS g(i)
-      CROSS JOIN LATERAL (SELECT random() AS pick, random() AS m, random() AS tier, random() AS tenant, random() AS status,
-                                 random() AS cached, random() AS units, random() AS age, random() AS size, random() AS parts
-                           WHERE g.i > 0) r
-      CROSS JOIN LATERAL (
-        SELECT CASE WHEN r.parts < 0.05 THEN NULL ELSE floor(r.size * r.size * 400000)::bigint END AS input,
-               CASE WHEN r.parts < 0.05 OR r.parts > 0.93 THEN NULL ELSE floor(r.size * 5000)::bigint END AS output,
-               CASE WHEN r.parts BETWEEN 0.2 AND 0.5 THEN floor(r.size * r.size * 400000 * 0.4)::bigint END AS cache_read,
-               CASE WHEN r.parts BETWEEN 0.4 AND 0.6 THEN floor(r.size * r.size * 400000 * 0.3)::bigint END AS cache_write,
-               CASE WHEN r.parts BETWEEN 0.5 AND 0.6 THEN floor(r.size * r.size * 400000 * 0.1)::bigint END AS cache_write_1h,
-               CASE WHEN r.parts BETWEEN 0.6 AND 0.7 THEN floor(r.size * r.size * 400000 * 0.2)::bigint END AS audio_input,
-               CASE WHEN r.parts BETWEEN 0.65 AND 0.75 THEN floor(r.size * 5000 * 0.5)::bigint END AS audio_output
-      ) t`);
+    ${generatedCalls('fast-path')}`);
   const [mix] = await db.query<{ calls: string; priced: string; unpriced: string; discounted: string; tiered: string; aliased: string }>(`
     SELECT count(*)::text AS calls, count(cost_micros)::text AS priced, count(unpriced_reason)::text AS unpriced,
            count(discount_id)::text AS discounted,
@@ -69,14 +103,41 @@ test('the trigger agrees with _private_cost_of on calls covering every dimension
   // The sample must exercise both paths and the special cases, or agreement proves little.
   for (const [what, n] of Object.entries(mix!)) t.true(Number(n) > 20, `${what}: ${n}`);
 
-  const mismatches = await db.query(`
-    SELECT c.id, c.provider, c.model, c.cost_micros, n.cost_micros AS expected, c.unpriced_reason, n.unpriced_reason AS expected_reason
-      FROM ai_cost.calls c CROSS JOIN LATERAL ai_cost._private_cost_of(c) n
-     WHERE c.feature = 'fast-path'
-       AND (c.cost_micros, c.price_id, c.discount_id, c.unpriced_reason)
-           IS DISTINCT FROM (n.cost_micros, n.price_id, n.discount_id, n.unpriced_reason)
-     LIMIT 5`);
-  t.deepEqual(mismatches, []);
+  t.deepEqual(await db.query(mismatches("c.feature = 'fast-path'")), []);
+});
+
+test('insert_calls prices the calls the book covers in its own statement, as _private_cost_of does', async (t) => {
+  // With the cost trigger disabled (in a transaction rolled back), whatever
+  // insert_calls priced, it priced itself.
+  await withClient(async (client) => {
+    try {
+      await client.query('BEGIN; ALTER TABLE ai_cost.calls DISABLE TRIGGER tg_calls__price_call; SELECT setseed(0.17)');
+      await client.query(insertGenerated('set-priced-alone'));
+      const { rows: [mix] } = await client.query<{ calls: number; priced: number; long_sum: number; without_price_id: number }>(`
+        SELECT count(*)::int AS calls, count(cost_micros)::int AS priced,
+               count(*) FILTER (WHERE cost_micros IS NOT NULL
+                                  AND coalesce(cache_write_tokens, audio_input_tokens, audio_output_tokens) IS NOT NULL)::int AS long_sum,
+               count(*) FILTER (WHERE cost_micros IS NOT NULL AND price_id IS NULL)::int AS without_price_id
+          FROM ai_cost.calls WHERE feature = 'set-priced-alone'`);
+      t.is(mix!.calls, 4000);
+      // About a tenth of the mix is a plain call at a current list price.
+      t.true(mix!.priced > 200, `priced in the statement: ${mix!.priced}`);
+      t.true(mix!.long_sum > 20, `with cache writes or audio: ${mix!.long_sum}`);
+      t.is(mix!.without_price_id, 0);
+      t.deepEqual((await client.query(mismatches("c.feature = 'set-priced-alone' AND c.cost_micros IS NOT NULL"))).rows, []);
+    } finally {
+      await client.query('ROLLBACK');
+    }
+  });
+});
+
+test('insert_calls and the trigger together price every call as _private_cost_of does', async (t) => {
+  const inserted = await withClient(async (client) => {
+    await client.query('SELECT setseed(0.17)');
+    return (await client.query<{ n: number }>(insertGenerated('set-priced'))).rows[0]!.n;
+  });
+  t.is(inserted, 4000);
+  t.deepEqual(await db.query(mismatches("c.feature = 'set-priced'")), []);
 });
 
 test('names on a hostile search_path cannot change what the trigger computes', async (t) => {

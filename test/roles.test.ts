@@ -27,6 +27,8 @@ const db = useTestDatabase(test, {
       INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens, error_message, metadata)
       VALUES ('openai', 'gpt-4o-mini', 'acme', 1000, 100, 'secret error of acme', '{"prompt": "acme secret"}'),
              ('openai', 'gpt-4o-mini', 'globex', 2000, 200, 'secret error of globex', '{"prompt": "globex secret"}');
+      INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok)
+      VALUES ('roles-batch', 'm', '2020-01-01', 2, 8);
       SELECT ai_cost.refresh();`);
   },
 });
@@ -80,6 +82,24 @@ test('the TypeScript recordCall works as the writer', async (t) => {
     t.true((await recordCall(pool, { provider: 'openai', model: 'gpt-4o-mini', inputTokens: 1, requestId: 'writer-ts' })).duplicate);
   } finally {
     await pool.end();
+  }
+});
+
+test('the writer records batches through insert_calls, and can neither set a cost nor borrow its trust', async (t) => {
+  // 1,000 x 2 + 100 x 8 USD per 1M tokens = 2,800 micro-dollars, whatever the batch says.
+  const batch = JSON.stringify([
+    { provider: 'roles-batch', model: 'm', input_tokens: 1000, output_tokens: 100, request_id: 'batch-1', cost_micros: 1, price_id: 1 },
+  ]);
+  const cost = `SELECT cost_micros::text FROM ai_cost.calls WHERE request_id = 'batch-1'`;
+  t.deepEqual(await as(logins.writer, `SELECT ai_cost.insert_calls('${batch}')::int AS n`, cost), [{ cost_micros: '2800' }]);
+  t.deepEqual(await as(logins.writer, `SELECT ai_cost.insert_calls('${batch}')::int AS n`), [{ n: 0 }], 'a repeated request_id is skipped');
+  // The setting insert_calls uses is open to anyone, but the trigger trusts it only from the function's owner.
+  const forged = await as(logins.writer, `SET ai_cost.inserting_priced_calls = 'on'`,
+    `INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens, request_id, cost_micros, price_id)
+     VALUES ('roles-batch', 'm', 1000, 100, 'batch-forged', 1, 1) RETURNING cost_micros::text`);
+  t.deepEqual(forged, [{ cost_micros: '2800' }]);
+  for (const login of [logins.reader, logins.admin, logins.tenant]) {
+    t.regex(String(await as(login, `SELECT ai_cost.insert_calls('${batch}')`)), denied, login);
   }
 });
 

@@ -42,21 +42,43 @@ function toRow(call: QueuedCall): Record<string, unknown> {
   };
 }
 
+/**
+ * How a batch reaches ai_cost.calls. 'insert_calls': through
+ * ai_cost.insert_calls() (migration 0012), which prices list-priced calls in
+ * its own statement instead of calling the cost trigger per row. 'statement':
+ * a plain INSERT that the trigger prices, for a database that predates 0012
+ * or a login without EXECUTE on the function. Both write the same rows.
+ */
+export type InsertPath = 'insert_calls' | 'statement';
+
+/** The path this login can take: insert_calls where it exists and may be executed. */
+export async function chooseInsertPath(db: CommonQueryMethods): Promise<InsertPath> {
+  const usable = await db.oneFirst(sql.type(z.object({ usable: z.boolean() }))`
+    SELECT coalesce(has_function_privilege(to_regprocedure('ai_cost.insert_calls(jsonb)'), 'EXECUTE'), false) AS usable`);
+  return usable ? 'insert_calls' : 'statement';
+}
+
 const insertedSchema = z.object({ request_id: z.string() });
+const countSchema = z.object({ inserted: z.number() });
 
 /**
  * Writes calls in one statement: the batch travels as a single jsonb
- * parameter that jsonb_to_recordset unpacks into rows, so a batch of any size
- * is one round trip with one bind parameter. ON CONFLICT DO NOTHING makes a
- * retried batch idempotent: rows that reached the table before a lost
- * acknowledgement are skipped, not counted twice. It names no conflict
- * target on purpose: a partitioned ai_cost.calls (ai_cost.partition_calls())
- * has no UNIQUE (request_id) to name, and skips a known request_id in a
- * trigger instead; without a target the statement works in both layouts, and
- * the only other unique key, the generated id, cannot conflict.
+ * parameter, so a batch of any size is one round trip with one bind
+ * parameter. Retried batches are idempotent: a request_id already recorded
+ * is skipped (ON CONFLICT DO NOTHING, in ai_cost.insert_calls() too), so rows
+ * that reached the table before a lost acknowledgement are not counted
+ * twice. The plain statement names no conflict target on purpose: a
+ * partitioned ai_cost.calls (ai_cost.partition_calls()) has no UNIQUE
+ * (request_id) to name, and skips a known request_id in a trigger instead;
+ * without a target the statement works in both layouts, and the only other
+ * unique key, the generated id, cannot conflict.
  * Returns how many rows were new.
  */
-export async function insertCalls(db: CommonQueryMethods, calls: readonly QueuedCall[]): Promise<number> {
+export async function insertCalls(db: CommonQueryMethods, calls: readonly QueuedCall[], path: InsertPath): Promise<number> {
+  const batch = sql.jsonb(calls.map(toRow) as never);
+  if (path === 'insert_calls') {
+    return db.oneFirst(sql.type(countSchema)`SELECT ai_cost.insert_calls(${batch})::int AS inserted`);
+  }
   const rows = await db.any(sql.type(insertedSchema)`
     INSERT INTO ai_cost.calls (
       created_at, provider, model, operation, status, service_tier,
@@ -71,7 +93,7 @@ export async function insertCalls(db: CommonQueryMethods, calls: readonly Queued
       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
       cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit, provided_cost_micros,
       streamed, cached, ttft_ms, total_ms, error_message
-    FROM jsonb_to_recordset(${sql.jsonb(calls.map(toRow) as never)}) AS c(
+    FROM jsonb_to_recordset(${batch}) AS c(
       created_at timestamptz, provider text, model text, operation text, status text, service_tier text,
       tenant_id text, user_id text, feature text, conversation_id text, prompt_id text, prompt_version text,
       metadata jsonb, request_id text,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { DatabasePool } from 'slonik';
 import { callSchema, InvalidCallError, type Call, type CallInput } from '../calls.js';
 import { createPool } from '../db.js';
-import { describeDatabaseError, insertCalls, isRowError, type QueuedCall } from './insert.js';
+import { chooseInsertPath, describeDatabaseError, insertCalls, isRowError, type InsertPath, type QueuedCall } from './insert.js';
 import { prometheusText, type RecorderMetrics } from './metrics.js';
 
 /** Something that went wrong off the caller's path, reported instead of thrown. */
@@ -88,6 +88,9 @@ export function createRecorder(options: RecorderOptions): Recorder {
   let givenUp = false;
   let wake: (() => void) | undefined;
   let poolPromise: Promise<DatabasePool> | undefined = options.pool ? Promise.resolve(options.pool) : undefined;
+  // Chosen on the first write and again after any failed one: a migration or
+  // a grant may have changed what this login can use.
+  let insertPath: InsertPath | undefined;
 
   const fail = (error: Error | string) => {
     counters.lastError = { message: typeof error === 'string' ? error : error.message, at: new Date() };
@@ -110,11 +113,11 @@ export function createRecorder(options: RecorderOptions): Recorder {
     }
   };
 
-  const writeRowByRow = async (db: DatabasePool, batch: readonly QueuedCall[]) => {
+  const writeRowByRow = async (db: DatabasePool, path: InsertPath, batch: readonly QueuedCall[]) => {
     for (const call of batch) {
       if (givenUp) return; // close() timed out: the rest is counted as dropped
       try {
-        const inserted = await insertCalls(db, [call]);
+        const inserted = await insertCalls(db, [call], path);
         counters.written += inserted;
         counters.duplicates += 1 - inserted;
       } catch (error) {
@@ -139,8 +142,9 @@ export function createRecorder(options: RecorderOptions): Recorder {
         const batch = queue.slice(0, batchSize);
         try {
           const db = await getPool();
+          const path = insertPath ??= await chooseInsertPath(db);
           try {
-            const inserted = await insertCalls(db, batch);
+            const inserted = await insertCalls(db, batch, path);
             counters.written += inserted;
             counters.duplicates += batch.length - inserted;
             if (givenUp) {
@@ -152,11 +156,12 @@ export function createRecorder(options: RecorderOptions): Recorder {
           } catch (error) {
             // One bad row fails a multi-row INSERT; write the batch row by row so it only costs itself.
             if (!isRowError(error)) throw error;
-            await writeRowByRow(db, batch);
+            await writeRowByRow(db, path, batch);
           }
           attempt = 0;
           overflowing = false;
         } catch (error) {
+          insertPath = undefined;
           attempt += 1;
           counters.retried += 1;
           const described = describeDatabaseError(error);

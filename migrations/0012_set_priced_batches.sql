@@ -1,0 +1,346 @@
+-- Up Migration
+--
+-- Batches priced as a set: ai_cost.insert_calls(jsonb).
+--
+-- Why. After 0010 the cost trigger no longer queries, but it is still a
+-- PL/pgSQL function called once per row, and that call alone has a floor:
+-- a PL/pgSQL trigger that only sets cost_micros makes a 1,000-row batch
+-- 1.07-1.18x slower than no trigger (`npm run bench trigger`), against a
+-- target of 10% for the recorder's batches. No row trigger can get under it.
+--
+-- What. ai_cost.insert_calls(calls jsonb) takes a batch as one JSON array of
+-- objects whose keys are ai_cost.calls columns (what the recorder already
+-- sends) and prices it in the INSERT itself: one hash of the compiled price
+-- book per statement, and per row the cost trigger's own test and sum from
+-- 0010 as plain expressions, with no function call. A row the book cannot
+-- price (tenant terms, tiers, units, provided costs, history, unknown
+-- models) goes in without a cost, and the cost trigger prices it as before. The trigger gains a WHEN condition so that it is not called at all
+-- for a row this function priced.
+--
+-- Trust. A writer must not be able to set its own cost. The trigger is
+-- skipped only for a row that has a cost, is inserted by the role that
+-- owns insert_calls (it is SECURITY DEFINER, so inside it current_user is
+-- that owner), and while the setting ai_cost.inserting_priced_calls is on,
+-- which insert_calls sets for its own duration. A writer is not that owner,
+-- so whatever it inserts, directly or through a setting of its own, is
+-- priced by the trigger. The owner (the installing user) could skip the
+-- trigger anyway (ALTER TABLE ... DISABLE TRIGGER), so trusting it inside
+-- this one function adds nothing it did not have. If the function changes
+-- owner, the condition no longer matches and the trigger prices every row
+-- again: slower, never wrong (ai-cost doctor says so). insert_calls takes
+-- no SQL, only values, and writes only the columns a writer may write: a
+-- key such as cost_micros or price_id in the JSON is ignored.
+
+-- As in 0010, plus ai_cost._private_price_book_entries(): the same book as
+-- rows.
+CREATE OR REPLACE FUNCTION ai_cost._private_compile_price_book() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET "TimeZone" = 'UTC' AS $$
+DECLARE
+  book_slots jsonb;
+  book_entries text;
+  book_rates text;
+  book_windows text;
+  own_price_tenants jsonb;
+  stale_at timestamptz;
+BEGIN
+  LOCK TABLE ai_cost._private_price_lookup IN EXCLUSIVE MODE;
+  WITH list_prices AS (
+    -- A key is three words; provider and model must hold no space, so no
+    -- other (provider, tier, model) can spell the same key.
+    SELECT l.provider || ' ' || l.service_tier || ' ' || l.model AS key, l.provider, l.service_tier, l.model,
+           l.price_id, l.valid_from, l.valid_to,
+           (SELECT min(t.above_input_tokens) FROM ai_cost._private_price_lookup t
+             WHERE t.provider = l.provider AND t.model = l.model AND t.service_tier = l.service_tier
+               AND t.tenant_id = '' AND t.above_input_tokens > 0) AS next_tier_above,
+           ARRAY[l.input_per_mtok, l.output_per_mtok, l.cache_read_per_mtok, l.cache_write_per_mtok,
+                 l.cache_write_1h_per_mtok, l.audio_input_per_mtok, l.audio_output_per_mtok] AS per_mtok
+      FROM ai_cost._private_price_lookup l
+     WHERE l.tenant_id = '' AND l.above_input_tokens = 0
+       AND l.valid_from <= now() AND (l.valid_to IS NULL OR l.valid_to > now())
+       AND strpos(l.provider, ' ') = 0 AND strpos(l.model, ' ') = 0
+  ), compilable AS (
+    SELECT row_number() OVER (ORDER BY p.key) AS slot, p.*,
+           -- The seven rates in picodollars per token (0: none), then per
+           -- dimension the bits a token count may use (see 0010's trigger).
+           (SELECT string_agg(coalesce((r.rate * 1000000)::bigint, 0)::text, ',' ORDER BY r.n)
+              FROM unnest(p.per_mtok) WITH ORDINALITY AS r(rate, n)) AS rates,
+           (SELECT string_agg(CASE WHEN r.rate IS NULL THEN 0
+                                   -- Input below the first long-context tier only: the
+                                   -- largest power of two not above its threshold + 1.
+                                   WHEN r.n = 1 AND p.next_tier_above IS NOT NULL
+                                   THEN least(30, floor(log(2::numeric, p.next_tier_above + 1))::integer)
+                                   ELSE 30 END::text, ',' ORDER BY r.n)
+              FROM unnest(p.per_mtok) WITH ORDINALITY AS r(rate, n)) AS bits
+      FROM list_prices p
+     WHERE NOT EXISTS (SELECT FROM unnest(p.per_mtok) AS r(rate)
+                        WHERE r.rate * 1000000 <> trunc(r.rate * 1000000) OR r.rate > 1000)
+  )
+  SELECT coalesce(jsonb_object_agg(c.key, c.slot), '{}'),
+         coalesce('{' || string_agg('{' || c.price_id || ',' || c.rates || ',' || c.bits || '}', ',' ORDER BY c.slot) || '}', '{}'),
+         coalesce('{' || string_agg('{"' || c.valid_from || '","' || coalesce(c.valid_to, 'infinity') || '"}', ',' ORDER BY c.slot) || '}', '{}'),
+         string_agg(format('(%L, %L, %L, ', c.provider, c.service_tier, c.model) || c.price_id || ', ' || c.rates
+                    || ', ' || c.bits || format(', %L, %L)', c.valid_from, coalesce(c.valid_to, 'infinity')), ', ' ORDER BY c.slot)
+    INTO book_slots, book_rates, book_windows, book_entries
+    FROM compilable c;
+
+  SELECT jsonb_object_agg(t.tenant_id, true) INTO own_price_tenants
+    FROM (SELECT DISTINCT l.tenant_id FROM ai_cost._private_price_lookup l WHERE l.tenant_id <> '') t;
+
+  -- The first moment a price in the lookup starts or ends after now: from
+  -- then on the book no longer holds every price that applies.
+  SELECT min(b.at) INTO stale_at
+    FROM (SELECT l.valid_from AS at FROM ai_cost._private_price_lookup l WHERE l.valid_from > now()
+          UNION ALL
+          SELECT l.valid_to FROM ai_cost._private_price_lookup l WHERE l.valid_to > now()) b;
+
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_slot(key text) RETURNS integer
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    format('SELECT CAST(CAST(%L AS pg_catalog.jsonb) OPERATOR(pg_catalog.->>) $1 AS pg_catalog.int4)', book_slots));
+  -- The same entries as rows, for ai_cost.insert_calls() to hash once per
+  -- batch. Not inlinable (PL/pgSQL), so that its ROWS estimate, below a
+  -- batch's, makes the planner hash the book and not the batch.
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_entries()
+    RETURNS TABLE (provider text, service_tier text, model text, price_id bigint,
+                   input_rate bigint, output_rate bigint, cache_read_rate bigint, cache_write_rate bigint,
+                   cache_write_1h_rate bigint, audio_input_rate bigint, audio_output_rate bigint,
+                   input_bits integer, output_bits integer, cache_read_bits integer, cache_write_bits integer,
+                   cache_write_1h_bits integer, audio_input_bits integer, audio_output_bits integer,
+                   valid_from timestamptz, valid_to timestamptz)
+    LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 50 SET search_path = pg_catalog, pg_temp AS %L$f$,
+    -- The first row, all NULLs and filtered out, types every column, so the
+    -- literals of the others become constants of those types when the
+    -- query is planned, with no cast left to run per call.
+    CASE WHEN book_entries IS NULL THEN 'BEGIN RETURN; END'
+         ELSE 'BEGIN RETURN QUERY SELECT e.* FROM (VALUES (NULL::pg_catalog.text, NULL::pg_catalog.text, NULL::pg_catalog.text, NULL::pg_catalog.int8, '
+              || 'NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.int8, '
+              || 'NULL::pg_catalog.int4, NULL::pg_catalog.int4, NULL::pg_catalog.int4, NULL::pg_catalog.int4, NULL::pg_catalog.int4, NULL::pg_catalog.int4, NULL::pg_catalog.int4, '
+              || 'NULL::pg_catalog.timestamptz, NULL::pg_catalog.timestamptz), '
+              || book_entries || ') AS e WHERE e.column1 IS NOT NULL; END' END);
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_rates() RETURNS bigint[]
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    format('SELECT CAST(%L AS pg_catalog.int8[])', book_rates));
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_windows() RETURNS timestamptz[]
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    format('SELECT CAST(%L AS pg_catalog.timestamptz[])', book_windows));
+  -- Without any such tenant the body is the constant false, which the
+  -- planner folds out of the trigger's condition.
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_has_tenant(tenant_id text) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    CASE WHEN own_price_tenants IS NULL THEN 'SELECT false'
+         ELSE format('SELECT coalesce(CAST(%L AS pg_catalog.jsonb) OPERATOR(pg_catalog.?) $1, false)', own_price_tenants) END);
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_stale_at() RETURNS timestamptz
+    LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS %L$f$,
+    format('SELECT CAST(%L AS pg_catalog.timestamptz)', coalesce(stale_at, 'infinity')));
+END
+$$;
+
+SELECT ai_cost._private_compile_price_book();
+COMMENT ON FUNCTION ai_cost._private_price_book_entries() IS 'Internal, generated by ai_cost._private_compile_price_book(): the compiled price book as rows (provider, service tier, model, price id, rates in picodollars per token, token bits, validity), for ai_cost.insert_calls().';
+
+-- Writes a batch of calls given as a JSON array of objects whose keys are
+-- ai_cost.calls columns (see the header); a request_id already recorded is
+-- skipped. Returns how many calls were new.
+CREATE FUNCTION ai_cost.insert_calls(calls jsonb) RETURNS bigint
+LANGUAGE plpgsql STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET ai_cost.inserting_priced_calls = 'on' AS $$
+DECLARE
+  inserted bigint;
+BEGIN
+  IF jsonb_typeof(calls) <> 'array' THEN
+    RAISE EXCEPTION 'ai_cost.insert_calls() takes a JSON array of call objects, not a JSON %', jsonb_typeof(calls)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO ai_cost.calls (
+    created_at, provider, model, operation, status, service_tier,
+    tenant_id, user_id, feature, conversation_id, prompt_id, prompt_version, metadata, request_id,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+    cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit, provided_cost_micros,
+    streamed, cached, ttft_ms, total_ms, error_message, cost_micros, price_id)
+  SELECT
+    c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier,
+    c.tenant_id, c.user_id, c.feature, c.conversation_id, c.prompt_id, c.prompt_version, c.metadata, c.request_id,
+    c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
+    c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens, c.units, c.unit, c.provided_cost_micros,
+    c.streamed, c.cached, c.ttft_ms, c.total_ms, c.error_message,
+    -- The cost trigger's test and sum from 0010. The test's shifts are ORed
+    -- into one comparison: each t >> b is 0 exactly when the trigger's
+    -- t >> b = 0 holds (a negative t stays negative). The parentheses are
+    -- needed: >> and | have the same precedence. Where the book does not
+    -- apply the cost stays NULL, and the trigger prices the row.
+    CASE WHEN c.units IS NULL AND coalesce(c.input_tokens, c.output_tokens) IS NOT NULL
+          AND NOT c.cached AND c.provided_cost_micros IS NULL
+          AND NOT ai_cost._private_price_book_has_tenant(c.tenant_id)
+          AND b.valid_from <= c.created_at AND c.created_at < b.valid_to
+          AND ((coalesce(c.input_tokens, 0::bigint) >> b.input_bits) | (coalesce(c.output_tokens, 0::bigint) >> b.output_bits)
+               | (coalesce(c.cache_read_tokens, 0::bigint) >> b.cache_read_bits)
+               | (coalesce(c.cache_write_tokens, 0::bigint) >> b.cache_write_bits)
+               | (coalesce(c.cache_write_1h_tokens, 0::bigint) >> b.cache_write_1h_bits)
+               | (coalesce(c.audio_input_tokens, 0::bigint) >> b.audio_input_bits)
+               | (coalesce(c.audio_output_tokens, 0::bigint) >> b.audio_output_bits)) = 0::bigint
+    THEN CASE
+      WHEN coalesce(c.cache_write_tokens, c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens) IS NULL
+      THEN (greatest(coalesce(c.input_tokens, 0::bigint) - coalesce(c.cache_read_tokens, 0::bigint), 0::bigint) * b.input_rate
+            + coalesce(c.output_tokens, 0::bigint) * b.output_rate
+            + coalesce(c.cache_read_tokens, 0::bigint) * b.cache_read_rate
+            + 999999::bigint) / 1000000::bigint
+      ELSE (greatest(coalesce(c.input_tokens, 0::bigint) - coalesce(c.cache_read_tokens, 0::bigint)
+                     - coalesce(c.cache_write_tokens, 0::bigint) - coalesce(c.audio_input_tokens, 0::bigint), 0::bigint) * b.input_rate
+            + (coalesce(c.output_tokens, 0::bigint) - coalesce(c.audio_output_tokens, 0::bigint)) * b.output_rate
+            + coalesce(c.cache_read_tokens, 0::bigint) * b.cache_read_rate
+            + (coalesce(c.cache_write_tokens, 0::bigint) - coalesce(c.cache_write_1h_tokens, 0::bigint)) * b.cache_write_rate
+            + coalesce(c.cache_write_1h_tokens, 0::bigint) * b.cache_write_1h_rate
+            + coalesce(c.audio_input_tokens, 0::bigint) * b.audio_input_rate
+            + coalesce(c.audio_output_tokens, 0::bigint) * b.audio_output_rate
+            + 999999::bigint) / 1000000::bigint
+      END
+    END,
+    -- Only read with a cost beside it: the trigger sets its own otherwise.
+    b.price_id
+  FROM (
+    -- A key left out, or given as null, takes the column's default.
+    SELECT coalesce(j.created_at, now()) AS created_at, j.provider, j.model,
+           coalesce(j.operation, 'chat') AS operation, coalesce(j.status, 'success') AS status,
+           coalesce(j.service_tier, 'standard') AS service_tier,
+           j.tenant_id, j.user_id, j.feature, j.conversation_id, j.prompt_id, j.prompt_version,
+           coalesce(j.metadata, '{}') AS metadata, j.request_id,
+           j.input_tokens, j.output_tokens, j.cache_read_tokens, j.cache_write_tokens, j.reasoning_tokens,
+           j.cache_write_1h_tokens, j.audio_input_tokens, j.audio_output_tokens, j.units, j.unit,
+           j.provided_cost_micros, coalesce(j.streamed, false) AS streamed, coalesce(j.cached, false) AS cached,
+           j.ttft_ms, j.total_ms, j.error_message
+      FROM jsonb_to_recordset(calls) AS j(
+        created_at timestamptz, provider text, model text, operation text, status text, service_tier text,
+        tenant_id text, user_id text, feature text, conversation_id text, prompt_id text, prompt_version text,
+        metadata jsonb, request_id text,
+        input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
+        reasoning_tokens bigint, cache_write_1h_tokens bigint, audio_input_tokens bigint, audio_output_tokens bigint,
+        units numeric, unit text, provided_cost_micros bigint,
+        streamed boolean, cached boolean, ttft_ms integer, total_ms integer, error_message text)
+  ) c
+  -- The book is hashed once per batch; each call probes it once.
+  LEFT JOIN ai_cost._private_price_book_entries() AS b
+    ON b.provider = c.provider AND b.service_tier = c.service_tier AND b.model = c.model
+  ON CONFLICT DO NOTHING;
+  GET DIAGNOSTICS inserted = ROW_COUNT;
+  RETURN inserted;
+END
+$$;
+COMMENT ON FUNCTION ai_cost.insert_calls(jsonb) IS 'Inserts a batch of calls given as a JSON array of objects keyed by ai_cost.calls columns, pricing list-priced calls in the statement itself (the cost trigger prices the rest); skips request_ids already recorded; returns how many calls were new.';
+REVOKE EXECUTE ON FUNCTION ai_cost.insert_calls(jsonb) FROM PUBLIC;
+DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_writer') THEN
+    GRANT EXECUTE ON FUNCTION ai_cost.insert_calls(jsonb) TO ai_cost_writer;
+  END IF;
+END
+$$;
+
+-- The cost trigger as in 0002, not called for a row insert_calls priced
+-- (see Trust above). current_user here is the installing user, who owns
+-- insert_calls; the name is a constant in the condition, so checking it
+-- costs a comparison per row, and the cost test comes first, so a row
+-- inserted without a cost, as writers do, pays for one NULL test.
+DROP TRIGGER tg_calls__price_call ON ai_cost.calls;
+DO $$
+BEGIN
+  EXECUTE format($t$
+    CREATE TRIGGER tg_calls__price_call
+      BEFORE INSERT OR UPDATE OF provider, model, created_at, service_tier, tenant_id, cached, provided_cost_micros,
+    cost_micros, price_id, discount_id, unpriced_reason, input_tokens, output_tokens, cache_read_tokens,
+    cache_write_tokens, cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit
+      ON ai_cost.calls
+      FOR EACH ROW
+      WHEN (NEW.cost_micros IS NULL OR CURRENT_USER <> %L::name
+            OR pg_catalog.current_setting('ai_cost.inserting_priced_calls', true) IS DISTINCT FROM 'on')
+      EXECUTE FUNCTION ai_cost._private_price_call()$t$, current_user);
+END
+$$;
+
+-- Down Migration
+
+DROP TRIGGER tg_calls__price_call ON ai_cost.calls;
+CREATE TRIGGER tg_calls__price_call
+  BEFORE INSERT OR UPDATE OF provider, model, created_at, service_tier, tenant_id, cached, provided_cost_micros,
+    cost_micros, price_id, discount_id, unpriced_reason, input_tokens, output_tokens, cache_read_tokens,
+    cache_write_tokens, cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit
+  ON ai_cost.calls
+  FOR EACH ROW EXECUTE FUNCTION ai_cost._private_price_call();
+DROP FUNCTION ai_cost.insert_calls(jsonb);
+CREATE OR REPLACE FUNCTION ai_cost._private_compile_price_book() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET "TimeZone" = 'UTC' AS $$
+DECLARE
+  book_slots jsonb;
+  book_rates text;
+  book_windows text;
+  own_price_tenants jsonb;
+  stale_at timestamptz;
+BEGIN
+  LOCK TABLE ai_cost._private_price_lookup IN EXCLUSIVE MODE;
+  WITH list_prices AS (
+    -- A key is three words; provider and model must hold no space, so no
+    -- other (provider, tier, model) can spell the same key.
+    SELECT l.provider || ' ' || l.service_tier || ' ' || l.model AS key, l.price_id, l.valid_from, l.valid_to,
+           (SELECT min(t.above_input_tokens) FROM ai_cost._private_price_lookup t
+             WHERE t.provider = l.provider AND t.model = l.model AND t.service_tier = l.service_tier
+               AND t.tenant_id = '' AND t.above_input_tokens > 0) AS next_tier_above,
+           ARRAY[l.input_per_mtok, l.output_per_mtok, l.cache_read_per_mtok, l.cache_write_per_mtok,
+                 l.cache_write_1h_per_mtok, l.audio_input_per_mtok, l.audio_output_per_mtok] AS per_mtok
+      FROM ai_cost._private_price_lookup l
+     WHERE l.tenant_id = '' AND l.above_input_tokens = 0
+       AND l.valid_from <= now() AND (l.valid_to IS NULL OR l.valid_to > now())
+       AND strpos(l.provider, ' ') = 0 AND strpos(l.model, ' ') = 0
+  ), compilable AS (
+    SELECT row_number() OVER (ORDER BY p.key) AS slot, p.*
+      FROM list_prices p
+     WHERE NOT EXISTS (SELECT FROM unnest(p.per_mtok) AS r(rate)
+                        WHERE r.rate * 1000000 <> trunc(r.rate * 1000000) OR r.rate > 1000)
+  )
+  SELECT coalesce(jsonb_object_agg(c.key, c.slot), '{}'),
+         coalesce('{' || string_agg(
+           -- The price id, the seven rates in picodollars per token (0: none),
+           -- then per dimension the bits a token count may use (see the trigger).
+           '{' || c.price_id || ','
+               || (SELECT string_agg(coalesce((r.rate * 1000000)::bigint, 0)::text, ',' ORDER BY r.n)
+                     FROM unnest(c.per_mtok) WITH ORDINALITY AS r(rate, n)) || ','
+               || (SELECT string_agg(CASE WHEN r.rate IS NULL THEN 0
+                                          -- Input below the first long-context tier only: the
+                                          -- largest power of two not above its threshold + 1.
+                                          WHEN r.n = 1 AND c.next_tier_above IS NOT NULL
+                                          THEN least(30, floor(log(2::numeric, c.next_tier_above + 1))::integer)
+                                          ELSE 30 END::text, ',' ORDER BY r.n)
+                     FROM unnest(c.per_mtok) WITH ORDINALITY AS r(rate, n)) || '}',
+           ',' ORDER BY c.slot) || '}', '{}'),
+         coalesce('{' || string_agg('{"' || c.valid_from || '","' || coalesce(c.valid_to, 'infinity') || '"}', ',' ORDER BY c.slot) || '}', '{}')
+    INTO book_slots, book_rates, book_windows
+    FROM compilable c;
+
+  SELECT jsonb_object_agg(t.tenant_id, true) INTO own_price_tenants
+    FROM (SELECT DISTINCT l.tenant_id FROM ai_cost._private_price_lookup l WHERE l.tenant_id <> '') t;
+
+  -- The first moment a price in the lookup starts or ends after now: from
+  -- then on the book no longer holds every price that applies.
+  SELECT min(b.at) INTO stale_at
+    FROM (SELECT l.valid_from AS at FROM ai_cost._private_price_lookup l WHERE l.valid_from > now()
+          UNION ALL
+          SELECT l.valid_to FROM ai_cost._private_price_lookup l WHERE l.valid_to > now()) b;
+
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_slot(key text) RETURNS integer
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    format('SELECT CAST(CAST(%L AS pg_catalog.jsonb) OPERATOR(pg_catalog.->>) $1 AS pg_catalog.int4)', book_slots));
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_rates() RETURNS bigint[]
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    format('SELECT CAST(%L AS pg_catalog.int8[])', book_rates));
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_windows() RETURNS timestamptz[]
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    format('SELECT CAST(%L AS pg_catalog.timestamptz[])', book_windows));
+  -- Without any such tenant the body is the constant false, which the
+  -- planner folds out of the trigger's condition.
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_has_tenant(tenant_id text) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    CASE WHEN own_price_tenants IS NULL THEN 'SELECT false'
+         ELSE format('SELECT coalesce(CAST(%L AS pg_catalog.jsonb) OPERATOR(pg_catalog.?) $1, false)', own_price_tenants) END);
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_stale_at() RETURNS timestamptz
+    LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS %L$f$,
+    format('SELECT CAST(%L AS pg_catalog.timestamptz)', coalesce(stale_at, 'infinity')));
+END
+$$;
+DROP FUNCTION ai_cost._private_price_book_entries();
