@@ -21,7 +21,7 @@
 -- skipped only for a row that has a cost, is inserted by the role that
 -- owns insert_calls (it is SECURITY DEFINER, so inside it current_user is
 -- that owner), and while the setting ai_cost.inserting_priced_calls is on,
--- which insert_calls sets for its own duration. A writer is not that owner,
+-- which insert_calls turns on for its INSERT and off again. A writer is not that owner,
 -- so whatever it inserts, directly or through a setting of its own, is
 -- priced by the trigger. The owner (the installing user) could skip the
 -- trigger anyway (ALTER TABLE ... DISABLE TRIGGER), so trusting it inside
@@ -141,8 +141,7 @@ COMMENT ON FUNCTION ai_cost._private_price_book_entries() IS 'Internal, generate
 -- ai_cost.calls columns (see the header); a request_id already recorded is
 -- skipped. Returns how many calls were new.
 CREATE FUNCTION ai_cost.insert_calls(calls jsonb) RETURNS bigint
-LANGUAGE plpgsql STRICT SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp SET ai_cost.inserting_priced_calls = 'on' AS $$
+LANGUAGE plpgsql STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   inserted bigint;
 BEGIN
@@ -150,6 +149,11 @@ BEGIN
     RAISE EXCEPTION 'ai_cost.insert_calls() takes a JSON array of call objects, not a JSON %', jsonb_typeof(calls)
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  -- On for this INSERT only. Not a SET clause of the function: PostgreSQL
+  -- lets only a superuser store a custom setting there, and installs are
+  -- often not superusers. If the INSERT fails, the transaction (or the
+  -- caller's savepoint) is rolled back, and the setting with it.
+  PERFORM set_config('ai_cost.inserting_priced_calls', 'on', true);
   INSERT INTO ai_cost.calls (
     created_at, provider, model, operation, status, service_tier,
     tenant_id, user_id, feature, conversation_id, prompt_id, prompt_version, metadata, request_id,
@@ -221,6 +225,7 @@ BEGIN
     ON b.provider = c.provider AND b.service_tier = c.service_tier AND b.model = c.model
   ON CONFLICT DO NOTHING;
   GET DIAGNOSTICS inserted = ROW_COUNT;
+  PERFORM set_config('ai_cost.inserting_priced_calls', 'off', true);
   RETURN inserted;
 END
 $$;

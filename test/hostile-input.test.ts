@@ -64,6 +64,32 @@ test.serial('a batch with one bad row writes nothing', async (t) => {
   t.is(await callCount(), before);
 });
 
+test.serial('insert_calls refuses a hostile batch whole, naming the problem', async (t) => {
+  const before = await callCount();
+  const batch = (...calls: object[]) => db.query('SELECT ai_cost.insert_calls($1::jsonb)', [JSON.stringify(calls)]);
+  const good = { provider: 'openai', model: 'gpt-4o-mini', input_tokens: 10, output_tokens: 1 };
+  for (const [bad, message] of [
+    [{ ...good, input_tokens: -1 }, /token counts must not be negative/],
+    [{ ...good, input_tokens: 9223372036854775807n.toString() }, /token counts must be at most 1e12/],
+    [{ ...good, input_tokens: '1e40' }, /invalid input syntax for type bigint|out of range/],
+    [{ ...good, status: 'ok' }, /status must be success, error or cancelled/],
+    [{ ...good, units: 'NaN', unit: 'image' }, /units must be finite/],
+    [{ ...good, error_message: 'x'.repeat(10_001) }, /error_message must be at most 10000 characters/],
+    [{ ...good, provider: null }, /null value in column "provider"/],
+  ] as const) {
+    const error = await t.throwsAsync(batch(good, bad, good));
+    t.regex(error!.message, message, JSON.stringify(bad).slice(0, 80));
+  }
+  const notArray = await t.throwsAsync(db.query(`SELECT ai_cost.insert_calls('{"provider": "openai"}')`));
+  t.regex(notArray!.message, /takes a JSON array of call objects, not a JSON object/);
+  t.is(await callCount(), before, 'nothing of a refused batch is written');
+
+  const nasty = `'); DROP TABLE ai_cost.calls; -- "\\ $1 %s`;
+  await batch({ ...good, model: nasty, feature: nasty, request_id: nasty });
+  const [row] = await db.query<{ model: string; feature: string }>('SELECT model, feature FROM ai_cost.calls WHERE request_id = $1', [nasty]);
+  t.deepEqual(row, { model: nasty, feature: nasty });
+});
+
 test('the TypeScript schema refuses hostile values before they reach the database', (t) => {
   const base = { provider: 'openai', model: 'gpt-4o-mini' };
   for (const [field, value] of [

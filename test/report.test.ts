@@ -147,4 +147,16 @@ test('ai-cost refresh and doctor', async (t) => {
   await runCli(['refresh', '--no-views', '--database-url', db.url]);
   const fresh = await runCli(['doctor', '--database-url', db.url]);
   t.regex(fresh.stdout, /ok\s+price book: compiled; no price change is scheduled/);
+
+  // insert_calls given to another role: the trigger no longer trusts it, and doctor says so.
+  t.regex(fresh.stdout, /ok\s+batch pricing: ai_cost\.insert_calls\(\) prices batches in its own statement/);
+  const owner = (await db.query<{ owner: string }>(
+    `SELECT proowner::regrole::text AS owner FROM pg_proc WHERE oid = 'ai_cost.insert_calls(jsonb)'::regprocedure`))[0]!.owner;
+  await db.query('ALTER FUNCTION ai_cost.insert_calls(jsonb) OWNER TO ai_cost_admin');
+  try {
+    const moved = await runCli(['doctor', '--database-url', db.url]);
+    t.regex(moved.stdout, /warn\s+batch pricing: the cost trigger does not trust ai_cost\.insert_calls\(\)'s owner ai_cost_admin/);
+  } finally {
+    await db.query(`ALTER FUNCTION ai_cost.insert_calls(jsonb) OWNER TO ${owner}`);
+  }
 });

@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createPool } from '../src/db.js';
 import { recordCall } from '../src/calls.js';
+import { createRecorder, type RecorderEvent } from '../src/recorder/index.js';
+import { chooseInsertPath } from '../src/recorder/insert.js';
 import { serverUrl, useTestDatabase } from './support/database.js';
 
 // Each ai_cost_* role is granted to a login of this test file's own, and the
@@ -14,15 +16,24 @@ const logins = {
   reader: `bi_reader_${suffix}`,
   admin: `finance_admin_${suffix}`,
   tenant: `tenant_reader_${suffix}`,
+  // A login given the writer's table rights one by one, as before 0012, without EXECUTE on insert_calls.
+  legacy: `legacy_writer_${suffix}`,
 };
 const PASSWORD = 'role-test-pw';
 
 const db = useTestDatabase(test, {
   setup: async (db) => {
     for (const [kind, login] of Object.entries(logins)) {
+      if (kind === 'legacy') continue;
       const role = kind === 'tenant' ? 'ai_cost_tenant_reader' : `ai_cost_${kind}`;
       await db.query(`CREATE ROLE ${login} LOGIN PASSWORD '${PASSWORD}'; GRANT ${role} TO ${login}`);
     }
+    await db.query(`CREATE ROLE ${logins.legacy} LOGIN PASSWORD '${PASSWORD}';
+      GRANT USAGE ON SCHEMA ai_cost TO ${logins.legacy};
+      GRANT INSERT ON ai_cost.calls TO ${logins.legacy};
+      GRANT SELECT (id, request_id, cost_micros, price_id, unpriced_reason) ON ai_cost.calls TO ${logins.legacy};
+      GRANT SELECT ON ai_cost.prices, ai_cost._private_price_lookup, ai_cost.providers,
+                      ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts TO ${logins.legacy}`);
     await db.query(`
       INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens, error_message, metadata)
       VALUES ('openai', 'gpt-4o-mini', 'acme', 1000, 100, 'secret error of acme', '{"prompt": "acme secret"}'),
@@ -34,6 +45,8 @@ const db = useTestDatabase(test, {
 });
 
 test.after.always(async () => {
+  // The legacy login holds grants of its own; the database may already be dropped, which takes them with it.
+  await db.query(`DROP OWNED BY ${logins.legacy}`).catch(() => undefined);
   const admin = new pg.Client({ connectionString: serverUrl() });
   await admin.connect();
   for (const login of Object.values(logins)) await admin.query(`DROP ROLE IF EXISTS ${login}`);
@@ -101,6 +114,30 @@ test('the writer records batches through insert_calls, and can neither set a cos
   for (const login of [logins.reader, logins.admin, logins.tenant]) {
     t.regex(String(await as(login, `SELECT ai_cost.insert_calls('${batch}')`)), denied, login);
   }
+});
+
+test('the recorder takes insert_calls where the login may execute it, and the plain INSERT where not', async (t) => {
+  const costs: Record<string, string> = {};
+  for (const [login, expected] of [[logins.writer, 'insert_calls'], [logins.legacy, 'statement']] as const) {
+    const url = new URL(db.url);
+    url.username = login;
+    url.password = PASSWORD;
+    const pool = await createPool(url.toString(), 1);
+    try {
+      t.is(await chooseInsertPath(pool), expected, login);
+      const events: RecorderEvent[] = [];
+      const recorder = createRecorder({ pool, flushOnExit: false, onError: (event) => events.push(event) });
+      recorder.record({ provider: 'roles-batch', model: 'm', inputTokens: 1000, outputTokens: 100, requestId: `recorder-${login}` });
+      await recorder.close();
+      t.deepEqual(events, []);
+      t.is(recorder.metrics().written, 1, login);
+    } finally {
+      await pool.end();
+    }
+    const [row] = await db.query<{ cost: string }>(`SELECT cost_micros::text AS cost FROM ai_cost.calls WHERE request_id = $1`, [`recorder-${login}`]);
+    costs[login] = row!.cost;
+  }
+  t.deepEqual(Object.values(costs), ['2800', '2800']);
 });
 
 test('the writer cannot read call contents, change history, costs or prices', async (t) => {

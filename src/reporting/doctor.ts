@@ -49,6 +49,8 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
 
   const book = await priceBookCheck(pool);
   if (book) checks.push(book);
+  const batches = await batchPricingCheck(pool);
+  if (batches) checks.push(batches);
 
   const reader = await pool.oneFirst(sql.type(z.object({ exists: z.boolean() }))`
     SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_reader') AS exists`);
@@ -75,6 +77,27 @@ async function priceBookCheck(pool: DatabasePool): Promise<Check | undefined> {
     return { name: 'price book', level: 'warn', detail: `a price started or ended at ${staleAt}, after the price book was compiled: those calls are priced right but by the slower lookup until \`ai-cost refresh\` runs` };
   }
   return { name: 'price book', level: 'ok', detail: staleAt === 'infinity' ? 'compiled; no price change is scheduled' : `compiled; the next scheduled price change, at ${staleAt}, is compiled in by the first refresh after it` };
+}
+
+/**
+ * ai_cost.insert_calls() (migration 0012) prices batches itself, and the
+ * cost trigger skips the rows it priced only when the function runs as the
+ * role named in the trigger's condition, its owner at install time. After
+ * an ALTER ... OWNER or a restore as another user the two differ: costs stay
+ * right (the trigger prices every row again) but batches lose their speed.
+ * Undefined before 0012 is applied.
+ */
+async function batchPricingCheck(pool: DatabasePool): Promise<Check | undefined> {
+  const state = await pool.maybeOne(sql.type(z.object({ owner: z.string(), trusted: z.boolean() }))`
+    SELECT f.proowner::regrole::text AS owner,
+           pg_get_triggerdef(t.oid) LIKE '%CURRENT_USER <> ' || quote_literal(pg_get_userbyid(f.proowner)) || '::name%' AS trusted
+      FROM pg_proc f, pg_trigger t
+     WHERE f.oid = to_regprocedure('ai_cost.insert_calls(jsonb)')
+       AND t.tgrelid = 'ai_cost.calls'::regclass AND t.tgname = 'tg_calls__price_call'`);
+  if (!state) return undefined;
+  return state.trusted
+    ? { name: 'batch pricing', level: 'ok', detail: `ai_cost.insert_calls() prices batches in its own statement (owned by ${state.owner})` }
+    : { name: 'batch pricing', level: 'warn', detail: `the cost trigger does not trust ai_cost.insert_calls()'s owner ${state.owner}, so it prices every batch row again: costs are right, batches slower. Reinstall 0012 as ${state.owner} (ai-cost migrate down --count 1, then up), or give the function back to the role its trigger names` };
 }
 
 async function schedulingCheck(pool: DatabasePool): Promise<Check> {
