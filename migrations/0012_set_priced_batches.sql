@@ -31,19 +31,54 @@
 -- no SQL, only values, and writes only the columns a writer may write: a
 -- key such as cost_micros or price_id in the JSON is ignored.
 
--- As in 0010, plus ai_cost._private_price_book_entries(): the same book as
--- rows.
+-- The compiled book as a table, one row per (provider, service tier, model)
+-- with a current list price: what insert_calls() joins, and what the cost
+-- trigger's constants are generated from. Rates in picodollars per token
+-- (0: none), and per dimension the bits a token count may use (see 0010).
+-- Written only by ai_cost._private_compile_price_book(), in the same
+-- transaction as every price change.
+CREATE TABLE ai_cost._private_price_book (
+  slot integer PRIMARY KEY,
+  key text NOT NULL UNIQUE,
+  provider text NOT NULL,
+  service_tier text NOT NULL,
+  model text NOT NULL,
+  price_id bigint NOT NULL,
+  input_rate bigint NOT NULL, output_rate bigint NOT NULL, cache_read_rate bigint NOT NULL,
+  cache_write_rate bigint NOT NULL, cache_write_1h_rate bigint NOT NULL,
+  audio_input_rate bigint NOT NULL, audio_output_rate bigint NOT NULL,
+  input_bits integer NOT NULL, output_bits integer NOT NULL, cache_read_bits integer NOT NULL,
+  cache_write_bits integer NOT NULL, cache_write_1h_bits integer NOT NULL,
+  audio_input_bits integer NOT NULL, audio_output_bits integer NOT NULL,
+  valid_from timestamptz NOT NULL,
+  valid_to timestamptz NOT NULL
+);
+COMMENT ON TABLE ai_cost._private_price_book IS 'Internal: the compiled price book (current list prices as integer picodollars per token), written by ai_cost._private_compile_price_book(); see migrations 0010 and 0012.';
+
+-- The book for ai_cost.insert_calls() to hash once per batch. A function the
+-- planner does not inline, so that its ROWS estimate, below a batch's, makes
+-- it hash the book and not the batch.
+CREATE FUNCTION ai_cost._private_price_book_entries() RETURNS SETOF ai_cost._private_price_book
+LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 50 SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN QUERY SELECT * FROM ai_cost._private_price_book;
+END
+$$;
+COMMENT ON FUNCTION ai_cost._private_price_book_entries() IS 'Internal: the rows of ai_cost._private_price_book, with a planner estimate that makes ai_cost.insert_calls() hash them.';
+
+-- As in 0010, but the book is first written to ai_cost._private_price_book,
+-- and the trigger's constants are generated from that table.
 CREATE OR REPLACE FUNCTION ai_cost._private_compile_price_book() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET "TimeZone" = 'UTC' AS $$
 DECLARE
   book_slots jsonb;
-  book_entries text;
   book_rates text;
   book_windows text;
   own_price_tenants jsonb;
   stale_at timestamptz;
 BEGIN
   LOCK TABLE ai_cost._private_price_lookup IN EXCLUSIVE MODE;
+  DELETE FROM ai_cost._private_price_book;
   WITH list_prices AS (
     -- A key is three words; provider and model must hold no space, so no
     -- other (provider, tier, model) can spell the same key.
@@ -60,28 +95,38 @@ BEGIN
        AND strpos(l.provider, ' ') = 0 AND strpos(l.model, ' ') = 0
   ), compilable AS (
     SELECT row_number() OVER (ORDER BY p.key) AS slot, p.*,
-           -- The seven rates in picodollars per token (0: none), then per
-           -- dimension the bits a token count may use (see 0010's trigger).
-           (SELECT string_agg(coalesce((r.rate * 1000000)::bigint, 0)::text, ',' ORDER BY r.n)
-              FROM unnest(p.per_mtok) WITH ORDINALITY AS r(rate, n)) AS rates,
-           (SELECT string_agg(CASE WHEN r.rate IS NULL THEN 0
-                                   -- Input below the first long-context tier only: the
-                                   -- largest power of two not above its threshold + 1.
-                                   WHEN r.n = 1 AND p.next_tier_above IS NOT NULL
-                                   THEN least(30, floor(log(2::numeric, p.next_tier_above + 1))::integer)
-                                   ELSE 30 END::text, ',' ORDER BY r.n)
-              FROM unnest(p.per_mtok) WITH ORDINALITY AS r(rate, n)) AS bits
+           -- The rates in picodollars per token (0: none).
+           ARRAY(SELECT coalesce((r.rate * 1000000)::bigint, 0) FROM unnest(p.per_mtok) WITH ORDINALITY AS r(rate, n) ORDER BY r.n) AS rates,
+           -- Per dimension the bits a token count may use (see 0010's trigger):
+           -- 0 without a rate; for input below the first long-context tier,
+           -- the largest power of two not above its threshold + 1.
+           ARRAY(SELECT CASE WHEN r.rate IS NULL THEN 0
+                             WHEN r.n = 1 AND p.next_tier_above IS NOT NULL
+                             THEN least(30, floor(log(2::numeric, p.next_tier_above + 1))::integer)
+                             ELSE 30 END
+                   FROM unnest(p.per_mtok) WITH ORDINALITY AS r(rate, n) ORDER BY r.n) AS bits
       FROM list_prices p
      WHERE NOT EXISTS (SELECT FROM unnest(p.per_mtok) AS r(rate)
                         WHERE r.rate * 1000000 <> trunc(r.rate * 1000000) OR r.rate > 1000)
   )
-  SELECT coalesce(jsonb_object_agg(c.key, c.slot), '{}'),
-         coalesce('{' || string_agg('{' || c.price_id || ',' || c.rates || ',' || c.bits || '}', ',' ORDER BY c.slot) || '}', '{}'),
-         coalesce('{' || string_agg('{"' || c.valid_from || '","' || coalesce(c.valid_to, 'infinity') || '"}', ',' ORDER BY c.slot) || '}', '{}'),
-         string_agg(format('(%L, %L, %L, ', c.provider, c.service_tier, c.model) || c.price_id || ', ' || c.rates
-                    || ', ' || c.bits || format(', %L, %L)', c.valid_from, coalesce(c.valid_to, 'infinity')), ', ' ORDER BY c.slot)
-    INTO book_slots, book_rates, book_windows, book_entries
+  INSERT INTO ai_cost._private_price_book
+  SELECT c.slot, c.key, c.provider, c.service_tier, c.model, c.price_id,
+         c.rates[1], c.rates[2], c.rates[3], c.rates[4], c.rates[5], c.rates[6], c.rates[7],
+         c.bits[1], c.bits[2], c.bits[3], c.bits[4], c.bits[5], c.bits[6], c.bits[7],
+         c.valid_from, coalesce(c.valid_to, 'infinity')
     FROM compilable c;
+
+  -- The same book as constants for the cost trigger.
+  SELECT coalesce(jsonb_object_agg(b.key, b.slot), '{}'),
+         coalesce('{' || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
+                                           b.input_rate, b.output_rate, b.cache_read_rate, b.cache_write_rate,
+                                           b.cache_write_1h_rate, b.audio_input_rate, b.audio_output_rate,
+                                           b.input_bits, b.output_bits, b.cache_read_bits, b.cache_write_bits,
+                                           b.cache_write_1h_bits, b.audio_input_bits, b.audio_output_bits),
+                                    ',' ORDER BY b.slot) || '}', '{}'),
+         coalesce('{' || string_agg('{"' || b.valid_from || '","' || b.valid_to || '"}', ',' ORDER BY b.slot) || '}', '{}')
+    INTO book_slots, book_rates, book_windows
+    FROM ai_cost._private_price_book b;
 
   SELECT jsonb_object_agg(t.tenant_id, true) INTO own_price_tenants
     FROM (SELECT DISTINCT l.tenant_id FROM ai_cost._private_price_lookup l WHERE l.tenant_id <> '') t;
@@ -96,26 +141,6 @@ BEGIN
   EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_slot(key text) RETURNS integer
     LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
     format('SELECT CAST(CAST(%L AS pg_catalog.jsonb) OPERATOR(pg_catalog.->>) $1 AS pg_catalog.int4)', book_slots));
-  -- The same entries as rows, for ai_cost.insert_calls() to hash once per
-  -- batch. Not inlinable (PL/pgSQL), so that its ROWS estimate, below a
-  -- batch's, makes the planner hash the book and not the batch.
-  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_entries()
-    RETURNS TABLE (provider text, service_tier text, model text, price_id bigint,
-                   input_rate bigint, output_rate bigint, cache_read_rate bigint, cache_write_rate bigint,
-                   cache_write_1h_rate bigint, audio_input_rate bigint, audio_output_rate bigint,
-                   input_bits integer, output_bits integer, cache_read_bits integer, cache_write_bits integer,
-                   cache_write_1h_bits integer, audio_input_bits integer, audio_output_bits integer,
-                   valid_from timestamptz, valid_to timestamptz)
-    LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 50 SET search_path = pg_catalog, pg_temp AS %L$f$,
-    -- The first row, all NULLs and filtered out, types every column, so the
-    -- literals of the others become constants of those types when the
-    -- query is planned, with no cast left to run per call.
-    CASE WHEN book_entries IS NULL THEN 'BEGIN RETURN; END'
-         ELSE 'BEGIN RETURN QUERY SELECT e.* FROM (VALUES (NULL::pg_catalog.text, NULL::pg_catalog.text, NULL::pg_catalog.text, NULL::pg_catalog.int8, '
-              || 'NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.int8, NULL::pg_catalog.int8, '
-              || 'NULL::pg_catalog.int4, NULL::pg_catalog.int4, NULL::pg_catalog.int4, NULL::pg_catalog.int4, NULL::pg_catalog.int4, NULL::pg_catalog.int4, NULL::pg_catalog.int4, '
-              || 'NULL::pg_catalog.timestamptz, NULL::pg_catalog.timestamptz), '
-              || book_entries || ') AS e WHERE e.column1 IS NOT NULL; END' END);
   EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost._private_price_book_rates() RETURNS bigint[]
     LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
     format('SELECT CAST(%L AS pg_catalog.int8[])', book_rates));
@@ -135,7 +160,6 @@ END
 $$;
 
 SELECT ai_cost._private_compile_price_book();
-COMMENT ON FUNCTION ai_cost._private_price_book_entries() IS 'Internal, generated by ai_cost._private_compile_price_book(): the compiled price book as rows (provider, service tier, model, price id, rates in picodollars per token, token bits, validity), for ai_cost.insert_calls().';
 
 -- Writes a batch of calls given as a JSON array of objects whose keys are
 -- ai_cost.calls columns (see the header); a request_id already recorded is
@@ -349,3 +373,4 @@ BEGIN
 END
 $$;
 DROP FUNCTION ai_cost._private_price_book_entries();
+DROP TABLE ai_cost._private_price_book;
