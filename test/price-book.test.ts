@@ -44,6 +44,13 @@ test('the book holds the current list price of each model, and follows a price c
       INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens) VALUES ('book', 'm', 1000, 100)
       RETURNING cost_micros::text, price_id::text`);
     t.deepEqual(call, { cost_micros: '4500', price_id: price.id }); // 1,000 x 3 + 100 x 15
+    // The book's table, which insert_calls reads, follows in the same transaction.
+    const { rows: [batch] } = await client.query(`
+      SELECT b.price_id::text, ai_cost.insert_calls('[{"provider": "book", "model": "m", "input_tokens": 1000, "output_tokens": 100, "request_id": "book-batch"}]')::int AS n
+        FROM ai_cost._private_price_book b WHERE b.key = 'book standard m'`);
+    t.deepEqual(batch, { price_id: price.id, n: 1 });
+    const { rows: [batched] } = await client.query(`SELECT cost_micros::text, price_id::text FROM ai_cost.calls WHERE request_id = 'book-batch'`);
+    t.deepEqual(batched, { cost_micros: '4500', price_id: price.id });
     await client.query('ROLLBACK');
   } finally {
     await client.end();
