@@ -10,6 +10,8 @@ export interface Measurement {
   metric: string;
   value: number;
   unit: string;
+  /** For a ratio with a target (the trigger's, from issue 6): the most it should be. */
+  target?: number;
 }
 
 export interface BenchContext {
@@ -55,8 +57,18 @@ const clockTicksPerSecond = (() => {
   }
 })();
 
-/** CPU time (user + system) a PostgreSQL backend on this machine has used so far, or null. */
+/**
+ * CPU time a PostgreSQL backend on this machine has used so far, or null:
+ * from /proc/<pid>/schedstat (nanoseconds) where the kernel keeps it, else
+ * utime + stime from /proc/<pid>/stat, whose clock ticks (10 ms) would
+ * blur a comparison of runs that take a few hundred milliseconds.
+ */
 function backendCpuMs(pid: number): number | null {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    // no schedstat: a kernel without scheduler statistics
+  }
   try {
     // Fields after "(comm) ": state is 0, utime 11, stime 12 (proc(5)).
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
