@@ -44,10 +44,10 @@ const table = new Table({ head: ['bench', 'metric', 'value', 'unit'], colAligns:
 for (const m of results) table.push([m.bench, m.metric, formatValue(m.value), m.unit]);
 console.log(table.toString());
 
-const targeted = results.filter((m) => m.target !== undefined);
+const targeted = results.filter((m): m is Measurement & { target: number } => m.target !== undefined);
 if (targeted.length > 0) {
   const targets = new Table({ head: ['metric', 'measured', 'target', ''], colAligns: ['left', 'right', 'right', 'left'], style: { head: [], border: [], compact: true } });
-  for (const m of targeted) targets.push([m.metric, m.value.toFixed(3), `${m.target!.toFixed(2)} or less`, m.value <= m.target! ? 'met' : 'MISSED']);
+  for (const m of targeted) targets.push([m.metric, m.value.toFixed(3), `${m.target.toFixed(2)} or less`, m.value <= m.target ? 'met' : 'MISSED']);
   console.log(`targets\n${targets.toString()}`);
 }
 
