@@ -46,8 +46,11 @@ console.log(table.toString());
 
 const targeted = results.filter((m): m is Measurement & { target: number } => m.target !== undefined);
 if (targeted.length > 0) {
-  const targets = new Table({ head: ['metric', 'measured', 'target', ''], colAligns: ['left', 'right', 'right', 'left'], style: { head: [], border: [], compact: true } });
-  for (const m of targeted) targets.push([m.metric, m.value.toFixed(3), `${m.target.toFixed(2)} or less`, m.value <= m.target ? 'met' : 'MISSED']);
+  const targets = new Table({ head: ['metric', 'measured', 'target', 'at most', ''], colAligns: ['left', 'right', 'right', 'right', 'left'], style: { head: [], border: [], compact: true } });
+  for (const m of targeted) {
+    const limit = m.limit ?? m.target;
+    targets.push([m.metric, m.value.toFixed(3), m.target.toFixed(2), limit.toFixed(2), verdict(m.value, m.target, limit)]);
+  }
   console.log(`targets\n${targets.toString()}`);
 }
 
@@ -56,6 +59,12 @@ const stamp = new Date().toISOString().replaceAll(':', '-').replace(/\.\d+Z$/, '
 const out = new URL(`results/${stamp}-${commit}.json`, import.meta.url);
 await writeFile(out, JSON.stringify({ commit, at: new Date().toISOString(), server: server.description, scale, results }, null, 2) + '\n');
 console.log(`wrote ${fileURLToPath(out)}`);
+
+/** Met, over the target but within its limit (issue 6: bulk writes 1.5x, "2x at the very most"), or missed. */
+function verdict(value: number, target: number, limit: number): string {
+  if (value <= target) return 'met';
+  return value <= limit ? 'over target, within limit' : 'MISSED';
+}
 
 function formatValue(value: number): string {
   return Math.abs(value) >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(2);

@@ -10,8 +10,10 @@ export interface Measurement {
   metric: string;
   value: number;
   unit: string;
-  /** For a ratio with a target (the trigger's, from issue 6): the most it should be. */
+  /** For a ratio with a target (the trigger's, from issue 6): what it should come to. */
   target?: number;
+  /** For a ratio with a target: the most it may be (the target itself where the issue names no other). */
+  limit?: number;
 }
 
 export interface BenchContext {

@@ -99,10 +99,15 @@ function insertCallsFunction(fn: string, calls: unknown[]): { text: string; valu
 
 /**
  * The cost trigger's ratios to a table without it (issue 6): within 10% for
- * single-row INSERTs and the recorder's 1,000-row batches, 1.5x for bulk
- * writes. The former recorder statement is shown for comparison, untargeted.
+ * single-row INSERTs and the recorder's 1,000-row batches; 1.5x for bulk
+ * writes, and 2x at the very most. The former recorder statement is shown for
+ * comparison, untargeted.
  */
-const TARGET = { requestPath: 1.1, bulk: 1.5 } as const;
+interface Target { target: number; limit: number }
+const TARGET = {
+  requestPath: { target: 1.1, limit: 1.1 },
+  bulk: { target: 1.5, limit: 2 },
+} as const satisfies Record<string, Target>;
 
 /** Rounds of each comparison; every round runs every variant once, interleaved. */
 const ROUNDS = 7;
@@ -123,7 +128,7 @@ const bench: Benchmark = {
     const results: Measurement[] = [];
     const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     /** Each way of writing, into each table, interleaved; extra variants write into plain_calls. */
-    const compare = async (mode: string, count: number, target: number | undefined, run: (table: string) => Promise<unknown>,
+    const compare = async (mode: string, count: number, target: Target | undefined, run: (table: string) => Promise<unknown>,
                            extra: Record<string, () => Promise<unknown>> = {}) => {
       const variants: Record<string, () => Promise<unknown>> = {
         ...Object.fromEntries(Object.entries(TABLES).map(([variant, table]) => [variant, () => run(table)])), ...extra,
@@ -132,10 +137,10 @@ const bench: Benchmark = {
         (variant) => client.query(`TRUNCATE ${TABLES[variant as Variant] ?? TABLES.plain}`));
       const rate = (label: string, timing: Compared): Measurement =>
         ({ bench: 'trigger', metric: `${mode}: ${label}`, value: count / (timing.wallMs / 1000), unit: 'rows/s' });
-      const ratio = (label: string, timing: Compared, target?: number): Measurement[] => [
-        { bench: 'trigger', metric: `${mode}: time ratio ${label}`, value: timing.wallRatio, unit: 'x', target },
+      const ratio = (label: string, timing: Compared, target?: Target): Measurement[] => [
+        { bench: 'trigger', metric: `${mode}: time ratio ${label}`, value: timing.wallRatio, unit: 'x', ...target },
         // The server's CPU for the same work: what the triggers cost, even when other load stretches wall time.
-        ...(timing.cpuRatio !== null ? [{ bench: 'trigger', metric: `${mode}: backend CPU ratio ${label}`, value: timing.cpuRatio, unit: 'x', target }] : []),
+        ...(timing.cpuRatio !== null ? [{ bench: 'trigger', metric: `${mode}: backend CPU ratio ${label}`, value: timing.cpuRatio, unit: 'x', ...target }] : []),
       ];
       results.push(
         rate('no trigger', timings.plain!),
