@@ -138,9 +138,11 @@ const bench: Benchmark = {
       const rate = (label: string, timing: Compared): Measurement =>
         ({ bench: 'trigger', metric: `${mode}: ${label}`, value: count / (timing.wallMs / 1000), unit: 'rows/s' });
       const ratio = (label: string, timing: Compared, target?: Target): Measurement[] => [
+        // The target is on the time the client waits, which is what issue 6 asks about ("from a
+        // client over loopback"); the backend's share alone is a larger ratio of a smaller whole.
         { bench: 'trigger', metric: `${mode}: time ratio ${label}`, value: timing.wallRatio, unit: 'x', ...target },
         // The server's CPU for the same work: what the triggers cost, even when other load stretches wall time.
-        ...(timing.cpuRatio !== null ? [{ bench: 'trigger', metric: `${mode}: backend CPU ratio ${label}`, value: timing.cpuRatio, unit: 'x', ...target }] : []),
+        ...(timing.cpuRatio !== null ? [{ bench: 'trigger', metric: `${mode}: backend CPU ratio ${label}`, value: timing.cpuRatio, unit: 'x' }] : []),
       ];
       results.push(
         rate('no trigger', timings.plain!),
