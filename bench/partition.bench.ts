@@ -6,7 +6,7 @@ import { medianMs, timed, type Benchmark, type Measurement } from './support.js'
  *  - inserts with request_id (the recorder's 1,000-row batches, and a bulk
  *    INSERT ... SELECT) into a plain and into a partitioned ai_cost.calls:
  *    the partitioned one also claims each request_id in
- *    ai_cost._private_request_ids;
+ *    ai_cost_internal.request_ids;
  *  - how long ai_cost.partition_calls() takes per million calls;
  *  - a BRIN index on created_at against the btree, on one month of calls in
  *    arrival order: size, a one-hour aggregate, and the newest 20 calls.

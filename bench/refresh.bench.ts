@@ -49,7 +49,7 @@ const bench: Benchmark = {
         }
         loaded = size;
         // What autovacuum does between refreshes in production (the change table is emptied each time).
-        await client.query('VACUUM ANALYZE ai_cost._private_call_changes, ai_cost.calls_hourly, ai_cost.calls');
+        await client.query('VACUUM ANALYZE ai_cost_internal.call_changes, ai_cost.calls_hourly, ai_cost.calls');
         metric(`${label}: load history (insert with triggers)`, load);
         metric(`${label}: fold history into the rollups (a refresh per 1M)`, fold);
         // Each round: 10k new calls in the last hour, then the rollup refresh pg_cron runs every minute, timed alone.
@@ -67,8 +67,8 @@ const bench: Benchmark = {
         metric(`${label}: REFRESH MATERIALIZED VIEW naive_daily (full)`, await medianMs(ROUNDS, () => client.query('REFRESH MATERIALIZED VIEW naive_daily')));
         const { rows: [rollups] } = await client.query<{ hourly: string; daily: string; users: string }>(`
           SELECT (SELECT count(*) FROM ai_cost.calls_hourly) AS hourly,
-                 (SELECT count(*) FROM ai_cost._private_calls_daily) AS daily,
-                 (SELECT count(*) FROM ai_cost._private_users_daily) AS users`);
+                 (SELECT count(*) FROM ai_cost_internal.calls_daily) AS daily,
+                 (SELECT count(*) FROM ai_cost_internal.users_daily) AS users`);
         metric(`${label}: rows in calls_hourly`, Number(rollups!.hourly), 'rows');
         metric(`${label}: rows in the daily calls rollup`, Number(rollups!.daily), 'rows');
         metric(`${label}: rows in the daily per-user rollup`, Number(rollups!.users), 'rows');

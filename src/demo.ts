@@ -2,12 +2,12 @@ import pg from 'pg';
 import { createPool } from './db.js';
 import { defaultDataDir, startEmbeddedPostgres } from './embedded.js';
 import { migrate } from './migrate.js';
-import { spendByModel, type ModelSpend } from './report.js';
-import { runSqlFile } from './sql-files.js';
+import { spendByModel, type ModelSpend } from './reporting/queries.js';
+import { runPackageSqlFile } from './sql-files.js';
 
 const DEMO_DATABASE = 'ai_cost_demo';
 
-export interface DemoResult {
+interface DemoResult {
   /** Where the demo ran: the given URL, or the embedded server's. */
   databaseUrl: string;
   embedded: boolean;
@@ -36,7 +36,7 @@ export async function runDemo(databaseUrl?: string, progress: (line: string) => 
 async function populate(databaseUrl: string, progress: (line: string) => void) {
   const { ran } = await migrate(databaseUrl);
   progress(ran.length ? `installed migrations: ${ran.join(', ')}` : 'schema ai_cost is up to date');
-  await runSqlFile(databaseUrl, 'demo_calls.sql');
+  await runPackageSqlFile(databaseUrl, 'demo/calls.sql');
   progress('inserted 2,400 sample calls from the last 14 days');
   const pool = await createPool(databaseUrl, 1);
   try {

@@ -4,7 +4,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
 
-export interface EmbeddedServer {
+interface EmbeddedServer {
   /** Connection string for the `postgres` database of the server. */
   url: string;
   /** Connection string for another database on the same server. */

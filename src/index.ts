@@ -4,11 +4,12 @@
  */
 export { migrate, migrationStatus, shippedMigrations, type MigrateOptions, type MigrateResult, type MigrationStatus } from './migrate.js';
 export { createPool, resolveDatabaseUrl } from './db.js';
-export { recordCall, parseCall, callSchema, InvalidCallError, type Call, type CallInput, type RecordedCall } from './calls.js';
-export { createRecorder, prometheusText, type Recorder, type RecorderOptions, type RecorderEvent, type RecorderMetrics } from './recorder/index.js';
+export {
+  recordCall, parseCall, callSchema, InvalidCallError, createRecorder, prometheusText,
+  type Call, type CallInput, type RecordedCall, type Recorder, type RecorderOptions, type RecorderEvent, type RecorderMetrics,
+} from './recorder/index.js';
 export * from './adapters/index.js';
 export { instrumentOpenAI, instrumentAnthropic, type InstrumentOptions, type CallSink, type OpenAIClientLike, type AnthropicClientLike } from './wrappers/index.js';
-export { spendByModel, type ModelSpend, type ReportWindow } from './report.js';
 export * from './reporting/index.js';
 export { formatMicros, type Micros } from './money.js';
 export { runDemo } from './demo.js';

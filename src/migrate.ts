@@ -2,9 +2,12 @@ import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { runner, type RunnerOption } from 'node-pg-migrate';
+import { schemaScript } from './sql-files.js';
 
-/** The schema that holds every pg-ai-cost object, including its migrations table. */
+/** The schema users and BI tools read. */
 export const SCHEMA = 'ai_cost';
+/** The schema of pg-ai-cost's internals, its migrations table included. */
+export const INTERNAL_SCHEMA = 'ai_cost_internal';
 const MIGRATIONS_TABLE = 'schema_migrations';
 
 /**
@@ -20,7 +23,7 @@ export type MigrateDirection = 'up' | 'down';
 
 export interface MigrateOptions {
   direction?: MigrateDirection;
-  /** How many migrations to apply or revert; all by default. */
+  /** How many migrations to revert (down; 1 by default) or apply (up; all by default). */
   count?: number;
   /** Receives node-pg-migrate's progress lines. Silent by default. */
   log?: (line: string) => void;
@@ -29,37 +32,92 @@ export interface MigrateOptions {
 export interface MigrateResult {
   /** Names of the migrations applied (up) or reverted (down), in order. */
   ran: string[];
+  /** True when this run installed the schema from sql/ into a database without it. */
+  installed: boolean;
+  /** What the database said along the way (roles it could not create, grants it could not give). */
+  notices: string[];
   /** Whether pg_cron is installed in this database, so refresh jobs can be scheduled. */
   pgCron: boolean;
 }
 
+/** The database holds a pg-ai-cost schema newer than this package knows. */
+export class NewerSchemaError extends Error {
+  constructor(unknown: string[]) {
+    super(`this database has pg-ai-cost migrations this package does not know (${unknown.join(', ')}): ` +
+      'it was installed or upgraded by a newer version; upgrade the package');
+    this.name = 'NewerSchemaError';
+  }
+}
+
 /**
- * Brings the ai_cost schema up to date (or reverts it), in one transaction,
- * under an advisory lock. Needs no superuser: the database owner is enough.
- * Reverting everything also drops the migrations table and the schema.
+ * Installs, upgrades or uninstalls pg-ai-cost, in one transaction, under an
+ * advisory lock. Needs no superuser: the database owner is enough.
+ *
+ * A database without pg-ai-cost gets the current schema straight from sql/,
+ * and every shipped migration is recorded as applied (as pg-boss and pgmq
+ * install). A database with it runs only the migrations it lacks: the upgrade
+ * steps since its release. Reverting everything uninstalls: both schemas and
+ * the migrations table go.
  */
 export async function migrate(databaseUrl: string, options: MigrateOptions = {}): Promise<MigrateResult> {
   const direction = options.direction ?? 'up';
   const log = options.log ?? (() => {});
-  const runnerOptions: RunnerOption = {
-    databaseUrl,
-    dir: MIGRATIONS_DIR,
-    direction,
-    count: options.count ?? Infinity,
-    migrationsTable: MIGRATIONS_TABLE,
-    migrationsSchema: SCHEMA,
-    createMigrationsSchema: true,
-    singleTransaction: true,
-    lockValue: MIGRATION_LOCK,
-    advisoryLockMode: 'wait',
-    checkOrder: true,
-    logger: { debug: () => {}, info: log, warn: log, error: log },
-  };
-  const ran = await runner(runnerOptions);
+  const notices: string[] = [];
   return withClient(databaseUrl, async (client) => {
-    if (direction === 'down') await dropEmptySchema(client);
-    return { ran: ran.map((m) => m.name), pgCron: await hasPgCron(client) };
+    client.on('notice', (notice) => {
+      // PostgreSQL's own chatter about idempotent statements is not news.
+      if (!/already exists, skipping|does not exist, skipping|is already a member of role|^drop cascades to/.test(notice.message ?? '')) notices.push(notice.message ?? '');
+    });
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    try {
+      const applied = await appliedMigrations(client);
+      const unknown = applied.filter((name) => !SHIPPED.has(name));
+      if (unknown.length > 0) throw new NewerSchemaError(unknown);
+      const runnerOptions: RunnerOption = {
+        dbClient: client,
+        dir: MIGRATIONS_DIR,
+        direction,
+        count: options.count ?? (direction === 'down' ? 1 : Infinity),
+        migrationsTable: MIGRATIONS_TABLE,
+        migrationsSchema: INTERNAL_SCHEMA,
+        createMigrationsSchema: true,
+        singleTransaction: true,
+        noLock: true,
+        checkOrder: true,
+        logger: { debug: () => {}, info: log, warn: log, error: log },
+      };
+      let ran: string[];
+      let installed = false;
+      if (direction === 'up' && applied.length === 0) {
+        ran = await install(client, runnerOptions);
+        installed = true;
+      } else {
+        ran = (await runner(runnerOptions)).map((migration) => migration.name);
+        if (direction === 'down') await dropWhenEmpty(client);
+      }
+      return { ran, installed, notices, pgCron: await hasPgCron(client) };
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+    }
   });
+}
+
+/** The current schema from sql/, with every shipped migration recorded as applied, in one transaction. */
+async function install(client: pg.Client, runnerOptions: RunnerOption): Promise<string[]> {
+  const script = await schemaScript();
+  await client.query('BEGIN');
+  try {
+    // SQL functions may name objects of files that come later in sql/; their
+    // bodies are checked when they first run instead, as pg_dump's scripts do.
+    await client.query('SET LOCAL check_function_bodies = off');
+    await client.query(script);
+    const recorded = await runner({ ...runnerOptions, direction: 'up', count: Infinity, fake: true });
+    await client.query('COMMIT');
+    return recorded.map((migration) => migration.name);
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
 }
 
 export interface MigrationStatus {
@@ -70,17 +128,7 @@ export interface MigrationStatus {
 /** Which shipped migrations this database has applied and which it still lacks. */
 export async function migrationStatus(databaseUrl: string): Promise<MigrationStatus> {
   const shipped = await shippedMigrations();
-  const applied = await withClient(databaseUrl, async (client) => {
-    const table = await client.query<{ exists: boolean }>(
-      'SELECT to_regclass($1) IS NOT NULL AS exists',
-      [`${SCHEMA}.${MIGRATIONS_TABLE}`],
-    );
-    if (!table.rows[0]?.exists) return [];
-    const rows = await client.query<{ name: string }>(
-      `SELECT name FROM ${SCHEMA}.${MIGRATIONS_TABLE} ORDER BY run_on, id`,
-    );
-    return rows.rows.map((row) => row.name);
-  });
+  const applied = await withClient(databaseUrl, appliedMigrations);
   return { applied, pending: shipped.filter((name) => !applied.includes(name)) };
 }
 
@@ -92,21 +140,28 @@ export async function shippedMigrations(): Promise<string[]> {
     .sort()
     .map((file) => file.replace(/\.sql$/, ''));
 }
+const SHIPPED = new Set(await shippedMigrations());
 
-async function dropEmptySchema(client: pg.Client): Promise<void> {
-  const left = await client.query<{ count: string }>(
-    `SELECT count(*) FROM ${SCHEMA}.${MIGRATIONS_TABLE}`,
-  ).catch(() => undefined);
-  if (left && left.rows[0]?.count === '0') {
-    // RESTRICT: if the user keeps objects of their own in ai_cost, leave it be.
-    await client.query(`DROP TABLE ${SCHEMA}.${MIGRATIONS_TABLE}`);
-    await client.query(`DROP SCHEMA ${SCHEMA} RESTRICT`).catch(() => {});
-  }
+async function appliedMigrations(client: pg.ClientBase): Promise<string[]> {
+  const table = await client.query<{ exists: boolean }>(
+    'SELECT to_regclass($1) IS NOT NULL AS exists', [`${INTERNAL_SCHEMA}.${MIGRATIONS_TABLE}`]);
+  if (!table.rows[0]?.exists) return [];
+  const rows = await client.query<{ name: string }>(
+    `SELECT name FROM ${INTERNAL_SCHEMA}.${MIGRATIONS_TABLE} ORDER BY run_on, id`);
+  return rows.rows.map((row) => row.name);
+}
+
+/** After the last migration is reverted: the migrations table and the internal schema go too. */
+async function dropWhenEmpty(client: pg.Client): Promise<void> {
+  if ((await appliedMigrations(client)).length > 0) return;
+  await client.query(`DROP TABLE IF EXISTS ${INTERNAL_SCHEMA}.${MIGRATIONS_TABLE}`);
+  // RESTRICT: if the user keeps objects of their own there, leave it be.
+  await client.query(`DROP SCHEMA IF EXISTS ${INTERNAL_SCHEMA} RESTRICT`).catch(() => {});
 }
 
 async function hasPgCron(client: pg.Client): Promise<boolean> {
   const result = await client.query<{ installed: boolean }>(
-    "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') AS installed",
+    "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') AS installed",
   );
   return result.rows[0]?.installed ?? false;
 }

@@ -1,7 +1,7 @@
 /** Integer micro-dollars: 1 = $0.000001. Money stays in this unit until it is displayed. */
 export type Micros = bigint;
 
-export const MICROS_PER_DOLLAR = 1_000_000n;
+const MICROS_PER_DOLLAR = 1_000_000n;
 
 /**
  * Formats micro-dollars as dollars for display, without ever going through a

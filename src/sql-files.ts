@@ -1,14 +1,22 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import pg from 'pg';
 
-/** Reads one of the SQL scripts shipped in the package's sql/ folder. */
-export function readSqlFile(name: string): Promise<string> {
-  return readFile(new URL(`../sql/${name}`, import.meta.url), 'utf8');
+/** The package's sql/ folder: the current definition of the schema, one concept per file. */
+const SCHEMA_DIR = new URL('../sql/', import.meta.url);
+
+/**
+ * The whole current schema as one script: the files of sql/ in the order of
+ * their number prefixes, which is the order their objects depend on.
+ */
+export async function schemaScript(): Promise<string> {
+  const files = (await readdir(SCHEMA_DIR)).filter((file) => /^\d+_.*\.sql$/.test(file)).sort();
+  const parts = await Promise.all(files.map((file) => readFile(new URL(file, SCHEMA_DIR), 'utf8')));
+  return parts.map((text, index) => `-- sql/${files[index]}\n${text}`).join('\n');
 }
 
-/** Runs a shipped SQL script (several statements, no parameters) in one transaction. */
-export async function runSqlFile(databaseUrl: string, name: string): Promise<void> {
-  const text = await readSqlFile(name);
+/** Runs a SQL script shipped in the package (several statements, no parameters) in one transaction. */
+export async function runPackageSqlFile(databaseUrl: string, path: string): Promise<void> {
+  const text = await readFile(new URL(`../${path}`, import.meta.url), 'utf8');
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {

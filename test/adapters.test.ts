@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseCall } from '../src/calls.js';
+import { parseCall } from '../src/recorder/call.js';
 import {
   aiSdkUsage, anthropicMessageCall, anthropicStreamCall, anthropicUsage, dollarsToMicros, geminiResponseCall, geminiUsage,
   openAIChatCompletionCall, openAIChatUsage, openAIResponseCall, openAIResponsesUsage, openRouterCompletionCall, openRouterUsage,

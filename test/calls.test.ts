@@ -1,5 +1,5 @@
 import test from 'ava';
-import { InvalidCallError, parseCall, recordCall } from '../src/calls.js';
+import { InvalidCallError, parseCall, recordCall } from '../src/recorder/index.js';
 import { useTestDatabase } from './support/database.js';
 
 const db = useTestDatabase(test, {

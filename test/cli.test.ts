@@ -26,7 +26,7 @@ test('migrate up on an empty database, then a psql INSERT yields the exact costs
   const db = await database(false);
   const up = await runCli(['migrate', 'up', '--database-url', db.url]);
   t.is(up.code, 0, up.stderr);
-  t.regex(up.stdout, /applied +0001_foundation/);
+  t.regex(up.stdout, /installed pg-ai-cost .*0001_baseline/);
 
   const psql = await runPsql(db.url, `
     INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens, request_id) VALUES
@@ -56,11 +56,11 @@ test('migrate status lists applied and pending migrations, exit 3 while any is p
   const db = await database(false);
   const before = await runCli(['migrate', 'status', '--database-url', db.url]);
   t.is(before.code, 3);
-  t.regex(before.stdout, /pending +0001_foundation/);
+  t.regex(before.stdout, /pending +0001_baseline/);
   await runCli(['migrate', 'up', '--database-url', db.url]);
   const after = await runCli(['migrate', 'status', '--database-url', db.url]);
   t.is(after.code, 0);
-  t.regex(after.stdout, /applied +0001_foundation/);
+  t.regex(after.stdout, /applied +0001_baseline/);
   t.notRegex(after.stdout, /pending/);
 });
 
@@ -69,7 +69,7 @@ test('migrate down --all uninstalls; plain down reverts one migration', async (t
   await runCli(['migrate', 'up', '--database-url', db.url]);
   const down = await runCli(['migrate', 'down', '--all', '--database-url', db.url]);
   t.is(down.code, 0, down.stderr);
-  t.regex(down.stdout, /reverted 0001_foundation/);
+  t.regex(down.stdout, /reverted 0001_baseline/);
   const [row] = await db.query<{ schema: string | null }>(`SELECT to_regnamespace('ai_cost')::text AS schema`);
   t.is(row!.schema, null);
   const nothing = await runCli(['migrate', 'down', '--database-url', db.url]);

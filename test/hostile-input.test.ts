@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseCall, recordCall } from '../src/calls.js';
+import { parseCall, recordCall } from '../src/recorder/index.js';
 import { runCli } from './support/cli.js';
 import { useTestDatabase } from './support/database.js';
 

@@ -1,7 +1,8 @@
 import test from 'ava';
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
-import { migrate, migrationStatus, shippedMigrations } from '../src/migrate.js';
+import { migrate, migrationStatus, NewerSchemaError, shippedMigrations } from '../src/migrate.js';
+import { runCli } from './support/cli.js';
 import { createTestDatabase, serverUrl, type TestDatabase } from './support/database.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -18,11 +19,11 @@ async function emptyDatabase(): Promise<TestDatabase> {
 /** Every object pg-ai-cost could leave behind in a database. */
 async function leftovers(db: TestDatabase): Promise<string[]> {
   const rows = await db.query<{ object: string }>(`
-    SELECT 'schema ' || nspname AS object FROM pg_namespace WHERE nspname = 'ai_cost'
+    SELECT 'schema ' || nspname AS object FROM pg_namespace WHERE nspname IN ('ai_cost', 'ai_cost_internal')
     UNION ALL
-    SELECT 'relation ' || oid::regclass::text FROM pg_class WHERE relnamespace = 'ai_cost'::regnamespace
+    SELECT 'relation ' || oid::regclass::text FROM pg_class WHERE relnamespace::regnamespace::text IN ('ai_cost', 'ai_cost_internal')
     UNION ALL
-    SELECT 'function ' || oid::regprocedure::text FROM pg_proc WHERE pronamespace::regnamespace::text = 'ai_cost'`)
+    SELECT 'function ' || oid::regprocedure::text FROM pg_proc WHERE pronamespace::regnamespace::text IN ('ai_cost', 'ai_cost_internal')`)
     .catch(() => [] as Array<{ object: string }>);
   return rows.map((row) => row.object);
 }
@@ -41,7 +42,7 @@ test('two installers at once: one installs, the other waits and finds nothing to
   const results = await Promise.all([migrate(db.url), migrate(db.url), migrate(db.url)]);
   const ran = results.map((r) => r.ran.length).sort();
   t.deepEqual(ran, [0, 0, (await shippedMigrations()).length]);
-  const [row] = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM ai_cost.schema_migrations');
+  const [row] = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM ai_cost_internal.schema_migrations');
   t.is(Number(row!.n), (await shippedMigrations()).length);
 });
 
@@ -97,4 +98,18 @@ test('installs as a non-superuser that owns the database, as on managed PostgreS
   } finally {
     await owner.end();
   }
+});
+
+test('a database upgraded by a newer package is refused, and nothing is touched', async (t) => {
+  const db = await emptyDatabase();
+  await migrate(db.url);
+  await db.query(`INSERT INTO ai_cost_internal.schema_migrations (name, run_on) VALUES ('9999_from_the_future', now())`);
+  await t.throwsAsync(migrate(db.url), { instanceOf: NewerSchemaError, message: /9999_from_the_future.*upgrade the package/ });
+  await t.throwsAsync(migrate(db.url, { direction: 'down', count: Infinity }), { instanceOf: NewerSchemaError });
+  const [row] = await db.query<{ calls: string | null }>(`SELECT to_regclass('ai_cost.calls')::text AS calls`);
+  t.is(row!.calls, 'ai_cost.calls');
+  const cli = await runCli(['migrate', 'up', '--database-url', db.url]);
+  t.is(cli.code, 1);
+  t.regex(cli.stderr.trim(), /^ai-cost: this database has pg-ai-cost migrations this package does not know \(9999_from_the_future\)/);
+  t.is(cli.stderr.trim().split('\n').length, 1, 'one line, no stack trace');
 });

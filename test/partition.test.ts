@@ -1,6 +1,6 @@
 import test from 'ava';
 import pg from 'pg';
-import { migrate, shippedMigrations } from '../src/migrate.js';
+import { migrate } from '../src/migrate.js';
 import { insertCalls, type QueuedCall } from '../src/recorder/insert.js';
 import { useTestDatabase } from './support/database.js';
 import { schemaSnapshot } from './support/schema-snapshot.js';
@@ -23,7 +23,7 @@ const ROWS = `SELECT id, created_at, request_id, cost_micros, price_id, unpriced
                 FROM ai_cost.calls WHERE NOT cached ORDER BY id`;
 const HOURLY = 'SELECT * FROM ai_cost.calls_hourly ORDER BY hour, model, status, tenant_id, user_id, feature, cached, unpriced_reason';
 const CONVERSATIONS = 'SELECT * FROM ai_cost.conversations_hourly ORDER BY hour, conversation_id, tenant_id, user_id';
-const PENDING = `SELECT sign, created_at, model, cost_micros, input_tokens FROM ai_cost._private_call_changes
+const PENDING = `SELECT sign, created_at, model, cost_micros, input_tokens FROM ai_cost_internal.call_changes
                   WHERE NOT cached ORDER BY created_at, sign, model, cost_micros, input_tokens`;
 
 /** Lines of a schema snapshot that describe partitions: they only exist after the conversion. */
@@ -36,7 +36,7 @@ const call = (requestId: string, createdAt = new Date()): QueuedCall => ({
   metadata: {}, streamed: false, cached: false, requestId, createdAt, inputTokens: 1000n, outputTokens: 10n,
 });
 
-test.serial('the migration converts nothing: ai_cost.calls stays a plain table until asked', async (t) => {
+test.serial('the install converts nothing: ai_cost.calls stays a plain table until asked', async (t) => {
   const [table] = await db.query<{ relkind: string }>(`SELECT relkind FROM pg_class WHERE oid = 'ai_cost.calls'::regclass`);
   t.is(table?.relkind, 'r');
   t.deepEqual(await db.query('SELECT * FROM ai_cost.call_partitions'), []);
@@ -96,10 +96,10 @@ test.serial('partition_calls keeps every row, cost, rollup and pending change, a
     'index CREATE INDEX calls_created_at_idx ON ai_cost.calls USING btree (created_at)',
     'index CREATE UNIQUE INDEX calls_pkey ON ai_cost.calls USING btree (id)',
     'index CREATE UNIQUE INDEX calls_request_id_key ON ai_cost.calls USING btree (request_id)',
-    'relation calls r',
-    'relation calls_created_at_idx i',
-    'relation calls_pkey i',
-    'relation calls_request_id_key i',
+    'relation ai_cost.calls r',
+    'relation ai_cost.calls_created_at_idx i',
+    'relation ai_cost.calls_pkey i',
+    'relation ai_cost.calls_request_id_key i',
   ]);
   t.deepEqual(added.filter((line) => !line.startsWith('trigger ')).map((line) => line.replace(/ (acl|notnull)=.*/, '')).sort(), [
     'column calls_pkey.created_at timestamp with time zone',
@@ -109,10 +109,10 @@ test.serial('partition_calls keeps every row, cost, rollup and pending change, a
     'index CREATE INDEX calls_created_at_idx ON ONLY ai_cost.calls USING btree (created_at)',
     'index CREATE UNIQUE INDEX calls_pkey ON ONLY ai_cost.calls USING btree (id, created_at)',
     'index CREATE UNIQUE INDEX calls_request_id_key ON ONLY ai_cost.calls USING btree (request_id, created_at)',
-    'relation calls p',
-    'relation calls_created_at_idx I',
-    'relation calls_pkey I',
-    'relation calls_request_id_key I',
+    'relation ai_cost.calls p',
+    'relation ai_cost.calls_created_at_idx I',
+    'relation ai_cost.calls_pkey I',
+    'relation ai_cost.calls_request_id_key I',
   ]);
   t.deepEqual(added.filter((line) => line.startsWith('trigger ')).map((line) => /TRIGGER (\S+)/.exec(line)?.[1]).sort(), [
     'tg_calls__claim_request_id', 'tg_calls__end_request_id_move', 'tg_calls__move_request_id',
@@ -120,7 +120,7 @@ test.serial('partition_calls keeps every row, cost, rollup and pending change, a
   ]);
   // Grants, comments and column privileges come along (the acl and comment
   // are part of the relation line).
-  const relation = (lines: string[]) => lines.find((line) => line?.startsWith('relation calls '))!.replace(/^relation calls \w/, '');
+  const relation = (lines: string[]) => lines.find((line) => line?.startsWith('relation ai_cost.calls '))!.replace(/^relation ai_cost\.calls \w/, '');
   t.is(relation(after), relation(before.schema));
 
   // Ids continue after the copied ones.
@@ -160,7 +160,7 @@ test.serial('a known request_id is skipped, as ON CONFLICT (request_id) DO NOTHI
 
   const [counts] = await db.query<{ rows: string; ids: string }>(
     `SELECT (SELECT count(*) FROM ai_cost.calls WHERE request_id IN ('dup-1', 'dup-2', 'hist-1')) AS rows,
-            (SELECT count(*) FROM ai_cost._private_request_ids WHERE request_id IN ('dup-1', 'dup-2', 'hist-1')) AS ids`);
+            (SELECT count(*) FROM ai_cost_internal.request_ids WHERE request_id IN ('dup-1', 'dup-2', 'hist-1')) AS ids`);
   t.deepEqual(counts, { rows: '3', ids: '3' });
 });
 
@@ -184,7 +184,7 @@ test.serial('two sessions inserting the same request_id at once write one row', 
 
 test.serial('request_ids follow deletes and updates, including a move to another month\'s partition', async (t) => {
   await db.query(`DELETE FROM ai_cost.calls WHERE request_id = 'dup-1'`);
-  t.deepEqual(await db.query(`SELECT * FROM ai_cost._private_request_ids WHERE request_id = 'dup-1'`), []);
+  t.deepEqual(await db.query(`SELECT * FROM ai_cost_internal.request_ids WHERE request_id = 'dup-1'`), []);
   t.is((await db.query(`INSERT INTO ai_cost.calls (provider, model, request_id, input_tokens) VALUES ('openai', 'gpt-4o-mini', 'dup-1', 5) RETURNING id`)).length, 1,
     'a deleted call\'s request_id can be recorded again');
 
@@ -194,7 +194,7 @@ test.serial('request_ids follow deletes and updates, including a move to another
   const [moved] = await db.query<{ partition: string }>(
     `UPDATE ai_cost.calls SET created_at = created_at - interval '62 days' WHERE request_id = 'dup-1' RETURNING tableoid::regclass::text AS partition`);
   const [claim] = await db.query<{ same: boolean }>(
-    `SELECT r.created_at = c.created_at AS same FROM ai_cost._private_request_ids r JOIN ai_cost.calls c USING (request_id) WHERE request_id = 'dup-1'`);
+    `SELECT r.created_at = c.created_at AS same FROM ai_cost_internal.request_ids r JOIN ai_cost.calls c USING (request_id) WHERE request_id = 'dup-1'`);
   t.true(claim?.same, 'the claim follows the call\'s created_at');
   t.not(moved?.partition, undefined);
   t.deepEqual(await db.query(`SELECT count(*)::int AS n FROM ai_cost.calls WHERE request_id = 'dup-1'`), [{ n: 1 }]);
@@ -238,11 +238,9 @@ test.serial('maintain_partitions adds the months ahead and moves stray rows out 
   t.deepEqual(await db.query('SELECT count(*)::int AS n FROM ai_cost.calls_default'), [{ n: 0 }]);
 });
 
-test.serial('migrate down refuses to revert the partitioning migration once calls is partitioned', async (t) => {
-  const names = await shippedMigrations();
-  const count = names.length - names.indexOf('0007_partitioning');
-  const schema = await schemaSnapshot(db);
-  const error = await t.throwsAsync(migrate(db.url, { direction: 'down', count }));
-  t.regex(error.message, /cannot revert 0007_partitioning: ai_cost.calls is partitioned/);
-  t.deepEqual(await schemaSnapshot(db), schema, 'nothing was reverted');
+test.serial('migrate down --all uninstalls a partitioned ledger, partitions and all', async (t) => {
+  await migrate(db.url, { direction: 'down', count: Infinity });
+  const [left] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_class
+     WHERE relnamespace::regnamespace::text IN ('ai_cost', 'ai_cost_internal') OR relname LIKE 'calls_20%'`);
+  t.is(left!.n, 0);
 });

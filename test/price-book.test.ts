@@ -2,9 +2,9 @@ import test from 'ava';
 import pg from 'pg';
 import { useTestDatabase } from './support/database.js';
 
-// The compiled price book (migration 0010): current list prices as constants
+// The compiled price book (sql/050_price_book.sql): current list prices as constants
 // the cost trigger reads without a query. pricing-fast-path.test.ts holds its
-// costs to _private_cost_of(); these tests hold what it contains to the price
+// costs to ai_cost_internal.cost_of(); these tests hold what it contains to the price
 // tables, at every moment a price can change.
 
 const db = useTestDatabase(test);
@@ -14,8 +14,8 @@ interface BookEntry { price_id: string | null; stale_at: string }
 /** The book's entry for "provider tier model": its price id (null when not compiled), and when the book goes stale. */
 async function bookEntry(query: (text: string) => Promise<Array<Record<string, unknown>>>, key: string): Promise<BookEntry> {
   const [row] = await query(`
-    SELECT (ai_cost._private_price_book_rates())[s.slot][1]::text AS price_id, ai_cost._private_price_book_stale_at()::text AS stale_at
-      FROM (SELECT ai_cost._private_price_book_slot('${key}') AS slot) s`);
+    SELECT (ai_cost_internal.price_book_rates())[s.slot][1]::text AS price_id, ai_cost_internal.price_book_stale_at()::text AS stale_at
+      FROM (SELECT ai_cost_internal.price_book_slot('${key}') AS slot) s`);
   return row as unknown as BookEntry;
 }
 
@@ -47,7 +47,7 @@ test('the book holds the current list price of each model, and follows a price c
     // The book's table, which insert_calls reads, follows in the same transaction.
     const { rows: [batch] } = await client.query(`
       SELECT b.price_id::text, ai_cost.insert_calls('[{"provider": "book", "model": "m", "input_tokens": 1000, "output_tokens": 100, "request_id": "book-batch"}]')::int AS n
-        FROM ai_cost._private_price_book b WHERE b.key = 'book standard m'`);
+        FROM ai_cost_internal.price_book b WHERE b.key = 'book standard m'`);
     t.deepEqual(batch, { price_id: price.id, n: 1 });
     const { rows: [batched] } = await client.query(`SELECT cost_micros::text, price_id::text FROM ai_cost.calls WHERE request_id = 'book-batch'`);
     t.deepEqual(batched, { cost_micros: '4500', price_id: price.id });
@@ -92,7 +92,7 @@ test('what the book cannot hold is left to the lookup and priced the same', asyn
   for (const key of ['book standard with space', 'book standard fine-rate', 'book standard dear']) {
     t.is((await bookEntry(db.query, key)).price_id, null, key);
   }
-  const [{ has } = { has: false }] = await db.query<{ has: boolean }>(`SELECT ai_cost._private_price_book_has_tenant('book-tenant') AS has`);
+  const [{ has } = { has: false }] = await db.query<{ has: boolean }>(`SELECT ai_cost_internal.price_book_has_tenant('book-tenant') AS has`);
   t.true(has);
 
   const calls = await db.query<{ model: string; cost_micros: string; expected: string }>(`
@@ -102,7 +102,7 @@ test('what the book cannot hold is left to the lookup and priced the same', asyn
         ('book', 'dear', 'book-tenant', 1000, 100), ('openai', 'gpt-4o-mini', NULL, 2000000000, 100)
       RETURNING *)
     SELECT c.model || coalesce(' for ' || c.tenant_id, '') AS model, c.cost_micros::text, n.cost_micros::text AS expected
-      FROM c CROSS JOIN LATERAL ai_cost._private_cost_of(c) n ORDER BY c.id`);
+      FROM c CROSS JOIN LATERAL ai_cost_internal.cost_of(c) n ORDER BY c.id`);
   t.deepEqual(calls.map((c) => [c.model, c.cost_micros]), [
     ['with space', '1200'], // 1,000 x 1 + 100 x 2
     ['fine-rate', '201'], // 1,000 x 0.0000001 = 0.0001, + 200, rounded up once

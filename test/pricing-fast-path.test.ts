@@ -3,8 +3,8 @@ import pg from 'pg';
 import { useTestDatabase } from './support/database.js';
 
 // The cost trigger prices the common case itself and leaves the rest to
-// ai_cost._private_cost_of(), which reprice and explain_cost also use
-// (migration 0005 says why). These tests hold the two to the same answer.
+// ai_cost_internal.cost_of(), which reprice and explain_cost also use
+// (sql/060_cost.sql says why). These tests hold the two to the same answer.
 
 const db = useTestDatabase(test, {
   setup: async (db) => {
@@ -63,10 +63,10 @@ SELECT '2024-10-01'::timestamptz + r.age * interval '600 days' AS created_at,
            CASE WHEN r.parts BETWEEN 0.65 AND 0.75 THEN floor(r.size * 5000 * 0.5)::bigint END AS audio_output
   ) t`;
 
-/** Calls matching `where` that the trigger or insert_calls priced differently from _private_cost_of. */
+/** Calls matching `where` that the trigger or insert_calls priced differently from ai_cost_internal.cost_of. */
 const mismatches = (where: string) => `
   SELECT c.id, c.provider, c.model, c.cost_micros, n.cost_micros AS expected, c.unpriced_reason, n.unpriced_reason AS expected_reason
-    FROM ai_cost.calls c CROSS JOIN LATERAL ai_cost._private_cost_of(c) n
+    FROM ai_cost.calls c CROSS JOIN LATERAL ai_cost_internal.cost_of(c) n
    WHERE ${where}
      AND (c.cost_micros, c.price_id, c.discount_id, c.unpriced_reason)
          IS DISTINCT FROM (n.cost_micros, n.price_id, n.discount_id, n.unpriced_reason)
@@ -87,7 +87,7 @@ async function withClient<T>(work: (client: pg.Client) => Promise<T>): Promise<T
 const insertGenerated = (feature: string) =>
   `SELECT ai_cost.insert_calls((SELECT jsonb_agg(to_jsonb(g)) FROM (${generatedCalls(feature)}) g))::int AS n`;
 
-test('the trigger agrees with _private_cost_of on calls covering every dimension, tier, override and fallback', async (t) => {
+test('the trigger agrees with ai_cost_internal.cost_of on calls covering every dimension, tier, override and fallback', async (t) => {
   await db.query(`
     SELECT setseed(0.17);
     INSERT INTO ai_cost.calls (created_at, provider, model, service_tier, tenant_id, status, cached, provided_cost_micros,
@@ -106,7 +106,7 @@ test('the trigger agrees with _private_cost_of on calls covering every dimension
   t.deepEqual(await db.query(mismatches("c.feature = 'fast-path'")), []);
 });
 
-test('insert_calls prices the calls the book covers in its own statement, as _private_cost_of does', async (t) => {
+test('insert_calls prices the calls the book covers in its own statement, as ai_cost_internal.cost_of does', async (t) => {
   // With the cost trigger disabled (in a transaction rolled back), whatever
   // insert_calls priced, it priced itself.
   await withClient(async (client) => {
@@ -131,7 +131,7 @@ test('insert_calls prices the calls the book covers in its own statement, as _pr
   });
 });
 
-test('insert_calls and the trigger together price every call as _private_cost_of does', async (t) => {
+test('insert_calls and the trigger together price every call as ai_cost_internal.cost_of does', async (t) => {
   const inserted = await withClient(async (client) => {
     await client.query('SELECT setseed(0.17)');
     return (await client.query<{ n: number }>(insertGenerated('set-priced'))).rows[0]!.n;

@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
-import { recordCall } from '../src/calls.js';
-import { createRecorder, type RecorderEvent, type RecorderOptions } from '../src/recorder/index.js';
+import { createRecorder, recordCall, type RecorderEvent, type RecorderOptions } from '../src/recorder/index.js';
 import { useTestDatabase } from './support/database.js';
 
 const db = useTestDatabase(test, {

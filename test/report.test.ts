@@ -1,6 +1,6 @@
 import test from 'ava';
 import {
-  breakdown, budgetStatus, dailySeries, InvalidReportError, latencyByModel, recentCalls, refresh, summary, trends,
+  breakdown, budgetStatus, dailySeries, InvalidReportError, latencyByModel, recentCalls, refresh, spendByModel, summary, trends,
 } from '../src/index.js';
 import { runCli } from './support/cli.js';
 import { serverHasPgCron, useTestDatabase } from './support/database.js';
@@ -45,6 +45,20 @@ test('summary equals the raw totals, for a window that does not start on an hour
   t.is(s.inputTokens, BigInt(expected.input!));
   t.is(s.avgLatencyMs, Number(expected.avg_ms));
   t.true(s.p95LatencyMs! > 0);
+});
+
+test('spend by model equals the raw group by provider and model, most expensive first', async (t) => {
+  const rows = await spendByModel(db.pool, window);
+  const expected = await db.query<Record<string, string>>(`
+    SELECT provider, model, count(*) AS calls, count(*) FILTER (WHERE status <> 'success') AS failed,
+           coalesce(sum(input_tokens), 0) AS input, coalesce(sum(output_tokens), 0) AS output, coalesce(sum(cost_micros), 0) AS cost,
+           count(*) FILTER (WHERE cost_micros IS NULL) AS unpriced
+      FROM ai_cost.calls WHERE created_at >= $1 AND created_at < $2
+     GROUP BY provider, model ORDER BY coalesce(sum(cost_micros), 0) DESC, count(*) DESC, provider, model`, [window.since, window.until]);
+  t.deepEqual(rows, expected.map((e) => ({
+    provider: e.provider!, model: e.model!, calls: BigInt(e.calls!), failedCalls: BigInt(e.failed!), inputTokens: BigInt(e.input!),
+    outputTokens: BigInt(e.output!), costMicros: BigInt(e.cost!), unpricedCalls: BigInt(e.unpriced!),
+  })));
 });
 
 test('breakdown by tenant with filters equals the raw group by, most expensive first', async (t) => {
@@ -98,9 +112,11 @@ test('bad report options fail with an error that names the problem', async (t) =
 });
 
 test('budget status through the API', async (t) => {
-  await db.query(`INSERT INTO ai_cost.budgets (name, scope, scope_value, period, limit_micros) VALUES ('t0 daily', 'tenant', 'tenant-0', 'day', 1000)`);
+  // A tenant of its own whose one call, made now, is over the daily limit at any time of day.
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens) VALUES ('test', 'mini', 'over-budget', 2000)`);
+  await db.query(`INSERT INTO ai_cost.budgets (name, scope, scope_value, period, limit_micros) VALUES ('over-budget daily', 'tenant', 'over-budget', 'day', 1000)`);
   const [status] = await budgetStatus(db.pool);
-  t.is(status!.name, 't0 daily');
+  t.is(status!.name, 'over-budget daily');
   t.is(status!.status, 'exceeded');
 });
 
@@ -110,6 +126,19 @@ test('ai-cost report --by tenant --format json matches the API', async (t) => {
   const rows = JSON.parse(cli.stdout) as Array<{ key: string; costMicros: string }>;
   const api = await breakdown(db.pool, 'tenant', { model: 'max', since: new Date(Date.now() - 3 * 24 * HOUR) });
   t.deepEqual(rows.map((r) => [r.key, r.costMicros]), api.map((r) => [r.key, String(r.costMicros)]));
+});
+
+// Serial (ava runs serial tests first): its two CLI runs would otherwise take
+// CPU from the doctor test below, whose price starts one second after it is set.
+test.serial('ai-cost report and ai-cost report --by model print the API\'s spend by model', async (t) => {
+  const args = ['--since', window.since.toISOString(), '--until', window.until.toISOString(), '--format', 'json', '--database-url', db.url];
+  const byModel = await runCli(['report', '--by', 'model', ...args]);
+  t.is(byModel.code, 0, byModel.stderr);
+  const plain = await runCli(['report', ...args]);
+  t.is(plain.stdout, byModel.stdout);
+  const api = await spendByModel(db.pool, window);
+  t.true(api.length > 0);
+  t.deepEqual(JSON.parse(byModel.stdout), JSON.parse(JSON.stringify(api, (_key, value) => (typeof value === 'bigint' ? String(value) : value))));
 });
 
 test('ai-cost report --by model draws bars and names the unpriced calls', async (t) => {

@@ -93,7 +93,7 @@ test.serial('converting and dropping old months under concurrent inserts loses n
   // Changes not yet in the rollups hold their partition back.
   const waiting = await db.query<{ action: string; partition_name: string }>('SELECT * FROM ai_cost.maintain_partitions()');
   t.true(waiting.length > 0 && waiting.every((row) => row.action === 'waiting' || row.action === 'created'), JSON.stringify(waiting));
-  const [pending] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ai_cost._private_call_changes WHERE created_at < $1`, [monthStart(-2)]);
+  const [pending] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ai_cost_internal.call_changes WHERE created_at < $1`, [monthStart(-2)]);
   t.not(pending?.n, '0');
 
   await db.query('SELECT ai_cost.refresh()');
@@ -120,7 +120,7 @@ test.serial('converting and dropping old months under concurrent inserts loses n
   const [ids] = await db.query<{ old: string; kept: string; calls: string }>(
     `SELECT count(*) FILTER (WHERE created_at < $1) AS old, count(*) FILTER (WHERE created_at >= $1) AS kept,
             (SELECT count(*) FROM ai_cost.calls WHERE request_id IS NOT NULL) AS calls
-       FROM ai_cost._private_request_ids`, [cutoff]);
+       FROM ai_cost_internal.request_ids`, [cutoff]);
   t.is(ids?.old, '0');
   t.is(ids?.kept, ids?.calls);
 
@@ -142,14 +142,14 @@ test.serial('retention = detach leaves the old month as a table of its own; refr
   t.is((await db.query(`SELECT FROM ai_cost.calls WHERE request_id LIKE 'detach-%'`)).length, 10);
 
   // A day later, the refresh runs it.
-  await db.query(`UPDATE ai_cost._private_partition_state SET maintained_at = now() - interval '25 hours', attempted_at = NULL`);
+  await db.query(`UPDATE ai_cost_internal.partition_state SET maintained_at = now() - interval '25 hours', attempted_at = NULL`);
   await db.query('SELECT ai_cost.refresh()');
   const name = `calls_${monthKey(monthStart(-2)).replace('-', '_')}`;
   t.is((await db.query(`SELECT FROM ai_cost.calls WHERE request_id LIKE 'detach-%'`)).length, 0);
   const [detached] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ai_cost.${name} WHERE request_id LIKE 'detach-%'`);
   t.is(detached?.n, '10', 'the detached table keeps its rows');
   const [state] = await db.query<{ fresh: boolean; last_error: string | null }>(
-    `SELECT maintained_at > now() - interval '1 minute' AS fresh, last_error FROM ai_cost._private_partition_state`);
+    `SELECT maintained_at > now() - interval '1 minute' AS fresh, last_error FROM ai_cost_internal.partition_state`);
   t.deepEqual(state, { fresh: true, last_error: null });
   const [rollup] = await db.query<{ calls: string }>(
     `SELECT sum(calls) AS calls FROM ai_cost.calls_hourly WHERE hour >= $1 AND hour < $2`, [monthStart(-2), monthStart(-1)]);

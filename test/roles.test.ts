@@ -2,8 +2,7 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createPool } from '../src/db.js';
-import { recordCall } from '../src/calls.js';
-import { createRecorder, type RecorderEvent } from '../src/recorder/index.js';
+import { createRecorder, recordCall, type RecorderEvent } from '../src/recorder/index.js';
 import { chooseInsertPath } from '../src/recorder/insert.js';
 import { serverUrl, useTestDatabase } from './support/database.js';
 
@@ -16,7 +15,7 @@ const logins = {
   reader: `bi_reader_${suffix}`,
   admin: `finance_admin_${suffix}`,
   tenant: `tenant_reader_${suffix}`,
-  // A login given the writer's table rights one by one, as before 0012, without EXECUTE on insert_calls.
+  // A login given the writer's table rights one by one, as a user might grant them by hand, without EXECUTE on insert_calls.
   legacy: `legacy_writer_${suffix}`,
 };
 const PASSWORD = 'role-test-pw';
@@ -29,10 +28,10 @@ const db = useTestDatabase(test, {
       await db.query(`CREATE ROLE ${login} LOGIN PASSWORD '${PASSWORD}'; GRANT ${role} TO ${login}`);
     }
     await db.query(`CREATE ROLE ${logins.legacy} LOGIN PASSWORD '${PASSWORD}';
-      GRANT USAGE ON SCHEMA ai_cost TO ${logins.legacy};
+      GRANT USAGE ON SCHEMA ai_cost, ai_cost_internal TO ${logins.legacy};
       GRANT INSERT ON ai_cost.calls TO ${logins.legacy};
       GRANT SELECT (id, request_id, cost_micros, price_id, unpriced_reason) ON ai_cost.calls TO ${logins.legacy};
-      GRANT SELECT ON ai_cost.prices, ai_cost._private_price_lookup, ai_cost.providers,
+      GRANT SELECT ON ai_cost.prices, ai_cost_internal.price_lookup, ai_cost.providers,
                       ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts TO ${logins.legacy}`);
     await db.query(`
       INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens, error_message, metadata)
@@ -157,19 +156,43 @@ test('the writer cannot read call contents, change history, costs or prices', as
   }
 });
 
-test('the BI reader reads the reporting views and nothing raw', async (t) => {
+test('the BI reader reads the reporting views and the calls, but not what a call was about', async (t) => {
   const spend = await as(logins.reader, `SELECT sum(cost_micros)::text AS total FROM ai_cost.spend_daily`);
   t.true(Array.isArray(spend), String(spend));
+  const calls = await as(logins.reader, `SELECT tenant_id, model, cost_micros FROM ai_cost.calls`);
+  t.true(Array.isArray(calls) && calls.length >= 2, String(calls));
   for (const statement of [
     'SELECT error_message FROM ai_cost.calls',
     'SELECT metadata FROM ai_cost.calls',
     'SELECT * FROM ai_cost.calls',
     `INSERT INTO ai_cost.calls (provider, model) VALUES ('x', 'y')`,
     `UPDATE ai_cost.prices SET input_per_mtok = 0`,
-    'SELECT * FROM ai_cost._private_call_changes',
+    'SELECT * FROM ai_cost_internal.call_changes',
   ]) {
     t.regex(String(await as(logins.reader, statement)), denied, statement);
   }
+});
+
+test('a BI login listing schema ai_cost, as JDBC and information_schema do, sees only what it can read', async (t) => {
+  // PgJDBC's getTables lists pg_class without looking at privileges, as Metabase and DBeaver see it.
+  const listed = await as(logins.reader, `
+    SELECT c.oid::regclass::text AS name,
+           pg_catalog.has_any_column_privilege(c.oid, 'SELECT') AS readable
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = 'ai_cost'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')`);
+  t.true(Array.isArray(listed) && listed.length > 25, String(listed));
+  const unreadable = (listed as Array<{ name: string; readable: boolean }>).filter((r) => !r.readable).map((r) => r.name);
+  t.deepEqual(unreadable, []);
+  for (const { name } of listed as Array<{ name: string }>) {
+    if (name === 'ai_cost.calls') continue;
+    t.true(Array.isArray(await as(logins.reader, `SELECT * FROM ${name} LIMIT 1`)), name);
+  }
+  const columns = await as(logins.reader, `
+    SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = 'ai_cost' AND table_name = 'calls'`);
+  t.deepEqual(columns, [{ n: 33 }], 'information_schema shows the calls columns the reader may read');
+  const internals = await as(logins.reader, `
+    SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'ai_cost_internal'`);
+  t.deepEqual(internals, [{ n: 0 }]);
 });
 
 test('the admin sets prices and reprices, but cannot delete or rewrite calls', async (t) => {
@@ -219,4 +242,18 @@ test.serial('with tenant isolation on, a tenant reader sees its own calls and ro
 test.serial('without tenant isolation, a tenant reader login sees every row: isolation is a choice', async (t) => {
   const all = await as(logins.tenant, `SELECT count(DISTINCT tenant_id)::int AS n FROM ai_cost.calls WHERE tenant_id IN ('acme', 'globex')`);
   t.deepEqual(all, [{ n: 2 }]);
+});
+
+test('no role may call a trigger function, and only the admin may recompile the price book', async (t) => {
+  const rows = await db.query<{ fn: string; role: string; allowed: boolean }>(`
+    SELECT p.oid::regprocedure::text AS fn, r.rolname AS role, has_function_privilege(r.oid, p.oid, 'EXECUTE') AS allowed
+      FROM pg_proc p
+     CROSS JOIN pg_roles r
+     WHERE p.pronamespace = 'ai_cost_internal'::regnamespace
+       AND (p.prorettype = 'trigger'::regtype OR p.proname = 'compile_price_book')
+       AND r.rolname IN ('ai_cost_reader', 'ai_cost_writer', 'ai_cost_admin', 'ai_cost_tenant_reader', $1)`, [logins.reader]);
+  t.true(rows.length >= 12 * 5, `${rows.length} checks`);
+  const allowed = rows.filter((r) => r.allowed).map((r) => `${r.role} ${r.fn}`);
+  t.deepEqual(allowed, ['ai_cost_admin ai_cost_internal.compile_price_book()']);
+  t.regex(String(await as(logins.reader, 'SELECT ai_cost_internal.compile_price_book()')), denied);
 });

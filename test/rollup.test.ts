@@ -173,7 +173,7 @@ const NARROW_ROLLUPS: Array<[string, string, string]> = [
     SELECT day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason,
            calls, unpriced_calls, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
            reasoning_tokens
-      FROM ai_cost._private_calls_daily`, `
+      FROM ai_cost_internal.calls_daily`, `
     SELECT date_trunc('day', created_at, 'UTC'), provider, model, operation, status, service_tier, tenant_id, feature,
            cached, unpriced_reason, count(*)::bigint, count(*) FILTER (WHERE cost_micros IS NULL)::bigint,
            coalesce(sum(cost_micros), 0)::bigint, coalesce(sum(input_tokens), 0)::bigint,
@@ -182,7 +182,7 @@ const NARROW_ROLLUPS: Array<[string, string, string]> = [
       FROM ai_cost.calls GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10`],
   ['daily per-user rollup', `
     SELECT day, tenant_id, user_id, calls, successes, unpriced_calls, cost_micros, input_tokens, output_tokens
-      FROM ai_cost._private_users_daily`, `
+      FROM ai_cost_internal.users_daily`, `
     SELECT date_trunc('day', created_at, 'UTC'), tenant_id, user_id, count(*)::bigint,
            count(*) FILTER (WHERE status = 'success')::bigint, count(*) FILTER (WHERE cost_micros IS NULL)::bigint,
            coalesce(sum(cost_micros), 0)::bigint, coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint
@@ -190,30 +190,30 @@ const NARROW_ROLLUPS: Array<[string, string, string]> = [
   ['hourly per-model rollup', `
     SELECT hour, provider, model, status, cached, calls, total_ms_calls, total_ms_sum, ttft_ms_calls, ttft_ms_sum,
            ai_cost.histogram_percentile(total_ms_hist, 0.99), ai_cost.histogram_percentile(ttft_ms_hist, 0.5)
-      FROM ai_cost._private_models_hourly`, `
+      FROM ai_cost_internal.models_hourly`, `
     SELECT date_trunc('hour', created_at, 'UTC'), provider, model, status, cached, count(*)::bigint,
            count(total_ms)::bigint, coalesce(sum(total_ms), 0)::bigint,
            count(ttft_ms) FILTER (WHERE streamed)::bigint, coalesce(sum(ttft_ms) FILTER (WHERE streamed), 0)::bigint,
            ai_cost.latency_bucket_value(ai_cost.latency_bucket(percentile_disc(0.99) WITHIN GROUP (ORDER BY total_ms))),
            ai_cost.latency_bucket_value(ai_cost.latency_bucket(percentile_disc(0.5) WITHIN GROUP (ORDER BY ttft_ms) FILTER (WHERE streamed)))
       FROM ai_cost.calls GROUP BY 1, 2, 3, 4, 5`],
-  ['hourly per-feature rollup', 'SELECT hour, feature, status, calls FROM ai_cost._private_features_hourly', `
+  ['hourly per-feature rollup', 'SELECT hour, feature, status, calls FROM ai_cost_internal.features_hourly', `
     SELECT date_trunc('hour', created_at, 'UTC'), feature, status, count(*)::bigint FROM ai_cost.calls GROUP BY 1, 2, 3`],
   ['hourly activity rollup', `
-    SELECT hour, status, cached, calls, cost_micros, input_tokens, output_tokens FROM ai_cost._private_activity_hourly`, `
+    SELECT hour, status, cached, calls, cost_micros, input_tokens, output_tokens FROM ai_cost_internal.activity_hourly`, `
     SELECT date_trunc('hour', created_at, 'UTC'), status, cached, count(*)::bigint, coalesce(sum(cost_micros), 0)::bigint,
            coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint
       FROM ai_cost.calls GROUP BY 1, 2, 3`],
   ['hourly unpriced rollup', `
     SELECT hour, provider, model, service_tier, unpriced_reason, calls, input_tokens, output_tokens
-      FROM ai_cost._private_unpriced_hourly`, `
+      FROM ai_cost_internal.unpriced_hourly`, `
     SELECT date_trunc('hour', created_at, 'UTC'), provider, model, service_tier, unpriced_reason, count(*)::bigint,
            coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint
       FROM ai_cost.calls WHERE cost_micros IS NULL GROUP BY 1, 2, 3, 4, 5`],
   ['daily per-dimension rollup', `
     SELECT day, dimension, value, calls, successes, errors, cancelled, cost_micros, success_cost_micros, unpriced_calls,
            input_tokens, output_tokens
-      FROM ai_cost._private_dimensions_daily`, rawByDimension(`date_trunc('day', c.created_at, 'UTC')`)],
+      FROM ai_cost_internal.dimensions_daily`, rawByDimension(`date_trunc('day', c.created_at, 'UTC')`)],
 ];
 
 /**
@@ -247,7 +247,7 @@ async function assertMatchesRaw(t: ExecutionContext, { refresh = true } = {}) {
       t.true(result.refreshed, 'refresh ran');
       await same('calls_hourly', `SELECT ${KEY}, ${MEASURES} FROM ai_cost.calls_hourly`, RAW_HOURLY);
       await same('calls_hourly histograms', rollupBuckets('ai_cost.calls_hourly'), RAW_BUCKETS);
-      const { rows: [pending] } = await client.query('SELECT count(*)::int AS n FROM ai_cost._private_call_changes');
+      const { rows: [pending] } = await client.query('SELECT count(*)::int AS n FROM ai_cost_internal.call_changes');
       t.is(pending.n, 0, 'refresh consumed every committed change');
       // The narrower rollups the windowed views and budgets read, over all history.
       for (const [label, actual, expected] of NARROW_ROLLUPS) await same(label, actual, expected);
@@ -384,8 +384,8 @@ test.serial('TRUNCATE of calls empties the rollups', async (t) => {
     SELECT (SELECT count(*) FROM ai_cost.calls_hourly_live) AS hourly,
            (SELECT count(*) FROM ai_cost.conversations_hourly_live) AS conversations,
            (SELECT count(*) FROM ai_cost.spend_share) AS share,
-           (SELECT count(*) FROM ai_cost._private_activity_hourly) AS activity,
-           (SELECT count(*) FROM ai_cost._private_dimensions_daily) AS dimensions,
-           (SELECT count(*) FROM ai_cost._private_unpriced_hourly) AS unpriced`);
+           (SELECT count(*) FROM ai_cost_internal.activity_hourly) AS activity,
+           (SELECT count(*) FROM ai_cost_internal.dimensions_daily) AS dimensions,
+           (SELECT count(*) FROM ai_cost_internal.unpriced_hourly) AS unpriced`);
   t.deepEqual(row, { hourly: '0', conversations: '0', share: '0', activity: '0', dimensions: '0', unpriced: '0' });
 });

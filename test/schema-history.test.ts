@@ -1,4 +1,6 @@
 import test from 'ava';
+import { readdir, readFile } from 'node:fs/promises';
+import pg from 'pg';
 import { migrate, shippedMigrations } from '../src/migrate.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { schemaSnapshot } from './support/schema-snapshot.js';
@@ -14,52 +16,126 @@ async function emptyDatabase(): Promise<TestDatabase> {
   return db;
 }
 
-test('each migration\'s down undoes exactly its up, and up/down/up gives an identical schema', async (t) => {
-  const db = await emptyDatabase();
-  const names = await shippedMigrations();
-  const snapshots: string[][] = [await schemaSnapshot(db)];
-  for (const name of names) {
-    const { ran } = await migrate(db.url, { count: 1 });
-    t.deepEqual(ran, [name]);
-    snapshots.push(await schemaSnapshot(db));
+const SQL_DIR = new URL('../sql/', import.meta.url);
+const RELEASES_DIR = new URL('./fixtures/releases/', import.meta.url);
+
+test('sql/ defines every table, view, function and aggregate once, in one file', async (t) => {
+  const files = (await readdir(SQL_DIR)).filter((file) => file.endsWith('.sql'));
+  const definedIn = new Map<string, string[]>();
+  for (const file of files) {
+    const text = await readFile(new URL(file, SQL_DIR), 'utf8');
+    const pattern = /CREATE\s+(?:OR\s+REPLACE\s+)?(?:UNLOGGED\s+)?(?:MATERIALIZED\s+VIEW|VIEW|FUNCTION|PROCEDURE|AGGREGATE|TABLE)\s+(ai_cost(?:_internal)?\.\w+)(\s*\([^)]*\))?/gi;
+    for (const match of text.matchAll(pattern)) {
+      // Overloads are one object each: tell them apart by their argument types.
+      const name = `${match[1]}${(match[2] ?? '').replace(/\s+/g, '').replace(/\w+(?=\s|,|\))/g, '')}`;
+      definedIn.set(name, [...(definedIn.get(name) ?? []), file]);
+    }
   }
-  for (let applied = names.length; applied > 0; applied -= 1) {
-    await migrate(db.url, { direction: 'down', count: 1 });
-    const name = names[applied - 1]!;
-    // Dropping the last migration also drops the migrations table and schema,
-    // which is what the empty snapshot describes.
-    t.deepEqual(await schemaSnapshot(db), snapshots[applied - 1], `down of ${name}`);
-  }
-  await migrate(db.url);
-  t.deepEqual(await schemaSnapshot(db), snapshots[names.length], 'up after down --all');
+  t.true(definedIn.size > 100, `found ${definedIn.size} definitions`);
+  const twice = [...definedIn].filter(([, where]) => where.length > 1).map(([name, where]) => `${name} in ${where.join(', ')}`);
+  t.deepEqual(twice, []);
 });
 
-test('upgrading from the first migration to the latest keeps every call and its priced cost', async (t) => {
+test('migrate up, down --all and up again gives an identical schema, and down --all leaves an empty database', async (t) => {
   const db = await emptyDatabase();
-  await migrate(db.url, { count: 1 });
-  await db.query(`
-    INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok, cache_read_per_mtok)
-    VALUES ('upgrade', 'model-a', '2025-01-01', 1.25, 10, 0.125);
-    INSERT INTO ai_cost.calls (created_at, provider, model, operation, status, tenant_id, feature, request_id,
-                               input_tokens, output_tokens, cache_read_tokens, reasoning_tokens, metadata)
-    SELECT '2025-06-01'::timestamptz + i * interval '1 minute',
-           CASE WHEN i % 5 = 0 THEN 'nobody' ELSE 'upgrade' END, 'model-a', 'chat',
-           CASE WHEN i % 7 = 0 THEN 'error' ELSE 'success' END, 'tenant-' || i % 3, 'feature-' || i % 2,
-           'req-' || i, 1000 + i, 100 + i, i % 500, i % 50, jsonb_build_object('i', i)
-      FROM generate_series(1, 500) AS i;`);
-  const before = await db.query<{ request_id: string; cost_micros: string | null; price_id: string | null }>(
-    'SELECT request_id, cost_micros, price_id FROM ai_cost.calls ORDER BY request_id');
-
+  const empty = await schemaSnapshot(db);
   await migrate(db.url);
+  const installed = await schemaSnapshot(db);
+  t.true(installed.length > 500);
+  await migrate(db.url, { direction: 'down', count: Infinity });
+  t.deepEqual(await schemaSnapshot(db), empty);
+  await migrate(db.url);
+  t.deepEqual(await schemaSnapshot(db), installed);
+});
 
-  const after = await db.query<{ request_id: string; cost_micros: string | null; price_id: string | null }>(
-    'SELECT request_id, cost_micros, price_id FROM ai_cost.calls ORDER BY request_id');
-  t.is(after.length, before.length);
-  const priced = before.filter((row) => row.cost_micros !== null);
-  t.true(priced.length > 300);
-  const afterById = new Map(after.map((row) => [row.request_id, row]));
-  for (const row of priced) {
-    t.deepEqual(afterById.get(row.request_id), row, `priced history of ${row.request_id} is untouched`);
+/** What a user of the given release has: its install script run, and its migrations recorded as its migrate up does. */
+async function installRelease(db: TestDatabase, version: string): Promise<void> {
+  const dir = new URL(`${version}/`, RELEASES_DIR);
+  const script = await readFile(new URL('install.sql', dir), 'utf8');
+  const migrations = JSON.parse(await readFile(new URL('migrations.json', dir), 'utf8')) as string[];
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SET LOCAL check_function_bodies = off');
+    await client.query(script);
+    await client.query(`CREATE TABLE ai_cost_internal.schema_migrations (id SERIAL PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL)`);
+    for (const name of migrations) {
+      await client.query('INSERT INTO ai_cost_internal.schema_migrations (name, run_on) VALUES ($1, now())', [name]);
+    }
+    await client.query('COMMIT');
+  } finally {
+    await client.end();
   }
-  t.is(after.filter((row) => row.request_id.startsWith('req-')).length, 500);
+}
+
+/** Every row a user keeps in pg-ai-cost: calls, prices, rollups, budgets, audit. */
+async function userData(db: TestDatabase): Promise<Record<string, string[]>> {
+  const tables = ['ai_cost.calls', 'ai_cost.prices', 'ai_cost.tenant_discounts', 'ai_cost.model_aliases',
+    'ai_cost.budgets', 'ai_cost.budget_alerts', 'ai_cost.calls_hourly', 'ai_cost.conversations_hourly',
+    'ai_cost.spend_daily_by_dimension', 'ai_cost.reprice_runs', 'ai_cost.reprice_audit'];
+  const data: Record<string, string[]> = {};
+  for (const table of tables) {
+    const rows = await db.query<{ row: string }>(`SELECT to_jsonb(t)::text AS row FROM ${table} t ORDER BY 1`);
+    data[table] = rows.map((r) => r.row);
+  }
+  return data;
+}
+
+test('every frozen release, upgraded with data in place, equals a fresh install and keeps every row', async (t) => {
+  const releases = (await readdir(RELEASES_DIR)).sort();
+  t.true(releases.includes('0.1.0'), 'release 0.1.0 is frozen in test/fixtures/releases');
+  const fresh = await emptyDatabase();
+  await migrate(fresh.url);
+  const current = await schemaSnapshot(fresh);
+
+  for (const version of releases) {
+    const db = await emptyDatabase();
+    await installRelease(db, version);
+    await db.query(`
+      INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok, cache_read_per_mtok)
+      VALUES ('upgrade', 'model-a', '2025-01-01', 1.25, 10, 0.125);
+      INSERT INTO ai_cost.tenant_discounts (tenant_id, provider, percent_off) VALUES ('tenant-1', 'upgrade', 10);
+      INSERT INTO ai_cost.calls (created_at, provider, model, operation, status, tenant_id, user_id, feature,
+                                 conversation_id, request_id, input_tokens, output_tokens, cache_read_tokens,
+                                 reasoning_tokens, total_ms, metadata)
+      SELECT '2025-06-01'::timestamptz + i * interval '7 minutes',
+             CASE WHEN i % 5 = 0 THEN 'nobody' ELSE 'upgrade' END, 'model-a', 'chat',
+             CASE WHEN i % 7 = 0 THEN 'error' ELSE 'success' END, 'tenant-' || i % 3, 'user-' || i % 4,
+             'feature-' || i % 2, 'conversation-' || i % 10, 'req-' || i, 1000 + i, 100 + i, i % 500, i % 50,
+             20 + i, jsonb_build_object('i', i)
+        FROM generate_series(1, 500) AS i;
+      INSERT INTO ai_cost.budgets (name, scope, scope_value, period, limit_micros)
+      VALUES ('tenant 1 monthly', 'tenant', 'tenant-1', 'month', 1000000);
+      SELECT * FROM ai_cost.refresh();
+      INSERT INTO ai_cost.calls (provider, model, input_tokens, request_id) VALUES ('upgrade', 'model-a', 10, 'pending');`);
+    const before = await userData(db);
+    t.true(before['ai_cost.calls']!.length === 501 && before['ai_cost.calls_hourly']!.length > 100);
+
+    const { ran } = await migrate(db.url);
+    const shipped = await shippedMigrations();
+    const frozen = JSON.parse(await readFile(new URL(`${version}/migrations.json`, RELEASES_DIR), 'utf8')) as string[];
+    t.deepEqual(ran, shipped.filter((name) => !frozen.includes(name)), `${version}: the upgrade runs the steps since the release`);
+    t.deepEqual(await schemaSnapshot(db), current, `${version} upgraded equals a fresh install`);
+    t.deepEqual(await userData(db), before, `${version}: no row lost or changed by the upgrade`);
+  }
+});
+
+test('migrate down from the current schema, one step at a time, passes through each frozen release', async (t) => {
+  const releases = (await readdir(RELEASES_DIR)).sort();
+  const shipped = await shippedMigrations();
+  const db = await emptyDatabase();
+  await migrate(db.url);
+  for (const version of [...releases].reverse()) {
+    const frozen = JSON.parse(await readFile(new URL(`${version}/migrations.json`, RELEASES_DIR), 'utf8')) as string[];
+    const steps = shipped.length - frozen.length;
+    if (steps === 0) continue;
+    const { ran } = await migrate(db.url, { direction: 'down', count: steps });
+    t.deepEqual(ran, shipped.slice(frozen.length).reverse());
+    const release = await emptyDatabase();
+    await installRelease(release, version);
+    t.deepEqual(await schemaSnapshot(db), await schemaSnapshot(release), `down to ${version}`);
+    return;
+  }
+  t.pass('no migration since the last frozen release');
 });

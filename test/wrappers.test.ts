@@ -1,7 +1,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import test from 'ava';
 import OpenAI from 'openai';
-import type { CallInput } from '../src/calls.js';
+import type { CallInput } from '../src/recorder/call.js';
 import { createRecorder } from '../src/recorder/index.js';
 import { instrumentAnthropic, instrumentOpenAI } from '../src/wrappers/index.js';
 import { useTestDatabase } from './support/database.js';

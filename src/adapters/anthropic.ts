@@ -1,4 +1,4 @@
-import type { CallInput } from '../calls.js';
+import type { CallInput } from '../recorder/call.js';
 import type { CallFields } from './openai.js';
 import { count, defined, sum, type UsageFields } from './tokens.js';
 

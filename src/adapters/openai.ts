@@ -1,4 +1,4 @@
-import type { CallInput } from '../calls.js';
+import type { CallInput } from '../recorder/call.js';
 import { dollarsToMicros } from './provided-cost.js';
 import { count, defined, type UsageFields } from './tokens.js';
 

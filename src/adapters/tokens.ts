@@ -1,4 +1,4 @@
-import type { CallInput } from '../calls.js';
+import type { CallInput } from '../recorder/call.js';
 
 /** The token and cost fields of a call that a usage adapter fills in. */
 export type UsageFields = Pick<

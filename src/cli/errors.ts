@@ -1,5 +1,6 @@
 import { UsageError } from '../db.js';
-import { InvalidCallError } from '../calls.js';
+import { NewerSchemaError } from '../migrate.js';
+import { InvalidCallError } from '../recorder/call.js';
 
 interface PgLikeError {
   code?: string;
@@ -17,7 +18,7 @@ interface PgLikeError {
  * invalid input. Anything else is a bug, and the caller shows its stack.
  */
 export function describeError(error: unknown): string | undefined {
-  if (error instanceof UsageError || error instanceof InvalidCallError) return error.message;
+  if (error instanceof UsageError || error instanceof InvalidCallError || error instanceof NewerSchemaError) return error.message;
   for (const e of causes(error)) {
     switch (e.code) {
       case 'ECONNREFUSED':
@@ -35,6 +36,8 @@ export function describeError(error: unknown): string | undefined {
       case '42P01':
       case '3F000':
         return `pg-ai-cost is not installed in this database (${e.message}): run \`ai-cost migrate up\` first`;
+      case 'P0001': // raised by pg-ai-cost's own SQL, worded for the user
+        return e.message;
       case '42501':
         return `permission denied: ${e.message}`;
       case 'ERR_INVALID_URL':

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, Option } from 'commander';
-import { DAY_MS } from '../report.js';
+import { DAY_MS } from '../reporting/filters.js';
 
 /** --database-url, shared by every command that talks to a database. */
 export const databaseUrlOption = () =>

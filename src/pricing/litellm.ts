@@ -33,7 +33,7 @@ const PROVIDERS: Record<string, string> = {
 };
 
 /** The canonical provider id for a LiteLLM provider name (vertex_ai-anthropic_models counts as vertex_ai). */
-export function canonicalProvider(litellmProvider: string): string | undefined {
+function canonicalProvider(litellmProvider: string): string | undefined {
   return PROVIDERS[litellmProvider] ?? PROVIDERS[litellmProvider.split('-')[0]!];
 }
 
@@ -61,7 +61,7 @@ const UNIT_PRICES = [
   ['input_cost_per_character', 'character'],
 ] as const;
 
-export interface SkippedEntry {
+interface SkippedEntry {
   key: string;
   reason: string;
 }

@@ -24,8 +24,3 @@ export interface PriceRow {
   source: string | null;
 }
 
-/** The rate fields of a price row, in display order. */
-export const RATE_FIELDS = [
-  'inputPerMtok', 'outputPerMtok', 'cacheReadPerMtok', 'cacheWritePerMtok', 'cacheWrite1hPerMtok',
-  'audioInputPerMtok', 'audioOutputPerMtok', 'unit', 'unitPrice',
-] as const satisfies ReadonlyArray<keyof PriceRow>;

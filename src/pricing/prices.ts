@@ -93,7 +93,7 @@ export async function listPrices(db: CommonQueryMethods, options: ListOptions = 
      ORDER BY provider, model, service_tier, above_input_tokens, tenant_id NULLS FIRST, valid_from`);
 }
 
-export type ImportAction = 'added' | 'changed' | 'unchanged';
+type ImportAction = 'added' | 'changed' | 'unchanged';
 
 export interface ImportedRow {
   action: ImportAction;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DatabasePool } from 'slonik';
-import { callSchema, InvalidCallError, type Call, type CallInput } from '../calls.js';
+import { callSchema, InvalidCallError, type Call, type CallInput } from './call.js';
 import { createPool } from '../db.js';
 import { chooseInsertPath, describeDatabaseError, insertCalls, isRowError, type InsertPath, type QueuedCall } from './insert.js';
 import { prometheusText, type RecorderMetrics } from './metrics.js';

@@ -62,17 +62,17 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
 }
 
 /**
- * The compiled price book (migration 0010) holds the list prices in force
- * when it was compiled. Once one starts or ends, calls of that model are
- * still priced right, by the lookup, but slower until a refresh compiles the
- * book again. Undefined before 0010 is applied.
+ * The compiled price book holds the list prices in force when it was
+ * compiled. Once one starts or ends, calls of that model are still priced
+ * right, by the lookup, but slower until a refresh compiles the book again.
+ * Undefined on a schema without the compiled price book.
  */
 async function priceBookCheck(pool: DatabasePool): Promise<Check | undefined> {
   const compiled = await pool.oneFirst(sql.type(z.object({ compiled: z.boolean() }))`
-    SELECT to_regprocedure('ai_cost._private_price_book_stale_at()') IS NOT NULL AS compiled`);
+    SELECT to_regprocedure('ai_cost_internal.price_book_stale_at()') IS NOT NULL AS compiled`);
   if (!compiled) return undefined;
   const { stale_at: staleAt, stale } = await pool.one(sql.type(z.object({ stale_at: z.string(), stale: z.boolean() }))`
-    SELECT ai_cost._private_price_book_stale_at()::text AS stale_at, ai_cost._private_price_book_stale_at() <= now() AS stale`);
+    SELECT ai_cost_internal.price_book_stale_at()::text AS stale_at, ai_cost_internal.price_book_stale_at() <= now() AS stale`);
   if (stale) {
     return { name: 'price book', level: 'warn', detail: `a price started or ended at ${staleAt}, after the price book was compiled: those calls are priced right but by the slower lookup until \`ai-cost refresh\` runs` };
   }
@@ -80,12 +80,12 @@ async function priceBookCheck(pool: DatabasePool): Promise<Check | undefined> {
 }
 
 /**
- * ai_cost.insert_calls() (migration 0012) prices batches itself, and the
- * cost trigger skips the rows it priced only when the function runs as the
- * role named in the trigger's condition, its owner at install time. After
- * an ALTER ... OWNER or a restore as another user the two differ: costs stay
- * right (the trigger prices every row again) but batches lose their speed.
- * Undefined before 0012 is applied.
+ * ai_cost.insert_calls() prices batches itself, and the cost trigger skips
+ * the rows it priced only when the function runs as the role named in the
+ * trigger's condition, its owner at install time. After an ALTER ... OWNER
+ * or a restore as another user the two differ: costs stay right (the
+ * trigger prices every row again) but batches lose their speed. Undefined
+ * on a schema without ai_cost.insert_calls().
  */
 async function batchPricingCheck(pool: DatabasePool): Promise<Check | undefined> {
   const state = await pool.maybeOne(sql.type(z.object({ owner: z.string(), trusted: z.boolean() }))`
@@ -97,7 +97,7 @@ async function batchPricingCheck(pool: DatabasePool): Promise<Check | undefined>
   if (!state) return undefined;
   return state.trusted
     ? { name: 'batch pricing', level: 'ok', detail: `ai_cost.insert_calls() prices batches in its own statement (owned by ${state.owner})` }
-    : { name: 'batch pricing', level: 'warn', detail: `the cost trigger does not trust ai_cost.insert_calls()'s owner ${state.owner}, so it prices every batch row again: costs are right, batches slower. Reinstall 0012 as ${state.owner} (ai-cost migrate down --count 1, then up), or give the function back to the role its trigger names` };
+    : { name: 'batch pricing', level: 'warn', detail: `the cost trigger does not trust ai_cost.insert_calls()'s owner ${state.owner}, so it prices every batch row again: costs are right, batches slower. Give the function back to the role the trigger names (ALTER FUNCTION ai_cost.insert_calls(jsonb) OWNER TO that role)` };
 }
 
 async function schedulingCheck(pool: DatabasePool): Promise<Check> {

@@ -1,7 +1,7 @@
 export { reportFiltersSchema, resolveFilters, InvalidReportError, type ReportFilters, type ResolvedFilters } from './filters.js';
 export {
-  summary, breakdown, dailySeries, latencyByModel, trends, recentCalls, budgetStatus, DIMENSIONS, isDimension,
-  type Summary, type Totals, type BreakdownRow, type DailyPoint, type LatencyRow, type Trends, type RecentCall,
+  summary, breakdown, spendByModel, dailySeries, latencyByModel, trends, recentCalls, budgetStatus, DIMENSIONS, isDimension,
+  type Summary, type Totals, type BreakdownRow, type ModelSpend, type DailyPoint, type LatencyRow, type Trends, type RecentCall,
   type BudgetStatus, type Dimension,
 } from './queries.js';
 export { refresh, refreshStatus, type RefreshResult, type RefreshStatus } from './refresh.js';

@@ -43,9 +43,8 @@ function dimension(by: string): FragmentSqlToken {
 /** Latency is measured on calls that reached the provider and worked. */
 const MEASURED = sql.fragment`r.status = 'success' AND NOT r.cached`;
 
-// The pool has no slonik result-parser interceptor, so row schemas are types
-// only and zod transforms would not run: numeric columns (strings) are
-// converted by hand.
+// Ratios and averages are numeric in SQL, which arrives as a decimal string
+// (createPool keeps numeric exact); they are plain numbers in the API.
 const numberOrNull = (value: string | null) => (value === null ? null : Number(value));
 
 const totalsColumns = sql.fragment`
@@ -160,6 +159,48 @@ export async function breakdown(
      ${options.limit ? sql.fragment`LIMIT ${options.limit}` : sql.fragment``}
   `);
   return rows.map((row) => ({ key: row.key, shareOfCost: numberOrNull(row.share), ...totals(row) }));
+}
+
+export interface ModelSpend {
+  provider: string;
+  model: string;
+  calls: bigint;
+  /** Errors and cancellations: they count toward cost too. */
+  failedCalls: bigint;
+  inputTokens: bigint;
+  outputTokens: bigint;
+  /** Sum over priced calls, in micro-dollars. */
+  costMicros: Micros;
+  /** Calls with no price in force: their cost is unknown, not zero. */
+  unpricedCalls: bigint;
+}
+
+/**
+ * Spend per provider and model, most expensive first: a model served by two
+ * providers is two rows, since each bills at its own price. Every attempt
+ * counts toward cost, failed ones included, because providers bill the
+ * tokens a failed call consumed.
+ */
+export async function spendByModel(db: CommonQueryMethods, filters: ReportFilters = {}): Promise<ModelSpend[]> {
+  const f = resolveFilters(filters);
+  const rows = await db.any(sql.type(z.object({ provider: z.string(), model: z.string(), ...totalsShape }))`
+    SELECT r.provider, r.model, ${totalsColumns}
+      FROM ${windowRows(f)}
+     WHERE ${filterCondition(f)}
+     GROUP BY 1, 2
+    HAVING sum(r.calls) <> 0
+     ORDER BY cost_micros DESC, calls DESC, provider, model
+  `);
+  return rows.map((row) => ({
+    provider: row.provider,
+    model: row.model,
+    calls: row.calls,
+    failedCalls: row.failures,
+    inputTokens: row.input_tokens,
+    outputTokens: row.output_tokens,
+    costMicros: row.cost_micros,
+    unpricedCalls: row.unpriced_calls,
+  }));
 }
 
 export interface DailyPoint {

@@ -1,5 +1,5 @@
 import { anthropicMessageCall, anthropicStreamCall, type AnthropicStreamEvent } from '../adapters/anthropic.js';
-import type { CallInput } from '../calls.js';
+import type { CallInput } from '../recorder/call.js';
 import { emit, failureOf, isStream, observeStream, wrapMethod, type InstrumentOptions } from './observe.js';
 
 /** The part of an `@anthropic-ai/sdk` client the wrapper instruments. */

@@ -1,4 +1,4 @@
-import type { CallInput } from '../calls.js';
+import type { CallInput } from '../recorder/call.js';
 
 /** Anything with a record() that returns at once, such as a Recorder. */
 export interface CallSink {
@@ -19,7 +19,7 @@ export interface InstrumentOptions {
 }
 
 /** What a wrapper knows about one request when it settles. */
-export interface Observation {
+interface Observation {
   startedAt: Date;
   totalMs: number;
   ttftMs?: number;

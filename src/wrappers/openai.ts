@@ -1,5 +1,5 @@
 import { openAIChatCompletionCall, openAIChatUsage, openAIResponseCall } from '../adapters/openai.js';
-import type { CallInput } from '../calls.js';
+import type { CallInput } from '../recorder/call.js';
 import { emit, failureOf, isStream, observeStream, wrapMethod, type InstrumentOptions } from './observe.js';
 
 /** The parts of an `openai` client (v5 and later) the wrapper instruments; any it lacks are skipped. */

@@ -10,7 +10,7 @@ export function registerMigrate(program: Command): void {
     .argument('<action>', 'up, down or status')
     .addOption(databaseUrlOption())
     .option('--count <n>', 'how many migrations to apply or revert (up: all, down: 1)', parsePositiveInteger)
-    .option('--all', 'with down: revert every migration and drop the ai_cost schema')
+    .option('--all', 'with down: uninstall (revert every migration, drop the ai_cost and ai_cost_internal schemas)')
     .action(async (action: string, options: { databaseUrl?: string; count?: number; all?: boolean }) => {
       if (!['up', 'down', 'status'].includes(action)) {
         throw new UsageError(`unknown migrate action '${action}': use up, down or status`);
@@ -27,9 +27,11 @@ export function registerMigrate(program: Command): void {
       const direction = action as MigrateDirection;
       const count = options.all ? Infinity : options.count ?? (direction === 'down' ? 1 : Infinity);
       const result = await migrate(url, { direction, count });
-      if (result.ran.length === 0) console.log(direction === 'up' ? 'ai_cost is up to date' : 'nothing to revert');
-      for (const name of result.ran) console.log(`${direction === 'up' ? 'applied ' : 'reverted'} ${name}`);
-      if (direction === 'up' && !result.pgCron) {
+      for (const notice of result.notices) console.log(`note: ${notice}`);
+      if (result.installed) console.log(`installed pg-ai-cost (schemas ai_cost and ai_cost_internal; migrations recorded: ${result.ran.join(', ')})`);
+      else if (result.ran.length === 0) console.log(direction === 'up' ? 'ai_cost is up to date' : 'nothing to revert');
+      else for (const name of result.ran) console.log(`${direction === 'up' ? 'applied ' : 'reverted'} ${name}`);
+      if (direction === 'up' && !result.installed && !result.pgCron) {
         console.log('pg_cron is not installed in this database: nothing will schedule refreshes (see `ai-cost doctor`)');
       }
     });

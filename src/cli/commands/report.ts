@@ -2,10 +2,9 @@ import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { createPool, resolveDatabaseUrl } from '../../db.js';
-import { spendByModel } from '../../report.js';
 import type { ReportFilters } from '../../reporting/filters.js';
 import { collectHtmlReport, renderHtmlReport } from '../../reporting/html.js';
-import { breakdown, DIMENSIONS, isDimension, type Dimension } from '../../reporting/queries.js';
+import { breakdown, DIMENSIONS, isDimension, spendByModel, type Dimension } from '../../reporting/queries.js';
 import { databaseUrlOption, parseWhen } from '../options.js';
 import { renderBreakdown, renderSpend, type OutputFormat } from '../spend-table.js';
 
@@ -36,7 +35,7 @@ export function registerReport(program: Command): void {
     .addOption(databaseUrlOption())
     .option('--since <when>', 'start: an ISO date/time or e.g. 7d for 7 days ago (default: 30d)', parseWhen)
     .option('--until <when>', 'end, exclusive: an ISO date/time or e.g. 1d (default: now)', parseWhen)
-    .option('--by <dimension>', `split by ${Object.keys(DIMENSIONS).join(', ')}`, parseDimension)
+    .option('--by <dimension>', `split by ${Object.keys(DIMENSIONS).join(', ')} (default: model)`, parseDimension)
     .option('--tenant <id>', 'only this tenant_id')
     .option('--user <id>', 'only this user_id')
     .option('--provider <id>', 'only this provider')
@@ -59,9 +58,10 @@ export function registerReport(program: Command): void {
           console.log(`wrote ${path}`);
           return;
         }
-        console.log(options.by
-          ? renderBreakdown(options.by, await breakdown(pool, options.by, filters), options.format)
-          : renderSpend(await spendByModel(pool, filters), options.format));
+        const by = options.by ?? 'model';
+        console.log(by === 'model'
+          ? renderSpend(await spendByModel(pool, filters), options.format)
+          : renderBreakdown(by, await breakdown(pool, by, filters), options.format));
       } finally {
         await pool.end();
       }

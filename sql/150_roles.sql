@@ -1,11 +1,13 @@
--- Up Migration
+-- Roles, grants and row-level security: who may do what with the ledger.
 --
--- Roles for the three ways people use the ledger, and optional row-level
--- security by tenant.
---
---   ai_cost_writer         the application: INSERT calls, nothing else. It cannot
---                          change a cost (the trigger sets it), prices or history.
---   ai_cost_reader         BI tools: the reporting views only (0004 creates it).
+--   ai_cost_writer         the application: INSERT calls (or insert_calls),
+--                          nothing else. It cannot change a cost (the trigger
+--                          sets it), prices or history.
+--   ai_cost_reader         BI tools: SELECT on everything in ai_cost (prices,
+--                          rollups, views, budgets, and every column of the
+--                          calls but their content: error_message and
+--                          metadata), nothing in ai_cost_internal, no writes.
+--                          A BI login listing ai_cost sees what it can read.
 --   ai_cost_admin          finance and operators: prices, aliases, discounts,
 --                          providers, budgets, repricing; reads calls; cannot
 --                          delete or rewrite them.
@@ -17,18 +19,19 @@
 -- Roles are cluster-wide, so they are created once, only by a user allowed to
 -- create roles, and tolerating another installer creating them at the same
 -- moment; without that right the install goes on, says so, and grants to
--- whichever of them exist. Uninstalling revokes the grants and keeps the roles,
--- which other databases on the server may still use.
+-- whichever of them exist. Uninstalling drops the grants with the objects and
+-- keeps the roles, which other databases on the server may still use.
 --
 -- The cost trigger runs with the inserting user's rights (it is SECURITY
--- INVOKER, see 0005), so the writer may read the price tables. List prices are
--- public; tenant prices and discounts are the writer's own customers' terms.
+-- INVOKER, see 060_cost.sql), so the writer may read the price tables and the
+-- price lookup. List prices are public; tenant prices and discounts are the
+-- writer's own customers' terms.
 
 DO $$
 DECLARE
   role_name text;
 BEGIN
-  FOREACH role_name IN ARRAY ARRAY['ai_cost_writer', 'ai_cost_admin', 'ai_cost_tenant_reader'] LOOP
+  FOREACH role_name IN ARRAY ARRAY['ai_cost_reader', 'ai_cost_writer', 'ai_cost_admin', 'ai_cost_tenant_reader'] LOOP
     CONTINUE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = role_name);
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = current_user AND (rolsuper OR rolcreaterole)) THEN
       RAISE NOTICE 'role % not created: % may not create roles. Ask an administrator to run CREATE ROLE % NOLOGIN, then run the install again',
@@ -44,22 +47,63 @@ BEGIN
 END
 $$;
 
+-- What every role may run: nothing by default. The functions of the API that
+-- write are revoked from PUBLIC and granted per role below; the rest (price
+-- and cost explanations, histogram helpers, reads) stay callable by anyone
+-- who may read the tables behind them.
+REVOKE EXECUTE ON FUNCTION ai_cost.refresh(boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION ai_cost.insert_calls(jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION ai_cost.maintain_partitions() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION ai_cost.partition_calls() FROM PUBLIC;
+-- A trigger function runs when its trigger fires, whoever fires it: nobody
+-- needs to call one. The price book compiler is SECURITY DEFINER and locks
+-- the price lookup, so a login that could run it could, by holding its
+-- transaction open, make a price change wait: only ai_cost_admin, whose
+-- price changes recompile the book, may run it.
+REVOKE EXECUTE ON FUNCTION
+  ai_cost_internal.close_previous_price(), ai_cost_internal.forbid_price_delete(),
+  ai_cost_internal.price_sources_changed(), ai_cost_internal.price_call(),
+  ai_cost_internal.capture_call_changes(), ai_cost_internal.truncate_rollups(),
+  ai_cost_internal.claim_request_id(), ai_cost_internal.move_request_id(),
+  ai_cost_internal.end_request_id_move(), ai_cost_internal.release_request_ids(),
+  ai_cost_internal.maintain_partitions_when_due(), ai_cost_internal.compile_price_book()
+  FROM PUBLIC;
+
 DO $$
 BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_reader') THEN
+    GRANT USAGE ON SCHEMA ai_cost TO ai_cost_reader;
+    GRANT SELECT ON ALL TABLES IN SCHEMA ai_cost TO ai_cost_reader;
+    -- What a call was about (its error text, the application's metadata) is
+    -- not for dashboards: every other column is.
+    REVOKE SELECT ON ai_cost.calls FROM ai_cost_reader;
+    GRANT SELECT (id, created_at, provider, model, operation, status, service_tier, tenant_id, user_id, feature,
+                  conversation_id, prompt_id, prompt_version, request_id, input_tokens, output_tokens,
+                  cache_read_tokens, cache_write_tokens, reasoning_tokens, cache_write_1h_tokens,
+                  audio_input_tokens, audio_output_tokens, units, unit, streamed, cached, ttft_ms, total_ms,
+                  provided_cost_micros, cost_micros, price_id, unpriced_reason, discount_id)
+       ON ai_cost.calls TO ai_cost_reader;
+    GRANT EXECUTE ON FUNCTION ai_cost.calls_between(timestamptz, timestamptz), ai_cost.latency_bucket(integer),
+                              ai_cost.latency_bucket_value(integer), ai_cost.histogram_percentile(bigint[], float8),
+                              ai_cost.histogram_merge(bigint[])
+       TO ai_cost_reader;
+  END IF;
+
   IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_writer') THEN
-    GRANT USAGE ON SCHEMA ai_cost TO ai_cost_writer;
+    GRANT USAGE ON SCHEMA ai_cost, ai_cost_internal TO ai_cost_writer;
     GRANT INSERT ON ai_cost.calls TO ai_cost_writer;
     -- ON CONFLICT (request_id) DO NOTHING reads the key it compares, and a
     -- writer reads back what it recorded (RETURNING id, cost_micros, ...):
     -- ids and costs, never the calls' content.
     GRANT SELECT (id, request_id, cost_micros, price_id, unpriced_reason) ON ai_cost.calls TO ai_cost_writer;
-    GRANT SELECT ON ai_cost.prices, ai_cost._private_price_lookup, ai_cost.providers,
+    GRANT SELECT ON ai_cost.prices, ai_cost_internal.price_lookup, ai_cost.providers,
                     ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts
        TO ai_cost_writer;
+    GRANT EXECUTE ON FUNCTION ai_cost.insert_calls(jsonb) TO ai_cost_writer;
   END IF;
 
   IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_admin') THEN
-    GRANT USAGE ON SCHEMA ai_cost TO ai_cost_admin;
+    GRANT USAGE ON SCHEMA ai_cost, ai_cost_internal TO ai_cost_admin;
     GRANT SELECT ON ai_cost.calls, ai_cost.budget_alerts, ai_cost.reprice_runs, ai_cost.reprice_audit
        TO ai_cost_admin;
     -- Repricing rewrites the cost columns; the cost trigger recomputes them
@@ -70,8 +114,10 @@ BEGIN
     GRANT SELECT, INSERT, UPDATE, DELETE ON ai_cost.model_aliases, ai_cost.model_patterns,
                                            ai_cost.tenant_discounts, ai_cost.providers, ai_cost.budgets
        TO ai_cost_admin;
-    -- A price change rebuilds the lookup the trigger reads, as the user who made it.
-    GRANT SELECT, INSERT, DELETE, TRUNCATE ON ai_cost._private_price_lookup TO ai_cost_admin;
+    -- A price change rebuilds the lookup the trigger reads and recompiles the
+    -- price book, as the user who made it.
+    GRANT SELECT, INSERT, DELETE, TRUNCATE ON ai_cost_internal.price_lookup TO ai_cost_admin;
+    GRANT EXECUTE ON FUNCTION ai_cost_internal.compile_price_book() TO ai_cost_admin;
     -- Membership needs ADMIN OPTION on the role, which a database owner that
     -- did not create it lacks (as on managed PostgreSQL): then say so.
     IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_reader') THEN
@@ -90,14 +136,11 @@ BEGIN
 END
 $$;
 
-------------------------------------------------------------------------------
--- Row-level security by tenant
-------------------------------------------------------------------------------
-
--- The policies exist from now on but do nothing until tenant isolation is
--- enabled: turning row-level security on for a table hides all its rows from
--- any role without a policy, which would break readers an installation already
--- has. So it is a choice: SELECT ai_cost.enable_tenant_isolation().
+-- Row-level security by tenant. The policies exist from the install on but
+-- do nothing until tenant isolation is enabled: turning row-level security on
+-- for a table hides all its rows from any role without a policy, which would
+-- break readers an installation already has. So it is a choice: SELECT
+-- ai_cost.enable_tenant_isolation().
 --
 -- A tenant reader sees the rows whose tenant_id equals the session setting
 -- ai_cost.tenant_id (SET LOCAL ai_cost.tenant_id = 'acme' per request); with
@@ -140,7 +183,6 @@ $$;
 COMMENT ON FUNCTION ai_cost.enable_tenant_isolation() IS 'Turns on row-level security for calls, calls_hourly and conversations_hourly: members of ai_cost_tenant_reader then see only rows of the tenant in the session setting ai_cost.tenant_id.';
 REVOKE EXECUTE ON FUNCTION ai_cost.enable_tenant_isolation() FROM PUBLIC;
 
--- Turns tenant isolation off again.
 CREATE FUNCTION ai_cost.disable_tenant_isolation() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -151,40 +193,3 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost.disable_tenant_isolation() IS 'Turns row-level security for calls and their rollups off again: every role with SELECT sees every row.';
 REVOKE EXECUTE ON FUNCTION ai_cost.disable_tenant_isolation() FROM PUBLIC;
-
--- Down Migration
-
-SELECT ai_cost.disable_tenant_isolation();
-DROP FUNCTION ai_cost.enable_tenant_isolation();
-DROP FUNCTION ai_cost.disable_tenant_isolation();
-DROP POLICY IF EXISTS tenant_rows ON ai_cost.calls;
-DROP POLICY IF EXISTS other_roles_all_rows ON ai_cost.calls;
-DROP POLICY IF EXISTS tenant_rows ON ai_cost.calls_hourly;
-DROP POLICY IF EXISTS other_roles_all_rows ON ai_cost.calls_hourly;
-DROP POLICY IF EXISTS tenant_rows ON ai_cost.conversations_hourly;
-DROP POLICY IF EXISTS other_roles_all_rows ON ai_cost.conversations_hourly;
-
-DO $$
-BEGIN
-  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_writer') THEN
-    REVOKE ALL ON SCHEMA ai_cost FROM ai_cost_writer;
-    REVOKE ALL ON ai_cost.calls, ai_cost.prices, ai_cost._private_price_lookup, ai_cost.providers,
-                  ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts
-      FROM ai_cost_writer;
-    REVOKE SELECT (id, request_id, cost_micros, price_id, unpriced_reason) ON ai_cost.calls FROM ai_cost_writer;
-  END IF;
-  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_admin') THEN
-    REVOKE ALL ON SCHEMA ai_cost FROM ai_cost_admin;
-    REVOKE ALL ON ai_cost.calls, ai_cost.budget_alerts, ai_cost.reprice_runs, ai_cost.reprice_audit,
-                  ai_cost.prices, ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts,
-                  ai_cost.providers, ai_cost.budgets, ai_cost._private_price_lookup
-      FROM ai_cost_admin;
-    REVOKE UPDATE (cost_micros, price_id, discount_id, unpriced_reason) ON ai_cost.calls FROM ai_cost_admin;
-    -- Role membership is cluster-wide like the roles: other databases may rely on it.
-  END IF;
-  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_tenant_reader') THEN
-    REVOKE ALL ON SCHEMA ai_cost FROM ai_cost_tenant_reader;
-    REVOKE ALL ON ai_cost.calls, ai_cost.calls_hourly, ai_cost.conversations_hourly FROM ai_cost_tenant_reader;
-  END IF;
-END
-$$;

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { sql, type CommonQueryMethods } from 'slonik';
 
 const OPERATIONS = [
   'chat', 'completion', 'embedding', 'image', 'audio_transcription',
@@ -104,56 +103,4 @@ export function parseCall(input: unknown): Call {
   const result = callSchema.safeParse(input);
   if (!result.success) throw new InvalidCallError(result.error.issues);
   return result.data;
-}
-
-const recordedSchema = z.object({
-  id: z.bigint(),
-  cost_micros: z.bigint().nullable(),
-  price_id: z.bigint().nullable(),
-});
-
-export interface RecordedCall {
-  id: bigint;
-  /** Micro-dollars; null when unpriced. */
-  costMicros: bigint | null;
-  priceId: bigint | null;
-  /** True when a call with the same requestId was already recorded: nothing was written. */
-  duplicate: boolean;
-}
-
-/**
- * Validates and inserts one call, awaiting the database, and returns the cost
- * the trigger computed. A repeated requestId writes nothing and returns the
- * row recorded first. (For the request path, the batching recorder does not
- * make the caller wait.)
- */
-export async function recordCall(db: CommonQueryMethods, input: CallInput): Promise<RecordedCall> {
-  const call = parseCall(input);
-  const inserted = await db.maybeOne(sql.type(recordedSchema)`
-    INSERT INTO ai_cost.calls (
-      created_at, provider, model, operation, status, service_tier,
-      tenant_id, user_id, feature, conversation_id, prompt_id, prompt_version, metadata, request_id,
-      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-      cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit, provided_cost_micros,
-      streamed, cached, ttft_ms, total_ms, error_message
-    ) VALUES (
-      ${call.createdAt ? sql.timestamp(call.createdAt) : sql.fragment`now()`},
-      ${call.provider}, ${call.model}, ${call.operation}, ${call.status}, ${call.serviceTier},
-      ${call.tenantId ?? null}, ${call.userId ?? null}, ${call.feature ?? null},
-      ${call.conversationId ?? null}, ${call.promptId ?? null}, ${call.promptVersion ?? null},
-      ${sql.jsonb(call.metadata)}, ${call.requestId ?? null},
-      ${call.inputTokens ?? null}, ${call.outputTokens ?? null}, ${call.cacheReadTokens ?? null},
-      ${call.cacheWriteTokens ?? null}, ${call.reasoningTokens ?? null},
-      ${call.cacheWrite1hTokens ?? null}, ${call.audioInputTokens ?? null}, ${call.audioOutputTokens ?? null},
-      ${call.units ?? null}, ${call.unit ?? null}, ${call.providedCostMicros ?? null},
-      ${call.streamed}, ${call.cached}, ${call.ttftMs ?? null}, ${call.totalMs ?? null},
-      ${call.errorMessage ?? null}
-    )
-    ON CONFLICT DO NOTHING
-    RETURNING id, cost_micros, price_id
-  `);
-  const row = inserted ?? (await db.one(sql.type(recordedSchema)`
-    SELECT id, cost_micros, price_id FROM ai_cost.calls WHERE request_id = ${call.requestId ?? null}
-  `));
-  return { id: row.id, costMicros: row.cost_micros, priceId: row.price_id, duplicate: inserted === null };
 }

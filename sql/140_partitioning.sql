@@ -1,8 +1,6 @@
--- Up Migration
---
 -- Opt-in monthly partitioning of ai_cost.calls, and retention of raw calls.
 --
--- Nothing is converted here: SELECT * FROM ai_cost.partition_calls() turns
+-- The install converts nothing: SELECT * FROM ai_cost.partition_calls() turns
 -- ai_cost.calls into a table range-partitioned by created_at (one partition
 -- per UTC month plus a default partition), when the owner chooses to. Why
 -- opt-in (docs/scaling.md, "Partitioning on one server"):
@@ -10,30 +8,26 @@
 --     key, so UNIQUE (request_id) cannot exist any more and
 --     INSERT ... ON CONFLICT (request_id) DO NOTHING stops working: clients
 --     write ON CONFLICT DO NOTHING (no target), which works in both modes.
---     Idempotency itself is kept: ai_cost._private_request_ids, an
+--     Idempotency itself is kept: ai_cost_internal.request_ids, an
 --     unpartitioned table keyed by request_id, is claimed by a BEFORE INSERT
 --     trigger, and an insert whose request_id is already recorded is skipped
 --     exactly as ON CONFLICT DO NOTHING would skip it.
 --   - Converting rewrites the table under an exclusive lock: writers wait
 --     for the copy (about 9 s per million calls on a small machine, see
---     docs/scaling.md).
---     That is the owner's call to make, at a time of their choosing.
+--     docs/scaling.md). That is the owner's call to make, at a time of
+--     their choosing.
 --
 -- Once partitioned, ai_cost.maintain_partitions() creates the partitions of
 -- the coming months (settings in ai_cost.partition_settings), moves rows that
 -- landed in the default partition into partitions of their own, and applies
 -- the retention setting: partitions older than retain_months are dropped (or
 -- detached) only once no change of their time range waits in
--- ai_cost._private_call_changes, i.e. once the rollups hold them. Dropping a
+-- ai_cost_internal.call_changes, i.e. once the rollups hold them. Dropping a
 -- partition fires no DELETE trigger, so the rollups keep the totals of the
 -- dropped months: reports over them still work, drill-down to raw calls does
 -- not. ai_cost.refresh() runs the maintenance once a day through a trigger on
 -- its state table, so whatever schedules the refresh (the pg_cron job of
--- 0004, or your own scheduler) also keeps the partitions ahead.
-
-------------------------------------------------------------------------------
--- Settings and state
-------------------------------------------------------------------------------
+-- 160_schedule.sql, or your own scheduler) also keeps the partitions ahead.
 
 CREATE TABLE ai_cost.partition_settings (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -44,6 +38,7 @@ CREATE TABLE ai_cost.partition_settings (
   CONSTRAINT "retain_months must be at least 1 (NULL keeps raw calls forever)" CHECK (retain_months >= 1),
   CONSTRAINT "retention must be drop or detach" CHECK (retention IN ('drop', 'detach'))
 );
+
 INSERT INTO ai_cost.partition_settings DEFAULT VALUES;
 COMMENT ON TABLE ai_cost.partition_settings IS 'Settings for a partitioned ai_cost.calls (see ai_cost.partition_calls()): one row, change it with UPDATE. Read by ai_cost.maintain_partitions().';
 COMMENT ON COLUMN ai_cost.partition_settings.singleton IS 'Always true: the table has one row.';
@@ -51,30 +46,28 @@ COMMENT ON COLUMN ai_cost.partition_settings.months_ahead IS 'How many months af
 COMMENT ON COLUMN ai_cost.partition_settings.retain_months IS 'Raw calls kept: the current UTC month and this many months before it. Older partitions are dropped or detached once the rollups hold them. NULL (default): keep every raw call.';
 COMMENT ON COLUMN ai_cost.partition_settings.retention IS 'What happens to a partition past retain_months: drop (gone; the rollups keep its totals) or detach (it becomes a plain table, e.g. ai_cost.calls_2025_01, for you to archive and drop).';
 
-CREATE TABLE ai_cost._private_partition_state (
+CREATE TABLE ai_cost_internal.partition_state (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   maintained_at timestamptz,
   attempted_at timestamptz,
   last_error text
 );
-INSERT INTO ai_cost._private_partition_state DEFAULT VALUES;
-COMMENT ON TABLE ai_cost._private_partition_state IS 'Internal: when partition maintenance last succeeded and last ran, and its last error.';
 
-------------------------------------------------------------------------------
--- Idempotency without UNIQUE (request_id)
-------------------------------------------------------------------------------
+INSERT INTO ai_cost_internal.partition_state DEFAULT VALUES;
+COMMENT ON TABLE ai_cost_internal.partition_state IS 'Internal: when partition maintenance last succeeded and last ran, and its last error.';
 
 -- Every request_id of a partitioned ai_cost.calls, with its call's
 -- created_at (so retention can forget the ids of the months it drops; a
 -- BRIN index serves that range delete: ids arrive in time order, and the
 -- index is a few pages where a btree would be as large as the table).
 -- Empty and unused while ai_cost.calls is not partitioned.
-CREATE TABLE ai_cost._private_request_ids (
+CREATE TABLE ai_cost_internal.request_ids (
   request_id text PRIMARY KEY,
   created_at timestamptz NOT NULL
 );
-CREATE INDEX _private_request_ids_created_at_idx ON ai_cost._private_request_ids USING brin (created_at);
-COMMENT ON TABLE ai_cost._private_request_ids IS 'Internal: the request_id of every call of a partitioned ai_cost.calls, which cannot have UNIQUE (request_id) itself.';
+
+CREATE INDEX request_ids_created_at_idx ON ai_cost_internal.request_ids USING brin (created_at);
+COMMENT ON TABLE ai_cost_internal.request_ids IS 'Internal: the request_id of every call of a partitioned ai_cost.calls, which cannot have UNIQUE (request_id) itself.';
 
 -- BEFORE INSERT on a partitioned ai_cost.calls: claims the call's
 -- request_id, or skips the row (RETURN NULL) when another call has it, as
@@ -83,10 +76,10 @@ COMMENT ON TABLE ai_cost._private_request_ids IS 'Internal: the request_id of ev
 -- UPDATE that moves a call to another partition re-inserts it there; the
 -- BEFORE UPDATE trigger below marks that id as moving, so it is not skipped.
 -- SECURITY DEFINER: writers of calls need no rights on the internal table.
-CREATE FUNCTION ai_cost._private_claim_request_id() RETURNS trigger
+CREATE FUNCTION ai_cost_internal.claim_request_id() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  INSERT INTO ai_cost._private_request_ids (request_id, created_at)
+  INSERT INTO ai_cost_internal.request_ids (request_id, created_at)
   VALUES (NEW.request_id, NEW.created_at)
   ON CONFLICT DO NOTHING;
   IF FOUND THEN
@@ -99,20 +92,20 @@ BEGIN
   RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION ai_cost._private_claim_request_id() IS 'Trigger: records the request_id of a call inserted into a partitioned ai_cost.calls, or skips the call when its request_id is already recorded.';
+COMMENT ON FUNCTION ai_cost_internal.claim_request_id() IS 'Trigger: records the request_id of a call inserted into a partitioned ai_cost.calls, or skips the call when its request_id is already recorded.';
 
 -- BEFORE UPDATE OF request_id, created_at: keeps the claim in step. A new
 -- request_id that another call holds fails as UNIQUE (request_id) did.
-CREATE FUNCTION ai_cost._private_move_request_id() RETURNS trigger
+CREATE FUNCTION ai_cost_internal.move_request_id() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF OLD.request_id IS NOT DISTINCT FROM NEW.request_id THEN
-    UPDATE ai_cost._private_request_ids SET created_at = NEW.created_at WHERE request_id = NEW.request_id;
+    UPDATE ai_cost_internal.request_ids SET created_at = NEW.created_at WHERE request_id = NEW.request_id;
   ELSE
-    DELETE FROM ai_cost._private_request_ids WHERE request_id = OLD.request_id;
+    DELETE FROM ai_cost_internal.request_ids WHERE request_id = OLD.request_id;
     IF NEW.request_id IS NOT NULL THEN
       BEGIN
-        INSERT INTO ai_cost._private_request_ids (request_id, created_at) VALUES (NEW.request_id, NEW.created_at);
+        INSERT INTO ai_cost_internal.request_ids (request_id, created_at) VALUES (NEW.request_id, NEW.created_at);
       EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION 'duplicate key value violates unique constraint "calls_request_id_key"'
           USING ERRCODE = 'unique_violation', CONSTRAINT = 'calls_request_id_key', TABLE = 'calls',
@@ -126,43 +119,39 @@ BEGIN
   RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION ai_cost._private_move_request_id() IS 'Trigger: follows a change of request_id or created_at of a call in a partitioned ai_cost.calls.';
+COMMENT ON FUNCTION ai_cost_internal.move_request_id() IS 'Trigger: follows a change of request_id or created_at of a call in a partitioned ai_cost.calls.';
 
 -- After each UPDATE statement: forget the moving mark, so a later insert of
 -- the same request_id in this transaction is a duplicate again.
-CREATE FUNCTION ai_cost._private_end_request_id_move() RETURNS trigger
+CREATE FUNCTION ai_cost_internal.end_request_id_move() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM set_config('ai_cost.moving_request_id', '', true);
   RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION ai_cost._private_end_request_id_move() IS 'Trigger: clears the mark of a request_id being moved between partitions at the end of an UPDATE.';
+COMMENT ON FUNCTION ai_cost_internal.end_request_id_move() IS 'Trigger: clears the mark of a request_id being moved between partitions at the end of an UPDATE.';
 
 -- After DELETE (statement, transition table): the deleted calls' ids are free again.
-CREATE FUNCTION ai_cost._private_release_request_ids() RETURNS trigger
+CREATE FUNCTION ai_cost_internal.release_request_ids() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
-    TRUNCATE ai_cost._private_request_ids;
+    TRUNCATE ai_cost_internal.request_ids;
   ELSE
-    DELETE FROM ai_cost._private_request_ids r USING old_calls o WHERE r.request_id = o.request_id;
+    DELETE FROM ai_cost_internal.request_ids r USING old_calls o WHERE r.request_id = o.request_id;
   END IF;
   RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION ai_cost._private_release_request_ids() IS 'Trigger: frees the request_ids of calls deleted from (or truncated in) a partitioned ai_cost.calls.';
-
-------------------------------------------------------------------------------
--- Partitions
-------------------------------------------------------------------------------
+COMMENT ON FUNCTION ai_cost_internal.release_request_ids() IS 'Trigger: frees the request_ids of calls deleted from (or truncated in) a partitioned ai_cost.calls.';
 
 -- True when ai_cost.calls is range-partitioned.
-CREATE FUNCTION ai_cost._private_calls_partitioned() RETURNS boolean
+CREATE FUNCTION ai_cost_internal.calls_partitioned() RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT coalesce((SELECT relkind = 'p' FROM pg_catalog.pg_class WHERE oid = to_regclass('ai_cost.calls')), false)
 $$;
-COMMENT ON FUNCTION ai_cost._private_calls_partitioned() IS 'Internal: whether ai_cost.calls is partitioned (ai_cost.partition_calls() was run).';
+COMMENT ON FUNCTION ai_cost_internal.calls_partitioned() IS 'Internal: whether ai_cost.calls is partitioned (ai_cost.partition_calls() was run).';
 
 -- The partitions of ai_cost.calls with their ranges, read from the catalog.
 -- to_regclass at run time, not a regclass constant: converting replaces the
@@ -190,11 +179,11 @@ SELECT c.oid::regclass AS partition,
 COMMENT ON VIEW ai_cost.call_partitions IS 'Partitions of ai_cost.calls (empty until ai_cost.partition_calls() is run): the UTC month each holds, estimated rows, size on disk, and whether it is past the retention of ai_cost.partition_settings.';
 
 -- Name of the partition of the UTC month starting at month_start.
-CREATE FUNCTION ai_cost._private_partition_name(month_start timestamp) RETURNS text
+CREATE FUNCTION ai_cost_internal.partition_name(month_start timestamp) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT 'calls_' || to_char(month_start, 'YYYY_MM')
 $$;
-COMMENT ON FUNCTION ai_cost._private_partition_name(timestamp) IS 'Internal: calls_YYYY_MM, the name of a month''s partition.';
+COMMENT ON FUNCTION ai_cost_internal.partition_name(timestamp) IS 'Internal: calls_YYYY_MM, the name of a month''s partition.';
 
 -- Adds the partition of one UTC month to the partitioned ai_cost.calls and
 -- returns how many rows it took over from the default partition. The table
@@ -203,10 +192,10 @@ COMMENT ON FUNCTION ai_cost._private_partition_name(timestamp) IS 'Internal: cal
 -- fires, so the rollups see no change, which is right: the calls stay), and
 -- attached. ATTACH takes only a SHARE UPDATE EXCLUSIVE lock on ai_cost.calls,
 -- so inserts go on meanwhile.
-CREATE FUNCTION ai_cost._private_add_month_partition(month_start timestamp) RETURNS bigint
+CREATE FUNCTION ai_cost_internal.add_month_partition(month_start timestamp) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  name text := ai_cost._private_partition_name(month_start);
+  name text := ai_cost_internal.partition_name(month_start);
   range_start timestamptz := month_start AT TIME ZONE 'UTC';
   range_end timestamptz := (month_start + interval '1 month') AT TIME ZONE 'UTC';
   moved bigint;
@@ -221,12 +210,12 @@ BEGIN
   RETURN moved;
 END
 $$;
-COMMENT ON FUNCTION ai_cost._private_add_month_partition(timestamp) IS 'Internal: creates and attaches the partition of one UTC month, taking over its rows from the default partition.';
+COMMENT ON FUNCTION ai_cost_internal.add_month_partition(timestamp) IS 'Internal: creates and attaches the partition of one UTC month, taking over its rows from the default partition.';
 
 -- Creates the partitions of the coming months, gives rows that landed in the
 -- default partition partitions of their own, and applies the retention of
 -- ai_cost.partition_settings. One row per action taken. A partition past
--- retention is dropped or detached only when ai_cost._private_call_changes
+-- retention is dropped or detached only when ai_cost_internal.call_changes
 -- holds no change of its time range (every one of its calls is in the
 -- rollups); otherwise it is reported as waiting, and the next run (after
 -- ai_cost.refresh()) takes it. Retention locks ai_cost.calls exclusively for
@@ -245,7 +234,7 @@ DECLARE
   old record;
   locked boolean := false;
 BEGIN
-  IF NOT ai_cost._private_calls_partitioned() THEN
+  IF NOT ai_cost_internal.calls_partitioned() THEN
     RAISE NOTICE 'ai_cost.calls is not partitioned: nothing to maintain (see ai_cost.partition_calls())';
     RETURN;
   END IF;
@@ -258,9 +247,9 @@ BEGIN
     ORDER BY 1
   LOOP
     IF NOT EXISTS (SELECT FROM ai_cost.call_partitions p WHERE p.range_start = month_start AT TIME ZONE 'UTC') THEN
-      moved := ai_cost._private_add_month_partition(month_start);
+      moved := ai_cost_internal.add_month_partition(month_start);
       action := 'created';
-      partition_name := 'ai_cost.' || ai_cost._private_partition_name(month_start);
+      partition_name := 'ai_cost.' || ai_cost_internal.partition_name(month_start);
       detail := CASE WHEN moved > 0 THEN moved || ' calls moved from ai_cost.calls_default' END;
       RETURN NEXT;
     END IF;
@@ -277,14 +266,14 @@ BEGIN
         LOCK TABLE ai_cost.calls IN ACCESS EXCLUSIVE MODE;
         locked := true;
       END IF;
-      SELECT count(*) INTO pending FROM ai_cost._private_call_changes c
+      SELECT count(*) INTO pending FROM ai_cost_internal.call_changes c
        WHERE c.created_at >= old.range_start AND c.created_at < old.range_end;
       partition_name := old.partition::text;
       IF pending > 0 THEN
         action := 'waiting';
         detail := pending || ' changes are not in the rollups yet: run ai_cost.refresh(), then this again';
       ELSE
-        DELETE FROM ai_cost._private_request_ids r
+        DELETE FROM ai_cost_internal.request_ids r
          WHERE r.created_at >= old.range_start AND r.created_at < old.range_end;
         IF settings.retention = 'drop' THEN
           EXECUTE format('DROP TABLE %s', old.partition);
@@ -299,20 +288,15 @@ BEGIN
     END LOOP;
   END IF;
 
-  UPDATE ai_cost._private_partition_state SET maintained_at = now(), attempted_at = now(), last_error = NULL;
+  UPDATE ai_cost_internal.partition_state SET maintained_at = now(), attempted_at = now(), last_error = NULL;
 END
 $$;
 COMMENT ON FUNCTION ai_cost.maintain_partitions() IS 'For a partitioned ai_cost.calls: creates the partitions of the next months_ahead months, moves rows out of the default partition, and drops or detaches partitions past retain_months once the rollups hold them (ai_cost.partition_settings). Returns one row per action. ai_cost.refresh() runs it once a day.';
-REVOKE EXECUTE ON FUNCTION ai_cost.maintain_partitions() FROM PUBLIC;
-
-------------------------------------------------------------------------------
--- Converting ai_cost.calls
-------------------------------------------------------------------------------
 
 -- Re-applies a saved ACL (relacl, attacl or proacl) to a recreated table,
 -- one of its columns, or a function. NULL means the default privileges,
 -- which the new object has already.
-CREATE FUNCTION ai_cost._private_restore_acl(kind text, object text, owner oid, acl aclitem[], column_name text DEFAULT NULL)
+CREATE FUNCTION ai_cost_internal.restore_acl(kind text, object text, owner oid, acl aclitem[], column_name text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -332,7 +316,7 @@ BEGIN
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION ai_cost._private_restore_acl(text, text, oid, aclitem[], text) IS 'Internal: grants a saved access control list again on a recreated table, column or function.';
+COMMENT ON FUNCTION ai_cost_internal.restore_acl(text, text, oid, aclitem[], text) IS 'Internal: grants a saved access control list again on a recreated table, column or function.';
 
 -- Converts ai_cost.calls into a table range-partitioned by month of
 -- created_at (UTC), keeping everything clients and the rest of pg-ai-cost
@@ -341,7 +325,7 @@ COMMENT ON FUNCTION ai_cost._private_restore_acl(text, text, oid, aclitem[], tex
 -- rollups), grants, row-level security policies, and the functions that take
 -- a calls row. Primary key and unique constraints gain created_at, which a
 -- partitioned table requires; UNIQUE (request_id) is replaced by
--- ai_cost._private_request_ids and its triggers. Partitions: every month
+-- ai_cost_internal.request_ids and its triggers. Partitions: every month
 -- with calls, the months_ahead months to come, and calls_default for any
 -- other time. Rows are copied as they are: costs are not recomputed and the
 -- rollups see no change. One transaction under an exclusive lock on
@@ -373,7 +357,7 @@ DECLARE
   saved_functions jsonb;
   statement text;
 BEGIN
-  IF ai_cost._private_calls_partitioned() THEN
+  IF ai_cost_internal.calls_partitioned() THEN
     RAISE NOTICE 'ai_cost.calls is already partitioned: nothing to do';
     partitions := (SELECT count(*) FROM ai_cost.call_partitions);
     calls_copied := 0;
@@ -441,27 +425,27 @@ BEGIN
   sequence_name := pg_get_serial_sequence('ai_cost.calls', 'id');
   EXECUTE format('SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM %s', sequence_name) INTO next_id;
 
-  CREATE TABLE ai_cost._private_calls_partitioned (
+  CREATE TABLE ai_cost.calls_being_partitioned (
     LIKE ai_cost.calls INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY INCLUDING GENERATED
                        INCLUDING STORAGE INCLUDING COMPRESSION INCLUDING COMMENTS INCLUDING STATISTICS
   ) PARTITION BY RANGE (created_at);
-  CREATE TABLE ai_cost.calls_default PARTITION OF ai_cost._private_calls_partitioned DEFAULT;
+  CREATE TABLE ai_cost.calls_default PARTITION OF ai_cost.calls_being_partitioned DEFAULT;
   FOR month_start IN
     SELECT DISTINCT date_trunc('month', created_at AT TIME ZONE 'UTC') FROM ai_cost.calls
     UNION
     SELECT m FROM generate_series(this_month, this_month + make_interval(months => settings.months_ahead), interval '1 month') AS m
   LOOP
-    EXECUTE format('CREATE TABLE ai_cost.%I PARTITION OF ai_cost._private_calls_partitioned FOR VALUES FROM (%L) TO (%L)',
-                   ai_cost._private_partition_name(month_start), month_start AT TIME ZONE 'UTC',
+    EXECUTE format('CREATE TABLE ai_cost.%I PARTITION OF ai_cost.calls_being_partitioned FOR VALUES FROM (%L) TO (%L)',
+                   ai_cost_internal.partition_name(month_start), month_start AT TIME ZONE 'UTC',
                    (month_start + interval '1 month') AT TIME ZONE 'UTC');
   END LOOP;
 
   -- No trigger on the new table yet: rows keep their cost, and the change
   -- capture does not see them again.
-  INSERT INTO ai_cost._private_calls_partitioned OVERRIDING SYSTEM VALUE SELECT * FROM ai_cost.calls;
+  INSERT INTO ai_cost.calls_being_partitioned OVERRIDING SYSTEM VALUE SELECT * FROM ai_cost.calls;
   GET DIAGNOSTICS calls_copied = ROW_COUNT;
-  TRUNCATE ai_cost._private_request_ids;
-  INSERT INTO ai_cost._private_request_ids (request_id, created_at)
+  TRUNCATE ai_cost_internal.request_ids;
+  INSERT INTO ai_cost_internal.request_ids (request_id, created_at)
   SELECT request_id, created_at FROM ai_cost.calls WHERE request_id IS NOT NULL;
 
   -- Swap. DROP without CASCADE: anything else that still depends on the old
@@ -470,14 +454,14 @@ BEGIN
     EXECUTE format('DROP FUNCTION %s', item.signature);
   END LOOP;
   DROP TABLE ai_cost.calls;
-  ALTER TABLE ai_cost._private_calls_partitioned RENAME TO calls;
+  ALTER TABLE ai_cost.calls_being_partitioned RENAME TO calls;
   EXECUTE format('ALTER SEQUENCE %s RENAME TO %I', pg_get_serial_sequence('ai_cost.calls', 'id'), 'calls_id_seq');
   PERFORM setval('ai_cost.calls_id_seq', next_id, false);
   EXECUTE format('ALTER TABLE ai_cost.calls OWNER TO %s', table_owner::regrole);
   EXECUTE format('COMMENT ON TABLE ai_cost.calls IS %L', table_comment);
-  PERFORM ai_cost._private_restore_acl('TABLE', 'ai_cost.calls', table_owner, table_acl);
+  PERFORM ai_cost_internal.restore_acl('TABLE', 'ai_cost.calls', table_owner, table_acl);
   FOR item IN SELECT * FROM jsonb_to_recordset(saved_column_acls) AS c(name text, acl aclitem[]) LOOP
-    PERFORM ai_cost._private_restore_acl('TABLE', 'ai_cost.calls', table_owner, item.acl, item.name);
+    PERFORM ai_cost_internal.restore_acl('TABLE', 'ai_cost.calls', table_owner, item.acl, item.name);
   END LOOP;
 
   FOREACH statement IN ARRAY saved_constraints || saved_indexes LOOP
@@ -487,7 +471,7 @@ BEGIN
     EXECUTE item.definition;
     EXECUTE format('ALTER FUNCTION %s OWNER TO %s', item.signature, item.owner::regrole);
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', item.signature, item.comment);
-    PERFORM ai_cost._private_restore_acl('FUNCTION', item.signature, item.owner, item.acl);
+    PERFORM ai_cost_internal.restore_acl('FUNCTION', item.signature, item.owner, item.acl);
   END LOOP;
   FOREACH statement IN ARRAY saved_triggers || saved_policies LOOP
     EXECUTE statement;
@@ -499,50 +483,45 @@ BEGIN
     ALTER TABLE ai_cost.calls FORCE ROW LEVEL SECURITY;
   END IF;
 
-  -- Idempotency by ai_cost._private_request_ids (see the top of this file).
+  -- Idempotency by ai_cost_internal.request_ids (see the top of this file).
   -- tg_calls__claim_request_id sorts before tg_calls__price_call, so a
   -- duplicate is skipped before it is priced.
   CREATE TRIGGER tg_calls__claim_request_id
     BEFORE INSERT ON ai_cost.calls
-    FOR EACH ROW WHEN (NEW.request_id IS NOT NULL) EXECUTE FUNCTION ai_cost._private_claim_request_id();
+    FOR EACH ROW WHEN (NEW.request_id IS NOT NULL) EXECUTE FUNCTION ai_cost_internal.claim_request_id();
   CREATE TRIGGER tg_calls__move_request_id
     BEFORE UPDATE OF request_id, created_at ON ai_cost.calls
     FOR EACH ROW WHEN (OLD.request_id IS DISTINCT FROM NEW.request_id OR OLD.created_at IS DISTINCT FROM NEW.created_at)
-    EXECUTE FUNCTION ai_cost._private_move_request_id();
+    EXECUTE FUNCTION ai_cost_internal.move_request_id();
   CREATE TRIGGER tg_calls__end_request_id_move
     AFTER UPDATE ON ai_cost.calls
-    FOR EACH STATEMENT EXECUTE FUNCTION ai_cost._private_end_request_id_move();
+    FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.end_request_id_move();
   CREATE TRIGGER tg_calls__release_request_ids
     AFTER DELETE ON ai_cost.calls REFERENCING OLD TABLE AS old_calls
-    FOR EACH STATEMENT EXECUTE FUNCTION ai_cost._private_release_request_ids();
+    FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.release_request_ids();
   CREATE TRIGGER tg_calls__truncate_request_ids
     AFTER TRUNCATE ON ai_cost.calls
-    FOR EACH STATEMENT EXECUTE FUNCTION ai_cost._private_release_request_ids();
+    FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.release_request_ids();
 
-  UPDATE ai_cost._private_partition_state SET maintained_at = now(), attempted_at = now(), last_error = NULL;
+  UPDATE ai_cost_internal.partition_state SET maintained_at = now(), attempted_at = now(), last_error = NULL;
   partitions := (SELECT count(*) FROM ai_cost.call_partitions);
   duration_ms := round(extract(epoch FROM clock_timestamp() - started) * 1000, 1);
 END
 $$;
 COMMENT ON FUNCTION ai_cost.partition_calls() IS 'Converts ai_cost.calls into a table partitioned by UTC month of created_at (opt-in; see docs/scaling.md): same columns, constraints, triggers, grants and rollups; idempotency by request_id kept. Locks ai_cost.calls for the duration of the copy. Write ON CONFLICT DO NOTHING (no target) afterwards. Does nothing if already partitioned.';
-REVOKE EXECUTE ON FUNCTION ai_cost.partition_calls() FROM PUBLIC;
 
-------------------------------------------------------------------------------
--- Scheduling: with every refresh, once a day
-------------------------------------------------------------------------------
-
--- ai_cost.refresh() records each run in ai_cost._private_refresh_state; this
+-- ai_cost.refresh() records each run in ai_cost_internal.refresh_state; this
 -- trigger on it runs the partition maintenance when a day has passed since
 -- the last success (10 minutes after a failure). So whatever runs the
--- refresh, the pg_cron job of 0004 or your own scheduler, also keeps the
+-- refresh, the pg_cron job of 160_schedule.sql or your own scheduler, also keeps the
 -- partitions ahead and applies retention, without a second schedule to set
 -- up. A failure (a lock not granted within lock_timeout, say) is a WARNING
 -- kept in the state, never a failed refresh.
-CREATE FUNCTION ai_cost._private_maintain_partitions_when_due() RETURNS trigger
+CREATE FUNCTION ai_cost_internal.maintain_partitions_when_due() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  IF ai_cost._private_calls_partitioned()
-     AND EXISTS (SELECT FROM ai_cost._private_partition_state s
+  IF ai_cost_internal.calls_partitioned()
+     AND EXISTS (SELECT FROM ai_cost_internal.partition_state s
                   WHERE (s.maintained_at IS NULL OR s.maintained_at < now() - interval '1 day')
                     AND (s.attempted_at IS NULL OR s.attempted_at < now() - interval '10 minutes')) THEN
     BEGIN
@@ -550,44 +529,15 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN
       RAISE WARNING 'ai_cost partition maintenance failed: %', SQLERRM
         USING HINT = 'It is retried in 10 minutes; run SELECT * FROM ai_cost.maintain_partitions() to see it.';
-      UPDATE ai_cost._private_partition_state SET attempted_at = now(), last_error = SQLERRM;
+      UPDATE ai_cost_internal.partition_state SET attempted_at = now(), last_error = SQLERRM;
     END;
   END IF;
   RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION ai_cost._private_maintain_partitions_when_due() IS 'Trigger: runs ai_cost.maintain_partitions() from ai_cost.refresh() once a day when ai_cost.calls is partitioned.';
+COMMENT ON FUNCTION ai_cost_internal.maintain_partitions_when_due() IS 'Trigger: runs ai_cost.maintain_partitions() from ai_cost.refresh() once a day when ai_cost.calls is partitioned.';
 
-CREATE TRIGGER tg__private_refresh_state__maintain_partitions
-  AFTER UPDATE ON ai_cost._private_refresh_state
-  FOR EACH STATEMENT EXECUTE FUNCTION ai_cost._private_maintain_partitions_when_due();
+CREATE TRIGGER tg_refresh_state__maintain_partitions
+  AFTER UPDATE ON ai_cost_internal.refresh_state
+  FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.maintain_partitions_when_due();
 
--- Down Migration
-
--- Undoing a conversion would need the whole table copied back: refuse, and
--- leave the schema as it is.
-DO $$
-BEGIN
-  IF ai_cost._private_calls_partitioned() THEN
-    RAISE EXCEPTION 'cannot revert 0007_partitioning: ai_cost.calls is partitioned'
-      USING HINT = 'Copy the calls into an unpartitioned table yourself (docs/scaling.md, "Going back"), or keep this migration.';
-  END IF;
-END
-$$;
-
-DROP TRIGGER IF EXISTS tg__private_refresh_state__maintain_partitions ON ai_cost._private_refresh_state;
-DROP FUNCTION IF EXISTS ai_cost._private_maintain_partitions_when_due();
-DROP FUNCTION IF EXISTS ai_cost.partition_calls();
-DROP FUNCTION IF EXISTS ai_cost._private_restore_acl(text, text, oid, aclitem[], text);
-DROP FUNCTION IF EXISTS ai_cost.maintain_partitions();
-DROP FUNCTION IF EXISTS ai_cost._private_add_month_partition(timestamp);
-DROP FUNCTION IF EXISTS ai_cost._private_partition_name(timestamp);
-DROP VIEW IF EXISTS ai_cost.call_partitions;
-DROP FUNCTION IF EXISTS ai_cost._private_calls_partitioned();
-DROP FUNCTION IF EXISTS ai_cost._private_release_request_ids();
-DROP FUNCTION IF EXISTS ai_cost._private_end_request_id_move();
-DROP FUNCTION IF EXISTS ai_cost._private_move_request_id();
-DROP FUNCTION IF EXISTS ai_cost._private_claim_request_id();
-DROP TABLE IF EXISTS ai_cost._private_request_ids;
-DROP TABLE IF EXISTS ai_cost._private_partition_state;
-DROP TABLE IF EXISTS ai_cost.partition_settings;

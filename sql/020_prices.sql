@@ -1,0 +1,189 @@
+-- Prices and effective dating: the providers, the price rows of every billing
+-- dimension, and the negotiated discounts of tenants.
+--
+-- A price is a row with a validity window [valid_from, valid_to). Inserting a
+-- row changes the price from its valid_from on: a trigger ends the row in
+-- force for the same key at that instant, so the windows of one key never
+-- overlap (an exclusion constraint holds that even against concurrent
+-- writers) and every call, past or future, has at most one price. Rows are
+-- never deleted: calls point at the row that priced them, and a wrong price
+-- is corrected by a new row and a reprice (070_repricing.sql).
+--
+-- The key of a price is provider, model, service tier, long-context threshold
+-- and tenant: a tenant's own price, a batch-tier price or a price above 200k
+-- input tokens is a row of its own, with its own history.
+--
+-- Rates are numeric USD per 1M tokens (= micro-dollars per token), as the
+-- providers publish them; the cost trigger turns them into exact integer
+-- micro-dollars (060_cost.sql). The cost path never reads these tables directly:
+-- it reads the price lookup and the compiled price book that 030_price_lookup.sql
+-- and 050_price_book.sql derive from them on every change.
+
+CREATE TABLE ai_cost.providers (
+  id text PRIMARY KEY,
+  name text NOT NULL,
+  strict boolean NOT NULL DEFAULT false,
+  CONSTRAINT "provider id must be lowercase letters, digits, _ or -"
+    CHECK (id ~ '^[a-z0-9][a-z0-9_-]*$')
+);
+COMMENT ON TABLE ai_cost.providers IS 'Canonical provider ids (use them in ai_cost.calls.provider and ai_cost.prices.provider). A call whose provider is neither here nor in ai_cost.prices is unpriced as an unknown provider.';
+COMMENT ON COLUMN ai_cost.providers.id IS 'Canonical provider id, e.g. openai, anthropic, google, amazon (Bedrock), azure (Azure OpenAI).';
+COMMENT ON COLUMN ai_cost.providers.name IS 'Human-readable name of the provider or platform.';
+COMMENT ON COLUMN ai_cost.providers.strict IS 'When true, inserting a call of this provider that cannot be priced raises an error instead of storing it unpriced.';
+
+CREATE TABLE ai_cost.prices (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  provider text NOT NULL,
+  model text NOT NULL,
+  service_tier text NOT NULL DEFAULT 'standard',
+  above_input_tokens bigint NOT NULL DEFAULT 0,
+  tenant_id text,
+  valid_from timestamptz NOT NULL DEFAULT now(),
+  valid_to timestamptz,
+  input_per_mtok numeric,
+  output_per_mtok numeric,
+  cache_read_per_mtok numeric,
+  cache_write_per_mtok numeric,
+  cache_write_1h_per_mtok numeric,
+  audio_input_per_mtok numeric,
+  audio_output_per_mtok numeric,
+  unit text,
+  unit_price numeric,
+  source text,
+  checked_on date,
+  catalog text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT "price provider and model must not be empty"
+    CHECK (provider <> '' AND model <> ''),
+  CONSTRAINT "price service_tier must be standard, batch, flex or priority"
+    CHECK (service_tier IN ('standard', 'batch', 'flex', 'priority')),
+  CONSTRAINT "price above_input_tokens must not be negative"
+    CHECK (above_input_tokens >= 0),
+  CONSTRAINT "price tenant_id must not be empty"
+    CHECK (tenant_id <> ''),
+  CONSTRAINT "prices must not be negative"
+    CHECK (input_per_mtok >= 0 AND output_per_mtok >= 0
+       AND cache_read_per_mtok >= 0 AND cache_write_per_mtok >= 0 AND cache_write_1h_per_mtok >= 0
+       AND audio_input_per_mtok >= 0 AND audio_output_per_mtok >= 0 AND unit_price >= 0),
+  -- numeric accepts NaN and Infinity, and NaN >= 0 is true in PostgreSQL:
+  -- an upper bound is what keeps them out (NaN sorts above every number).
+  CONSTRAINT "prices must be finite and below 1000000 USD per 1M tokens"
+    CHECK (input_per_mtok < 1000000 AND output_per_mtok < 1000000
+       AND cache_read_per_mtok < 1000000 AND cache_write_per_mtok < 1000000 AND cache_write_1h_per_mtok < 1000000
+       AND audio_input_per_mtok < 1000000 AND audio_output_per_mtok < 1000000 AND unit_price < 1000000),
+  CONSTRAINT "unit_price needs a unit"
+    CHECK ((unit IS NULL) = (unit_price IS NULL) AND unit <> ''),
+  CONSTRAINT "price valid_to must be after valid_from"
+    CHECK (valid_to > valid_from),
+  CONSTRAINT "prices for one model, tier and tenant must not overlap in time"
+    EXCLUDE USING gist (provider WITH =, model WITH =, service_tier WITH =, above_input_tokens WITH =,
+                        (coalesce(tenant_id, '')) WITH =, tstzrange(valid_from, valid_to) WITH &&)
+);
+CREATE INDEX prices_lookup_idx ON ai_cost.prices (provider, model, valid_from DESC);
+COMMENT ON TABLE ai_cost.prices IS 'Effective-dated prices in USD per 1M tokens (= micro-dollars per token). Insert a row to change a price from valid_from on: the previous row for that model is ended at that instant. A NULL price means that token kind is not priced; calls that use it stay unpriced (cost NULL).';
+COMMENT ON COLUMN ai_cost.prices.id IS 'Price row id; ai_cost.calls.price_id names the row that priced a call.';
+COMMENT ON COLUMN ai_cost.prices.provider IS 'Canonical provider id, e.g. openai, anthropic, google.';
+COMMENT ON COLUMN ai_cost.prices.model IS 'Model id exactly as the provider reports it, e.g. gpt-4o-mini.';
+COMMENT ON COLUMN ai_cost.prices.service_tier IS 'Service tier this price is for: standard, batch, flex or priority. A call is priced only by a row of its own tier.';
+COMMENT ON COLUMN ai_cost.prices.above_input_tokens IS 'Long-context tier: 0 for the base price; N for a price that applies to the WHOLE request when its input_tokens exceed N (e.g. 200000 for Gemini 2.5 Pro above 200k prompt tokens).';
+COMMENT ON COLUMN ai_cost.prices.tenant_id IS 'NULL for a list price; a tenant id for that tenant''s own negotiated price, which wins over the list price for its calls.';
+COMMENT ON COLUMN ai_cost.prices.valid_from IS 'First instant this price applies (inclusive), compared with ai_cost.calls.created_at.';
+COMMENT ON COLUMN ai_cost.prices.valid_to IS 'Instant this price stops applying (exclusive); NULL while in force. Set automatically when a later price is inserted.';
+COMMENT ON COLUMN ai_cost.prices.input_per_mtok IS 'USD per 1M uncached input tokens.';
+COMMENT ON COLUMN ai_cost.prices.output_per_mtok IS 'USD per 1M output tokens (reasoning tokens included).';
+COMMENT ON COLUMN ai_cost.prices.cache_read_per_mtok IS 'USD per 1M input tokens read from the provider''s prompt cache.';
+COMMENT ON COLUMN ai_cost.prices.cache_write_per_mtok IS 'USD per 1M input tokens written to the provider''s prompt cache.';
+COMMENT ON COLUMN ai_cost.prices.cache_write_1h_per_mtok IS 'USD per 1M input tokens written to the prompt cache with a 1-hour lifetime (Anthropic: 2x input).';
+COMMENT ON COLUMN ai_cost.prices.audio_input_per_mtok IS 'USD per 1M audio input tokens.';
+COMMENT ON COLUMN ai_cost.prices.audio_output_per_mtok IS 'USD per 1M audio output tokens.';
+COMMENT ON COLUMN ai_cost.prices.unit IS 'What unit_price is charged per: image, second, request, query, ... (compared with ai_cost.calls.unit).';
+COMMENT ON COLUMN ai_cost.prices.unit_price IS 'USD per unit (not per million), for calls billed per image, second, request or query.';
+COMMENT ON COLUMN ai_cost.prices.source IS 'Where the price was read (a URL or a price list name).';
+COMMENT ON COLUMN ai_cost.prices.checked_on IS 'Date the price was last checked against its source.';
+COMMENT ON COLUMN ai_cost.prices.catalog IS 'The pg-ai-cost release whose built-in catalog shipped this row, e.g. 0.1.0; NULL for rows you inserted or imported.';
+COMMENT ON COLUMN ai_cost.prices.created_at IS 'When this row was inserted.';
+
+-- Ends the row in force for the same key at the new row's valid_from, and
+-- ends the new row where a later row of that key already starts, so a price
+-- can be inserted into the past as well as the future.
+CREATE FUNCTION ai_cost_internal.close_previous_price() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  UPDATE ai_cost.prices
+     SET valid_to = NEW.valid_from
+   WHERE provider = NEW.provider AND model = NEW.model
+     AND service_tier = NEW.service_tier AND above_input_tokens = NEW.above_input_tokens
+     AND tenant_id IS NOT DISTINCT FROM NEW.tenant_id
+     AND valid_from < NEW.valid_from
+     AND (valid_to IS NULL OR valid_to > NEW.valid_from);
+
+  IF NEW.valid_to IS NULL THEN
+    SELECT min(valid_from) INTO NEW.valid_to
+      FROM ai_cost.prices
+     WHERE provider = NEW.provider AND model = NEW.model
+       AND service_tier = NEW.service_tier AND above_input_tokens = NEW.above_input_tokens
+       AND tenant_id IS NOT DISTINCT FROM NEW.tenant_id
+       AND valid_from > NEW.valid_from;
+  END IF;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.close_previous_price() IS 'Trigger: ends the price in force when a newer price for the same model is inserted.';
+
+CREATE TRIGGER tg_prices__close_previous_price
+  BEFORE INSERT ON ai_cost.prices
+  FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.close_previous_price();
+
+-- Price rows are history: calls point at the row that priced them. A wrong
+-- price is corrected by inserting a new row (and repricing), never by deleting.
+CREATE FUNCTION ai_cost_internal.forbid_price_delete() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RAISE EXCEPTION 'ai_cost.prices rows are history and cannot be deleted (price id %)', OLD.id
+    USING HINT = 'Insert a corrected price with its valid_from instead; calls keep the price row that priced them.';
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.forbid_price_delete() IS 'Trigger: refuses to delete price rows, which priced calls refer to.';
+
+CREATE TRIGGER tg_prices__forbid_delete
+  BEFORE DELETE ON ai_cost.prices
+  FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.forbid_price_delete();
+
+-- The standard-tier base list price, for people asking "what does this model
+-- cost?"; the cost trigger also weighs tiers, long context, tenants and
+-- aliases (ai_cost.explain_cost shows how it priced a call).
+CREATE FUNCTION ai_cost.price_at(provider text, model text, at timestamptz) RETURNS ai_cost.prices
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT p.*
+    FROM ai_cost.prices p
+   WHERE p.provider = price_at.provider
+     AND p.model = price_at.model
+     AND p.service_tier = 'standard' AND p.above_input_tokens = 0 AND p.tenant_id IS NULL
+     AND p.valid_from <= price_at.at
+     AND (p.valid_to IS NULL OR p.valid_to > price_at.at)
+   ORDER BY p.valid_from DESC
+   LIMIT 1
+$$;
+COMMENT ON FUNCTION ai_cost.price_at(text, text, timestamptz) IS 'The standard-tier base list price (ai_cost.prices row) in force for provider/model at an instant, or NULL. The cost trigger also considers tiers, long context, tenants and aliases: see ai_cost.explain_cost.';
+
+CREATE TABLE ai_cost.tenant_discounts (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  tenant_id text NOT NULL,
+  provider text,
+  model text,
+  percent_off numeric NOT NULL,
+  valid_from timestamptz NOT NULL DEFAULT '-infinity',
+  valid_to timestamptz,
+  note text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT "percent_off must be between 0 and 100" CHECK (percent_off >= 0 AND percent_off <= 100),
+  CONSTRAINT "a discount for a model needs its provider" CHECK (model IS NULL OR provider IS NOT NULL),
+  CONSTRAINT "discount valid_to must be after valid_from" CHECK (valid_to > valid_from),
+  CONSTRAINT "discounts for one tenant and scope must not overlap in time"
+    EXCLUDE USING gist (tenant_id WITH =, (coalesce(provider, '')) WITH =, (coalesce(model, '')) WITH =,
+                        tstzrange(valid_from, valid_to) WITH &&)
+);
+COMMENT ON TABLE ai_cost.tenant_discounts IS 'Negotiated percentage discounts on list prices for one tenant: on all its calls, one provider''s, or one model''s (the narrowest scope wins). A tenant''s own rows in ai_cost.prices win over a discount.';
+COMMENT ON COLUMN ai_cost.tenant_discounts.provider IS 'NULL: every provider.';
+COMMENT ON COLUMN ai_cost.tenant_discounts.model IS 'NULL: every model of the provider.';
+COMMENT ON COLUMN ai_cost.tenant_discounts.percent_off IS 'Discount in percent, e.g. 15 for 15% off list.';

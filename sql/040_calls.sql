@@ -1,0 +1,143 @@
+-- The ledger: one row per AI/LLM API call, priced on insert.
+--
+-- Applications insert rows from any language (INSERT, COPY, or
+-- ai_cost.insert_calls for batches); the cost trigger (060_cost.sql) sets
+-- cost_micros, price_id, discount_id and unpriced_reason. NULL always means
+-- unknown, never zero: a token count that does not apply is NULL, and an
+-- unpriced call has cost_micros NULL with the reason beside it. CHECK
+-- constraints name what is wrong with a bad row, in words a client can show.
+-- request_id makes inserts idempotent (ON CONFLICT DO NOTHING).
+
+CREATE TABLE ai_cost.calls (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  provider text NOT NULL,
+  model text NOT NULL,
+  operation text NOT NULL DEFAULT 'chat',
+  status text NOT NULL DEFAULT 'success',
+  service_tier text NOT NULL DEFAULT 'standard',
+  tenant_id text,
+  user_id text,
+  feature text,
+  conversation_id text,
+  prompt_id text,
+  prompt_version text,
+  metadata jsonb NOT NULL DEFAULT '{}',
+  request_id text UNIQUE,
+  input_tokens bigint,
+  output_tokens bigint,
+  cache_read_tokens bigint,
+  cache_write_tokens bigint,
+  reasoning_tokens bigint,
+  cache_write_1h_tokens bigint,
+  audio_input_tokens bigint,
+  audio_output_tokens bigint,
+  units numeric,
+  unit text,
+  streamed boolean NOT NULL DEFAULT false,
+  cached boolean NOT NULL DEFAULT false,
+  ttft_ms integer,
+  total_ms integer,
+  error_message text,
+  provided_cost_micros bigint,
+  cost_micros bigint,
+  price_id bigint,
+  unpriced_reason text,
+  -- CHECK violations show the constraint name to every client, so each name
+  -- is the message: it says what is wrong in the user's terms.
+  CONSTRAINT "provider and model must not be empty"
+    CHECK (provider <> '' AND model <> ''),
+  CONSTRAINT "created_at must be a finite time"
+    CHECK (isfinite(created_at)),
+  -- Bounds on text keep one bad client from filling the table; they match
+  -- the TypeScript schema, which truncates nothing either.
+  CONSTRAINT "provider must be at most 200 characters, model at most 500"
+    CHECK (length(provider) <= 200 AND length(model) <= 500),
+  CONSTRAINT "labels and request_id must be at most 1000 characters"
+    CHECK (length(tenant_id) <= 1000 AND length(user_id) <= 1000 AND length(feature) <= 1000
+       AND length(conversation_id) <= 1000 AND length(prompt_id) <= 1000
+       AND length(prompt_version) <= 1000 AND length(request_id) <= 1000 AND length(unit) <= 100),
+  CONSTRAINT "error_message must be at most 10000 characters"
+    CHECK (length(error_message) <= 10000),
+  CONSTRAINT "metadata must be at most 64 kB"
+    CHECK (pg_column_size(metadata) <= 65536),
+  CONSTRAINT "status must be success, error or cancelled"
+    CHECK (status IN ('success', 'error', 'cancelled')),
+  CONSTRAINT "operation must be a known ai_cost operation"
+    CHECK (operation IN ('chat', 'completion', 'embedding', 'image', 'audio_transcription',
+                         'audio_speech', 'moderation', 'rerank', 'video', 'web_search', 'other')),
+  CONSTRAINT "service_tier must be standard, batch, flex or priority"
+    CHECK (service_tier IN ('standard', 'batch', 'flex', 'priority')),
+  CONSTRAINT "token counts must be at most 1e12 (one trillion)"
+    CHECK (input_tokens <= 1e12 AND output_tokens <= 1e12 AND cache_read_tokens <= 1e12
+       AND cache_write_tokens <= 1e12 AND reasoning_tokens <= 1e12 AND cache_write_1h_tokens <= 1e12
+       AND audio_input_tokens <= 1e12 AND audio_output_tokens <= 1e12),
+  CONSTRAINT "token counts must not be negative"
+    CHECK (input_tokens >= 0 AND output_tokens >= 0 AND cache_read_tokens >= 0
+       AND cache_write_tokens >= 0 AND reasoning_tokens >= 0 AND cache_write_1h_tokens >= 0
+       AND audio_input_tokens >= 0 AND audio_output_tokens >= 0),
+  -- The parts-of-a-whole rules below hold vacuously when the part is absent
+  -- or 0, so that a negative whole is reported by the rule about negatives.
+  CONSTRAINT "input_tokens must include cache_read and cache_write tokens"
+    CHECK (coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0) <= 0
+        OR coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0) <= coalesce(input_tokens, 0)),
+  CONSTRAINT "output_tokens must include reasoning_tokens"
+    CHECK (coalesce(reasoning_tokens, 0) <= 0 OR reasoning_tokens <= coalesce(output_tokens, 0)),
+  CONSTRAINT "cache_write_tokens must include cache_write_1h_tokens"
+    CHECK (coalesce(cache_write_1h_tokens, 0) <= 0 OR cache_write_1h_tokens <= coalesce(cache_write_tokens, 0)),
+  CONSTRAINT "input_tokens must include audio_input_tokens"
+    CHECK (coalesce(audio_input_tokens, 0) <= 0 OR audio_input_tokens <= coalesce(input_tokens, 0)),
+  CONSTRAINT "output_tokens must include audio_output_tokens"
+    CHECK (coalesce(audio_output_tokens, 0) <= 0 OR audio_output_tokens <= coalesce(output_tokens, 0)),
+  CONSTRAINT "units must not be negative and need a unit"
+    CHECK (units IS NULL OR (units >= 0 AND unit IS NOT NULL)),
+  CONSTRAINT "units must be finite and at most 1e12"
+    CHECK (units <= 1e12),
+  CONSTRAINT "provided_cost_micros must not be negative"
+    CHECK (provided_cost_micros >= 0),
+  CONSTRAINT "ttft_ms and total_ms must not be negative"
+    CHECK (ttft_ms >= 0 AND total_ms >= 0),
+  CONSTRAINT "metadata must be a JSON object"
+    CHECK (jsonb_typeof(metadata) = 'object')
+);
+
+CREATE INDEX calls_created_at_idx ON ai_cost.calls (created_at);
+
+ALTER TABLE ai_cost.calls ADD COLUMN discount_id bigint;
+COMMENT ON TABLE ai_cost.calls IS 'One row per AI/LLM API call attempt (success, error or cancelled). Insert from any client; cost_micros is computed on insert from ai_cost.prices.';
+COMMENT ON COLUMN ai_cost.calls.id IS 'Row id.';
+COMMENT ON COLUMN ai_cost.calls.created_at IS 'Time of the call. The price in force at this instant applies.';
+COMMENT ON COLUMN ai_cost.calls.provider IS 'Canonical provider id, e.g. openai, anthropic, google.';
+COMMENT ON COLUMN ai_cost.calls.model IS 'Model id as the provider reports it.';
+COMMENT ON COLUMN ai_cost.calls.operation IS 'Kind of call: chat, completion, embedding, image, audio_transcription, audio_speech, moderation, rerank, video, web_search or other.';
+COMMENT ON COLUMN ai_cost.calls.status IS 'Outcome: success, error or cancelled. Failed calls that consumed tokens still cost money.';
+COMMENT ON COLUMN ai_cost.calls.service_tier IS 'Provider service tier the call ran on: standard, batch, flex or priority (each has its own price).';
+COMMENT ON COLUMN ai_cost.calls.tenant_id IS 'Your customer or workspace the call was made for.';
+COMMENT ON COLUMN ai_cost.calls.user_id IS 'Your end user the call was made for.';
+COMMENT ON COLUMN ai_cost.calls.feature IS 'Product feature that made the call, e.g. summarize or support-bot.';
+COMMENT ON COLUMN ai_cost.calls.conversation_id IS 'Conversation or session the call belongs to.';
+COMMENT ON COLUMN ai_cost.calls.prompt_id IS 'Prompt template id.';
+COMMENT ON COLUMN ai_cost.calls.prompt_version IS 'Prompt template version.';
+COMMENT ON COLUMN ai_cost.calls.metadata IS 'Any further attributes, as a JSON object.';
+COMMENT ON COLUMN ai_cost.calls.request_id IS 'Idempotency key (e.g. the provider''s response id). Unique when set, so a retried insert cannot count twice: use INSERT ... ON CONFLICT (request_id) DO NOTHING.';
+COMMENT ON COLUMN ai_cost.calls.input_tokens IS 'All prompt tokens, INCLUDING cache reads and cache writes (OpenTelemetry GenAI semantics). NULL = not applicable.';
+COMMENT ON COLUMN ai_cost.calls.output_tokens IS 'All generated tokens, INCLUDING reasoning tokens. NULL = not applicable.';
+COMMENT ON COLUMN ai_cost.calls.cache_read_tokens IS 'Part of input_tokens read from the provider''s prompt cache.';
+COMMENT ON COLUMN ai_cost.calls.cache_write_tokens IS 'Part of input_tokens written to the provider''s prompt cache.';
+COMMENT ON COLUMN ai_cost.calls.reasoning_tokens IS 'Part of output_tokens spent on reasoning (billed as output).';
+COMMENT ON COLUMN ai_cost.calls.cache_write_1h_tokens IS 'Part of cache_write_tokens written with a 1-hour lifetime (Anthropic bills these at a higher rate than 5-minute writes).';
+COMMENT ON COLUMN ai_cost.calls.audio_input_tokens IS 'Part of input_tokens that was audio.';
+COMMENT ON COLUMN ai_cost.calls.audio_output_tokens IS 'Part of output_tokens that was audio.';
+COMMENT ON COLUMN ai_cost.calls.units IS 'Quantity billed per unit rather than per token (images, seconds of audio or video, requests, search queries); see unit.';
+COMMENT ON COLUMN ai_cost.calls.unit IS 'What units counts: image, second, request, query, ...';
+COMMENT ON COLUMN ai_cost.calls.streamed IS 'True when the response was streamed.';
+COMMENT ON COLUMN ai_cost.calls.cached IS 'True when your application served the answer from its own cache: no provider call, cost 0.';
+COMMENT ON COLUMN ai_cost.calls.ttft_ms IS 'Time to first token in milliseconds (streamed calls only).';
+COMMENT ON COLUMN ai_cost.calls.total_ms IS 'Total latency in milliseconds.';
+COMMENT ON COLUMN ai_cost.calls.error_message IS 'Error text for failed calls.';
+COMMENT ON COLUMN ai_cost.calls.provided_cost_micros IS 'Cost the provider itself reported (e.g. OpenRouter), in micro-dollars. When set, cost_micros takes it as is instead of pricing the tokens.';
+COMMENT ON COLUMN ai_cost.calls.cost_micros IS 'Cost in integer micro-dollars (1 = $0.000001), set on insert. NULL = unpriced (no price in force, or a used token kind has no price); 0 = free.';
+COMMENT ON COLUMN ai_cost.calls.price_id IS 'The ai_cost.prices row that priced this call; NULL when unpriced or served from the app cache.';
+COMMENT ON COLUMN ai_cost.calls.unpriced_reason IS 'Why cost_micros is NULL (e.g. no price for the model, no price for a token kind that was used); NULL when priced.';
+COMMENT ON COLUMN ai_cost.calls.discount_id IS 'The ai_cost.tenant_discounts row applied to this call''s list price, if any.';
+

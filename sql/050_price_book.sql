@@ -1,0 +1,180 @@
+-- The compiled price book: the prices that apply now, as constants the cost
+-- trigger reads without a query.
+--
+-- The price rows that apply now to anyone without prices of their own (list
+-- prices, below any long-context tier) are compiled whenever the price lookup
+-- is rebuilt: into ai_cost_internal.price_book, a table with one row per
+-- (provider, service tier, model) that ai_cost.insert_calls() hashes once per
+-- batch, and into small SQL functions whose bodies are literals: a jsonb
+-- object from "provider tier model" to a slot number, a bigint[][] of price
+-- ids, rates and token limits per slot, a timestamptz[][] of validity per
+-- slot, the set of tenants with prices or discounts of their own, and the
+-- time the book next goes stale. The planner inlines SQL functions, so in the
+-- trigger these are constants in the plan: finding the price is a binary
+-- search over the jsonb keys and an array subscript, with no query. One
+-- indexed probe of the lookup per row cost about 5 us on PostgreSQL 15, as
+-- much as the insert itself (docs/pricing.md has the measurements).
+--
+-- Rates are held as whole picodollars per token (USD per 1M tokens times
+-- 10^6), so the cost is exact integer arithmetic:
+--   cost_micros = ceil(sum(tokens x USD per 1M tokens))
+--               = (sum(tokens x picodollars per token) + 999999) / 1000000
+-- which is the same number the numeric formula gives (060_cost.sql). A rate that
+-- is not a whole number of picodollars, or above 1,000 USD per 1M tokens, is
+-- not compiled; with token counts below 2^30 (checked first) no sum can
+-- overflow a bigint (7 x 2^30 x 10^9 < 2^63).
+--
+-- Everything else takes the lookup: a tenant with prices or discounts of its
+-- own, a call near or above a long-context tier's threshold or with 2^30
+-- tokens or more, a call made outside its price's validity (backdated
+-- history, or a price change that took effect since the last compile), a used
+-- dimension without a rate, units, app-cache hits, provider-reported costs,
+-- patterns, unknown models. Correctness never depends on the book being
+-- current: it answers only inside each price's validity, and is rebuilt in
+-- the same transaction as every price, alias or discount change.
+-- ai_cost.refresh() recompiles when a price in the lookup starts or ends
+-- since the last compile, so a scheduled price change gets the fast path back
+-- within a refresh.
+--
+-- Safety. The generated bodies are literals made with format('%L') from
+-- typed values (jsonb, bigint[], timestamptz[]), never SQL text from input,
+-- and every operator in them is schema-qualified. The compiler is SECURITY
+-- DEFINER because replacing a function needs its owner, and whoever may
+-- change prices (ai_cost_admin, or the user's own roles) must be able to
+-- recompile: all it can do is derive the book again from committed prices.
+
+-- The compiled book as a table, one row per (provider, service tier, model)
+-- with a current list price: what insert_calls() joins, and what the cost
+-- trigger's constants are generated from. Rates in picodollars per token
+-- (0: none), and per dimension the bits a token count may use (see the header).
+-- Written only by ai_cost_internal.compile_price_book(), in the same
+-- transaction as every price change.
+CREATE TABLE ai_cost_internal.price_book (
+  slot integer PRIMARY KEY,
+  key text NOT NULL UNIQUE,
+  provider text NOT NULL,
+  service_tier text NOT NULL,
+  model text NOT NULL,
+  price_id bigint NOT NULL,
+  input_rate bigint NOT NULL, output_rate bigint NOT NULL, cache_read_rate bigint NOT NULL,
+  cache_write_rate bigint NOT NULL, cache_write_1h_rate bigint NOT NULL,
+  audio_input_rate bigint NOT NULL, audio_output_rate bigint NOT NULL,
+  input_bits integer NOT NULL, output_bits integer NOT NULL, cache_read_bits integer NOT NULL,
+  cache_write_bits integer NOT NULL, cache_write_1h_bits integer NOT NULL,
+  audio_input_bits integer NOT NULL, audio_output_bits integer NOT NULL,
+  valid_from timestamptz NOT NULL,
+  valid_to timestamptz NOT NULL
+);
+COMMENT ON TABLE ai_cost_internal.price_book IS 'Internal: the compiled price book (current list prices as integer picodollars per token), written by ai_cost_internal.compile_price_book().';
+
+-- The book for ai_cost.insert_calls() to hash once per batch. A function the
+-- planner does not inline, so that its ROWS estimate, below a batch's, makes
+-- it hash the book and not the batch.
+CREATE FUNCTION ai_cost_internal.price_book_entries() RETURNS SETOF ai_cost_internal.price_book
+LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 50 SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN QUERY SELECT * FROM ai_cost_internal.price_book;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.price_book_entries() IS 'Internal: the rows of ai_cost_internal.price_book, with a planner estimate that makes ai_cost.insert_calls() hash them.';
+
+
+CREATE FUNCTION ai_cost_internal.compile_price_book() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET "TimeZone" = 'UTC' AS $$
+DECLARE
+  book_slots jsonb;
+  book_rates text;
+  book_windows text;
+  own_price_tenants jsonb;
+  stale_at timestamptz;
+BEGIN
+  LOCK TABLE ai_cost_internal.price_lookup IN EXCLUSIVE MODE;
+  DELETE FROM ai_cost_internal.price_book;
+  WITH list_prices AS (
+    -- A key is three words; provider and model must hold no space, so no
+    -- other (provider, tier, model) can spell the same key.
+    SELECT l.provider || ' ' || l.service_tier || ' ' || l.model AS key, l.provider, l.service_tier, l.model,
+           l.price_id, l.valid_from, l.valid_to,
+           (SELECT min(t.above_input_tokens) FROM ai_cost_internal.price_lookup t
+             WHERE t.provider = l.provider AND t.model = l.model AND t.service_tier = l.service_tier
+               AND t.tenant_id = '' AND t.above_input_tokens > 0) AS next_tier_above,
+           ARRAY[l.input_per_mtok, l.output_per_mtok, l.cache_read_per_mtok, l.cache_write_per_mtok,
+                 l.cache_write_1h_per_mtok, l.audio_input_per_mtok, l.audio_output_per_mtok] AS per_mtok
+      FROM ai_cost_internal.price_lookup l
+     WHERE l.tenant_id = '' AND l.above_input_tokens = 0
+       AND l.valid_from <= now() AND (l.valid_to IS NULL OR l.valid_to > now())
+       AND strpos(l.provider, ' ') = 0 AND strpos(l.model, ' ') = 0
+  ), compilable AS (
+    SELECT row_number() OVER (ORDER BY p.key) AS slot, p.*,
+           -- The rates in picodollars per token (0: none).
+           ARRAY(SELECT coalesce((r.rate * 1000000)::bigint, 0) FROM unnest(p.per_mtok) WITH ORDINALITY AS r(rate, n) ORDER BY r.n) AS rates,
+           -- Per dimension the bits a token count may use (see the cost trigger in 060_cost.sql):
+           -- 0 without a rate; for input below the first long-context tier,
+           -- the largest power of two not above its threshold + 1.
+           ARRAY(SELECT CASE WHEN r.rate IS NULL THEN 0
+                             WHEN r.n = 1 AND p.next_tier_above IS NOT NULL
+                             THEN least(30, floor(log(2::numeric, p.next_tier_above + 1))::integer)
+                             ELSE 30 END
+                   FROM unnest(p.per_mtok) WITH ORDINALITY AS r(rate, n) ORDER BY r.n) AS bits
+      FROM list_prices p
+     WHERE NOT EXISTS (SELECT FROM unnest(p.per_mtok) AS r(rate)
+                        WHERE r.rate * 1000000 <> trunc(r.rate * 1000000) OR r.rate > 1000)
+  )
+  INSERT INTO ai_cost_internal.price_book
+  SELECT c.slot, c.key, c.provider, c.service_tier, c.model, c.price_id,
+         c.rates[1], c.rates[2], c.rates[3], c.rates[4], c.rates[5], c.rates[6], c.rates[7],
+         c.bits[1], c.bits[2], c.bits[3], c.bits[4], c.bits[5], c.bits[6], c.bits[7],
+         c.valid_from, coalesce(c.valid_to, 'infinity')
+    FROM compilable c;
+
+  -- The same book as constants for the cost trigger.
+  SELECT coalesce(jsonb_object_agg(b.key, b.slot), '{}'),
+         coalesce('{' || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
+                                           b.input_rate, b.output_rate, b.cache_read_rate, b.cache_write_rate,
+                                           b.cache_write_1h_rate, b.audio_input_rate, b.audio_output_rate,
+                                           b.input_bits, b.output_bits, b.cache_read_bits, b.cache_write_bits,
+                                           b.cache_write_1h_bits, b.audio_input_bits, b.audio_output_bits),
+                                    ',' ORDER BY b.slot) || '}', '{}'),
+         coalesce('{' || string_agg('{"' || b.valid_from || '","' || b.valid_to || '"}', ',' ORDER BY b.slot) || '}', '{}')
+    INTO book_slots, book_rates, book_windows
+    FROM ai_cost_internal.price_book b;
+
+  SELECT jsonb_object_agg(t.tenant_id, true) INTO own_price_tenants
+    FROM (SELECT DISTINCT l.tenant_id FROM ai_cost_internal.price_lookup l WHERE l.tenant_id <> '') t;
+
+  -- The first moment a price in the lookup starts or ends after now: from
+  -- then on the book no longer holds every price that applies.
+  SELECT min(b.at) INTO stale_at
+    FROM (SELECT l.valid_from AS at FROM ai_cost_internal.price_lookup l WHERE l.valid_from > now()
+          UNION ALL
+          SELECT l.valid_to FROM ai_cost_internal.price_lookup l WHERE l.valid_to > now()) b;
+
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost_internal.price_book_slot(key text) RETURNS integer
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    format('SELECT CAST(CAST(%L AS pg_catalog.jsonb) OPERATOR(pg_catalog.->>) $1 AS pg_catalog.int4)', book_slots));
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost_internal.price_book_rates() RETURNS bigint[]
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    format('SELECT CAST(%L AS pg_catalog.int8[])', book_rates));
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost_internal.price_book_windows() RETURNS timestamptz[]
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    format('SELECT CAST(%L AS pg_catalog.timestamptz[])', book_windows));
+  -- Without any such tenant the body is the constant false, which the
+  -- planner folds out of the trigger's condition.
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost_internal.price_book_has_tenant(tenant_id text) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    CASE WHEN own_price_tenants IS NULL THEN 'SELECT false'
+         ELSE format('SELECT coalesce(CAST(%L AS pg_catalog.jsonb) OPERATOR(pg_catalog.?) $1, false)', own_price_tenants) END);
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost_internal.price_book_stale_at() RETURNS timestamptz
+    LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS %L$f$,
+    format('SELECT CAST(%L AS pg_catalog.timestamptz)', coalesce(stale_at, 'infinity')));
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.compile_price_book() IS 'Internal: rewrites the compiled price book (ai_cost_internal.price_book_*) from the resolved price lookup.';
+
+-- The generated functions exist from the first compile on.
+SELECT ai_cost_internal.compile_price_book();
+COMMENT ON FUNCTION ai_cost_internal.price_book_slot(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): the slot of a current list price by "provider service_tier model", or NULL.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id; the input, output, cache read, cache write, 1-hour cache write, audio input and audio output rates in picodollars per token (0: none); then for the same seven token counts the bits they may use to be priced here (0: must be 0 or NULL).';
+COMMENT ON FUNCTION ai_cost_internal.price_book_windows() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the validity of its price, [from, to).';
+COMMENT ON FUNCTION ai_cost_internal.price_book_has_tenant(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): whether a tenant has prices or discounts of its own (the compiled book holds list prices only).';
+COMMENT ON FUNCTION ai_cost_internal.price_book_stale_at() IS 'Internal, generated by ai_cost_internal.compile_price_book(): when a price next starts or ends, after which ai_cost.refresh() compiles the book again.';

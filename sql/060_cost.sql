@@ -1,0 +1,549 @@
+-- The cost of a call: the formula, the cost trigger and the batch insert.
+--
+-- Cost is integer micro-dollars, computed once per call on insert and stored:
+--   cost_micros = ceil(factor x sum over dimensions (tokens x USD per 1M tokens)
+--                      + units x USD per unit x 10^6)
+-- summed exactly and rounded up once (rounding each component would
+-- overcharge by up to 4 micro-dollars). Token counts follow the OpenTelemetry
+-- semantics: input_tokens includes cache reads, cache writes and audio input,
+-- output_tokens includes audio output, so the uncached text input is input
+-- minus those. A dimension the call used that its price leaves NULL makes the
+-- call unpriced (cost NULL, with a reason), never silently free. A successful
+-- call that reports no usage at all (an OpenAI stream without
+-- stream_options.include_usage) is unpriced too: 'no usage reported'; a failed
+-- or cancelled one with no usage costs 0, since providers do not bill a
+-- request that consumed nothing.
+--
+-- The formula is written three times, side by side in this file, because
+-- each place needs it in a different form to be fast:
+--   ai_cost_internal.priced()     exact numeric arithmetic over the price
+--                                 lookup: the definition, used by
+--                                 ai_cost_internal.cost_of() for reprices,
+--                                 explain_cost and the trigger's other calls;
+--   ai_cost_internal.price_call() the cost trigger, in integer picodollars
+--                                 from the compiled price book (050_price_book.sql)
+--                                 for list-priced calls: no query per row;
+--   ai_cost.insert_calls()        the same picodollar sum as a set, in the
+--                                 INSERT of a recorder batch.
+-- Picodollars are exact (rates are whole picodollars per token when
+-- compiled), so the three give the same number. test/pricing-fast-path.test.ts
+-- holds the trigger and insert_calls to ai_cost_internal.cost_of() on calls
+-- covering every dimension, tier, override and fallback; test/price-book.test.ts
+-- holds the book to the prices. ai_cost.cost_micros() is the formula over one
+-- price row for people and tests, without tiers or tenants.
+
+-- The exact formula, and the one indexed lookup it needs: the resolved price
+-- for a call's exact model id or alias (the tenant's own price, then its
+-- narrowest discount, then the list price; within those, the highest
+-- long-context tier the input exceeds) applied to every billing dimension.
+-- Components are summed exactly in numeric, the discount factor applied, and
+-- the total rounded up once. missing_rate names a dimension the call used
+-- that the price leaves NULL; callers then store the call as unpriced (cost
+-- is what the other dimensions come to, and must not be used).
+--
+-- No row comes back when no price applies (then ai_cost_internal.pattern_model may
+-- find the model through a pattern). Written as one SQL query with no SET clause so that the
+-- planner inlines it into the cost trigger's and reprice's queries: the
+-- trigger's single index probe per call is this query. Its body only uses
+-- schema-qualified tables and pg_catalog operators, and runs under the
+-- pinned search_path of the function that inlines it.
+CREATE FUNCTION ai_cost_internal.priced(
+  provider text, model text, service_tier text, tenant_id text, at timestamptz,
+  input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
+  cache_write_1h_tokens bigint, audio_input_tokens bigint, audio_output_tokens bigint,
+  units numeric, unit text
+) RETURNS TABLE (cost_micros bigint, price_id bigint, discount_id bigint, missing_rate text)
+LANGUAGE sql STABLE ROWS 1 AS $$
+  SELECT ceil(l.factor * (
+             greatest(coalesce($6, 0) - coalesce($8, 0) - coalesce($9, 0) - coalesce($11, 0), 0)
+                                          * coalesce(l.input_per_mtok, 0)
+           + (coalesce($7, 0) - coalesce($12, 0)) * coalesce(l.output_per_mtok, 0)
+           + coalesce($8, 0)                     * coalesce(l.cache_read_per_mtok, 0)
+           + (coalesce($9, 0) - coalesce($10, 0)) * coalesce(l.cache_write_per_mtok, 0)
+           + coalesce($10, 0)                    * coalesce(l.cache_write_1h_per_mtok, 0)
+           + coalesce($11, 0)                    * coalesce(l.audio_input_per_mtok, 0)
+           + coalesce($12, 0)                    * coalesce(l.audio_output_per_mtok, 0)
+           + coalesce($13, 0) * coalesce(l.unit_price, 0) * 1000000))::bigint,
+         l.price_id,
+         l.discount_id,
+         CASE
+           WHEN l.input_per_mtok IS NULL AND coalesce($6, 0) - coalesce($8, 0) - coalesce($9, 0) - coalesce($11, 0) > 0
+             THEN 'no price for input tokens'
+           WHEN l.output_per_mtok IS NULL AND coalesce($7, 0) - coalesce($12, 0) > 0 THEN 'no price for output tokens'
+           WHEN l.cache_read_per_mtok IS NULL AND $8 > 0 THEN 'no price for cache read tokens'
+           WHEN l.cache_write_per_mtok IS NULL AND $9 > coalesce($10, 0) THEN 'no price for cache write tokens'
+           WHEN l.cache_write_1h_per_mtok IS NULL AND $10 > 0 THEN 'no price for 1-hour cache write tokens'
+           WHEN l.audio_input_per_mtok IS NULL AND $11 > 0 THEN 'no price for audio input tokens'
+           WHEN l.audio_output_per_mtok IS NULL AND $12 > 0 THEN 'no price for audio output tokens'
+           WHEN $13 > 0 AND l.unit IS DISTINCT FROM $14 THEN 'no price per ' || $14
+         END
+    FROM ai_cost_internal.price_lookup l
+   WHERE l.provider = $1 AND l.model = $2 AND l.service_tier = $3
+     AND (l.tenant_id = '' OR l.tenant_id = $4)
+     AND l.valid_from <= $5 AND (l.valid_to IS NULL OR l.valid_to > $5)
+     AND (l.above_input_tokens = 0 OR l.above_input_tokens < $6)
+   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC
+   LIMIT 1
+$$;
+COMMENT ON FUNCTION ai_cost_internal.priced(text, text, text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text) IS 'Internal: the cost formula applied with the price for an exact model id or alias; no row when none applies.';
+
+-- The formula over one price row and four token counts. Token counts follow the OpenTelemetry
+-- semantics (input includes cache reads and writes), so uncached input is
+-- input minus both. Components are summed exactly in numeric and rounded up
+-- once: rounding each component would overcharge by up to 4 micro-dollars.
+-- A token kind that was used but has no price makes the whole call unpriced
+-- (NULL), never silently free.
+CREATE FUNCTION ai_cost.cost_micros(
+  price ai_cost.prices,
+  input_tokens bigint,
+  output_tokens bigint,
+  cache_read_tokens bigint,
+  cache_write_tokens bigint
+) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  cache_read bigint := coalesce(cache_read_tokens, 0);
+  cache_write bigint := coalesce(cache_write_tokens, 0);
+  uncached bigint := coalesce(input_tokens, 0) - cache_read - cache_write;
+  output bigint := coalesce(output_tokens, 0);
+BEGIN
+  IF (uncached > 0 AND price.input_per_mtok IS NULL)
+     OR (cache_read > 0 AND price.cache_read_per_mtok IS NULL)
+     OR (cache_write > 0 AND price.cache_write_per_mtok IS NULL)
+     OR (output > 0 AND price.output_per_mtok IS NULL) THEN
+    RETURN NULL;
+  END IF;
+  RETURN ceil(  uncached    * coalesce(price.input_per_mtok, 0)
+              + cache_read  * coalesce(price.cache_read_per_mtok, 0)
+              + cache_write * coalesce(price.cache_write_per_mtok, 0)
+              + output      * coalesce(price.output_per_mtok, 0))::bigint;
+END
+$$;
+COMMENT ON FUNCTION ai_cost.cost_micros(ai_cost.prices, bigint, bigint, bigint, bigint) IS 'Exact cost in micro-dollars of the given token counts at the given price row, rounded up once; NULL when a used token kind has no price.';
+
+-- The cost of a hypothetical call broken down: which price row, tier, tenant
+-- price or discount applied, and each billing dimension's quantity, rate and
+-- micro-dollars; the last row is the total as the trigger computes it.
+CREATE FUNCTION ai_cost.explain_cost(
+  provider text, model text, at timestamptz DEFAULT now(),
+  input_tokens bigint DEFAULT NULL, output_tokens bigint DEFAULT NULL,
+  cache_read_tokens bigint DEFAULT NULL, cache_write_tokens bigint DEFAULT NULL,
+  cache_write_1h_tokens bigint DEFAULT NULL, audio_input_tokens bigint DEFAULT NULL,
+  audio_output_tokens bigint DEFAULT NULL, units numeric DEFAULT NULL, unit text DEFAULT NULL,
+  service_tier text DEFAULT 'standard', tenant_id text DEFAULT NULL
+) RETURNS TABLE (component text, quantity numeric, usd_rate numeric, rate_per text, micros numeric, detail text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c ai_cost.calls;
+  p ai_cost_internal.price_lookup;
+  priced record;
+  write_1h bigint := coalesce(cache_write_1h_tokens, 0);
+  write_5m bigint := coalesce(cache_write_tokens, 0) - write_1h;
+BEGIN
+  c.provider := provider; c.model := model; c.created_at := at; c.service_tier := service_tier;
+  c.tenant_id := tenant_id; c.cached := false;
+  c.input_tokens := input_tokens; c.output_tokens := output_tokens;
+  c.cache_read_tokens := cache_read_tokens; c.cache_write_tokens := cache_write_tokens;
+  c.cache_write_1h_tokens := cache_write_1h_tokens; c.audio_input_tokens := audio_input_tokens;
+  c.audio_output_tokens := audio_output_tokens; c.units := units; c.unit := unit;
+  priced := ai_cost_internal.cost_of(c);
+  SELECT * INTO p FROM ai_cost_internal.price_lookup l
+   WHERE l.price_id = priced.price_id AND l.discount_id IS NOT DISTINCT FROM priced.discount_id
+     AND l.tenant_id IN ('', coalesce(explain_cost.tenant_id, ''))
+   LIMIT 1;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT 'unpriced'::text, NULL::numeric, NULL::numeric, NULL::text, NULL::numeric, priced.unpriced_reason;
+    RETURN;
+  END IF;
+  RETURN QUERY SELECT 'price'::text, NULL::numeric, NULL::numeric, NULL::text, NULL::numeric,
+    format('price row %s (%s/%s, %s tier, %s%s) in force %s to %s%s',
+           p.price_id, p.provider, p.priced_model, p.service_tier,
+           CASE WHEN p.above_input_tokens = 0 THEN 'base price' ELSE 'input above ' || p.above_input_tokens || ' tokens' END,
+           CASE WHEN p.rank = 0 THEN ', tenant ' || p.tenant_id || '''s own price'
+                WHEN p.discount_id IS NOT NULL
+                THEN format(', tenant %s discount %s: %s%% off', p.tenant_id, p.discount_id, trim_scale((1 - p.factor) * 100))
+                ELSE '' END,
+           p.valid_from, coalesce(p.valid_to::text, 'now'),
+           CASE WHEN p.priced_model <> model THEN ', matched from ' || model ELSE '' END);
+  RETURN QUERY
+  SELECT d.component, d.quantity, d.rate, d.per, d.quantity * d.rate * d.scale * p.factor, NULL::text
+    FROM (VALUES
+      ('input', greatest(coalesce(input_tokens, 0) - coalesce(cache_read_tokens, 0) - write_5m - write_1h
+                         - coalesce(audio_input_tokens, 0), 0)::numeric, p.input_per_mtok, '1M tokens', 1),
+      ('cache read', coalesce(cache_read_tokens, 0)::numeric, p.cache_read_per_mtok, '1M tokens', 1),
+      ('cache write (5 min)', write_5m::numeric, p.cache_write_per_mtok, '1M tokens', 1),
+      ('cache write (1 hour)', write_1h::numeric, p.cache_write_1h_per_mtok, '1M tokens', 1),
+      ('audio input', coalesce(audio_input_tokens, 0)::numeric, p.audio_input_per_mtok, '1M tokens', 1),
+      ('output', (coalesce(output_tokens, 0) - coalesce(audio_output_tokens, 0))::numeric, p.output_per_mtok, '1M tokens', 1),
+      ('audio output', coalesce(audio_output_tokens, 0)::numeric, p.audio_output_per_mtok, '1M tokens', 1),
+      ('per ' || coalesce(unit, 'unit'), coalesce(units, 0), CASE WHEN p.unit = unit THEN p.unit_price END, unit, 1000000)
+    ) AS d(component, quantity, rate, per, scale)
+   WHERE d.quantity > 0;
+  RETURN QUERY SELECT CASE WHEN priced.cost_micros IS NULL THEN 'unpriced' ELSE 'total' END,
+    NULL::numeric, NULL::numeric, NULL::text, priced.cost_micros::numeric,
+    coalesce(priced.unpriced_reason, 'sum rounded up once to whole micro-dollars');
+END
+$$;
+COMMENT ON FUNCTION ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text) IS 'Breaks down the cost of a hypothetical call: the price row, tier and tenant price or discount that apply, then quantity, USD rate and micro-dollars of each billing dimension, then the total (or why it is unpriced).';
+
+-- The same for a recorded call, as it would be priced now.
+CREATE FUNCTION ai_cost.explain_cost(call_id bigint)
+RETURNS TABLE (component text, quantity numeric, usd_rate numeric, rate_per text, micros numeric, detail text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c ai_cost.calls;
+BEGIN
+  SELECT * INTO c FROM ai_cost.calls WHERE id = call_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no call with id %', call_id USING ERRCODE = 'no_data_found';
+  END IF;
+  IF c.cached OR c.provided_cost_micros IS NOT NULL THEN
+    RETURN QUERY SELECT 'total'::text, NULL::numeric, NULL::numeric, NULL::text, c.cost_micros::numeric,
+      CASE WHEN c.cached THEN 'served from the application''s own cache: free' ELSE 'cost reported by the provider' END;
+    RETURN;
+  END IF;
+  RETURN QUERY SELECT * FROM ai_cost.explain_cost(c.provider, c.model, c.created_at, c.input_tokens, c.output_tokens,
+    c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens,
+    c.units, c.unit, c.service_tier, c.tenant_id);
+END
+$$;
+COMMENT ON FUNCTION ai_cost.explain_cost(bigint) IS 'Breaks down the cost of recorded call call_id at today''s prices for its created_at (price row, tier, each component); compare with its stored cost_micros and price_id.';
+
+-- The cost of a call as the trigger, reprice and explain_cost compute it:
+-- app-cache hits and provider-reported costs first, then no usage, then the
+-- price lookup by id, alias or pattern, then why no price applies.
+CREATE FUNCTION ai_cost_internal.cost_of(
+  c ai_cost.calls,
+  OUT cost_micros bigint, OUT price_id bigint, OUT discount_id bigint, OUT unpriced_reason text
+)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  pattern_model text;
+BEGIN
+  IF c.cached OR c.provided_cost_micros IS NOT NULL THEN
+    cost_micros := CASE WHEN c.cached THEN 0 ELSE c.provided_cost_micros END;
+    RETURN;
+  END IF;
+  IF c.input_tokens IS NULL AND c.output_tokens IS NULL AND c.units IS NULL THEN
+    IF c.status = 'success' THEN
+      unpriced_reason := 'no usage reported: input_tokens, output_tokens and units are all NULL';
+    ELSE
+      cost_micros := 0;
+    END IF;
+    RETURN;
+  END IF;
+  SELECT * INTO cost_micros, price_id, discount_id, unpriced_reason
+    FROM ai_cost_internal.priced(c.provider, c.model, c.service_tier, c.tenant_id, c.created_at,
+           c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens,
+           c.audio_input_tokens, c.audio_output_tokens, c.units, c.unit);
+  IF NOT FOUND THEN
+    pattern_model := ai_cost_internal.pattern_model(c.provider, c.model);
+    IF pattern_model IS NOT NULL THEN
+      SELECT * INTO cost_micros, price_id, discount_id, unpriced_reason
+        FROM ai_cost_internal.priced(c.provider, pattern_model, c.service_tier, c.tenant_id, c.created_at,
+               c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens,
+               c.audio_input_tokens, c.audio_output_tokens, c.units, c.unit);
+    END IF;
+    IF NOT FOUND OR pattern_model IS NULL THEN
+      unpriced_reason := ai_cost_internal.no_price_reason(c.provider, c.model, c.service_tier, c.created_at);
+    END IF;
+  END IF;
+  IF unpriced_reason IS NOT NULL THEN
+    cost_micros := NULL;
+    price_id := NULL;
+    discount_id := NULL;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.cost_of(ai_cost.calls) IS 'The cost of a call as the trigger, reprice and explain_cost compute it: app-cache hits and provider-reported costs first, then no usage, then the price lookup by id, alias or pattern.';
+
+-- The trigger's way for every call its fast path does not take: the call
+-- with its cost as ai_cost_internal.cost_of() computes it, or an error for a call of a
+-- strict-mode provider that cannot be priced.
+CREATE FUNCTION ai_cost_internal.price_call_slowly(c ai_cost.calls) RETURNS ai_cost.calls
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  SELECT * INTO c.cost_micros, c.price_id, c.discount_id, c.unpriced_reason FROM ai_cost_internal.cost_of(c);
+  IF c.unpriced_reason IS NOT NULL
+     AND EXISTS (SELECT FROM ai_cost.providers p WHERE p.id = c.provider AND p.strict) THEN
+    RAISE EXCEPTION 'cannot price call of %/%: %', c.provider, c.model, c.unpriced_reason
+      USING ERRCODE = 'check_violation',
+            HINT = 'Provider ' || c.provider || ' is in strict mode (ai_cost.providers.strict): add a price, or turn strict mode off.';
+  END IF;
+  RETURN c;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.price_call_slowly(ai_cost.calls) IS 'The cost trigger''s path for calls without a plain price: pattern matches, unpriced reasons, strict mode.';
+
+-- Writes a batch of calls given as a JSON array of objects whose keys are
+-- ai_cost.calls columns (what the recorder sends); a request_id already
+-- recorded is skipped. Returns how many calls were new. The calls the price
+-- book covers are priced in the INSERT itself: one hash of the book per
+-- statement, and per row the trigger's test and picodollar sum as plain
+-- expressions. A row the book cannot price (tenant terms, tiers, units,
+-- provided costs, history, unknown models) goes in without a cost, and the
+-- cost trigger prices it. Only the columns a writer may write are read: a
+-- key such as cost_micros or price_id in the JSON is ignored.
+--
+-- Trust. A writer must not be able to set its own cost. The trigger skips
+-- only a row that has a cost, is inserted by the role that owns insert_calls
+-- (it is SECURITY DEFINER, so inside it current_user is that owner), and
+-- while the setting ai_cost.inserting_priced_calls is on, which insert_calls
+-- turns on for its INSERT and off again. A writer is not that owner, so
+-- whatever it inserts, directly or through a setting of its own, is priced
+-- by the trigger. The owner (the installing user) could skip the trigger
+-- anyway (ALTER TABLE ... DISABLE TRIGGER), so trusting it inside this one
+-- function adds nothing it did not have. If the function changes owner, the
+-- condition no longer matches and the trigger prices every row again:
+-- slower, never wrong (ai-cost doctor says so).
+CREATE FUNCTION ai_cost.insert_calls(calls jsonb) RETURNS bigint
+LANGUAGE plpgsql STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  inserted bigint;
+BEGIN
+  IF jsonb_typeof(calls) <> 'array' THEN
+    RAISE EXCEPTION 'ai_cost.insert_calls() takes a JSON array of call objects, not a JSON %', jsonb_typeof(calls)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- On for this INSERT only. Not a SET clause of the function: PostgreSQL
+  -- lets only a superuser store a custom setting there, and installs are
+  -- often not superusers. If the INSERT fails, the transaction (or the
+  -- caller's savepoint) is rolled back, and the setting with it.
+  PERFORM set_config('ai_cost.inserting_priced_calls', 'on', true);
+  INSERT INTO ai_cost.calls (
+    created_at, provider, model, operation, status, service_tier,
+    tenant_id, user_id, feature, conversation_id, prompt_id, prompt_version, metadata, request_id,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+    cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit, provided_cost_micros,
+    streamed, cached, ttft_ms, total_ms, error_message, cost_micros, price_id)
+  SELECT
+    c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier,
+    c.tenant_id, c.user_id, c.feature, c.conversation_id, c.prompt_id, c.prompt_version, c.metadata, c.request_id,
+    c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
+    c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens, c.units, c.unit, c.provided_cost_micros,
+    c.streamed, c.cached, c.ttft_ms, c.total_ms, c.error_message,
+    -- The cost trigger's test and sum (price_call below). The test's shifts are ORed
+    -- into one comparison: each t >> b is 0 exactly when the trigger's
+    -- t >> b = 0 holds (a negative t stays negative). The parentheses are
+    -- needed: >> and | have the same precedence. Where the book does not
+    -- apply the cost stays NULL, and the trigger prices the row.
+    CASE WHEN c.units IS NULL AND coalesce(c.input_tokens, c.output_tokens) IS NOT NULL
+          AND NOT c.cached AND c.provided_cost_micros IS NULL
+          AND NOT ai_cost_internal.price_book_has_tenant(c.tenant_id)
+          AND b.valid_from <= c.created_at AND c.created_at < b.valid_to
+          AND ((coalesce(c.input_tokens, 0::bigint) >> b.input_bits) | (coalesce(c.output_tokens, 0::bigint) >> b.output_bits)
+               | (coalesce(c.cache_read_tokens, 0::bigint) >> b.cache_read_bits)
+               | (coalesce(c.cache_write_tokens, 0::bigint) >> b.cache_write_bits)
+               | (coalesce(c.cache_write_1h_tokens, 0::bigint) >> b.cache_write_1h_bits)
+               | (coalesce(c.audio_input_tokens, 0::bigint) >> b.audio_input_bits)
+               | (coalesce(c.audio_output_tokens, 0::bigint) >> b.audio_output_bits)) = 0::bigint
+    THEN CASE
+      WHEN coalesce(c.cache_write_tokens, c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens) IS NULL
+      THEN (greatest(coalesce(c.input_tokens, 0::bigint) - coalesce(c.cache_read_tokens, 0::bigint), 0::bigint) * b.input_rate
+            + coalesce(c.output_tokens, 0::bigint) * b.output_rate
+            + coalesce(c.cache_read_tokens, 0::bigint) * b.cache_read_rate
+            + 999999::bigint) / 1000000::bigint
+      ELSE (greatest(coalesce(c.input_tokens, 0::bigint) - coalesce(c.cache_read_tokens, 0::bigint)
+                     - coalesce(c.cache_write_tokens, 0::bigint) - coalesce(c.audio_input_tokens, 0::bigint), 0::bigint) * b.input_rate
+            + (coalesce(c.output_tokens, 0::bigint) - coalesce(c.audio_output_tokens, 0::bigint)) * b.output_rate
+            + coalesce(c.cache_read_tokens, 0::bigint) * b.cache_read_rate
+            + (coalesce(c.cache_write_tokens, 0::bigint) - coalesce(c.cache_write_1h_tokens, 0::bigint)) * b.cache_write_rate
+            + coalesce(c.cache_write_1h_tokens, 0::bigint) * b.cache_write_1h_rate
+            + coalesce(c.audio_input_tokens, 0::bigint) * b.audio_input_rate
+            + coalesce(c.audio_output_tokens, 0::bigint) * b.audio_output_rate
+            + 999999::bigint) / 1000000::bigint
+      END
+    END,
+    -- Only read with a cost beside it: the trigger sets its own otherwise.
+    b.price_id
+  FROM (
+    -- A key left out, or given as null, takes the column's default.
+    SELECT coalesce(j.created_at, now()) AS created_at, j.provider, j.model,
+           coalesce(j.operation, 'chat') AS operation, coalesce(j.status, 'success') AS status,
+           coalesce(j.service_tier, 'standard') AS service_tier,
+           j.tenant_id, j.user_id, j.feature, j.conversation_id, j.prompt_id, j.prompt_version,
+           coalesce(j.metadata, '{}') AS metadata, j.request_id,
+           j.input_tokens, j.output_tokens, j.cache_read_tokens, j.cache_write_tokens, j.reasoning_tokens,
+           j.cache_write_1h_tokens, j.audio_input_tokens, j.audio_output_tokens, j.units, j.unit,
+           j.provided_cost_micros, coalesce(j.streamed, false) AS streamed, coalesce(j.cached, false) AS cached,
+           j.ttft_ms, j.total_ms, j.error_message
+      FROM jsonb_to_recordset(calls) AS j(
+        created_at timestamptz, provider text, model text, operation text, status text, service_tier text,
+        tenant_id text, user_id text, feature text, conversation_id text, prompt_id text, prompt_version text,
+        metadata jsonb, request_id text,
+        input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
+        reasoning_tokens bigint, cache_write_1h_tokens bigint, audio_input_tokens bigint, audio_output_tokens bigint,
+        units numeric, unit text, provided_cost_micros bigint,
+        streamed boolean, cached boolean, ttft_ms integer, total_ms integer, error_message text)
+  ) c
+  -- The book is hashed once per batch; each call probes it once.
+  LEFT JOIN ai_cost_internal.price_book_entries() AS b
+    ON b.provider = c.provider AND b.service_tier = c.service_tier AND b.model = c.model
+  ON CONFLICT DO NOTHING;
+  GET DIAGNOSTICS inserted = ROW_COUNT;
+  PERFORM set_config('ai_cost.inserting_priced_calls', 'off', true);
+  RETURN inserted;
+END
+$$;
+COMMENT ON FUNCTION ai_cost.insert_calls(jsonb) IS 'Inserts a batch of calls given as a JSON array of objects keyed by ai_cost.calls columns, pricing list-priced calls in the statement itself (the cost trigger prices the rest); skips request_ids already recorded; returns how many calls were new.';
+
+-- The cost trigger. A call the compiled price book covers is priced from its
+-- constants with no query; everything else goes through the lookup, as
+-- ai_cost_internal.cost_of() does. The book path is split in two: calls
+-- without cache writes or audio (most calls) and the others, because PL/pgSQL
+-- sets up the state of each expression it evaluates once per transaction, so
+-- one expression for all seven dimensions made a single-row INSERT set up
+-- every check and sum (perf over pgbench single-row INSERTs on PostgreSQL 15:
+-- the trigger's share of the backend's time went from 9.1-9.3% to 5.9-6.7%).
+--
+-- It does not pin search_path: a SET clause costs ~5 us per row before
+-- PostgreSQL 17. It is SECURITY INVOKER (a hijacked name could do nothing the
+-- inserting user could not do anyway), every table is schema-qualified, and
+-- every operator and function it uses has exactly matching built-in argument
+-- types (explicit casts where types differ), which PostgreSQL resolves in
+-- pg_catalog first. test/pricing-fast-path.test.ts also inserts with a
+-- hostile search_path that shadows them.
+CREATE FUNCTION ai_cost_internal.price_call() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  slot integer;
+  l_price_id bigint; l_discount_id bigint; l_factor numeric; l_unit text;
+  r_input numeric; r_output numeric; r_cache_read numeric; r_cache_write numeric; r_cache_write_1h numeric;
+  r_audio_input numeric; r_audio_output numeric; r_unit numeric;
+BEGIN
+  -- A plain call without cache writes or audio (most calls): three
+  -- dimensions to check and sum. PL/pgSQL sets up each expression's state
+  -- once per transaction, on its first use, so the rare case has statements
+  -- of its own: a single-row INSERT does not pay for setting them up.
+  IF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
+     AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
+     AND NEW.discount_id IS NULL AND NEW.unpriced_reason IS NULL
+     AND coalesce(NEW.cache_write_tokens, NEW.cache_write_1h_tokens, NEW.audio_input_tokens, NEW.audio_output_tokens) IS NULL
+     AND NOT ai_cost_internal.price_book_has_tenant(NEW.tenant_id) THEN
+    slot := ai_cost_internal.price_book_slot(NEW.provider || ' ' || NEW.service_tier || ' ' || NEW.model);
+    IF slot IS NOT NULL
+       AND (ai_cost_internal.price_book_windows())[slot][1] <= NEW.created_at
+       AND NEW.created_at < (ai_cost_internal.price_book_windows())[slot][2]
+       AND coalesce(NEW.input_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][9]::integer = 0::bigint
+       AND coalesce(NEW.output_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][10]::integer = 0::bigint
+       AND coalesce(NEW.cache_read_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][11]::integer = 0::bigint THEN
+      -- The same sum as priced()'s numeric one, in picodollars, rounded up once.
+      -- The input part can be negative in a valid row, and is clamped as there.
+      NEW.cost_micros := (greatest(coalesce(NEW.input_tokens, 0::bigint) - coalesce(NEW.cache_read_tokens, 0::bigint), 0::bigint)
+                            * (ai_cost_internal.price_book_rates())[slot][2]
+                          + coalesce(NEW.output_tokens, 0::bigint) * (ai_cost_internal.price_book_rates())[slot][3]
+                          + coalesce(NEW.cache_read_tokens, 0::bigint) * (ai_cost_internal.price_book_rates())[slot][4]
+                          + 999999::bigint) / 1000000::bigint;
+      NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
+      RETURN NEW;
+    END IF;
+  -- The same with cache writes or audio: all seven dimensions.
+  ELSIF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
+     AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
+     AND NEW.discount_id IS NULL AND NEW.unpriced_reason IS NULL
+     AND NOT ai_cost_internal.price_book_has_tenant(NEW.tenant_id) THEN
+    slot := ai_cost_internal.price_book_slot(NEW.provider || ' ' || NEW.service_tier || ' ' || NEW.model);
+    IF slot IS NOT NULL
+       AND (ai_cost_internal.price_book_windows())[slot][1] <= NEW.created_at
+       AND NEW.created_at < (ai_cost_internal.price_book_windows())[slot][2]
+       AND coalesce(NEW.input_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][9]::integer = 0::bigint
+       AND coalesce(NEW.output_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][10]::integer = 0::bigint
+       AND coalesce(NEW.cache_read_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][11]::integer = 0::bigint
+       AND coalesce(NEW.cache_write_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][12]::integer = 0::bigint
+       AND coalesce(NEW.cache_write_1h_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][13]::integer = 0::bigint
+       AND coalesce(NEW.audio_input_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][14]::integer = 0::bigint
+       AND coalesce(NEW.audio_output_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][15]::integer = 0::bigint THEN
+      -- A negative part can only come from a row the CHECK constraints
+      -- refuse next (audio_output_tokens above output_tokens, say).
+      NEW.cost_micros := (greatest(coalesce(NEW.input_tokens, 0::bigint) - coalesce(NEW.cache_read_tokens, 0::bigint)
+                                   - coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.audio_input_tokens, 0::bigint), 0::bigint)
+                            * (ai_cost_internal.price_book_rates())[slot][2]
+                          + (coalesce(NEW.output_tokens, 0::bigint) - coalesce(NEW.audio_output_tokens, 0::bigint)) * (ai_cost_internal.price_book_rates())[slot][3]
+                          + coalesce(NEW.cache_read_tokens, 0::bigint) * (ai_cost_internal.price_book_rates())[slot][4]
+                          + (coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.cache_write_1h_tokens, 0::bigint)) * (ai_cost_internal.price_book_rates())[slot][5]
+                          + coalesce(NEW.cache_write_1h_tokens, 0::bigint) * (ai_cost_internal.price_book_rates())[slot][6]
+                          + coalesce(NEW.audio_input_tokens, 0::bigint) * (ai_cost_internal.price_book_rates())[slot][7]
+                          + coalesce(NEW.audio_output_tokens, 0::bigint) * (ai_cost_internal.price_book_rates())[slot][8]
+                          + 999999::bigint) / 1000000::bigint;
+      NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
+      RETURN NEW;
+    END IF;
+  END IF;
+
+  -- Not covered by the book: the lookup, as priced() does it.
+  -- Out-of-range units (NaN, Infinity) are refused by a CHECK constraint
+  -- whose message names them; computing with them first would fail with an
+  -- obscure one.
+  IF NOT (coalesce(NEW.units, 0::numeric) <= 1000000000000::numeric) THEN
+    RETURN NEW;
+  END IF;
+  -- App-cache hits, provider-reported costs and calls without usage have
+  -- rules of their own.
+  IF NEW.cached OR NEW.provided_cost_micros IS NOT NULL
+     OR (NEW.input_tokens IS NULL AND NEW.output_tokens IS NULL AND NEW.units IS NULL) THEN
+    RETURN ai_cost_internal.price_call_slowly(NEW);
+  END IF;
+  SELECT l.price_id, l.discount_id, l.factor, l.unit, l.input_per_mtok, l.output_per_mtok,
+         l.cache_read_per_mtok, l.cache_write_per_mtok, l.cache_write_1h_per_mtok,
+         l.audio_input_per_mtok, l.audio_output_per_mtok, l.unit_price
+    INTO l_price_id, l_discount_id, l_factor, l_unit, r_input, r_output,
+         r_cache_read, r_cache_write, r_cache_write_1h, r_audio_input, r_audio_output, r_unit
+    FROM ai_cost_internal.price_lookup l
+   WHERE l.provider = NEW.provider AND l.model = NEW.model AND l.service_tier = NEW.service_tier
+     AND (l.tenant_id = ''::text OR l.tenant_id = NEW.tenant_id)
+     AND l.valid_from <= NEW.created_at AND (l.valid_to IS NULL OR l.valid_to > NEW.created_at)
+     AND (l.above_input_tokens = 0::bigint OR l.above_input_tokens < NEW.input_tokens)
+   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC
+   LIMIT 1;
+  -- Every dimension the call used must have its rate (a part of 0 or less
+  -- needs none); the slow path explains a missing one. The whole check and
+  -- the whole sum are one expression each: every PL/pgSQL statement costs a
+  -- few hundred nanoseconds, which is most of what is left to save here.
+  IF FOUND
+     AND (r_input IS NOT NULL OR coalesce(NEW.input_tokens, 0::bigint) - coalesce(NEW.cache_read_tokens, 0::bigint)
+                                 - coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.audio_input_tokens, 0::bigint) <= 0::bigint)
+     AND (r_output IS NOT NULL OR coalesce(NEW.output_tokens, 0::bigint) - coalesce(NEW.audio_output_tokens, 0::bigint) <= 0::bigint)
+     AND (r_cache_read IS NOT NULL OR coalesce(NEW.cache_read_tokens, 0::bigint) <= 0::bigint)
+     AND (r_cache_write IS NOT NULL OR coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.cache_write_1h_tokens, 0::bigint) <= 0::bigint)
+     AND (r_cache_write_1h IS NOT NULL OR coalesce(NEW.cache_write_1h_tokens, 0::bigint) <= 0::bigint)
+     AND (r_audio_input IS NOT NULL OR coalesce(NEW.audio_input_tokens, 0::bigint) <= 0::bigint)
+     AND (r_audio_output IS NOT NULL OR coalesce(NEW.audio_output_tokens, 0::bigint) <= 0::bigint)
+     AND (l_unit IS NOT DISTINCT FROM NEW.unit OR coalesce(NEW.units, 0::numeric) <= 0::numeric) THEN
+    NEW.cost_micros := ceil(l_factor * (
+        CASE WHEN r_input IS NULL THEN 0::numeric
+             ELSE greatest(coalesce(NEW.input_tokens, 0::bigint) - coalesce(NEW.cache_read_tokens, 0::bigint)
+                           - coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.audio_input_tokens, 0::bigint), 0::bigint)::numeric * r_input END
+      + CASE WHEN NEW.output_tokens > 0::bigint THEN (NEW.output_tokens - coalesce(NEW.audio_output_tokens, 0::bigint))::numeric * coalesce(r_output, 0::numeric) ELSE 0::numeric END
+      + CASE WHEN NEW.cache_read_tokens > 0::bigint THEN NEW.cache_read_tokens::numeric * r_cache_read ELSE 0::numeric END
+      + CASE WHEN NEW.cache_write_tokens > 0::bigint
+             THEN (NEW.cache_write_tokens - coalesce(NEW.cache_write_1h_tokens, 0::bigint))::numeric * coalesce(r_cache_write, 0::numeric)
+                + coalesce(NEW.cache_write_1h_tokens, 0::bigint)::numeric * coalesce(r_cache_write_1h, 0::numeric)
+             ELSE 0::numeric END
+      + CASE WHEN NEW.audio_input_tokens > 0::bigint THEN NEW.audio_input_tokens::numeric * r_audio_input ELSE 0::numeric END
+      + CASE WHEN NEW.audio_output_tokens > 0::bigint THEN NEW.audio_output_tokens::numeric * r_audio_output ELSE 0::numeric END
+      + CASE WHEN NEW.units > 0::numeric THEN NEW.units * r_unit * 1000000::numeric ELSE 0::numeric END))::bigint;
+    NEW.price_id := l_price_id;
+    NEW.discount_id := l_discount_id;
+    NEW.unpriced_reason := NULL;
+    RETURN NEW;
+  END IF;
+  RETURN ai_cost_internal.price_call_slowly(NEW);
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.price_call() IS 'Trigger: sets cost_micros, price_id, discount_id and unpriced_reason of a call (from the compiled price book for a current list price; by the price lookup or ai_cost_internal.cost_of() otherwise); raises for calls of a strict-mode provider that cannot be priced.';
+
+DO $$
+BEGIN
+  EXECUTE format($t$
+    CREATE TRIGGER tg_calls__price_call
+      BEFORE INSERT OR UPDATE OF provider, model, created_at, service_tier, tenant_id, cached, provided_cost_micros,
+    cost_micros, price_id, discount_id, unpriced_reason, input_tokens, output_tokens, cache_read_tokens,
+    cache_write_tokens, cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit
+      ON ai_cost.calls
+      FOR EACH ROW
+      WHEN (NEW.cost_micros IS NULL OR CURRENT_USER <> %L::name
+            OR pg_catalog.current_setting('ai_cost.inserting_priced_calls', true) IS DISTINCT FROM 'on')
+      EXECUTE FUNCTION ai_cost_internal.price_call()$t$, current_user);
+END
+$$;
+

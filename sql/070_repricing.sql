@@ -1,0 +1,248 @@
+-- Repricing: changing the stored cost of history, on purpose and audited.
+--
+-- A price change applies from its valid_from on; calls already recorded keep
+-- the cost they were priced at. To apply a corrected price to the past, a
+-- reprice run recomputes the cost of the calls in a time range (optionally
+-- one provider or model, or only the unpriced ones) in committed batches of
+-- id order, so it never holds long locks, can be interrupted and resumed, and
+-- changes each call once. Every changed call gets a row in reprice_audit with
+-- its old and new cost; reprice_preview shows the delta without writing.
+-- backfill_unpriced prices the calls that had no price when they arrived.
+
+CREATE TABLE ai_cost.reprice_runs (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  from_time timestamptz NOT NULL,
+  to_time timestamptz NOT NULL,
+  provider text,
+  model text,
+  only_unpriced boolean NOT NULL DEFAULT false,
+  reason text NOT NULL,
+  total_calls bigint NOT NULL,
+  -- Keyset cursor: the last (created_at, id) done.
+  cursor_created_at timestamptz,
+  cursor_id bigint,
+  calls_done bigint NOT NULL DEFAULT 0,
+  calls_changed bigint NOT NULL DEFAULT 0,
+  delta_micros numeric NOT NULL DEFAULT 0,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz,
+  CONSTRAINT "reprice window must end after it starts" CHECK (to_time > from_time),
+  CONSTRAINT "reprice reason must not be empty" CHECK (reason <> '')
+);
+COMMENT ON TABLE ai_cost.reprice_runs IS 'One row per repricing run: its window and filter, a cursor so an interrupted run resumes where it stopped, and its progress.';
+COMMENT ON COLUMN ai_cost.reprice_runs.from_time IS 'Calls with created_at >= from_time ...';
+COMMENT ON COLUMN ai_cost.reprice_runs.to_time IS '... and created_at < to_time are repriced.';
+COMMENT ON COLUMN ai_cost.reprice_runs.provider IS 'Only calls of this provider (NULL: all).';
+COMMENT ON COLUMN ai_cost.reprice_runs.model IS 'Only calls of this model (NULL: all).';
+COMMENT ON COLUMN ai_cost.reprice_runs.only_unpriced IS 'Backfill: only calls still unpriced; priced history is left alone.';
+COMMENT ON COLUMN ai_cost.reprice_runs.reason IS 'Why the run was made; copied to every audit row.';
+COMMENT ON COLUMN ai_cost.reprice_runs.total_calls IS 'Calls in the window when the run started (for progress).';
+COMMENT ON COLUMN ai_cost.reprice_runs.cursor_created_at IS 'created_at of the last call processed.';
+COMMENT ON COLUMN ai_cost.reprice_runs.cursor_id IS 'id of the last call processed.';
+COMMENT ON COLUMN ai_cost.reprice_runs.calls_done IS 'Calls examined so far.';
+COMMENT ON COLUMN ai_cost.reprice_runs.calls_changed IS 'Calls whose cost, price or reason changed.';
+COMMENT ON COLUMN ai_cost.reprice_runs.delta_micros IS 'Sum of new minus old cost over changed calls priced both before and after.';
+COMMENT ON COLUMN ai_cost.reprice_runs.finished_at IS 'When the last batch ran; NULL while the run is unfinished.';
+
+CREATE TABLE ai_cost.reprice_audit (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  run_id bigint NOT NULL REFERENCES ai_cost.reprice_runs (id),
+  call_id bigint NOT NULL,
+  old_cost_micros bigint,
+  new_cost_micros bigint,
+  old_price_id bigint,
+  new_price_id bigint,
+  old_unpriced_reason text,
+  new_unpriced_reason text,
+  changed_at timestamptz NOT NULL DEFAULT now(),
+  reason text NOT NULL
+);
+COMMENT ON TABLE ai_cost.reprice_audit IS 'Every change a reprice or backfill made to a call: old and new cost, price row and unpriced reason, when and why.';
+COMMENT ON COLUMN ai_cost.reprice_audit.run_id IS 'The ai_cost.reprice_runs row that made the change.';
+COMMENT ON COLUMN ai_cost.reprice_audit.call_id IS 'The ai_cost.calls row changed.';
+COMMENT ON COLUMN ai_cost.reprice_audit.reason IS 'The run''s reason.';
+
+CREATE INDEX reprice_audit_call_idx ON ai_cost.reprice_audit (call_id);
+
+CREATE INDEX reprice_audit_run_idx ON ai_cost.reprice_audit (run_id);
+
+-- Starts a repricing run over calls with from_time <= created_at < to_time
+-- (optionally one provider/model, optionally only unpriced calls) and
+-- returns its id; ai_cost.reprice_batch then does the work.
+CREATE FUNCTION ai_cost.start_reprice(
+  from_time timestamptz, to_time timestamptz, reason text,
+  provider text DEFAULT NULL, model text DEFAULT NULL, only_unpriced boolean DEFAULT false
+) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  run_id bigint;
+BEGIN
+  INSERT INTO ai_cost.reprice_runs (from_time, to_time, provider, model, only_unpriced, reason, total_calls)
+  SELECT start_reprice.from_time, start_reprice.to_time, start_reprice.provider, start_reprice.model,
+         start_reprice.only_unpriced, start_reprice.reason, count(*)
+    FROM ai_cost.calls c
+   WHERE c.created_at >= start_reprice.from_time AND c.created_at < start_reprice.to_time
+     AND (start_reprice.provider IS NULL OR c.provider = start_reprice.provider)
+     AND (start_reprice.model IS NULL OR c.model = start_reprice.model)
+     AND (NOT start_reprice.only_unpriced OR c.cost_micros IS NULL)
+  RETURNING id INTO run_id;
+  RETURN run_id;
+END
+$$;
+COMMENT ON FUNCTION ai_cost.start_reprice(timestamptz, timestamptz, text, text, text, boolean) IS 'Starts a repricing run over a created_at window (optionally one provider/model, optionally only unpriced calls) and returns its id; run it with ai_cost.reprice_batch or CALL ai_cost.resume_reprice.';
+
+-- One batch of a run: the next batch_size calls in (created_at, id) order,
+-- re-costed with ai_cost_internal.cost_of; only calls whose cost, price or
+-- reason changed are updated (the cost trigger recomputes the same values)
+-- and audited. Returns the calls examined; 0 when the run is finished.
+-- Each call is its own short transaction when made from a client or from
+-- ai_cost.resume_reprice, so no lock is held over more than one batch.
+CREATE FUNCTION ai_cost.reprice_batch(run_id bigint, batch_size integer DEFAULT 5000) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  run ai_cost.reprice_runs;
+  examined integer;
+  changed integer;
+  delta numeric;
+  last_created_at timestamptz;
+  last_id bigint;
+BEGIN
+  SELECT * INTO run FROM ai_cost.reprice_runs r WHERE r.id = run_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no reprice run with id %', run_id USING ERRCODE = 'no_data_found';
+  END IF;
+  IF run.finished_at IS NOT NULL THEN
+    RETURN 0;
+  END IF;
+  IF batch_size < 1 THEN
+    RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  WITH batch AS (
+    SELECT c.* FROM ai_cost.calls c
+     WHERE c.created_at >= run.from_time AND c.created_at < run.to_time
+       AND (run.cursor_id IS NULL OR (c.created_at, c.id) > (run.cursor_created_at, run.cursor_id))
+       AND (run.provider IS NULL OR c.provider = run.provider)
+       AND (run.model IS NULL OR c.model = run.model)
+       AND (NOT run.only_unpriced OR c.cost_micros IS NULL)
+     ORDER BY c.created_at, c.id
+     LIMIT batch_size
+     FOR UPDATE
+  ),
+  repriced AS (
+    SELECT b.id, b.created_at, b.cost_micros AS old_cost, b.price_id AS old_price,
+           b.unpriced_reason AS old_reason, b.discount_id AS old_discount, n.*
+      FROM batch b CROSS JOIN LATERAL ai_cost_internal.cost_of(b) n
+  ),
+  updated AS (
+    UPDATE ai_cost.calls c
+       SET cost_micros = r.cost_micros, price_id = r.price_id, discount_id = r.discount_id,
+           unpriced_reason = r.unpriced_reason
+      FROM repriced r
+     WHERE c.id = r.id
+       AND (r.cost_micros IS DISTINCT FROM r.old_cost OR r.price_id IS DISTINCT FROM r.old_price
+            OR r.discount_id IS DISTINCT FROM r.old_discount OR r.unpriced_reason IS DISTINCT FROM r.old_reason)
+    RETURNING c.id, c.cost_micros, c.price_id, c.unpriced_reason
+  ),
+  audited AS (
+    INSERT INTO ai_cost.reprice_audit (run_id, call_id, old_cost_micros, new_cost_micros, old_price_id, new_price_id,
+                                       old_unpriced_reason, new_unpriced_reason, reason)
+    SELECT run.id, u.id, r.old_cost, u.cost_micros, r.old_price, u.price_id, r.old_reason, u.unpriced_reason, run.reason
+      FROM updated u JOIN repriced r USING (id)
+    RETURNING new_cost_micros - old_cost_micros AS delta
+  )
+  SELECT (SELECT count(*) FROM repriced),
+         (SELECT count(*) FROM audited),
+         (SELECT coalesce(sum(a.delta), 0) FROM audited a),
+         last_row.created_at, last_row.id
+    INTO examined, changed, delta, last_created_at, last_id
+    FROM (SELECT NULL) one
+    LEFT JOIN LATERAL (SELECT r.created_at, r.id FROM repriced r ORDER BY r.created_at DESC, r.id DESC LIMIT 1) last_row ON true;
+
+  UPDATE ai_cost.reprice_runs r
+     SET cursor_created_at = coalesce(last_created_at, r.cursor_created_at),
+         cursor_id = coalesce(last_id, r.cursor_id),
+         calls_done = r.calls_done + examined,
+         calls_changed = r.calls_changed + changed,
+         delta_micros = r.delta_micros + delta,
+         updated_at = now(),
+         finished_at = CASE WHEN examined < batch_size THEN now() END
+   WHERE r.id = run.id;
+  RETURN examined;
+END
+$$;
+COMMENT ON FUNCTION ai_cost.reprice_batch(bigint, integer) IS 'Reprices the next batch_size calls of a run, updating and auditing only calls whose cost changed; returns the number examined (0 once the run is finished). Call it in a loop, one transaction per call.';
+
+-- Runs a reprice to the end from SQL, committing after every batch so locks
+-- are short and an interruption loses at most one batch: CALL it outside a
+-- transaction block; CALL it again with the same run id to resume. (A
+-- procedure with a SET clause cannot COMMIT, so this one and ai_cost.reprice
+-- do not pin search_path; everything in them is schema-qualified.)
+CREATE PROCEDURE ai_cost.resume_reprice(run_id bigint, batch_size integer DEFAULT 5000)
+LANGUAGE plpgsql AS $$
+BEGIN
+  WHILE ai_cost.reprice_batch(run_id, batch_size) = batch_size LOOP
+    COMMIT;
+  END LOOP;
+  COMMIT;
+END
+$$;
+COMMENT ON PROCEDURE ai_cost.resume_reprice(bigint, integer) IS 'Runs (or resumes) reprice run run_id to the end, committing after each batch. CALL outside a transaction block.';
+
+-- The one-statement SQL entry point the issue names: start a run and do it.
+CREATE PROCEDURE ai_cost.reprice(
+  from_time timestamptz, to_time timestamptz, reason text,
+  provider text DEFAULT NULL, model text DEFAULT NULL, only_unpriced boolean DEFAULT false,
+  batch_size integer DEFAULT 5000
+)
+LANGUAGE plpgsql AS $$
+DECLARE
+  run_id bigint := ai_cost.start_reprice(from_time, to_time, reason, provider, model, only_unpriced);
+BEGIN
+  COMMIT;
+  CALL ai_cost.resume_reprice(run_id, batch_size);
+END
+$$;
+COMMENT ON PROCEDURE ai_cost.reprice(timestamptz, timestamptz, text, text, text, boolean, integer) IS 'Recomputes the cost of calls created in [from_time, to_time) in committed batches with an audit trail (ai_cost.reprice_audit). CALL outside a transaction block; if interrupted, CALL ai_cost.resume_reprice(<run id>) continues.';
+
+-- What a reprice would change, per model, without writing anything.
+CREATE FUNCTION ai_cost.reprice_preview(
+  from_time timestamptz, to_time timestamptz,
+  provider text DEFAULT NULL, model text DEFAULT NULL, only_unpriced boolean DEFAULT false
+) RETURNS TABLE (provider text, model text, calls bigint, calls_changed bigint,
+                 old_cost_micros numeric, new_cost_micros numeric, delta_micros numeric,
+                 newly_priced bigint, newly_unpriced bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT c.provider, c.model, count(*),
+         count(*) FILTER (WHERE n.cost_micros IS DISTINCT FROM c.cost_micros OR n.price_id IS DISTINCT FROM c.price_id),
+         sum(c.cost_micros), sum(n.cost_micros),
+         coalesce(sum(n.cost_micros - c.cost_micros), 0),
+         count(*) FILTER (WHERE c.cost_micros IS NULL AND n.cost_micros IS NOT NULL),
+         count(*) FILTER (WHERE c.cost_micros IS NOT NULL AND n.cost_micros IS NULL)
+    FROM ai_cost.calls c CROSS JOIN LATERAL ai_cost_internal.cost_of(c) n
+   WHERE c.created_at >= reprice_preview.from_time AND c.created_at < reprice_preview.to_time
+     AND (reprice_preview.provider IS NULL OR c.provider = reprice_preview.provider)
+     AND (reprice_preview.model IS NULL OR c.model = reprice_preview.model)
+     AND (NOT reprice_preview.only_unpriced OR c.cost_micros IS NULL)
+   GROUP BY c.provider, c.model
+   ORDER BY c.provider, c.model
+$$;
+COMMENT ON FUNCTION ai_cost.reprice_preview(timestamptz, timestamptz, text, text, boolean) IS 'Dry run of a reprice: per provider/model, calls examined and changed, old and new cost, delta, calls newly priced and newly unpriced. Writes nothing.';
+
+-- Backfill after new prices arrive: every still-unpriced call, in one
+-- statement with an audit trail. Catalog migrations call it (in their own
+-- transaction); on a large ledger run `ai-cost reprice --unpriced` instead.
+CREATE FUNCTION ai_cost.backfill_unpriced(reason text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  run_id bigint := ai_cost.start_reprice('-infinity', 'infinity', reason, only_unpriced => true);
+  run ai_cost.reprice_runs;
+BEGIN
+  PERFORM ai_cost.reprice_batch(run_id, 2147483647);
+  SELECT * INTO run FROM ai_cost.reprice_runs r WHERE r.id = run_id;
+  RETURN run.calls_changed;
+END
+$$;
+COMMENT ON FUNCTION ai_cost.backfill_unpriced(text) IS 'Prices every unpriced call that the current prices can price, auditing each change; returns how many changed. One transaction: for millions of unpriced calls prefer CALL ai_cost.reprice(..., only_unpriced => true).';
+

@@ -1,0 +1,622 @@
+-- Change capture and the rollups: aggregates that stay exact at any moment
+-- and cost work proportional to what changed.
+--
+--   1. Statement-level AFTER triggers with transition tables copy every
+--      inserted row (+1), deleted row (-1) and updated row (-1 old, +1 new)
+--      into ai_cost_internal.call_changes. One INSERT ... SELECT per
+--      statement: a bulk insert pays one set-based copy, not a call per row.
+--   2. ai_cost.refresh() (130_refresh.sql) consumes that table with
+--      DELETE ... RETURNING and adds the netted changes to the rollups in the
+--      same transaction. A change row becomes visible exactly when the call's
+--      transaction commits, so a writer that drew a lower id and commits late
+--      is simply picked up by the next refresh: no watermark can skip it,
+--      nothing counts twice, and late rows (created_at in the past),
+--      repricing UPDATEs and DELETEs reach the right hour.
+--   3. Readers add the changes not yet consumed (100_live_views.sql), so the
+--      views are exact at any moment.
+--
+-- calls_hourly keeps every reporting dimension, the user included, as the
+-- table to filter; the narrow rollups in ai_cost_internal (per day without
+-- the user, per user and day, per model or feature and hour, per dimension
+-- and day, activity and unpriced calls per hour) hold the few rows each
+-- view's question needs, so dashboards never scan a row per call. The hot
+-- helpers are PL/pgSQL loops over arrays and inlinable SQL (080_histograms.sql),
+-- and groups emptied by deletes are found from the upserts' RETURNING, so a
+-- refresh spends its time on the changes, not on function calls.
+
+CREATE TABLE ai_cost_internal.call_changes (
+  sign smallint NOT NULL,
+  created_at timestamptz NOT NULL,
+  provider text NOT NULL,
+  model text NOT NULL,
+  operation text NOT NULL,
+  status text NOT NULL,
+  service_tier text NOT NULL,
+  tenant_id text,
+  user_id text,
+  feature text,
+  conversation_id text,
+  cached boolean NOT NULL,
+  streamed boolean NOT NULL,
+  unpriced_reason text,
+  cost_micros bigint,
+  input_tokens bigint,
+  output_tokens bigint,
+  cache_read_tokens bigint,
+  cache_write_tokens bigint,
+  reasoning_tokens bigint,
+  ttft_ms integer,
+  total_ms integer
+) WITH (
+  -- Every refresh empties this table with one DELETE, so after a busy minute
+  -- it is mostly dead rows until autovacuum comes; by default that waits for
+  -- 20% of the table to change, and meanwhile its statistics overstate it,
+  -- which every live view reads (and which set off JIT compiling on them in
+  -- `npm run bench queries`). Vacuum and analyze it after a fixed number of
+  -- changes instead.
+  autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
+  autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 10000
+);
+COMMENT ON TABLE ai_cost_internal.call_changes IS 'Internal: calls added (+1) and removed (-1) since the last ai_cost.refresh(), written by triggers on ai_cost.calls.';
+
+-- Copies the rows a statement changed into the change table. SECURITY
+-- DEFINER: whoever may write ai_cost.calls must not need (or get) rights on
+-- the internal table. Updates copy every row as removed-then-added; rows
+-- whose reported columns did not change net out to nothing in the refresh.
+CREATE FUNCTION ai_cost_internal.capture_call_changes() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF TG_OP IN ('DELETE', 'UPDATE') THEN
+    INSERT INTO ai_cost_internal.call_changes
+    SELECT -1, created_at, provider, model, operation, status, service_tier, tenant_id, user_id,
+           feature, conversation_id, cached, streamed, unpriced_reason, cost_micros, input_tokens,
+           output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms
+      FROM old_calls;
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    INSERT INTO ai_cost_internal.call_changes
+    SELECT 1, created_at, provider, model, operation, status, service_tier, tenant_id, user_id,
+           feature, conversation_id, cached, streamed, unpriced_reason, cost_micros, input_tokens,
+           output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms
+      FROM new_calls;
+  END IF;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.capture_call_changes() IS 'Trigger: records the calls a statement inserted, updated or deleted for the next ai_cost.refresh().';
+
+-- A trigger with transition tables handles one event, hence three.
+CREATE TRIGGER tg_calls__capture_inserts
+  AFTER INSERT ON ai_cost.calls REFERENCING NEW TABLE AS new_calls
+  FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.capture_call_changes();
+
+CREATE TRIGGER tg_calls__capture_updates
+  AFTER UPDATE ON ai_cost.calls REFERENCING OLD TABLE AS old_calls NEW TABLE AS new_calls
+  FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.capture_call_changes();
+
+CREATE TRIGGER tg_calls__capture_deletes
+  AFTER DELETE ON ai_cost.calls REFERENCING OLD TABLE AS old_calls
+  FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.capture_call_changes();
+
+CREATE TABLE ai_cost.calls_hourly (
+  hour timestamptz NOT NULL,
+  provider text NOT NULL,
+  model text NOT NULL,
+  operation text NOT NULL,
+  status text NOT NULL,
+  service_tier text NOT NULL,
+  tenant_id text,
+  user_id text,
+  feature text,
+  cached boolean NOT NULL,
+  unpriced_reason text,
+  calls bigint NOT NULL,
+  unpriced_calls bigint NOT NULL,
+  cost_micros bigint NOT NULL,
+  input_tokens bigint NOT NULL,
+  output_tokens bigint NOT NULL,
+  cache_read_tokens bigint NOT NULL,
+  cache_write_tokens bigint NOT NULL,
+  reasoning_tokens bigint NOT NULL,
+  total_ms_calls bigint NOT NULL,
+  total_ms_sum bigint NOT NULL,
+  total_ms_hist bigint[],
+  ttft_ms_calls bigint NOT NULL,
+  ttft_ms_sum bigint NOT NULL,
+  ttft_ms_hist bigint[]
+) WITH (fillfactor = 80);
+
+CREATE UNIQUE INDEX calls_hourly_key_idx ON ai_cost.calls_hourly
+  (hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason)
+  NULLS NOT DISTINCT;
+
+CREATE TABLE ai_cost.conversations_hourly (
+  hour timestamptz NOT NULL,
+  conversation_id text NOT NULL,
+  tenant_id text,
+  user_id text,
+  calls bigint NOT NULL,
+  unpriced_calls bigint NOT NULL,
+  cost_micros bigint NOT NULL,
+  input_tokens bigint NOT NULL,
+  output_tokens bigint NOT NULL
+) WITH (fillfactor = 80);
+
+CREATE UNIQUE INDEX conversations_hourly_key_idx ON ai_cost.conversations_hourly
+  (hour, conversation_id, tenant_id, user_id) NULLS NOT DISTINCT;
+
+COMMENT ON TABLE ai_cost.calls_hourly IS 'Hourly rollup of ai_cost.calls (UTC hours) by every reporting dimension, maintained incrementally by ai_cost.refresh(). Exact as of the last refresh; ai_cost.calls_hourly_live adds what came since.';
+COMMENT ON COLUMN ai_cost.calls_hourly.hour IS 'Start of the UTC hour of created_at.';
+COMMENT ON COLUMN ai_cost.calls_hourly.provider IS 'Provider id.';
+COMMENT ON COLUMN ai_cost.calls_hourly.model IS 'Model id.';
+COMMENT ON COLUMN ai_cost.calls_hourly.operation IS 'Kind of call (chat, embedding, ...).';
+COMMENT ON COLUMN ai_cost.calls_hourly.status IS 'success, error or cancelled.';
+COMMENT ON COLUMN ai_cost.calls_hourly.service_tier IS 'standard, batch, flex or priority.';
+COMMENT ON COLUMN ai_cost.calls_hourly.tenant_id IS 'Tenant the calls were made for (NULL: none given).';
+COMMENT ON COLUMN ai_cost.calls_hourly.user_id IS 'End user the calls were made for (NULL: none given).';
+COMMENT ON COLUMN ai_cost.calls_hourly.feature IS 'Product feature that made the calls (NULL: none given).';
+COMMENT ON COLUMN ai_cost.calls_hourly.cached IS 'True for answers served from the application''s own cache.';
+COMMENT ON COLUMN ai_cost.calls_hourly.unpriced_reason IS 'Why these calls are unpriced; NULL for priced calls.';
+COMMENT ON COLUMN ai_cost.calls_hourly.calls IS 'Number of call attempts.';
+COMMENT ON COLUMN ai_cost.calls_hourly.unpriced_calls IS 'Calls with cost_micros NULL: their cost is unknown and not in cost_micros.';
+COMMENT ON COLUMN ai_cost.calls_hourly.cost_micros IS 'Sum of cost_micros of the priced calls, in micro-dollars.';
+COMMENT ON COLUMN ai_cost.calls_hourly.input_tokens IS 'Sum of input_tokens (cache reads and writes included).';
+COMMENT ON COLUMN ai_cost.calls_hourly.output_tokens IS 'Sum of output_tokens (reasoning included).';
+COMMENT ON COLUMN ai_cost.calls_hourly.cache_read_tokens IS 'Sum of cache_read_tokens.';
+COMMENT ON COLUMN ai_cost.calls_hourly.cache_write_tokens IS 'Sum of cache_write_tokens.';
+COMMENT ON COLUMN ai_cost.calls_hourly.reasoning_tokens IS 'Sum of reasoning_tokens.';
+COMMENT ON COLUMN ai_cost.calls_hourly.total_ms_calls IS 'Calls with a total_ms.';
+COMMENT ON COLUMN ai_cost.calls_hourly.total_ms_sum IS 'Sum of total_ms, for averages.';
+COMMENT ON COLUMN ai_cost.calls_hourly.total_ms_hist IS 'Histogram of total_ms (see ai_cost.latency_bucket); merge with ai_cost.histogram_merge, read with ai_cost.histogram_percentile.';
+COMMENT ON COLUMN ai_cost.calls_hourly.ttft_ms_calls IS 'Streamed calls with a ttft_ms.';
+COMMENT ON COLUMN ai_cost.calls_hourly.ttft_ms_sum IS 'Sum of ttft_ms of streamed calls.';
+COMMENT ON COLUMN ai_cost.calls_hourly.ttft_ms_hist IS 'Histogram of ttft_ms of streamed calls.';
+
+COMMENT ON TABLE ai_cost.conversations_hourly IS 'Hourly (UTC) rollup of the calls that carry a conversation_id, maintained incrementally by ai_cost.refresh(). A conversation is too fine a key for ai_cost.calls_hourly, and rarely spans many hours.';
+COMMENT ON COLUMN ai_cost.conversations_hourly.hour IS 'Start of the UTC hour of created_at.';
+COMMENT ON COLUMN ai_cost.conversations_hourly.conversation_id IS 'Conversation or session id.';
+COMMENT ON COLUMN ai_cost.conversations_hourly.tenant_id IS 'Tenant of the calls.';
+COMMENT ON COLUMN ai_cost.conversations_hourly.user_id IS 'End user of the calls.';
+COMMENT ON COLUMN ai_cost.conversations_hourly.calls IS 'Number of call attempts.';
+COMMENT ON COLUMN ai_cost.conversations_hourly.unpriced_calls IS 'Calls with no cost (unknown, not in cost_micros).';
+COMMENT ON COLUMN ai_cost.conversations_hourly.cost_micros IS 'Sum of cost_micros of the priced calls, in micro-dollars.';
+COMMENT ON COLUMN ai_cost.conversations_hourly.input_tokens IS 'Sum of input_tokens.';
+COMMENT ON COLUMN ai_cost.conversations_hourly.output_tokens IS 'Sum of output_tokens.';
+
+CREATE TABLE ai_cost_internal.calls_daily (
+  day timestamptz NOT NULL,
+  provider text NOT NULL,
+  model text NOT NULL,
+  operation text NOT NULL,
+  status text NOT NULL,
+  service_tier text NOT NULL,
+  tenant_id text,
+  feature text,
+  cached boolean NOT NULL,
+  unpriced_reason text,
+  calls bigint NOT NULL,
+  unpriced_calls bigint NOT NULL,
+  cost_micros bigint NOT NULL,
+  input_tokens bigint NOT NULL,
+  output_tokens bigint NOT NULL,
+  cache_read_tokens bigint NOT NULL,
+  cache_write_tokens bigint NOT NULL,
+  reasoning_tokens bigint NOT NULL
+) WITH (fillfactor = 70);
+
+CREATE UNIQUE INDEX calls_daily_key_idx ON ai_cost_internal.calls_daily
+  (day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason)
+  NULLS NOT DISTINCT;
+COMMENT ON TABLE ai_cost_internal.calls_daily IS 'Internal: daily (UTC) rollup of ai_cost.calls by every dimension but the user (day is the start of the UTC day): calls, cost and tokens, maintained with calls_hourly by ai_cost.refresh(); what the windowed materialized views and budgets read.';
+
+CREATE TABLE ai_cost_internal.users_daily (
+  day timestamptz NOT NULL,
+  tenant_id text,
+  user_id text,
+  calls bigint NOT NULL,
+  successes bigint NOT NULL,
+  unpriced_calls bigint NOT NULL,
+  cost_micros bigint NOT NULL,
+  input_tokens bigint NOT NULL,
+  output_tokens bigint NOT NULL
+) WITH (fillfactor = 70);
+
+CREATE UNIQUE INDEX users_daily_key_idx ON ai_cost_internal.users_daily
+  (day, user_id, tenant_id) NULLS NOT DISTINCT;
+COMMENT ON TABLE ai_cost_internal.users_daily IS 'Internal: daily (UTC) spend per user and tenant, maintained with calls_hourly by ai_cost.refresh(); what per-user reports and budgets read.';
+
+-- Per model and status, and per feature and status, by hour: the few rows
+-- (tens per hour) that error rates and latency percentiles need, so their
+-- windows merge a few thousand histograms, not one per group and user.
+CREATE TABLE ai_cost_internal.models_hourly (
+  hour timestamptz NOT NULL,
+  provider text NOT NULL,
+  model text NOT NULL,
+  status text NOT NULL,
+  cached boolean NOT NULL,
+  calls bigint NOT NULL,
+  total_ms_calls bigint NOT NULL,
+  total_ms_sum bigint NOT NULL,
+  total_ms_hist bigint[],
+  ttft_ms_calls bigint NOT NULL,
+  ttft_ms_sum bigint NOT NULL,
+  ttft_ms_hist bigint[]
+) WITH (fillfactor = 70);
+
+CREATE UNIQUE INDEX models_hourly_key_idx ON ai_cost_internal.models_hourly (hour, provider, model, status, cached);
+COMMENT ON TABLE ai_cost_internal.models_hourly IS 'Internal: hourly (UTC) calls and latency histograms per model, status and app-cache flag, maintained with calls_hourly by ai_cost.refresh(); what the error-rate and latency views read.';
+
+CREATE TABLE ai_cost_internal.features_hourly (
+  hour timestamptz NOT NULL,
+  feature text,
+  status text NOT NULL,
+  calls bigint NOT NULL
+) WITH (fillfactor = 70);
+
+CREATE UNIQUE INDEX features_hourly_key_idx ON ai_cost_internal.features_hourly (hour, feature, status) NULLS NOT DISTINCT;
+COMMENT ON TABLE ai_cost_internal.features_hourly IS 'Internal: hourly (UTC) calls per feature and status, maintained with calls_hourly by ai_cost.refresh(); what the error rate per feature reads.';
+
+-- budget_status has one branch per scope with a plain equality on it: these
+-- indexes serve the tenant, feature and user branches.
+CREATE INDEX calls_daily_tenant_idx ON ai_cost_internal.calls_daily (tenant_id, day);
+
+CREATE INDEX calls_daily_feature_idx ON ai_cost_internal.calls_daily (feature, day);
+
+CREATE INDEX users_daily_user_idx ON ai_cost_internal.users_daily (user_id, day);
+
+-- Rollups as small as the question of the view that reads them: activity
+-- per hour, status and app-cache flag (a handful of rows an hour), unpriced
+-- calls per hour and model (rows only where calls went unpriced), and spend
+-- per UTC day for one dimension at a time, whose size follows the distinct
+-- values a day, not the calls.
+CREATE TABLE ai_cost_internal.activity_hourly (
+  hour timestamptz NOT NULL,
+  status text NOT NULL,
+  cached boolean NOT NULL,
+  calls bigint NOT NULL,
+  cost_micros bigint NOT NULL,
+  input_tokens bigint NOT NULL,
+  output_tokens bigint NOT NULL
+) WITH (fillfactor = 70);
+
+CREATE UNIQUE INDEX activity_hourly_key_idx ON ai_cost_internal.activity_hourly (hour, status, cached);
+COMMENT ON TABLE ai_cost_internal.activity_hourly IS 'Internal: hourly (UTC) calls, spend and tokens per status and app-cache flag, maintained by ai_cost.refresh(); what ai_cost.activity_hourly reads.';
+
+CREATE TABLE ai_cost_internal.unpriced_hourly (
+  hour timestamptz NOT NULL,
+  provider text NOT NULL,
+  model text NOT NULL,
+  service_tier text NOT NULL,
+  unpriced_reason text NOT NULL,
+  calls bigint NOT NULL,
+  input_tokens bigint NOT NULL,
+  output_tokens bigint NOT NULL
+) WITH (fillfactor = 70);
+
+CREATE UNIQUE INDEX unpriced_hourly_key_idx
+  ON ai_cost_internal.unpriced_hourly (hour, provider, model, service_tier, unpriced_reason);
+COMMENT ON TABLE ai_cost_internal.unpriced_hourly IS 'Internal: hourly (UTC) unpriced calls and their tokens per model and reason, maintained by ai_cost.refresh(); what ai_cost.unpriced_models reads.';
+
+CREATE TABLE ai_cost_internal.dimensions_daily (
+  day timestamptz NOT NULL,
+  dimension text NOT NULL,
+  value text,
+  calls bigint NOT NULL,
+  successes bigint NOT NULL,
+  errors bigint NOT NULL,
+  cancelled bigint NOT NULL,
+  cost_micros bigint NOT NULL,
+  success_cost_micros bigint NOT NULL,
+  unpriced_calls bigint NOT NULL,
+  input_tokens bigint NOT NULL,
+  output_tokens bigint NOT NULL
+) WITH (fillfactor = 70);
+
+CREATE UNIQUE INDEX dimensions_daily_key_idx ON ai_cost_internal.dimensions_daily (day, dimension, value) NULLS NOT DISTINCT;
+
+CREATE INDEX dimensions_daily_dimension_idx ON ai_cost_internal.dimensions_daily (dimension, day);
+COMMENT ON TABLE ai_cost_internal.dimensions_daily IS 'Internal: daily (UTC) calls, spend and tokens per dimension and value (one row per provider, model, operation, service tier, tenant, user and feature a day), maintained by ai_cost.refresh(); what ai_cost.spend_daily_by_dimension reads.';
+
+-- The values a call has, one row per dimension: how a group of calls is
+-- counted once under each. A model is named with its provider, since two
+-- providers can serve the same model id. No SET clause, so the planner
+-- inlines it into the queries that use it instead of calling it per row; it
+-- uses only the built-in text concatenation (see 080_histograms.sql on such helpers).
+CREATE FUNCTION ai_cost_internal.dimension_values(
+  provider text, model text, operation text, service_tier text, tenant_id text, user_id text, feature text,
+  OUT dimension text, OUT value text
+) RETURNS SETOF record
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  VALUES ('provider', provider), ('model', provider || '/' || model), ('operation', operation),
+         ('service_tier', service_tier), ('tenant', tenant_id), ('user', user_id), ('feature', feature)
+$$;
+COMMENT ON FUNCTION ai_cost_internal.dimension_values(text, text, text, text, text, text, text) IS 'Internal: the (dimension, value) pairs of a call for ai_cost.spend_daily_by_dimension.';
+
+-- One statement folds the netted changes into every rollup from one hourly
+-- grouping of them. Groups that reach zero calls are found from the upserts'
+-- own RETURNING and deleted; budget thresholds crossed are recorded and
+-- announced with NOTIFY.
+CREATE FUNCTION ai_cost_internal.refresh_rollups(OUT applied bigint, OUT alerts bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  emptied_hourly tid[];
+  emptied_daily tid[];
+  emptied_users tid[];
+  emptied_conversations tid[];
+  emptied_models tid[];
+  emptied_features tid[];
+  emptied_activity tid[];
+  emptied_unpriced tid[];
+  emptied_dimensions tid[];
+BEGIN
+  -- Only changes committed before this statement started are visible, hence
+  -- deleted; later ones stay for the next run. Every part sees the same rows.
+  WITH consumed AS (
+    DELETE FROM ai_cost_internal.call_changes RETURNING *
+  ), cells AS (
+    -- One row per hourly group and pair of latency buckets: plain sums, no
+    -- arrays built per change.
+    SELECT date_trunc('hour', created_at, 'UTC') AS hour, provider, model, operation, status, service_tier,
+           tenant_id, user_id, feature, cached, unpriced_reason,
+           ai_cost.latency_bucket(total_ms) AS total_bucket,
+           ai_cost.latency_bucket(CASE WHEN streamed THEN ttft_ms END) AS ttft_bucket,
+           sum(sign)::bigint AS calls,
+           coalesce(sum(sign) FILTER (WHERE cost_micros IS NULL), 0)::bigint AS unpriced_calls,
+           coalesce(sum(sign * cost_micros), 0)::bigint AS cost_micros,
+           coalesce(sum(sign * input_tokens), 0)::bigint AS input_tokens,
+           coalesce(sum(sign * output_tokens), 0)::bigint AS output_tokens,
+           coalesce(sum(sign * cache_read_tokens), 0)::bigint AS cache_read_tokens,
+           coalesce(sum(sign * cache_write_tokens), 0)::bigint AS cache_write_tokens,
+           coalesce(sum(sign * reasoning_tokens), 0)::bigint AS reasoning_tokens,
+           coalesce(sum(sign) FILTER (WHERE total_ms IS NOT NULL), 0)::bigint AS total_ms_calls,
+           coalesce(sum(sign * total_ms), 0)::bigint AS total_ms_sum,
+           coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0)::bigint AS ttft_ms_calls,
+           coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint AS ttft_ms_sum
+      FROM consumed
+     GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
+              unpriced_reason, total_bucket, ttft_bucket
+  ), delta AS (
+    -- The hourly groups, with their histograms built from the (few) buckets their changes touched.
+    SELECT hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason,
+           sum(calls)::bigint AS calls, sum(unpriced_calls)::bigint AS unpriced_calls,
+           sum(cost_micros)::bigint AS cost_micros, sum(input_tokens)::bigint AS input_tokens,
+           sum(output_tokens)::bigint AS output_tokens, sum(cache_read_tokens)::bigint AS cache_read_tokens,
+           sum(cache_write_tokens)::bigint AS cache_write_tokens, sum(reasoning_tokens)::bigint AS reasoning_tokens,
+           sum(total_ms_calls)::bigint AS total_ms_calls, sum(total_ms_sum)::bigint AS total_ms_sum,
+           ai_cost_internal.histogram_apply(NULL,
+             array_agg(total_bucket) FILTER (WHERE total_ms_calls <> 0),
+             array_agg(total_ms_calls) FILTER (WHERE total_ms_calls <> 0)) AS total_ms_hist,
+           sum(ttft_ms_calls)::bigint AS ttft_ms_calls, sum(ttft_ms_sum)::bigint AS ttft_ms_sum,
+           ai_cost_internal.histogram_apply(NULL,
+             array_agg(ttft_bucket) FILTER (WHERE ttft_ms_calls <> 0),
+             array_agg(ttft_ms_calls) FILTER (WHERE ttft_ms_calls <> 0)) AS ttft_ms_hist
+      FROM cells
+     GROUP BY hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason
+  ), hourly AS (
+    INSERT INTO ai_cost.calls_hourly AS h
+    SELECT * FROM delta
+    ON CONFLICT (hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason)
+    DO UPDATE SET
+      calls = h.calls + excluded.calls,
+      unpriced_calls = h.unpriced_calls + excluded.unpriced_calls,
+      cost_micros = h.cost_micros + excluded.cost_micros,
+      input_tokens = h.input_tokens + excluded.input_tokens,
+      output_tokens = h.output_tokens + excluded.output_tokens,
+      cache_read_tokens = h.cache_read_tokens + excluded.cache_read_tokens,
+      cache_write_tokens = h.cache_write_tokens + excluded.cache_write_tokens,
+      reasoning_tokens = h.reasoning_tokens + excluded.reasoning_tokens,
+      total_ms_calls = h.total_ms_calls + excluded.total_ms_calls,
+      total_ms_sum = h.total_ms_sum + excluded.total_ms_sum,
+      total_ms_hist = ai_cost_internal.histogram_add(h.total_ms_hist, excluded.total_ms_hist),
+      ttft_ms_calls = h.ttft_ms_calls + excluded.ttft_ms_calls,
+      ttft_ms_sum = h.ttft_ms_sum + excluded.ttft_ms_sum,
+      ttft_ms_hist = ai_cost_internal.histogram_add(h.ttft_ms_hist, excluded.ttft_ms_hist)
+    RETURNING h.ctid, h.calls
+  ), daily AS (
+    INSERT INTO ai_cost_internal.calls_daily AS d
+    SELECT date_trunc('day', hour, 'UTC'), provider, model, operation, status, service_tier, tenant_id, feature,
+           cached, unpriced_reason, sum(calls), sum(unpriced_calls), sum(cost_micros), sum(input_tokens),
+           sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens)
+      FROM delta
+     GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason
+    ON CONFLICT (day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason)
+    DO UPDATE SET
+      calls = d.calls + excluded.calls,
+      unpriced_calls = d.unpriced_calls + excluded.unpriced_calls,
+      cost_micros = d.cost_micros + excluded.cost_micros,
+      input_tokens = d.input_tokens + excluded.input_tokens,
+      output_tokens = d.output_tokens + excluded.output_tokens,
+      cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
+      cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
+      reasoning_tokens = d.reasoning_tokens + excluded.reasoning_tokens
+    RETURNING d.ctid, d.calls
+  ), users AS (
+    INSERT INTO ai_cost_internal.users_daily AS u
+    SELECT date_trunc('day', hour, 'UTC'), tenant_id, user_id, sum(calls),
+           coalesce(sum(calls) FILTER (WHERE status = 'success'), 0), sum(unpriced_calls), sum(cost_micros),
+           sum(input_tokens), sum(output_tokens)
+      FROM delta
+     GROUP BY 1, tenant_id, user_id
+    ON CONFLICT (day, user_id, tenant_id)
+    DO UPDATE SET
+      calls = u.calls + excluded.calls,
+      successes = u.successes + excluded.successes,
+      unpriced_calls = u.unpriced_calls + excluded.unpriced_calls,
+      cost_micros = u.cost_micros + excluded.cost_micros,
+      input_tokens = u.input_tokens + excluded.input_tokens,
+      output_tokens = u.output_tokens + excluded.output_tokens
+    RETURNING u.ctid, u.calls
+  ), models AS (
+    INSERT INTO ai_cost_internal.models_hourly AS m
+    SELECT hour, provider, model, status, cached, sum(calls), sum(total_ms_calls), sum(total_ms_sum),
+           ai_cost_internal.histogram_apply(NULL,
+             array_agg(total_bucket) FILTER (WHERE total_ms_calls <> 0),
+             array_agg(total_ms_calls) FILTER (WHERE total_ms_calls <> 0)),
+           sum(ttft_ms_calls), sum(ttft_ms_sum),
+           ai_cost_internal.histogram_apply(NULL,
+             array_agg(ttft_bucket) FILTER (WHERE ttft_ms_calls <> 0),
+             array_agg(ttft_ms_calls) FILTER (WHERE ttft_ms_calls <> 0))
+      FROM cells
+     GROUP BY hour, provider, model, status, cached
+    ON CONFLICT (hour, provider, model, status, cached)
+    DO UPDATE SET
+      calls = m.calls + excluded.calls,
+      total_ms_calls = m.total_ms_calls + excluded.total_ms_calls,
+      total_ms_sum = m.total_ms_sum + excluded.total_ms_sum,
+      total_ms_hist = ai_cost_internal.histogram_add(m.total_ms_hist, excluded.total_ms_hist),
+      ttft_ms_calls = m.ttft_ms_calls + excluded.ttft_ms_calls,
+      ttft_ms_sum = m.ttft_ms_sum + excluded.ttft_ms_sum,
+      ttft_ms_hist = ai_cost_internal.histogram_add(m.ttft_ms_hist, excluded.ttft_ms_hist)
+    RETURNING m.ctid, m.calls
+  ), features AS (
+    INSERT INTO ai_cost_internal.features_hourly AS f
+    SELECT hour, feature, status, sum(calls) FROM delta GROUP BY hour, feature, status
+    ON CONFLICT (hour, feature, status) DO UPDATE SET calls = f.calls + excluded.calls
+    RETURNING f.ctid, f.calls
+  ), activity AS (
+    INSERT INTO ai_cost_internal.activity_hourly AS a
+    SELECT hour, status, cached, sum(calls), sum(cost_micros), sum(input_tokens), sum(output_tokens)
+      FROM delta GROUP BY hour, status, cached
+    ON CONFLICT (hour, status, cached)
+    DO UPDATE SET
+      calls = a.calls + excluded.calls,
+      cost_micros = a.cost_micros + excluded.cost_micros,
+      input_tokens = a.input_tokens + excluded.input_tokens,
+      output_tokens = a.output_tokens + excluded.output_tokens
+    RETURNING a.ctid, a.calls
+  ), unpriced AS (
+    -- Unpriced calls carry their reason in the key, so these groups hold
+    -- unpriced calls only: calls here counts unpriced calls.
+    INSERT INTO ai_cost_internal.unpriced_hourly AS n
+    SELECT hour, provider, model, service_tier, unpriced_reason, sum(unpriced_calls), sum(input_tokens), sum(output_tokens)
+      FROM delta WHERE unpriced_reason IS NOT NULL
+     GROUP BY hour, provider, model, service_tier, unpriced_reason
+    ON CONFLICT (hour, provider, model, service_tier, unpriced_reason)
+    DO UPDATE SET
+      calls = n.calls + excluded.calls,
+      input_tokens = n.input_tokens + excluded.input_tokens,
+      output_tokens = n.output_tokens + excluded.output_tokens
+    RETURNING n.ctid, n.calls
+  ), dimensions AS (
+    INSERT INTO ai_cost_internal.dimensions_daily AS x
+    SELECT date_trunc('day', hour, 'UTC'), v.dimension, v.value, sum(calls),
+           coalesce(sum(calls) FILTER (WHERE status = 'success'), 0), coalesce(sum(calls) FILTER (WHERE status = 'error'), 0),
+           coalesce(sum(calls) FILTER (WHERE status = 'cancelled'), 0), sum(cost_micros),
+           coalesce(sum(cost_micros) FILTER (WHERE status = 'success'), 0), sum(unpriced_calls),
+           sum(input_tokens), sum(output_tokens)
+      FROM delta CROSS JOIN LATERAL ai_cost_internal.dimension_values(provider, model, operation, service_tier, tenant_id, user_id, feature) AS v
+     GROUP BY 1, v.dimension, v.value
+    ON CONFLICT (day, dimension, value)
+    DO UPDATE SET
+      calls = x.calls + excluded.calls,
+      successes = x.successes + excluded.successes,
+      errors = x.errors + excluded.errors,
+      cancelled = x.cancelled + excluded.cancelled,
+      cost_micros = x.cost_micros + excluded.cost_micros,
+      success_cost_micros = x.success_cost_micros + excluded.success_cost_micros,
+      unpriced_calls = x.unpriced_calls + excluded.unpriced_calls,
+      input_tokens = x.input_tokens + excluded.input_tokens,
+      output_tokens = x.output_tokens + excluded.output_tokens
+    RETURNING x.ctid, x.calls
+  ), conversations AS (
+    INSERT INTO ai_cost.conversations_hourly AS c
+    SELECT date_trunc('hour', created_at, 'UTC'), conversation_id, tenant_id, user_id,
+           sum(sign), coalesce(sum(sign) FILTER (WHERE cost_micros IS NULL), 0),
+           coalesce(sum(sign * cost_micros), 0), coalesce(sum(sign * input_tokens), 0),
+           coalesce(sum(sign * output_tokens), 0)
+      FROM consumed
+     WHERE conversation_id IS NOT NULL
+     GROUP BY 1, conversation_id, tenant_id, user_id
+    ON CONFLICT (hour, conversation_id, tenant_id, user_id)
+    DO UPDATE SET
+      calls = c.calls + excluded.calls,
+      unpriced_calls = c.unpriced_calls + excluded.unpriced_calls,
+      cost_micros = c.cost_micros + excluded.cost_micros,
+      input_tokens = c.input_tokens + excluded.input_tokens,
+      output_tokens = c.output_tokens + excluded.output_tokens
+    RETURNING c.ctid, c.calls
+  )
+  SELECT (SELECT count(*) FROM consumed),
+         (SELECT array_agg(ctid) FROM hourly WHERE calls = 0),
+         (SELECT array_agg(ctid) FROM daily WHERE calls = 0),
+         (SELECT array_agg(ctid) FROM users WHERE calls = 0),
+         (SELECT array_agg(ctid) FROM conversations WHERE calls = 0),
+         (SELECT array_agg(ctid) FROM models WHERE calls = 0),
+         (SELECT array_agg(ctid) FROM features WHERE calls = 0),
+         (SELECT array_agg(ctid) FROM activity WHERE calls = 0),
+         (SELECT array_agg(ctid) FROM unpriced WHERE calls = 0),
+         (SELECT array_agg(ctid) FROM dimensions WHERE calls = 0)
+    INTO applied, emptied_hourly, emptied_daily, emptied_users, emptied_conversations, emptied_models, emptied_features,
+         emptied_activity, emptied_unpriced, emptied_dimensions;
+
+  -- The addresses stay valid: this transaction updated those rows last and
+  -- holds their locks, and the refresh lock keeps other refreshes out.
+  IF emptied_hourly IS NOT NULL THEN
+    DELETE FROM ai_cost.calls_hourly WHERE ctid = ANY (emptied_hourly) AND calls = 0;
+  END IF;
+  IF emptied_daily IS NOT NULL THEN
+    DELETE FROM ai_cost_internal.calls_daily WHERE ctid = ANY (emptied_daily) AND calls = 0;
+  END IF;
+  IF emptied_users IS NOT NULL THEN
+    DELETE FROM ai_cost_internal.users_daily WHERE ctid = ANY (emptied_users) AND calls = 0;
+  END IF;
+  IF emptied_conversations IS NOT NULL THEN
+    DELETE FROM ai_cost.conversations_hourly WHERE ctid = ANY (emptied_conversations) AND calls = 0;
+  END IF;
+  IF emptied_models IS NOT NULL THEN
+    DELETE FROM ai_cost_internal.models_hourly WHERE ctid = ANY (emptied_models) AND calls = 0;
+  END IF;
+  IF emptied_features IS NOT NULL THEN
+    DELETE FROM ai_cost_internal.features_hourly WHERE ctid = ANY (emptied_features) AND calls = 0;
+  END IF;
+  IF emptied_activity IS NOT NULL THEN
+    DELETE FROM ai_cost_internal.activity_hourly WHERE ctid = ANY (emptied_activity) AND calls = 0;
+  END IF;
+  IF emptied_unpriced IS NOT NULL THEN
+    DELETE FROM ai_cost_internal.unpriced_hourly WHERE ctid = ANY (emptied_unpriced) AND calls = 0;
+  END IF;
+  IF emptied_dimensions IS NOT NULL THEN
+    DELETE FROM ai_cost_internal.dimensions_daily WHERE ctid = ANY (emptied_dimensions) AND calls = 0;
+  END IF;
+
+  -- Each threshold crossed is recorded once per period and announced; the
+  -- notification is delivered when this transaction commits.
+  WITH crossed AS (
+    SELECT s.budget_id, s.period_start, t.percent, s.spent_micros, s.limit_micros
+      FROM ai_cost.budget_status s
+      JOIN ai_cost.budgets b ON b.id = s.budget_id
+     CROSS JOIN LATERAL unnest(b.alert_at_percent) AS t(percent)
+     WHERE 100 * s.spent_micros::numeric >= t.percent * s.limit_micros::numeric
+  ), recorded AS (
+    INSERT INTO ai_cost.budget_alerts (budget_id, period_start, percent, spent_micros, limit_micros)
+    SELECT budget_id, period_start, percent, spent_micros, limit_micros FROM crossed
+    ON CONFLICT DO NOTHING
+    RETURNING *
+  )
+  SELECT count(pg_notify('ai_cost_budget', json_build_object(
+           'budget_id', r.budget_id, 'name', b.name, 'scope', b.scope, 'scope_value', b.scope_value,
+           'period', b.period, 'period_start', r.period_start, 'percent', r.percent,
+           'spent_micros', r.spent_micros::text, 'limit_micros', r.limit_micros::text)::text))
+    INTO alerts
+    FROM recorded r JOIN ai_cost.budgets b ON b.id = r.budget_id;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.refresh_rollups() IS 'Internal: folds the captured call changes into the rollups and records and announces budget thresholds crossed; run by ai_cost.refresh() under its lock.';
+
+-- TRUNCATE fires no row or DELETE triggers: empty every rollup with the calls.
+CREATE FUNCTION ai_cost_internal.truncate_rollups() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  TRUNCATE ai_cost_internal.call_changes, ai_cost.calls_hourly, ai_cost.conversations_hourly,
+           ai_cost_internal.calls_daily, ai_cost_internal.users_daily, ai_cost_internal.models_hourly,
+           ai_cost_internal.features_hourly, ai_cost_internal.activity_hourly, ai_cost_internal.unpriced_hourly,
+           ai_cost_internal.dimensions_daily;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.truncate_rollups() IS 'Trigger: empties the rollups and pending changes when ai_cost.calls is truncated.';
+
+CREATE TRIGGER tg_calls__truncate_rollups
+  AFTER TRUNCATE ON ai_cost.calls
+  FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.truncate_rollups();
+

@@ -1,0 +1,92 @@
+-- Budgets: spend limits per UTC day, week or month for the whole ledger, a
+-- tenant, a user or a feature, with alert thresholds.
+--
+-- budget_status answers from the daily rollups plus pending changes, one
+-- branch per scope with a plain equality that an index serves (50 tenant
+-- budgets over 1M calls in 1-3 ms). ai_cost.refresh() records each
+-- threshold a budget crosses once per period in budget_alerts and announces
+-- it with NOTIFY ai_cost_budget.
+
+CREATE TABLE ai_cost.budgets (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  name text NOT NULL UNIQUE,
+  scope text NOT NULL DEFAULT 'global',
+  scope_value text,
+  period text NOT NULL,
+  limit_micros bigint NOT NULL,
+  alert_at_percent integer[] NOT NULL DEFAULT '{80,100}',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT "budget name must not be empty" CHECK (name <> ''),
+  CONSTRAINT "budget scope must be global, tenant, user or feature"
+    CHECK (scope IN ('global', 'tenant', 'user', 'feature')),
+  CONSTRAINT "global budgets have no scope_value, the others need one"
+    CHECK ((scope = 'global') = (scope_value IS NULL)),
+  CONSTRAINT "budget period must be day, week or month" CHECK (period IN ('day', 'week', 'month')),
+  CONSTRAINT "budget limit_micros must be positive" CHECK (limit_micros > 0),
+  CONSTRAINT "alert_at_percent must list whole percentages from 1 to 1000"
+    CHECK (cardinality(alert_at_percent) > 0 AND array_position(alert_at_percent, NULL) IS NULL
+           AND 1 <= ALL (alert_at_percent) AND 1000 >= ALL (alert_at_percent))
+);
+COMMENT ON TABLE ai_cost.budgets IS 'Spending limits per UTC day, week (from Monday) or month, globally or for one tenant, user or feature. ai_cost.budget_status compares them with spend; ai_cost.refresh() sends NOTIFY ai_cost_budget once per threshold and period.';
+COMMENT ON COLUMN ai_cost.budgets.id IS 'Budget id.';
+COMMENT ON COLUMN ai_cost.budgets.name IS 'A name people recognise, e.g. "acme monthly".';
+COMMENT ON COLUMN ai_cost.budgets.scope IS 'What the budget covers: global (all calls), tenant, user or feature.';
+COMMENT ON COLUMN ai_cost.budgets.scope_value IS 'The tenant_id, user_id or feature the budget covers; NULL for global.';
+COMMENT ON COLUMN ai_cost.budgets.period IS 'day, week or month (UTC; weeks start on Monday).';
+COMMENT ON COLUMN ai_cost.budgets.limit_micros IS 'Limit per period in micro-dollars (1 = $0.000001).';
+COMMENT ON COLUMN ai_cost.budgets.alert_at_percent IS 'Percentages of the limit that raise an alert when spend reaches them, e.g. {50,80,100}.';
+COMMENT ON COLUMN ai_cost.budgets.created_at IS 'When the budget was created.';
+
+CREATE TABLE ai_cost.budget_alerts (
+  budget_id bigint NOT NULL REFERENCES ai_cost.budgets (id) ON DELETE CASCADE,
+  period_start timestamptz NOT NULL,
+  percent integer NOT NULL,
+  spent_micros bigint NOT NULL,
+  limit_micros bigint NOT NULL,
+  alerted_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (budget_id, period_start, percent)
+);
+COMMENT ON TABLE ai_cost.budget_alerts IS 'Each budget threshold crossed, once per period: written by ai_cost.refresh(), which sends the same as NOTIFY ai_cost_budget.';
+COMMENT ON COLUMN ai_cost.budget_alerts.budget_id IS 'The ai_cost.budgets row.';
+COMMENT ON COLUMN ai_cost.budget_alerts.period_start IS 'Start of the budget period the threshold was crossed in.';
+COMMENT ON COLUMN ai_cost.budget_alerts.percent IS 'The threshold crossed, in percent of the limit.';
+COMMENT ON COLUMN ai_cost.budget_alerts.spent_micros IS 'Spend in the period when the crossing was noticed.';
+COMMENT ON COLUMN ai_cost.budget_alerts.limit_micros IS 'The limit at that time.';
+COMMENT ON COLUMN ai_cost.budget_alerts.alerted_at IS 'When the refresh noticed the crossing.';
+
+-- Each budget in its current period: spent, remaining, percent used,
+-- projection to period end, highest threshold crossed, status.
+CREATE VIEW ai_cost.budget_status AS
+SELECT b.id AS budget_id, b.name, b.scope, b.scope_value, b.period, p.period_start, p.period_end,
+       b.limit_micros, s.spent_micros, s.unpriced_calls,
+       b.limit_micros - s.spent_micros AS remaining_micros,
+       round(100 * s.spent_micros::numeric / b.limit_micros, 2) AS used_percent,
+       round(s.spent_micros * extract(epoch FROM p.period_end - p.period_start)
+             / greatest(extract(epoch FROM now() - p.period_start), 1))::bigint AS projected_micros,
+       (SELECT max(t.percent) FROM unnest(b.alert_at_percent) AS t(percent)
+         WHERE 100 * s.spent_micros::numeric >= t.percent * b.limit_micros::numeric) AS crossed_percent,
+       CASE WHEN s.spent_micros >= b.limit_micros THEN 'exceeded'
+            WHEN EXISTS (SELECT FROM unnest(b.alert_at_percent) AS t(percent)
+                          WHERE 100 * s.spent_micros::numeric >= t.percent * b.limit_micros::numeric) THEN 'warning'
+            ELSE 'ok' END AS status
+  FROM ai_cost.budgets b
+ CROSS JOIN LATERAL (
+   SELECT date_trunc(b.period, now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS period_start,
+          (date_trunc(b.period, now() AT TIME ZONE 'UTC') + ('1 ' || b.period)::interval) AT TIME ZONE 'UTC' AS period_end
+ ) AS p
+ CROSS JOIN LATERAL (
+   SELECT coalesce(sum(r.cost_micros), 0)::bigint AS spent_micros, coalesce(sum(r.unpriced_calls), 0)::bigint AS unpriced_calls
+     FROM (SELECT d.cost_micros, d.unpriced_calls FROM ai_cost_internal.calls_daily_live d
+            WHERE b.scope = 'global' AND d.day >= p.period_start AND d.day < p.period_end
+           UNION ALL
+           SELECT d.cost_micros, d.unpriced_calls FROM ai_cost_internal.calls_daily_live d
+            WHERE b.scope = 'tenant' AND d.tenant_id = b.scope_value AND d.day >= p.period_start AND d.day < p.period_end
+           UNION ALL
+           SELECT d.cost_micros, d.unpriced_calls FROM ai_cost_internal.calls_daily_live d
+            WHERE b.scope = 'feature' AND d.feature = b.scope_value AND d.day >= p.period_start AND d.day < p.period_end
+           UNION ALL
+           SELECT u.cost_micros, u.unpriced_calls FROM ai_cost_internal.users_daily_live u
+            WHERE b.scope = 'user' AND u.user_id = b.scope_value AND u.day >= p.period_start AND u.day < p.period_end) AS r
+ ) AS s;
+COMMENT ON VIEW ai_cost.budget_status IS 'Each budget in its current UTC period: spend, remaining, percent used, linear projection to period end, highest threshold crossed and status (ok, warning, exceeded). Always current; unpriced calls are counted, their cost unknown.';
+

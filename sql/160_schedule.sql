@@ -1,0 +1,22 @@
+-- The pg_cron jobs, when pg_cron is installed in this database: fold new
+-- calls into the rollups every minute (pg_cron 1.4 schedules in minutes),
+-- rebuild the windowed materialized views every 5 minutes (their cost
+-- follows the 30-day window, not the new rows), and trim the run history of
+-- these jobs daily, which pg_cron otherwise keeps forever. Without pg_cron,
+-- nothing schedules the refresh: run SELECT ai_cost.refresh() or
+-- `ai-cost refresh` from any scheduler.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+    RAISE NOTICE 'pg_cron is not installed in this database: nothing schedules ai_cost.refresh() (see `ai-cost doctor`)';
+  ELSIF NOT has_schema_privilege('cron', 'USAGE') THEN
+    RAISE NOTICE 'pg_cron is installed but % may not use schema cron: nothing schedules ai_cost.refresh()', current_user;
+  ELSE
+    PERFORM cron.schedule('ai_cost_refresh', '* * * * *', 'SELECT ai_cost.refresh(views => false)');
+    PERFORM cron.schedule('ai_cost_refresh_views', '*/5 * * * *', 'SELECT ai_cost.refresh()');
+    PERFORM cron.schedule('ai_cost_trim_job_history', '17 3 * * *',
+      $cmd$DELETE FROM cron.job_run_details WHERE end_time < now() - interval '7 days' AND jobid IN (SELECT jobid FROM cron.job WHERE jobname IN ('ai_cost_refresh', 'ai_cost_refresh_views', 'ai_cost_trim_job_history') AND database = current_database())$cmd$);
+  END IF;
+END
+$$;
+
