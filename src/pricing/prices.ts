@@ -52,7 +52,8 @@ const listedSchema = z.object({
   service_tier: z.string(),
   above_input_tokens: z.bigint(),
   tenant_id: z.string().nullable(),
-  valid_from: z.date(),
+  /** NULL for a price in force since always ('-infinity': a model's first known price applies to all earlier calls). */
+  valid_from: z.date().nullable(),
   valid_to: z.date().nullable(),
   input_per_mtok: z.string().nullable(),
   output_per_mtok: z.string().nullable(),
@@ -82,7 +83,8 @@ export interface ListOptions {
 export async function listPrices(db: CommonQueryMethods, options: ListOptions = {}): Promise<readonly ListedPrice[]> {
   const at = options.at ? sql.timestamp(options.at) : sql.fragment`now()`;
   return db.any(sql.type(listedSchema)`
-    SELECT id, provider, model, service_tier, above_input_tokens, tenant_id, valid_from, valid_to,
+    SELECT id, provider, model, service_tier, above_input_tokens, tenant_id,
+           nullif(valid_from, '-infinity') AS valid_from, valid_to,
            input_per_mtok::text, output_per_mtok::text, cache_read_per_mtok::text, cache_write_per_mtok::text,
            cache_write_1h_per_mtok::text, audio_input_per_mtok::text, audio_output_per_mtok::text,
            unit, unit_price::text, source, checked_on::text

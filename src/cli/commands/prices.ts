@@ -153,13 +153,13 @@ function renderPrices(rows: readonly ListedPrice[]): string {
     const tier = r.above_input_tokens > 0n ? `${r.service_tier} >${r.above_input_tokens}` : r.service_tier;
     table.push([r.provider, r.model, tier, r.tenant_id ?? '',
       ...RATE_COLUMNS.map(([column]) => (column === 'unit_price' && r.unit_price ? `${r.unit_price}/${r.unit}` : r[column] ?? '-')),
-      day(r.valid_from), r.valid_to ? day(r.valid_to) : '']);
+      r.valid_from ? day(r.valid_from) : 'always', r.valid_to ? day(r.valid_to) : '']);
   }
   return `${table.toString()}\nUSD per 1M tokens; per unit in USD.`;
 }
 
 function day(date: Date): string {
-  return Number.isFinite(date.getTime()) ? date.toISOString().slice(0, 10) : 'always';
+  return date.toISOString().slice(0, 10);
 }
 
 function jsonReplacer(_key: string, value: unknown): unknown {
