@@ -27,15 +27,20 @@
 -- price lookup. List prices are public; tenant prices and discounts are the
 -- writer's own customers' terms.
 
-DO $$
+-- Creates the roles that do not exist yet, where the installing user may
+-- create roles, and names the others with the statements an administrator
+-- can run. Run at install and by every `ai-cost migrate up`, so roles an
+-- administrator creates later get their rights from grant_roles() below.
+CREATE FUNCTION ai_cost_internal.create_roles() RETURNS text[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   role_name text;
+  missing text[] := '{}';
 BEGIN
   FOREACH role_name IN ARRAY ARRAY['ai_cost_reader', 'ai_cost_writer', 'ai_cost_admin', 'ai_cost_tenant_reader'] LOOP
     CONTINUE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = role_name);
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = current_user AND (rolsuper OR rolcreaterole)) THEN
-      RAISE NOTICE 'role % not created: % may not create roles. Ask an administrator to run CREATE ROLE % NOLOGIN, then run the install again',
-        role_name, current_user, role_name;
+      missing := missing || role_name;
       CONTINUE;
     END IF;
     BEGIN
@@ -44,8 +49,15 @@ BEGIN
       NULL; -- another installer created it a moment ago
     END;
   END LOOP;
+  IF cardinality(missing) > 0 THEN
+    RAISE NOTICE 'roles % not created: % may not create roles. An administrator can run: %; then run `ai-cost migrate up` again, which grants them their rights',
+      array_to_string(missing, ', '), current_user,
+      (SELECT string_agg(format('CREATE ROLE %I NOLOGIN', m), '; ') FROM unnest(missing) AS m);
+  END IF;
+  RETURN missing;
 END
 $$;
+COMMENT ON FUNCTION ai_cost_internal.create_roles() IS 'Internal: creates the missing ai_cost_* roles where the current user may, and returns (and announces) those it could not create.';
 
 -- What every role may run: nothing by default. The functions of the API that
 -- write are revoked from PUBLIC and granted per role below; the rest (price
@@ -69,14 +81,26 @@ REVOKE EXECUTE ON FUNCTION
   ai_cost_internal.maintain_partitions_when_due(), ai_cost_internal.compile_price_book()
   FROM PUBLIC;
 
-DO $$
+-- Gives each existing role its rights; idempotent, so every `ai-cost migrate
+-- up` runs it again and a role created after the install gets them too.
+CREATE FUNCTION ai_cost_internal.grant_roles() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  relation regclass;
 BEGIN
   IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_reader') THEN
     GRANT USAGE ON SCHEMA ai_cost TO ai_cost_reader;
-    GRANT SELECT ON ALL TABLES IN SCHEMA ai_cost TO ai_cost_reader;
+    -- Every table and view but the calls and their partitions (reading a
+    -- partition directly would bypass the column grants below).
+    FOR relation IN
+      SELECT c.oid::regclass FROM pg_catalog.pg_class c
+       WHERE c.relnamespace = 'ai_cost'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+         AND NOT c.relispartition AND c.relname <> 'calls'
+    LOOP
+      EXECUTE format('GRANT SELECT ON %s TO ai_cost_reader', relation);
+    END LOOP;
     -- What a call was about (its error text, the application's metadata) is
     -- not for dashboards: every other column is.
-    REVOKE SELECT ON ai_cost.calls FROM ai_cost_reader;
     GRANT SELECT (id, created_at, provider, model, operation, status, service_tier, tenant_id, user_id, feature,
                   conversation_id, prompt_id, prompt_version, request_id, input_tokens, output_tokens,
                   cache_read_tokens, cache_write_tokens, reasoning_tokens, cache_write_1h_tokens,
@@ -135,6 +159,7 @@ BEGIN
   END IF;
 END
 $$;
+COMMENT ON FUNCTION ai_cost_internal.grant_roles() IS 'Internal: grants each existing ai_cost_* role its rights (idempotent); run by every ai-cost migrate up.';
 
 -- Row-level security by tenant. The policies exist from the install on but
 -- do nothing until tenant isolation is enabled: turning row-level security on
@@ -193,3 +218,7 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost.disable_tenant_isolation() IS 'Turns row-level security for calls and their rollups off again: every role with SELECT sees every row.';
 REVOKE EXECUTE ON FUNCTION ai_cost.disable_tenant_isolation() FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION ai_cost_internal.create_roles(), ai_cost_internal.grant_roles() FROM PUBLIC;
+SELECT ai_cost_internal.create_roles();
+SELECT ai_cost_internal.grant_roles();

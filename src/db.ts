@@ -1,3 +1,4 @@
+import pg from 'pg';
 import {
   createBigintTypeParser,
   createDateTypeParser,
@@ -67,4 +68,15 @@ export function resolveDatabaseUrl(explicit?: string): string {
 /** An error caused by how the tool was called, shown to the user as one line. */
 export class UsageError extends Error {
   override name = 'UsageError';
+}
+
+/** Runs `work` with a plain pg client of its own, closed afterwards. */
+export async function withClient<T>(databaseUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
 }

@@ -2,6 +2,7 @@
  * pg-ai-cost: a Postgres-native ledger of what AI/LLM API calls cost.
  * The database is the API; this module installs it, records calls and reads reports.
  */
+import './node-version.js';
 export { migrate, migrationStatus, shippedMigrations, type MigrateOptions, type MigrateResult, type MigrationStatus } from './migrate.js';
 export { createPool, resolveDatabaseUrl } from './db.js';
 export {

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { runner, type RunnerOption } from 'node-pg-migrate';
 import { schemaScript } from './sql-files.js';
+import { withClient } from './db.js';
 
 /** The schema users and BI tools read. */
 export const SCHEMA = 'ai_cost';
@@ -94,6 +95,7 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
       } else {
         ran = (await runner(runnerOptions)).map((migration) => migration.name);
         if (direction === 'down') await dropWhenEmpty(client);
+        else await grantRoles(client);
       }
       return { ran, installed, notices, pgCron: await hasPgCron(client) };
     } finally {
@@ -114,6 +116,26 @@ async function install(client: pg.Client, runnerOptions: RunnerOption): Promise<
     const recorded = await runner({ ...runnerOptions, direction: 'up', count: Infinity, fake: true });
     await client.query('COMMIT');
     return recorded.map((migration) => migration.name);
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Creates the roles it may and grants every existing role its rights, again:
+ * a role an administrator created since the last run gets them now. Says
+ * (through a NOTICE) which roles it could not create, and how to.
+ */
+async function grantRoles(client: pg.Client): Promise<void> {
+  const { rows: [present] } = await client.query<{ exists: boolean }>(
+    "SELECT to_regprocedure('ai_cost_internal.grant_roles()') IS NOT NULL AS exists");
+  if (!present?.exists) return;
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT ai_cost_internal.create_roles()');
+    await client.query('SELECT ai_cost_internal.grant_roles()');
+    await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
     throw error;
@@ -164,14 +186,4 @@ async function hasPgCron(client: pg.Client): Promise<boolean> {
     "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') AS installed",
   );
   return result.rows[0]?.installed ?? false;
-}
-
-async function withClient<T>(databaseUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
 }

@@ -1,5 +1,6 @@
 import { UsageError } from '../db.js';
 import { NewerSchemaError } from '../migrate.js';
+import { CannotScheduleError } from '../reporting/schedule.js';
 import { InvalidCallError } from '../recorder/call.js';
 
 interface PgLikeError {
@@ -18,7 +19,7 @@ interface PgLikeError {
  * invalid input. Anything else is a bug, and the caller shows its stack.
  */
 export function describeError(error: unknown): string | undefined {
-  if (error instanceof UsageError || error instanceof InvalidCallError || error instanceof NewerSchemaError) return error.message;
+  if (error instanceof UsageError || error instanceof InvalidCallError || error instanceof NewerSchemaError || error instanceof CannotScheduleError) return error.message;
   for (const e of causes(error)) {
     switch (e.code) {
       case 'ECONNREFUSED':

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerSchedule } from './commands/schedule.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerPrices } from './commands/prices.js';
 import { registerRefresh } from './commands/refresh.js';
@@ -14,7 +15,7 @@ const program = new Command('ai-cost')
   .configureOutput({ outputError: (text, write) => write(`ai-cost: ${text.replace(/^error: /, '')}`) });
 
 // One module per command, each adding itself to the program.
-for (const register of [registerMigrate, registerReport, registerRefresh, registerPrices, registerReprice, registerDoctor, registerDemo]) register(program);
+for (const register of [registerMigrate, registerSchedule, registerReport, registerRefresh, registerPrices, registerReprice, registerDoctor, registerDemo]) register(program);
 
 try {
   await program.parseAsync();

@@ -52,11 +52,7 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
   const batches = await batchPricingCheck(pool);
   if (batches) checks.push(batches);
 
-  const reader = await pool.oneFirst(sql.type(z.object({ exists: z.boolean() }))`
-    SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_reader') AS exists`);
-  checks.push(reader
-    ? { name: 'reader role', level: 'ok', detail: 'ai_cost_reader exists: GRANT ai_cost_reader TO <your BI login>' }
-    : { name: 'reader role', level: 'warn', detail: 'ai_cost_reader is missing (the installing user may not create roles): see docs/reporting.md' });
+  checks.push(await readerCheck(pool));
 
   return { checks, healthy: checks.every((check) => check.level !== 'fail') };
 }
@@ -101,10 +97,13 @@ async function batchPricingCheck(pool: DatabasePool): Promise<Check | undefined>
 }
 
 async function schedulingCheck(pool: DatabasePool): Promise<Check> {
-  const here = await pool.one(sql.type(z.object({ installed: z.boolean(), database: z.string(), cron_database: z.string().nullable() }))`
+  // cron.database_name is readable only with pg_read_all_settings: through
+  // pg_settings a login without it sees no row instead of an error.
+  const here = await pool.one(sql.type(z.object({ installed: z.boolean(), database: z.string(), cron_database: z.string().nullable(), sees_settings: z.boolean(), user: z.string() }))`
     SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') AS installed,
-           current_database() AS database,
-           current_setting('cron.database_name', true) AS cron_database`);
+           pg_catalog.current_database() AS database, current_user AS user,
+           (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'cron.database_name') AS cron_database,
+           pg_catalog.pg_has_role('pg_read_all_settings', 'USAGE') AS sees_settings`);
   if (here.installed) {
     const jobs = await pool.any(sql.type(z.object({ jobname: z.string(), schedule: z.string(), active: z.boolean(), last_status: z.string().nullable(), last_end: z.date().nullable() }))`
       SELECT j.jobname, j.schedule, j.active, d.status AS last_status, d.end_time AS last_end
@@ -115,14 +114,33 @@ async function schedulingCheck(pool: DatabasePool): Promise<Check> {
     // The views job (every 5 minutes) is reported through views_refreshed_at in the refresh check.
     const job = jobs[0];
     if (!job) {
-      return { name: 'scheduling', level: 'warn', detail: "pg_cron is installed but has no ai_cost_refresh job: run `ai-cost migrate down --count 1 && ai-cost migrate up`, or SELECT cron.schedule('ai_cost_refresh', '* * * * *', 'SELECT ai_cost.refresh(views => false)')" };
+      return { name: 'scheduling', level: 'warn', detail: 'pg_cron is installed but has no ai_cost_refresh job: run `ai-cost schedule`' };
     }
     if (!job.active) return { name: 'scheduling', level: 'warn', detail: 'pg_cron job ai_cost_refresh exists but is inactive' };
     const last = job.last_end ? `; last run ${job.last_status} at ${job.last_end.toISOString()}` : '; not run yet';
     return { name: 'scheduling', level: job.last_status === 'failed' ? 'warn' : 'ok', detail: `pg_cron runs ai_cost.refresh() (${job.schedule})${last}` };
   }
-  const elsewhere = here.cron_database && here.cron_database !== here.database
-    ? ` pg_cron is loaded and lives in database ${here.cron_database}: from there, run SELECT cron.schedule_in_database('ai_cost_refresh_${here.database}', '* * * * *', 'SELECT ai_cost.refresh(views => false)', '${here.database}') and the same with '*/5 * * * *' and 'SELECT ai_cost.refresh()' for the views.`
-    : ' Install pg_cron, or run `ai-cost refresh --no-views` every minute and `ai-cost refresh` every few minutes from any scheduler.';
-  return { name: 'scheduling', level: 'warn', detail: `nothing in this database schedules ai_cost.refresh().${elsewhere}` };
+  let advice: string;
+  if (here.cron_database && here.cron_database !== here.database) {
+    advice = ` pg_cron lives in database ${here.cron_database}: run \`ai-cost schedule\` to schedule the refresh from there (its jobs are not visible from here, so this check cannot see them).`;
+  } else if (here.cron_database === null && !here.sees_settings) {
+    advice = ` Whether pg_cron is loaded elsewhere on this server is hidden from ${here.user} (it needs pg_read_all_settings): if it is, run \`ai-cost schedule --cron-database <name>\`; if not, run \`ai-cost refresh --no-views\` every minute and \`ai-cost refresh\` every few minutes from any scheduler.`;
+  } else {
+    advice = ' Install pg_cron and run `ai-cost schedule`, or run `ai-cost refresh --no-views` every minute and `ai-cost refresh` every few minutes from any scheduler.';
+  }
+  return { name: 'scheduling', level: 'warn', detail: `nothing in this database schedules ai_cost.refresh().${advice}` };
+}
+
+/** The BI reader role: that it exists, and that it was given its rights (a role created after the install gets them from the next migrate up). */
+async function readerCheck(pool: DatabasePool): Promise<Check> {
+  const reader = await pool.one(sql.type(z.object({ exists: z.boolean(), granted: z.boolean() }))`
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_reader') AS exists,
+           EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_reader')
+             AND pg_catalog.has_table_privilege('ai_cost_reader', 'ai_cost.spend_daily', 'SELECT') AS granted`);
+  if (!reader.exists) {
+    return { name: 'reader role', level: 'warn', detail: 'ai_cost_reader is missing (the installing user may not create roles): an administrator can run CREATE ROLE ai_cost_reader NOLOGIN, then `ai-cost migrate up` grants it its rights' };
+  }
+  return reader.granted
+    ? { name: 'reader role', level: 'ok', detail: 'ai_cost_reader exists: GRANT ai_cost_reader TO <your BI login>' }
+    : { name: 'reader role', level: 'warn', detail: 'ai_cost_reader exists but has not been given its rights: run `ai-cost migrate up`' };
 }
