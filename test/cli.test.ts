@@ -67,7 +67,7 @@ test('migrate status lists applied and pending migrations, exit 3 while any is p
 test('migrate down --all uninstalls; plain down reverts one migration', async (t) => {
   const db = await database(false);
   await runCli(['migrate', 'up', '--database-url', db.url]);
-  const down = await runCli(['migrate', 'down', '--all', '--database-url', db.url]);
+  const down = await runCli(['migrate', 'down', '--all', '--yes', '--database-url', db.url]);
   t.is(down.code, 0, down.stderr);
   t.regex(down.stdout, /reverted 0001_baseline/);
   const [row] = await db.query<{ schema: string | null }>(`SELECT to_regnamespace('ai_cost')::text AS schema`);

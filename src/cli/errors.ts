@@ -1,10 +1,15 @@
 import { UsageError } from '../db.js';
 import { NewerSchemaError } from '../migrate.js';
 import { CannotScheduleError } from '../reporting/schedule.js';
+import { InvalidReportError } from '../reporting/filters.js';
+import { InvalidPriceError } from '../pricing/prices.js';
+import { MissingEmbeddedPostgresError } from '../embedded.js';
 import { InvalidCallError } from '../recorder/call.js';
 
 interface PgLikeError {
   code?: string;
+  path?: string;
+  syscall?: string;
   message?: string;
   address?: string;
   port?: number;
@@ -13,13 +18,21 @@ interface PgLikeError {
   errors?: unknown[];
 }
 
+const FILE_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file or folder',
+  ENOTDIR: 'a part of the path is not a folder',
+  EACCES: 'permission denied',
+  EISDIR: 'it is a folder',
+};
+
 /**
  * One line that tells the user what went wrong and what to do, for errors a
  * user can cause: bad or unreachable URL, wrong credentials, missing schema,
  * invalid input. Anything else is a bug, and the caller shows its stack.
  */
 export function describeError(error: unknown): string | undefined {
-  if (error instanceof UsageError || error instanceof InvalidCallError || error instanceof NewerSchemaError || error instanceof CannotScheduleError) return error.message;
+  const worded = [UsageError, InvalidCallError, NewerSchemaError, CannotScheduleError, InvalidReportError, InvalidPriceError, MissingEmbeddedPostgresError];
+  if (worded.some((kind) => error instanceof kind)) return (error as Error).message;
   for (const e of causes(error)) {
     switch (e.code) {
       case 'ECONNREFUSED':
@@ -41,6 +54,13 @@ export function describeError(error: unknown): string | undefined {
         return e.message;
       case '42501':
         return `permission denied: ${e.message}`;
+      case 'ENOENT':
+      case 'ENOTDIR':
+      case 'EACCES':
+      case 'EISDIR':
+        // A file the user named: say which, and why it could not be used.
+        if (e.path) return `cannot ${e.syscall === 'open' ? 'open' : e.syscall ?? 'use'} ${e.path}: ${FILE_ERRORS[e.code] ?? e.code}`;
+        break;
       case 'ERR_INVALID_URL':
         return 'invalid database URL: expected postgres://user:password@host:port/database';
     }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
@@ -9,13 +10,16 @@ import { registerReport } from './commands/report.js';
 import { registerReprice } from './commands/reprice.js';
 import { describeError } from './errors.js';
 
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command('ai-cost')
   .description('pg-ai-cost: a Postgres-native ledger of what AI/LLM API calls cost')
-  .showHelpAfterError()
+  .version(version)
   .configureOutput({ outputError: (text, write) => write(`ai-cost: ${text.replace(/^error: /, '')}`) });
 
 // One module per command, each adding itself to the program.
 for (const register of [registerMigrate, registerSchedule, registerReport, registerRefresh, registerPrices, registerReprice, registerDoctor, registerDemo]) register(program);
+showUsageAfterErrors(program);
 
 try {
   await program.parseAsync();
@@ -24,4 +28,11 @@ try {
   if (line === undefined) throw error;
   console.error(`ai-cost: ${line}`);
   process.exitCode = 1;
+}
+
+/** After an argument error, the command's one usage line (not its whole help) says what it takes. */
+function showUsageAfterErrors(command: Command, path = ''): void {
+  const name = path ? `${path} ${command.name()}` : command.name();
+  command.showHelpAfterError(`Usage: ${name} ${command.usage()} (--help for more)`);
+  for (const sub of command.commands) showUsageAfterErrors(sub, name);
 }

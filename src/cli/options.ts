@@ -5,15 +5,14 @@ import { DAY_MS } from '../reporting/filters.js';
 export const databaseUrlOption = () =>
   new Option('--database-url <url>', 'PostgreSQL connection string (default: $DATABASE_URL)');
 
-/** Parses an ISO date/time or a relative `<n>d` / `<n>h` (that long before now). */
+const UNIT_MS: Record<string, number> = { m: 60_000, h: DAY_MS / 24, d: DAY_MS, w: 7 * DAY_MS };
+
+/** Parses an ISO date/time or a relative `<n>m`, `<n>h`, `<n>d` or `<n>w` (that long before now). */
 export function parseWhen(value: string): Date {
-  const relative = /^(\d+)([dh])$/.exec(value);
-  if (relative) {
-    const unit = relative[2] === 'd' ? DAY_MS : DAY_MS / 24;
-    return new Date(Date.now() - Number(relative[1]) * unit);
-  }
+  const relative = /^(\d+)([mhdw])$/.exec(value);
+  if (relative) return new Date(Date.now() - Number(relative[1]) * UNIT_MS[relative[2]!]!);
   const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError(`'${value}' is not a date, a time or e.g. 7d`);
+  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError(`'${value}' is not a date, a time or e.g. 30m, 12h, 7d, 2w`);
   return date;
 }
 

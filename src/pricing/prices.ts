@@ -25,15 +25,27 @@ export const priceInputSchema = z
     source: z.string().min(1).nullable().default(null),
   })
   .strict()
-  .refine((p) => (p.unit === null) === (p.unitPrice === null), { message: 'unit and unitPrice go together', path: ['unit'] })
+  .refine((p) => (p.unit === null) === (p.unitPrice === null), { message: 'and the unit price go together: give both or neither', path: ['unit'] })
   .refine((p) => [p.inputPerMtok, p.outputPerMtok, p.unitPrice].some((v) => v !== null), {
     message: 'give at least one of an input, output or unit price',
   });
 export type PriceInput = z.input<typeof priceInputSchema>;
 
+/** A price that cannot be stored; the message names each field and what is wrong with it. */
+export class InvalidPriceError extends Error {
+  override name = 'InvalidPriceError';
+  constructor(readonly problems: Array<{ field: string | undefined; message: string }>, describe = (field: string) => field) {
+    super(`invalid price: ${problems.map((p) => (p.field ? `${describe(p.field)} ${p.message}` : p.message)).join('; ')}`);
+  }
+}
+
 /** Inserts one price, in force from validFrom (default now); the previous price for its key ends there. Returns the row id. */
 export async function setPrice(db: CommonQueryMethods, input: PriceInput): Promise<bigint> {
-  const p = priceInputSchema.parse(input);
+  const parsed = priceInputSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new InvalidPriceError(parsed.error.issues.map((i) => ({ field: i.path.length ? i.path.join('.') : undefined, message: i.message })));
+  }
+  const p = parsed.data;
   return db.oneFirst(sql.type(z.object({ id: z.bigint() }))`
     INSERT INTO ai_cost.prices (provider, model, service_tier, above_input_tokens, tenant_id, valid_from,
       input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,

@@ -11,9 +11,13 @@ export function registerMigrate(program: Command): void {
     .addOption(databaseUrlOption())
     .option('--count <n>', 'how many migrations to apply or revert (up: all, down: 1)', parsePositiveInteger)
     .option('--all', 'with down: uninstall (revert every migration, drop the ai_cost and ai_cost_internal schemas)')
-    .action(async (action: string, options: { databaseUrl?: string; count?: number; all?: boolean }) => {
+    .option('--yes', 'with down --all: yes, drop the whole ledger, calls and prices included')
+    .action(async (action: string, options: { databaseUrl?: string; count?: number; all?: boolean; yes?: boolean }) => {
       if (!['up', 'down', 'status'].includes(action)) {
         throw new UsageError(`unknown migrate action '${action}': use up, down or status`);
+      }
+      if (action === 'down' && options.all && !options.yes) {
+        throw new UsageError('migrate down --all drops the whole ledger, every call and price included: add --yes to do it');
       }
       const url = resolveDatabaseUrl(options.databaseUrl);
       if (action === 'status') {

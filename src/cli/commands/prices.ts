@@ -4,7 +4,13 @@ import Table from 'cli-table3';
 import { Option, type Command } from 'commander';
 import { createPool, resolveDatabaseUrl, UsageError } from '../../db.js';
 import { InvalidPriceListError, parseLiteLlmPriceList } from '../../pricing/litellm.js';
-import { importPrices, listPrices, setPrice, type ImportedRow, type ListedPrice } from '../../pricing/prices.js';
+import { importPrices, InvalidPriceError, listPrices, setPrice, type ImportedRow, type ListedPrice } from '../../pricing/prices.js';
+
+const PRICE_FLAGS: Record<string, string> = {
+  inputPerMtok: '--input', outputPerMtok: '--output', cacheReadPerMtok: '--cache-read', cacheWritePerMtok: '--cache-write',
+  cacheWrite1hPerMtok: '--cache-write-1h', audioInputPerMtok: '--audio-input', audioOutputPerMtok: '--audio-output',
+  unit: '--unit', unitPrice: '--unit-price', aboveInputTokens: '--above', tenantId: '--tenant', provider: 'provider', model: 'model',
+};
 import { SERVICE_TIERS, type PriceRow } from '../../pricing/price-row.js';
 import { databaseUrlOption, parseWhen } from '../options.js';
 
@@ -56,6 +62,10 @@ export function registerPrices(program: Command): void {
           cacheWritePerMtok: text('cacheWrite'), cacheWrite1hPerMtok: text('cacheWrite1h'),
           audioInputPerMtok: text('audioInput'), audioOutputPerMtok: text('audioOutput'),
           unit: text('unit'), unitPrice: text('unitPrice'), source: text('source'),
+        }).catch((error: unknown) => {
+          // Name the problem by the flag the user typed, not the API's field.
+          if (error instanceof InvalidPriceError) throw new InvalidPriceError(error.problems, (field) => PRICE_FLAGS[field] ?? field);
+          throw error;
         });
         console.log(`added price ${id} for ${provider}/${model}; \`ai-cost reprice --unpriced --from <date> --to now\` prices calls that had none`);
       });

@@ -33,7 +33,7 @@ export function registerReport(program: Command): void {
     .command('report')
     .description('spend for a time window: by model (default), or by any dimension with --by; --html writes a page with charts')
     .addOption(databaseUrlOption())
-    .option('--since <when>', 'start: an ISO date/time or e.g. 7d for 7 days ago (default: 30d)', parseWhen)
+    .option('--since <when>', 'start: an ISO date/time or e.g. 30m, 12h, 7d, 2w before now (default: 30d)', parseWhen)
     .option('--until <when>', 'end, exclusive: an ISO date/time or e.g. 1d (default: now)', parseWhen)
     .option('--by <dimension>', `split by ${Object.keys(DIMENSIONS).join(', ')} (default: model)`, parseDimension)
     .option('--tenant <id>', 'only this tenant_id')
@@ -43,7 +43,7 @@ export function registerReport(program: Command): void {
     .option('--feature <name>', 'only this feature')
     .addOption(new Option('--status <status>', 'only calls with this status').choices(['success', 'error', 'cancelled']))
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
-    .option('--html <file>', 'write a self-contained HTML report with charts to this file')
+    .addOption(new Option('--html <file>', 'write a self-contained HTML report with charts to this file').conflicts('format'))
     .action(async (options: ReportOptions) => {
       const filters: ReportFilters = {
         since: options.since, until: options.until, tenantId: options.tenant, userId: options.user,

@@ -1,0 +1,97 @@
+import test from 'ava';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from './support/cli.js';
+import { useTestDatabase } from './support/database.js';
+
+// The mistakes a new user makes, each answered in one line on stderr (plus
+// the command's usage line for a mistake in the arguments), exit 1, no stack
+// trace, and nothing written.
+
+const db = useTestDatabase(test);
+let folder = '';
+test.before(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'ai-cost-mistakes-'));
+});
+test.after.always(async () => {
+  await rm(folder, { recursive: true, force: true });
+});
+
+interface Mistake {
+  args: () => string[];
+  says: RegExp;
+  /** The usage line follows an argument error. */
+  usage?: string;
+  /** Checks that nothing was written. */
+  unchanged?: () => Promise<boolean>;
+}
+
+const priceCount = async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ai_cost.prices WHERE model = 'gpt-x'`))[0]!.n);
+
+const MISTAKES: Record<string, Mistake> = {
+  'a window that ends before it starts': {
+    args: () => ['report', '--since', '2d', '--until', '5d'], says: /since must be before until/,
+  },
+  'an HTML report into a folder that does not exist': {
+    args: () => ['report', '--html', join(folder, 'missing', 'report.html')], says: /cannot open .*missing\/report\.html: no such file or folder/,
+    unchanged: async () => !existsSync(join(folder, 'missing')),
+  },
+  'an HTML report of a window in the future': {
+    args: () => ['report', '--since', '2099-01-01', '--html', join(folder, 'future.html')], says: /since must be before until/,
+    unchanged: async () => !existsSync(join(folder, 'future.html')),
+  },
+  'a price without any rate': {
+    args: () => ['prices', 'set', 'openai', 'gpt-x'], says: /^ai-cost: invalid price: give at least one of an input, output or unit price$/,
+    unchanged: async () => (await priceCount()) === 0,
+  },
+  'a rate that is not a number': {
+    args: () => ['prices', 'set', 'openai', 'gpt-x', '--input', 'abc'], says: /^ai-cost: invalid price: --input must be a non-negative decimal number$/,
+    unchanged: async () => (await priceCount()) === 0,
+  },
+  'a unit without its price': {
+    args: () => ['prices', 'set', 'openai', 'gpt-x', '--input', '1', '--unit', 'image'], says: /--unit and the unit price go together/,
+    unchanged: async () => (await priceCount()) === 0,
+  },
+  'an unknown dimension': {
+    args: () => ['report', '--by', 'colour'], says: /'colour' is not one of provider, model/, usage: 'Usage: ai-cost report [options] (--help for more)',
+  },
+  'an HTML report with a text format': {
+    args: () => ['report', '--html', join(folder, 'both.html'), '--format', 'csv'], says: /'--html <file>' cannot be used with option '--format <format>'/,
+    usage: 'Usage: ai-cost report [options] (--help for more)',
+    unchanged: async () => !existsSync(join(folder, 'both.html')),
+  },
+  'a duration in an unknown unit': {
+    args: () => ['report', '--since', '3y'], says: /'3y' is not a date, a time or e\.g\. 30m, 12h, 7d, 2w/, usage: 'Usage: ai-cost report [options] (--help for more)',
+  },
+  'uninstalling without saying yes': {
+    args: () => ['migrate', 'down', '--all'], says: /drops the whole ledger.*add --yes/,
+    unchanged: async () => (await db.query(`SELECT to_regclass('ai_cost.calls') IS NOT NULL AS present`))[0]!.present === true,
+  },
+};
+
+for (const [title, mistake] of Object.entries(MISTAKES)) {
+  test(title, async (t) => {
+    const result = await runCli([...mistake.args(), '--database-url', db.url]);
+    t.is(result.code, 1, result.stderr);
+    const lines = result.stderr.trim().split('\n');
+    t.regex(lines[0]!, /^ai-cost: /);
+    t.regex(lines[0]!, mistake.says);
+    t.deepEqual(lines.slice(1), mistake.usage ? [mistake.usage] : [], 'one line, and only a usage line after it');
+    if (mistake.unchanged) t.true(await mistake.unchanged(), 'nothing was written');
+  });
+}
+
+test('durations in minutes and weeks are understood', async (t) => {
+  for (const since of ['30m', '2w']) {
+    const result = await runCli(['report', '--since', since, '--format', 'json', '--database-url', db.url]);
+    t.is(result.code, 0, result.stderr);
+  }
+});
+
+test('--version prints the package version', async (t) => {
+  const result = await runCli(['--version']);
+  t.is(result.code, 0);
+  t.regex(result.stdout.trim(), /^\d+\.\d+\.\d+$/);
+});
