@@ -12,6 +12,13 @@ interface DemoResult {
   databaseUrl: string;
   embedded: boolean;
   spend: ModelSpend[];
+  /** With `keep`, the embedded server is still running: call this to stop it. */
+  stop?: () => Promise<void>;
+}
+
+export interface DemoOptions {
+  /** Leave the embedded PostgreSQL running for a look around; the caller stops it. */
+  keep?: boolean;
 }
 
 /**
@@ -19,17 +26,22 @@ interface DemoResult {
  * model. Without a database URL it runs on an embedded PostgreSQL whose files
  * are kept between runs, in a database it recreates each time.
  */
-export async function runDemo(databaseUrl?: string, progress: (line: string) => void = () => {}): Promise<DemoResult> {
+export async function runDemo(
+  databaseUrl?: string, progress: (line: string) => void = () => {}, options: DemoOptions = {},
+): Promise<DemoResult> {
   if (databaseUrl) return { ...(await populate(databaseUrl, progress)), embedded: false };
 
   const dataDir = defaultDataDir('demo');
   progress(`starting embedded PostgreSQL in ${dataDir}`);
   const server = await startEmbeddedPostgres(dataDir);
+  let keep = false;
   try {
     await recreateDatabase(server.url, DEMO_DATABASE);
-    return { ...(await populate(server.urlFor(DEMO_DATABASE), progress)), embedded: true };
+    const result = await populate(server.urlFor(DEMO_DATABASE), progress);
+    keep = options.keep ?? false;
+    return { ...result, embedded: true, ...(keep ? { stop: () => server.stop() } : {}) };
   } finally {
-    await server.stop();
+    if (!keep) await server.stop();
   }
 }
 

@@ -80,9 +80,7 @@ export function registerPrices(program: Command): void {
       const { rows, skipped } = await readPriceList(file);
       await withPool(options.databaseUrl, async (pool) => {
         const result = await importPrices(pool, rows, options.effective ? { effective: options.effective } : {});
-        const count = (action: string) => result.filter((r) => r.action === action).length;
-        console.log(`${file}: ${count('added')} added, ${count('changed')} changed, ${count('unchanged')} unchanged, `
-          + `${skipped.length} entries skipped`);
+        console.log(`${file}: ${countActions(result)}, ${skipped.length} entries skipped`);
         const reasons = tally(skipped.map((s) => s.reason));
         for (const [reason, n] of reasons.slice(0, 10)) console.log(`  skipped ${n}: ${reason}`);
         if (reasons.length > 10) console.log(`  ... and ${reasons.length - 10} more reasons`);
@@ -95,15 +93,21 @@ export function registerPrices(program: Command): void {
     .addOption(databaseUrlOption())
     .option('--effective <when>', 'compare with the prices in force then (default: now)', parseWhen)
     .action(async (file: string, options: { databaseUrl?: string; effective?: Date }) => {
-      const { rows } = await readPriceList(file);
+      const { rows, skipped } = await readPriceList(file);
       await withPool(options.databaseUrl, async (pool) => {
         const result = await importPrices(pool, rows, { dryRun: true, ...(options.effective ? { effective: options.effective } : {}) });
         const byKey = new Map(rows.map((r) => [`${r.provider}/${r.model}/${r.serviceTier}/${r.aboveInputTokens}`, r]));
         const changes = result.filter((r) => r.action !== 'unchanged');
-        if (changes.length === 0) console.log('no differences');
         for (const r of changes) console.log(describeChange(r, byKey.get(`${r.provider}/${r.model}/${r.serviceTier}/${r.aboveInputTokens}`)));
+        console.log(`${changes.length === 0 ? 'no differences: ' : ''}${file} would make ${countActions(result)}, ${skipped.length} entries skipped`);
       });
     });
+}
+
+/** "3 added, 1 changed, 40 unchanged": how many prices of a list each action took. */
+function countActions(result: readonly ImportedRow[]): string {
+  const count = (action: ImportedRow['action']) => result.filter((r) => r.action === action).length;
+  return `${count('added')} added, ${count('changed')} changed, ${count('unchanged')} unchanged`;
 }
 
 async function withPool(url: string | undefined, work: (pool: Awaited<ReturnType<typeof createPool>>) => Promise<void>) {
