@@ -1,6 +1,7 @@
 import test from 'ava';
 import { freePort } from '../src/free-port.js';
 import { runCli, runPsql } from './support/cli.js';
+import { psql, testWithTool } from './support/tools.js';
 import { createTestDatabase, serverUrl, type TestDatabase } from './support/database.js';
 
 const databases: TestDatabase[] = [];
@@ -22,21 +23,21 @@ function assertOneLineError(t: import('ava').ExecutionContext, result: { code: n
   t.notRegex(result.stderr, /\bat .*\.js:\d+/);
 }
 
-test('migrate up on an empty database, then a psql INSERT yields the exact costs', async (t) => {
+testWithTool(test, psql, 'migrate up on an empty database, then a psql INSERT yields the exact costs', async (t) => {
   const db = await database(false);
   const up = await runCli(['migrate', 'up', '--database-url', db.url]);
   t.is(up.code, 0, up.stderr);
   t.regex(up.stdout, /installed pg-ai-cost .*0001_baseline/);
 
-  const psql = await runPsql(db.url, `
+  const inserted = await runPsql(db.url, `
     INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens, request_id) VALUES
       ('openai', 'gpt-4o-mini', 1, NULL, 'one-input-token'),
       ('openai', 'gpt-4o-mini', 7, 3,    'seven-and-three'),
       ('openai', 'gpt-4o-mini', 0, 0,    'zero-tokens'),
       ('openai', 'gpt-unknown', 500, 50, 'unknown-model');
     SELECT request_id || '=' || coalesce(cost_micros::text, 'NULL') FROM ai_cost.calls ORDER BY id;`);
-  t.is(psql.code, 0, psql.stderr);
-  t.deepEqual(psql.stdout.trim().split('\n'), [
+  t.is(inserted.code, 0, inserted.stderr);
+  t.deepEqual(inserted.stdout.trim().split('\n'), [
     'one-input-token=1',
     'seven-and-three=3',
     'zero-tokens=0',
