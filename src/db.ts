@@ -80,3 +80,16 @@ export async function withClient<T>(databaseUrl: string, work: (client: pg.Clien
     await client.end();
   }
 }
+
+/** Runs `work` in a transaction on `client`: committed when it returns, rolled back when it throws. */
+export async function inTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await work();
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
+}

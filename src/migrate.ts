@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { runner, type RunnerOption } from 'node-pg-migrate';
 import { schemaScript } from './sql-files.js';
-import { withClient } from './db.js';
+import { inTransaction, withClient } from './db.js';
 
 /** The schema users and BI tools read. */
 export const SCHEMA = 'ai_cost';
@@ -107,19 +107,14 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
 /** The current schema from sql/, with every shipped migration recorded as applied, in one transaction. */
 async function install(client: pg.Client, runnerOptions: RunnerOption): Promise<string[]> {
   const script = await schemaScript();
-  await client.query('BEGIN');
-  try {
+  return inTransaction(client, async () => {
     // SQL functions may name objects of files that come later in sql/; their
     // bodies are checked when they first run instead, as pg_dump's scripts do.
     await client.query('SET LOCAL check_function_bodies = off');
     await client.query(script);
     const recorded = await runner({ ...runnerOptions, direction: 'up', count: Infinity, fake: true });
-    await client.query('COMMIT');
     return recorded.map((migration) => migration.name);
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
-  }
+  });
 }
 
 /**
@@ -131,15 +126,10 @@ async function grantRoles(client: pg.Client): Promise<void> {
   const { rows: [present] } = await client.query<{ exists: boolean }>(
     "SELECT to_regprocedure('ai_cost_internal.grant_roles()') IS NOT NULL AS exists");
   if (!present?.exists) return;
-  await client.query('BEGIN');
-  try {
+  await inTransaction(client, async () => {
     await client.query('SELECT ai_cost_internal.create_roles()');
     await client.query('SELECT ai_cost_internal.grant_roles()');
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
-  }
+  });
 }
 
 export interface MigrationStatus {

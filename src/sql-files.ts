@@ -1,5 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
-import pg from 'pg';
+import { inTransaction, withClient } from './db.js';
 
 /** The package's sql/ folder: the current definition of the schema, one concept per file. */
 const SCHEMA_DIR = new URL('../sql/', import.meta.url);
@@ -17,14 +17,5 @@ export async function schemaScript(): Promise<string> {
 /** Runs a SQL script shipped in the package (several statements, no parameters) in one transaction. */
 export async function runPackageSqlFile(databaseUrl: string, path: string): Promise<void> {
   const text = await readFile(new URL(`../${path}`, import.meta.url), 'utf8');
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    await client.query(`BEGIN;\n${text}\nCOMMIT;`);
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
-  } finally {
-    await client.end();
-  }
+  await withClient(databaseUrl, (client) => inTransaction(client, () => client.query(text)));
 }
