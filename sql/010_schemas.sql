@@ -21,5 +21,7 @@ COMMENT ON SCHEMA ai_cost_internal IS 'pg-ai-cost internals: price lookup, compi
 -- btree_gist lets one exclusion constraint say "no two prices for the same
 -- model overlap in time". It is a trusted extension (PostgreSQL 13+), so the
 -- database owner can create it without superuser, as on RDS, Cloud SQL,
--- Supabase and Neon. It is left in place on uninstall: other schemas may use it.
-CREATE EXTENSION IF NOT EXISTS btree_gist;
+-- Supabase and Neon. It goes where extensions usually live, schema public
+-- (the install runs with search_path pg_catalog, which would otherwise take
+-- it), and is left in place on uninstall: other schemas may use it.
+CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA public;

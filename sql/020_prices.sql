@@ -23,6 +23,7 @@ CREATE TABLE ai_cost.providers (
   id text PRIMARY KEY,
   name text NOT NULL,
   strict boolean NOT NULL DEFAULT false,
+  reports_own_cost boolean NOT NULL DEFAULT false,
   CONSTRAINT "provider id must be lowercase letters, digits, _ or -"
     CHECK (id ~ '^[a-z0-9][a-z0-9_-]*$')
 );
@@ -30,6 +31,7 @@ COMMENT ON TABLE ai_cost.providers IS 'Canonical provider ids (use them in ai_co
 COMMENT ON COLUMN ai_cost.providers.id IS 'Canonical provider id, e.g. openai, anthropic, google, amazon (Bedrock), azure (Azure OpenAI).';
 COMMENT ON COLUMN ai_cost.providers.name IS 'Human-readable name of the provider or platform.';
 COMMENT ON COLUMN ai_cost.providers.strict IS 'When true, inserting a call of this provider that cannot be priced raises an error instead of storing it unpriced.';
+COMMENT ON COLUMN ai_cost.providers.reports_own_cost IS 'When true, the provider bills each call at a cost it reports in its response (OpenRouter''s usage.cost): a call''s provided_cost_micros becomes its cost_micros, with the list cost kept in computed_cost_micros. When false (the default), a provided cost is kept as data and cost_micros is the list cost. Only admins may set it.';
 
 CREATE TABLE ai_cost.prices (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

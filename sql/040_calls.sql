@@ -7,6 +7,21 @@
 -- unpriced call has cost_micros NULL with the reason beside it. CHECK
 -- constraints name what is wrong with a bad row, in words a client can show.
 -- request_id makes inserts idempotent (ON CONFLICT DO NOTHING).
+--
+-- Every quantity the rollups add up has a per-call ceiling, so that no sum
+-- they keep can overflow bigint (9.2e18):
+--   cost_micros, provided_cost_micros  at most 1e10 micro-dollars ($10,000),
+--                                      a hundred times the dearest real call
+--   token counts                       at most 1e10 (ten billion), a thousand
+--                                      times the largest context window
+--   ttft_ms, total_ms                  at most 2^31 - 1 ms (24.8 days), by type
+-- The widest rollup group is one UTC day of one dimension value, so a sum
+-- overflows only after 9.2e8 calls at the ceiling in one day (10,700 a second
+-- for 24 hours, $9.2 trillion): beyond any real ledger. A computed cost past
+-- the ceiling (absurd token counts at a real price) refuses the insert like
+-- any other bad value. Whatever gets past these anyway (the owner dropping a
+-- constraint, a row older than it, a hostile flood of that size) is set
+-- aside by ai_cost.refresh() instead of stopping it (090_rollups.sql).
 
 CREATE TABLE ai_cost.calls (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -68,10 +83,11 @@ CREATE TABLE ai_cost.calls (
                          'audio_speech', 'moderation', 'rerank', 'video', 'web_search', 'other')),
   CONSTRAINT "service_tier must be standard, batch, flex or priority"
     CHECK (service_tier IN ('standard', 'batch', 'flex', 'priority')),
-  CONSTRAINT "token counts must be at most 1e12 (one trillion)"
-    CHECK (input_tokens <= 1e12 AND output_tokens <= 1e12 AND cache_read_tokens <= 1e12
-       AND cache_write_tokens <= 1e12 AND reasoning_tokens <= 1e12 AND cache_write_1h_tokens <= 1e12
-       AND audio_input_tokens <= 1e12 AND audio_output_tokens <= 1e12),
+  CONSTRAINT "token counts must be at most 1e10 (ten billion)"
+    CHECK (input_tokens <= 10000000000 AND output_tokens <= 10000000000 AND cache_read_tokens <= 10000000000
+       AND cache_write_tokens <= 10000000000 AND reasoning_tokens <= 10000000000
+       AND cache_write_1h_tokens <= 10000000000 AND audio_input_tokens <= 10000000000
+       AND audio_output_tokens <= 10000000000),
   CONSTRAINT "token counts must not be negative"
     CHECK (input_tokens >= 0 AND output_tokens >= 0 AND cache_read_tokens >= 0
        AND cache_write_tokens >= 0 AND reasoning_tokens >= 0 AND cache_write_1h_tokens >= 0
@@ -95,6 +111,13 @@ CREATE TABLE ai_cost.calls (
     CHECK (units <= 1e12),
   CONSTRAINT "provided_cost_micros must not be negative"
     CHECK (provided_cost_micros >= 0),
+  CONSTRAINT "provided_cost_micros must be at most 1e10 ($10,000 a call)"
+    CHECK (provided_cost_micros <= 10000000000),
+  -- A cost the trigger computed past the ceiling. Named so that it sorts
+  -- after the token rule: PostgreSQL checks in name order and reports the
+  -- first failure, and absurd tokens are the cause to name.
+  CONSTRAINT "total cost_micros must be at most 1e10 ($10,000 a call)"
+    CHECK (cost_micros <= 10000000000),
   CONSTRAINT "ttft_ms and total_ms must not be negative"
     CHECK (ttft_ms >= 0 AND total_ms >= 0),
   CONSTRAINT "metadata must be a JSON object"
@@ -104,6 +127,7 @@ CREATE TABLE ai_cost.calls (
 CREATE INDEX calls_created_at_idx ON ai_cost.calls (created_at);
 
 ALTER TABLE ai_cost.calls ADD COLUMN discount_id bigint;
+ALTER TABLE ai_cost.calls ADD COLUMN computed_cost_micros bigint;
 COMMENT ON TABLE ai_cost.calls IS 'One row per AI/LLM API call attempt (success, error or cancelled). Insert from any client; cost_micros is computed on insert from ai_cost.prices.';
 COMMENT ON COLUMN ai_cost.calls.id IS 'Row id.';
 COMMENT ON COLUMN ai_cost.calls.created_at IS 'Time of the call. The price in force at this instant applies.';
@@ -131,13 +155,14 @@ COMMENT ON COLUMN ai_cost.calls.audio_output_tokens IS 'Part of output_tokens th
 COMMENT ON COLUMN ai_cost.calls.units IS 'Quantity billed per unit rather than per token (images, seconds of audio or video, requests, search queries); see unit.';
 COMMENT ON COLUMN ai_cost.calls.unit IS 'What units counts: image, second, request, query, ...';
 COMMENT ON COLUMN ai_cost.calls.streamed IS 'True when the response was streamed.';
-COMMENT ON COLUMN ai_cost.calls.cached IS 'True when your application served the answer from its own cache: no provider call, cost 0.';
+COMMENT ON COLUMN ai_cost.calls.cached IS 'True when your application served the answer from its own cache: no provider call, so cost_micros is 0; computed_cost_micros keeps what the call would have cost, and the rollups count these calls apart.';
 COMMENT ON COLUMN ai_cost.calls.ttft_ms IS 'Time to first token in milliseconds (streamed calls only).';
 COMMENT ON COLUMN ai_cost.calls.total_ms IS 'Total latency in milliseconds.';
 COMMENT ON COLUMN ai_cost.calls.error_message IS 'Error text for failed calls.';
-COMMENT ON COLUMN ai_cost.calls.provided_cost_micros IS 'Cost the provider itself reported (e.g. OpenRouter), in micro-dollars. When set, cost_micros takes it as is instead of pricing the tokens.';
-COMMENT ON COLUMN ai_cost.calls.cost_micros IS 'Cost in integer micro-dollars (1 = $0.000001), set on insert. NULL = unpriced (no price in force, or a used token kind has no price); 0 = free.';
-COMMENT ON COLUMN ai_cost.calls.price_id IS 'The ai_cost.prices row that priced this call; NULL when unpriced or served from the app cache.';
+COMMENT ON COLUMN ai_cost.calls.provided_cost_micros IS 'Cost the provider itself reported (e.g. OpenRouter''s usage.cost), in micro-dollars, as the writer sent it. It becomes cost_micros only for a provider marked ai_cost.providers.reports_own_cost; otherwise it is kept for comparison and cost_micros is the list cost.';
+COMMENT ON COLUMN ai_cost.calls.cost_micros IS 'Cost in integer micro-dollars (1 = $0.000001), set on insert. NULL = unpriced (no price in force, or a used token kind has no price); 0 = free. At most 1e10 ($10,000) a call.';
+COMMENT ON COLUMN ai_cost.calls.price_id IS 'The ai_cost.prices row that gave computed_cost_micros; NULL when no price applies.';
 COMMENT ON COLUMN ai_cost.calls.unpriced_reason IS 'Why cost_micros is NULL (e.g. no price for the model, no price for a token kind that was used); NULL when priced.';
 COMMENT ON COLUMN ai_cost.calls.discount_id IS 'The ai_cost.tenant_discounts row applied to this call''s list price, if any.';
+COMMENT ON COLUMN ai_cost.calls.computed_cost_micros IS 'The cost from ai_cost.prices (tenant prices and discounts applied), set on insert for every call, app-cache hits and provider-reported costs included. Equals cost_micros unless the call was cached (cost 0) or its provider reports its own cost. NULL when no price applies.';
 

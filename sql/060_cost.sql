@@ -14,6 +14,12 @@
 -- or cancelled one with no usage costs 0, since providers do not bill a
 -- request that consumed nothing.
 --
+-- Each call keeps two costs: computed_cost_micros, the cost from the prices,
+-- and cost_micros, what the call is billed and what the rollups add up. They
+-- are equal but for an app-cache hit (0) and a provider that reports its own
+-- cost (the reported one); ai_cost_internal.cost_of() says why. A writer
+-- reports what happened; it never sets either cost.
+--
 -- The formula is written three times, side by side in this file, because
 -- each place needs it in a different form to be fast:
 --   ai_cost_internal.priced()     exact numeric arithmetic over the price
@@ -44,9 +50,9 @@
 -- No row comes back when no price applies (then ai_cost_internal.pattern_model may
 -- find the model through a pattern). Written as one SQL query with no SET clause so that the
 -- planner inlines it into the cost trigger's and reprice's queries: the
--- trigger's single index probe per call is this query. Its body only uses
--- schema-qualified tables and pg_catalog operators, and runs under the
--- pinned search_path of the function that inlines it.
+-- trigger's single index probe per call is this query. An inlined body is
+-- parsed under the search_path of the query that inlines it, so every table,
+-- operator and function in it is named by its schema.
 CREATE FUNCTION ai_cost_internal.priced(
   provider text, model text, service_tier text, tenant_id text, at timestamptz,
   input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
@@ -54,34 +60,36 @@ CREATE FUNCTION ai_cost_internal.priced(
   units numeric, unit text
 ) RETURNS TABLE (cost_micros bigint, price_id bigint, discount_id bigint, missing_rate text)
 LANGUAGE sql STABLE ROWS 1 AS $$
-  SELECT ceil(l.factor * (
-             greatest(coalesce($6, 0) - coalesce($8, 0) - coalesce($9, 0) - coalesce($11, 0), 0)
-                                          * coalesce(l.input_per_mtok, 0)
-           + (coalesce($7, 0) - coalesce($12, 0)) * coalesce(l.output_per_mtok, 0)
-           + coalesce($8, 0)                     * coalesce(l.cache_read_per_mtok, 0)
-           + (coalesce($9, 0) - coalesce($10, 0)) * coalesce(l.cache_write_per_mtok, 0)
-           + coalesce($10, 0)                    * coalesce(l.cache_write_1h_per_mtok, 0)
-           + coalesce($11, 0)                    * coalesce(l.audio_input_per_mtok, 0)
-           + coalesce($12, 0)                    * coalesce(l.audio_output_per_mtok, 0)
-           + coalesce($13, 0) * coalesce(l.unit_price, 0) * 1000000))::bigint,
+  -- OPERATOR(...) gives every operator the same precedence, so each product
+  -- is in parentheses.
+  SELECT pg_catalog.ceil(l.factor OPERATOR(pg_catalog.*) (
+             (greatest(coalesce($6, 0) OPERATOR(pg_catalog.-) coalesce($8, 0) OPERATOR(pg_catalog.-) coalesce($9, 0) OPERATOR(pg_catalog.-) coalesce($11, 0), 0)
+                                          OPERATOR(pg_catalog.*) coalesce(l.input_per_mtok, 0))
+           OPERATOR(pg_catalog.+) ((coalesce($7, 0) OPERATOR(pg_catalog.-) coalesce($12, 0)) OPERATOR(pg_catalog.*) coalesce(l.output_per_mtok, 0))
+           OPERATOR(pg_catalog.+) (coalesce($8, 0)                     OPERATOR(pg_catalog.*) coalesce(l.cache_read_per_mtok, 0))
+           OPERATOR(pg_catalog.+) ((coalesce($9, 0) OPERATOR(pg_catalog.-) coalesce($10, 0)) OPERATOR(pg_catalog.*) coalesce(l.cache_write_per_mtok, 0))
+           OPERATOR(pg_catalog.+) (coalesce($10, 0)                    OPERATOR(pg_catalog.*) coalesce(l.cache_write_1h_per_mtok, 0))
+           OPERATOR(pg_catalog.+) (coalesce($11, 0)                    OPERATOR(pg_catalog.*) coalesce(l.audio_input_per_mtok, 0))
+           OPERATOR(pg_catalog.+) (coalesce($12, 0)                    OPERATOR(pg_catalog.*) coalesce(l.audio_output_per_mtok, 0))
+           OPERATOR(pg_catalog.+) (coalesce($13, 0) OPERATOR(pg_catalog.*) coalesce(l.unit_price, 0) OPERATOR(pg_catalog.*) 1000000)))::bigint,
          l.price_id,
          l.discount_id,
          CASE
-           WHEN l.input_per_mtok IS NULL AND coalesce($6, 0) - coalesce($8, 0) - coalesce($9, 0) - coalesce($11, 0) > 0
+           WHEN l.input_per_mtok IS NULL AND coalesce($6, 0) OPERATOR(pg_catalog.-) coalesce($8, 0) OPERATOR(pg_catalog.-) coalesce($9, 0) OPERATOR(pg_catalog.-) coalesce($11, 0) OPERATOR(pg_catalog.>) 0
              THEN 'no price for input tokens'
-           WHEN l.output_per_mtok IS NULL AND coalesce($7, 0) - coalesce($12, 0) > 0 THEN 'no price for output tokens'
-           WHEN l.cache_read_per_mtok IS NULL AND $8 > 0 THEN 'no price for cache read tokens'
-           WHEN l.cache_write_per_mtok IS NULL AND $9 > coalesce($10, 0) THEN 'no price for cache write tokens'
-           WHEN l.cache_write_1h_per_mtok IS NULL AND $10 > 0 THEN 'no price for 1-hour cache write tokens'
-           WHEN l.audio_input_per_mtok IS NULL AND $11 > 0 THEN 'no price for audio input tokens'
-           WHEN l.audio_output_per_mtok IS NULL AND $12 > 0 THEN 'no price for audio output tokens'
-           WHEN $13 > 0 AND l.unit IS DISTINCT FROM $14 THEN 'no price per ' || $14
+           WHEN l.output_per_mtok IS NULL AND coalesce($7, 0) OPERATOR(pg_catalog.-) coalesce($12, 0) OPERATOR(pg_catalog.>) 0 THEN 'no price for output tokens'
+           WHEN l.cache_read_per_mtok IS NULL AND $8 OPERATOR(pg_catalog.>) 0 THEN 'no price for cache read tokens'
+           WHEN l.cache_write_per_mtok IS NULL AND $9 OPERATOR(pg_catalog.>) coalesce($10, 0) THEN 'no price for cache write tokens'
+           WHEN l.cache_write_1h_per_mtok IS NULL AND $10 OPERATOR(pg_catalog.>) 0 THEN 'no price for 1-hour cache write tokens'
+           WHEN l.audio_input_per_mtok IS NULL AND $11 OPERATOR(pg_catalog.>) 0 THEN 'no price for audio input tokens'
+           WHEN l.audio_output_per_mtok IS NULL AND $12 OPERATOR(pg_catalog.>) 0 THEN 'no price for audio output tokens'
+           WHEN $13 OPERATOR(pg_catalog.>) 0 AND NOT coalesce(l.unit OPERATOR(pg_catalog.=) $14, l.unit IS NULL AND $14 IS NULL) THEN 'no price per ' OPERATOR(pg_catalog.||) $14
          END
     FROM ai_cost_internal.price_lookup l
-   WHERE l.provider = $1 AND l.model = $2 AND l.service_tier = $3
-     AND (l.tenant_id = '' OR l.tenant_id = $4)
-     AND l.valid_from <= $5 AND (l.valid_to IS NULL OR l.valid_to > $5)
-     AND (l.above_input_tokens = 0 OR l.above_input_tokens < $6)
+   WHERE l.provider OPERATOR(pg_catalog.=) $1 AND l.model OPERATOR(pg_catalog.=) $2 AND l.service_tier OPERATOR(pg_catalog.=) $3
+     AND (l.tenant_id OPERATOR(pg_catalog.=) '' OR l.tenant_id OPERATOR(pg_catalog.=) $4)
+     AND l.valid_from OPERATOR(pg_catalog.<=) $5 AND (l.valid_to IS NULL OR l.valid_to OPERATOR(pg_catalog.>) $5)
+     AND (l.above_input_tokens OPERATOR(pg_catalog.=) 0 OR l.above_input_tokens OPERATOR(pg_catalog.<) $6)
    ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC
    LIMIT 1
 $$;
@@ -197,65 +205,88 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no call with id %', call_id USING ERRCODE = 'no_data_found';
   END IF;
-  IF c.cached OR c.provided_cost_micros IS NOT NULL THEN
-    RETURN QUERY SELECT 'total'::text, NULL::numeric, NULL::numeric, NULL::text, c.cost_micros::numeric,
-      CASE WHEN c.cached THEN 'served from the application''s own cache: free' ELSE 'cost reported by the provider' END;
-    RETURN;
-  END IF;
   RETURN QUERY SELECT * FROM ai_cost.explain_cost(c.provider, c.model, c.created_at, c.input_tokens, c.output_tokens,
     c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens,
     c.units, c.unit, c.service_tier, c.tenant_id);
+  -- The list cost above is computed_cost_micros; say when cost_micros is another number.
+  IF c.cached THEN
+    RETURN QUERY SELECT 'app cache hit'::text, NULL::numeric, NULL::numeric, NULL::text, 0::numeric,
+      'served from the application''s own cache, no provider call: cost_micros is 0, the total above is what the call would have cost'::text;
+  ELSIF c.provided_cost_micros IS NOT NULL THEN
+    IF EXISTS (SELECT FROM ai_cost.providers p WHERE p.id = c.provider AND p.reports_own_cost) THEN
+      RETURN QUERY SELECT 'cost reported by the provider'::text, NULL::numeric, NULL::numeric, NULL::text, c.provided_cost_micros::numeric,
+        format('%s reports its own cost (ai_cost.providers.reports_own_cost): cost_micros is this, not the total above', c.provider);
+    ELSE
+      RETURN QUERY SELECT 'cost reported, not used'::text, NULL::numeric, NULL::numeric, NULL::text, c.provided_cost_micros::numeric,
+        format('%s is not marked as reporting its own cost (ai_cost.providers.reports_own_cost): cost_micros is the total above', c.provider);
+    END IF;
+  END IF;
 END
 $$;
-COMMENT ON FUNCTION ai_cost.explain_cost(bigint) IS 'Breaks down the cost of recorded call call_id at today''s prices for its created_at (price row, tier, each component); compare with its stored cost_micros and price_id.';
+COMMENT ON FUNCTION ai_cost.explain_cost(bigint) IS 'Breaks down the cost of recorded call call_id at today''s prices for its created_at (price row, tier, each component, total: its computed_cost_micros), then, for an app-cache hit or a provider-reported cost, the number cost_micros took instead; compare with the stored cost_micros and price_id.';
 
--- The cost of a call as the trigger, reprice and explain_cost compute it:
--- app-cache hits and provider-reported costs first, then no usage, then the
--- price lookup by id, alias or pattern, then why no price applies.
+-- The cost of a call as the trigger, reprice and explain_cost compute it.
+-- First the list cost (computed_cost_micros, with the price_id and
+-- discount_id that gave it): no usage, then the price lookup by id, alias or
+-- pattern, then why no price applies. Then what the call is billed
+-- (cost_micros), which is the list cost except in two cases:
+--   - an app-cache hit (cached) made no provider call: 0;
+--   - a provider marked ai_cost.providers.reports_own_cost bills the cost it
+--     reported (provided_cost_micros). Any other provider's reported cost is
+--     the writer's word and stays data: a writer reports usage, the prices
+--     decide what it costs.
+-- unpriced_reason says why cost_micros is NULL, so it is NULL whenever a
+-- cache hit or a reported cost gave a cost.
 CREATE FUNCTION ai_cost_internal.cost_of(
   c ai_cost.calls,
-  OUT cost_micros bigint, OUT price_id bigint, OUT discount_id bigint, OUT unpriced_reason text
+  OUT cost_micros bigint, OUT price_id bigint, OUT discount_id bigint, OUT unpriced_reason text,
+  OUT computed_cost_micros bigint
 )
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   pattern_model text;
 BEGIN
-  IF c.cached OR c.provided_cost_micros IS NOT NULL THEN
-    cost_micros := CASE WHEN c.cached THEN 0 ELSE c.provided_cost_micros END;
-    RETURN;
-  END IF;
   IF c.input_tokens IS NULL AND c.output_tokens IS NULL AND c.units IS NULL THEN
     IF c.status = 'success' THEN
       unpriced_reason := 'no usage reported: input_tokens, output_tokens and units are all NULL';
     ELSE
-      cost_micros := 0;
+      computed_cost_micros := 0;
     END IF;
-    RETURN;
+  ELSE
+    SELECT * INTO computed_cost_micros, price_id, discount_id, unpriced_reason
+      FROM ai_cost_internal.priced(c.provider, c.model, c.service_tier, c.tenant_id, c.created_at,
+             c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens,
+             c.audio_input_tokens, c.audio_output_tokens, c.units, c.unit);
+    IF NOT FOUND THEN
+      pattern_model := ai_cost_internal.pattern_model(c.provider, c.model);
+      IF pattern_model IS NOT NULL THEN
+        SELECT * INTO computed_cost_micros, price_id, discount_id, unpriced_reason
+          FROM ai_cost_internal.priced(c.provider, pattern_model, c.service_tier, c.tenant_id, c.created_at,
+                 c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens,
+                 c.audio_input_tokens, c.audio_output_tokens, c.units, c.unit);
+      END IF;
+      IF NOT FOUND OR pattern_model IS NULL THEN
+        unpriced_reason := ai_cost_internal.no_price_reason(c.provider, c.model, c.service_tier, c.created_at);
+      END IF;
+    END IF;
+    IF unpriced_reason IS NOT NULL THEN
+      computed_cost_micros := NULL;
+      price_id := NULL;
+      discount_id := NULL;
+    END IF;
   END IF;
-  SELECT * INTO cost_micros, price_id, discount_id, unpriced_reason
-    FROM ai_cost_internal.priced(c.provider, c.model, c.service_tier, c.tenant_id, c.created_at,
-           c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens,
-           c.audio_input_tokens, c.audio_output_tokens, c.units, c.unit);
-  IF NOT FOUND THEN
-    pattern_model := ai_cost_internal.pattern_model(c.provider, c.model);
-    IF pattern_model IS NOT NULL THEN
-      SELECT * INTO cost_micros, price_id, discount_id, unpriced_reason
-        FROM ai_cost_internal.priced(c.provider, pattern_model, c.service_tier, c.tenant_id, c.created_at,
-               c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens,
-               c.audio_input_tokens, c.audio_output_tokens, c.units, c.unit);
-    END IF;
-    IF NOT FOUND OR pattern_model IS NULL THEN
-      unpriced_reason := ai_cost_internal.no_price_reason(c.provider, c.model, c.service_tier, c.created_at);
-    END IF;
-  END IF;
-  IF unpriced_reason IS NOT NULL THEN
-    cost_micros := NULL;
-    price_id := NULL;
-    discount_id := NULL;
+  cost_micros := computed_cost_micros;
+  IF c.cached THEN
+    cost_micros := 0;
+    unpriced_reason := NULL;
+  ELSIF c.provided_cost_micros IS NOT NULL
+        AND EXISTS (SELECT FROM ai_cost.providers p WHERE p.id = c.provider AND p.reports_own_cost) THEN
+    cost_micros := c.provided_cost_micros;
+    unpriced_reason := NULL;
   END IF;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.cost_of(ai_cost.calls) IS 'The cost of a call as the trigger, reprice and explain_cost compute it: app-cache hits and provider-reported costs first, then no usage, then the price lookup by id, alias or pattern.';
+COMMENT ON FUNCTION ai_cost_internal.cost_of(ai_cost.calls) IS 'The cost of a call as the trigger, reprice and explain_cost compute it: the list cost (computed_cost_micros, with its price_id and discount_id) and the cost billed (cost_micros): 0 for an app-cache hit, the provided cost for a provider that reports its own, the list cost otherwise.';
 
 -- The trigger's way for every call its fast path does not take: the call
 -- with its cost as ai_cost_internal.cost_of() computes it, or an error for a call of a
@@ -263,7 +294,8 @@ COMMENT ON FUNCTION ai_cost_internal.cost_of(ai_cost.calls) IS 'The cost of a ca
 CREATE FUNCTION ai_cost_internal.price_call_slowly(c ai_cost.calls) RETURNS ai_cost.calls
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  SELECT * INTO c.cost_micros, c.price_id, c.discount_id, c.unpriced_reason FROM ai_cost_internal.cost_of(c);
+  SELECT * INTO c.cost_micros, c.price_id, c.discount_id, c.unpriced_reason, c.computed_cost_micros
+    FROM ai_cost_internal.cost_of(c);
   IF c.unpriced_reason IS NOT NULL
      AND EXISTS (SELECT FROM ai_cost.providers p WHERE p.id = c.provider AND p.strict) THEN
     RAISE EXCEPTION 'cannot price call of %/%: %', c.provider, c.model, c.unpriced_reason
@@ -315,45 +347,13 @@ BEGIN
     tenant_id, user_id, feature, conversation_id, prompt_id, prompt_version, metadata, request_id,
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
     cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit, provided_cost_micros,
-    streamed, cached, ttft_ms, total_ms, error_message, cost_micros, price_id)
+    streamed, cached, ttft_ms, total_ms, error_message, cost_micros, computed_cost_micros, price_id)
   SELECT
     c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier,
     c.tenant_id, c.user_id, c.feature, c.conversation_id, c.prompt_id, c.prompt_version, c.metadata, c.request_id,
     c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
     c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens, c.units, c.unit, c.provided_cost_micros,
-    c.streamed, c.cached, c.ttft_ms, c.total_ms, c.error_message,
-    -- The cost trigger's test and sum (price_call below). The test's shifts are ORed
-    -- into one comparison: each t >> b is 0 exactly when the trigger's
-    -- t >> b = 0 holds (a negative t stays negative). The parentheses are
-    -- needed: >> and | have the same precedence. Where the book does not
-    -- apply the cost stays NULL, and the trigger prices the row.
-    CASE WHEN c.units IS NULL AND coalesce(c.input_tokens, c.output_tokens) IS NOT NULL
-          AND NOT c.cached AND c.provided_cost_micros IS NULL
-          AND NOT ai_cost_internal.price_book_has_tenant(c.tenant_id)
-          AND b.valid_from <= c.created_at AND c.created_at < b.valid_to
-          AND ((coalesce(c.input_tokens, 0::bigint) >> b.input_bits) | (coalesce(c.output_tokens, 0::bigint) >> b.output_bits)
-               | (coalesce(c.cache_read_tokens, 0::bigint) >> b.cache_read_bits)
-               | (coalesce(c.cache_write_tokens, 0::bigint) >> b.cache_write_bits)
-               | (coalesce(c.cache_write_1h_tokens, 0::bigint) >> b.cache_write_1h_bits)
-               | (coalesce(c.audio_input_tokens, 0::bigint) >> b.audio_input_bits)
-               | (coalesce(c.audio_output_tokens, 0::bigint) >> b.audio_output_bits)) = 0::bigint
-    THEN CASE
-      WHEN coalesce(c.cache_write_tokens, c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens) IS NULL
-      THEN (greatest(coalesce(c.input_tokens, 0::bigint) - coalesce(c.cache_read_tokens, 0::bigint), 0::bigint) * b.input_rate
-            + coalesce(c.output_tokens, 0::bigint) * b.output_rate
-            + coalesce(c.cache_read_tokens, 0::bigint) * b.cache_read_rate
-            + 999999::bigint) / 1000000::bigint
-      ELSE (greatest(coalesce(c.input_tokens, 0::bigint) - coalesce(c.cache_read_tokens, 0::bigint)
-                     - coalesce(c.cache_write_tokens, 0::bigint) - coalesce(c.audio_input_tokens, 0::bigint), 0::bigint) * b.input_rate
-            + (coalesce(c.output_tokens, 0::bigint) - coalesce(c.audio_output_tokens, 0::bigint)) * b.output_rate
-            + coalesce(c.cache_read_tokens, 0::bigint) * b.cache_read_rate
-            + (coalesce(c.cache_write_tokens, 0::bigint) - coalesce(c.cache_write_1h_tokens, 0::bigint)) * b.cache_write_rate
-            + coalesce(c.cache_write_1h_tokens, 0::bigint) * b.cache_write_1h_rate
-            + coalesce(c.audio_input_tokens, 0::bigint) * b.audio_input_rate
-            + coalesce(c.audio_output_tokens, 0::bigint) * b.audio_output_rate
-            + 999999::bigint) / 1000000::bigint
-      END
-    END,
+    c.streamed, c.cached, c.ttft_ms, c.total_ms, c.error_message, book.cost_micros, book.cost_micros,
     -- Only read with a cost beside it: the trigger sets its own otherwise.
     b.price_id
   FROM (
@@ -379,6 +379,43 @@ BEGIN
   -- The book is hashed once per batch; each call probes it once.
   LEFT JOIN ai_cost_internal.price_book_entries() AS b
     ON b.provider = c.provider AND b.service_tier = c.service_tier AND b.model = c.model
+  -- The cost trigger's test and sum (price_call below), once per call for
+  -- both cost columns. The test's shifts are ORed into one comparison: each
+  -- t >> b is 0 exactly when the trigger's t >> b = 0 holds (a negative t
+  -- stays negative). The parentheses are needed: >> and | have the same
+  -- precedence. Where the book does not apply the cost stays NULL, and the
+  -- trigger prices the row.
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN c.units IS NULL AND coalesce(c.input_tokens, c.output_tokens) IS NOT NULL
+            AND NOT c.cached AND c.provided_cost_micros IS NULL
+            -- The trigger's tolerance for created_at (price_call): a call dated
+            -- later is left to the trigger, which refuses it.
+            AND c.created_at <= now() + interval '1 day'
+            AND NOT ai_cost_internal.price_book_has_tenant(c.tenant_id)
+            AND b.valid_from <= c.created_at AND c.created_at < b.valid_to
+            AND ((coalesce(c.input_tokens, 0::bigint) >> b.input_bits) | (coalesce(c.output_tokens, 0::bigint) >> b.output_bits)
+                 | (coalesce(c.cache_read_tokens, 0::bigint) >> b.cache_read_bits)
+                 | (coalesce(c.cache_write_tokens, 0::bigint) >> b.cache_write_bits)
+                 | (coalesce(c.cache_write_1h_tokens, 0::bigint) >> b.cache_write_1h_bits)
+                 | (coalesce(c.audio_input_tokens, 0::bigint) >> b.audio_input_bits)
+                 | (coalesce(c.audio_output_tokens, 0::bigint) >> b.audio_output_bits)) = 0::bigint
+      THEN CASE
+        WHEN coalesce(c.cache_write_tokens, c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens) IS NULL
+        THEN (greatest(coalesce(c.input_tokens, 0::bigint) - coalesce(c.cache_read_tokens, 0::bigint), 0::bigint) * b.input_rate
+              + coalesce(c.output_tokens, 0::bigint) * b.output_rate
+              + coalesce(c.cache_read_tokens, 0::bigint) * b.cache_read_rate
+              + 999999::bigint) / 1000000::bigint
+        ELSE (greatest(coalesce(c.input_tokens, 0::bigint) - coalesce(c.cache_read_tokens, 0::bigint)
+                       - coalesce(c.cache_write_tokens, 0::bigint) - coalesce(c.audio_input_tokens, 0::bigint), 0::bigint) * b.input_rate
+              + (coalesce(c.output_tokens, 0::bigint) - coalesce(c.audio_output_tokens, 0::bigint)) * b.output_rate
+              + coalesce(c.cache_read_tokens, 0::bigint) * b.cache_read_rate
+              + (coalesce(c.cache_write_tokens, 0::bigint) - coalesce(c.cache_write_1h_tokens, 0::bigint)) * b.cache_write_rate
+              + coalesce(c.cache_write_1h_tokens, 0::bigint) * b.cache_write_1h_rate
+              + coalesce(c.audio_input_tokens, 0::bigint) * b.audio_input_rate
+              + coalesce(c.audio_output_tokens, 0::bigint) * b.audio_output_rate
+              + 999999::bigint) / 1000000::bigint
+        END
+      END AS cost_micros) AS book
   ON CONFLICT DO NOTHING;
   GET DIAGNOSTICS inserted = ROW_COUNT;
   PERFORM set_config('ai_cost.inserting_priced_calls', 'off', true);
@@ -397,17 +434,17 @@ COMMENT ON FUNCTION ai_cost.insert_calls(jsonb) IS 'Inserts a batch of calls giv
 -- the trigger's share of the backend's time went from 9.1-9.3% to 5.9-6.7%).
 --
 -- It does not pin search_path: a SET clause costs ~5 us per row before
--- PostgreSQL 17. It is SECURITY INVOKER (a hijacked name could do nothing the
--- inserting user could not do anyway), every table is schema-qualified, and
--- every operator and function it uses has exactly matching built-in argument
--- types (explicit casts where types differ), which PostgreSQL resolves in
--- pg_catalog first. test/pricing-fast-path.test.ts also inserts with a
--- hostile search_path that shadows them.
+-- PostgreSQL 17. Instead every table, operator, function and non-keyword
+-- type in it is named by its schema (OPERATOR(pg_catalog.+), which gives
+-- every operator the same precedence, hence the parentheses around
+-- products): the inserting session's search_path may hold a better-matching
+-- or same-named operator of a user's, which would set the cost
+-- (test/planted-operators.test.ts).
 CREATE FUNCTION ai_cost_internal.price_call() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   slot integer;
-  l_price_id bigint; l_discount_id bigint; l_factor numeric; l_unit text;
+  l_price_id bigint; l_discount_id bigint; l_factor numeric; l_unit pg_catalog.text;
   r_input numeric; r_output numeric; r_cache_read numeric; r_cache_write numeric; r_cache_write_1h numeric;
   r_audio_input numeric; r_audio_output numeric; r_unit numeric;
 BEGIN
@@ -417,64 +454,81 @@ BEGIN
   -- of its own: a single-row INSERT does not pay for setting them up.
   IF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
      AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
+     AND NEW.created_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) '1 day'::interval)
      AND NEW.discount_id IS NULL AND NEW.unpriced_reason IS NULL
      AND coalesce(NEW.cache_write_tokens, NEW.cache_write_1h_tokens, NEW.audio_input_tokens, NEW.audio_output_tokens) IS NULL
      AND NOT ai_cost_internal.price_book_has_tenant(NEW.tenant_id) THEN
-    slot := ai_cost_internal.price_book_slot(NEW.provider || ' ' || NEW.service_tier || ' ' || NEW.model);
+    slot := ai_cost_internal.price_book_slot(NEW.provider OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.service_tier OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.model);
     IF slot IS NOT NULL
-       AND (ai_cost_internal.price_book_windows())[slot][1] <= NEW.created_at
-       AND NEW.created_at < (ai_cost_internal.price_book_windows())[slot][2]
-       AND coalesce(NEW.input_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][9]::integer = 0::bigint
-       AND coalesce(NEW.output_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][10]::integer = 0::bigint
-       AND coalesce(NEW.cache_read_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][11]::integer = 0::bigint THEN
+       AND (ai_cost_internal.price_book_windows())[slot][1] OPERATOR(pg_catalog.<=) NEW.created_at
+       AND NEW.created_at OPERATOR(pg_catalog.<) (ai_cost_internal.price_book_windows())[slot][2]
+       AND coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][9]::integer OPERATOR(pg_catalog.=) 0::bigint
+       AND coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][10]::integer OPERATOR(pg_catalog.=) 0::bigint
+       AND coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][11]::integer OPERATOR(pg_catalog.=) 0::bigint THEN
       -- The same sum as priced()'s numeric one, in picodollars, rounded up once.
       -- The input part can be negative in a valid row, and is clamped as there.
-      NEW.cost_micros := (greatest(coalesce(NEW.input_tokens, 0::bigint) - coalesce(NEW.cache_read_tokens, 0::bigint), 0::bigint)
-                            * (ai_cost_internal.price_book_rates())[slot][2]
-                          + coalesce(NEW.output_tokens, 0::bigint) * (ai_cost_internal.price_book_rates())[slot][3]
-                          + coalesce(NEW.cache_read_tokens, 0::bigint) * (ai_cost_internal.price_book_rates())[slot][4]
-                          + 999999::bigint) / 1000000::bigint;
+      -- OPERATOR(...) gives every operator the same precedence: each product is in parentheses.
+      NEW.cost_micros := ((greatest(coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint), 0::bigint)
+                            OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][2])
+                          OPERATOR(pg_catalog.+) (coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][3])
+                          OPERATOR(pg_catalog.+) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][4])
+                          OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
+      NEW.computed_cost_micros := NEW.cost_micros;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
       RETURN NEW;
     END IF;
   -- The same with cache writes or audio: all seven dimensions.
   ELSIF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
      AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
+     AND NEW.created_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) '1 day'::interval)
      AND NEW.discount_id IS NULL AND NEW.unpriced_reason IS NULL
      AND NOT ai_cost_internal.price_book_has_tenant(NEW.tenant_id) THEN
-    slot := ai_cost_internal.price_book_slot(NEW.provider || ' ' || NEW.service_tier || ' ' || NEW.model);
+    slot := ai_cost_internal.price_book_slot(NEW.provider OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.service_tier OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.model);
     IF slot IS NOT NULL
-       AND (ai_cost_internal.price_book_windows())[slot][1] <= NEW.created_at
-       AND NEW.created_at < (ai_cost_internal.price_book_windows())[slot][2]
-       AND coalesce(NEW.input_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][9]::integer = 0::bigint
-       AND coalesce(NEW.output_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][10]::integer = 0::bigint
-       AND coalesce(NEW.cache_read_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][11]::integer = 0::bigint
-       AND coalesce(NEW.cache_write_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][12]::integer = 0::bigint
-       AND coalesce(NEW.cache_write_1h_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][13]::integer = 0::bigint
-       AND coalesce(NEW.audio_input_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][14]::integer = 0::bigint
-       AND coalesce(NEW.audio_output_tokens, 0::bigint) >> (ai_cost_internal.price_book_rates())[slot][15]::integer = 0::bigint THEN
+       AND (ai_cost_internal.price_book_windows())[slot][1] OPERATOR(pg_catalog.<=) NEW.created_at
+       AND NEW.created_at OPERATOR(pg_catalog.<) (ai_cost_internal.price_book_windows())[slot][2]
+       AND coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][9]::integer OPERATOR(pg_catalog.=) 0::bigint
+       AND coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][10]::integer OPERATOR(pg_catalog.=) 0::bigint
+       AND coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][11]::integer OPERATOR(pg_catalog.=) 0::bigint
+       AND coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][12]::integer OPERATOR(pg_catalog.=) 0::bigint
+       AND coalesce(NEW.cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][13]::integer OPERATOR(pg_catalog.=) 0::bigint
+       AND coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][14]::integer OPERATOR(pg_catalog.=) 0::bigint
+       AND coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][15]::integer OPERATOR(pg_catalog.=) 0::bigint THEN
       -- A negative part can only come from a row the CHECK constraints
       -- refuse next (audio_output_tokens above output_tokens, say).
-      NEW.cost_micros := (greatest(coalesce(NEW.input_tokens, 0::bigint) - coalesce(NEW.cache_read_tokens, 0::bigint)
-                                   - coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.audio_input_tokens, 0::bigint), 0::bigint)
-                            * (ai_cost_internal.price_book_rates())[slot][2]
-                          + (coalesce(NEW.output_tokens, 0::bigint) - coalesce(NEW.audio_output_tokens, 0::bigint)) * (ai_cost_internal.price_book_rates())[slot][3]
-                          + coalesce(NEW.cache_read_tokens, 0::bigint) * (ai_cost_internal.price_book_rates())[slot][4]
-                          + (coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.cache_write_1h_tokens, 0::bigint)) * (ai_cost_internal.price_book_rates())[slot][5]
-                          + coalesce(NEW.cache_write_1h_tokens, 0::bigint) * (ai_cost_internal.price_book_rates())[slot][6]
-                          + coalesce(NEW.audio_input_tokens, 0::bigint) * (ai_cost_internal.price_book_rates())[slot][7]
-                          + coalesce(NEW.audio_output_tokens, 0::bigint) * (ai_cost_internal.price_book_rates())[slot][8]
-                          + 999999::bigint) / 1000000::bigint;
+      NEW.cost_micros := ((greatest(coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint)
+                                   OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.audio_input_tokens, 0::bigint), 0::bigint)
+                            OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][2])
+                          OPERATOR(pg_catalog.+) ((coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.audio_output_tokens, 0::bigint)) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][3])
+                          OPERATOR(pg_catalog.+) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][4])
+                          OPERATOR(pg_catalog.+) ((coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_1h_tokens, 0::bigint)) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][5])
+                          OPERATOR(pg_catalog.+) (coalesce(NEW.cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][6])
+                          OPERATOR(pg_catalog.+) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][7])
+                          OPERATOR(pg_catalog.+) (coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][8])
+                          OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
+      NEW.computed_cost_micros := NEW.cost_micros;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
       RETURN NEW;
     END IF;
+  END IF;
+
+  -- A call dated more than a day ahead of the database clock is refused: a
+  -- day absorbs clocks out of step; a later date is a mistake, or a choice of
+  -- a future price, and would make partitions no one needs. The book paths
+  -- above take only calls within the day; insert_calls has the same bound.
+  -- (Infinity is left to the CHECK constraint that names it.)
+  IF NEW.created_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.+) '1 day'::interval)
+     AND pg_catalog.isfinite(NEW.created_at) THEN
+    RAISE EXCEPTION 'created_at % is more than 1 day ahead of the database clock (%)', NEW.created_at, pg_catalog.now()
+      USING ERRCODE = 'check_violation',
+            HINT = 'Record the time the call was made: pg-ai-cost accepts calls dated at most 1 day ahead, for clocks out of step.';
   END IF;
 
   -- Not covered by the book: the lookup, as priced() does it.
   -- Out-of-range units (NaN, Infinity) are refused by a CHECK constraint
   -- whose message names them; computing with them first would fail with an
   -- obscure one.
-  IF NOT (coalesce(NEW.units, 0::numeric) <= 1000000000000::numeric) THEN
+  IF NOT (coalesce(NEW.units, 0::numeric) OPERATOR(pg_catalog.<=) 1000000000000::numeric) THEN
     RETURN NEW;
   END IF;
   -- App-cache hits, provider-reported costs and calls without usage have
@@ -489,10 +543,10 @@ BEGIN
     INTO l_price_id, l_discount_id, l_factor, l_unit, r_input, r_output,
          r_cache_read, r_cache_write, r_cache_write_1h, r_audio_input, r_audio_output, r_unit
     FROM ai_cost_internal.price_lookup l
-   WHERE l.provider = NEW.provider AND l.model = NEW.model AND l.service_tier = NEW.service_tier
-     AND (l.tenant_id = ''::text OR l.tenant_id = NEW.tenant_id)
-     AND l.valid_from <= NEW.created_at AND (l.valid_to IS NULL OR l.valid_to > NEW.created_at)
-     AND (l.above_input_tokens = 0::bigint OR l.above_input_tokens < NEW.input_tokens)
+   WHERE l.provider OPERATOR(pg_catalog.=) NEW.provider AND l.model OPERATOR(pg_catalog.=) NEW.model AND l.service_tier OPERATOR(pg_catalog.=) NEW.service_tier
+     AND (l.tenant_id OPERATOR(pg_catalog.=) ''::pg_catalog.text OR l.tenant_id OPERATOR(pg_catalog.=) NEW.tenant_id)
+     AND l.valid_from OPERATOR(pg_catalog.<=) NEW.created_at AND (l.valid_to IS NULL OR l.valid_to OPERATOR(pg_catalog.>) NEW.created_at)
+     AND (l.above_input_tokens OPERATOR(pg_catalog.=) 0::bigint OR l.above_input_tokens OPERATOR(pg_catalog.<) NEW.input_tokens)
    ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC
    LIMIT 1;
   -- Every dimension the call used must have its rate (a part of 0 or less
@@ -500,28 +554,30 @@ BEGIN
   -- the whole sum are one expression each: every PL/pgSQL statement costs a
   -- few hundred nanoseconds, which is most of what is left to save here.
   IF FOUND
-     AND (r_input IS NOT NULL OR coalesce(NEW.input_tokens, 0::bigint) - coalesce(NEW.cache_read_tokens, 0::bigint)
-                                 - coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.audio_input_tokens, 0::bigint) <= 0::bigint)
-     AND (r_output IS NOT NULL OR coalesce(NEW.output_tokens, 0::bigint) - coalesce(NEW.audio_output_tokens, 0::bigint) <= 0::bigint)
-     AND (r_cache_read IS NOT NULL OR coalesce(NEW.cache_read_tokens, 0::bigint) <= 0::bigint)
-     AND (r_cache_write IS NOT NULL OR coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.cache_write_1h_tokens, 0::bigint) <= 0::bigint)
-     AND (r_cache_write_1h IS NOT NULL OR coalesce(NEW.cache_write_1h_tokens, 0::bigint) <= 0::bigint)
-     AND (r_audio_input IS NOT NULL OR coalesce(NEW.audio_input_tokens, 0::bigint) <= 0::bigint)
-     AND (r_audio_output IS NOT NULL OR coalesce(NEW.audio_output_tokens, 0::bigint) <= 0::bigint)
-     AND (l_unit IS NOT DISTINCT FROM NEW.unit OR coalesce(NEW.units, 0::numeric) <= 0::numeric) THEN
-    NEW.cost_micros := ceil(l_factor * (
+     AND (r_input IS NOT NULL OR coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint)
+                                 OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.<=) 0::bigint)
+     AND (r_output IS NOT NULL OR coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.<=) 0::bigint)
+     AND (r_cache_read IS NOT NULL OR coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.<=) 0::bigint)
+     AND (r_cache_write IS NOT NULL OR coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.<=) 0::bigint)
+     AND (r_cache_write_1h IS NOT NULL OR coalesce(NEW.cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.<=) 0::bigint)
+     AND (r_audio_input IS NOT NULL OR coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.<=) 0::bigint)
+     AND (r_audio_output IS NOT NULL OR coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.<=) 0::bigint)
+     AND (coalesce(l_unit OPERATOR(pg_catalog.=) NEW.unit, l_unit IS NULL AND NEW.unit IS NULL)
+          OR coalesce(NEW.units, 0::numeric) OPERATOR(pg_catalog.<=) 0::numeric) THEN
+    NEW.cost_micros := pg_catalog.ceil(l_factor OPERATOR(pg_catalog.*) (
         CASE WHEN r_input IS NULL THEN 0::numeric
-             ELSE greatest(coalesce(NEW.input_tokens, 0::bigint) - coalesce(NEW.cache_read_tokens, 0::bigint)
-                           - coalesce(NEW.cache_write_tokens, 0::bigint) - coalesce(NEW.audio_input_tokens, 0::bigint), 0::bigint)::numeric * r_input END
-      + CASE WHEN NEW.output_tokens > 0::bigint THEN (NEW.output_tokens - coalesce(NEW.audio_output_tokens, 0::bigint))::numeric * coalesce(r_output, 0::numeric) ELSE 0::numeric END
-      + CASE WHEN NEW.cache_read_tokens > 0::bigint THEN NEW.cache_read_tokens::numeric * r_cache_read ELSE 0::numeric END
-      + CASE WHEN NEW.cache_write_tokens > 0::bigint
-             THEN (NEW.cache_write_tokens - coalesce(NEW.cache_write_1h_tokens, 0::bigint))::numeric * coalesce(r_cache_write, 0::numeric)
-                + coalesce(NEW.cache_write_1h_tokens, 0::bigint)::numeric * coalesce(r_cache_write_1h, 0::numeric)
+             ELSE greatest(coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint)
+                           OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.audio_input_tokens, 0::bigint), 0::bigint)::numeric OPERATOR(pg_catalog.*) r_input END
+      OPERATOR(pg_catalog.+) CASE WHEN NEW.output_tokens OPERATOR(pg_catalog.>) 0::bigint THEN (NEW.output_tokens OPERATOR(pg_catalog.-) coalesce(NEW.audio_output_tokens, 0::bigint))::numeric OPERATOR(pg_catalog.*) coalesce(r_output, 0::numeric) ELSE 0::numeric END
+      OPERATOR(pg_catalog.+) CASE WHEN NEW.cache_read_tokens OPERATOR(pg_catalog.>) 0::bigint THEN NEW.cache_read_tokens::numeric OPERATOR(pg_catalog.*) r_cache_read ELSE 0::numeric END
+      OPERATOR(pg_catalog.+) CASE WHEN NEW.cache_write_tokens OPERATOR(pg_catalog.>) 0::bigint
+             THEN ((NEW.cache_write_tokens OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_1h_tokens, 0::bigint))::numeric OPERATOR(pg_catalog.*) coalesce(r_cache_write, 0::numeric))
+                OPERATOR(pg_catalog.+) (coalesce(NEW.cache_write_1h_tokens, 0::bigint)::numeric OPERATOR(pg_catalog.*) coalesce(r_cache_write_1h, 0::numeric))
              ELSE 0::numeric END
-      + CASE WHEN NEW.audio_input_tokens > 0::bigint THEN NEW.audio_input_tokens::numeric * r_audio_input ELSE 0::numeric END
-      + CASE WHEN NEW.audio_output_tokens > 0::bigint THEN NEW.audio_output_tokens::numeric * r_audio_output ELSE 0::numeric END
-      + CASE WHEN NEW.units > 0::numeric THEN NEW.units * r_unit * 1000000::numeric ELSE 0::numeric END))::bigint;
+      OPERATOR(pg_catalog.+) CASE WHEN NEW.audio_input_tokens OPERATOR(pg_catalog.>) 0::bigint THEN NEW.audio_input_tokens::numeric OPERATOR(pg_catalog.*) r_audio_input ELSE 0::numeric END
+      OPERATOR(pg_catalog.+) CASE WHEN NEW.audio_output_tokens OPERATOR(pg_catalog.>) 0::bigint THEN NEW.audio_output_tokens::numeric OPERATOR(pg_catalog.*) r_audio_output ELSE 0::numeric END
+      OPERATOR(pg_catalog.+) CASE WHEN NEW.units OPERATOR(pg_catalog.>) 0::numeric THEN NEW.units OPERATOR(pg_catalog.*) r_unit OPERATOR(pg_catalog.*) 1000000::numeric ELSE 0::numeric END))::bigint;
+    NEW.computed_cost_micros := NEW.cost_micros;
     NEW.price_id := l_price_id;
     NEW.discount_id := l_discount_id;
     NEW.unpriced_reason := NULL;
@@ -530,7 +586,7 @@ BEGIN
   RETURN ai_cost_internal.price_call_slowly(NEW);
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.price_call() IS 'Trigger: sets cost_micros, price_id, discount_id and unpriced_reason of a call (from the compiled price book for a current list price; by the price lookup or ai_cost_internal.cost_of() otherwise); raises for calls of a strict-mode provider that cannot be priced.';
+COMMENT ON FUNCTION ai_cost_internal.price_call() IS 'Trigger: sets cost_micros, computed_cost_micros, price_id, discount_id and unpriced_reason of a call (from the compiled price book for a current list price; by the price lookup or ai_cost_internal.cost_of() otherwise); refuses calls dated more than 1 day ahead, and calls of a strict-mode provider that cannot be priced.';
 
 DO $$
 BEGIN
@@ -538,7 +594,8 @@ BEGIN
     CREATE TRIGGER tg_calls__price_call
       BEFORE INSERT OR UPDATE OF provider, model, created_at, service_tier, tenant_id, cached, provided_cost_micros,
     cost_micros, price_id, discount_id, unpriced_reason, input_tokens, output_tokens, cache_read_tokens,
-    cache_write_tokens, cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit
+    cache_write_tokens, cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, units, unit,
+    computed_cost_micros
       ON ai_cost.calls
       FOR EACH ROW
       WHEN (NEW.cost_micros IS NULL OR CURRENT_USER <> %L::name

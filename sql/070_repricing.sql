@@ -67,9 +67,48 @@ CREATE INDEX reprice_audit_call_idx ON ai_cost.reprice_audit (call_id);
 
 CREATE INDEX reprice_audit_run_idx ON ai_cost.reprice_audit (run_id);
 
+-- Waits until every transaction that was writing to the calls when it was
+-- called has ended. A call inserted by a transaction still open when a price
+-- was corrected may have been priced at the old price, yet stays invisible to
+-- a reprice until it commits: by then the run's cursor may have passed it. So
+-- a run first waits for those writers, as CREATE INDEX CONCURRENTLY does (an
+-- INSERT or UPDATE holds ROW EXCLUSIVE on the table it writes until its
+-- transaction ends), without taking a lock that would stall new inserts.
+-- A transaction left open stalls the run, not the writers: the wait says
+-- every 10 seconds which backends it waits for, and statement_timeout
+-- bounds it.
+CREATE FUNCTION ai_cost_internal.wait_for_call_writers() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  writers text[];
+  waited_seconds numeric := 0;
+BEGIN
+  SELECT array_agg(DISTINCT l.virtualtransaction) INTO writers
+    FROM pg_catalog.pg_locks l
+   WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock' AND l.granted
+     AND l.pid IS DISTINCT FROM pg_backend_pid()
+     AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
+     AND (l.relation = 'ai_cost.calls'::regclass
+          OR l.relation IN (SELECT t.relid FROM pg_catalog.pg_partition_tree('ai_cost.calls') t));
+  WHILE writers IS NOT NULL AND EXISTS (
+    SELECT FROM pg_catalog.pg_locks l WHERE l.locktype = 'virtualxid' AND l.virtualxid = ANY (writers)
+  ) LOOP
+    IF waited_seconds > 0 AND waited_seconds % 10 = 0 THEN
+      RAISE NOTICE 'reprice waits for transactions that were writing calls when it started to end (backends %)',
+        (SELECT string_agg(DISTINCT l.pid::text, ', ') FROM pg_catalog.pg_locks l
+          WHERE l.locktype = 'virtualxid' AND l.virtualxid = ANY (writers));
+    END IF;
+    PERFORM pg_sleep(0.1);
+    waited_seconds := waited_seconds + 0.1;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.wait_for_call_writers() IS 'Internal: waits until the transactions writing to ai_cost.calls at the time of the call have ended, so a reprice sees every call they wrote.';
+
 -- Starts a repricing run over calls with from_time <= created_at < to_time
 -- (optionally one provider/model, optionally only unpriced calls) and
--- returns its id; ai_cost.reprice_batch then does the work.
+-- returns its id; ai_cost.reprice_batch then does the work. It first waits
+-- for transactions still writing calls (see wait_for_call_writers above).
 CREATE FUNCTION ai_cost.start_reprice(
   from_time timestamptz, to_time timestamptz, reason text,
   provider text DEFAULT NULL, model text DEFAULT NULL, only_unpriced boolean DEFAULT false
@@ -78,6 +117,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   run_id bigint;
 BEGIN
+  PERFORM ai_cost_internal.wait_for_call_writers();
   INSERT INTO ai_cost.reprice_runs (from_time, to_time, provider, model, only_unpriced, reason, total_calls)
   SELECT start_reprice.from_time, start_reprice.to_time, start_reprice.provider, start_reprice.model,
          start_reprice.only_unpriced, start_reprice.reason, count(*)
@@ -178,11 +218,12 @@ COMMENT ON FUNCTION ai_cost.reprice_batch(bigint, integer) IS 'Reprices the next
 -- are short and an interruption loses at most one batch: CALL it outside a
 -- transaction block; CALL it again with the same run id to resume. (A
 -- procedure with a SET clause cannot COMMIT, so this one and ai_cost.reprice
--- do not pin search_path; everything in them is schema-qualified.)
+-- do not pin search_path; every function and operator in them is named by
+-- its schema, and the work is done by pinned functions.)
 CREATE PROCEDURE ai_cost.resume_reprice(run_id bigint, batch_size integer DEFAULT 5000)
 LANGUAGE plpgsql AS $$
 BEGIN
-  WHILE ai_cost.reprice_batch(run_id, batch_size) = batch_size LOOP
+  WHILE ai_cost.reprice_batch(run_id, batch_size) OPERATOR(pg_catalog.=) batch_size LOOP
     COMMIT;
   END LOOP;
   COMMIT;

@@ -14,9 +14,10 @@
 -- arrays assigned in place (unnest ... WITH ORDINALITY cost 20-30 us a call).
 -- None of them pins search_path, because a SET clause blocks inlining and
 -- costs a save and restore of the path on every call before PostgreSQL 17.
--- Instead they are SECURITY INVOKER and IMMUTABLE, call pg_catalog functions
--- by their qualified names, and use built-in operators on exactly matching
--- built-in types.
+-- Instead every operator, function and type in them is named by its schema
+-- (OPERATOR(pg_catalog.+), pg_catalog.ln, double precision): they are parsed
+-- in the caller's session, a view reader's or a refresh's, whose search_path
+-- may hold a user's better-matching operator (test/planted-operators.test.ts).
 
 -- Without STRICT and SET the planner inlines this into the calling query, so
 -- bucketing a row costs an expression, not a function call.
@@ -24,8 +25,12 @@ CREATE FUNCTION ai_cost.latency_bucket(ms integer) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   -- The epsilon keeps exact powers of two in their own bucket despite float rounding.
   SELECT CASE WHEN ms IS NULL THEN NULL
-              WHEN ms < 1 THEN 0
-              ELSE least(88, 1 + pg_catalog.floor(4 * pg_catalog.ln(ms::float8) / pg_catalog.ln(2::float8) + 1e-9)::integer) END
+              WHEN ms OPERATOR(pg_catalog.<) 1 THEN 0
+              -- OPERATOR(...) gives every operator the same precedence: hence the parentheses.
+              ELSE least(88, 1 OPERATOR(pg_catalog.+) pg_catalog.floor(
+                     (4::double precision OPERATOR(pg_catalog.*) pg_catalog.ln(ms::double precision)
+                      OPERATOR(pg_catalog./) pg_catalog.ln(2::double precision))
+                     OPERATOR(pg_catalog.+) 1e-9::double precision)::integer) END
 $$;
 COMMENT ON FUNCTION ai_cost.latency_bucket(integer) IS 'Histogram bucket of a latency in ms: 0 below 1 ms, then four buckets per doubling up to bucket 88 (about 58 minutes and more).';
 
@@ -45,13 +50,13 @@ LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
   last integer := pg_catalog.cardinality(h);
 BEGIN
-  WHILE last > 0 AND coalesce(h[last], 0) = 0 LOOP
-    last := last - 1;
+  WHILE last OPERATOR(pg_catalog.>) 0 AND coalesce(h[last], 0::bigint) OPERATOR(pg_catalog.=) 0::bigint LOOP
+    last := last OPERATOR(pg_catalog.-) 1;
   END LOOP;
-  IF last = 0 THEN
+  IF last OPERATOR(pg_catalog.=) 0 THEN
     RETURN NULL;
   END IF;
-  RETURN CASE WHEN last = pg_catalog.cardinality(h) THEN h ELSE h[1:last] END;
+  RETURN CASE WHEN last OPERATOR(pg_catalog.=) pg_catalog.cardinality(h) THEN h ELSE h[1:last] END;
 END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.histogram_trim(bigint[]) IS 'Drops trailing empty buckets of a latency histogram.';
@@ -71,7 +76,7 @@ BEGIN
   IF b IS NULL THEN
     RETURN a;
   END IF;
-  IF pg_catalog.cardinality(a) >= pg_catalog.cardinality(b) THEN
+  IF pg_catalog.cardinality(a) OPERATOR(pg_catalog.>=) pg_catalog.cardinality(b) THEN
     total := a;
     other := b;
   ELSE
@@ -79,7 +84,7 @@ BEGIN
     other := a;
   END IF;
   FOR slot IN 1 .. pg_catalog.cardinality(other) LOOP
-    total[slot] := total[slot] + other[slot];
+    total[slot] := total[slot] OPERATOR(pg_catalog.+) other[slot];
   END LOOP;
   RETURN ai_cost_internal.histogram_trim(total);
 END
@@ -101,14 +106,14 @@ BEGIN
     h := '{}';
   END IF;
   FOR i IN 1 .. pg_catalog.cardinality(buckets) LOOP
-    slot := buckets[i] + 1;
-    IF slot > width THEN
-      h := h || pg_catalog.array_fill(0::bigint, ARRAY[slot - width]);
+    slot := buckets[i] OPERATOR(pg_catalog.+) 1;
+    IF slot OPERATOR(pg_catalog.>) width THEN
+      h := h OPERATOR(pg_catalog.||) pg_catalog.array_fill(0::bigint, ARRAY[slot OPERATOR(pg_catalog.-) width]);
       width := slot;
     END IF;
-    h[slot] := h[slot] + counts[i];
+    h[slot] := h[slot] OPERATOR(pg_catalog.+) counts[i];
   END LOOP;
-  IF width = 0 OR h[width] = 0 THEN
+  IF width OPERATOR(pg_catalog.=) 0 OR h[width] OPERATOR(pg_catalog.=) 0::bigint THEN
     RETURN ai_cost_internal.histogram_trim(h);
   END IF;
   RETURN h;
@@ -127,7 +132,7 @@ BEGIN
     state := pg_catalog.array_fill(0::bigint, ARRAY[89]);
   END IF;
   FOR slot IN 1 .. least(89, pg_catalog.cardinality(histogram)) LOOP
-    state[slot] := state[slot] + histogram[slot];
+    state[slot] := state[slot] OPERATOR(pg_catalog.+) histogram[slot];
   END LOOP;
   RETURN state;
 END
@@ -146,8 +151,8 @@ BEGIN
   IF state IS NULL THEN
     state := pg_catalog.array_fill(0::bigint, ARRAY[89]);
   END IF;
-  slot := ai_cost.latency_bucket(ms) + 1;
-  state[slot] := state[slot] + weight;
+  slot := ai_cost.latency_bucket(ms) OPERATOR(pg_catalog.+) 1;
+  state[slot] := state[slot] OPERATOR(pg_catalog.+) weight;
   RETURN state;
 END
 $$;

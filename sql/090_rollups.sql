@@ -46,7 +46,10 @@ CREATE TABLE ai_cost_internal.call_changes (
   cache_write_tokens bigint,
   reasoning_tokens bigint,
   ttft_ms integer,
-  total_ms integer
+  total_ms integer,
+  -- The call's id: what a change set aside by the refresh is known by, and
+  -- how the later changes of that call are kept beside it.
+  call_id bigint
 ) WITH (
   -- Every refresh empties this table with one DELETE, so after a busy minute
   -- it is mostly dead rows until autovacuum comes; by default that waits for
@@ -70,14 +73,14 @@ BEGIN
     INSERT INTO ai_cost_internal.call_changes
     SELECT -1, created_at, provider, model, operation, status, service_tier, tenant_id, user_id,
            feature, conversation_id, cached, streamed, unpriced_reason, cost_micros, input_tokens,
-           output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms
+           output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms, id
       FROM old_calls;
   END IF;
   IF TG_OP IN ('INSERT', 'UPDATE') THEN
     INSERT INTO ai_cost_internal.call_changes
     SELECT 1, created_at, provider, model, operation, status, service_tier, tenant_id, user_id,
            feature, conversation_id, cached, streamed, unpriced_reason, cost_micros, input_tokens,
-           output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms
+           output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms, id
       FROM new_calls;
   END IF;
   RETURN NULL;
@@ -320,24 +323,103 @@ COMMENT ON TABLE ai_cost_internal.dimensions_daily IS 'Internal: daily (UTC) cal
 -- The values a call has, one row per dimension: how a group of calls is
 -- counted once under each. A model is named with its provider, since two
 -- providers can serve the same model id. No SET clause, so the planner
--- inlines it into the queries that use it instead of calling it per row; it
--- uses only the built-in text concatenation (see 080_histograms.sql on such helpers).
+-- inlines it into the queries that use it instead of calling it per row; its
+-- one operator is named by its schema (see 080_histograms.sql on such helpers).
 CREATE FUNCTION ai_cost_internal.dimension_values(
   provider text, model text, operation text, service_tier text, tenant_id text, user_id text, feature text,
   OUT dimension text, OUT value text
 ) RETURNS SETOF record
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  VALUES ('provider', provider), ('model', provider || '/' || model), ('operation', operation),
+  VALUES ('provider', provider), ('model', provider OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) model), ('operation', operation),
          ('service_tier', service_tier), ('tenant', tenant_id), ('user', user_id), ('feature', feature)
 $$;
 COMMENT ON FUNCTION ai_cost_internal.dimension_values(text, text, text, text, text, text, text) IS 'Internal: the (dimension, value) pairs of a call for ai_cost.spend_daily_by_dimension.';
 
--- One statement folds the netted changes into every rollup from one hourly
--- grouping of them. Groups that reach zero calls are found from the upserts'
--- own RETURNING and deleted; budget thresholds crossed are recorded and
--- announced with NOTIFY.
-CREATE FUNCTION ai_cost_internal.refresh_rollups(OUT applied bigint, OUT alerts bigint)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- Changes the refresh could not fold, with the reason, out of every rollup
+-- and report until retried (ai_cost.retry_set_aside_changes in
+-- 130_refresh.sql). A change is set aside when it adds a value past the
+-- per-call ceilings of 040_calls.sql (so no such value ever reaches a
+-- rollup, where it would make every later call of its group overflow), when
+-- folding it fails (found by ai_cost_internal.fold_changes_apart), or when
+-- its call already has a change here: a call's changes wait and are folded
+-- together, so a removal is never subtracted without its addition.
+CREATE TABLE ai_cost_internal.set_aside_changes (
+  sign smallint NOT NULL,
+  created_at timestamptz NOT NULL,
+  provider text NOT NULL,
+  model text NOT NULL,
+  operation text NOT NULL,
+  status text NOT NULL,
+  service_tier text NOT NULL,
+  tenant_id text,
+  user_id text,
+  feature text,
+  conversation_id text,
+  cached boolean NOT NULL,
+  streamed boolean NOT NULL,
+  unpriced_reason text,
+  cost_micros bigint,
+  input_tokens bigint,
+  output_tokens bigint,
+  cache_read_tokens bigint,
+  cache_write_tokens bigint,
+  reasoning_tokens bigint,
+  ttft_ms integer,
+  total_ms integer,
+  call_id bigint,
+  reason text NOT NULL,
+  set_aside_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX set_aside_changes_call_id_idx ON ai_cost_internal.set_aside_changes (call_id);
+COMMENT ON TABLE ai_cost_internal.set_aside_changes IS 'Internal: call changes ai_cost.refresh() could not fold into the rollups, with the reason; listed by ai_cost.set_aside_calls, retried by ai_cost.retry_set_aside_changes().';
+
+-- The call changes the refresh could not fold, for doctor and for whoever
+-- fixes them: which call, what happened to it, and why.
+CREATE VIEW ai_cost.set_aside_calls AS
+SELECT call_id, CASE WHEN sign > 0 THEN 'added' ELSE 'removed' END AS change, created_at, provider, model,
+       tenant_id, cost_micros, reason, set_aside_at
+  FROM ai_cost_internal.set_aside_changes;
+COMMENT ON VIEW ai_cost.set_aside_calls IS 'Call changes ai_cost.refresh() could not fold into the rollups, one row each: they are left out of every rollup and report until retried. Fix the call (or delete it), then SELECT ai_cost.retry_set_aside_changes().';
+COMMENT ON COLUMN ai_cost.set_aside_calls.call_id IS 'The ai_cost.calls id; NULL when the change does not carry one (changes captured by release 0.1).';
+COMMENT ON COLUMN ai_cost.set_aside_calls.change IS 'added (an insert, or the new version of an update) or removed (a delete, or the old version of an update).';
+COMMENT ON COLUMN ai_cost.set_aside_calls.created_at IS 'Time of the call.';
+COMMENT ON COLUMN ai_cost.set_aside_calls.provider IS 'Provider id.';
+COMMENT ON COLUMN ai_cost.set_aside_calls.model IS 'Model id.';
+COMMENT ON COLUMN ai_cost.set_aside_calls.tenant_id IS 'Tenant of the call.';
+COMMENT ON COLUMN ai_cost.set_aside_calls.cost_micros IS 'Cost of the call in this change, in micro-dollars.';
+COMMENT ON COLUMN ai_cost.set_aside_calls.reason IS 'Why it could not be folded: the value past a per-call ceiling, the error folding it raised, or that another change of the call is set aside.';
+COMMENT ON COLUMN ai_cost.set_aside_calls.set_aside_at IS 'When the refresh set it aside.';
+
+-- Which value of an added change is past the per-call ceilings of
+-- 040_calls.sql, in words; NULL when none is. Called only for the changes
+-- the fold's inline check refuses.
+CREATE FUNCTION ai_cost_internal.ceiling_breach(change ai_cost_internal.call_changes) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN b.value < 0 THEN format('%s %s is negative', b.name, b.value)
+              ELSE format('%s %s is past the per-call ceiling of %s', b.name, b.value, b.ceiling) END
+    FROM (VALUES (1, 'cost_micros', change.cost_micros, 10000000000),
+                 (2, 'input_tokens', change.input_tokens, 10000000000),
+                 (3, 'output_tokens', change.output_tokens, 10000000000),
+                 (4, 'cache_read_tokens', change.cache_read_tokens, 10000000000),
+                 (5, 'cache_write_tokens', change.cache_write_tokens, 10000000000),
+                 (6, 'reasoning_tokens', change.reasoning_tokens, 10000000000),
+                 (7, 'ttft_ms', change.ttft_ms, 2147483647),
+                 (8, 'total_ms', change.total_ms, 2147483647)) AS b(position, name, value, ceiling)
+   WHERE b.value NOT BETWEEN 0 AND b.ceiling
+   ORDER BY b.position
+   LIMIT 1
+$$;
+COMMENT ON FUNCTION ai_cost_internal.ceiling_breach(ai_cost_internal.call_changes) IS 'Internal: the first value of a call change past the per-call ceilings, in words, or NULL.';
+
+-- One statement folds the netted changes (all that are committed, or the
+-- ones at the given addresses) into every rollup from one hourly grouping of
+-- them, and sets aside what must not be folded (see set_aside_changes).
+-- Groups that reach zero calls are found from the upserts' own RETURNING and
+-- deleted. Planned for its arguments every time, so that a list of addresses
+-- is read by a TID scan and no list by a plain one.
+CREATE FUNCTION ai_cost_internal.fold_changes(only_changes tid[], OUT applied bigint, OUT set_aside bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
   emptied_hourly tid[];
   emptied_daily tid[];
@@ -352,7 +434,38 @@ BEGIN
   -- Only changes committed before this statement started are visible, hence
   -- deleted; later ones stay for the next run. Every part sees the same rows.
   WITH consumed AS (
-    DELETE FROM ai_cost_internal.call_changes RETURNING *
+    DELETE FROM ai_cost_internal.call_changes c
+     WHERE only_changes IS NULL OR c.ctid = ANY (only_changes)
+    RETURNING c.*,
+              CASE WHEN c.sign > 0 AND NOT (coalesce(c.cost_micros, 0) BETWEEN 0 AND 10000000000
+                                            AND coalesce(c.input_tokens, 0) BETWEEN 0 AND 10000000000
+                                            AND coalesce(c.output_tokens, 0) BETWEEN 0 AND 10000000000
+                                            AND coalesce(c.cache_read_tokens, 0) BETWEEN 0 AND 10000000000
+                                            AND coalesce(c.cache_write_tokens, 0) BETWEEN 0 AND 10000000000
+                                            AND coalesce(c.reasoning_tokens, 0) BETWEEN 0 AND 10000000000
+                                            AND coalesce(c.ttft_ms, 0) >= 0 AND coalesce(c.total_ms, 0) >= 0)
+                   THEN ai_cost_internal.ceiling_breach(c) END AS refusal
+  ), refused_calls AS (
+    -- Calls with a change refused in this run or set aside in an earlier one:
+    -- all their changes wait together. The set-aside table is looked at only when not empty.
+    SELECT call_id FROM consumed WHERE refusal IS NOT NULL AND call_id IS NOT NULL
+    UNION
+    SELECT c.call_id FROM consumed c
+     WHERE EXISTS (SELECT FROM ai_cost_internal.set_aside_changes)
+       AND EXISTS (SELECT FROM ai_cost_internal.set_aside_changes s WHERE s.call_id = c.call_id)
+  ), aside AS (
+    INSERT INTO ai_cost_internal.set_aside_changes
+    SELECT c.sign, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, c.tenant_id,
+           c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
+           c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
+           c.ttft_ms, c.total_ms, c.call_id,
+           coalesce(c.refusal, format('call %s has another change set aside, to be folded with it', c.call_id))
+      FROM consumed c
+     WHERE c.refusal IS NOT NULL OR c.call_id IN (SELECT r.call_id FROM refused_calls r)
+    RETURNING 1
+  ), folded AS NOT MATERIALIZED (
+    SELECT * FROM consumed c
+     WHERE c.refusal IS NULL AND NOT EXISTS (SELECT FROM refused_calls r WHERE r.call_id = c.call_id)
   ), cells AS (
     -- One row per hourly group and pair of latency buckets: plain sums, no
     -- arrays built per change.
@@ -372,7 +485,7 @@ BEGIN
            coalesce(sum(sign * total_ms), 0)::bigint AS total_ms_sum,
            coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0)::bigint AS ttft_ms_calls,
            coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint AS ttft_ms_sum
-      FROM consumed
+      FROM folded
      GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
               unpriced_reason, total_bucket, ttft_bucket
   ), delta AS (
@@ -524,7 +637,7 @@ BEGIN
            sum(sign), coalesce(sum(sign) FILTER (WHERE cost_micros IS NULL), 0),
            coalesce(sum(sign * cost_micros), 0), coalesce(sum(sign * input_tokens), 0),
            coalesce(sum(sign * output_tokens), 0)
-      FROM consumed
+      FROM folded
      WHERE conversation_id IS NOT NULL
      GROUP BY 1, conversation_id, tenant_id, user_id
     ON CONFLICT (hour, conversation_id, tenant_id, user_id)
@@ -536,7 +649,8 @@ BEGIN
       output_tokens = c.output_tokens + excluded.output_tokens
     RETURNING c.ctid, c.calls
   )
-  SELECT (SELECT count(*) FROM consumed),
+  SELECT (SELECT count(*) FROM consumed) - (SELECT count(*) FROM aside),
+         (SELECT count(*) FROM aside),
          (SELECT array_agg(ctid) FROM hourly WHERE calls = 0),
          (SELECT array_agg(ctid) FROM daily WHERE calls = 0),
          (SELECT array_agg(ctid) FROM users WHERE calls = 0),
@@ -546,7 +660,7 @@ BEGIN
          (SELECT array_agg(ctid) FROM activity WHERE calls = 0),
          (SELECT array_agg(ctid) FROM unpriced WHERE calls = 0),
          (SELECT array_agg(ctid) FROM dimensions WHERE calls = 0)
-    INTO applied, emptied_hourly, emptied_daily, emptied_users, emptied_conversations, emptied_models, emptied_features,
+    INTO applied, set_aside, emptied_hourly, emptied_daily, emptied_users, emptied_conversations, emptied_models, emptied_features,
          emptied_activity, emptied_unpriced, emptied_dimensions;
 
   -- The addresses stay valid: this transaction updated those rows last and
@@ -578,6 +692,111 @@ BEGIN
   IF emptied_dimensions IS NOT NULL THEN
     DELETE FROM ai_cost_internal.dimensions_daily WHERE ctid = ANY (emptied_dimensions) AND calls = 0;
   END IF;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.fold_changes(tid[]) IS 'Internal: folds the captured call changes (all, or those at the given addresses) into the rollups and sets aside those that must not be folded; run by ai_cost_internal.refresh_rollups().';
+
+-- When folding the changes together fails, finds the ones that cannot be
+-- folded by halving: each half is folded on its own (a subtransaction), a
+-- half that fails is halved again, and a single call's changes that still
+-- fail are set aside with the error. The other changes are folded, at the
+-- cost of about two folds (10-20 ms each) per bad change per halving level.
+-- The changes of one call are never split, so an update or a delete is
+-- folded or set aside with the insert it follows. After max_splits halvings
+-- (many bad changes, e.g. a rollup group at the edge of bigint) a part that
+-- fails is set aside whole instead, so that one refresh stays within seconds;
+-- a retry examines it again. Only errors caused by the data are caught:
+-- anything else (a lock, the disk, a bug) fails the refresh.
+CREATE FUNCTION ai_cost_internal.fold_changes_apart(max_splits integer DEFAULT 500, OUT applied bigint, OUT set_aside bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  changes tid[];
+  calls bigint[];
+  first_queue integer[];
+  last_queue integer[];
+  first integer;
+  last integer;
+  split integer;
+  part record;
+  failure text;
+  splits integer := 0;
+BEGIN
+  applied := 0;
+  set_aside := 0;
+  -- Sorted by hourly group, so that the changes that fail together (those of
+  -- a group at the edge of bigint) are neighbours and isolated in few
+  -- halvings; a call's changes are sorted by the first group among them, so
+  -- they are neighbours too. A change with no call id (captured by release
+  -- 0.1) stands alone.
+  SELECT array_agg(u.tid ORDER BY u.place, u.call_id, u.tid), array_agg(u.call_id ORDER BY u.place, u.call_id, u.tid)
+    INTO changes, calls
+    FROM (SELECT c.ctid AS tid, c.call_id,
+                 CASE WHEN c.call_id IS NULL THEN g.hourly_group
+                      ELSE min(g.hourly_group) OVER (PARTITION BY c.call_id) END AS place
+            FROM ai_cost_internal.call_changes c
+           CROSS JOIN LATERAL (SELECT format('%s %s %s %s %s %s %s', date_trunc('hour', c.created_at, 'UTC'), c.provider,
+                                             c.model, c.tenant_id, c.user_id, c.feature, c.status) AS hourly_group) g) u;
+  IF changes IS NULL THEN
+    RETURN;
+  END IF;
+  -- Parts are tried in the order they were made, halves before quarters,
+  -- so clean parts are folded early and the halvings go where failures are.
+  first_queue := ARRAY[1];
+  last_queue := ARRAY[cardinality(changes)];
+  WHILE cardinality(first_queue) > 0 LOOP
+    first := first_queue[1];
+    last := last_queue[1];
+    first_queue := first_queue[2:];
+    last_queue := last_queue[2:];
+    BEGIN
+      SELECT * INTO part FROM ai_cost_internal.fold_changes(changes[first:last]);
+      applied := applied + part.applied;
+      set_aside := set_aside + part.set_aside;
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
+      failure := SQLERRM;
+      IF splits >= max_splits AND NOT (first = last OR calls[first] = calls[last]) THEN
+        failure := format('%s, in a part of %s changes set aside whole: retrying examines them one by one',
+                          failure, last - first + 1);
+      END IF;
+      IF first = last OR calls[first] = calls[last] OR splits >= max_splits THEN
+        WITH moved AS (
+          DELETE FROM ai_cost_internal.call_changes WHERE ctid = ANY (changes[first:last]) RETURNING *
+        )
+        INSERT INTO ai_cost_internal.set_aside_changes SELECT moved.*, failure FROM moved;
+        set_aside := set_aside + (last - first + 1);
+      ELSE
+        -- Split between two calls, at the boundary nearest the middle.
+        split := (first + last) / 2;
+        WHILE split < last AND calls[split] = calls[split + 1] LOOP
+          split := split + 1;
+        END LOOP;
+        IF split = last THEN
+          split := (first + last) / 2 - 1;
+          WHILE calls[split] = calls[split + 1] LOOP
+            split := split - 1;
+          END LOOP;
+        END IF;
+        first_queue := first_queue || ARRAY[first, split + 1];
+        last_queue := last_queue || ARRAY[split, last];
+        splits := splits + 1;
+      END IF;
+    END;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.fold_changes_apart(integer) IS 'Internal: folds the captured call changes part by part, setting aside those whose folding fails, with the error; run by ai_cost_internal.refresh_rollups() when folding them together failed.';
+
+-- Folds the changes, together (the usual case: one statement) or, when that
+-- fails on some bad data, apart (see fold_changes_apart); then records and
+-- announces the budget thresholds crossed.
+CREATE FUNCTION ai_cost_internal.refresh_rollups(OUT applied bigint, OUT set_aside bigint, OUT alerts bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  BEGIN
+    SELECT f.applied, f.set_aside INTO applied, set_aside FROM ai_cost_internal.fold_changes(NULL) AS f;
+  EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
+    SELECT f.applied, f.set_aside INTO applied, set_aside FROM ai_cost_internal.fold_changes_apart() AS f;
+  END;
 
   -- Each threshold crossed is recorded once per period and announced; the
   -- notification is delivered when this transaction commits.
@@ -601,13 +820,13 @@ BEGIN
     FROM recorded r JOIN ai_cost.budgets b ON b.id = r.budget_id;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.refresh_rollups() IS 'Internal: folds the captured call changes into the rollups and records and announces budget thresholds crossed; run by ai_cost.refresh() under its lock.';
+COMMENT ON FUNCTION ai_cost_internal.refresh_rollups() IS 'Internal: folds the captured call changes into the rollups, setting aside those that cannot be folded, and records and announces budget thresholds crossed; run by ai_cost.refresh() under its lock.';
 
 -- TRUNCATE fires no row or DELETE triggers: empty every rollup with the calls.
 CREATE FUNCTION ai_cost_internal.truncate_rollups() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  TRUNCATE ai_cost_internal.call_changes, ai_cost.calls_hourly, ai_cost.conversations_hourly,
+  TRUNCATE ai_cost_internal.call_changes, ai_cost_internal.set_aside_changes, ai_cost.calls_hourly, ai_cost.conversations_hourly,
            ai_cost_internal.calls_daily, ai_cost_internal.users_daily, ai_cost_internal.models_hourly,
            ai_cost_internal.features_hourly, ai_cost_internal.activity_hourly, ai_cost_internal.unpriced_hourly,
            ai_cost_internal.dimensions_daily;

@@ -50,7 +50,8 @@ COMMENT ON VIEW ai_cost.conversations_hourly_live IS 'ai_cost.conversations_hour
 
 -- Any window of calls in the rollup shape, exact to the instant: whole hours
 -- come from the live rollup, the partial hours at either edge from the raw
--- table (at most two hours of rows, found by calls_created_at_idx).
+-- table (at most two hours of rows, found by calls_created_at_idx), but for
+-- the calls the refresh set aside, which no rollup holds either.
 CREATE FUNCTION ai_cost.calls_between(since timestamptz, until timestamptz) RETURNS SETOF ai_cost.calls_hourly
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
   WITH bounds AS (
@@ -75,6 +76,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     FROM ai_cost.calls c, bounds b
    WHERE c.created_at >= since AND c.created_at < until
      AND (c.created_at < b.first_hour OR c.created_at >= greatest(b.end_hour, b.first_hour))
+     AND NOT EXISTS (SELECT FROM ai_cost.set_aside_calls s WHERE s.call_id = c.id)
    GROUP BY 1, c.provider, c.model, c.operation, c.status, c.service_tier, c.tenant_id, c.user_id,
             c.feature, c.cached, c.unpriced_reason
 $$;

@@ -27,6 +27,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
   started timestamptz := clock_timestamp();
   applied bigint := 0;
+  set_aside bigint := 0;
   alerts bigint := 0;
   rollups_done boolean := false;
   views_done boolean := false;
@@ -37,7 +38,10 @@ BEGIN
   -- "aicost_r" and "aicost_v": the keys of the rollup and view locks.
   IF pg_try_advisory_xact_lock(x'6169636f73745f72'::bigint) THEN
     rollups_done := true;
-    SELECT r.applied, r.alerts INTO applied, alerts FROM ai_cost_internal.refresh_rollups() AS r;
+    SELECT r.applied, r.set_aside, r.alerts INTO applied, set_aside, alerts FROM ai_cost_internal.refresh_rollups() AS r;
+    IF set_aside > 0 THEN
+      RAISE WARNING 'ai_cost.refresh(): % call change(s) could not be folded and were set aside: see ai_cost.set_aside_calls', set_aside;
+    END IF;
   ELSE
     RAISE NOTICE 'ai_cost.refresh(): the rollups are being refreshed by another session: skipped';
   END IF;
@@ -69,6 +73,44 @@ COMMENT ON FUNCTION ai_cost.refresh(boolean) IS 'Brings the rollups and budget a
 -- How fresh the materialized views are and how much waits for the next refresh.
 CREATE VIEW ai_cost.refresh_status AS
 SELECT s.refreshed_at, s.views_refreshed_at, s.duration_ms, s.changes_applied,
-       (SELECT count(*) FROM ai_cost_internal.call_changes) AS pending_changes
+       (SELECT count(*) FROM ai_cost_internal.call_changes) AS pending_changes,
+       (SELECT count(*) FROM ai_cost_internal.set_aside_changes) AS set_aside_changes
   FROM ai_cost_internal.refresh_state s;
-COMMENT ON VIEW ai_cost.refresh_status IS 'When ai_cost.refresh() last refreshed the rollups and the materialized views, how long the last run took, how many call changes it applied, and how many changes wait for the next run.';
+COMMENT ON VIEW ai_cost.refresh_status IS 'When ai_cost.refresh() last refreshed the rollups and the materialized views, how long the last run took, how many call changes it applied, how many changes wait for the next run, and how many it set aside (ai_cost.set_aside_calls).';
+
+-- Puts set-aside changes (of one call, or all) back for the next refresh,
+-- once the calls are fixed. A fix is itself a change of the call, set aside
+-- beside the original (an update removes the bad version and adds the new
+-- one; a delete removes it): an addition and a removal of the same version
+-- cancel out here, so only what the rollups lack is folded. A change still
+-- bad is set aside again by that refresh. To forget a change instead (it
+-- stays out of the rollups), delete it from ai_cost_internal.set_aside_changes.
+-- Waits for a running refresh of the rollups.
+CREATE FUNCTION ai_cost.retry_set_aside_changes(call_id bigint DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  moved bigint;
+BEGIN
+  PERFORM pg_advisory_xact_lock(x'6169636f73745f72'::bigint);
+  WITH taken AS (
+    DELETE FROM ai_cost_internal.set_aside_changes s
+     WHERE retry_set_aside_changes.call_id IS NULL OR s.call_id = retry_set_aside_changes.call_id
+    RETURNING s.*, to_jsonb(s) - '{sign,reason,set_aside_at}'::text[] AS version
+  ), numbered AS (
+    -- The n-th addition of a version cancels its n-th removal.
+    SELECT t.*, row_number() OVER (PARTITION BY t.version, t.sign ORDER BY t.set_aside_at) AS n FROM taken t
+  ), returned AS (
+    INSERT INTO ai_cost_internal.call_changes
+    SELECT a.sign, a.created_at, a.provider, a.model, a.operation, a.status, a.service_tier, a.tenant_id,
+           a.user_id, a.feature, a.conversation_id, a.cached, a.streamed, a.unpriced_reason, a.cost_micros,
+           a.input_tokens, a.output_tokens, a.cache_read_tokens, a.cache_write_tokens, a.reasoning_tokens,
+           a.ttft_ms, a.total_ms, a.call_id
+      FROM numbered a
+     WHERE NOT EXISTS (SELECT FROM numbered b WHERE b.version = a.version AND b.n = a.n AND b.sign = -a.sign)
+    RETURNING 1
+  )
+  SELECT count(*) INTO moved FROM returned;
+  RETURN moved;
+END
+$$;
+COMMENT ON FUNCTION ai_cost.retry_set_aside_changes(bigint) IS 'Puts the set-aside changes of a call (or of all calls) back for the next ai_cost.refresh(), once fixed; changes that undo each other cancel out. Returns how many were put back.';

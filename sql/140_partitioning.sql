@@ -17,12 +17,18 @@
 --     docs/scaling.md). That is the owner's call to make, at a time of
 --     their choosing.
 --
--- Once partitioned, ai_cost.maintain_partitions() creates the partitions of
--- the coming months (settings in ai_cost.partition_settings), moves rows that
--- landed in the default partition into partitions of their own, and applies
--- the retention setting: partitions older than retain_months are dropped (or
--- detached) only once no change of their time range waits in
--- ai_cost_internal.call_changes, i.e. once the rollups hold them. Dropping a
+-- Once partitioned, ai_cost.maintain_partitions() keeps a partition for
+-- every month of a window: from the oldest partition (at most 60 months back,
+-- never before the retention horizon) to months_ahead after the current one
+-- (settings in ai_cost.partition_settings). Time and settings bound the
+-- number of partitions; the dates in the rows never do: a call dated before
+-- the window stays in the default partition, and one dated more than a day
+-- ahead is refused on insert. It moves rows of a window month that landed in
+-- the default partition into that month's partition, and applies the
+-- retention setting: partitions older than retain_months, and default-
+-- partition rows from before then, are dropped (or detached) only once no
+-- change of their time range waits in ai_cost_internal.call_changes, i.e.
+-- once the rollups hold them. Dropping a
 -- partition fires no DELETE trigger, so the rollups keep the totals of the
 -- dropped months: reports over them still work, drill-down to raw calls does
 -- not. ai_cost.refresh() runs the maintenance once a day through a trigger on
@@ -185,6 +191,24 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION ai_cost_internal.partition_name(timestamp) IS 'Internal: calls_YYYY_MM, the name of a month''s partition.';
 
+-- The first month of the window of months that have a partition of their
+-- own; the window ends months_ahead after this one. It starts at `oldest`
+-- (the month of the oldest partition, or of the oldest call when converting)
+-- but never more than 60 months back, nor before the retention horizon. So
+-- time and the settings bound how many partitions exist, never the dates of
+-- rows: a call dated before the window waits in ai_cost.calls_default, and
+-- retention removes it there once it is past the horizon. (Calls dated more
+-- than a day ahead are refused on insert, 060_cost.sql.)
+CREATE FUNCTION ai_cost_internal.first_partition_month(
+  oldest timestamp, this_month timestamp, settings ai_cost.partition_settings
+) RETURNS timestamp
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT greatest(least(coalesce(oldest, this_month), this_month),
+                  this_month - interval '60 months',
+                  this_month - make_interval(months => settings.retain_months))
+$$;
+COMMENT ON FUNCTION ai_cost_internal.first_partition_month(timestamp, timestamp, ai_cost.partition_settings) IS 'Internal: the first UTC month that gets a partition of its own: the oldest one given, at most 60 months back and not before the retention horizon.';
+
 -- Adds the partition of one UTC month to the partitioned ai_cost.calls and
 -- returns how many rows it took over from the default partition. The table
 -- is built on its own, filled with that month's rows from the default
@@ -212,8 +236,9 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.add_month_partition(timestamp) IS 'Internal: creates and attaches the partition of one UTC month, taking over its rows from the default partition.';
 
--- Creates the partitions of the coming months, gives rows that landed in the
--- default partition partitions of their own, and applies the retention of
+-- Creates the missing partitions of the window of months (see
+-- ai_cost_internal.first_partition_month), moving their rows out of the
+-- default partition, and applies the retention of
 -- ai_cost.partition_settings. One row per action taken. A partition past
 -- retention is dropped or detached only when ai_cost_internal.call_changes
 -- holds no change of its time range (every one of its calls is in the
@@ -240,11 +265,15 @@ BEGIN
   END IF;
   SELECT * INTO settings FROM ai_cost.partition_settings;
 
+  -- Every month of the window has its partition; a call of one that had
+  -- none (maintenance did not run for months, say) moves there from the
+  -- default partition.
   FOR month_start IN
-    SELECT m FROM generate_series(this_month, this_month + make_interval(months => settings.months_ahead), interval '1 month') AS m
-    UNION
-    SELECT DISTINCT date_trunc('month', d.created_at AT TIME ZONE 'UTC') FROM ai_cost.calls_default d
-    ORDER BY 1
+    SELECT m FROM generate_series(
+      ai_cost_internal.first_partition_month(
+        (SELECT min(p.range_start) AT TIME ZONE 'UTC' FROM ai_cost.call_partitions p WHERE NOT p.is_default),
+        this_month, settings),
+      this_month + make_interval(months => settings.months_ahead), interval '1 month') AS m
   LOOP
     IF NOT EXISTS (SELECT FROM ai_cost.call_partitions p WHERE p.range_start = month_start AT TIME ZONE 'UTC') THEN
       moved := ai_cost_internal.add_month_partition(month_start);
@@ -286,12 +315,56 @@ BEGIN
       END IF;
       RETURN NEXT;
     END LOOP;
+
+    -- Calls in the default partition from before the horizon (dated before
+    -- the window, or written after their month's partition went): the same
+    -- rule for the rows themselves. Detached, they are kept together in
+    -- ai_cost_internal.calls_default_detached, out of the readers' reach.
+    IF EXISTS (SELECT FROM ai_cost.calls_default d WHERE d.created_at < cutoff) THEN
+      IF NOT locked THEN
+        LOCK TABLE ai_cost.calls IN ACCESS EXCLUSIVE MODE;
+        locked := true;
+      END IF;
+      SELECT count(*) INTO pending FROM ai_cost_internal.call_changes c WHERE c.created_at < cutoff;
+      partition_name := 'ai_cost.calls_default';
+      IF pending > 0 THEN
+        action := 'waiting';
+        detail := pending || ' changes are not in the rollups yet: run ai_cost.refresh(), then this again';
+      -- Deleted from the partition itself: no statement trigger of
+      -- ai_cost.calls fires, so the rollups keep these calls' totals.
+      ELSIF settings.retention = 'drop' THEN
+        WITH gone AS (
+          DELETE FROM ai_cost.calls_default d WHERE d.created_at < cutoff RETURNING d.request_id
+        ), ids AS (
+          DELETE FROM ai_cost_internal.request_ids r USING gone g WHERE r.request_id = g.request_id
+        )
+        SELECT count(*) INTO moved FROM gone;
+        action := 'deleted';
+        detail := format('%s calls from before %s; their totals stay in the rollups', moved, cutoff);
+      ELSE
+        IF to_regclass('ai_cost_internal.calls_default_detached') IS NULL THEN
+          CREATE TABLE ai_cost_internal.calls_default_detached (LIKE ai_cost.calls);
+        END IF;
+        WITH gone AS (
+          DELETE FROM ai_cost.calls_default d WHERE d.created_at < cutoff RETURNING d.*
+        ), kept AS (
+          INSERT INTO ai_cost_internal.calls_default_detached SELECT * FROM gone
+        ), ids AS (
+          DELETE FROM ai_cost_internal.request_ids r USING gone g WHERE r.request_id = g.request_id
+        )
+        SELECT count(*) INTO moved FROM gone;
+        action := 'detached';
+        detail := format('%s calls from before %s moved to ai_cost_internal.calls_default_detached; their totals stay in the rollups',
+                         moved, cutoff);
+      END IF;
+      RETURN NEXT;
+    END IF;
   END IF;
 
   UPDATE ai_cost_internal.partition_state SET maintained_at = now(), attempted_at = now(), last_error = NULL;
 END
 $$;
-COMMENT ON FUNCTION ai_cost.maintain_partitions() IS 'For a partitioned ai_cost.calls: creates the partitions of the next months_ahead months, moves rows out of the default partition, and drops or detaches partitions past retain_months once the rollups hold them (ai_cost.partition_settings). Returns one row per action. ai_cost.refresh() runs it once a day.';
+COMMENT ON FUNCTION ai_cost.maintain_partitions() IS 'For a partitioned ai_cost.calls: creates the partitions of every month from the oldest partition (at most 60 months back) to months_ahead ahead, moving their rows out of the default partition, and drops or detaches partitions past retain_months, and default-partition calls from before then, once the rollups hold them (ai_cost.partition_settings). Returns one row per action. ai_cost.refresh() runs it once a day.';
 
 -- Re-applies a saved ACL (relacl, attacl or proacl) to a recreated table,
 -- one of its columns, or a function. NULL means the default privileges,
@@ -326,8 +399,8 @@ COMMENT ON FUNCTION ai_cost_internal.restore_acl(text, text, oid, aclitem[], tex
 -- a calls row. Primary key and unique constraints gain created_at, which a
 -- partitioned table requires; UNIQUE (request_id) is replaced by
 -- ai_cost_internal.request_ids and its triggers. Partitions: every month
--- with calls, the months_ahead months to come, and calls_default for any
--- other time. Rows are copied as they are: costs are not recomputed and the
+-- from the oldest call's (at most 60 months back) to months_ahead after the
+-- current one, and calls_default for any other time. Rows are copied as they are: costs are not recomputed and the
 -- rollups see no change. One transaction under an exclusive lock on
 -- ai_cost.calls: writers and readers wait until it commits. Run it as the
 -- owner of ai_cost.calls.
@@ -430,10 +503,13 @@ BEGIN
                        INCLUDING STORAGE INCLUDING COMPRESSION INCLUDING COMMENTS INCLUDING STATISTICS
   ) PARTITION BY RANGE (created_at);
   CREATE TABLE ai_cost.calls_default PARTITION OF ai_cost.calls_being_partitioned DEFAULT;
+  -- The window of months (ai_cost_internal.first_partition_month) from the
+  -- month of the oldest call: older calls go to the default partition.
   FOR month_start IN
-    SELECT DISTINCT date_trunc('month', created_at AT TIME ZONE 'UTC') FROM ai_cost.calls
-    UNION
-    SELECT m FROM generate_series(this_month, this_month + make_interval(months => settings.months_ahead), interval '1 month') AS m
+    SELECT m FROM generate_series(
+      ai_cost_internal.first_partition_month(
+        (SELECT date_trunc('month', min(created_at) AT TIME ZONE 'UTC') FROM ai_cost.calls), this_month, settings),
+      this_month + make_interval(months => settings.months_ahead), interval '1 month') AS m
   LOOP
     EXECUTE format('CREATE TABLE ai_cost.%I PARTITION OF ai_cost.calls_being_partitioned FOR VALUES FROM (%L) TO (%L)',
                    ai_cost_internal.partition_name(month_start), month_start AT TIME ZONE 'UTC',

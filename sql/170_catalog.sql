@@ -16,23 +16,25 @@
 -- SELECT ai_cost.backfill_unpriced(...) for calls still unpriced; priced
 -- history is never touched. Rows shipped here carry catalog = '0.1.0'.
 
-INSERT INTO ai_cost.providers (id, name) VALUES
-  ('anthropic', 'Anthropic API'),
-  ('google', 'Google Gemini API (Google AI Studio)'),
-  ('openai', 'OpenAI API'),
-  ('amazon', 'Amazon Bedrock'),
-  ('azure', 'Azure OpenAI'),
-  ('cohere', 'Cohere'),
-  ('deepseek', 'DeepSeek'),
-  ('fireworks', 'Fireworks AI'),
-  ('groq', 'Groq'),
-  ('meta', 'Meta Llama API'),
-  ('mistral', 'Mistral AI'),
-  ('openrouter', 'OpenRouter'),
-  ('perplexity', 'Perplexity'),
-  ('together', 'Together AI'),
-  ('vertex', 'Google Cloud Vertex AI'),
-  ('xai', 'xAI');
+-- OpenRouter bills each call at the cost it reports in the response (the
+-- upstream provider it routed to decides it): that cost is the bill.
+INSERT INTO ai_cost.providers (id, name, reports_own_cost) VALUES
+  ('anthropic', 'Anthropic API', false),
+  ('google', 'Google Gemini API (Google AI Studio)', false),
+  ('openai', 'OpenAI API', false),
+  ('amazon', 'Amazon Bedrock', false),
+  ('azure', 'Azure OpenAI', false),
+  ('cohere', 'Cohere', false),
+  ('deepseek', 'DeepSeek', false),
+  ('fireworks', 'Fireworks AI', false),
+  ('groq', 'Groq', false),
+  ('meta', 'Meta Llama API', false),
+  ('mistral', 'Mistral AI', false),
+  ('openrouter', 'OpenRouter', true),
+  ('perplexity', 'Perplexity', false),
+  ('together', 'Together AI', false),
+  ('vertex', 'Google Cloud Vertex AI', false),
+  ('xai', 'xAI', false);
 
 INSERT INTO ai_cost.prices (provider, model, service_tier, above_input_tokens, valid_from,
                             input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok,

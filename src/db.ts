@@ -1,11 +1,13 @@
 import pg from 'pg';
 import {
+  sql,
   createBigintTypeParser,
   createDateTypeParser,
   createIntervalTypeParser,
   createPool as createSlonikPool,
   SchemaValidationError,
   type DatabasePool,
+  type FragmentSqlToken,
   type Interceptor,
   type QueryResultRow,
 } from 'slonik';
@@ -30,10 +32,11 @@ const validateRows: Interceptor = {
  * A slonik pool whose rows are checked against their zod schemas and whose
  * type parsers never turn money into a float: int8 becomes a JS bigint,
  * numeric stays a decimal string, timestamptz a Date. (slonik's preset parses
- * numeric with parseFloat and timestamps to numbers.)
+ * numeric with parseFloat and timestamps to numbers.) Its connections use
+ * the search_path pg_catalog, pg_temp (see withSafeSearchPath).
  */
 export async function createPool(databaseUrl: string, maximumPoolSize = 10): Promise<DatabasePool> {
-  return createSlonikPool(databaseUrl, {
+  return createSlonikPool(withSafeSearchPath(databaseUrl), {
     maximumPoolSize,
     captureStackTrace: false,
     interceptors: [validateRows],
@@ -45,6 +48,20 @@ export async function createPool(databaseUrl: string, maximumPoolSize = 10): Pro
       { name: 'timestamptz', parse: (value: string) => new Date(value) },
     ],
   });
+}
+
+/**
+ * An instant as a timestamptz parameter, exact to the millisecond. slonik's
+ * sql.timestamp writes an unqualified to_timestamp(), which a function on
+ * the caller's search_path could shadow.
+ */
+export function timestamptz(date: Date): FragmentSqlToken {
+  return sql.fragment`${date.toISOString()}::pg_catalog.timestamptz`;
+}
+
+/** A value as a jsonb parameter (slonik's sql.jsonb casts to an unqualified jsonb). */
+export function jsonb(value: unknown): FragmentSqlToken {
+  return sql.fragment`${JSON.stringify(value)}::pg_catalog.jsonb`;
 }
 
 /** The connection string to use: an explicit one, else DATABASE_URL; checked to be a postgres:// URL. */
@@ -70,9 +87,51 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** Runs `work` with a plain pg client of its own, closed afterwards. */
+/**
+ * The search_path of every connection pg-ai-cost opens. Whoever may create
+ * objects in a schema on a login's own search_path (public, before
+ * PostgreSQL 15) can otherwise plant an operator or function that matches a
+ * query's arguments better than the built-in one, and it runs with the
+ * rights of whoever sends the query: a superuser running `ai-cost report`.
+ */
+const SAFE_SEARCH_PATH_OPTION = '-c search_path=pg_catalog,pg_temp';
+
+/**
+ * The connection string with `-c search_path=pg_catalog,pg_temp` appended to
+ * its startup options (a search_path the URL sets itself is overridden).
+ *
+ * A startup option, rather than a SET after connecting or a SET LOCAL in
+ * every transaction, because it is the session's default: it covers the
+ * queries of slonik (its type lookup at pool creation) and node-pg-migrate
+ * that pg-ai-cost cannot rewrite, it survives the DISCARD ALL slonik runs
+ * when a connection goes back to its pool, and it costs no round trip.
+ * A SET on connect would be undone by that DISCARD ALL, and behind PgBouncer
+ * in transaction mode it would stay on one server connection, used by other
+ * clients, while the next transaction runs on another; SET LOCAL in every
+ * transaction would cost a round trip per query.
+ *
+ * The limit: PgBouncer refuses startup parameters it does not track, as it
+ * already refuses the statement_timeout slonik sends, unless they are listed
+ * in its ignore_startup_parameters, and then it drops them. So this is the
+ * second line only. The first is that every SQL text of pg-ai-cost names
+ * each table, function, operator and type with its schema and so means the
+ * same whatever the search_path, on a pool of the user's too.
+ */
+export function withSafeSearchPath(databaseUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(databaseUrl);
+  } catch {
+    throw new UsageError('invalid database URL: expected postgres://user:password@host:port/database');
+  }
+  const options = url.searchParams.get('options');
+  url.searchParams.set('options', options ? `${options} ${SAFE_SEARCH_PATH_OPTION}` : SAFE_SEARCH_PATH_OPTION);
+  return url.toString();
+}
+
+/** Runs `work` with a plain pg client of its own (its search_path pinned), closed afterwards. */
 export async function withClient<T>(databaseUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: databaseUrl });
+  const client = new pg.Client({ connectionString: withSafeSearchPath(databaseUrl) });
   await client.connect();
   try {
     return await work(client);

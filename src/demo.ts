@@ -1,5 +1,4 @@
-import pg from 'pg';
-import { createPool } from './db.js';
+import { createPool, withClient } from './db.js';
 import { defaultDataDir, startEmbeddedPostgres } from './embedded.js';
 import { migrate } from './migrate.js';
 import { spendByModel, type ModelSpend } from './reporting/queries.js';
@@ -59,12 +58,8 @@ async function populate(databaseUrl: string, progress: (line: string) => void) {
 }
 
 async function recreateDatabase(serverUrl: string, name: string): Promise<void> {
-  const client = new pg.Client({ connectionString: serverUrl });
-  await client.connect();
-  try {
+  await withClient(serverUrl, async (client) => {
     await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await client.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await client.end();
-  }
+  });
 }

@@ -6,7 +6,7 @@ import './node-version.js';
 export { migrate, migrationStatus, shippedMigrations, type MigrateOptions, type MigrateResult, type MigrationStatus } from './migrate.js';
 export { createPool, resolveDatabaseUrl } from './db.js';
 export {
-  recordCall, parseCall, callSchema, InvalidCallError, createRecorder, prometheusText,
+  recordCall, parseCall, callSchema, InvalidCallError, RejectedCallError, createRecorder, prometheusText,
   type Call, type CallInput, type RecordedCall, type Recorder, type RecorderOptions, type RecorderEvent, type RecorderMetrics,
 } from './recorder/index.js';
 export * from './adapters/index.js';

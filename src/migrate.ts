@@ -69,7 +69,13 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
       // PostgreSQL's own chatter about idempotent statements is not news.
       if (!/already exists, skipping|does not exist, skipping|is already a member of role|^drop cascades to/.test(notice.message ?? '')) notices.push(notice.message ?? '');
     });
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    // The install binds every view and default to the operators and functions
+    // it finds, as the installing user: nothing on a user's path may take part.
+    // withClient pins the search_path at connection start; a pooler may drop
+    // that option, and migrate needs a session of its own anyway (it holds a
+    // session-level advisory lock), so a SET holds for the whole run.
+    await client.query('SET search_path = pg_catalog, pg_temp');
+    await client.query('SELECT pg_catalog.pg_advisory_lock($1)', [MIGRATION_LOCK]);
     try {
       const applied = await appliedMigrations(client);
       const unknown = applied.filter((name) => !SHIPPED.has(name));
@@ -99,7 +105,7 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
       }
       return { ran, installed, notices, pgCron: await hasPgCron(client) };
     } finally {
-      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+      await client.query('SELECT pg_catalog.pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
     }
   });
 }
@@ -124,7 +130,7 @@ async function install(client: pg.Client, runnerOptions: RunnerOption): Promise<
  */
 async function grantRoles(client: pg.Client): Promise<void> {
   const { rows: [present] } = await client.query<{ exists: boolean }>(
-    "SELECT to_regprocedure('ai_cost_internal.grant_roles()') IS NOT NULL AS exists");
+    "SELECT pg_catalog.to_regprocedure('ai_cost_internal.grant_roles()') IS NOT NULL AS exists");
   if (!present?.exists) return;
   await inTransaction(client, async () => {
     await client.query('SELECT ai_cost_internal.create_roles()');
@@ -156,7 +162,7 @@ const SHIPPED = new Set(await shippedMigrations());
 
 async function appliedMigrations(client: pg.ClientBase): Promise<string[]> {
   const table = await client.query<{ exists: boolean }>(
-    'SELECT to_regclass($1) IS NOT NULL AS exists', [`${INTERNAL_SCHEMA}.${MIGRATIONS_TABLE}`]);
+    'SELECT pg_catalog.to_regclass($1) IS NOT NULL AS exists', [`${INTERNAL_SCHEMA}.${MIGRATIONS_TABLE}`]);
   if (!table.rows[0]?.exists) return [];
   const rows = await client.query<{ name: string }>(
     `SELECT name FROM ${INTERNAL_SCHEMA}.${MIGRATIONS_TABLE} ORDER BY run_on, id`);
@@ -173,7 +179,7 @@ async function dropWhenEmpty(client: pg.Client): Promise<void> {
 
 async function hasPgCron(client: pg.Client): Promise<boolean> {
   const result = await client.query<{ installed: boolean }>(
-    "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') AS installed",
+    "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') AS installed",
   );
   return result.rows[0]?.installed ?? false;
 }

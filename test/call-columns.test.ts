@@ -11,6 +11,7 @@ const NOT_WRITTEN: Record<string, string> = {
   price_id: 'the cost trigger (or ai_cost.insert_calls())',
   discount_id: 'the cost trigger',
   unpriced_reason: 'the cost trigger',
+  computed_cost_micros: 'the cost trigger (or ai_cost.insert_calls())',
 };
 
 const written = Object.values(CALL_COLUMNS).map(({ column, type }) => ({ column, type }));

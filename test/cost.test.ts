@@ -98,7 +98,7 @@ test('a free model costs 0, distinct from unpriced', async (t) => {
 test('answers served from the app cache cost 0 whatever their tokens', async (t) => {
   const { cost, priceId } = await insert({ input: 10_000, output: 1_000, cached: true });
   t.is(cost, 0n);
-  t.is(priceId, null);
+  t.not(priceId, null, 'price_id names the list price of what the call would have cost (computed_cost_micros)');
 });
 
 test('a client cannot set its own cost', async (t) => {

@@ -74,7 +74,7 @@ serial(title('a database owner without CREATEROLE is told which roles to create,
     SELECT has_table_privilege('ai_cost_reader', 'ai_cost.spend_daily', 'SELECT') AS reader,
            has_table_privilege('ai_cost_writer', 'ai_cost.calls', 'INSERT') AS writer,
            has_table_privilege('ai_cost_admin', 'ai_cost.prices', 'INSERT') AS admin,
-           has_table_privilege('ai_cost_tenant_reader', 'ai_cost.calls', 'SELECT') AS tenant`);
+           has_table_privilege('ai_cost_tenant_reader', 'ai_cost.tenant_access', 'SELECT') AS tenant`);
   t.deepEqual(rights.rows[0], { reader: true, writer: true, admin: true, tenant: true });
 
   // And once more: nothing changes, nothing fails.

@@ -45,7 +45,10 @@ test('overflowing token counts are refused with a message, not wrapped around', 
   t.regex(error!.message, /out of range/);
   const absurd = await t.throwsAsync(db.query(
     `INSERT INTO ai_cost.calls (provider, model, input_tokens) VALUES ('openai', 'gpt-4o-mini', 9223372036854775807)`));
-  t.regex(absurd!.message, /token counts must be at most 1e12/);
+  t.regex(absurd!.message, /token counts must be at most 1e10/);
+  const cost = await t.throwsAsync(db.query(
+    `INSERT INTO ai_cost.calls (provider, model, provided_cost_micros) VALUES ('openrouter', 'any', 9223372036854775807)`));
+  t.regex(cost!.message, /provided_cost_micros must be at most 1e10/);
 });
 
 test('NaN and Infinity cannot become prices', async (t) => {
@@ -70,7 +73,7 @@ test.serial('insert_calls refuses a hostile batch whole, naming the problem', as
   const good = { provider: 'openai', model: 'gpt-4o-mini', input_tokens: 10, output_tokens: 1 };
   for (const [bad, message] of [
     [{ ...good, input_tokens: -1 }, /token counts must not be negative/],
-    [{ ...good, input_tokens: 9223372036854775807n.toString() }, /token counts must be at most 1e12/],
+    [{ ...good, input_tokens: 9223372036854775807n.toString() }, /token counts must be at most 1e10/],
     [{ ...good, input_tokens: '1e40' }, /invalid input syntax for type bigint|out of range/],
     [{ ...good, status: 'ok' }, /status must be success, error or cancelled/],
     [{ ...good, units: 'NaN', unit: 'image' }, /units must be finite/],

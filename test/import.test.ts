@@ -86,3 +86,47 @@ test.serial('the CLI reports added, changed, unchanged and skipped, and one line
   t.is((failed as { stderr: string }).stderr.trim(),
     `ai-cost: ${fixture('malformed-cost.json').pathname}: entry "fixture-claude": output_cost_per_token must be a non-negative number, not "15 dollars"; nothing was imported`);
 });
+
+// Names that are also properties of every JavaScript object. The fixtures are
+// JSON text, as a price list is: JSON.parse makes "__proto__" an own key,
+// which an object literal in the test would not.
+const OBJECT_PROPERTY_NAMES = ['__proto__', 'constructor', 'toString', 'toString-x', 'hasOwnProperty', 'prototype', 'valueOf'];
+
+for (const name of OBJECT_PROPERTY_NAMES) {
+  test(`a LiteLLM provider named ${name} is an unknown provider, not a crash or a price for another provider`, (t) => {
+    const text = `{${JSON.stringify(`${name}/fixture-model`)}: {"litellm_provider": ${JSON.stringify(name)}, "input_cost_per_token": 1e-6}}`;
+    const { rows, skipped } = parseLiteLlmPriceList(text, 'test');
+    t.deepEqual(rows, []);
+    t.deepEqual(skipped, [{ key: `${name}/fixture-model`, reason: `provider ${name} has no canonical pg-ai-cost id` }]);
+  });
+
+  test(`a LiteLLM model named ${name} is priced under that name`, (t) => {
+    const text = `{${JSON.stringify(name)}: {"litellm_provider": "openai", "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}}`;
+    const { rows, skipped } = parseLiteLlmPriceList(text, 'test');
+    t.deepEqual(skipped, []);
+    t.deepEqual(rows.map((r) => [r.provider, r.model, r.serviceTier, r.inputPerMtok, r.outputPerMtok]), [['openai', name, 'standard', '1', '2']]);
+  });
+
+  test(`a LiteLLM entry field named ${name} is data: it neither prices nor breaks the entry`, (t) => {
+    const text = `{"fixture-fields": {"litellm_provider": "openai", "output_cost_per_token": 2e-6,
+      ${JSON.stringify(name)}: {"input_cost_per_token": 1e-6, "output_cost_per_token": -1}}}`;
+    const { rows } = parseLiteLlmPriceList(text, 'test');
+    t.deepEqual(rows.map((r) => [r.provider, r.model, r.inputPerMtok, r.outputPerMtok]), [['openai', 'fixture-fields', null, '2']]);
+  });
+}
+
+test.serial('models named like object properties are imported and stored under their own names', async (t) => {
+  const text = JSON.stringify(Object.fromEntries(OBJECT_PROPERTY_NAMES.map((name) =>
+    [`object-property-${name}`, { litellm_provider: 'openai', input_cost_per_token: 1e-6 }])))
+    .replace('"object-property-__proto__"', '"__proto__"');
+  const { rows } = parseLiteLlmPriceList(text, 'test');
+  const result = await importPrices(db.pool, rows);
+  t.is(result.filter((r) => r.action === 'added').length, OBJECT_PROPERTY_NAMES.length);
+  const stored = await db.query<{ provider: string; model: string; input: string }>(
+    `SELECT provider, model, input_per_mtok::text AS input FROM ai_cost.prices
+      WHERE model = '__proto__' OR model LIKE 'object-property-%' ORDER BY model`);
+  t.deepEqual(stored.map((r) => [r.provider, r.model, r.input]), [
+    ['openai', '__proto__', '1'],
+    ...OBJECT_PROPERTY_NAMES.filter((name) => name !== '__proto__').map((name) => ['openai', `object-property-${name}`, '1']).sort(),
+  ]);
+});

@@ -68,8 +68,8 @@ const mismatches = (where: string) => `
   SELECT c.id, c.provider, c.model, c.cost_micros, n.cost_micros AS expected, c.unpriced_reason, n.unpriced_reason AS expected_reason
     FROM ai_cost.calls c CROSS JOIN LATERAL ai_cost_internal.cost_of(c) n
    WHERE ${where}
-     AND (c.cost_micros, c.price_id, c.discount_id, c.unpriced_reason)
-         IS DISTINCT FROM (n.cost_micros, n.price_id, n.discount_id, n.unpriced_reason)
+     AND (c.cost_micros, c.computed_cost_micros, c.price_id, c.discount_id, c.unpriced_reason)
+         IS DISTINCT FROM (n.cost_micros, n.computed_cost_micros, n.price_id, n.discount_id, n.unpriced_reason)
    LIMIT 5`;
 
 /** Runs `work` on a connection of its own (for a transaction, or a seed that must precede the query). */

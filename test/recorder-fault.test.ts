@@ -130,3 +130,34 @@ test.serial('close() gives up after closeTimeoutMs when the database stays down,
   }
   t.is((await rows('gone')).total, 0);
 });
+
+test.serial('flush() resolves false after flushTimeoutMs while the database is down, keeping the calls, and true once it is back', async (t) => {
+  const recorder = createRecorder({
+    databaseUrl: server.url, batchSize: 10, flushIntervalMs: 10, retry: { minDelayMs: 20, maxDelayMs: 50 },
+    flushTimeoutMs: 300, onError: () => {},
+  });
+  await server.stop();
+  try {
+    for (let i = 0; i < 5; i += 1) recorder.record(call(`down-${i}`));
+    const started = Date.now();
+    t.false(await recorder.flush());
+    const waitedMs = Date.now() - started;
+    t.true(waitedMs >= 250 && waitedMs < 3_000, `flush() waited ${waitedMs} ms`);
+    t.like(recorder.metrics(), { queued: 5, dropped: 0 });
+    t.regex(recorder.metrics().lastError?.message ?? '', /flush\(\) timed out after 300 ms with 5 calls not yet written/);
+  } finally {
+    await server.start();
+  }
+  recorder.record(call('down-5'));
+  // Each flush() is bounded; the pool reconnects within a few of them.
+  const started = Date.now();
+  while (!(await recorder.flush())) {
+    if (Date.now() - started > 20_000) {
+      t.fail('flush() never resolved true after the database came back');
+      break;
+    }
+  }
+  await recorder.close();
+  t.is((await rows('down')).total, 6);
+  t.like(recorder.metrics(), { written: 6, dropped: 0, queued: 0 });
+});

@@ -166,11 +166,13 @@ test('ai-cost refresh and doctor', async (t) => {
   t.regex(doctor.stdout, /ok\s+price book: compiled; no price change is scheduled/);
 
   // A price that starts after the compile leaves the book stale until a refresh.
+  // It starts a few seconds on, long enough for doctor to run before, on a busy machine too.
   await db.query(`INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok)
-                  VALUES ('doctor', 'm', clock_timestamp() + interval '1 second', 1)`);
+                  VALUES ('doctor', 'm', clock_timestamp() + interval '5 seconds', 1)`);
   const scheduled = await runCli(['doctor', '--database-url', db.url]);
   t.regex(scheduled.stdout, /ok\s+price book: compiled; the next scheduled price change, at 20\d\d-/);
-  await db.query(`SELECT pg_sleep(1.1)`);
+  await db.query(`SELECT pg_sleep(greatest(0, extract(epoch FROM valid_from - clock_timestamp())) + 0.1)
+                    FROM ai_cost.prices WHERE provider = 'doctor'`);
   const stale = await runCli(['doctor', '--database-url', db.url]);
   t.regex(stale.stdout, /warn\s+price book: a price started or ended at 20\d\d-.* until `ai-cost refresh` runs/);
   await runCli(['refresh', '--no-views', '--database-url', db.url]);

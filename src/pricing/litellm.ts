@@ -9,37 +9,43 @@ import type { PriceRow, ServiceTier } from './price-row.js';
  * per service tier and long-context tier it lists.
  */
 
-/** LiteLLM provider names and the canonical pg-ai-cost provider ids they map to. */
-const PROVIDERS: Record<string, string> = {
-  openai: 'openai',
-  'text-completion-openai': 'openai',
-  anthropic: 'anthropic',
-  gemini: 'google',
-  vertex_ai: 'vertex',
-  mistral: 'mistral',
-  deepseek: 'deepseek',
-  xai: 'xai',
-  meta_llama: 'meta',
-  cohere: 'cohere',
-  cohere_chat: 'cohere',
-  bedrock: 'amazon',
-  bedrock_converse: 'amazon',
-  azure: 'azure',
-  groq: 'groq',
-  together_ai: 'together',
-  fireworks_ai: 'fireworks',
-  openrouter: 'openrouter',
-  perplexity: 'perplexity',
-};
+/**
+ * LiteLLM provider names and the canonical pg-ai-cost provider ids they map
+ * to. Names in the file are data: they are looked up in Maps, never as
+ * properties of an object, where "constructor" or "__proto__" would find
+ * what every object inherits.
+ */
+const PROVIDERS = new Map<string, string>([
+  ['openai', 'openai'],
+  ['text-completion-openai', 'openai'],
+  ['anthropic', 'anthropic'],
+  ['gemini', 'google'],
+  ['vertex_ai', 'vertex'],
+  ['mistral', 'mistral'],
+  ['deepseek', 'deepseek'],
+  ['xai', 'xai'],
+  ['meta_llama', 'meta'],
+  ['cohere', 'cohere'],
+  ['cohere_chat', 'cohere'],
+  ['bedrock', 'amazon'],
+  ['bedrock_converse', 'amazon'],
+  ['azure', 'azure'],
+  ['groq', 'groq'],
+  ['together_ai', 'together'],
+  ['fireworks_ai', 'fireworks'],
+  ['openrouter', 'openrouter'],
+  ['perplexity', 'perplexity'],
+]);
 
 /** The canonical provider id for a LiteLLM provider name (vertex_ai-anthropic_models counts as vertex_ai). */
 function canonicalProvider(litellmProvider: string): string | undefined {
-  return PROVIDERS[litellmProvider] ?? PROVIDERS[litellmProvider.split('-')[0]!];
+  return PROVIDERS.get(litellmProvider) ?? PROVIDERS.get(litellmProvider.split('-')[0]!);
 }
 
 const cost = z.number().finite().min(0);
-// Only the fields the mapping reads are checked; LiteLLM adds new ones all the time.
-const entrySchema = z.looseObject({ litellm_provider: z.string().optional() });
+
+/** A model entry's fields by name (own fields only: a Map has no inherited ones). */
+type Entry = ReadonlyMap<string, unknown>;
 
 /** Per-token cost fields and the rate column each fills. */
 const TOKEN_RATES = [
@@ -98,15 +104,17 @@ export function parseLiteLlmPriceList(text: string, source: string): ParsedPrice
   const seen = new Set<string>();
   for (const [key, value] of Object.entries(json)) {
     if (key === 'sample_spec') continue;
-    const parsed = entrySchema.safeParse(value);
-    if (!parsed.success) {
+    // Only the fields the mapping reads are checked; LiteLLM adds new ones all the time.
+    const entry: Entry | undefined = value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? new Map(Object.entries(value)) : undefined;
+    const provided = entry?.get('litellm_provider');
+    if (!entry || (provided !== undefined && typeof provided !== 'string')) {
       // The file carries metadata next to the models, such as "last_updated".
       skipped.push({ key, reason: 'not a model entry' });
       continue;
     }
-    const entry = parsed.data as Record<string, unknown>;
     checkCosts(key, entry);
-    const litellmProvider = typeof entry.litellm_provider === 'string' ? entry.litellm_provider : undefined;
+    const litellmProvider = typeof provided === 'string' ? provided : undefined;
     if (!litellmProvider) {
       skipped.push({ key, reason: 'no litellm_provider' });
       continue;
@@ -132,8 +140,8 @@ export function parseLiteLlmPriceList(text: string, source: string): ParsedPrice
   return { rows, skipped };
 }
 
-function checkCosts(key: string, entry: Record<string, unknown>): void {
-  for (const [field, value] of Object.entries(entry)) {
+function checkCosts(key: string, entry: Entry): void {
+  for (const [field, value] of entry) {
     if (!/(^|_)cost(_|$)/.test(field) || typeof value === 'object') continue;
     if (!cost.safeParse(value).success) {
       throw new InvalidPriceListError(`entry "${key}": ${field} must be a non-negative number, not ${JSON.stringify(value)}`);
@@ -148,13 +156,13 @@ function modelId(key: string, litellmProvider: string): string {
   return prefix ? key.slice(prefix.length) : key;
 }
 
-function rowsOf(entry: Record<string, unknown>, provider: string, model: string, source: string): PriceRow[] {
-  const thresholds = [...new Set(Object.keys(entry)
+function rowsOf(entry: Entry, provider: string, model: string, source: string): PriceRow[] {
+  const thresholds = [...new Set([...entry.keys()]
     .map((field) => /_above_(\d+)k_tokens/.exec(field)?.[1])
     .filter((k): k is string => k !== undefined)
     .map(Number))].sort((a, b) => a - b);
   const rate = (field: string) => {
-    const value = entry[field];
+    const value = entry.get(field);
     return typeof value === 'number' ? perTokenToPerMillion(value) : null;
   };
   const rows: PriceRow[] = [];
@@ -181,10 +189,10 @@ function rowsOf(entry: Record<string, unknown>, provider: string, model: string,
     };
     for (const [field, column] of TOKEN_RATES) row[column] = rate(`${field}${above}${suffix}`);
     if (standard && !above) {
-      const unitPrice = UNIT_PRICES.find(([field]) => typeof entry[field] === 'number' && (entry[field] as number) > 0);
+      const unitPrice = UNIT_PRICES.find(([field]) => typeof entry.get(field) === 'number' && (entry.get(field) as number) > 0);
       if (unitPrice) {
         row.unit = unitPrice[1];
-        row.unitPrice = toDecimalString(entry[unitPrice[0]] as number);
+        row.unitPrice = toDecimalString(entry.get(unitPrice[0]) as number);
       }
     }
     const priced = row.inputPerMtok !== null || row.outputPerMtok !== null || row.unit !== null;

@@ -1,5 +1,6 @@
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { sql, type CommonQueryMethods, type DatabasePool, type FragmentSqlToken, type IdentifierSqlToken } from 'slonik';
 import { z } from 'zod';
+import { jsonb, timestamptz } from '../db.js';
 import { SERVICE_TIERS, type PriceRow } from './price-row.js';
 
 const decimal = z.string().regex(/^\d+(\.\d+)?$/, 'must be a non-negative decimal number').nullable();
@@ -51,7 +52,7 @@ export async function setPrice(db: CommonQueryMethods, input: PriceInput): Promi
       input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
       audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, source, checked_on)
     VALUES (${p.provider}, ${p.model}, ${p.serviceTier}, ${p.aboveInputTokens}, ${p.tenantId},
-      ${p.validFrom ? sql.timestamp(p.validFrom) : sql.fragment`now()`},
+      ${p.validFrom ? timestamptz(p.validFrom) : sql.fragment`pg_catalog.now()`},
       ${p.inputPerMtok}, ${p.outputPerMtok}, ${p.cacheReadPerMtok}, ${p.cacheWritePerMtok}, ${p.cacheWrite1hPerMtok},
       ${p.audioInputPerMtok}, ${p.audioOutputPerMtok}, ${p.unit}, ${p.unitPrice}, ${p.source}, current_date)
     RETURNING id`);
@@ -93,17 +94,20 @@ export interface ListOptions {
 
 /** Price rows in force at an instant (or all of them), ordered by provider, model, tier. */
 export async function listPrices(db: CommonQueryMethods, options: ListOptions = {}): Promise<readonly ListedPrice[]> {
-  const at = options.at ? sql.timestamp(options.at) : sql.fragment`now()`;
+  const at = options.at ? timestamptz(options.at) : sql.fragment`pg_catalog.now()`;
   return db.any(sql.type(listedSchema)`
     SELECT id, provider, model, service_tier, above_input_tokens, tenant_id,
-           nullif(valid_from, '-infinity') AS valid_from, valid_to,
-           input_per_mtok::text, output_per_mtok::text, cache_read_per_mtok::text, cache_write_per_mtok::text,
-           cache_write_1h_per_mtok::text, audio_input_per_mtok::text, audio_output_per_mtok::text,
-           unit, unit_price::text, source, checked_on::text
+           CASE WHEN valid_from OPERATOR(pg_catalog.<>) '-infinity' THEN valid_from END AS valid_from, valid_to,
+           input_per_mtok::pg_catalog.text, output_per_mtok::pg_catalog.text, cache_read_per_mtok::pg_catalog.text,
+           cache_write_per_mtok::pg_catalog.text, cache_write_1h_per_mtok::pg_catalog.text,
+           audio_input_per_mtok::pg_catalog.text, audio_output_per_mtok::pg_catalog.text,
+           unit, unit_price::pg_catalog.text, source, checked_on::pg_catalog.text
       FROM ai_cost.prices
-     WHERE (${options.provider ?? null}::text IS NULL OR provider = ${options.provider ?? null})
-       AND (${options.model ?? null}::text IS NULL OR strpos(model, ${options.model ?? null}) > 0)
-       AND (${options.history ?? false} OR (valid_from <= ${at} AND (valid_to IS NULL OR valid_to > ${at})))
+     WHERE (${options.provider ?? null}::pg_catalog.text IS NULL OR provider OPERATOR(pg_catalog.=) ${options.provider ?? null})
+       AND (${options.model ?? null}::pg_catalog.text IS NULL
+            OR pg_catalog.strpos(model, ${options.model ?? null}) OPERATOR(pg_catalog.>) 0)
+       AND (${options.history ?? false}
+            OR (valid_from OPERATOR(pg_catalog.<=) ${at} AND (valid_to IS NULL OR valid_to OPERATOR(pg_catalog.>) ${at})))
      ORDER BY provider, model, service_tier, above_input_tokens, tenant_id NULLS FIRST, valid_from`);
 }
 
@@ -135,6 +139,21 @@ const importedSchema = z.object({
   before: z.record(z.string(), z.string().nullable()).nullable(),
 });
 
+/** The columns of a price, as opposed to its key. */
+const PRICE_COLUMNS = [
+  'input_per_mtok', 'output_per_mtok', 'cache_read_per_mtok', 'cache_write_per_mtok', 'cache_write_1h_per_mtok',
+  'audio_input_per_mtok', 'audio_output_per_mtok', 'unit', 'unit_price',
+] as const;
+
+/**
+ * a IS NOT DISTINCT FROM b, with the = of pg_catalog: IS NOT DISTINCT FROM
+ * looks = up on the search_path, and this query may run on a pool of the
+ * user's.
+ */
+function notDistinct(a: IdentifierSqlToken, b: IdentifierSqlToken): FragmentSqlToken {
+  return sql.fragment`coalesce(${a} OPERATOR(pg_catalog.=) ${b}, ${a} IS NULL AND ${b} IS NULL)`;
+}
+
 /**
  * Writes list prices (tenant_id NULL) in one statement: a key with no price
  * yet is added from '-infinity' (its first known price), a key whose price in
@@ -144,7 +163,7 @@ const importedSchema = z.object({
 export async function importPrices(
   pool: DatabasePool, rows: readonly PriceRow[], options: ImportOptions = {},
 ): Promise<ImportedRow[]> {
-  const effective = options.effective ? sql.timestamp(options.effective) : sql.fragment`now()`;
+  const effective = options.effective ? timestamptz(options.effective) : sql.fragment`pg_catalog.now()`;
   const incoming = rows.map((r) => ({
     provider: r.provider, model: r.model, service_tier: r.serviceTier, above_input_tokens: r.aboveInputTokens,
     input_per_mtok: r.inputPerMtok, output_per_mtok: r.outputPerMtok, cache_read_per_mtok: r.cacheReadPerMtok,
@@ -152,40 +171,41 @@ export async function importPrices(
     audio_input_per_mtok: r.audioInputPerMtok, audio_output_per_mtok: r.audioOutputPerMtok,
     unit: r.unit, unit_price: r.unitPrice, source: r.source,
   }));
+  const sameKey = (p: string) => sql.fragment`${sql.identifier([p, 'provider'])} OPERATOR(pg_catalog.=) i.provider
+    AND ${sql.identifier([p, 'model'])} OPERATOR(pg_catalog.=) i.model
+    AND ${sql.identifier([p, 'service_tier'])} OPERATOR(pg_catalog.=) i.service_tier
+    AND ${sql.identifier([p, 'above_input_tokens'])} OPERATOR(pg_catalog.=) i.above_input_tokens
+    AND ${sql.identifier([p, 'tenant_id'])} IS NULL`;
+  const samePrice = sql.join(PRICE_COLUMNS.map((column) => notDistinct(sql.identifier(['cur', column]), sql.identifier(['i', column]))),
+    sql.fragment` AND `);
   const result = await pool.any(sql.type(importedSchema)`
     WITH incoming AS (
-      SELECT * FROM jsonb_to_recordset(${sql.jsonb(incoming)}) AS r (
-        provider text, model text, service_tier text, above_input_tokens bigint,
+      SELECT * FROM pg_catalog.jsonb_to_recordset(${jsonb(incoming)}) AS r (
+        provider pg_catalog.text, model pg_catalog.text, service_tier pg_catalog.text, above_input_tokens bigint,
         input_per_mtok numeric, output_per_mtok numeric, cache_read_per_mtok numeric, cache_write_per_mtok numeric,
         cache_write_1h_per_mtok numeric, audio_input_per_mtok numeric, audio_output_per_mtok numeric,
-        unit text, unit_price numeric, source text)
+        unit pg_catalog.text, unit_price numeric, source pg_catalog.text)
     ),
     compared AS (
       SELECT i.*, cur.id AS current_id,
-             EXISTS (SELECT FROM ai_cost.prices h
-                      WHERE h.provider = i.provider AND h.model = i.model AND h.service_tier = i.service_tier
-                        AND h.above_input_tokens = i.above_input_tokens AND h.tenant_id IS NULL) AS has_history,
+             EXISTS (SELECT FROM ai_cost.prices h WHERE ${sameKey('h')}) AS has_history,
              CASE WHEN cur.id IS NULL THEN 'added'
-                  WHEN (cur.input_per_mtok, cur.output_per_mtok, cur.cache_read_per_mtok, cur.cache_write_per_mtok,
-                        cur.cache_write_1h_per_mtok, cur.audio_input_per_mtok, cur.audio_output_per_mtok,
-                        cur.unit, cur.unit_price)
-                       IS NOT DISTINCT FROM
-                       (i.input_per_mtok, i.output_per_mtok, i.cache_read_per_mtok, i.cache_write_per_mtok,
-                        i.cache_write_1h_per_mtok, i.audio_input_per_mtok, i.audio_output_per_mtok,
-                        i.unit, i.unit_price)
-                  THEN 'unchanged' ELSE 'changed' END AS action,
-             CASE WHEN cur.id IS NOT NULL THEN jsonb_build_object(
-               'input_per_mtok', cur.input_per_mtok::text, 'output_per_mtok', cur.output_per_mtok::text,
-               'cache_read_per_mtok', cur.cache_read_per_mtok::text, 'cache_write_per_mtok', cur.cache_write_per_mtok::text,
-               'cache_write_1h_per_mtok', cur.cache_write_1h_per_mtok::text,
-               'audio_input_per_mtok', cur.audio_input_per_mtok::text, 'audio_output_per_mtok', cur.audio_output_per_mtok::text,
-               'unit', cur.unit, 'unit_price', cur.unit_price::text) END AS before
+                  WHEN ${samePrice} THEN 'unchanged'
+                  ELSE 'changed' END AS action,
+             CASE WHEN cur.id IS NOT NULL THEN pg_catalog.jsonb_build_object(
+               'input_per_mtok', cur.input_per_mtok::pg_catalog.text, 'output_per_mtok', cur.output_per_mtok::pg_catalog.text,
+               'cache_read_per_mtok', cur.cache_read_per_mtok::pg_catalog.text,
+               'cache_write_per_mtok', cur.cache_write_per_mtok::pg_catalog.text,
+               'cache_write_1h_per_mtok', cur.cache_write_1h_per_mtok::pg_catalog.text,
+               'audio_input_per_mtok', cur.audio_input_per_mtok::pg_catalog.text,
+               'audio_output_per_mtok', cur.audio_output_per_mtok::pg_catalog.text,
+               'unit', cur.unit, 'unit_price', cur.unit_price::pg_catalog.text) END AS before
         FROM incoming i
         LEFT JOIN LATERAL (
           SELECT p.* FROM ai_cost.prices p
-           WHERE p.provider = i.provider AND p.model = i.model AND p.service_tier = i.service_tier
-             AND p.above_input_tokens = i.above_input_tokens AND p.tenant_id IS NULL
-             AND p.valid_from <= ${effective} AND (p.valid_to IS NULL OR p.valid_to > ${effective})
+           WHERE ${sameKey('p')}
+             AND p.valid_from OPERATOR(pg_catalog.<=) ${effective}
+             AND (p.valid_to IS NULL OR p.valid_to OPERATOR(pg_catalog.>) ${effective})
         ) cur ON true
     ),
     written AS (
@@ -197,7 +217,7 @@ export async function importPrices(
              input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
              audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, source, current_date
         FROM compared
-       WHERE action <> 'unchanged' AND NOT ${options.dryRun ?? false}
+       WHERE action OPERATOR(pg_catalog.<>) 'unchanged' AND NOT ${options.dryRun ?? false}
       RETURNING id
     )
     SELECT action, provider, model, service_tier, above_input_tokens, before

@@ -1,6 +1,6 @@
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { UsageError } from '../db.js';
+import { timestamptz, UsageError } from '../db.js';
 
 export interface RepriceWindow {
   /** Calls with created_at >= from ... */
@@ -40,7 +40,7 @@ export interface RepriceRun {
 /** Records a repricing run (nothing is repriced yet) and returns it. */
 export async function startReprice(db: CommonQueryMethods, options: RepriceOptions): Promise<RepriceRun> {
   const id = await db.oneFirst(sql.type(z.object({ id: z.bigint() }))`
-    SELECT ai_cost.start_reprice(${sql.timestamp(options.from)}, ${sql.timestamp(options.to)}, ${options.reason},
+    SELECT ai_cost.start_reprice(${timestamptz(options.from)}, ${timestamptz(options.to)}, ${options.reason},
       ${options.provider ?? null}, ${options.model ?? null}, ${options.onlyUnpriced ?? false}) AS id`);
   return repriceRun(db, id);
 }
@@ -48,8 +48,8 @@ export async function startReprice(db: CommonQueryMethods, options: RepriceOptio
 /** A run's progress as stored in ai_cost.reprice_runs. */
 export async function repriceRun(db: CommonQueryMethods, id: bigint): Promise<RepriceRun> {
   const row = await db.maybeOne(sql.type(runSchema)`
-    SELECT id, total_calls, calls_done, calls_changed, delta_micros::text, finished_at
-      FROM ai_cost.reprice_runs WHERE id = ${id}`);
+    SELECT id, total_calls, calls_done, calls_changed, delta_micros::pg_catalog.text, finished_at
+      FROM ai_cost.reprice_runs WHERE id OPERATOR(pg_catalog.=) ${id}`);
   if (!row) throw new UsageError(`no reprice run with id ${id}`);
   return {
     id: row.id, totalCalls: row.total_calls, callsDone: row.calls_done, callsChanged: row.calls_changed,
@@ -102,9 +102,9 @@ export interface RepricePreview {
 /** What a reprice of the window would change, per model, without writing anything. */
 export async function previewReprice(db: CommonQueryMethods, window: RepriceWindow): Promise<RepricePreview[]> {
   const rows = await db.any(sql.type(previewSchema)`
-    SELECT provider, model, calls, calls_changed, old_cost_micros::text, new_cost_micros::text, delta_micros::text,
-           newly_priced, newly_unpriced
-      FROM ai_cost.reprice_preview(${sql.timestamp(window.from)}, ${sql.timestamp(window.to)},
+    SELECT provider, model, calls, calls_changed, old_cost_micros::pg_catalog.text, new_cost_micros::pg_catalog.text,
+           delta_micros::pg_catalog.text, newly_priced, newly_unpriced
+      FROM ai_cost.reprice_preview(${timestamptz(window.from)}, ${timestamptz(window.to)},
         ${window.provider ?? null}, ${window.model ?? null}, ${window.onlyUnpriced ?? false})`);
   const big = (v: string | null) => (v === null ? null : BigInt(v));
   return rows.map((r) => ({

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeThrown, oneLine, toStorableJson, unstorableText, type JsonObject } from './storable.js';
 
 const OPERATIONS = [
   'chat', 'completion', 'embedding', 'image', 'audio_transcription',
@@ -7,13 +8,19 @@ const OPERATIONS = [
 const STATUSES = ['success', 'error', 'cancelled'] as const;
 const SERVICE_TIERS = ['standard', 'batch', 'flex', 'priority'] as const;
 
-/** The database's bound on any one token count: far above any real call, far below overflow. */
-const MAX_TOKENS = 1e12;
+/** The database's per-call ceilings (sql/040_calls.sql): far above any real call, far below overflowing a rollup. */
+const MAX_TOKENS = 1e10;
+const MAX_COST_MICROS = 10n ** 10n;
 const tokenCount = z
   .union([z.number().int().min(0).max(MAX_TOKENS), z.bigint().min(0n).max(BigInt(MAX_TOKENS))])
   .transform((value) => BigInt(value))
   .nullish();
-const label = z.string().min(1).max(1_000).nullish();
+/** A string PostgreSQL can store as text: no U+0000, no lone surrogate (see storable.ts). */
+const text = (min: number, max: number) => z.string().min(min).max(max).superRefine((value, ctx) => {
+  const problem = unstorableText(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+const label = text(1, 1_000).nullish();
 const milliseconds = z.number().int().min(0).max(2_147_483_647).nullish();
 
 /**
@@ -24,8 +31,8 @@ const milliseconds = z.number().int().min(0).max(2_147_483_647).nullish();
  */
 export const callSchema = z
   .object({
-    provider: z.string().min(1).max(200),
-    model: z.string().min(1).max(500),
+    provider: text(1, 200),
+    model: text(1, 500),
     operation: z.enum(OPERATIONS).default('chat'),
     status: z.enum(STATUSES).default('success'),
     serviceTier: z.enum(SERVICE_TIERS).default('standard'),
@@ -36,11 +43,17 @@ export const callSchema = z
     conversationId: label,
     promptId: label,
     promptVersion: label,
+    /** A plain JSON object, copied as it is validated (see toStorableJson for what is refused). */
     metadata: z
-      .record(z.string(), z.json())
-      .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= 65_536, 'must be at most 64 kB as JSON')
+      .custom<JsonObject>()
+      .transform((value, ctx) => {
+        const result = toStorableJson(value);
+        if (result.ok) return result.value;
+        ctx.addIssue({ code: 'custom', message: result.problem, path: result.path, input: value });
+        return z.NEVER;
+      })
       .default({}),
-    requestId: z.string().min(1).max(1_000).nullish(),
+    requestId: text(1, 1_000).nullish(),
     inputTokens: tokenCount,
     outputTokens: tokenCount,
     cacheReadTokens: tokenCount,
@@ -50,17 +63,17 @@ export const callSchema = z
     audioInputTokens: tokenCount,
     audioOutputTokens: tokenCount,
     /** Quantity billed per unit (images, seconds, requests, queries); a decimal string keeps it exact. */
-    units: z.union([z.number().finite().min(0).max(MAX_TOKENS), z.string().regex(/^\d{1,12}(\.\d+)?$/, 'must be a non-negative decimal up to 1e12')])
+    units: z.union([z.number().finite().min(0).max(1e12), z.string().regex(/^\d{1,12}(\.\d+)?$/, 'must be a non-negative decimal up to 1e12')])
       .transform(String)
       .nullish(),
-    unit: z.string().min(1).max(100).nullish(),
+    unit: text(1, 100).nullish(),
     /** Cost the provider reported itself (e.g. OpenRouter), in micro-dollars: used instead of pricing the tokens. */
-    providedCostMicros: z.bigint().min(0n).max(2n ** 63n - 1n).nullish(),
+    providedCostMicros: z.bigint().min(0n).max(MAX_COST_MICROS).nullish(),
     streamed: z.boolean().default(false),
     cached: z.boolean().default(false),
     ttftMs: milliseconds,
     totalMs: milliseconds,
-    errorMessage: z.string().max(10_000).nullish(),
+    errorMessage: text(0, 10_000).nullish(),
   })
   .strict()
   .superRefine((call, ctx) => {
@@ -90,17 +103,58 @@ export const callSchema = z
 export type CallInput = z.input<typeof callSchema>;
 export type Call = z.output<typeof callSchema>;
 
-/** A call that failed validation; the message names each bad field. */
+/** A call that failed validation; the message, one line, names each bad field. */
 export class InvalidCallError extends Error {
   override name = 'InvalidCallError';
   constructor(readonly issues: readonly z.core.$ZodIssue[]) {
-    super(`invalid call: ${issues.map((issue) => `${issue.path.join('.') || '(call)'}: ${issue.message}`).join('; ')}`);
+    super(oneLine(`invalid call: ${issues.map((issue) => `${describePath(issue.path)}: ${describeIssue(issue)}`).join('; ')}`, 2_000));
   }
+}
+
+/** zod's message, with unknown keys quoted as JSON so that a key holding a newline or U+0000 stays visible on one line. */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code !== 'unrecognized_keys') return issue.message;
+  return `Unrecognized key${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map((key) => JSON.stringify(key)).join(', ')}`;
+}
+
+/** metadata.a.0, with a key that is not a plain name quoted as JSON ("a.b", "line\nbreak"); (call) for the call itself. */
+function describePath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(call)';
+  return path.map((key) => (typeof key === 'string' && /^[\w$-]+$/.test(key) ? key : typeof key === 'number' ? String(key) : JSON.stringify(String(key)))).join('.');
+}
+
+/**
+ * Validates a call and never throws: a call whose reading throws (a getter,
+ * a Proxy) is refused like any invalid one, with the field that threw named.
+ */
+export function checkCall(input: unknown): { success: true; data: Call } | { success: false; error: InvalidCallError } {
+  try {
+    const result = callSchema.safeParse(input);
+    return result.success ? { success: true, data: result.data } : { success: false, error: new InvalidCallError(result.error.issues) };
+  } catch (error) {
+    return { success: false, error: new InvalidCallError([unreadable(input, error)]) };
+  }
+}
+
+/** The issue for a call that threw while it was read: the first field whose read throws, else the call as a whole. */
+function unreadable(input: unknown, error: unknown): z.core.$ZodIssue {
+  try {
+    for (const key of Object.keys(input as object)) {
+      try {
+        void (input as Record<string, unknown>)[key];
+      } catch (thrown) {
+        return { code: 'custom', path: [key], message: `reading it threw ${describeThrown(thrown)}`, input };
+      }
+    }
+  } catch {
+    // Not even its keys can be listed: name the call as a whole.
+  }
+  return { code: 'custom', path: [], message: `could not be read: ${describeThrown(error)}`, input };
 }
 
 /** Validates a call, throwing InvalidCallError that names every bad field. */
 export function parseCall(input: unknown): Call {
-  const result = callSchema.safeParse(input);
-  if (!result.success) throw new InvalidCallError(result.error.issues);
+  const result = checkCall(input);
+  if (!result.success) throw result.error;
   return result.data;
 }

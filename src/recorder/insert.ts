@@ -1,7 +1,8 @@
-import { sql, type CommonQueryMethods } from 'slonik';
+import { InvalidInputError, sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import type { Call } from './call.js';
 import { callColumnList, callRecord, callRecordColumns } from './call-columns.js';
+import { describeThrown, oneLine } from './storable.js';
 
 /** A validated call on its way to the database: requestId and createdAt are always set. */
 export type QueuedCall = Call & { requestId: string; createdAt: Date };
@@ -18,7 +19,7 @@ export type InsertPath = 'insert_calls' | 'statement';
 /** The path this login can take: insert_calls where it exists and may be executed. */
 export async function chooseInsertPath(db: CommonQueryMethods): Promise<InsertPath> {
   const usable = await db.oneFirst(sql.type(z.object({ usable: z.boolean() }))`
-    SELECT coalesce(has_function_privilege(to_regprocedure('ai_cost.insert_calls(jsonb)'), 'EXECUTE'), false) AS usable`);
+    SELECT coalesce(pg_catalog.has_function_privilege(pg_catalog.to_regprocedure('ai_cost.insert_calls(pg_catalog.jsonb)'), 'EXECUTE'), false) AS usable`);
   return usable ? 'insert_calls' : 'statement';
 }
 
@@ -66,25 +67,39 @@ function sqlState(error: unknown): string | undefined {
  * The database's own message for an error (slonik wraps it in a generic one,
  * e.g. "Query violates a check integrity constraint."), so reports name the
  * constraint: `new row ... violates check constraint "token counts must not be negative"`.
+ * Always one line.
  */
 export function describeDatabaseError(error: unknown): Error {
   for (let current = error, depth = 0; current && depth < 5; depth += 1) {
     const { code, message } = current as { code?: unknown; message?: unknown };
     if (typeof code === 'string' && typeof message === 'string' && current !== error) {
-      return new Error(message, { cause: error });
+      return new Error(oneLine(message), { cause: error });
     }
     current = (current as { cause?: unknown }).cause;
   }
-  return error instanceof Error ? error : new Error(String(error));
+  if (error instanceof Error && oneLine(error.message) === error.message) return error;
+  return new Error(error instanceof Error ? oneLine(error.message) : describeThrown(error), { cause: error });
 }
 
 /**
- * True when the database refused the data itself (a CHECK, a bad value):
- * class 22 (data exception) or 23 (integrity constraint violation).
- * Retrying such a batch can never succeed; anything else (connection lost,
- * server starting up or shutting down, timeouts) may, so it is retried.
+ * The SQLSTATE classes in which the database refuses what a statement
+ * carries, so that the same calls would be refused again: 22 data exception
+ * (a bad value, U+0000 in jsonb), 23 integrity constraint violation (a
+ * CHECK, NOT NULL), 54 program limit exceeded (too deep, too large, too
+ * complex), P0 raised by PL/pgSQL (a trigger that refuses a row).
  */
-export function isRowError(error: unknown): boolean {
+const DATA_ERROR_CLASSES = new Set(['22', '23', '54', 'P0']);
+
+/**
+ * True when the calls themselves were refused: by the database (see
+ * DATA_ERROR_CLASSES) or by slonik before sending (InvalidInputError, a JSON
+ * payload it cannot encode). Retrying them can never succeed, so a batch is
+ * split until the refused call is alone. Anything else (connection lost,
+ * server starting, shutting down or read-only, a lock or statement timeout,
+ * a missing grant or function) may pass later, so it is retried.
+ */
+export function isDataError(error: unknown): boolean {
+  if (error instanceof InvalidInputError) return true;
   const state = sqlState(error);
-  return state !== undefined && (state.startsWith('22') || state.startsWith('23'));
+  return state !== undefined && DATA_ERROR_CLASSES.has(state.slice(0, 2));
 }

@@ -8,13 +8,13 @@ export interface RecorderMetrics {
   written: number;
   /** Calls skipped because a row with their request_id already existed (a retry, or the same id recorded twice). */
   duplicates: number;
-  /** Calls record() refused because they failed validation. */
+  /** Calls record() refused because they failed validation or could not be read (a getter that throws). */
   invalid: number;
-  /** Calls the database refused (a CHECK or a bad value); the rest of their batch was still written. */
+  /** Calls the database refused (a CHECK, a bad value, a trigger), each isolated from its batch, the rest of which was still written. */
   rejected: number;
   /** Write attempts that failed and were retried (database down, slow or restarting). */
   retried: number;
-  /** Calls lost: the queue was full, the recorder was closed, or close() ran out of time. */
+  /** Calls lost: the queue was full, the recorder was closed, close() ran out of time, or the recorder itself failed. */
   dropped: number;
   /** The last failure, if any: a failed write, a refused row or a drop. */
   lastError: { message: string; at: Date } | null;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { sql, type CommonQueryMethods } from 'slonik';
 import { parseCall, type CallInput } from './call.js';
 import { callColumnList, callValues } from './call-columns.js';
+import { describeDatabaseError, isDataError } from './insert.js';
 
 const recordedSchema = z.object({
   id: z.bigint(),
@@ -18,11 +19,18 @@ export interface RecordedCall {
   duplicate: boolean;
 }
 
+/** The database refused a call that passed validation (a CHECK, a trigger); the message, one line, is the database's. */
+export class RejectedCallError extends Error {
+  override name = 'RejectedCallError';
+}
+
 /**
  * Validates and inserts one call, awaiting the database, and returns the cost
  * the trigger computed. A repeated requestId writes nothing and returns the
  * row recorded first. (For the request path, the batching recorder does not
- * make the caller wait.)
+ * make the caller wait.) Throws InvalidCallError for a call that cannot be
+ * sent, RejectedCallError (with the database's error as its cause) for one
+ * the database refuses, and the database's own error when it is unavailable.
  */
 export async function recordCall(db: CommonQueryMethods, input: CallInput): Promise<RecordedCall> {
   const call = parseCall(input);
@@ -30,7 +38,10 @@ export async function recordCall(db: CommonQueryMethods, input: CallInput): Prom
     INSERT INTO ai_cost.calls (${callColumnList}) VALUES (${callValues(call)})
     ON CONFLICT DO NOTHING
     RETURNING id, cost_micros, price_id
-  `);
+  `).catch((error: unknown) => {
+    if (!isDataError(error)) throw error;
+    throw new RejectedCallError(`the database refused the call: ${describeDatabaseError(error).message}`, { cause: error });
+  });
   const row = inserted ?? (await db.one(sql.type(recordedSchema)`
     SELECT id, cost_micros, price_id FROM ai_cost.calls WHERE request_id = ${call.requestId ?? null}
   `));

@@ -1,20 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import type { DatabasePool } from 'slonik';
-import { callSchema, InvalidCallError, type Call, type CallInput } from './call.js';
+import { checkCall, type InvalidCallError, type Call, type CallInput } from './call.js';
 import { createPool } from '../db.js';
-import { chooseInsertPath, describeDatabaseError, insertCalls, isRowError, type InsertPath, type QueuedCall } from './insert.js';
+import { chooseInsertPath, describeDatabaseError, insertCalls, isDataError, type InsertPath, type QueuedCall } from './insert.js';
 import { prometheusText, type RecorderMetrics } from './metrics.js';
+import { describeThrown } from './storable.js';
 
 /** Something that went wrong off the caller's path, reported instead of thrown. */
 export type RecorderEvent =
-  /** record() got a call that failed validation; the message names each bad field. Nothing was queued. */
+  /**
+   * record() got a call that failed validation, or could not be read (a getter that throws); the
+   * message, one line, names each bad field and why. Nothing was queued.
+   */
   | { kind: 'invalid'; error: InvalidCallError; call: unknown }
-  /** The database refused this call (a CHECK, a bad value); the other calls of its batch were written. */
+  /** The database refused this call (a CHECK, a bad value, a trigger); the other calls of its batch were written. */
   | { kind: 'rejected'; error: Error; call: Call }
   /** A write failed and will be retried after delayMs; nothing is lost while the queue has room. */
   | { kind: 'retrying'; error: Error; attempt: number; delayMs: number }
   /** Calls were lost. For a full queue this is sent once per episode; metrics().dropped counts every call. */
-  | { kind: 'dropped'; reason: 'queue full' | 'recorder closed' | 'close timed out'; count: number };
+  | { kind: 'dropped'; reason: 'queue full' | 'recorder closed' | 'close timed out' | 'recorder error'; count: number };
 
 export interface RecorderOptions {
   /** Where to write; the recorder opens (and on close ends) its own small pool. */
@@ -29,6 +33,8 @@ export interface RecorderOptions {
   maxQueue?: number;
   /** Retry delays: exponential from minDelayMs to maxDelayMs, with jitter (default 100 ms to 10 s). */
   retry?: { minDelayMs?: number; maxDelayMs?: number };
+  /** How long flush() waits before it resolves false, leaving the calls queued and retried (default 10 s). */
+  flushTimeoutMs?: number;
   /** How long close() keeps trying before it drops what is left (default 10 s). */
   closeTimeoutMs?: number;
   /** Flush on SIGINT/SIGTERM and when the event loop empties (default true). */
@@ -45,9 +51,15 @@ export interface Recorder {
    * the current time, so a retried batch can never count a call twice.
    */
   record(call: CallInput): void;
-  /** Resolves when every call recorded before it has been written, refused or dropped. Never rejects; waits through retries. */
-  flush(): Promise<void>;
-  /** Stops accepting calls, writes what is queued (for at most closeTimeoutMs, then drops the rest) and ends its own pool. */
+  /**
+   * Resolves true when every call recorded before it has been written, refused or dropped, or false
+   * after flushTimeoutMs if some are still queued (they stay queued and are retried). Never rejects.
+   */
+  flush(): Promise<boolean>;
+  /**
+   * Stops accepting calls, writes what is queued (for at most closeTimeoutMs, then drops the rest and
+   * counts it) and ends its own pool (waiting at most 1 s more for that). Never rejects.
+   */
   close(): Promise<void>;
   /** A snapshot of the counters. */
   metrics(): RecorderMetrics;
@@ -71,6 +83,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
   const maxQueue = positive('maxQueue', options.maxQueue ?? 10_000);
   const minDelayMs = positive('retry.minDelayMs', options.retry?.minDelayMs ?? 100);
   const maxDelayMs = Math.max(minDelayMs, options.retry?.maxDelayMs ?? 10_000);
+  const flushTimeoutMs = positive('flushTimeoutMs', options.flushTimeoutMs ?? 10_000);
   const closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
   const report = safeReporter(options.onError ?? logToStderr);
 
@@ -80,7 +93,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
   let queue: QueuedCall[] = [];
   let enqueued = 0; // calls ever queued
   let settled = 0; // of those, written, refused or dropped (in queue order)
-  const waiters: { target: number; resolve: () => void }[] = [];
+  const waiters: { target: number; resolve: (settledAll: boolean) => void }[] = [];
   let timer: NodeJS.Timeout | undefined;
   let writing = false;
   let overflowing = false;
@@ -109,27 +122,46 @@ export function createRecorder(options: RecorderOptions): Recorder {
     queue.splice(0, count);
     settled += count;
     for (let i = waiters.length - 1; i >= 0; i -= 1) {
-      if (waiters[i]!.target <= settled) waiters.splice(i, 1)[0]!.resolve();
+      if (waiters[i]!.target <= settled) waiters.splice(i, 1)[0]!.resolve(true);
     }
   };
 
-  const writeRowByRow = async (db: DatabasePool, path: InsertPath, batch: readonly QueuedCall[]) => {
-    for (const call of batch) {
-      if (givenUp) return; // close() timed out: the rest is counted as dropped
-      try {
-        const inserted = await insertCalls(db, [call], path);
-        counters.written += inserted;
-        counters.duplicates += 1 - inserted;
-      } catch (error) {
-        if (!isRowError(error)) throw error; // the database went away: retry from this call on
+  /** The first `count` queued calls reached the database, which wrote or refused them. */
+  const answered = (count: number) => {
+    // close() timed out while they were in flight and counted them as dropped: they were not lost after all.
+    if (givenUp) counters.dropped -= count;
+    else settle(count);
+  };
+
+  /**
+   * Writes calls from the head of the queue. When the database refuses
+   * their data, one bad call fails the whole statement, so the calls are
+   * split in halves, each written the same way, until every refused call is
+   * alone: it is counted as rejected with the database's message, and the
+   * others are written (about 2·log2(n) statements per bad call, in queue
+   * order). Any other error is thrown: the database went away, and the
+   * write loop retries from the first call not yet settled.
+   */
+  const writeSplitting = async (db: DatabasePool, path: InsertPath, calls: readonly QueuedCall[]): Promise<void> => {
+    if (givenUp) return; // close() timed out: the rest is counted as dropped
+    try {
+      const inserted = await insertCalls(db, calls, path);
+      counters.written += inserted;
+      counters.duplicates += calls.length - inserted;
+      answered(calls.length);
+    } catch (error) {
+      if (!isDataError(error)) throw error;
+      if (calls.length === 1) {
         counters.rejected += 1;
         const described = describeDatabaseError(error);
         fail(described);
-        report({ kind: 'rejected', error: described, call });
+        report({ kind: 'rejected', error: described, call: calls[0]! });
+        answered(1);
+        return;
       }
-      // Settled after close() timed out and counted it as dropped: it was not lost after all.
-      if (givenUp) counters.dropped -= 1;
-      else settle(1);
+      const half = Math.ceil(calls.length / 2);
+      await writeSplitting(db, path, calls.slice(0, half));
+      await writeSplitting(db, path, calls.slice(half));
     }
   };
 
@@ -143,21 +175,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
         try {
           const db = await getPool();
           const path = insertPath ??= await chooseInsertPath(db);
-          try {
-            const inserted = await insertCalls(db, batch, path);
-            counters.written += inserted;
-            counters.duplicates += batch.length - inserted;
-            if (givenUp) {
-              // close() timed out while this batch was in flight and counted it as dropped; it landed after all.
-              counters.dropped -= batch.length;
-            } else {
-              settle(batch.length);
-            }
-          } catch (error) {
-            // One bad row fails a multi-row INSERT; write the batch row by row so it only costs itself.
-            if (!isRowError(error)) throw error;
-            await writeRowByRow(db, path, batch);
-          }
+          await writeSplitting(db, path, batch);
           attempt = 0;
           overflowing = false;
         } catch (error) {
@@ -193,19 +211,21 @@ export function createRecorder(options: RecorderOptions): Recorder {
   };
 
   const record = (input: CallInput): void => {
+    let counted = false;
     try {
       if (closing) {
+        counted = true;
         counters.dropped += 1;
         fail('call recorded after close()');
         report({ kind: 'dropped', reason: 'recorder closed', count: 1 });
         return;
       }
-      const parsed = callSchema.safeParse(input);
+      const parsed = checkCall(input);
       if (!parsed.success) {
+        counted = true;
         counters.invalid += 1;
-        const error = new InvalidCallError(parsed.error.issues);
-        fail(error);
-        report({ kind: 'invalid', error, call: input });
+        fail(parsed.error);
+        report({ kind: 'invalid', error: parsed.error, call: input });
         return;
       }
       if (queue.length >= maxQueue) {
@@ -216,6 +236,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
         return;
       }
       queue.push({ ...parsed.data, requestId: parsed.data.requestId ?? randomUUID(), createdAt: parsed.data.createdAt ?? new Date() });
+      counted = true;
       enqueued += 1;
       counters.recorded += 1;
       if (queue.length >= batchSize) kick();
@@ -224,19 +245,46 @@ export function createRecorder(options: RecorderOptions): Recorder {
         timer.unref();
       }
     } catch (error) {
-      // A bug of ours must not become the caller's problem.
-      fail(error as Error);
+      // A bug of ours must not become the caller's problem, nor lose the call unseen.
+      fail(describeThrown(error));
+      if (!counted) {
+        counters.dropped += 1;
+        report({ kind: 'dropped', reason: 'recorder error', count: 1 });
+      }
     }
   };
 
-  const flush = (): Promise<void> => {
+  /**
+   * Resolves true when every call queued so far is settled, or false after
+   * timeoutMs (if given) with calls still queued: those stay queued.
+   */
+  const settledUpToNow = (timeoutMs?: number): Promise<boolean> => {
     const target = enqueued;
-    if (settled >= target) return Promise.resolve();
-    const done = new Promise<void>((resolve) => waiters.push({ target, resolve }));
+    if (settled >= target) return Promise.resolve(true);
+    const done = new Promise<boolean>((resolve) => {
+      let timeout: NodeJS.Timeout | undefined;
+      const waiter = {
+        target,
+        resolve: (settledAll: boolean) => {
+          clearTimeout(timeout);
+          resolve(settledAll);
+        },
+      };
+      if (timeoutMs !== undefined) {
+        timeout = setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          fail(`flush() timed out after ${timeoutMs} ms with ${target - settled} calls not yet written; they stay queued`);
+          resolve(false);
+        }, timeoutMs);
+      }
+      waiters.push(waiter);
+    });
     wake?.(); // retry now rather than at the end of the current backoff
     kick();
     return done;
   };
+
+  const flush = (): Promise<boolean> => settledUpToNow(flushTimeoutMs);
 
   const giveUp = () => {
     givenUp = true;
@@ -248,7 +296,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     }
     queue = [];
     settled = enqueued;
-    for (const waiter of waiters.splice(0)) waiter.resolve();
+    for (const waiter of waiters.splice(0)) waiter.resolve(true);
     wake?.();
   };
 
@@ -257,14 +305,14 @@ export function createRecorder(options: RecorderOptions): Recorder {
       removeExitHandlers();
       clearTimeout(timer);
       const deadline = setTimeout(giveUp, closeTimeoutMs);
-      await flush();
+      await settledUpToNow(); // giveUp() ends the wait at the deadline
       clearTimeout(deadline);
       if (!options.pool && poolPromise) {
-        const pool = await poolPromise.catch(() => undefined);
-        // Ending a pool whose connections died with the server can wait on
-        // them indefinitely (with nothing keeping the process alive): give it
-        // a second, then let it finish, or not, in the background.
-        const ended = pool?.end().catch(() => {});
+        // Opening a pool to an unreachable server, or ending one whose
+        // connections died with the server or wait on a lock, can take
+        // indefinitely (with nothing keeping the process alive): give it a
+        // second, then let it finish, or not, in the background.
+        const ended = poolPromise.then((pool) => pool.end()).catch(() => {});
         let grace: NodeJS.Timeout | undefined;
         await Promise.race([ended, new Promise((resolve) => (grace = setTimeout(resolve, POOL_END_GRACE_MS)))]);
         clearTimeout(grace);

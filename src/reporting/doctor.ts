@@ -51,6 +51,8 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
   if (book) checks.push(book);
   const batches = await batchPricingCheck(pool);
   if (batches) checks.push(batches);
+  const setAside = await setAsideCheck(pool);
+  if (setAside) checks.push(setAside);
 
   checks.push(await readerCheck(pool));
 
@@ -65,10 +67,11 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
  */
 async function priceBookCheck(pool: DatabasePool): Promise<Check | undefined> {
   const compiled = await pool.oneFirst(sql.type(z.object({ compiled: z.boolean() }))`
-    SELECT to_regprocedure('ai_cost_internal.price_book_stale_at()') IS NOT NULL AS compiled`);
+    SELECT pg_catalog.to_regprocedure('ai_cost_internal.price_book_stale_at()') IS NOT NULL AS compiled`);
   if (!compiled) return undefined;
   const { stale_at: staleAt, stale } = await pool.one(sql.type(z.object({ stale_at: z.string(), stale: z.boolean() }))`
-    SELECT ai_cost_internal.price_book_stale_at()::text AS stale_at, ai_cost_internal.price_book_stale_at() <= now() AS stale`);
+    SELECT ai_cost_internal.price_book_stale_at()::pg_catalog.text AS stale_at,
+           ai_cost_internal.price_book_stale_at() OPERATOR(pg_catalog.<=) pg_catalog.now() AS stale`);
   if (stale) {
     return { name: 'price book', level: 'warn', detail: `a price started or ended at ${staleAt}, after the price book was compiled: those calls are priced right but by the slower lookup until \`ai-cost refresh\` runs` };
   }
@@ -81,15 +84,23 @@ async function priceBookCheck(pool: DatabasePool): Promise<Check | undefined> {
  * trigger's condition, its owner at install time. After an ALTER ... OWNER
  * or a restore as another user the two differ: costs stay right (the
  * trigger prices every row again) but batches lose their speed. Undefined
- * on a schema without ai_cost.insert_calls().
+ * on a schema without ai_cost.insert_calls(). The trigger's condition is
+ * read as pg_get_triggerdef prints it, which qualifies an operator or a type
+ * that the search_path hides: under pg_catalog alone it prints the plain form.
  */
 async function batchPricingCheck(pool: DatabasePool): Promise<Check | undefined> {
-  const state = await pool.maybeOne(sql.type(z.object({ owner: z.string(), trusted: z.boolean() }))`
-    SELECT f.proowner::regrole::text AS owner,
-           pg_get_triggerdef(t.oid) LIKE '%CURRENT_USER <> ' || quote_literal(pg_get_userbyid(f.proowner)) || '::name%' AS trusted
-      FROM pg_proc f, pg_trigger t
-     WHERE f.oid = to_regprocedure('ai_cost.insert_calls(jsonb)')
-       AND t.tgrelid = 'ai_cost.calls'::regclass AND t.tgname = 'tg_calls__price_call'`);
+  const state = await pool.transaction(async (transaction) => {
+    await transaction.query(sql.unsafe`SET LOCAL search_path = pg_catalog, pg_temp`);
+    return transaction.maybeOne(sql.type(z.object({ owner: z.string(), trusted: z.boolean() }))`
+      SELECT f.proowner::pg_catalog.regrole::pg_catalog.text AS owner,
+             pg_catalog.strpos(pg_catalog.pg_get_triggerdef(t.oid),
+               pg_catalog.concat('CURRENT_USER <> ', pg_catalog.quote_literal(pg_catalog.pg_get_userbyid(f.proowner)), '::name'))
+               OPERATOR(pg_catalog.>) 0 AS trusted
+        FROM pg_catalog.pg_proc f, pg_catalog.pg_trigger t
+       WHERE f.oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('ai_cost.insert_calls(pg_catalog.jsonb)')
+         AND t.tgrelid OPERATOR(pg_catalog.=) 'ai_cost.calls'::pg_catalog.regclass
+         AND t.tgname OPERATOR(pg_catalog.=) 'tg_calls__price_call'`);
+  });
   if (!state) return undefined;
   return state.trusted
     ? { name: 'batch pricing', level: 'ok', detail: `ai_cost.insert_calls() prices batches in its own statement (owned by ${state.owner})` }
@@ -100,17 +111,17 @@ async function schedulingCheck(pool: DatabasePool): Promise<Check> {
   // cron.database_name is readable only with pg_read_all_settings: through
   // pg_settings a login without it sees no row instead of an error.
   const here = await pool.one(sql.type(z.object({ installed: z.boolean(), database: z.string(), cron_database: z.string().nullable(), sees_settings: z.boolean(), user: z.string() }))`
-    SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') AS installed,
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') AS installed,
            pg_catalog.current_database() AS database, current_user AS user,
-           (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'cron.database_name') AS cron_database,
+           (SELECT setting FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'cron.database_name') AS cron_database,
            pg_catalog.pg_has_role('pg_read_all_settings', 'USAGE') AS sees_settings`);
   if (here.installed) {
     const jobs = await pool.any(sql.type(z.object({ jobname: z.string(), schedule: z.string(), active: z.boolean(), last_status: z.string().nullable(), last_end: z.date().nullable() }))`
       SELECT j.jobname, j.schedule, j.active, d.status AS last_status, d.end_time AS last_end
         FROM cron.job j
         LEFT JOIN LATERAL (SELECT status, end_time FROM cron.job_run_details r
-                            WHERE r.jobid = j.jobid ORDER BY r.runid DESC LIMIT 1) d ON true
-       WHERE j.jobname = 'ai_cost_refresh' AND j.database = current_database()`);
+                            WHERE r.jobid OPERATOR(pg_catalog.=) j.jobid ORDER BY r.runid DESC LIMIT 1) d ON true
+       WHERE j.jobname OPERATOR(pg_catalog.=) 'ai_cost_refresh' AND j.database OPERATOR(pg_catalog.=) pg_catalog.current_database()`);
     // The views job (every 5 minutes) is reported through views_refreshed_at in the refresh check.
     const job = jobs[0];
     if (!job) {
@@ -131,11 +142,33 @@ async function schedulingCheck(pool: DatabasePool): Promise<Check> {
   return { name: 'scheduling', level: 'warn', detail: `nothing in this database schedules ai_cost.refresh().${advice}` };
 }
 
+/**
+ * Call changes the refresh could not fold (a value past a per-call ceiling,
+ * an overflow) are set aside, out of every report, instead of stopping it:
+ * how many, and the first reasons. Undefined on a schema without them.
+ */
+async function setAsideCheck(pool: DatabasePool): Promise<Check | undefined> {
+  const exists = await pool.oneFirst(sql.type(z.object({ exists: z.boolean() }))`
+    SELECT pg_catalog.to_regclass('ai_cost.set_aside_calls') IS NOT NULL AS exists`);
+  if (!exists) return undefined;
+  const aside = await pool.one(sql.type(z.object({ count: z.number(), first: z.array(z.string()).nullable() }))`
+    SELECT (SELECT pg_catalog.count(*)::int FROM ai_cost.set_aside_calls) AS count,
+           (SELECT pg_catalog.array_agg(f.line) FROM (
+              SELECT pg_catalog.format('call %s: %s', s.call_id, s.reason) AS line
+                FROM ai_cost.set_aside_calls s ORDER BY s.set_aside_at, s.call_id LIMIT 3) f) AS first`);
+  if (aside.count === 0) return { name: 'set aside', level: 'ok', detail: 'every call change was folded into the rollups' };
+  return {
+    name: 'set aside',
+    level: 'warn',
+    detail: `${aside.count} call change(s) could not be folded into the rollups and are left out of every report (${aside.first!.join('; ')}${aside.count > 3 ? '; ...' : ''}): fix or delete those calls, then SELECT ai_cost.retry_set_aside_changes(); SELECT * FROM ai_cost.set_aside_calls lists them`,
+  };
+}
+
 /** The BI reader role: that it exists, and that it was given its rights (a role created after the install gets them from the next migrate up). */
 async function readerCheck(pool: DatabasePool): Promise<Check> {
   const reader = await pool.one(sql.type(z.object({ exists: z.boolean(), granted: z.boolean() }))`
-    SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_reader') AS exists,
-           EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_reader')
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'ai_cost_reader') AS exists,
+           EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'ai_cost_reader')
              AND pg_catalog.has_table_privilege('ai_cost_reader', 'ai_cost.spend_daily', 'SELECT') AS granted`);
   if (!reader.exists) {
     return { name: 'reader role', level: 'warn', detail: 'ai_cost_reader is missing (the installing user may not create roles): an administrator can run CREATE ROLE ai_cost_reader NOLOGIN, then `ai-cost migrate up` grants it its rights' };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { sql, type FragmentSqlToken } from 'slonik';
+import { timestamptz } from '../db.js';
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -57,11 +58,11 @@ export function filterCondition(filters: ResolvedFilters): FragmentSqlToken {
   ];
   const conditions = columns
     .filter((entry): entry is [string, string] => entry[1] !== undefined)
-    .map(([column, value]) => sql.fragment`${sql.identifier(['r', column])} = ${value}`);
+    .map(([column, value]) => sql.fragment`${sql.identifier(['r', column])} OPERATOR(pg_catalog.=) ${value}`);
   return conditions.length ? sql.fragment`${sql.join(conditions, sql.fragment` AND `)}` : sql.fragment`true`;
 }
 
 /** Exact rollup rows for the window: ai_cost.calls_between, aliased `r`. */
 export function windowRows(filters: ResolvedFilters): FragmentSqlToken {
-  return sql.fragment`ai_cost.calls_between(${sql.timestamp(filters.since)}, ${sql.timestamp(filters.until)}) AS r`;
+  return sql.fragment`ai_cost.calls_between(${timestamptz(filters.since)}, ${timestamptz(filters.until)}) AS r`;
 }

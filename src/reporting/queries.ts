@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { sql, type CommonQueryMethods, type FragmentSqlToken } from 'slonik';
+import { timestamptz } from '../db.js';
 import type { Micros } from '../money.js';
 import {
   DAY_MS, filterCondition, InvalidReportError, resolveFilters, windowRows,
@@ -11,6 +12,12 @@ import {
  * answers from the hourly rollups (plus the raw rows of the partial hours at
  * the window's edges): exact to the instant, without scanning all history.
  * Money is bigint micro-dollars; ratios and milliseconds are plain numbers.
+ *
+ * These queries also run on pools of the user's, with whatever search_path
+ * those have: every function, operator and type is named with its schema
+ * (pg_catalog.sum, OPERATOR(pg_catalog./), ::pg_catalog.text), so no object
+ * on a path a user controls can take part. nullif and IS DISTINCT FROM look
+ * up = on the path and are not used.
  */
 
 /** Dimensions a breakdown or a daily series can be split by, and the rollup column each reads. */
@@ -23,8 +30,8 @@ export const DIMENSIONS = {
   tenant: sql.fragment`r.tenant_id`,
   user: sql.fragment`r.user_id`,
   feature: sql.fragment`r.feature`,
-  day: sql.fragment`to_char(r.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
-  hour: sql.fragment`to_char(r.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:00"Z"')`,
+  day: sql.fragment`pg_catalog.to_char(r.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
+  hour: sql.fragment`pg_catalog.to_char(r.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:00"Z"')`,
 } as const;
 
 export type Dimension = keyof typeof DIMENSIONS;
@@ -41,20 +48,24 @@ function dimension(by: string): FragmentSqlToken {
 }
 
 /** Latency is measured on calls that reached the provider and worked. */
-const MEASURED = sql.fragment`r.status = 'success' AND NOT r.cached`;
+const MEASURED = sql.fragment`r.status OPERATOR(pg_catalog.=) 'success' AND NOT r.cached`;
 
 // Ratios and averages are numeric in SQL, which arrives as a decimal string
 // (createPool keeps numeric exact); they are plain numbers in the API.
 const numberOrNull = (value: string | null) => (value === null ? null : Number(value));
 
+/** The value, or NULL where it is 0: a divisor (nullif would look = up on the search_path). */
+const nonZeroOrNull = (value: FragmentSqlToken) =>
+  sql.fragment`(CASE WHEN ${value} OPERATOR(pg_catalog.<>) 0 THEN ${value} END)`;
+
 const totalsColumns = sql.fragment`
-  coalesce(sum(r.calls), 0)::bigint AS calls,
-  coalesce(sum(r.calls) FILTER (WHERE r.status = 'success'), 0)::bigint AS successes,
-  coalesce(sum(r.calls) FILTER (WHERE r.status <> 'success'), 0)::bigint AS failures,
-  coalesce(sum(r.cost_micros), 0)::bigint AS cost_micros,
-  coalesce(sum(r.unpriced_calls), 0)::bigint AS unpriced_calls,
-  coalesce(sum(r.input_tokens), 0)::bigint AS input_tokens,
-  coalesce(sum(r.output_tokens), 0)::bigint AS output_tokens`;
+  coalesce(pg_catalog.sum(r.calls), 0)::bigint AS calls,
+  coalesce(pg_catalog.sum(r.calls) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'success'), 0)::bigint AS successes,
+  coalesce(pg_catalog.sum(r.calls) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'success'), 0)::bigint AS failures,
+  coalesce(pg_catalog.sum(r.cost_micros), 0)::bigint AS cost_micros,
+  coalesce(pg_catalog.sum(r.unpriced_calls), 0)::bigint AS unpriced_calls,
+  coalesce(pg_catalog.sum(r.input_tokens), 0)::bigint AS input_tokens,
+  coalesce(pg_catalog.sum(r.output_tokens), 0)::bigint AS output_tokens`;
 
 const totalsShape = {
   calls: z.bigint(),
@@ -109,10 +120,10 @@ export async function summary(db: CommonQueryMethods, filters: ReportFilters = {
     p95_ms: z.number().nullable(),
   }))`
     SELECT ${totalsColumns},
-           coalesce(sum(r.cache_read_tokens), 0)::bigint AS cache_read_tokens,
-           coalesce(sum(r.reasoning_tokens), 0)::bigint AS reasoning_tokens,
-           round(sum(r.total_ms_sum) FILTER (WHERE ${MEASURED})
-                 / nullif(sum(r.total_ms_calls) FILTER (WHERE ${MEASURED}), 0))::text AS avg_ms,
+           coalesce(pg_catalog.sum(r.cache_read_tokens), 0)::bigint AS cache_read_tokens,
+           coalesce(pg_catalog.sum(r.reasoning_tokens), 0)::bigint AS reasoning_tokens,
+           pg_catalog.round(pg_catalog.sum(r.total_ms_sum) FILTER (WHERE ${MEASURED})
+                 OPERATOR(pg_catalog./) ${nonZeroOrNull(sql.fragment`pg_catalog.sum(r.total_ms_calls) FILTER (WHERE ${MEASURED})`)})::pg_catalog.text AS avg_ms,
            ai_cost.histogram_percentile(ai_cost.histogram_merge(r.total_ms_hist) FILTER (WHERE ${MEASURED}), 0.95) AS p95_ms
       FROM ${windowRows(f)}
      WHERE ${filterCondition(f)}
@@ -149,12 +160,12 @@ export async function breakdown(
     : sql.fragment`cost_micros DESC, calls DESC, key NULLS LAST`;
   const rows = await db.any(sql.type(z.object({ key: z.string().nullable(), share: z.string().nullable(), ...totalsShape }))`
     SELECT key, calls, successes, failures, cost_micros, unpriced_calls, input_tokens, output_tokens,
-           round(cost_micros / nullif(sum(cost_micros) OVER (), 0), 6)::text AS share
+           pg_catalog.round(cost_micros OPERATOR(pg_catalog./) ${nonZeroOrNull(sql.fragment`pg_catalog.sum(cost_micros) OVER ()`)}, 6)::pg_catalog.text AS share
       FROM (SELECT ${key} AS key, ${totalsColumns}
               FROM ${windowRows(f)}
              WHERE ${filterCondition(f)}
              GROUP BY 1
-            HAVING sum(r.calls) <> 0) AS g
+            HAVING pg_catalog.sum(r.calls) OPERATOR(pg_catalog.<>) 0) AS g
      ORDER BY ${order}
      ${options.limit ? sql.fragment`LIMIT ${options.limit}` : sql.fragment``}
   `);
@@ -188,7 +199,7 @@ export async function spendByModel(db: CommonQueryMethods, filters: ReportFilter
       FROM ${windowRows(f)}
      WHERE ${filterCondition(f)}
      GROUP BY 1, 2
-    HAVING sum(r.calls) <> 0
+    HAVING pg_catalog.sum(r.calls) OPERATOR(pg_catalog.<>) 0
      ORDER BY cost_micros DESC, calls DESC, provider, model
   `);
   return rows.map((row) => ({
@@ -215,14 +226,14 @@ export interface DailyPoint {
 /** Spend and calls per UTC day, optionally split by a dimension (e.g. model, for a stacked chart). */
 export async function dailySeries(db: CommonQueryMethods, filters: ReportFilters = {}, splitBy?: Dimension): Promise<DailyPoint[]> {
   const f = resolveFilters(filters);
-  const key = splitBy ? dimension(splitBy) : sql.fragment`NULL::text`;
+  const key = splitBy ? dimension(splitBy) : sql.fragment`NULL::pg_catalog.text`;
   const rows = await db.any(sql.type(z.object({ day: z.string(), key: z.string().nullable(), calls: z.bigint(), cost_micros: z.bigint() }))`
-    SELECT to_char(r.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, ${key} AS key,
-           sum(r.calls)::bigint AS calls, sum(r.cost_micros)::bigint AS cost_micros
+    SELECT ${DIMENSIONS.day} AS day, ${key} AS key,
+           pg_catalog.sum(r.calls)::bigint AS calls, pg_catalog.sum(r.cost_micros)::bigint AS cost_micros
       FROM ${windowRows(f)}
      WHERE ${filterCondition(f)}
      GROUP BY 1, 2
-    HAVING sum(r.calls) <> 0
+    HAVING pg_catalog.sum(r.calls) OPERATOR(pg_catalog.<>) 0
      ORDER BY 1, 2
   `);
   return rows.map((row) => ({ day: row.day, key: row.key, calls: row.calls, costMicros: row.cost_micros }));
@@ -256,12 +267,12 @@ export async function latencyByModel(db: CommonQueryMethods, filters: ReportFilt
            ai_cost.histogram_percentile(total_hist, 0.99) AS p99,
            ai_cost.histogram_percentile(ttft_hist, 0.50) AS ttft_p50,
            ai_cost.histogram_percentile(ttft_hist, 0.95) AS ttft_p95
-      FROM (SELECT r.provider, r.model, sum(r.total_ms_calls)::bigint AS calls, sum(r.ttft_ms_calls)::bigint AS streamed_calls,
+      FROM (SELECT r.provider, r.model, pg_catalog.sum(r.total_ms_calls)::bigint AS calls, pg_catalog.sum(r.ttft_ms_calls)::bigint AS streamed_calls,
                    ai_cost.histogram_merge(r.total_ms_hist) AS total_hist, ai_cost.histogram_merge(r.ttft_ms_hist) AS ttft_hist
               FROM ${windowRows(f)}
              WHERE ${MEASURED} AND ${filterCondition(f)}
              GROUP BY 1, 2) AS m
-     WHERE calls > 0 OR streamed_calls > 0
+     WHERE calls OPERATOR(pg_catalog.>) 0 OR streamed_calls OPERATOR(pg_catalog.>) 0
      ORDER BY calls DESC, provider, model
   `);
   return rows.map((row) => ({
@@ -292,7 +303,7 @@ export async function trends(db: CommonQueryMethods, filters: ReportFilters = {}
   const lastMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
   const elapsed = now.getTime() - monthStart.getTime();
   const spend = (since: Date, until: Date) => sql.fragment`(
-    SELECT coalesce(sum(r.cost_micros), 0)::bigint
+    SELECT coalesce(pg_catalog.sum(r.cost_micros), 0)::bigint
       FROM ${windowRows({ ...f, since, until })}
      WHERE ${filterCondition(f)})`;
   const row = await db.one(sql.type(z.object({ l7: z.bigint(), p7: z.bigint(), mtd: z.bigint(), lm: z.bigint(), lmtd: z.bigint() }))`
@@ -345,7 +356,7 @@ export async function recentCalls(db: CommonQueryMethods, filters: ReportFilters
     SELECT id, created_at, provider, model, operation, status, tenant_id, user_id, feature,
            input_tokens, output_tokens, cost_micros, unpriced_reason, total_ms
       FROM ai_cost.calls AS r
-     WHERE r.created_at >= ${sql.timestamp(f.since)} AND r.created_at < ${sql.timestamp(f.until)}
+     WHERE r.created_at OPERATOR(pg_catalog.>=) ${timestamptz(f.since)} AND r.created_at OPERATOR(pg_catalog.<) ${timestamptz(f.until)}
        AND ${filterCondition(f)}
      ORDER BY r.created_at DESC, r.id DESC
      LIMIT ${limit}

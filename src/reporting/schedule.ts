@@ -41,8 +41,8 @@ export async function scheduleRefresh(databaseUrl: string, options: ScheduleOpti
   const here = await withClient(databaseUrl, async (client) => {
     const { rows: [row] } = await client.query<{ database: string; installed: boolean; cron_database: string | null; user: string }>(`
       SELECT pg_catalog.current_database() AS database, current_user AS user,
-             EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') AS installed,
-             (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'cron.database_name') AS cron_database`);
+             EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') AS installed,
+             (SELECT setting FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'cron.database_name') AS cron_database`);
     if (row!.installed) {
       const { rows: [scheduled] } = await client.query<{ ok: boolean }>('SELECT ai_cost.schedule_refresh() AS ok');
       if (!scheduled!.ok) throw new CannotScheduleError(`pg_cron is installed in ${row!.database}, but ${row!.user} may not use its schema cron: an administrator can run GRANT USAGE ON SCHEMA cron TO ${row!.user}`);
@@ -63,7 +63,7 @@ export async function scheduleRefresh(databaseUrl: string, options: ScheduleOpti
   url.pathname = `/${encodeURIComponent(cronDatabase)}`;
   return withClient(url.toString(), async (client) => {
     const { rows: [cron] } = await client.query<{ installed: boolean }>(
-      "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') AS installed");
+      "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') AS installed");
     if (!cron!.installed) throw new CannotScheduleError(`pg_cron is not installed in ${cronDatabase} either: install it there (CREATE EXTENSION pg_cron), or pass --cron-database`);
     const jobs: string[] = [];
     for (const job of JOBS) {
@@ -72,9 +72,11 @@ export async function scheduleRefresh(databaseUrl: string, options: ScheduleOpti
       jobs.push(name);
     }
     // pg_cron keeps the run history of every job forever: trim these jobs' own.
+    // pg_cron runs the command with the search_path of the scheduling user.
     const trim = `ai_cost_trim_job_history_${here.database}`;
     await client.query('SELECT cron.schedule($1, $2, $3)', [trim, '17 3 * * *',
-      `DELETE FROM cron.job_run_details WHERE end_time < now() - interval '7 days' AND jobid IN (SELECT jobid FROM cron.job WHERE jobname = ANY (${pgArray([...jobs, trim])}))`]);
+      'DELETE FROM cron.job_run_details WHERE end_time OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) interval \'7 days\') '
+      + `AND jobid OPERATOR(pg_catalog.=) ANY (SELECT jobid FROM cron.job WHERE jobname OPERATOR(pg_catalog.=) ANY (${pgArray([...jobs, trim])}))`]);
     return { cronDatabase, jobs: [...jobs, trim] };
   }).catch((error: unknown) => {
     if ((error as { code?: string }).code === '42501') {
@@ -86,5 +88,5 @@ export async function scheduleRefresh(databaseUrl: string, options: ScheduleOpti
 
 /** A text[] literal of job names, quoted for a SQL command pg_cron stores as text. */
 function pgArray(names: string[]): string {
-  return `ARRAY[${names.map((name) => `'${name.replaceAll("'", "''")}'`).join(', ')}]`;
+  return `ARRAY[${names.map((name) => `'${name.replaceAll("'", "''")}'`).join(', ')}]::pg_catalog.text[]`;
 }
