@@ -65,29 +65,9 @@ $$;
 -- cannot fold.
 ALTER TABLE ai_cost_internal.call_changes ADD COLUMN call_id bigint;
 CREATE TABLE ai_cost_internal.set_aside_changes (
-  sign smallint NOT NULL,
-  created_at timestamptz NOT NULL,
-  provider text NOT NULL,
-  model text NOT NULL,
-  operation text NOT NULL,
-  status text NOT NULL,
-  service_tier text NOT NULL,
-  tenant_id text,
-  user_id text,
-  feature text,
-  conversation_id text,
-  cached boolean NOT NULL,
-  streamed boolean NOT NULL,
-  unpriced_reason text,
-  cost_micros bigint,
-  input_tokens bigint,
-  output_tokens bigint,
-  cache_read_tokens bigint,
-  cache_write_tokens bigint,
-  reasoning_tokens bigint,
-  ttft_ms integer,
-  total_ms integer,
-  call_id bigint,
+  -- Every column of a captured change, so a change moves between the two
+  -- tables as it is.
+  LIKE ai_cost_internal.call_changes,
   reason text NOT NULL,
   set_aside_at timestamptz NOT NULL DEFAULT now()
 );

@@ -5,6 +5,7 @@ import { createPool } from '../src/db.js';
 import { createRecorder, recordCall, type RecorderEvent } from '../src/recorder/index.js';
 import { chooseInsertPath } from '../src/recorder/insert.js';
 import { serverUrl, useTestDatabase } from './support/database.js';
+import { loginUrl, runAs } from './support/logins.js';
 
 // Each ai_cost_* role is granted to a login of this test file's own, and the
 // login then tries what the role should and should not be able to do.
@@ -53,22 +54,9 @@ test.after.always(async () => {
   await admin.end();
 });
 
-/** Runs statements as a login; returns the rows of the last one, or the error's message. */
-async function as(login: string, ...statements: string[]): Promise<unknown[] | string> {
-  const url = new URL(db.url);
-  url.username = login;
-  url.password = PASSWORD;
-  const client = new pg.Client({ connectionString: url.toString() });
-  await client.connect();
-  try {
-    let rows: unknown[] = [];
-    for (const statement of statements) rows = (await client.query(statement)).rows;
-    return rows;
-  } catch (error) {
-    return (error as Error).message;
-  } finally {
-    await client.end();
-  }
+/** Runs statements as a login of this file's database. */
+function as(login: string, ...statements: string[]): Promise<unknown[] | string> {
+  return runAs(loginUrl(db.url, login, PASSWORD), ...statements);
 }
 
 const denied = /permission denied/;
@@ -85,10 +73,7 @@ test('the writer inserts calls, idempotently, and the cost is computed for it', 
 });
 
 test('the TypeScript recordCall works as the writer', async (t) => {
-  const url = new URL(db.url);
-  url.username = logins.writer;
-  url.password = PASSWORD;
-  const pool = await createPool(url.toString(), 1);
+  const pool = await createPool(loginUrl(db.url, logins.writer, PASSWORD), 1);
   try {
     const recorded = await recordCall(pool, { provider: 'openai', model: 'gpt-4o-mini', inputTokens: 1000, requestId: 'writer-ts' });
     t.is(recorded.costMicros, 150n);
@@ -119,10 +104,7 @@ test('the writer records batches through insert_calls, and can neither set a cos
 test('the recorder takes insert_calls where the login may execute it, and the plain INSERT where not', async (t) => {
   const costs: Record<string, string> = {};
   for (const [login, expected] of [[logins.writer, 'insert_calls'], [logins.legacy, 'statement']] as const) {
-    const url = new URL(db.url);
-    url.username = login;
-    url.password = PASSWORD;
-    const pool = await createPool(url.toString(), 1);
+    const pool = await createPool(loginUrl(db.url, login, PASSWORD), 1);
     try {
       t.is(await chooseInsertPath(pool), expected, login);
       const events: RecorderEvent[] = [];

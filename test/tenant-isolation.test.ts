@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { runCli } from './support/cli.js';
 import { serverUrl, useTestDatabase } from './support/database.js';
+import { loginUrl, runAs } from './support/logins.js';
 
 // Tenant isolation rests on roles, not on anything a login can set: each read
 // path a tenant reader has is tried with every way of changing a setting.
@@ -48,26 +49,9 @@ test.after.always(async () => {
   await admin.end();
 });
 
-function loginUrl(login: string): string {
-  const url = new URL(db.url);
-  url.username = login;
-  url.password = PASSWORD;
-  return url.toString();
-}
-
-/** Runs statements as a login; returns the rows of the last one, or the error's message. */
-async function as(login: string, ...statements: string[]): Promise<unknown[] | string> {
-  const client = new pg.Client({ connectionString: loginUrl(login) });
-  await client.connect();
-  try {
-    let rows: unknown[] = [];
-    for (const statement of statements) rows = (await client.query(statement)).rows;
-    return rows;
-  } catch (error) {
-    return (error as Error).message;
-  } finally {
-    await client.end();
-  }
+/** Runs statements as a login of this file's database. */
+function as(login: string, ...statements: string[]): Promise<unknown[] | string> {
+  return runAs(loginUrl(db.url, login, PASSWORD), ...statements);
 }
 
 const TENANT_TABLES = ['ai_cost.calls', 'ai_cost.calls_hourly', 'ai_cost.conversations_hourly'];
@@ -122,7 +106,7 @@ test.serial('with tenant isolation on, a tenant login reads no view, materialize
   for (const call of [`SELECT * FROM ai_cost.calls_between(now() - interval '1 day', now())`, 'SELECT * FROM ai_cost.explain_cost(1)']) {
     t.regex(String(await as(roles.analyst, call)), /permission denied/, call);
   }
-  const report = await runCli(['report', '--by', 'tenant', '--database-url', loginUrl(roles.analyst)]);
+  const report = await runCli(['report', '--by', 'tenant', '--database-url', loginUrl(db.url, roles.analyst, PASSWORD)]);
   t.not(report.code, 0);
   t.notRegex(report.stdout + report.stderr, /globex|\n\s+at /, 'no other tenant, no stack trace');
 });

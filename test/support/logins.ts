@@ -1,0 +1,24 @@
+import pg from 'pg';
+
+/** The URL of a database as another login. */
+export function loginUrl(databaseUrl: string, login: string, password: string): string {
+  const url = new URL(databaseUrl);
+  url.username = login;
+  url.password = password;
+  return url.toString();
+}
+
+/** Runs statements as a login; returns the rows of the last one, or the error's message. */
+export async function runAs(url: string, ...statements: string[]): Promise<unknown[] | string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    let rows: unknown[] = [];
+    for (const statement of statements) rows = (await client.query(statement)).rows;
+    return rows;
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    await client.end();
+  }
+}
