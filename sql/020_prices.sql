@@ -189,3 +189,9 @@ COMMENT ON TABLE ai_cost.tenant_discounts IS 'Negotiated percentage discounts on
 COMMENT ON COLUMN ai_cost.tenant_discounts.provider IS 'NULL: every provider.';
 COMMENT ON COLUMN ai_cost.tenant_discounts.model IS 'NULL: every model of the provider.';
 COMMENT ON COLUMN ai_cost.tenant_discounts.percent_off IS 'Discount in percent, e.g. 15 for 15% off list.';
+COMMENT ON COLUMN ai_cost.tenant_discounts.id IS 'Discount id; ai_cost.calls.discount_id names the row applied to a call.';
+COMMENT ON COLUMN ai_cost.tenant_discounts.tenant_id IS 'The tenant whose calls get the discount.';
+COMMENT ON COLUMN ai_cost.tenant_discounts.valid_from IS 'First instant the discount applies (inclusive), compared with ai_cost.calls.created_at.';
+COMMENT ON COLUMN ai_cost.tenant_discounts.valid_to IS 'Instant the discount stops applying (exclusive); NULL while in force.';
+COMMENT ON COLUMN ai_cost.tenant_discounts.note IS 'Free text, e.g. the contract it comes from.';
+COMMENT ON COLUMN ai_cost.tenant_discounts.created_at IS 'When this row was inserted.';

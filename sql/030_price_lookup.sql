@@ -23,6 +23,8 @@ CREATE TABLE ai_cost.model_aliases (
 COMMENT ON TABLE ai_cost.model_aliases IS 'Model ids priced as another model of the same provider, e.g. the dated snapshot gpt-4o-2024-08-06 as gpt-4o. Only list ids whose price is the same: a snapshot with a price of its own (gpt-4o-2024-05-13) gets its own ai_cost.prices rows, which always win over an alias.';
 COMMENT ON COLUMN ai_cost.model_aliases.alias IS 'Model id as calls report it.';
 COMMENT ON COLUMN ai_cost.model_aliases.model IS 'Model id in ai_cost.prices whose prices apply.';
+COMMENT ON COLUMN ai_cost.model_aliases.provider IS 'Provider id the alias applies to.';
+COMMENT ON COLUMN ai_cost.model_aliases.note IS 'Free text, e.g. why the alias exists.';
 
 CREATE TABLE ai_cost.model_patterns (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -39,6 +41,9 @@ COMMENT ON TABLE ai_cost.model_patterns IS 'Rewrites for model ids with no price
 COMMENT ON COLUMN ai_cost.model_patterns.pattern IS 'POSIX regular expression matched against the call''s model id.';
 COMMENT ON COLUMN ai_cost.model_patterns.replacement IS 'regexp_replace replacement producing the model id to price with (\1 for the first group).';
 COMMENT ON COLUMN ai_cost.model_patterns.priority IS 'Lower is tried first.';
+COMMENT ON COLUMN ai_cost.model_patterns.id IS 'Pattern id.';
+COMMENT ON COLUMN ai_cost.model_patterns.provider IS 'Provider id whose model ids the pattern rewrites.';
+COMMENT ON COLUMN ai_cost.model_patterns.note IS 'Free text, e.g. what the pattern is for.';
 
 -- Every (model id as a call may name it, tier, tenant) a price row answers
 -- for, with discounts already folded in. Rebuilt by a statement trigger
@@ -121,6 +126,8 @@ COMMENT ON FUNCTION ai_cost_internal.pattern_model(text, text) IS 'Internal: the
 
 -- Why no price applies to a call: the most specific of unknown provider, no
 -- price for the model, none for its service tier, none in force at that time.
+-- The reason names no instant (the call's created_at says when), so the calls
+-- of one model share it, and so one row of each rollup, not one per call.
 CREATE FUNCTION ai_cost_internal.no_price_reason(provider text, model text, service_tier text, at timestamptz)
 RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -139,7 +146,7 @@ BEGIN
                   WHERE l.provider = provider AND l.model = lookup_model AND l.service_tier = service_tier) THEN
     RETURN 'no ' || service_tier || '-tier price for model ' || provider || '/' || model;
   END IF;
-  RETURN 'no price for model ' || provider || '/' || model || ' in force at ' || at;
+  RETURN 'no price for model ' || provider || '/' || model || ' in force at the time of the call';
 END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.no_price_reason(text, text, text, timestamptz) IS 'Internal: the unpriced_reason of a call to which no price applies.';

@@ -44,6 +44,9 @@ COMMENT ON COLUMN ai_cost.reprice_runs.calls_done IS 'Calls examined so far.';
 COMMENT ON COLUMN ai_cost.reprice_runs.calls_changed IS 'Calls whose cost, price or reason changed.';
 COMMENT ON COLUMN ai_cost.reprice_runs.delta_micros IS 'Sum of new minus old cost over changed calls priced both before and after.';
 COMMENT ON COLUMN ai_cost.reprice_runs.finished_at IS 'When the last batch ran; NULL while the run is unfinished.';
+COMMENT ON COLUMN ai_cost.reprice_runs.id IS 'Run id; ai_cost.reprice_audit.run_id names it.';
+COMMENT ON COLUMN ai_cost.reprice_runs.started_at IS 'When the run was started.';
+COMMENT ON COLUMN ai_cost.reprice_runs.updated_at IS 'When the run last processed a batch.';
 
 CREATE TABLE ai_cost.reprice_audit (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -62,6 +65,14 @@ COMMENT ON TABLE ai_cost.reprice_audit IS 'Every change a reprice or backfill ma
 COMMENT ON COLUMN ai_cost.reprice_audit.run_id IS 'The ai_cost.reprice_runs row that made the change.';
 COMMENT ON COLUMN ai_cost.reprice_audit.call_id IS 'The ai_cost.calls row changed.';
 COMMENT ON COLUMN ai_cost.reprice_audit.reason IS 'The run''s reason.';
+COMMENT ON COLUMN ai_cost.reprice_audit.id IS 'Audit row id.';
+COMMENT ON COLUMN ai_cost.reprice_audit.old_cost_micros IS 'The call''s cost_micros before, in micro-dollars (1 = $0.000001); NULL: it was unpriced.';
+COMMENT ON COLUMN ai_cost.reprice_audit.new_cost_micros IS 'The call''s cost_micros after, in micro-dollars (1 = $0.000001); NULL: it is unpriced.';
+COMMENT ON COLUMN ai_cost.reprice_audit.old_price_id IS 'The ai_cost.prices row that priced the call before (NULL: none).';
+COMMENT ON COLUMN ai_cost.reprice_audit.new_price_id IS 'The ai_cost.prices row that prices it after (NULL: none).';
+COMMENT ON COLUMN ai_cost.reprice_audit.old_unpriced_reason IS 'Why the call had no cost before; NULL when it was priced.';
+COMMENT ON COLUMN ai_cost.reprice_audit.new_unpriced_reason IS 'Why the call has no cost after; NULL when it is priced.';
+COMMENT ON COLUMN ai_cost.reprice_audit.changed_at IS 'When the change was made.';
 
 CREATE INDEX reprice_audit_call_idx ON ai_cost.reprice_audit (call_id);
 
@@ -253,14 +264,15 @@ CREATE FUNCTION ai_cost.reprice_preview(
   provider text DEFAULT NULL, model text DEFAULT NULL, only_unpriced boolean DEFAULT false
 ) RETURNS TABLE (provider text, model text, calls bigint, calls_changed bigint,
                  old_cost_micros numeric, new_cost_micros numeric, delta_micros numeric,
-                 newly_priced bigint, newly_unpriced bigint)
+                 newly_priced bigint, newly_unpriced bigint, old_unpriced_calls bigint, new_unpriced_calls bigint)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT c.provider, c.model, count(*),
          count(*) FILTER (WHERE n.cost_micros IS DISTINCT FROM c.cost_micros OR n.price_id IS DISTINCT FROM c.price_id),
          sum(c.cost_micros), sum(n.cost_micros),
          coalesce(sum(n.cost_micros - c.cost_micros), 0),
          count(*) FILTER (WHERE c.cost_micros IS NULL AND n.cost_micros IS NOT NULL),
-         count(*) FILTER (WHERE c.cost_micros IS NOT NULL AND n.cost_micros IS NULL)
+         count(*) FILTER (WHERE c.cost_micros IS NOT NULL AND n.cost_micros IS NULL),
+         count(*) FILTER (WHERE c.cost_micros IS NULL), count(*) FILTER (WHERE n.cost_micros IS NULL)
     FROM ai_cost.calls c CROSS JOIN LATERAL ai_cost_internal.cost_of(c) n
    WHERE c.created_at >= reprice_preview.from_time AND c.created_at < reprice_preview.to_time
      AND (reprice_preview.provider IS NULL OR c.provider = reprice_preview.provider)
@@ -269,7 +281,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
    GROUP BY c.provider, c.model
    ORDER BY c.provider, c.model
 $$;
-COMMENT ON FUNCTION ai_cost.reprice_preview(timestamptz, timestamptz, text, text, boolean) IS 'Dry run of a reprice: per provider/model, calls examined and changed, old and new cost, delta, calls newly priced and newly unpriced. Writes nothing.';
+COMMENT ON FUNCTION ai_cost.reprice_preview(timestamptz, timestamptz, text, text, boolean) IS 'Dry run of a reprice: per provider/model, calls examined and changed; old and new cost, each the sum over the calls priced then (NULL when none is), with the unpriced calls counted beside them; delta over the calls priced both before and after; calls newly priced and newly unpriced. Writes nothing.';
 
 -- Backfill after new prices arrive: every still-unpriced call, in one
 -- statement with an audit trail. Catalog migrations call it (in their own

@@ -162,7 +162,7 @@ COMMENT ON COLUMN ai_cost.calls_hourly.cached IS 'True for answers served from t
 COMMENT ON COLUMN ai_cost.calls_hourly.unpriced_reason IS 'Why these calls are unpriced; NULL for priced calls.';
 COMMENT ON COLUMN ai_cost.calls_hourly.calls IS 'Number of call attempts.';
 COMMENT ON COLUMN ai_cost.calls_hourly.unpriced_calls IS 'Calls with cost_micros NULL: their cost is unknown and not in cost_micros.';
-COMMENT ON COLUMN ai_cost.calls_hourly.cost_micros IS 'Sum of cost_micros of the priced calls, in micro-dollars.';
+COMMENT ON COLUMN ai_cost.calls_hourly.cost_micros IS 'Sum of the costs of the priced calls, in micro-dollars (1 = $0.000001); unpriced calls add nothing (see unpriced_calls), so a row of only unpriced calls holds 0. To aggregate: CASE WHEN sum(calls) > sum(unpriced_calls) THEN sum(cost_micros) END (NULL = unknown).';
 COMMENT ON COLUMN ai_cost.calls_hourly.input_tokens IS 'Sum of input_tokens (cache reads and writes included).';
 COMMENT ON COLUMN ai_cost.calls_hourly.output_tokens IS 'Sum of output_tokens (reasoning included).';
 COMMENT ON COLUMN ai_cost.calls_hourly.cache_read_tokens IS 'Sum of cache_read_tokens.';
@@ -182,7 +182,7 @@ COMMENT ON COLUMN ai_cost.conversations_hourly.tenant_id IS 'Tenant of the calls
 COMMENT ON COLUMN ai_cost.conversations_hourly.user_id IS 'End user of the calls.';
 COMMENT ON COLUMN ai_cost.conversations_hourly.calls IS 'Number of call attempts.';
 COMMENT ON COLUMN ai_cost.conversations_hourly.unpriced_calls IS 'Calls with no cost (unknown, not in cost_micros).';
-COMMENT ON COLUMN ai_cost.conversations_hourly.cost_micros IS 'Sum of cost_micros of the priced calls, in micro-dollars.';
+COMMENT ON COLUMN ai_cost.conversations_hourly.cost_micros IS 'Sum of the costs of the priced calls, in micro-dollars (1 = $0.000001); unpriced calls add nothing (see unpriced_calls), so a row of only unpriced calls holds 0. To aggregate: CASE WHEN sum(calls) > sum(unpriced_calls) THEN sum(cost_micros) END (NULL = unknown).';
 COMMENT ON COLUMN ai_cost.conversations_hourly.input_tokens IS 'Sum of input_tokens.';
 COMMENT ON COLUMN ai_cost.conversations_hourly.output_tokens IS 'Sum of output_tokens.';
 
@@ -279,7 +279,8 @@ CREATE TABLE ai_cost_internal.activity_hourly (
   calls bigint NOT NULL,
   cost_micros bigint NOT NULL,
   input_tokens bigint NOT NULL,
-  output_tokens bigint NOT NULL
+  output_tokens bigint NOT NULL,
+  unpriced_calls bigint NOT NULL
 ) WITH (fillfactor = 70);
 
 CREATE UNIQUE INDEX activity_hourly_key_idx ON ai_cost_internal.activity_hourly (hour, status, cached);
@@ -312,7 +313,8 @@ CREATE TABLE ai_cost_internal.dimensions_daily (
   success_cost_micros bigint NOT NULL,
   unpriced_calls bigint NOT NULL,
   input_tokens bigint NOT NULL,
-  output_tokens bigint NOT NULL
+  output_tokens bigint NOT NULL,
+  unpriced_successes bigint NOT NULL
 ) WITH (fillfactor = 70);
 
 CREATE UNIQUE INDEX dimensions_daily_key_idx ON ai_cost_internal.dimensions_daily (day, dimension, value) NULLS NOT DISTINCT;
@@ -568,14 +570,16 @@ BEGIN
     RETURNING f.ctid, f.calls
   ), activity AS (
     INSERT INTO ai_cost_internal.activity_hourly AS a
-    SELECT hour, status, cached, sum(calls), sum(cost_micros), sum(input_tokens), sum(output_tokens)
+    SELECT hour, status, cached, sum(calls), sum(cost_micros), sum(input_tokens), sum(output_tokens),
+           sum(unpriced_calls)
       FROM delta GROUP BY hour, status, cached
     ON CONFLICT (hour, status, cached)
     DO UPDATE SET
       calls = a.calls + excluded.calls,
       cost_micros = a.cost_micros + excluded.cost_micros,
       input_tokens = a.input_tokens + excluded.input_tokens,
-      output_tokens = a.output_tokens + excluded.output_tokens
+      output_tokens = a.output_tokens + excluded.output_tokens,
+      unpriced_calls = a.unpriced_calls + excluded.unpriced_calls
     RETURNING a.ctid, a.calls
   ), unpriced AS (
     -- Unpriced calls carry their reason in the key, so these groups hold
@@ -596,7 +600,8 @@ BEGIN
            coalesce(sum(calls) FILTER (WHERE status = 'success'), 0), coalesce(sum(calls) FILTER (WHERE status = 'error'), 0),
            coalesce(sum(calls) FILTER (WHERE status = 'cancelled'), 0), sum(cost_micros),
            coalesce(sum(cost_micros) FILTER (WHERE status = 'success'), 0), sum(unpriced_calls),
-           sum(input_tokens), sum(output_tokens)
+           sum(input_tokens), sum(output_tokens),
+           coalesce(sum(unpriced_calls) FILTER (WHERE status = 'success'), 0)
       FROM delta CROSS JOIN LATERAL ai_cost_internal.dimension_values(provider, model, operation, service_tier, tenant_id, user_id, feature) AS v
      GROUP BY 1, v.dimension, v.value
     ON CONFLICT (day, dimension, value)
@@ -609,7 +614,8 @@ BEGIN
       success_cost_micros = x.success_cost_micros + excluded.success_cost_micros,
       unpriced_calls = x.unpriced_calls + excluded.unpriced_calls,
       input_tokens = x.input_tokens + excluded.input_tokens,
-      output_tokens = x.output_tokens + excluded.output_tokens
+      output_tokens = x.output_tokens + excluded.output_tokens,
+      unpriced_successes = x.unpriced_successes + excluded.unpriced_successes
     RETURNING x.ctid, x.calls
   ), conversations AS (
     INSERT INTO ai_cost.conversations_hourly AS c

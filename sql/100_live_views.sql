@@ -32,6 +32,31 @@ SELECT date_trunc('hour', created_at, 'UTC'), provider, model, operation, status
   FROM ai_cost_internal.call_changes
  GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason;
 COMMENT ON VIEW ai_cost.calls_hourly_live IS 'ai_cost.calls_hourly plus the changes since the last refresh: exact now. Several rows can share a key, so always aggregate (sum; ai_cost.histogram_merge for histograms).';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.hour IS 'Start of the UTC hour of the calls.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.provider IS 'Provider id, e.g. openai, anthropic, google.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.model IS 'Model id as the provider reports it.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.operation IS 'Kind of call: chat, completion, embedding, image, audio_transcription, ...';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.status IS 'Outcome: success, error or cancelled.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.service_tier IS 'Provider service tier: standard, batch, flex or priority.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.tenant_id IS 'Tenant the calls were made for (NULL: none given).';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.user_id IS 'End user the calls were made for (NULL: none given).';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.feature IS 'Product feature that made the calls (NULL: none given).';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.cached IS 'True for answers served from the application''s own cache (no provider call, cost 0).';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.unpriced_reason IS 'Why these calls have no cost (e.g. no price for the model); NULL for priced calls.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.calls IS 'Number of call attempts. A row of changes since the last refresh can be negative (a deleted or repriced call): sum the rows.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.unpriced_calls IS 'Calls without a price: their cost is unknown and not in cost_micros.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.cost_micros IS 'Sum of the costs of the priced calls, in micro-dollars (1 = $0.000001); unpriced calls add nothing (see unpriced_calls), so a row of only unpriced calls holds 0. To aggregate: CASE WHEN sum(calls) > sum(unpriced_calls) THEN sum(cost_micros) END (NULL = unknown).';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.input_tokens IS 'Sum of input tokens (cache reads and writes included).';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.output_tokens IS 'Sum of output tokens (reasoning included).';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.cache_read_tokens IS 'Sum of input tokens read from the provider''s prompt cache.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.cache_write_tokens IS 'Sum of input tokens written to the provider''s prompt cache.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.reasoning_tokens IS 'Sum of output tokens spent on reasoning.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.total_ms_calls IS 'Calls with a total latency (total_ms).';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.total_ms_sum IS 'Sum of total latency in ms; divided by total_ms_calls, the average.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.total_ms_hist IS 'Histogram of total latency in ms (log-scale buckets, see ai_cost.latency_bucket): merge with ai_cost.histogram_merge, read percentiles with ai_cost.histogram_percentile.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.ttft_ms_calls IS 'Streamed calls with a time to first token (ttft_ms).';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.ttft_ms_sum IS 'Sum of time to first token in ms of streamed calls; divided by ttft_ms_calls, the average.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.ttft_ms_hist IS 'Histogram of time to first token in ms of streamed calls (NULL: none): merge with ai_cost.histogram_merge.';
 
 -- The conversation rollup plus the changes not consumed yet (see
 -- ai_cost.calls_hourly_live). Several rows may share a key: aggregate.
@@ -47,6 +72,15 @@ SELECT date_trunc('hour', created_at, 'UTC'), conversation_id, tenant_id, user_i
  WHERE conversation_id IS NOT NULL
  GROUP BY 1, conversation_id, tenant_id, user_id;
 COMMENT ON VIEW ai_cost.conversations_hourly_live IS 'ai_cost.conversations_hourly plus the changes since the last refresh: exact now. Several rows can share a key, so always aggregate.';
+COMMENT ON COLUMN ai_cost.conversations_hourly_live.hour IS 'Start of the UTC hour of the calls.';
+COMMENT ON COLUMN ai_cost.conversations_hourly_live.conversation_id IS 'Conversation or session id.';
+COMMENT ON COLUMN ai_cost.conversations_hourly_live.tenant_id IS 'Tenant of the calls (NULL: none given).';
+COMMENT ON COLUMN ai_cost.conversations_hourly_live.user_id IS 'End user of the calls (NULL: none given).';
+COMMENT ON COLUMN ai_cost.conversations_hourly_live.calls IS 'Number of call attempts. A row of changes since the last refresh can be negative (a deleted or repriced call): sum the rows.';
+COMMENT ON COLUMN ai_cost.conversations_hourly_live.unpriced_calls IS 'Calls without a price: their cost is unknown and not in cost_micros.';
+COMMENT ON COLUMN ai_cost.conversations_hourly_live.cost_micros IS 'Sum of the costs of the priced calls, in micro-dollars (1 = $0.000001); unpriced calls add nothing (see unpriced_calls), so a row of only unpriced calls holds 0. To aggregate: CASE WHEN sum(calls) > sum(unpriced_calls) THEN sum(cost_micros) END (NULL = unknown).';
+COMMENT ON COLUMN ai_cost.conversations_hourly_live.input_tokens IS 'Sum of input tokens (cache reads and writes included).';
+COMMENT ON COLUMN ai_cost.conversations_hourly_live.output_tokens IS 'Sum of output tokens (reasoning included).';
 
 -- Any window of calls in the rollup shape, exact to the instant: whole hours
 -- come from the live rollup, the partial hours at either edge from the raw
@@ -84,26 +118,53 @@ COMMENT ON FUNCTION ai_cost.calls_between(timestamptz, timestamptz) IS 'Rollup r
 
 -- Daily spend by every dimension, for BI tools to slice. All attempts count
 -- toward cost, since providers bill failed calls for the tokens they used;
--- success_cost_micros is the part spent on calls that worked.
+-- success_cost_micros is the part spent on calls that worked. A cost with
+-- calls behind it and not one of them priced is unknown: NULL, never 0.
 CREATE VIEW ai_cost.spend_daily AS
-SELECT (hour AT TIME ZONE 'UTC')::date AS day, provider, model, operation, service_tier,
-       tenant_id, user_id, feature,
-       sum(calls)::bigint AS calls,
-       coalesce(sum(calls) FILTER (WHERE status = 'success'), 0)::bigint AS successes,
-       coalesce(sum(calls) FILTER (WHERE status = 'error'), 0)::bigint AS errors,
-       coalesce(sum(calls) FILTER (WHERE status = 'cancelled'), 0)::bigint AS cancelled,
-       sum(cost_micros)::bigint AS cost_micros,
-       coalesce(sum(cost_micros) FILTER (WHERE status = 'success'), 0)::bigint AS success_cost_micros,
-       sum(unpriced_calls)::bigint AS unpriced_calls,
-       sum(input_tokens)::bigint AS input_tokens,
-       sum(output_tokens)::bigint AS output_tokens,
-       sum(cache_read_tokens)::bigint AS cache_read_tokens,
-       sum(cache_write_tokens)::bigint AS cache_write_tokens,
-       sum(reasoning_tokens)::bigint AS reasoning_tokens
-  FROM ai_cost.calls_hourly_live
- GROUP BY 1, provider, model, operation, service_tier, tenant_id, user_id, feature
-HAVING sum(calls) <> 0;
-COMMENT ON VIEW ai_cost.spend_daily IS 'Spend per UTC day by provider, model, operation, service tier, tenant, user and feature; always current. cost_micros counts every attempt (failed calls are billed too), success_cost_micros only successes; unpriced calls are counted, not costed.';
+SELECT day, provider, model, operation, service_tier, tenant_id, user_id, feature, calls, successes, errors,
+       cancelled,
+       CASE WHEN calls <> unpriced_calls THEN cost_micros END AS cost_micros,
+       CASE WHEN successes = 0 OR successes <> unpriced_successes THEN success_cost_micros END AS success_cost_micros,
+       unpriced_calls, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens
+  FROM (SELECT (hour AT TIME ZONE 'UTC')::date AS day, provider, model, operation, service_tier,
+               tenant_id, user_id, feature,
+               sum(calls)::bigint AS calls,
+               coalesce(sum(calls) FILTER (WHERE status = 'success'), 0)::bigint AS successes,
+               coalesce(sum(calls) FILTER (WHERE status = 'error'), 0)::bigint AS errors,
+               coalesce(sum(calls) FILTER (WHERE status = 'cancelled'), 0)::bigint AS cancelled,
+               sum(cost_micros)::bigint AS cost_micros,
+               coalesce(sum(cost_micros) FILTER (WHERE status = 'success'), 0)::bigint AS success_cost_micros,
+               sum(unpriced_calls)::bigint AS unpriced_calls,
+               coalesce(sum(unpriced_calls) FILTER (WHERE status = 'success'), 0)::bigint AS unpriced_successes,
+               sum(input_tokens)::bigint AS input_tokens,
+               sum(output_tokens)::bigint AS output_tokens,
+               sum(cache_read_tokens)::bigint AS cache_read_tokens,
+               sum(cache_write_tokens)::bigint AS cache_write_tokens,
+               sum(reasoning_tokens)::bigint AS reasoning_tokens
+          FROM ai_cost.calls_hourly_live
+         GROUP BY 1, provider, model, operation, service_tier, tenant_id, user_id, feature
+        HAVING sum(calls) <> 0) AS d;
+COMMENT ON VIEW ai_cost.spend_daily IS 'Spend per UTC day by provider, model, operation, service tier, tenant, user and feature; always current. cost_micros counts every attempt (failed calls are billed too), success_cost_micros only successes; both are the sum over priced calls, NULL when every call behind them is unpriced, and unpriced_calls counts the calls whose cost is unknown.';
+COMMENT ON COLUMN ai_cost.spend_daily.day IS 'UTC calendar day of the calls.';
+COMMENT ON COLUMN ai_cost.spend_daily.provider IS 'Provider id, e.g. openai, anthropic, google.';
+COMMENT ON COLUMN ai_cost.spend_daily.model IS 'Model id as the provider reports it.';
+COMMENT ON COLUMN ai_cost.spend_daily.operation IS 'Kind of call: chat, completion, embedding, image, audio_transcription, ...';
+COMMENT ON COLUMN ai_cost.spend_daily.service_tier IS 'Provider service tier: standard, batch, flex or priority.';
+COMMENT ON COLUMN ai_cost.spend_daily.tenant_id IS 'Tenant the calls were made for (NULL: none given).';
+COMMENT ON COLUMN ai_cost.spend_daily.user_id IS 'End user the calls were made for (NULL: none given).';
+COMMENT ON COLUMN ai_cost.spend_daily.feature IS 'Product feature that made the calls (NULL: none given).';
+COMMENT ON COLUMN ai_cost.spend_daily.calls IS 'Call attempts: successes + errors + cancelled.';
+COMMENT ON COLUMN ai_cost.spend_daily.successes IS 'Calls with status success.';
+COMMENT ON COLUMN ai_cost.spend_daily.errors IS 'Calls with status error (billed for the tokens they used).';
+COMMENT ON COLUMN ai_cost.spend_daily.cancelled IS 'Calls with status cancelled.';
+COMMENT ON COLUMN ai_cost.spend_daily.cost_micros IS 'Cost of every attempt (failed calls are billed too) in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.spend_daily.success_cost_micros IS 'Cost of the successful calls alone, in micro-dollars (1 = $0.000001). NULL when there were successes and none of them is priced (cost unknown); 0 = free, or no successes; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.spend_daily.unpriced_calls IS 'Calls without a price: their cost is unknown and not in cost_micros (ai_cost.unpriced_models lists them by model).';
+COMMENT ON COLUMN ai_cost.spend_daily.input_tokens IS 'Sum of input tokens (cache reads and writes included).';
+COMMENT ON COLUMN ai_cost.spend_daily.output_tokens IS 'Sum of output tokens (reasoning included).';
+COMMENT ON COLUMN ai_cost.spend_daily.cache_read_tokens IS 'Sum of input tokens read from the provider''s prompt cache.';
+COMMENT ON COLUMN ai_cost.spend_daily.cache_write_tokens IS 'Sum of input tokens written to the provider''s prompt cache.';
+COMMENT ON COLUMN ai_cost.spend_daily.reasoning_tokens IS 'Sum of output tokens spent on reasoning.';
 
 -- The daily rollups plus the changes no refresh has consumed yet (see
 -- ai_cost.calls_hourly_live): exact at any moment. Several rows may share a
@@ -168,25 +229,39 @@ SELECT date_trunc('hour', created_at, 'UTC'), feature, status, sum(sign)::bigint
  GROUP BY 1, feature, status;
 COMMENT ON VIEW ai_cost_internal.features_hourly_live IS 'Internal: the per-feature hourly rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';
 
--- Each reads its rollup plus the
--- changes since the last refresh.
+-- Each reads its rollup plus the changes since the last refresh.
 CREATE VIEW ai_cost.activity_hourly AS
-SELECT hour, sum(calls)::bigint AS calls,
-       coalesce(sum(calls) FILTER (WHERE status = 'success'), 0)::bigint AS successes,
-       coalesce(sum(calls) FILTER (WHERE status = 'error'), 0)::bigint AS errors,
-       coalesce(sum(calls) FILTER (WHERE status = 'cancelled'), 0)::bigint AS cancelled,
-       coalesce(sum(calls) FILTER (WHERE cached), 0)::bigint AS app_cache_hits,
-       sum(cost_micros)::bigint AS cost_micros,
-       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens
-  FROM (SELECT hour, status, cached, calls, cost_micros, input_tokens, output_tokens
-          FROM ai_cost_internal.activity_hourly
-        UNION ALL
-        SELECT date_trunc('hour', created_at, 'UTC'), status, cached, sign, coalesce(sign * cost_micros, 0),
-               coalesce(sign * input_tokens, 0), coalesce(sign * output_tokens, 0)
-          FROM ai_cost_internal.call_changes) AS a
- GROUP BY hour
-HAVING sum(calls) <> 0;
-COMMENT ON VIEW ai_cost.activity_hourly IS 'Calls, failures, app-cache hits, tokens and spend per UTC hour; always current.';
+SELECT hour, calls, successes, errors, cancelled, app_cache_hits,
+       CASE WHEN calls <> unpriced_calls THEN cost_micros END AS cost_micros,
+       input_tokens, output_tokens, unpriced_calls
+  FROM (SELECT hour, sum(calls)::bigint AS calls,
+               coalesce(sum(calls) FILTER (WHERE status = 'success'), 0)::bigint AS successes,
+               coalesce(sum(calls) FILTER (WHERE status = 'error'), 0)::bigint AS errors,
+               coalesce(sum(calls) FILTER (WHERE status = 'cancelled'), 0)::bigint AS cancelled,
+               coalesce(sum(calls) FILTER (WHERE cached), 0)::bigint AS app_cache_hits,
+               sum(cost_micros)::bigint AS cost_micros,
+               sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+               sum(unpriced_calls)::bigint AS unpriced_calls
+          FROM (SELECT hour, status, cached, calls, cost_micros, input_tokens, output_tokens, unpriced_calls
+                  FROM ai_cost_internal.activity_hourly
+                UNION ALL
+                SELECT date_trunc('hour', created_at, 'UTC'), status, cached, sign, coalesce(sign * cost_micros, 0),
+                       coalesce(sign * input_tokens, 0), coalesce(sign * output_tokens, 0),
+                       CASE WHEN cost_micros IS NULL THEN sign ELSE 0 END
+                  FROM ai_cost_internal.call_changes) AS a
+         GROUP BY hour
+        HAVING sum(calls) <> 0) AS h;
+COMMENT ON VIEW ai_cost.activity_hourly IS 'Calls, failures, app-cache hits, tokens and spend per UTC hour; always current. cost_micros is the sum over priced calls, NULL when every call of the hour is unpriced; unpriced_calls counts the calls whose cost is unknown.';
+COMMENT ON COLUMN ai_cost.activity_hourly.hour IS 'Start of the UTC hour of the calls.';
+COMMENT ON COLUMN ai_cost.activity_hourly.calls IS 'Call attempts: successes + errors + cancelled.';
+COMMENT ON COLUMN ai_cost.activity_hourly.successes IS 'Calls with status success.';
+COMMENT ON COLUMN ai_cost.activity_hourly.errors IS 'Calls with status error (billed for the tokens they used).';
+COMMENT ON COLUMN ai_cost.activity_hourly.cancelled IS 'Calls with status cancelled.';
+COMMENT ON COLUMN ai_cost.activity_hourly.app_cache_hits IS 'Calls answered from the application''s own cache (no provider call, cost 0); counted in calls too.';
+COMMENT ON COLUMN ai_cost.activity_hourly.cost_micros IS 'Cost of every attempt in the hour, in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.activity_hourly.input_tokens IS 'Sum of input tokens (cache reads and writes included).';
+COMMENT ON COLUMN ai_cost.activity_hourly.output_tokens IS 'Sum of output tokens (reasoning included).';
+COMMENT ON COLUMN ai_cost.activity_hourly.unpriced_calls IS 'Calls in the hour without a price: their cost is unknown and not in cost_micros.';
 
 -- Hours are summed first, so first_hour and last_hour are hours that still
 -- hold unpriced calls once pending changes (a repriced or moved call) count.
@@ -207,18 +282,27 @@ SELECT provider, model, service_tier, unpriced_reason, sum(calls)::bigint AS unp
         HAVING sum(calls) <> 0) AS h
  GROUP BY provider, model, service_tier, unpriced_reason;
 COMMENT ON VIEW ai_cost.unpriced_models IS 'Models (and the reason) with calls that have no cost: add a price to ai_cost.prices and reprice them. first_hour/last_hour bound when they happened.';
+COMMENT ON COLUMN ai_cost.unpriced_models.provider IS 'Provider id of the unpriced calls.';
+COMMENT ON COLUMN ai_cost.unpriced_models.model IS 'Model id the calls reported: add a price for it to ai_cost.prices (or an alias), then reprice.';
+COMMENT ON COLUMN ai_cost.unpriced_models.service_tier IS 'Service tier of the calls (each tier needs its own price).';
+COMMENT ON COLUMN ai_cost.unpriced_models.unpriced_reason IS 'Why the calls have no cost, e.g. no price for the model, or no price for a token kind they used.';
+COMMENT ON COLUMN ai_cost.unpriced_models.unpriced_calls IS 'Number of calls of this model, tier and reason without a cost.';
+COMMENT ON COLUMN ai_cost.unpriced_models.input_tokens IS 'Sum of their input tokens: what a price would bill.';
+COMMENT ON COLUMN ai_cost.unpriced_models.output_tokens IS 'Sum of their output tokens: what a price would bill.';
+COMMENT ON COLUMN ai_cost.unpriced_models.first_hour IS 'Start of the first UTC hour that holds such calls.';
+COMMENT ON COLUMN ai_cost.unpriced_models.last_hour IS 'Start of the last UTC hour that holds such calls.';
 
--- Spend per UTC day for one dimension at a time: what a dashboard's "by
--- model" or "top tenants" chart needs, from about as many rows a day as the
--- dimension has values.
-CREATE VIEW ai_cost.spend_daily_by_dimension AS
+-- The daily dimension rollup plus the changes not consumed yet (see
+-- ai_cost.calls_hourly_live), summed: one row per day, dimension and value.
+CREATE VIEW ai_cost_internal.dimensions_daily_live AS
 SELECT (day AT TIME ZONE 'UTC')::date AS day, dimension, value,
        sum(calls)::bigint AS calls, sum(successes)::bigint AS successes, sum(errors)::bigint AS errors,
        sum(cancelled)::bigint AS cancelled, sum(cost_micros)::bigint AS cost_micros,
        sum(success_cost_micros)::bigint AS success_cost_micros, sum(unpriced_calls)::bigint AS unpriced_calls,
+       sum(unpriced_successes)::bigint AS unpriced_successes,
        sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens
   FROM (SELECT day, dimension, value, calls, successes, errors, cancelled, cost_micros, success_cost_micros,
-               unpriced_calls, input_tokens, output_tokens
+               unpriced_calls, unpriced_successes, input_tokens, output_tokens
           FROM ai_cost_internal.dimensions_daily
         UNION ALL
         SELECT date_trunc('day', c.created_at, 'UTC'), v.dimension, v.value, c.sign,
@@ -226,24 +310,62 @@ SELECT (day AT TIME ZONE 'UTC')::date AS day, dimension, value,
                CASE WHEN c.status = 'cancelled' THEN c.sign ELSE 0 END, coalesce(c.sign * c.cost_micros, 0),
                CASE WHEN c.status = 'success' THEN coalesce(c.sign * c.cost_micros, 0) ELSE 0 END,
                CASE WHEN c.cost_micros IS NULL THEN c.sign ELSE 0 END,
+               CASE WHEN c.cost_micros IS NULL AND c.status = 'success' THEN c.sign ELSE 0 END,
                coalesce(c.sign * c.input_tokens, 0), coalesce(c.sign * c.output_tokens, 0)
           FROM ai_cost_internal.call_changes c
          CROSS JOIN LATERAL ai_cost_internal.dimension_values(c.provider, c.model, c.operation, c.service_tier,
                                                               c.tenant_id, c.user_id, c.feature) AS v) AS d
  GROUP BY day, dimension, value
 HAVING sum(calls) <> 0;
-COMMENT ON VIEW ai_cost.spend_daily_by_dimension IS 'Spend per UTC day for one dimension at a time: dimension is provider, model (as provider/model), operation, service_tier, tenant, user or feature, value its value (NULL: calls without one). Filter on dimension; always current. cost_micros counts every attempt, success_cost_micros only successes; unpriced calls are counted, not costed.';
+COMMENT ON VIEW ai_cost_internal.dimensions_daily_live IS 'Internal: the daily dimension rollup plus the changes since the last refresh, one row per UTC day, dimension and value; costs are sums over priced calls.';
+
+-- Spend per UTC day for one dimension at a time: what a dashboard's "by
+-- model" or "top tenants" chart needs, from about as many rows a day as the
+-- dimension has values.
+CREATE VIEW ai_cost.spend_daily_by_dimension AS
+SELECT day, dimension, value, calls, successes, errors, cancelled,
+       CASE WHEN calls <> unpriced_calls THEN cost_micros END AS cost_micros,
+       CASE WHEN successes = 0 OR successes <> unpriced_successes THEN success_cost_micros END AS success_cost_micros,
+       unpriced_calls, input_tokens, output_tokens
+  FROM ai_cost_internal.dimensions_daily_live;
+COMMENT ON VIEW ai_cost.spend_daily_by_dimension IS 'Spend per UTC day for one dimension at a time: dimension is provider, model (as provider/model), operation, service_tier, tenant, user or feature, value its value (NULL: calls without one). Filter on dimension; always current. cost_micros counts every attempt, success_cost_micros only successes; both are sums over priced calls, NULL when every call behind them is unpriced, and unpriced_calls counts the calls whose cost is unknown.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.day IS 'UTC calendar day of the calls.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.dimension IS 'What value is: provider, model, operation, service_tier, tenant, user or feature. Filter on one: the rows of one dimension add up to the whole day.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.value IS 'The provider, model (as provider/model), operation, service tier, tenant, user or feature; NULL: calls without one.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.calls IS 'Call attempts: successes + errors + cancelled.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.successes IS 'Calls with status success.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.errors IS 'Calls with status error (billed for the tokens they used).';
+COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.cancelled IS 'Calls with status cancelled.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.cost_micros IS 'Cost of every attempt (failed calls are billed too) in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.success_cost_micros IS 'Cost of the successful calls alone, in micro-dollars (1 = $0.000001). NULL when there were successes and none of them is priced (cost unknown); 0 = free, or no successes; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.unpriced_calls IS 'Calls without a price: their cost is unknown and not in cost_micros (ai_cost.unpriced_models lists them by model).';
+COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.input_tokens IS 'Sum of input tokens (cache reads and writes included).';
+COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.output_tokens IS 'Sum of output tokens (reasoning included).';
 
 -- Whole days: every call has exactly one provider, so the provider rows of
 -- a day add up to the day (a few rows a day, against every group of the
 -- daily calls rollup before).
 CREATE VIEW ai_cost.spend_by_day AS
-SELECT day, sum(calls)::bigint AS calls, sum(successes)::bigint AS successes, sum(errors)::bigint AS errors,
-       sum(cancelled)::bigint AS cancelled, sum(cost_micros)::bigint AS cost_micros,
-       sum(success_cost_micros)::bigint AS success_cost_micros, sum(unpriced_calls)::bigint AS unpriced_calls,
-       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens
-  FROM ai_cost.spend_daily_by_dimension
- WHERE dimension = 'provider'
- GROUP BY day;
-COMMENT ON VIEW ai_cost.spend_by_day IS 'Total spend per UTC day: every attempt in cost_micros, successes alone in success_cost_micros; always current.';
-
+SELECT day, calls, successes, errors, cancelled,
+       CASE WHEN calls <> unpriced_calls THEN cost_micros END AS cost_micros,
+       CASE WHEN successes = 0 OR successes <> unpriced_successes THEN success_cost_micros END AS success_cost_micros,
+       unpriced_calls, input_tokens, output_tokens
+  FROM (SELECT day, sum(calls)::bigint AS calls, sum(successes)::bigint AS successes, sum(errors)::bigint AS errors,
+               sum(cancelled)::bigint AS cancelled, sum(cost_micros)::bigint AS cost_micros,
+               sum(success_cost_micros)::bigint AS success_cost_micros, sum(unpriced_calls)::bigint AS unpriced_calls,
+               sum(unpriced_successes)::bigint AS unpriced_successes,
+               sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens
+          FROM ai_cost_internal.dimensions_daily_live
+         WHERE dimension = 'provider'
+         GROUP BY day) AS d;
+COMMENT ON VIEW ai_cost.spend_by_day IS 'Total spend per UTC day: every attempt in cost_micros, successes alone in success_cost_micros; both sums over priced calls, NULL when every call behind them is unpriced; unpriced_calls counts the calls whose cost is unknown. Always current.';
+COMMENT ON COLUMN ai_cost.spend_by_day.day IS 'UTC calendar day.';
+COMMENT ON COLUMN ai_cost.spend_by_day.calls IS 'Call attempts: successes + errors + cancelled.';
+COMMENT ON COLUMN ai_cost.spend_by_day.successes IS 'Calls with status success.';
+COMMENT ON COLUMN ai_cost.spend_by_day.errors IS 'Calls with status error (billed for the tokens they used).';
+COMMENT ON COLUMN ai_cost.spend_by_day.cancelled IS 'Calls with status cancelled.';
+COMMENT ON COLUMN ai_cost.spend_by_day.cost_micros IS 'Cost of every attempt (failed calls are billed too) in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.spend_by_day.success_cost_micros IS 'Cost of the successful calls alone, in micro-dollars (1 = $0.000001). NULL when there were successes and none of them is priced (cost unknown); 0 = free, or no successes; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.spend_by_day.unpriced_calls IS 'Calls without a price: their cost is unknown and not in cost_micros (ai_cost.unpriced_models lists them by model).';
+COMMENT ON COLUMN ai_cost.spend_by_day.input_tokens IS 'Sum of input tokens (cache reads and writes included).';
+COMMENT ON COLUMN ai_cost.spend_by_day.output_tokens IS 'Sum of output tokens (reasoning included).';

@@ -128,12 +128,23 @@ WITH grouped AS (
    GROUP BY u.label, u.user_id
   HAVING sum(u.calls) <> 0
 )
-SELECT "window", dimension, value, calls, successes, cost_micros, unpriced_calls,
-       round(cost_micros::numeric / nullif(sum(cost_micros) OVER (PARTITION BY "window", dimension), 0), 6) AS share_of_cost
+SELECT "window", dimension, value, calls, successes,
+       CASE WHEN calls <> unpriced_calls THEN cost_micros END AS cost_micros, unpriced_calls,
+       CASE WHEN calls <> unpriced_calls
+            THEN round(cost_micros::numeric / nullif(sum(cost_micros) OVER (PARTITION BY "window", dimension), 0), 6)
+       END AS share_of_cost
   FROM grouped;
 
 CREATE UNIQUE INDEX mv_spend_share_key_idx ON ai_cost.mv_spend_share ("window", dimension, value) NULLS NOT DISTINCT;
 COMMENT ON MATERIALIZED VIEW ai_cost.mv_spend_share IS 'Spend and share of total per provider, model, operation, tenant, user and feature over the last 24h, 7d and 30d; rebuilt by ai_cost.refresh(). Read ai_cost.spend_share.';
+COMMENT ON COLUMN ai_cost.mv_spend_share.window IS '24h, 7d or 30d: the last 24, 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.mv_spend_share.dimension IS 'What value is: provider, model, operation, tenant, user or feature. The rows of one dimension and window add up to all calls of the window.';
+COMMENT ON COLUMN ai_cost.mv_spend_share.value IS 'The provider, model, operation, tenant, user or feature; NULL: calls without one.';
+COMMENT ON COLUMN ai_cost.mv_spend_share.calls IS 'Call attempts in the window.';
+COMMENT ON COLUMN ai_cost.mv_spend_share.successes IS 'Calls with status success in the window.';
+COMMENT ON COLUMN ai_cost.mv_spend_share.cost_micros IS 'Cost of every attempt in the window, in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.mv_spend_share.unpriced_calls IS 'Calls in the window without a price: their cost is unknown and not in cost_micros.';
+COMMENT ON COLUMN ai_cost.mv_spend_share.share_of_cost IS 'cost_micros as a fraction of the priced spend of the dimension''s values in the window (0.25 = 25%), 6 decimals; NULL when cost_micros is NULL or the window''s spend is 0.';
 
 CREATE MATERIALIZED VIEW ai_cost.mv_error_rate_by_model AS
 SELECT w.label AS "window", r.provider, r.model, sum(r.calls)::bigint AS attempts,
@@ -149,6 +160,13 @@ HAVING sum(r.calls) > 0;
 
 CREATE UNIQUE INDEX mv_error_rate_by_model_key_idx ON ai_cost.mv_error_rate_by_model ("window", provider, model);
 COMMENT ON MATERIALIZED VIEW ai_cost.mv_error_rate_by_model IS 'Attempts, errors, cancellations and error rate (errors / attempts) per model over the last 24h, 7d and 30d; rebuilt by ai_cost.refresh(). Read ai_cost.error_rate_by_model.';
+COMMENT ON COLUMN ai_cost.mv_error_rate_by_model.window IS '24h, 7d or 30d: the last 24, 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.mv_error_rate_by_model.provider IS 'Provider id.';
+COMMENT ON COLUMN ai_cost.mv_error_rate_by_model.model IS 'Model id as the provider reports it.';
+COMMENT ON COLUMN ai_cost.mv_error_rate_by_model.attempts IS 'Call attempts in the window.';
+COMMENT ON COLUMN ai_cost.mv_error_rate_by_model.errors IS 'Calls with status error in the window.';
+COMMENT ON COLUMN ai_cost.mv_error_rate_by_model.cancelled IS 'Calls with status cancelled in the window (not counted as errors).';
+COMMENT ON COLUMN ai_cost.mv_error_rate_by_model.error_rate IS 'errors / attempts, a fraction with 6 decimals (0.05 = 5%).';
 
 CREATE MATERIALIZED VIEW ai_cost.mv_error_rate_by_feature AS
 SELECT w.label AS "window", r.feature, sum(r.calls)::bigint AS attempts,
@@ -163,6 +181,12 @@ HAVING sum(r.calls) > 0;
 
 CREATE UNIQUE INDEX mv_error_rate_by_feature_key_idx ON ai_cost.mv_error_rate_by_feature ("window", feature) NULLS NOT DISTINCT;
 COMMENT ON MATERIALIZED VIEW ai_cost.mv_error_rate_by_feature IS 'Attempts, errors, cancellations and error rate per feature (NULL: calls without one) over the last 24h, 7d and 30d; rebuilt by ai_cost.refresh(). Read ai_cost.error_rate_by_feature.';
+COMMENT ON COLUMN ai_cost.mv_error_rate_by_feature.window IS '24h, 7d or 30d: the last 24, 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.mv_error_rate_by_feature.feature IS 'Product feature that made the calls (NULL: calls without one).';
+COMMENT ON COLUMN ai_cost.mv_error_rate_by_feature.attempts IS 'Call attempts in the window.';
+COMMENT ON COLUMN ai_cost.mv_error_rate_by_feature.errors IS 'Calls with status error in the window.';
+COMMENT ON COLUMN ai_cost.mv_error_rate_by_feature.cancelled IS 'Calls with status cancelled in the window (not counted as errors).';
+COMMENT ON COLUMN ai_cost.mv_error_rate_by_feature.error_rate IS 'errors / attempts, a fraction with 6 decimals (0.05 = 5%).';
 
 -- Successes only, app cache hits excluded; time to first token only for streamed calls.
 CREATE MATERIALIZED VIEW ai_cost.mv_latency_by_model AS
@@ -193,6 +217,19 @@ SELECT "window", provider, model, calls,
 
 CREATE UNIQUE INDEX mv_latency_by_model_key_idx ON ai_cost.mv_latency_by_model ("window", provider, model);
 COMMENT ON MATERIALIZED VIEW ai_cost.mv_latency_by_model IS 'Latency per model over the last 24h, 7d and 30d: successful calls that reached the provider (app-cache hits excluded); percentiles from log-scale histograms, within 9%; time to first token for streamed calls only. Rebuilt by ai_cost.refresh(). Read ai_cost.latency_by_model.';
+COMMENT ON COLUMN ai_cost.mv_latency_by_model.window IS '24h, 7d or 30d: the last 24, 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.mv_latency_by_model.provider IS 'Provider id.';
+COMMENT ON COLUMN ai_cost.mv_latency_by_model.model IS 'Model id as the provider reports it.';
+COMMENT ON COLUMN ai_cost.mv_latency_by_model.calls IS 'Successful calls with a total latency in the window that reached the provider (app-cache hits excluded).';
+COMMENT ON COLUMN ai_cost.mv_latency_by_model.avg_ms IS 'Average total latency of those calls in ms, rounded; NULL: none.';
+COMMENT ON COLUMN ai_cost.mv_latency_by_model.p50_ms IS 'Median total latency in ms, from log-scale histograms: within 9% of the exact value.';
+COMMENT ON COLUMN ai_cost.mv_latency_by_model.p95_ms IS '95th percentile of total latency in ms (within 9%).';
+COMMENT ON COLUMN ai_cost.mv_latency_by_model.p99_ms IS '99th percentile of total latency in ms (within 9%).';
+COMMENT ON COLUMN ai_cost.mv_latency_by_model.streamed_calls IS 'Successful streamed calls with a time to first token in the window.';
+COMMENT ON COLUMN ai_cost.mv_latency_by_model.ttft_avg_ms IS 'Average time to first token of streamed calls in ms, rounded; NULL: none streamed.';
+COMMENT ON COLUMN ai_cost.mv_latency_by_model.ttft_p50_ms IS 'Median time to first token of streamed calls in ms (within 9%); NULL: none streamed.';
+COMMENT ON COLUMN ai_cost.mv_latency_by_model.ttft_p95_ms IS '95th percentile of time to first token in ms (within 9%); NULL: none streamed.';
+COMMENT ON COLUMN ai_cost.mv_latency_by_model.ttft_p99_ms IS '99th percentile of time to first token in ms (within 9%); NULL: none streamed.';
 
 -- Tenants and the total from the daily calls rollup, users from their own,
 -- conversations from the conversation rollup (a conversation rarely spans
@@ -225,14 +262,23 @@ WITH calls AS MATERIALIZED (
     FROM spend s
    WHERE s.calls <> 0
 )
-SELECT r.label AS "window", r.kind, r.rank, r.id, r.calls::bigint AS calls, r.cost_micros::bigint AS cost_micros,
+SELECT r.label AS "window", r.kind, r.rank, r.id, r.calls::bigint AS calls,
+       CASE WHEN r.calls <> r.unpriced_calls THEN r.cost_micros::bigint END AS cost_micros,
        r.unpriced_calls::bigint AS unpriced_calls,
-       round(r.cost_micros / nullif(t.cost_micros, 0), 6) AS share_of_cost
+       CASE WHEN r.calls <> r.unpriced_calls THEN round(r.cost_micros / nullif(t.cost_micros, 0), 6) END AS share_of_cost
   FROM ranked r JOIN totals t USING (label)
  WHERE r.rank <= 100;
 
 CREATE UNIQUE INDEX mv_top_spenders_key_idx ON ai_cost.mv_top_spenders ("window", kind, rank);
 COMMENT ON MATERIALIZED VIEW ai_cost.mv_top_spenders IS 'Top 100 tenants, users and conversations by spend over the last 7d and 30d, with their share of all spend in the window; rebuilt by ai_cost.refresh(). Read ai_cost.top_spenders.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.window IS '7d or 30d: the last 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.kind IS 'What id is: tenant, user or conversation.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.rank IS '1 for the highest spend of its kind in the window, up to 100; ties by calls, then id.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.id IS 'The tenant_id, user_id or conversation_id.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.calls IS 'Call attempts in the window.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.cost_micros IS 'Cost of every attempt in the window, in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.unpriced_calls IS 'Calls in the window without a price: their cost is unknown and not in cost_micros.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.share_of_cost IS 'cost_micros as a fraction of all priced spend in the window (0.25 = 25%), 6 decimals; NULL when cost_micros is NULL or the window''s spend is 0.';
 
 -- Trends per dimension value (and the total): every bound is a
 -- cut of the slices, so each stays exact to the hour; one pass per
@@ -258,6 +304,16 @@ WITH marks AS (
               ELSE 'total' END AS dimension,
          CASE WHEN GROUPING(r.provider) = 0 THEN r.provider WHEN GROUPING(r.model) = 0 THEN r.model
               WHEN GROUPING(r.tenant_id) = 0 THEN r.tenant_id WHEN GROUPING(r.feature) = 0 THEN r.feature END AS value,
+         coalesce(sum(r.calls) FILTER (WHERE r.start >= c.week_start), 0)::bigint AS last_7d_calls,
+         coalesce(sum(r.unpriced_calls) FILTER (WHERE r.start >= c.week_start), 0)::bigint AS last_7d_unpriced_calls,
+         coalesce(sum(r.calls) FILTER (WHERE r.start >= c.previous_week_start AND r.start < c.week_start), 0)::bigint AS previous_7d_calls,
+         coalesce(sum(r.unpriced_calls) FILTER (WHERE r.start >= c.previous_week_start AND r.start < c.week_start), 0)::bigint AS previous_7d_unpriced_calls,
+         coalesce(sum(r.calls) FILTER (WHERE r.start >= c.month_start), 0)::bigint AS month_to_date_calls,
+         coalesce(sum(r.unpriced_calls) FILTER (WHERE r.start >= c.month_start), 0)::bigint AS month_to_date_unpriced_calls,
+         coalesce(sum(r.calls) FILTER (WHERE r.start >= c.previous_month_start AND r.start < c.month_start), 0)::bigint AS last_month_calls,
+         coalesce(sum(r.unpriced_calls) FILTER (WHERE r.start >= c.previous_month_start AND r.start < c.month_start), 0)::bigint AS last_month_unpriced_calls,
+         coalesce(sum(r.calls) FILTER (WHERE r.start >= c.previous_month_start AND r.start < c.previous_month_same_point), 0)::bigint AS last_month_to_date_calls,
+         coalesce(sum(r.unpriced_calls) FILTER (WHERE r.start >= c.previous_month_start AND r.start < c.previous_month_same_point), 0)::bigint AS last_month_to_date_unpriced_calls,
          coalesce(sum(r.cost_micros) FILTER (WHERE r.start >= c.week_start), 0)::bigint AS last_7d_micros,
          coalesce(sum(r.cost_micros) FILTER (WHERE r.start >= c.previous_week_start AND r.start < c.week_start), 0)::bigint AS previous_7d_micros,
          coalesce(sum(r.cost_micros) FILTER (WHERE r.start >= c.month_start), 0)::bigint AS month_to_date_micros,
@@ -270,45 +326,126 @@ WITH marks AS (
            ARRAY[c.week_start, c.previous_week_start, c.month_start, c.previous_month_start, c.previous_month_same_point]) AS r
    GROUP BY GROUPING SETS ((), (r.provider), (r.model), (r.tenant_id), (r.feature))
   HAVING count(*) > 0
+), known AS (
+  -- A figure with calls behind it and none priced is unknown, not 0.
+  SELECT dimension, value, last_7d_unpriced_calls, previous_7d_unpriced_calls, month_to_date_unpriced_calls,
+         last_month_unpriced_calls, month_scale,
+         CASE WHEN last_7d_calls = 0 OR last_7d_calls <> last_7d_unpriced_calls THEN last_7d_micros END AS last_7d_micros,
+         CASE WHEN previous_7d_calls = 0 OR previous_7d_calls <> previous_7d_unpriced_calls THEN previous_7d_micros END AS previous_7d_micros,
+         CASE WHEN month_to_date_calls = 0 OR month_to_date_calls <> month_to_date_unpriced_calls THEN month_to_date_micros END AS month_to_date_micros,
+         CASE WHEN last_month_calls = 0 OR last_month_calls <> last_month_unpriced_calls THEN last_month_micros END AS last_month_micros,
+         CASE WHEN last_month_to_date_calls = 0 OR last_month_to_date_calls <> last_month_to_date_unpriced_calls
+              THEN last_month_to_date_micros END AS last_month_to_date_micros
+    FROM summed
+   WHERE dimension = 'total' OR last_7d_calls <> 0 OR previous_7d_calls <> 0
+      OR month_to_date_calls <> 0 OR last_month_calls <> 0
 )
 SELECT dimension, value, last_7d_micros, previous_7d_micros,
        round((last_7d_micros - previous_7d_micros)::numeric / nullif(previous_7d_micros, 0), 6) AS change_7d,
        month_to_date_micros, last_month_micros, last_month_to_date_micros,
-       round(month_to_date_micros * month_scale::numeric)::bigint AS projected_month_micros
-  FROM summed
- WHERE dimension = 'total' OR last_7d_micros <> 0 OR previous_7d_micros <> 0
-    OR month_to_date_micros <> 0 OR last_month_micros <> 0;
+       round(month_to_date_micros * month_scale::numeric)::bigint AS projected_month_micros,
+       last_7d_unpriced_calls, previous_7d_unpriced_calls, month_to_date_unpriced_calls, last_month_unpriced_calls
+  FROM known;
 
 CREATE UNIQUE INDEX mv_spend_trends_key_idx ON ai_cost.mv_spend_trends (dimension, value) NULLS NOT DISTINCT;
 COMMENT ON MATERIALIZED VIEW ai_cost.mv_spend_trends IS 'Spend trends for the total and per provider, model, tenant and feature: last 7 days vs the 7 before (change_7d = relative change), UTC month to date vs last month (whole, and to the same point), and month to date projected linearly to month end. Rebuilt by ai_cost.refresh(). Read ai_cost.spend_trends.';
+COMMENT ON COLUMN ai_cost.mv_spend_trends.dimension IS 'total (one row for all calls), provider, model, tenant or feature.';
+COMMENT ON COLUMN ai_cost.mv_spend_trends.value IS 'The provider, model, tenant or feature; NULL for the total and for calls without one.';
+COMMENT ON COLUMN ai_cost.mv_spend_trends.last_7d_micros IS 'Spend in the last 168 UTC hours up to and including the hour of the last ai_cost.refresh(), in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see last_7d_unpriced_calls.';
+COMMENT ON COLUMN ai_cost.mv_spend_trends.previous_7d_micros IS 'Spend in the 168 UTC hours before those, in micro-dollars (1 = $0.000001). NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see previous_7d_unpriced_calls.';
+COMMENT ON COLUMN ai_cost.mv_spend_trends.change_7d IS 'Relative change, (last_7d_micros - previous_7d_micros) / previous_7d_micros, 6 decimals (0.1 = +10%); NULL when previous_7d_micros is 0 or either is NULL.';
+COMMENT ON COLUMN ai_cost.mv_spend_trends.month_to_date_micros IS 'Spend from the start of the current UTC calendar month to the last ai_cost.refresh(), in micro-dollars (1 = $0.000001). NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see month_to_date_unpriced_calls.';
+COMMENT ON COLUMN ai_cost.mv_spend_trends.last_month_micros IS 'Spend in the whole previous UTC calendar month, in micro-dollars (1 = $0.000001). NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see last_month_unpriced_calls.';
+COMMENT ON COLUMN ai_cost.mv_spend_trends.last_month_to_date_micros IS 'Spend in the previous UTC calendar month up to the same point (as far into it as the last refresh is into this month), to compare with month_to_date_micros; in micro-dollars (1 = $0.000001). NULL when that part had calls and none of them is priced; 0 = free, or no calls.';
+COMMENT ON COLUMN ai_cost.mv_spend_trends.projected_month_micros IS 'month_to_date_micros extrapolated linearly to the end of the UTC month, in micro-dollars (1 = $0.000001); NULL when month_to_date_micros is NULL.';
+COMMENT ON COLUMN ai_cost.mv_spend_trends.last_7d_unpriced_calls IS 'Calls in the last 7 days (as last_7d_micros) without a price: their cost is unknown and not in last_7d_micros.';
+COMMENT ON COLUMN ai_cost.mv_spend_trends.previous_7d_unpriced_calls IS 'Calls in the 7 days before (as previous_7d_micros) without a price: their cost is not in previous_7d_micros.';
+COMMENT ON COLUMN ai_cost.mv_spend_trends.month_to_date_unpriced_calls IS 'Calls this UTC month without a price: their cost is not in month_to_date_micros or projected_month_micros.';
+COMMENT ON COLUMN ai_cost.mv_spend_trends.last_month_unpriced_calls IS 'Calls in the previous UTC month without a price: their cost is not in last_month_micros.';
 
 -- Plain views over the materialized views: BI tools that list tables from
 -- information_schema (which omits materialized views) see these.
 CREATE VIEW ai_cost.spend_share AS
 SELECT "window", dimension, value, calls, successes, cost_micros, unpriced_calls, share_of_cost FROM ai_cost.mv_spend_share;
 COMMENT ON VIEW ai_cost.spend_share IS 'Spend and share of total per provider, model, operation, tenant, user and feature (column dimension) over the last 24h, 7d and 30d. As of the last ai_cost.refresh().';
+COMMENT ON COLUMN ai_cost.spend_share.window IS '24h, 7d or 30d: the last 24, 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.spend_share.dimension IS 'What value is: provider, model, operation, tenant, user or feature. The rows of one dimension and window add up to all calls of the window.';
+COMMENT ON COLUMN ai_cost.spend_share.value IS 'The provider, model, operation, tenant, user or feature; NULL: calls without one.';
+COMMENT ON COLUMN ai_cost.spend_share.calls IS 'Call attempts in the window.';
+COMMENT ON COLUMN ai_cost.spend_share.successes IS 'Calls with status success in the window.';
+COMMENT ON COLUMN ai_cost.spend_share.cost_micros IS 'Cost of every attempt in the window, in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.spend_share.unpriced_calls IS 'Calls in the window without a price: their cost is unknown and not in cost_micros.';
+COMMENT ON COLUMN ai_cost.spend_share.share_of_cost IS 'cost_micros as a fraction of the priced spend of the dimension''s values in the window (0.25 = 25%), 6 decimals; NULL when cost_micros is NULL or the window''s spend is 0.';
 
 CREATE VIEW ai_cost.error_rate_by_model AS
 SELECT "window", provider, model, attempts, errors, cancelled, error_rate FROM ai_cost.mv_error_rate_by_model;
 COMMENT ON VIEW ai_cost.error_rate_by_model IS 'Attempts, errors, cancellations and error rate per model over the last 24h, 7d and 30d. As of the last ai_cost.refresh().';
+COMMENT ON COLUMN ai_cost.error_rate_by_model.window IS '24h, 7d or 30d: the last 24, 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.error_rate_by_model.provider IS 'Provider id.';
+COMMENT ON COLUMN ai_cost.error_rate_by_model.model IS 'Model id as the provider reports it.';
+COMMENT ON COLUMN ai_cost.error_rate_by_model.attempts IS 'Call attempts in the window.';
+COMMENT ON COLUMN ai_cost.error_rate_by_model.errors IS 'Calls with status error in the window.';
+COMMENT ON COLUMN ai_cost.error_rate_by_model.cancelled IS 'Calls with status cancelled in the window (not counted as errors).';
+COMMENT ON COLUMN ai_cost.error_rate_by_model.error_rate IS 'errors / attempts, a fraction with 6 decimals (0.05 = 5%).';
 
 CREATE VIEW ai_cost.error_rate_by_feature AS
 SELECT "window", feature, attempts, errors, cancelled, error_rate FROM ai_cost.mv_error_rate_by_feature;
 COMMENT ON VIEW ai_cost.error_rate_by_feature IS 'Attempts, errors, cancellations and error rate per feature over the last 24h, 7d and 30d. As of the last ai_cost.refresh().';
+COMMENT ON COLUMN ai_cost.error_rate_by_feature.window IS '24h, 7d or 30d: the last 24, 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.error_rate_by_feature.feature IS 'Product feature that made the calls (NULL: calls without one).';
+COMMENT ON COLUMN ai_cost.error_rate_by_feature.attempts IS 'Call attempts in the window.';
+COMMENT ON COLUMN ai_cost.error_rate_by_feature.errors IS 'Calls with status error in the window.';
+COMMENT ON COLUMN ai_cost.error_rate_by_feature.cancelled IS 'Calls with status cancelled in the window (not counted as errors).';
+COMMENT ON COLUMN ai_cost.error_rate_by_feature.error_rate IS 'errors / attempts, a fraction with 6 decimals (0.05 = 5%).';
 
 CREATE VIEW ai_cost.latency_by_model AS
 SELECT "window", provider, model, calls, avg_ms, p50_ms, p95_ms, p99_ms, streamed_calls, ttft_avg_ms,
        ttft_p50_ms, ttft_p95_ms, ttft_p99_ms
   FROM ai_cost.mv_latency_by_model;
 COMMENT ON VIEW ai_cost.latency_by_model IS 'Latency p50/p95/p99 of successful provider calls per model (app-cache hits excluded), and time to first token of streamed calls, over the last 24h, 7d and 30d. As of the last ai_cost.refresh().';
+COMMENT ON COLUMN ai_cost.latency_by_model.window IS '24h, 7d or 30d: the last 24, 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.latency_by_model.provider IS 'Provider id.';
+COMMENT ON COLUMN ai_cost.latency_by_model.model IS 'Model id as the provider reports it.';
+COMMENT ON COLUMN ai_cost.latency_by_model.calls IS 'Successful calls with a total latency in the window that reached the provider (app-cache hits excluded).';
+COMMENT ON COLUMN ai_cost.latency_by_model.avg_ms IS 'Average total latency of those calls in ms, rounded; NULL: none.';
+COMMENT ON COLUMN ai_cost.latency_by_model.p50_ms IS 'Median total latency in ms, from log-scale histograms: within 9% of the exact value.';
+COMMENT ON COLUMN ai_cost.latency_by_model.p95_ms IS '95th percentile of total latency in ms (within 9%).';
+COMMENT ON COLUMN ai_cost.latency_by_model.p99_ms IS '99th percentile of total latency in ms (within 9%).';
+COMMENT ON COLUMN ai_cost.latency_by_model.streamed_calls IS 'Successful streamed calls with a time to first token in the window.';
+COMMENT ON COLUMN ai_cost.latency_by_model.ttft_avg_ms IS 'Average time to first token of streamed calls in ms, rounded; NULL: none streamed.';
+COMMENT ON COLUMN ai_cost.latency_by_model.ttft_p50_ms IS 'Median time to first token of streamed calls in ms (within 9%); NULL: none streamed.';
+COMMENT ON COLUMN ai_cost.latency_by_model.ttft_p95_ms IS '95th percentile of time to first token in ms (within 9%); NULL: none streamed.';
+COMMENT ON COLUMN ai_cost.latency_by_model.ttft_p99_ms IS '99th percentile of time to first token in ms (within 9%); NULL: none streamed.';
 
 CREATE VIEW ai_cost.top_spenders AS
 SELECT "window", kind, rank, id, calls, cost_micros, unpriced_calls, share_of_cost FROM ai_cost.mv_top_spenders;
 COMMENT ON VIEW ai_cost.top_spenders IS 'Top 100 tenants, users and conversations (column kind) by spend over the last 7d and 30d. As of the last ai_cost.refresh().';
+COMMENT ON COLUMN ai_cost.top_spenders.window IS '7d or 30d: the last 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.top_spenders.kind IS 'What id is: tenant, user or conversation.';
+COMMENT ON COLUMN ai_cost.top_spenders.rank IS '1 for the highest spend of its kind in the window, up to 100; ties by calls, then id.';
+COMMENT ON COLUMN ai_cost.top_spenders.id IS 'The tenant_id, user_id or conversation_id.';
+COMMENT ON COLUMN ai_cost.top_spenders.calls IS 'Call attempts in the window.';
+COMMENT ON COLUMN ai_cost.top_spenders.cost_micros IS 'Cost of every attempt in the window, in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.top_spenders.unpriced_calls IS 'Calls in the window without a price: their cost is unknown and not in cost_micros.';
+COMMENT ON COLUMN ai_cost.top_spenders.share_of_cost IS 'cost_micros as a fraction of all priced spend in the window (0.25 = 25%), 6 decimals; NULL when cost_micros is NULL or the window''s spend is 0.';
 
 CREATE VIEW ai_cost.spend_trends AS
 SELECT dimension, value, last_7d_micros, previous_7d_micros, change_7d, month_to_date_micros, last_month_micros,
-       last_month_to_date_micros, projected_month_micros
+       last_month_to_date_micros, projected_month_micros, last_7d_unpriced_calls, previous_7d_unpriced_calls,
+       month_to_date_unpriced_calls, last_month_unpriced_calls
   FROM ai_cost.mv_spend_trends;
 COMMENT ON VIEW ai_cost.spend_trends IS 'Spend trends (7 days vs the 7 before, month to date vs last month, projection to month end) for the total and per provider, model, tenant and feature. As of the last ai_cost.refresh().';
+COMMENT ON COLUMN ai_cost.spend_trends.dimension IS 'total (one row for all calls), provider, model, tenant or feature.';
+COMMENT ON COLUMN ai_cost.spend_trends.value IS 'The provider, model, tenant or feature; NULL for the total and for calls without one.';
+COMMENT ON COLUMN ai_cost.spend_trends.last_7d_micros IS 'Spend in the last 168 UTC hours up to and including the hour of the last ai_cost.refresh(), in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see last_7d_unpriced_calls.';
+COMMENT ON COLUMN ai_cost.spend_trends.previous_7d_micros IS 'Spend in the 168 UTC hours before those, in micro-dollars (1 = $0.000001). NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see previous_7d_unpriced_calls.';
+COMMENT ON COLUMN ai_cost.spend_trends.change_7d IS 'Relative change, (last_7d_micros - previous_7d_micros) / previous_7d_micros, 6 decimals (0.1 = +10%); NULL when previous_7d_micros is 0 or either is NULL.';
+COMMENT ON COLUMN ai_cost.spend_trends.month_to_date_micros IS 'Spend from the start of the current UTC calendar month to the last ai_cost.refresh(), in micro-dollars (1 = $0.000001). NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see month_to_date_unpriced_calls.';
+COMMENT ON COLUMN ai_cost.spend_trends.last_month_micros IS 'Spend in the whole previous UTC calendar month, in micro-dollars (1 = $0.000001). NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see last_month_unpriced_calls.';
+COMMENT ON COLUMN ai_cost.spend_trends.last_month_to_date_micros IS 'Spend in the previous UTC calendar month up to the same point (as far into it as the last refresh is into this month), to compare with month_to_date_micros; in micro-dollars (1 = $0.000001). NULL when that part had calls and none of them is priced; 0 = free, or no calls.';
+COMMENT ON COLUMN ai_cost.spend_trends.projected_month_micros IS 'month_to_date_micros extrapolated linearly to the end of the UTC month, in micro-dollars (1 = $0.000001); NULL when month_to_date_micros is NULL.';
+COMMENT ON COLUMN ai_cost.spend_trends.last_7d_unpriced_calls IS 'Calls in the last 7 days (as last_7d_micros) without a price: their cost is unknown and not in last_7d_micros.';
+COMMENT ON COLUMN ai_cost.spend_trends.previous_7d_unpriced_calls IS 'Calls in the 7 days before (as previous_7d_micros) without a price: their cost is not in previous_7d_micros.';
+COMMENT ON COLUMN ai_cost.spend_trends.month_to_date_unpriced_calls IS 'Calls this UTC month without a price: their cost is not in month_to_date_micros or projected_month_micros.';
+COMMENT ON COLUMN ai_cost.spend_trends.last_month_unpriced_calls IS 'Calls in the previous UTC month without a price: their cost is not in last_month_micros.';
 

@@ -58,16 +58,17 @@ COMMENT ON COLUMN ai_cost.budget_alerts.alerted_at IS 'When the refresh noticed 
 -- projection to period end, highest threshold crossed, status.
 CREATE VIEW ai_cost.budget_status AS
 SELECT b.id AS budget_id, b.name, b.scope, b.scope_value, b.period, p.period_start, p.period_end,
-       b.limit_micros, s.spent_micros, s.unpriced_calls,
-       b.limit_micros - s.spent_micros AS remaining_micros,
-       round(100 * s.spent_micros::numeric / b.limit_micros, 2) AS used_percent,
-       round(s.spent_micros * extract(epoch FROM p.period_end - p.period_start)
+       b.limit_micros, k.spent_micros, s.unpriced_calls,
+       b.limit_micros - k.spent_micros AS remaining_micros,
+       round(100 * k.spent_micros::numeric / b.limit_micros, 2) AS used_percent,
+       round(k.spent_micros * extract(epoch FROM p.period_end - p.period_start)
              / greatest(extract(epoch FROM now() - p.period_start), 1))::bigint AS projected_micros,
        (SELECT max(t.percent) FROM unnest(b.alert_at_percent) AS t(percent)
-         WHERE 100 * s.spent_micros::numeric >= t.percent * b.limit_micros::numeric) AS crossed_percent,
-       CASE WHEN s.spent_micros >= b.limit_micros THEN 'exceeded'
+         WHERE 100 * k.spent_micros::numeric >= t.percent * b.limit_micros::numeric) AS crossed_percent,
+       CASE WHEN k.spent_micros IS NULL THEN 'unknown'
+            WHEN k.spent_micros >= b.limit_micros THEN 'exceeded'
             WHEN EXISTS (SELECT FROM unnest(b.alert_at_percent) AS t(percent)
-                          WHERE 100 * s.spent_micros::numeric >= t.percent * b.limit_micros::numeric) THEN 'warning'
+                          WHERE 100 * k.spent_micros::numeric >= t.percent * b.limit_micros::numeric) THEN 'warning'
             ELSE 'ok' END AS status
   FROM ai_cost.budgets b
  CROSS JOIN LATERAL (
@@ -75,18 +76,38 @@ SELECT b.id AS budget_id, b.name, b.scope, b.scope_value, b.period, p.period_sta
           (date_trunc(b.period, now() AT TIME ZONE 'UTC') + ('1 ' || b.period)::interval) AT TIME ZONE 'UTC' AS period_end
  ) AS p
  CROSS JOIN LATERAL (
-   SELECT coalesce(sum(r.cost_micros), 0)::bigint AS spent_micros, coalesce(sum(r.unpriced_calls), 0)::bigint AS unpriced_calls
-     FROM (SELECT d.cost_micros, d.unpriced_calls FROM ai_cost_internal.calls_daily_live d
+   SELECT coalesce(sum(r.calls), 0)::bigint AS calls, coalesce(sum(r.cost_micros), 0)::bigint AS spent_micros,
+          coalesce(sum(r.unpriced_calls), 0)::bigint AS unpriced_calls
+     FROM (SELECT d.calls, d.cost_micros, d.unpriced_calls FROM ai_cost_internal.calls_daily_live d
             WHERE b.scope = 'global' AND d.day >= p.period_start AND d.day < p.period_end
            UNION ALL
-           SELECT d.cost_micros, d.unpriced_calls FROM ai_cost_internal.calls_daily_live d
+           SELECT d.calls, d.cost_micros, d.unpriced_calls FROM ai_cost_internal.calls_daily_live d
             WHERE b.scope = 'tenant' AND d.tenant_id = b.scope_value AND d.day >= p.period_start AND d.day < p.period_end
            UNION ALL
-           SELECT d.cost_micros, d.unpriced_calls FROM ai_cost_internal.calls_daily_live d
+           SELECT d.calls, d.cost_micros, d.unpriced_calls FROM ai_cost_internal.calls_daily_live d
             WHERE b.scope = 'feature' AND d.feature = b.scope_value AND d.day >= p.period_start AND d.day < p.period_end
            UNION ALL
-           SELECT u.cost_micros, u.unpriced_calls FROM ai_cost_internal.users_daily_live u
+           SELECT u.calls, u.cost_micros, u.unpriced_calls FROM ai_cost_internal.users_daily_live u
             WHERE b.scope = 'user' AND u.user_id = b.scope_value AND u.day >= p.period_start AND u.day < p.period_end) AS r
- ) AS s;
-COMMENT ON VIEW ai_cost.budget_status IS 'Each budget in its current UTC period: spend, remaining, percent used, linear projection to period end, highest threshold crossed and status (ok, warning, exceeded). Always current; unpriced calls are counted, their cost unknown.';
+ ) AS s
+ -- Spend with calls behind it and none of them priced is unknown, not 0.
+ CROSS JOIN LATERAL (
+   SELECT CASE WHEN s.calls = 0 OR s.calls <> s.unpriced_calls THEN s.spent_micros END AS spent_micros
+ ) AS k;
+COMMENT ON VIEW ai_cost.budget_status IS 'Each budget in its current UTC period: spend, remaining, percent used, linear projection to period end, highest threshold crossed and status (ok, warning, exceeded, or unknown when nothing in the period is priced). Always current. spent_micros is the sum over priced calls, with unpriced_calls counting the calls whose cost is unknown; when every call of the period is unpriced, spend is unknown: spent_micros and the figures from it are NULL and status is unknown.';
+COMMENT ON COLUMN ai_cost.budget_status.budget_id IS 'The ai_cost.budgets row.';
+COMMENT ON COLUMN ai_cost.budget_status.name IS 'Name of the budget.';
+COMMENT ON COLUMN ai_cost.budget_status.scope IS 'What the budget covers: global (all calls), tenant, user or feature.';
+COMMENT ON COLUMN ai_cost.budget_status.scope_value IS 'The tenant_id, user_id or feature covered; NULL for global.';
+COMMENT ON COLUMN ai_cost.budget_status.period IS 'day, week (from Monday) or month, in UTC.';
+COMMENT ON COLUMN ai_cost.budget_status.period_start IS 'Start of the current period (UTC midnight of the day, of the Monday, or of the 1st of the month).';
+COMMENT ON COLUMN ai_cost.budget_status.period_end IS 'End of the current period (exclusive): the start of the next one.';
+COMMENT ON COLUMN ai_cost.budget_status.limit_micros IS 'Limit per period, in micro-dollars (1 = $0.000001).';
+COMMENT ON COLUMN ai_cost.budget_status.spent_micros IS 'Spend in the current period so far, in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.budget_status.unpriced_calls IS 'Calls in the current period without a price: their cost is unknown and not in spent_micros.';
+COMMENT ON COLUMN ai_cost.budget_status.remaining_micros IS 'limit_micros - spent_micros, in micro-dollars (1 = $0.000001); negative once exceeded; NULL when spent_micros is NULL.';
+COMMENT ON COLUMN ai_cost.budget_status.used_percent IS 'spent_micros as a percentage of limit_micros, 2 decimals (can pass 100); NULL when spent_micros is NULL.';
+COMMENT ON COLUMN ai_cost.budget_status.projected_micros IS 'spent_micros extrapolated linearly from the time elapsed to the end of the period, in micro-dollars (1 = $0.000001); NULL when spent_micros is NULL.';
+COMMENT ON COLUMN ai_cost.budget_status.crossed_percent IS 'The highest alert threshold (of the budget''s alert_at_percent) that spend has reached; NULL: none.';
+COMMENT ON COLUMN ai_cost.budget_status.status IS 'exceeded (spend >= limit), warning (an alert threshold reached), ok, or unknown (calls in the period, none of them priced).';
 

@@ -77,6 +77,12 @@ SELECT s.refreshed_at, s.views_refreshed_at, s.duration_ms, s.changes_applied,
        (SELECT count(*) FROM ai_cost_internal.set_aside_changes) AS set_aside_changes
   FROM ai_cost_internal.refresh_state s;
 COMMENT ON VIEW ai_cost.refresh_status IS 'When ai_cost.refresh() last refreshed the rollups and the materialized views, how long the last run took, how many call changes it applied, how many changes wait for the next run, and how many it set aside (ai_cost.set_aside_calls).';
+COMMENT ON COLUMN ai_cost.refresh_status.refreshed_at IS 'When ai_cost.refresh() last brought the rollups up to date (NULL: never). The plain views are exact whatever this says.';
+COMMENT ON COLUMN ai_cost.refresh_status.views_refreshed_at IS 'When ai_cost.refresh() last rebuilt the materialized views (mv_* and the views over them: spend_share, error_rate_by_model, error_rate_by_feature, latency_by_model, top_spenders, spend_trends); their figures are as of this instant. NULL: never.';
+COMMENT ON COLUMN ai_cost.refresh_status.duration_ms IS 'How long the last ai_cost.refresh() took, in ms.';
+COMMENT ON COLUMN ai_cost.refresh_status.changes_applied IS 'Call changes (inserts, updates, deletes) the last refresh of the rollups folded in.';
+COMMENT ON COLUMN ai_cost.refresh_status.pending_changes IS 'Call changes waiting for the next refresh (the live views already count them).';
+COMMENT ON COLUMN ai_cost.refresh_status.set_aside_changes IS 'Call changes a refresh could not fold and set aside: left out of every rollup and report until retried (ai_cost.set_aside_calls).';
 
 -- Puts set-aside changes (of one call, or all) back for the next refresh,
 -- once the calls are fixed. A fix is itself a change of the call, set aside

@@ -183,6 +183,13 @@ SELECT c.oid::regclass AS partition,
   ) b ON true
  WHERE i.inhparent = to_regclass('ai_cost.calls');
 COMMENT ON VIEW ai_cost.call_partitions IS 'Partitions of ai_cost.calls (empty until ai_cost.partition_calls() is run): the UTC month each holds, estimated rows, size on disk, and whether it is past the retention of ai_cost.partition_settings.';
+COMMENT ON COLUMN ai_cost.call_partitions.partition IS 'The partition table, e.g. ai_cost.calls_2025_01 (not readable by BI logins: read ai_cost.calls).';
+COMMENT ON COLUMN ai_cost.call_partitions.range_start IS 'First instant of the UTC month the partition holds (inclusive); NULL for the default partition.';
+COMMENT ON COLUMN ai_cost.call_partitions.range_end IS 'First instant of the next UTC month (exclusive); NULL for the default partition.';
+COMMENT ON COLUMN ai_cost.call_partitions.is_default IS 'True for the default partition, which holds calls outside every month range.';
+COMMENT ON COLUMN ai_cost.call_partitions.estimated_rows IS 'Rows, as estimated by the planner statistics (0 before the first ANALYZE).';
+COMMENT ON COLUMN ai_cost.call_partitions.total_bytes IS 'Size on disk in bytes, indexes and TOAST included.';
+COMMENT ON COLUMN ai_cost.call_partitions.retention IS 'kept, past retention (older than ai_cost.partition_settings.retain_months: dropped or detached by ai_cost.maintain_partitions()), or default.';
 
 -- Name of the partition of the UTC month starting at month_start.
 CREATE FUNCTION ai_cost_internal.partition_name(month_start timestamp) RETURNS text

@@ -91,7 +91,7 @@ const BI_CHECKS: Array<[string, string, string]> = [
                   ('tenant', c.tenant_id), ('user', c.user_id), ('feature', c.feature)) AS v(dimension, value)),
          g AS (SELECT label, dimension, value, count(*)::bigint AS calls,
                       count(*) FILTER (WHERE status = 'success')::bigint AS successes,
-                      coalesce(sum(cost_micros), 0)::bigint AS cost_micros,
+                      sum(cost_micros)::bigint AS cost_micros,
                       count(*) FILTER (WHERE cost_micros IS NULL)::bigint AS unpriced_calls
                  FROM d GROUP BY 1, 2, 3)
     SELECT label, dimension, value, calls, successes, cost_micros, unpriced_calls,
@@ -128,7 +128,8 @@ const BI_CHECKS: Array<[string, string, string]> = [
                  FROM c CROSS JOIN LATERAL (VALUES ('tenant', tenant_id), ('user', user_id), ('conversation', conversation_id)) AS v(kind, id)
                 WHERE v.id IS NOT NULL GROUP BY 1, 2, 3),
          r AS (SELECT s.*, row_number() OVER (PARTITION BY label, kind ORDER BY cost DESC, calls DESC, id) AS rank FROM s)
-    SELECT r.label, kind, rank, id, calls::bigint, cost::bigint, unpriced::bigint, round(cost / nullif(total, 0), 6)
+    SELECT r.label, kind, rank, id, calls::bigint, CASE WHEN calls <> unpriced THEN cost::bigint END, unpriced::bigint,
+           CASE WHEN calls <> unpriced THEN round(cost / nullif(total, 0), 6) END
       FROM r JOIN totals USING (label) WHERE rank <= 100`],
   ['spend_trends', 'SELECT * FROM ai_cost.spend_trends', `
     WITH m AS (SELECT date_trunc('month', now() AT TIME ZONE 'UTC') AS mu,
@@ -139,27 +140,49 @@ const BI_CHECKS: Array<[string, string, string]> = [
                 CROSS JOIN LATERAL (VALUES ('total', NULL), ('provider', c.provider), ('model', c.model),
                   ('tenant', c.tenant_id), ('feature', c.feature)) AS v(dimension, value)
                WHERE c.created_at >= least(b.pws, b.pms)),
+         -- A window's spend: 0 without calls, the priced sum, NULL when none is priced.
          s AS (SELECT dimension, value,
-                      coalesce(sum(cost_micros) FILTER (WHERE at >= ws), 0)::bigint AS l7,
-                      coalesce(sum(cost_micros) FILTER (WHERE at >= pws AND at < ws), 0)::bigint AS p7,
-                      coalesce(sum(cost_micros) FILTER (WHERE at >= ms), 0)::bigint AS mtd,
-                      coalesce(sum(cost_micros) FILTER (WHERE at >= pms AND at < ms), 0)::bigint AS lm,
-                      coalesce(sum(cost_micros) FILTER (WHERE at >= pms AND date_trunc('hour', at, 'UTC') < pms + make_interval(secs => extract(epoch FROM now() - ms))), 0)::bigint AS lmtd,
+                      coalesce(sum(cost_micros) FILTER (WHERE at >= ws), CASE WHEN count(*) FILTER (WHERE at >= ws) = 0 THEN 0 END)::bigint AS l7,
+                      coalesce(sum(cost_micros) FILTER (WHERE at >= pws AND at < ws), CASE WHEN count(*) FILTER (WHERE at >= pws AND at < ws) = 0 THEN 0 END)::bigint AS p7,
+                      coalesce(sum(cost_micros) FILTER (WHERE at >= ms), CASE WHEN count(*) FILTER (WHERE at >= ms) = 0 THEN 0 END)::bigint AS mtd,
+                      coalesce(sum(cost_micros) FILTER (WHERE at >= pms AND at < ms), CASE WHEN count(*) FILTER (WHERE at >= pms AND at < ms) = 0 THEN 0 END)::bigint AS lm,
+                      coalesce(sum(cost_micros) FILTER (WHERE at >= pms AND date_trunc('hour', at, 'UTC') < pms + make_interval(secs => extract(epoch FROM now() - ms))),
+                               CASE WHEN count(*) FILTER (WHERE at >= pms AND date_trunc('hour', at, 'UTC') < pms + make_interval(secs => extract(epoch FROM now() - ms))) = 0 THEN 0 END)::bigint AS lmtd,
+                      count(*) FILTER (WHERE at >= ws AND cost_micros IS NULL)::bigint AS l7_unpriced,
+                      count(*) FILTER (WHERE at >= pws AND at < ws AND cost_micros IS NULL)::bigint AS p7_unpriced,
+                      count(*) FILTER (WHERE at >= ms AND cost_micros IS NULL)::bigint AS mtd_unpriced,
+                      count(*) FILTER (WHERE at >= pms AND at < ms AND cost_micros IS NULL)::bigint AS lm_unpriced,
+                      count(*) FILTER (WHERE at >= ws OR at >= ms OR at >= pws AND at < ws OR at >= pms AND at < ms) AS any_calls,
                       max(me) AS me, max(ms) AS ms
                  FROM c GROUP BY 1, 2)
     SELECT dimension, value, l7, p7, round((l7 - p7)::numeric / nullif(p7, 0), 6), mtd, lm, lmtd,
-           round(mtd * (extract(epoch FROM me - ms) / greatest(extract(epoch FROM now() - ms), 1))::numeric)::bigint
-      FROM s WHERE dimension = 'total' OR l7 <> 0 OR p7 <> 0 OR mtd <> 0 OR lm <> 0`],
+           round(mtd * (extract(epoch FROM me - ms) / greatest(extract(epoch FROM now() - ms), 1))::numeric)::bigint,
+           l7_unpriced, p7_unpriced, mtd_unpriced, lm_unpriced
+      FROM s WHERE dimension = 'total' OR any_calls > 0`],
 ];
 
-/** Spend per day and dimension straight from the raw table, with `day` as the day expression over c. */
-function rawByDimension(day: string): string {
+/**
+ * The cost of the successful calls of a group, as the views report it: 0
+ * without successes, the priced sum, NULL when none of them is priced.
+ */
+const PRICED_SUCCESS_COST = `coalesce(sum(cost_micros) FILTER (WHERE status = 'success'),
+  CASE WHEN count(*) FILTER (WHERE status = 'success') = 0 THEN 0 END)::bigint`;
+
+/**
+ * Spend per day and dimension straight from the raw table, with `day` as the
+ * day expression over c: as the rollup stores it (sums over priced calls, and
+ * the unpriced successes last) or as the view reports it.
+ */
+function rawByDimension(day: string, as: 'stored' | 'reported'): string {
+  const cost = as === 'stored'
+    ? `coalesce(sum(c.cost_micros), 0)::bigint, coalesce(sum(c.cost_micros) FILTER (WHERE c.status = 'success'), 0)::bigint`
+    : `sum(c.cost_micros)::bigint, ${PRICED_SUCCESS_COST.replaceAll('cost_micros', 'c.cost_micros').replaceAll('status', 'c.status')}`;
   return `
     SELECT ${day}, v.dimension, v.value, count(*)::bigint, count(*) FILTER (WHERE c.status = 'success')::bigint,
            count(*) FILTER (WHERE c.status = 'error')::bigint, count(*) FILTER (WHERE c.status = 'cancelled')::bigint,
-           coalesce(sum(c.cost_micros), 0)::bigint, coalesce(sum(c.cost_micros) FILTER (WHERE c.status = 'success'), 0)::bigint,
-           count(*) FILTER (WHERE c.cost_micros IS NULL)::bigint, coalesce(sum(c.input_tokens), 0)::bigint,
+           ${cost}, count(*) FILTER (WHERE c.cost_micros IS NULL)::bigint, coalesce(sum(c.input_tokens), 0)::bigint,
            coalesce(sum(c.output_tokens), 0)::bigint
+           ${as === 'stored' ? `, count(*) FILTER (WHERE c.cost_micros IS NULL AND c.status = 'success')::bigint` : ''}
       FROM ai_cost.calls c
      CROSS JOIN LATERAL (VALUES ('provider', c.provider), ('model', c.provider || '/' || c.model), ('operation', c.operation),
                                 ('service_tier', c.service_tier), ('tenant', c.tenant_id), ('user', c.user_id),
@@ -200,9 +223,10 @@ const NARROW_ROLLUPS: Array<[string, string, string]> = [
   ['hourly per-feature rollup', 'SELECT hour, feature, status, calls FROM ai_cost_internal.features_hourly', `
     SELECT date_trunc('hour', created_at, 'UTC'), feature, status, count(*)::bigint FROM ai_cost.calls GROUP BY 1, 2, 3`],
   ['hourly activity rollup', `
-    SELECT hour, status, cached, calls, cost_micros, input_tokens, output_tokens FROM ai_cost_internal.activity_hourly`, `
+    SELECT hour, status, cached, calls, cost_micros, input_tokens, output_tokens, unpriced_calls FROM ai_cost_internal.activity_hourly`, `
     SELECT date_trunc('hour', created_at, 'UTC'), status, cached, count(*)::bigint, coalesce(sum(cost_micros), 0)::bigint,
-           coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint
+           coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
+           count(*) FILTER (WHERE cost_micros IS NULL)::bigint
       FROM ai_cost.calls GROUP BY 1, 2, 3`],
   ['hourly unpriced rollup', `
     SELECT hour, provider, model, service_tier, unpriced_reason, calls, input_tokens, output_tokens
@@ -212,8 +236,8 @@ const NARROW_ROLLUPS: Array<[string, string, string]> = [
       FROM ai_cost.calls WHERE cost_micros IS NULL GROUP BY 1, 2, 3, 4, 5`],
   ['daily per-dimension rollup', `
     SELECT day, dimension, value, calls, successes, errors, cancelled, cost_micros, success_cost_micros, unpriced_calls,
-           input_tokens, output_tokens
-      FROM ai_cost_internal.dimensions_daily`, rawByDimension(`date_trunc('day', c.created_at, 'UTC')`)],
+           input_tokens, output_tokens, unpriced_successes
+      FROM ai_cost_internal.dimensions_daily`, rawByDimension(`date_trunc('day', c.created_at, 'UTC')`, 'stored')],
 ];
 
 /**
@@ -267,14 +291,14 @@ async function assertMatchesRaw(t: ExecutionContext, { refresh = true } = {}) {
       SELECT (created_at AT TIME ZONE 'UTC')::date, provider, model, operation, service_tier, tenant_id, user_id, feature,
              count(*)::bigint, count(*) FILTER (WHERE status = 'success')::bigint,
              count(*) FILTER (WHERE status = 'error')::bigint, count(*) FILTER (WHERE status = 'cancelled')::bigint,
-             coalesce(sum(cost_micros), 0)::bigint, coalesce(sum(cost_micros) FILTER (WHERE status = 'success'), 0)::bigint,
+             sum(cost_micros)::bigint, ${PRICED_SUCCESS_COST},
              count(*) FILTER (WHERE cost_micros IS NULL)::bigint, coalesce(sum(input_tokens), 0)::bigint,
              coalesce(sum(output_tokens), 0)::bigint
         FROM ai_cost.calls GROUP BY 1, 2, 3, 4, 5, 6, 7, 8`);
     await same('spend_by_day', 'SELECT * FROM ai_cost.spend_by_day', `
       SELECT (created_at AT TIME ZONE 'UTC')::date, count(*)::bigint, count(*) FILTER (WHERE status = 'success')::bigint,
              count(*) FILTER (WHERE status = 'error')::bigint, count(*) FILTER (WHERE status = 'cancelled')::bigint,
-             coalesce(sum(cost_micros), 0)::bigint, coalesce(sum(cost_micros) FILTER (WHERE status = 'success'), 0)::bigint,
+             sum(cost_micros)::bigint, ${PRICED_SUCCESS_COST},
              count(*) FILTER (WHERE cost_micros IS NULL)::bigint, coalesce(sum(input_tokens), 0)::bigint,
              coalesce(sum(output_tokens), 0)::bigint
         FROM ai_cost.calls GROUP BY 1`);
@@ -287,11 +311,12 @@ async function assertMatchesRaw(t: ExecutionContext, { refresh = true } = {}) {
     await same('activity_hourly', 'SELECT * FROM ai_cost.activity_hourly', `
       SELECT date_trunc('hour', created_at, 'UTC'), count(*)::bigint, count(*) FILTER (WHERE status = 'success')::bigint,
              count(*) FILTER (WHERE status = 'error')::bigint, count(*) FILTER (WHERE status = 'cancelled')::bigint,
-             count(*) FILTER (WHERE cached)::bigint, coalesce(sum(cost_micros), 0)::bigint,
-             coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint
+             count(*) FILTER (WHERE cached)::bigint, sum(cost_micros)::bigint,
+             coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
+             count(*) FILTER (WHERE cost_micros IS NULL)::bigint
         FROM ai_cost.calls GROUP BY 1`);
     await same('spend_daily_by_dimension', 'SELECT * FROM ai_cost.spend_daily_by_dimension',
-      rawByDimension(`(c.created_at AT TIME ZONE 'UTC')::date`));
+      rawByDimension(`(c.created_at AT TIME ZONE 'UTC')::date`, 'reported'));
     if (refresh) {
       for (const [label, actual, expected] of BI_CHECKS) await same(label, actual, expected);
     }

@@ -73,7 +73,7 @@ async function installRelease(db: TestDatabase, version: string): Promise<void> 
 async function userData(db: TestDatabase): Promise<Record<string, string[]>> {
   const tables = ['ai_cost.calls', 'ai_cost.prices', 'ai_cost.tenant_discounts', 'ai_cost.model_aliases',
     'ai_cost.budgets', 'ai_cost.budget_alerts', 'ai_cost.calls_hourly', 'ai_cost.conversations_hourly',
-    'ai_cost.spend_daily_by_dimension', 'ai_cost.reprice_runs', 'ai_cost.reprice_audit'];
+    'ai_cost_internal.dimensions_daily', 'ai_cost_internal.activity_hourly', 'ai_cost.reprice_runs', 'ai_cost.reprice_audit'];
   const data: Record<string, string[]> = {};
   for (const table of tables) {
     const rows = await db.query<{ row: string }>(`SELECT to_jsonb(t)::text AS row FROM ${table} t ORDER BY 1`);
@@ -128,6 +128,20 @@ test('every frozen release, upgraded with data in place, equals a fresh install 
     t.deepEqual(ran, shipped.filter((name) => !frozen.includes(name)), `${version}: the upgrade runs the steps since the release`);
     t.deepEqual(await schemaSnapshot(db), current, `${version} upgraded equals a fresh install`);
     t.deepEqual(keepKeysOf(await userData(db), before), keepKeysOf(before, before), `${version}: no row lost or changed by the upgrade`);
+    // Counts a rollup gained in an upgrade are filled from the calls already folded.
+    t.deepEqual(
+      await db.query(`SELECT day, value, unpriced_successes FROM ai_cost_internal.dimensions_daily
+                       WHERE dimension = 'provider' AND unpriced_successes <> 0 ORDER BY 1, 2`),
+      await db.query(`SELECT date_trunc('day', created_at, 'UTC') AS day, provider AS value, count(*) AS unpriced_successes
+                        FROM ai_cost.calls WHERE cost_micros IS NULL AND status = 'success' AND request_id <> 'pending'
+                       GROUP BY 1, 2 ORDER BY 1, 2`),
+      `${version}: unpriced successes per day`);
+    t.deepEqual(
+      await db.query(`SELECT hour, sum(unpriced_calls) AS unpriced_calls FROM ai_cost_internal.activity_hourly
+                       GROUP BY 1 HAVING sum(unpriced_calls) <> 0 ORDER BY 1`),
+      await db.query(`SELECT date_trunc('hour', created_at, 'UTC') AS hour, count(*)::numeric AS unpriced_calls
+                        FROM ai_cost.calls WHERE cost_micros IS NULL AND request_id <> 'pending' GROUP BY 1 ORDER BY 1`),
+      `${version}: unpriced calls per hour`);
   }
 });
 
