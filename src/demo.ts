@@ -2,6 +2,7 @@ import { createPool, withClient } from './db.js';
 import { defaultDataDir, startEmbeddedPostgres } from './embedded.js';
 import { migrate } from './migrate.js';
 import { spendByModel, type ModelSpend } from './reporting/queries.js';
+import { refresh } from './reporting/refresh.js';
 import { runPackageSqlFile } from './sql-files.js';
 
 const DEMO_DATABASE = 'ai_cost_demo';
@@ -51,6 +52,10 @@ async function populate(databaseUrl: string, progress: (line: string) => void) {
   progress('inserted 2,400 sample calls from the last 14 days');
   const pool = await createPool(databaseUrl, 1);
   try {
+    // What pg_cron would do within minutes: the materialized views a BI tool
+    // reads (spend_share, top_spenders, ...) then hold the sample calls too.
+    await refresh(pool);
+    progress('refreshed the rollups and materialized views');
     return { databaseUrl, spend: await spendByModel(pool) };
   } finally {
     await pool.end();

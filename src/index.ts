@@ -12,7 +12,7 @@ export {
 export * from './adapters/index.js';
 export { instrumentOpenAI, instrumentAnthropic, type InstrumentOptions, type CallSink, type OpenAIClientLike, type AnthropicClientLike } from './wrappers/index.js';
 export * from './reporting/index.js';
-export { formatMicros, type Micros } from './money.js';
+export { formatMicros, formatCost, type Micros } from './money.js';
 export { runDemo } from './demo.js';
 export { setPrice, listPrices, importPrices, priceInputSchema, type PriceInput, type ListedPrice, type ListOptions, type ImportedRow, type ImportOptions } from './pricing/prices.js';
 export { parseLiteLlmPriceList, InvalidPriceListError, type ParsedPriceList } from './pricing/litellm.js';

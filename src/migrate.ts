@@ -51,6 +51,20 @@ export class NewerSchemaError extends Error {
 }
 
 /**
+ * A migration step the database refused: a schema changed by hand, or a
+ * step that does not fit this database. The run was one transaction, so
+ * nothing of it was written.
+ */
+export class MigrationFailedError extends Error {
+  constructor(direction: 'up' | 'down', steps: string[], cause: Error & { code?: string }) {
+    super(`migrate ${direction} failed and changed nothing (${steps.length > 0 ? `applying ${steps.join(', ')}` : 'installing'}): ` +
+      `${cause.message}${cause.code ? ` [SQLSTATE ${cause.code}]` : ''}; ` +
+      'has the pg-ai-cost schema been changed by hand? `ai-cost migrate status` lists the steps', { cause });
+    this.name = 'MigrationFailedError';
+  }
+}
+
+/**
  * Installs, upgrades or uninstalls pg-ai-cost, in one transaction, under an
  * advisory lock. Needs no superuser: the database owner is enough.
  *
@@ -95,13 +109,21 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
       };
       let ran: string[];
       let installed = false;
-      if (direction === 'up' && applied.length === 0) {
-        ran = await install(client, runnerOptions);
-        installed = true;
-      } else {
-        ran = (await runner(runnerOptions)).map((migration) => migration.name);
-        if (direction === 'down') await dropWhenEmpty(client);
-        else await grantRoles(client);
+      try {
+        if (direction === 'up' && applied.length === 0) {
+          ran = await install(client, runnerOptions);
+          installed = true;
+        } else {
+          ran = (await runner(runnerOptions)).map((migration) => migration.name);
+          if (direction === 'down') await dropWhenEmpty(client);
+          else await grantRoles(client);
+        }
+      } catch (error) {
+        // A database error here is the database refusing a step; anything
+        // else (a bug, a lost connection) keeps its own message and stack.
+        if (!isDatabaseError(error)) throw error;
+        const steps = direction === 'up' ? [...SHIPPED].filter((name) => !applied.includes(name)) : applied.slice(-(options.count ?? 1));
+        throw new MigrationFailedError(direction, applied.length === 0 ? [] : steps, error);
       }
       return { ran, installed, notices, pgCron: await hasPgCron(client) };
     } finally {
@@ -119,6 +141,9 @@ async function install(client: pg.Client, runnerOptions: RunnerOption): Promise<
     await client.query('SET LOCAL check_function_bodies = off');
     await client.query(script);
     const recorded = await runner({ ...runnerOptions, direction: 'up', count: Infinity, fake: true });
+    // One refresh, so that ai_cost.refresh_status dates the (empty) rollups
+    // and materialized views from the install rather than showing no refresh.
+    await client.query('SELECT ai_cost.refresh()');
     return recorded.map((migration) => migration.name);
   });
 }
@@ -175,6 +200,11 @@ async function dropWhenEmpty(client: pg.Client): Promise<void> {
   await client.query(`DROP TABLE IF EXISTS ${INTERNAL_SCHEMA}.${MIGRATIONS_TABLE}`);
   // RESTRICT: if the user keeps objects of their own there, leave it be.
   await client.query(`DROP SCHEMA IF EXISTS ${INTERNAL_SCHEMA} RESTRICT`).catch(() => {});
+}
+
+/** An error PostgreSQL raised (with its SQLSTATE), as opposed to one of Node's. */
+function isDatabaseError(error: unknown): error is pg.DatabaseError {
+  return error instanceof pg.DatabaseError;
 }
 
 async function hasPgCron(client: pg.Client): Promise<boolean> {

@@ -29,3 +29,13 @@ export function formatMicros(micros: Micros | null | undefined): string {
 function roundHalfUp(value: bigint, unit: bigint): bigint {
   return (value + unit / 2n) / unit;
 }
+
+/**
+ * A figure over calls some of which may have no price: the priced sum, with
+ * the unpriced calls beside it ("$1.20 + 3 unpriced"), or "unpriced" when
+ * none of them is priced (null). A figure with no calls is 0, shown as $0.00.
+ */
+export function formatCost(micros: Micros | null, unpricedCalls: bigint): string {
+  if (micros === null) return 'unpriced';
+  return unpricedCalls > 0n ? `${formatMicros(micros)} + ${unpricedCalls.toLocaleString('en-US')} unpriced` : formatMicros(micros);
+}

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from './support/cli.js';
-import { useTestDatabase } from './support/database.js';
+import { createTestDatabase, useTestDatabase } from './support/database.js';
 
 // The mistakes a new user makes, each answered in one line on stderr (plus
 // the command's usage line for a mistake in the arguments), exit 1, no stack
@@ -82,6 +82,23 @@ for (const [title, mistake] of Object.entries(MISTAKES)) {
     if (mistake.unchanged) t.true(await mistake.unchanged(), 'nothing was written');
   });
 }
+
+test('an upgrade the database refuses (a schema changed by hand) is one line, and writes nothing', async (t) => {
+  const handled = await createTestDatabase();
+  try {
+    // The last step's record is lost while its changes stay: running it again must fail.
+    const [last] = await handled.query<{ name: string }>(
+      'DELETE FROM ai_cost_internal.schema_migrations WHERE id = (SELECT max(id) FROM ai_cost_internal.schema_migrations) RETURNING name');
+    const result = await runCli(['migrate', 'up', '--database-url', handled.url]);
+    t.is(result.code, 1, result.stderr);
+    const lines = result.stderr.trim().split('\n');
+    t.is(lines.length, 1, result.stderr);
+    t.regex(lines[0]!, new RegExp(`^ai-cost: migrate up failed and changed nothing \\(applying ${last!.name}\\): .+ \\[SQLSTATE \\w{5}\\]; has the pg-ai-cost schema been changed by hand\\?`));
+    t.deepEqual(await handled.query('SELECT name FROM ai_cost_internal.schema_migrations WHERE name = $1', [last!.name]), []);
+  } finally {
+    await handled.drop();
+  }
+});
 
 test('durations in minutes and weeks are understood', async (t) => {
   for (const since of ['30m', '2w']) {

@@ -95,6 +95,10 @@ test('report shows spend by model as a table, with unpriced calls apart', async 
   t.regex(report.stdout, /gpt-4o-mini\s*│\s*2\s*│/);
   t.regex(report.stdout, /\$0\.75/); // 0.15 + 0.60
   t.regex(report.stdout, /1 call\(s\) have no price in force/);
+  // The model without a price costs "unpriced", never $0.00.
+  const mystery = report.stdout.split('\n').find((line) => line.includes('mystery'))!;
+  t.regex(mystery, /│\s+unpriced\s+│/);
+  t.notRegex(mystery, /\$0\.00/);
 });
 
 test('report --format json keeps micro-dollars exact, as strings', async (t) => {
@@ -111,8 +115,8 @@ test('report --format csv', async (t) => {
   await db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens) VALUES ('openai', 'gpt-4o-mini', 1000)`);
   const report = await runCli(['report', '--format', 'csv', '--database-url', db.url]);
   t.deepEqual(report.stdout.trim().split('\n'), [
-    'provider,model,calls,failed_calls,input_tokens,output_tokens,cost_micros,unpriced_calls',
-    'openai,gpt-4o-mini,1,0,1000,0,150,0',
+    'provider,model,calls,failed_calls,input_tokens,output_tokens,cost_micros,unpriced_calls,share_of_cost',
+    'openai,gpt-4o-mini,1,0,1000,0,150,0,1',
   ]);
 });
 

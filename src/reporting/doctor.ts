@@ -1,62 +1,151 @@
 import { z } from 'zod';
 import { sql, type DatabasePool } from 'slonik';
-import { migrationStatus } from '../migrate.js';
+import { INTERNAL_SCHEMA, migrationStatus } from '../migrate.js';
 import { refreshStatus } from './refresh.js';
 
 export interface Check {
   name: string;
-  level: 'ok' | 'warn' | 'fail';
+  /** skip: the login doctor runs as may not see what this check reads; the detail says what and why. */
+  level: 'ok' | 'warn' | 'fail' | 'skip';
   detail: string;
 }
 
 export interface Diagnosis {
   checks: Check[];
-  /** True when nothing failed (warnings allowed). */
+  /** True when nothing failed (warnings and skipped checks allowed). */
   healthy: boolean;
 }
 
+/** The rollups are folded every minute by the schedule: older than this, nothing is folding them. */
 const REFRESH_STALE_MS = 10 * 60 * 1000;
+/** The materialized views are rebuilt every 5 minutes by the schedule: three missed rebuilds. */
+const VIEWS_STALE_MS = 15 * 60 * 1000;
 
 /**
  * Checks an installation: migrations, whether anything schedules the
  * refresh (pg_cron here, or pg_cron in another database of the cluster),
- * how fresh the rollups are, and the BI reader role.
+ * how fresh the rollups and the materialized views are, and the BI reader
+ * role. Any login may run it, a BI login granted only ai_cost_reader too:
+ * what that login may not read is reported as a skipped check saying what
+ * and why, and a check the database refuses for another reason is reported
+ * as such, so one check never stops the others.
  */
 export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise<Diagnosis> {
+  const login = await pool.oneFirst(sql.type(z.object({ login: z.string() }))`SELECT current_user AS login`);
   const checks: Check[] = [];
-  const status = await migrationStatus(databaseUrl);
-  if (status.applied.length === 0) {
-    checks.push({ name: 'schema', level: 'fail', detail: 'pg-ai-cost is not installed in this database: run `ai-cost migrate up`' });
-    return { checks, healthy: false };
+  const schema = await guarded('schema', login, () => schemaCheck(databaseUrl, pool, login));
+  checks.push(schema);
+  if (schema.level === 'fail') return { checks, healthy: false };
+
+  const more: Array<[string, () => Promise<Check | Check[] | undefined>]> = [
+    ['scheduling', () => schedulingCheck(pool)],
+    ['refresh', () => freshnessChecks(pool)],
+    ['price book', () => priceBookCheck(pool, login)],
+    ['batch pricing', () => batchPricingCheck(pool)],
+    ['set aside', () => setAsideCheck(pool)],
+    ['reader role', () => readerCheck(pool, login)],
+  ];
+  for (const [name, check] of more) {
+    const result = await guarded(name, login, check);
+    if (result) checks.push(...[result].flat());
   }
-  checks.push(status.pending.length
-    ? { name: 'schema', level: 'warn', detail: `${status.pending.length} migration(s) pending (${status.pending.join(', ')}): run \`ai-cost migrate up\`` }
-    : { name: 'schema', level: 'ok', detail: `up to date (${status.applied.at(-1)})` });
-
-  checks.push(await schedulingCheck(pool));
-
-  const refreshed = await refreshStatus(pool);
-  const age = refreshed.refreshedAt ? Date.now() - refreshed.refreshedAt.getTime() : undefined;
-  checks.push({
-    name: 'refresh',
-    level: age === undefined || age > REFRESH_STALE_MS ? 'warn' : 'ok',
-    detail: (refreshed.refreshedAt
-      ? `last refresh ${refreshed.refreshedAt.toISOString()} (${Math.round(age! / 1000)}s ago, ${refreshed.durationMs} ms)`
-      : 'never refreshed')
-      + (refreshed.viewsRefreshedAt ? `; views rebuilt ${refreshed.viewsRefreshedAt.toISOString()}` : '; views never rebuilt')
-      + `; ${refreshed.pendingChanges} change(s) pending (the live views include them; the materialized views wait for the next refresh)`,
-  });
-
-  const book = await priceBookCheck(pool);
-  if (book) checks.push(book);
-  const batches = await batchPricingCheck(pool);
-  if (batches) checks.push(batches);
-  const setAside = await setAsideCheck(pool);
-  if (setAside) checks.push(setAside);
-
-  checks.push(await readerCheck(pool));
-
   return { checks, healthy: checks.every((check) => check.level !== 'fail') };
+}
+
+/**
+ * Runs a check; a database error becomes that check's line: skipped when
+ * the login lacks a right (42501), a warning otherwise. Anything that is not
+ * the database answering (a lost connection, a bug) is thrown.
+ */
+async function guarded<T extends Check | Check[] | undefined>(name: string, login: string, check: () => Promise<T>): Promise<T | Check> {
+  try {
+    return await check();
+  } catch (error) {
+    const refused = databaseError(error);
+    if (!refused || refused.code.startsWith('08')) throw error;
+    return refused.code === '42501'
+      ? { name, level: 'skip', detail: `cannot check as ${login}: ${refused.message} (GRANT ai_cost_reader TO ${login} lets it read what doctor and the reports read)` }
+      : { name, level: 'warn', detail: `could not check: ${refused.message} (SQLSTATE ${refused.code})` };
+  }
+}
+
+/** The database's own error in what slonik or pg threw, if it is one. */
+function databaseError(error: unknown, depth = 0): { code: string; message: string } | undefined {
+  if (!error || typeof error !== 'object' || depth > 5) return undefined;
+  const { code, message, cause } = error as { code?: unknown; message?: unknown; cause?: unknown };
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof message === 'string') return { code, message };
+  return databaseError(cause, depth + 1);
+}
+
+/**
+ * Whether pg-ai-cost is installed, and its migrations. The migrations table
+ * is internal, readable by the installing owner: another login (a BI login)
+ * is told that pending migrations are not visible to it, not refused.
+ */
+async function schemaCheck(databaseUrl: string, pool: DatabasePool, login: string): Promise<Check> {
+  // From the catalogs, which every login may read.
+  const found = await pool.one(sql.type(z.object({ schema: z.boolean(), migrations: z.boolean(), readable: z.boolean() }))`
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'ai_cost') AS schema,
+           m.oid IS NOT NULL AS migrations,
+           coalesce(pg_catalog.has_table_privilege(m.oid, 'SELECT'), false) AS readable
+      FROM (SELECT NULL) AS one
+      LEFT JOIN (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                  WHERE n.nspname OPERATOR(pg_catalog.=) ${INTERNAL_SCHEMA} AND c.relname OPERATOR(pg_catalog.=) 'schema_migrations') AS m ON true`);
+  const notInstalled: Check = { name: 'schema', level: 'fail', detail: 'pg-ai-cost is not installed in this database: run `ai-cost migrate up`' };
+  if (!found.schema || !found.migrations) return notInstalled;
+  if (!found.readable) {
+    return { name: 'schema', level: 'skip', detail: `pg-ai-cost is installed; whether migrations are pending is not visible to ${login}: ${INTERNAL_SCHEMA}.schema_migrations is readable by the installing owner only (run doctor as that owner to check)` };
+  }
+  const status = await migrationStatus(databaseUrl);
+  if (status.applied.length === 0) return notInstalled;
+  return status.pending.length
+    ? { name: 'schema', level: 'warn', detail: `${status.pending.length} migration(s) pending (${status.pending.join(', ')}): run \`ai-cost migrate up\`` }
+    : { name: 'schema', level: 'ok', detail: `up to date (${status.applied.at(-1)})` };
+}
+
+/** How long ago, in seconds up to two hours, then hours, then days (whole units, so the line stays short). */
+function age(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 2 * 3600) return `${seconds}s`;
+  if (seconds < 2 * 86_400) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86_400)} days`;
+}
+
+/**
+ * How fresh the data is: when the rollups were last refreshed (the live
+ * views add what came since, so they are exact regardless), and when the
+ * materialized views were last rebuilt, since those show only what was
+ * there at their rebuild, and nothing before the first one.
+ */
+async function freshnessChecks(pool: DatabasePool): Promise<Check[]> {
+  const refreshed = await refreshStatus(pool);
+  const views = await pool.any(sql.type(z.object({ name: z.string(), populated: z.boolean() }))`
+    SELECT pg_catalog.substr(matviewname, 4) AS name, ispopulated AS populated FROM pg_catalog.pg_matviews
+     WHERE schemaname OPERATOR(pg_catalog.=) 'ai_cost' ORDER BY matviewname`);
+  const now = Date.now();
+  const rollupAge = refreshed.refreshedAt ? now - refreshed.refreshedAt.getTime() : undefined;
+  const rollups: Check = {
+    name: 'refresh',
+    level: rollupAge === undefined || rollupAge > REFRESH_STALE_MS ? 'warn' : 'ok',
+    detail: (refreshed.refreshedAt
+      ? `last refresh of the rollups ${refreshed.refreshedAt.toISOString()}, ${age(rollupAge!)} ago (took ${refreshed.durationMs} ms)`
+      : 'the rollups were never refreshed: run `ai-cost refresh`')
+      + `; ${refreshed.pendingChanges} change(s) pending (the live views include them; the materialized views wait for the next refresh)`,
+  };
+  const names = views.map((view) => view.name).join(', ');
+  const viewsAge = refreshed.viewsRefreshedAt ? now - refreshed.viewsRefreshedAt.getTime() : undefined;
+  let materialized: Check;
+  if (viewsAge === undefined || views.some((view) => !view.populated)) {
+    materialized = { name: 'views', level: 'warn', detail: `the materialized views (${names}) were never rebuilt: they are empty until \`ai-cost refresh\` runs` };
+  } else {
+    materialized = {
+      name: 'views',
+      level: viewsAge > VIEWS_STALE_MS ? 'warn' : 'ok',
+      detail: `the materialized views (${names}) were rebuilt ${refreshed.viewsRefreshedAt!.toISOString()}, ${age(viewsAge)} ago: they show the calls up to then`
+        + (viewsAge > VIEWS_STALE_MS ? '; nothing has rebuilt them since (see scheduling)' : ''),
+    };
+  }
+  return [rollups, materialized];
 }
 
 /**
@@ -65,10 +154,15 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
  * right, by the lookup, but slower until a refresh compiles the book again.
  * Undefined on a schema without the compiled price book.
  */
-async function priceBookCheck(pool: DatabasePool): Promise<Check | undefined> {
-  const compiled = await pool.oneFirst(sql.type(z.object({ compiled: z.boolean() }))`
-    SELECT pg_catalog.to_regprocedure('ai_cost_internal.price_book_stale_at()') IS NOT NULL AS compiled`);
-  if (!compiled) return undefined;
+async function priceBookCheck(pool: DatabasePool, login: string): Promise<Check | undefined> {
+  const book = await pool.maybeOne(sql.type(z.object({ callable: z.boolean() }))`
+    SELECT pg_catalog.has_function_privilege(p.oid, 'EXECUTE') AS callable
+      FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'ai_cost_internal' AND p.proname OPERATOR(pg_catalog.=) 'price_book_stale_at'`);
+  if (!book) return undefined;
+  if (!book.callable) {
+    return { name: 'price book', level: 'skip', detail: `whether the compiled price book is current is not visible to ${login}: ai_cost_internal.price_book_stale_at() runs for the installing owner only` };
+  }
   const { stale_at: staleAt, stale } = await pool.one(sql.type(z.object({ stale_at: z.string(), stale: z.boolean() }))`
     SELECT ai_cost_internal.price_book_stale_at()::pg_catalog.text AS stale_at,
            ai_cost_internal.price_book_stale_at() OPERATOR(pg_catalog.<=) pg_catalog.now() AS stale`);
@@ -110,11 +204,17 @@ async function batchPricingCheck(pool: DatabasePool): Promise<Check | undefined>
 async function schedulingCheck(pool: DatabasePool): Promise<Check> {
   // cron.database_name is readable only with pg_read_all_settings: through
   // pg_settings a login without it sees no row instead of an error.
-  const here = await pool.one(sql.type(z.object({ installed: z.boolean(), database: z.string(), cron_database: z.string().nullable(), sees_settings: z.boolean(), user: z.string() }))`
+  const here = await pool.one(sql.type(z.object({
+    installed: z.boolean(), uses_cron: z.boolean(), database: z.string(), cron_database: z.string().nullable(), sees_settings: z.boolean(), user: z.string(),
+  }))`
     SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') AS installed,
+           EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'cron' AND pg_catalog.has_schema_privilege(oid, 'USAGE')) AS uses_cron,
            pg_catalog.current_database() AS database, current_user AS user,
            (SELECT setting FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'cron.database_name') AS cron_database,
            pg_catalog.pg_has_role('pg_read_all_settings', 'USAGE') AS sees_settings`);
+  if (here.installed && !here.uses_cron) {
+    return { name: 'scheduling', level: 'skip', detail: `pg_cron is installed in this database, but its jobs are not visible to ${here.user}, who may not use schema cron` };
+  }
   if (here.installed) {
     const jobs = await pool.any(sql.type(z.object({ jobname: z.string(), schedule: z.string(), active: z.boolean(), last_status: z.string().nullable(), last_end: z.date().nullable() }))`
       SELECT j.jobname, j.schedule, j.active, d.status AS last_status, d.end_time AS last_end
@@ -125,7 +225,8 @@ async function schedulingCheck(pool: DatabasePool): Promise<Check> {
     // The views job (every 5 minutes) is reported through views_refreshed_at in the refresh check.
     const job = jobs[0];
     if (!job) {
-      return { name: 'scheduling', level: 'warn', detail: 'pg_cron is installed but has no ai_cost_refresh job: run `ai-cost schedule`' };
+      // pg_cron shows a login only the jobs it scheduled, unless it is a superuser.
+      return { name: 'scheduling', level: 'warn', detail: `pg_cron is installed but shows ${here.user} no ai_cost_refresh job (it shows a login only its own jobs): run \`ai-cost schedule\`, or run doctor as whoever scheduled it` };
     }
     if (!job.active) return { name: 'scheduling', level: 'warn', detail: 'pg_cron job ai_cost_refresh exists but is inactive' };
     const last = job.last_end ? `; last run ${job.last_status} at ${job.last_end.toISOString()}` : '; not run yet';
@@ -165,13 +266,20 @@ async function setAsideCheck(pool: DatabasePool): Promise<Check | undefined> {
 }
 
 /** The BI reader role: that it exists, and that it was given its rights (a role created after the install gets them from the next migrate up). */
-async function readerCheck(pool: DatabasePool): Promise<Check> {
-  const reader = await pool.one(sql.type(z.object({ exists: z.boolean(), granted: z.boolean() }))`
-    SELECT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'ai_cost_reader') AS exists,
-           EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'ai_cost_reader')
-             AND pg_catalog.has_table_privilege('ai_cost_reader', 'ai_cost.spend_daily', 'SELECT') AS granted`);
+async function readerCheck(pool: DatabasePool, login: string): Promise<Check> {
+  const reader = await pool.one(sql.type(z.object({ exists: z.boolean(), granted: z.boolean(), member: z.boolean() }))`
+    SELECT r.oid IS NOT NULL AS exists,
+           r.oid IS NOT NULL AND pg_catalog.has_table_privilege(r.oid, 'ai_cost.spend_daily', 'SELECT') AS granted,
+           -- A superuser is a member of every role: only a login granted it is named.
+           r.oid IS NOT NULL AND pg_catalog.pg_has_role(r.oid, 'MEMBER')
+             AND NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) AS member
+      FROM (SELECT NULL) AS one
+      LEFT JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) 'ai_cost_reader'`);
   if (!reader.exists) {
     return { name: 'reader role', level: 'warn', detail: 'ai_cost_reader is missing (the installing user may not create roles): an administrator can run CREATE ROLE ai_cost_reader NOLOGIN, then `ai-cost migrate up` grants it its rights' };
+  }
+  if (reader.granted && reader.member) {
+    return { name: 'reader role', level: 'ok', detail: `ai_cost_reader exists and ${login} is a member: it reads the ai_cost views and runs \`ai-cost report\`` };
   }
   return reader.granted
     ? { name: 'reader role', level: 'ok', detail: 'ai_cost_reader exists: GRANT ai_cost_reader TO <your BI login>' }

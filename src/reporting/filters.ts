@@ -41,6 +41,43 @@ export function resolveFilters(filters: ReportFilters = {}): ResolvedFilters {
   return { ...parsed.data, since: parsed.data.since ?? new Date(until.getTime() - 30 * DAY_MS), until };
 }
 
+/** The instants a report covers: since inclusive, until exclusive, and what to call them. */
+export interface ReportPeriod {
+  since: Date;
+  until: Date;
+  /** "November 2026" for a calendar month, else the instants in UTC minutes. */
+  label: string;
+}
+
+/** The UTC minutes of a window, "2026-11-01 00:00 to 2026-12-01 00:00 UTC". */
+export function windowLabel(since: Date, until: Date): string {
+  const minute = (at: Date) => at.toISOString().slice(0, 16).replace('T', ' ');
+  return `${minute(since)} to ${minute(until)} UTC`;
+}
+
+/** The window the filters cover, with its defaults filled in. */
+export function resolvePeriod(filters: ReportFilters = {}): ReportPeriod {
+  const { since, until } = resolveFilters(filters);
+  return { since, until, label: windowLabel(since, until) };
+}
+
+/**
+ * A calendar month in UTC, written YYYY-MM (2026-11): from its first instant
+ * to the first instant of the next month.
+ */
+export function monthPeriod(month: string): ReportPeriod {
+  const parts = /^(\d{4})-(\d{2})$/.exec(month);
+  const year = Number(parts?.[1]);
+  const index = Number(parts?.[2]) - 1;
+  if (!parts || year < 1 || index < 0 || index > 11) {
+    throw new InvalidReportError(`'${month}' is not a month: write it as YYYY-MM, e.g. 2026-11`);
+  }
+  // setUTCFullYear, not Date.UTC: Date.UTC reads years 0-99 as 1900-1999.
+  const start = (monthIndex: number) => new Date(new Date(0).setUTCFullYear(year, monthIndex, 1));
+  const since = start(index);
+  return { since, until: start(index + 1), label: since.toLocaleString('en-US', { month: 'long', year: 'numeric', timeZone: 'UTC' }) };
+}
+
 /** Report options that cannot work, e.g. an unknown dimension or since after until. */
 export class InvalidReportError extends Error {
   override name = 'InvalidReportError';

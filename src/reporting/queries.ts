@@ -13,6 +13,10 @@ import {
  * the window's edges): exact to the instant, without scanning all history.
  * Money is bigint micro-dollars; ratios and milliseconds are plain numbers.
  *
+ * A cost is null when calls are behind it and none of them has a price: it
+ * is unknown, not free. A partly priced cost is the sum over the priced calls,
+ * with the unpriced calls counted beside it. A cost without any call is 0.
+ *
  * These queries also run on pools of the user's, with whatever search_path
  * those have: every function, operator and type is named with its schema
  * (pg_catalog.sum, OPERATOR(pg_catalog./), ::pg_catalog.text), so no object
@@ -58,11 +62,20 @@ const numberOrNull = (value: string | null) => (value === null ? null : Number(v
 const nonZeroOrNull = (value: FragmentSqlToken) =>
   sql.fragment`(CASE WHEN ${value} OPERATOR(pg_catalog.<>) 0 THEN ${value} END)`;
 
+/**
+ * The cost of the rollup rows `r` aggregated. A rollup row's cost_micros is
+ * the sum over its priced calls only: where every call is unpriced the cost
+ * is NULL (unknown), not that sum's 0. Without any call it is 0.
+ */
+const costColumn = sql.fragment`(CASE WHEN pg_catalog.sum(r.calls) OPERATOR(pg_catalog.>) 0
+                 AND pg_catalog.sum(r.unpriced_calls) OPERATOR(pg_catalog.=) pg_catalog.sum(r.calls) THEN NULL
+            ELSE coalesce(pg_catalog.sum(r.cost_micros), 0) END)::bigint`;
+
 const totalsColumns = sql.fragment`
   coalesce(pg_catalog.sum(r.calls), 0)::bigint AS calls,
   coalesce(pg_catalog.sum(r.calls) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'success'), 0)::bigint AS successes,
   coalesce(pg_catalog.sum(r.calls) FILTER (WHERE r.status OPERATOR(pg_catalog.<>) 'success'), 0)::bigint AS failures,
-  coalesce(pg_catalog.sum(r.cost_micros), 0)::bigint AS cost_micros,
+  ${costColumn} AS cost_micros,
   coalesce(pg_catalog.sum(r.unpriced_calls), 0)::bigint AS unpriced_calls,
   coalesce(pg_catalog.sum(r.input_tokens), 0)::bigint AS input_tokens,
   coalesce(pg_catalog.sum(r.output_tokens), 0)::bigint AS output_tokens`;
@@ -71,7 +84,7 @@ const totalsShape = {
   calls: z.bigint(),
   successes: z.bigint(),
   failures: z.bigint(),
-  cost_micros: z.bigint(),
+  cost_micros: z.bigint().nullable(),
   unpriced_calls: z.bigint(),
   input_tokens: z.bigint(),
   output_tokens: z.bigint(),
@@ -82,7 +95,8 @@ export interface Totals {
   successes: bigint;
   /** Errors and cancellations: they count toward cost too. */
   failures: bigint;
-  costMicros: Micros;
+  /** Sum over the priced calls; null when there are calls and none is priced (unknown, not free). */
+  costMicros: Micros | null;
   /** Calls with no price: their cost is unknown and not in costMicros. */
   unpricedCalls: bigint;
   inputTokens: bigint;
@@ -142,11 +156,11 @@ export async function summary(db: CommonQueryMethods, filters: ReportFilters = {
 export interface BreakdownRow extends Totals {
   /** The dimension's value; null for calls that did not set it (e.g. no tenant). */
   key: string | null;
-  /** This row's part of the window's cost, 0..1; null when nothing was priced. */
+  /** This row's part of the window's priced cost, 0..1; null when the row or the window has no priced cost. */
   shareOfCost: number | null;
 }
 
-/** Totals per value of one dimension, most expensive first (by day or hour: in time order). */
+/** Totals per value of one dimension, most expensive first, those of unknown cost last (by day or hour: in time order). */
 export async function breakdown(
   db: CommonQueryMethods,
   by: Dimension,
@@ -157,7 +171,7 @@ export async function breakdown(
   const key = dimension(by);
   const order = by === 'day' || by === 'hour'
     ? sql.fragment`key`
-    : sql.fragment`cost_micros DESC, calls DESC, key NULLS LAST`;
+    : sql.fragment`cost_micros DESC NULLS LAST, calls DESC, key NULLS LAST`;
   const rows = await db.any(sql.type(z.object({ key: z.string().nullable(), share: z.string().nullable(), ...totalsShape }))`
     SELECT key, calls, successes, failures, cost_micros, unpriced_calls, input_tokens, output_tokens,
            pg_catalog.round(cost_micros OPERATOR(pg_catalog./) ${nonZeroOrNull(sql.fragment`pg_catalog.sum(cost_micros) OVER ()`)}, 6)::pg_catalog.text AS share
@@ -180,14 +194,15 @@ export interface ModelSpend {
   failedCalls: bigint;
   inputTokens: bigint;
   outputTokens: bigint;
-  /** Sum over priced calls, in micro-dollars. */
-  costMicros: Micros;
+  /** Sum over priced calls, in micro-dollars; null when none of the model's calls is priced (unknown, not free). */
+  costMicros: Micros | null;
   /** Calls with no price in force: their cost is unknown, not zero. */
   unpricedCalls: bigint;
 }
 
 /**
- * Spend per provider and model, most expensive first: a model served by two
+ * Spend per provider and model, most expensive first and those of unknown
+ * cost (no call priced) last: a model served by two
  * providers is two rows, since each bills at its own price. Every attempt
  * counts toward cost, failed ones included, because providers bill the
  * tokens a failed call consumed.
@@ -200,7 +215,7 @@ export async function spendByModel(db: CommonQueryMethods, filters: ReportFilter
      WHERE ${filterCondition(f)}
      GROUP BY 1, 2
     HAVING pg_catalog.sum(r.calls) OPERATOR(pg_catalog.<>) 0
-     ORDER BY cost_micros DESC, calls DESC, provider, model
+     ORDER BY cost_micros DESC NULLS LAST, calls DESC, provider, model
   `);
   return rows.map((row) => ({
     provider: row.provider,
@@ -220,23 +235,30 @@ export interface DailyPoint {
   /** Value of the split dimension, when one was asked for. */
   key: string | null;
   calls: bigint;
-  costMicros: Micros;
+  /** Sum over the priced calls; null when none of the day's calls is priced. */
+  costMicros: Micros | null;
+  unpricedCalls: bigint;
 }
 
 /** Spend and calls per UTC day, optionally split by a dimension (e.g. model, for a stacked chart). */
 export async function dailySeries(db: CommonQueryMethods, filters: ReportFilters = {}, splitBy?: Dimension): Promise<DailyPoint[]> {
   const f = resolveFilters(filters);
   const key = splitBy ? dimension(splitBy) : sql.fragment`NULL::pg_catalog.text`;
-  const rows = await db.any(sql.type(z.object({ day: z.string(), key: z.string().nullable(), calls: z.bigint(), cost_micros: z.bigint() }))`
+  const rows = await db.any(sql.type(z.object({
+    day: z.string(), key: z.string().nullable(), calls: z.bigint(), cost_micros: z.bigint().nullable(), unpriced_calls: z.bigint(),
+  }))`
     SELECT ${DIMENSIONS.day} AS day, ${key} AS key,
-           pg_catalog.sum(r.calls)::bigint AS calls, pg_catalog.sum(r.cost_micros)::bigint AS cost_micros
+           pg_catalog.sum(r.calls)::bigint AS calls, ${costColumn} AS cost_micros,
+           pg_catalog.sum(r.unpriced_calls)::bigint AS unpriced_calls
       FROM ${windowRows(f)}
      WHERE ${filterCondition(f)}
      GROUP BY 1, 2
     HAVING pg_catalog.sum(r.calls) OPERATOR(pg_catalog.<>) 0
      ORDER BY 1, 2
   `);
-  return rows.map((row) => ({ day: row.day, key: row.key, calls: row.calls, costMicros: row.cost_micros }));
+  return rows.map((row) => ({
+    day: row.day, key: row.key, calls: row.calls, costMicros: row.cost_micros, unpricedCalls: row.unpriced_calls,
+  }));
 }
 
 export interface LatencyRow {
@@ -282,16 +304,22 @@ export async function latencyByModel(db: CommonQueryMethods, filters: ReportFilt
 }
 
 export interface Trends {
-  last7DaysMicros: Micros;
-  previous7DaysMicros: Micros;
-  /** Relative change of the last 7 days against the 7 before; null when those cost nothing. */
+  /** Each cost is the sum over the priced calls of its period, null when calls are behind it and none is priced. */
+  last7DaysMicros: Micros | null;
+  last7DaysUnpricedCalls: bigint;
+  previous7DaysMicros: Micros | null;
+  previous7DaysUnpricedCalls: bigint;
+  /** Relative change of the last 7 days against the 7 before; null when either is unknown or those cost nothing. */
   change7Days: number | null;
-  monthToDateMicros: Micros;
-  lastMonthMicros: Micros;
+  monthToDateMicros: Micros | null;
+  monthToDateUnpricedCalls: bigint;
+  lastMonthMicros: Micros | null;
+  lastMonthUnpricedCalls: bigint;
   /** Last month up to the same point in the month as now. */
-  lastMonthToDateMicros: Micros;
-  /** Month to date extended linearly to the end of the (UTC) month. */
-  projectedMonthMicros: Micros;
+  lastMonthToDateMicros: Micros | null;
+  lastMonthToDateUnpricedCalls: bigint;
+  /** Month to date extended linearly to the end of the (UTC) month; null when month to date is unknown. */
+  projectedMonthMicros: Micros | null;
 }
 
 /** Spend trends up to now (the window of the filters is not used; the other filters are). */
@@ -302,26 +330,37 @@ export async function trends(db: CommonQueryMethods, filters: ReportFilters = {}
   const nextMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
   const lastMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
   const elapsed = now.getTime() - monthStart.getTime();
-  const spend = (since: Date, until: Date) => sql.fragment`(
-    SELECT coalesce(pg_catalog.sum(r.cost_micros), 0)::bigint
-      FROM ${windowRows({ ...f, since, until })}
-     WHERE ${filterCondition(f)})`;
-  const row = await db.one(sql.type(z.object({ l7: z.bigint(), p7: z.bigint(), mtd: z.bigint(), lm: z.bigint(), lmtd: z.bigint() }))`
-    SELECT ${spend(new Date(now.getTime() - 7 * DAY_MS), now)} AS l7,
-           ${spend(new Date(now.getTime() - 14 * DAY_MS), new Date(now.getTime() - 7 * DAY_MS))} AS p7,
-           ${spend(monthStart, now)} AS mtd,
-           ${spend(lastMonth, monthStart)} AS lm,
-           ${spend(lastMonth, new Date(Math.min(lastMonth.getTime() + elapsed, monthStart.getTime())))} AS lmtd
+  const periods = {
+    last7: [new Date(now.getTime() - 7 * DAY_MS), now],
+    previous7: [new Date(now.getTime() - 14 * DAY_MS), new Date(now.getTime() - 7 * DAY_MS)],
+    monthToDate: [monthStart, now],
+    lastMonth: [lastMonth, monthStart],
+    lastMonthToDate: [lastMonth, new Date(Math.min(lastMonth.getTime() + elapsed, monthStart.getTime()))],
+  } satisfies Record<string, [Date, Date]>;
+  // One statement, so every period is read from the same snapshot.
+  const rows = await db.any(sql.type(z.object({ period: z.string(), cost_micros: z.bigint().nullable(), unpriced_calls: z.bigint() }))`
+    ${sql.join(Object.entries(periods).map(([period, [since, until]]) => sql.fragment`
+      SELECT ${period}::pg_catalog.text AS period, ${costColumn} AS cost_micros,
+             coalesce(pg_catalog.sum(r.unpriced_calls), 0)::bigint AS unpriced_calls
+        FROM ${windowRows({ ...f, since, until })}
+       WHERE ${filterCondition(f)}`), sql.fragment` UNION ALL `)}
   `);
+  const spend = (period: keyof typeof periods) => rows.find((row) => row.period === period)!;
+  const [l7, p7, mtd] = [spend('last7').cost_micros, spend('previous7').cost_micros, spend('monthToDate').cost_micros];
   const monthMs = BigInt(nextMonth.getTime() - monthStart.getTime());
   return {
-    last7DaysMicros: row.l7,
-    previous7DaysMicros: row.p7,
-    change7Days: row.p7 === 0n ? null : Number(row.l7 - row.p7) / Number(row.p7),
-    monthToDateMicros: row.mtd,
-    lastMonthMicros: row.lm,
-    lastMonthToDateMicros: row.lmtd,
-    projectedMonthMicros: elapsed > 0 ? (row.mtd * monthMs) / BigInt(elapsed) : row.mtd,
+    last7DaysMicros: l7,
+    last7DaysUnpricedCalls: spend('last7').unpriced_calls,
+    previous7DaysMicros: p7,
+    previous7DaysUnpricedCalls: spend('previous7').unpriced_calls,
+    change7Days: l7 === null || p7 === null || p7 === 0n ? null : Number(l7 - p7) / Number(p7),
+    monthToDateMicros: mtd,
+    monthToDateUnpricedCalls: spend('monthToDate').unpriced_calls,
+    lastMonthMicros: spend('lastMonth').cost_micros,
+    lastMonthUnpricedCalls: spend('lastMonth').unpriced_calls,
+    lastMonthToDateMicros: spend('lastMonthToDate').cost_micros,
+    lastMonthToDateUnpricedCalls: spend('lastMonthToDate').unpriced_calls,
+    projectedMonthMicros: mtd === null ? null : elapsed > 0 ? (mtd * monthMs) / BigInt(elapsed) : mtd,
   };
 }
 
@@ -378,33 +417,40 @@ export interface BudgetStatus {
   periodStart: Date;
   periodEnd: Date;
   limitMicros: Micros;
-  spentMicros: Micros;
-  remainingMicros: Micros;
-  usedPercent: number;
-  projectedMicros: Micros;
+  /**
+   * Spent so far: the sum over the period's priced calls. It and the figures
+   * from it are null when the period has calls and none is priced (status
+   * 'unknown'); the unpriced calls are counted beside it.
+   */
+  spentMicros: Micros | null;
+  unpricedCalls: bigint;
+  remainingMicros: Micros | null;
+  usedPercent: number | null;
+  projectedMicros: Micros | null;
   /** Highest alert threshold reached, in percent; null when none. */
   crossedPercent: number | null;
-  status: 'ok' | 'warning' | 'exceeded';
+  status: 'ok' | 'warning' | 'exceeded' | 'unknown';
 }
 
-/** Every budget in its current period, most used first. */
+/** Every budget in its current period, most used first (those of unknown use last). */
 export async function budgetStatus(db: CommonQueryMethods): Promise<BudgetStatus[]> {
   const rows = await db.any(sql.type(z.object({
     budget_id: z.bigint(), name: z.string(), scope: z.enum(['global', 'tenant', 'user', 'feature']),
     scope_value: z.string().nullable(), period: z.enum(['day', 'week', 'month']), period_start: z.date(),
-    period_end: z.date(), limit_micros: z.bigint(), spent_micros: z.bigint(), remaining_micros: z.bigint(),
-    used_percent: z.string(), projected_micros: z.bigint(), crossed_percent: z.number().nullable(),
-    status: z.enum(['ok', 'warning', 'exceeded']),
+    period_end: z.date(), limit_micros: z.bigint(), spent_micros: z.bigint().nullable(), unpriced_calls: z.bigint(),
+    remaining_micros: z.bigint().nullable(), used_percent: z.string().nullable(), projected_micros: z.bigint().nullable(),
+    crossed_percent: z.number().nullable(), status: z.enum(['ok', 'warning', 'exceeded', 'unknown']),
   }))`
     SELECT budget_id, name, scope, scope_value, period, period_start, period_end, limit_micros, spent_micros,
-           remaining_micros, used_percent, projected_micros, crossed_percent, status
+           unpriced_calls, remaining_micros, used_percent, projected_micros, crossed_percent, status
       FROM ai_cost.budget_status
-     ORDER BY used_percent DESC, name
+     ORDER BY used_percent DESC NULLS LAST, name
   `);
   return rows.map((row) => ({
     budgetId: row.budget_id, name: row.name, scope: row.scope, scopeValue: row.scope_value, period: row.period,
     periodStart: row.period_start, periodEnd: row.period_end, limitMicros: row.limit_micros,
-    spentMicros: row.spent_micros, remainingMicros: row.remaining_micros, usedPercent: Number(row.used_percent),
-    projectedMicros: row.projected_micros, crossedPercent: row.crossed_percent, status: row.status,
+    spentMicros: row.spent_micros, unpricedCalls: row.unpriced_calls, remainingMicros: row.remaining_micros,
+    usedPercent: numberOrNull(row.used_percent), projectedMicros: row.projected_micros,
+    crossedPercent: row.crossed_percent, status: row.status,
   }));
 }

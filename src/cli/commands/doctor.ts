@@ -3,12 +3,12 @@ import { createPool, resolveDatabaseUrl } from '../../db.js';
 import { diagnose } from '../../reporting/doctor.js';
 import { databaseUrlOption } from '../options.js';
 
-const MARK = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' } as const;
+const MARK = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' } as const;
 
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
-    .description('check the installation: migrations, what schedules the refresh, freshness, the BI reader role')
+    .description('check the installation: migrations, what schedules the refresh, how fresh the rollups and views are, the BI reader role; any login may run it')
     .addOption(databaseUrlOption())
     .action(async (options: { databaseUrl?: string }) => {
       const url = resolveDatabaseUrl(options.databaseUrl);

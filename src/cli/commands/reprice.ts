@@ -1,8 +1,10 @@
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { createPool, resolveDatabaseUrl, UsageError } from '../../db.js';
-import { formatMicros } from '../../money.js';
-import { previewReprice, repriceRun, runReprice, startReprice, type RepriceRun } from '../../pricing/reprice.js';
+import { formatCost, formatMicros } from '../../money.js';
+import {
+  previewReprice, repriceRun, runReprice, startReprice, type RepricePreview, type RepriceRun,
+} from '../../pricing/reprice.js';
 import { databaseUrlOption, parsePositiveInteger, parseWhen } from '../options.js';
 
 interface RepriceOptions {
@@ -52,14 +54,11 @@ export function registerReprice(program: Command): void {
         if (options.dryRun) {
           const rows = await previewReprice(pool, window);
           const changed = rows.filter((r) => r.callsChanged > 0n);
-          for (const r of changed) {
-            console.log(`${r.provider}/${r.model}: ${r.callsChanged} of ${r.calls} calls change, `
-              + `${formatMicros(r.oldCostMicros)} -> ${formatMicros(r.newCostMicros)} (delta ${formatMicros(r.deltaMicros)}), `
-              + `${r.newlyPriced} newly priced, ${r.newlyUnpriced} newly unpriced`);
-          }
-          const delta = changed.reduce((sum, r) => sum + r.deltaMicros, 0n);
-          const calls = changed.reduce((sum, r) => sum + r.callsChanged, 0n);
-          console.log(`dry run: ${calls} calls would change, delta ${formatMicros(delta)}; nothing was written`);
+          for (const r of changed) console.log(`${r.provider}/${r.model}: ${describePreview(r)}`);
+          const sum = (pick: (r: RepricePreview) => bigint) => changed.reduce((total, r) => total + pick(r), 0n);
+          console.log(`dry run: ${sum((r) => r.callsChanged)} calls would change (${sum((r) => r.newlyPriced)} newly priced, `
+            + `${sum((r) => r.newlyUnpriced)} newly unpriced), delta ${formatMicros(sum((r) => r.deltaMicros))} `
+            + 'on the calls priced before and after; nothing was written');
           return;
         }
         const run = await startReprice(pool, { ...window, reason: options.reason ?? 'ai-cost reprice' });
@@ -68,6 +67,20 @@ export function registerReprice(program: Command): void {
         await pool.end();
       }
     });
+}
+
+/**
+ * One model's line of a dry run: its cost before and after, each the priced
+ * sum with the unpriced calls beside it ("unpriced -> $0.03331",
+ * "$0.0012 + 2 unpriced -> $0.0040"), and the delta on the calls priced
+ * both times, when there are any.
+ */
+function describePreview(r: RepricePreview): string {
+  const repriced = r.callsChanged - r.newlyPriced - r.newlyUnpriced;
+  return `${r.callsChanged} of ${r.calls} calls change, `
+    + `${formatCost(r.oldCostMicros, r.oldUnpricedCalls)} -> ${formatCost(r.newCostMicros, r.newUnpricedCalls)}`
+    + (repriced > 0n ? ` (delta ${formatMicros(r.deltaMicros)} on ${repriced} call(s) priced before and after)` : '')
+    + `, ${r.newlyPriced} newly priced, ${r.newlyUnpriced} newly unpriced`;
 }
 
 /** Runs the batches, with a progress bar when stdout is a terminal (none in pipes and logs). */
