@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import pg from 'pg';
 import { runCli } from './support/cli.js';
-import { serverUrl, useTestDatabase } from './support/database.js';
+import { useTestDatabase } from './support/database.js';
+import { dropLogins } from './support/logins.js';
 
 // One row must never stop the reports. A writer cannot record a cost or a
 // count past the per-call ceilings (sql/040_calls.sql), and a row that gets
@@ -24,12 +25,7 @@ const db = useTestDatabase(test, {
   },
 });
 
-test.after.always(async () => {
-  const admin = new pg.Client({ connectionString: serverUrl() });
-  await admin.connect();
-  await admin.query(`DROP ROLE IF EXISTS ${WRITER}`);
-  await admin.end();
-});
+test.after.always(() => dropLogins(WRITER));
 
 /** Runs one statement as the writer login; the error's message, or undefined when it succeeded. */
 async function asWriter(statement: string): Promise<string | undefined> {

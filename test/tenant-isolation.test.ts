@@ -1,9 +1,8 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { runCli } from './support/cli.js';
-import { serverUrl, useTestDatabase } from './support/database.js';
-import { loginUrl, runAs } from './support/logins.js';
+import { useTestDatabase } from './support/database.js';
+import { dropLogins, loginUrl, runAs } from './support/logins.js';
 
 // Tenant isolation rests on roles, not on anything a login can set: each read
 // path a tenant reader has is tried with every way of changing a setting.
@@ -40,14 +39,7 @@ const db = useTestDatabase(test, {
   },
 });
 
-test.after.always(async () => {
-  const admin = new pg.Client({ connectionString: serverUrl() });
-  await admin.connect();
-  for (const role of [roles.analyst, roles.app, roles.admin, roles.writer, roles.acme, roles.globex]) {
-    await admin.query(`DROP ROLE IF EXISTS ${role}`);
-  }
-  await admin.end();
-});
+test.after.always(() => dropLogins(roles.analyst, roles.app, roles.admin, roles.writer, roles.acme, roles.globex));
 
 /** Runs statements as a login of this file's database. */
 function as(login: string, ...statements: string[]): Promise<unknown[] | string> {

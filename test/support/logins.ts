@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { serverUrl } from './database.js';
 
 /** The URL of a database as another login. */
 export function loginUrl(databaseUrl: string, login: string, password: string): string {
@@ -20,5 +21,16 @@ export async function runAs(url: string, ...statements: string[]): Promise<unkno
     return (error as Error).message;
   } finally {
     await client.end();
+  }
+}
+
+/** Drops logins a test file created on the shared test server (they outlive its databases). */
+export async function dropLogins(...logins: string[]): Promise<void> {
+  const admin = new pg.Client({ connectionString: serverUrl() });
+  await admin.connect();
+  try {
+    for (const login of logins) await admin.query(`DROP ROLE IF EXISTS ${login}`);
+  } finally {
+    await admin.end();
   }
 }
