@@ -152,3 +152,24 @@ export async function inTransaction<T>(client: pg.ClientBase, work: () => Promis
     throw error;
   }
 }
+
+/** What PostgreSQL itself reported: its SQLSTATE and message. */
+export interface DatabaseRefusal {
+  code: string;
+  message: string;
+}
+
+/**
+ * The error PostgreSQL raised, found in what pg or slonik threw (slonik
+ * nests it as the cause); undefined for anything else, such as a lost
+ * connection or a bug. PostgreSQL's errors carry a severity, which tells a
+ * SQLSTATE from a Node error code of the same shape (EPIPE).
+ */
+export function databaseRefusal(error: unknown, depth = 0): DatabaseRefusal | undefined {
+  if (!error || typeof error !== 'object' || depth > 5) return undefined;
+  const { code, message, severity, cause } = error as { code?: unknown; message?: unknown; severity?: unknown; cause?: unknown };
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof message === 'string' && typeof severity === 'string') {
+    return { code, message };
+  }
+  return databaseRefusal(cause, depth + 1);
+}

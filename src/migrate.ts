@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { runner, type RunnerOption } from 'node-pg-migrate';
 import { schemaScript } from './sql-files.js';
-import { inTransaction, withClient } from './db.js';
+import { databaseRefusal, inTransaction, withClient, type DatabaseRefusal } from './db.js';
 
 /** The schema users and BI tools read. */
 export const SCHEMA = 'ai_cost';
@@ -56,9 +56,9 @@ export class NewerSchemaError extends Error {
  * nothing of it was written.
  */
 export class MigrationFailedError extends Error {
-  constructor(direction: 'up' | 'down', steps: string[], cause: Error & { code?: string }) {
+  constructor(direction: 'up' | 'down', steps: string[], refusal: DatabaseRefusal, cause: unknown) {
     super(`migrate ${direction} failed and changed nothing (${steps.length > 0 ? `applying ${steps.join(', ')}` : 'installing'}): ` +
-      `${cause.message}${cause.code ? ` [SQLSTATE ${cause.code}]` : ''}; ` +
+      `${refusal.message} [SQLSTATE ${refusal.code}]; ` +
       'has the pg-ai-cost schema been changed by hand? `ai-cost migrate status` lists the steps', { cause });
     this.name = 'MigrationFailedError';
   }
@@ -121,9 +121,10 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
       } catch (error) {
         // A database error here is the database refusing a step; anything
         // else (a bug, a lost connection) keeps its own message and stack.
-        if (!isDatabaseError(error)) throw error;
+        const refusal = databaseRefusal(error);
+        if (!refusal) throw error;
         const steps = direction === 'up' ? [...SHIPPED].filter((name) => !applied.includes(name)) : applied.slice(-(options.count ?? 1));
-        throw new MigrationFailedError(direction, applied.length === 0 ? [] : steps, error);
+        throw new MigrationFailedError(direction, applied.length === 0 ? [] : steps, refusal, error);
       }
       return { ran, installed, notices, pgCron: await hasPgCron(client) };
     } finally {
@@ -200,11 +201,6 @@ async function dropWhenEmpty(client: pg.Client): Promise<void> {
   await client.query(`DROP TABLE IF EXISTS ${INTERNAL_SCHEMA}.${MIGRATIONS_TABLE}`);
   // RESTRICT: if the user keeps objects of their own there, leave it be.
   await client.query(`DROP SCHEMA IF EXISTS ${INTERNAL_SCHEMA} RESTRICT`).catch(() => {});
-}
-
-/** An error PostgreSQL raised (with its SQLSTATE), as opposed to one of Node's. */
-function isDatabaseError(error: unknown): error is pg.DatabaseError {
-  return error instanceof pg.DatabaseError;
 }
 
 async function hasPgCron(client: pg.Client): Promise<boolean> {

@@ -26,6 +26,13 @@ export function formatMicros(micros: Micros | null | undefined): string {
   return kept >= MICROS_PER_DOLLAR ? `${sign}$1.00` : `${sign}$0.${fraction}`;
 }
 
+/** Dollars to the micro-dollar, e.g. $1,234.567891, for figures a reader reconciles; "unpriced" for null. */
+export function formatExactDollars(micros: Micros | null): string {
+  if (micros === null) return 'unpriced';
+  const abs = micros < 0n ? -micros : micros;
+  return `${micros < 0n ? '-' : ''}$${(abs / MICROS_PER_DOLLAR).toLocaleString('en-US')}.${(abs % MICROS_PER_DOLLAR).toString().padStart(6, '0')}`;
+}
+
 function roundHalfUp(value: bigint, unit: bigint): bigint {
   return (value + unit / 2n) / unit;
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { sql, type DatabasePool } from 'slonik';
+import { databaseRefusal } from '../db.js';
 import { INTERNAL_SCHEMA, migrationStatus } from '../migrate.js';
 import { refreshStatus } from './refresh.js';
 
@@ -61,20 +62,12 @@ async function guarded<T extends Check | Check[] | undefined>(name: string, logi
   try {
     return await check();
   } catch (error) {
-    const refused = databaseError(error);
+    const refused = databaseRefusal(error);
     if (!refused || refused.code.startsWith('08')) throw error;
     return refused.code === '42501'
       ? { name, level: 'skip', detail: `cannot check as ${login}: ${refused.message} (GRANT ai_cost_reader TO ${login} lets it read what doctor and the reports read)` }
       : { name, level: 'warn', detail: `could not check: ${refused.message} (SQLSTATE ${refused.code})` };
   }
-}
-
-/** The database's own error in what slonik or pg threw, if it is one. */
-function databaseError(error: unknown, depth = 0): { code: string; message: string } | undefined {
-  if (!error || typeof error !== 'object' || depth > 5) return undefined;
-  const { code, message, cause } = error as { code?: unknown; message?: unknown; cause?: unknown };
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof message === 'string') return { code, message };
-  return databaseError(cause, depth + 1);
 }
 
 /**

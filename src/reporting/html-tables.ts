@@ -1,4 +1,4 @@
-import type { Micros } from '../money.js';
+import { formatExactDollars, type Micros } from '../money.js';
 import type { UnpricedModel } from './unpriced.js';
 
 /**
@@ -22,13 +22,6 @@ export interface FigureRow {
 
 export function formatCount(n: bigint | number): string {
   return n.toLocaleString('en-US');
-}
-
-/** Dollars to the micro-dollar, e.g. $1,234.567891; "unpriced" for null. */
-export function formatExactDollars(micros: Micros | null): string {
-  if (micros === null) return 'unpriced';
-  const abs = micros < 0n ? -micros : micros;
-  return `${micros < 0n ? '-' : ''}$${formatCount(abs / 1_000_000n)}.${(abs % 1_000_000n).toString().padStart(6, '0')}`;
 }
 
 /**
