@@ -10,10 +10,12 @@ export interface Measurement {
   metric: string;
   value: number;
   unit: string;
-  /** For a ratio with a target (the trigger's, from issue 6): what it should come to. */
+  /** What the figure should come to: at most this, or at least this when `higherIsBetter`. */
   target?: number;
-  /** For a ratio with a target: the most it may be (the target itself where the issue names no other). */
+  /** The worst it may be and still pass (the target itself where none is named). */
   limit?: number;
+  /** For rates (calls/s): the target is a floor, not a ceiling. */
+  higherIsBetter?: boolean;
 }
 
 export interface BenchContext {

@@ -166,3 +166,17 @@ COMMENT ON COLUMN ai_cost.calls.unpriced_reason IS 'Why cost_micros is NULL (e.g
 COMMENT ON COLUMN ai_cost.calls.discount_id IS 'The ai_cost.tenant_discounts row applied to this call''s list price, if any.';
 COMMENT ON COLUMN ai_cost.calls.computed_cost_micros IS 'The cost from ai_cost.prices (tenant prices and discounts applied), set on insert for every call, app-cache hits and provider-reported costs included. Equals cost_micros unless the call was cached (cost 0) or its provider reports its own cost. NULL when no price applies.';
 
+-- The transactions writing ai_cost.calls (or one of its partitions) at this
+-- moment, other than this one: each holds ROW EXCLUSIVE on it from before
+-- it draws an id until it ends, prepared transactions included.
+CREATE FUNCTION ai_cost_internal.call_writers() RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(array_agg(DISTINCT l.virtualtransaction), '{}')
+    FROM pg_catalog.pg_locks l
+   WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock'
+     AND l.pid IS DISTINCT FROM pg_backend_pid()
+     AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
+     AND (l.relation = 'ai_cost.calls'::regclass
+          OR l.relation IN (SELECT t.relid FROM pg_catalog.pg_partition_tree('ai_cost.calls') t))
+$$;
+COMMENT ON FUNCTION ai_cost_internal.call_writers() IS 'Internal: the virtual transaction ids of the other transactions writing ai_cost.calls now.';

@@ -94,14 +94,8 @@ DECLARE
   writers text[];
   waited_seconds numeric := 0;
 BEGIN
-  SELECT array_agg(DISTINCT l.virtualtransaction) INTO writers
-    FROM pg_catalog.pg_locks l
-   WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock' AND l.granted
-     AND l.pid IS DISTINCT FROM pg_backend_pid()
-     AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database())
-     AND (l.relation = 'ai_cost.calls'::regclass
-          OR l.relation IN (SELECT t.relid FROM pg_catalog.pg_partition_tree('ai_cost.calls') t));
-  WHILE writers IS NOT NULL AND EXISTS (
+  writers := ai_cost_internal.call_writers();
+  WHILE EXISTS (
     SELECT FROM pg_catalog.pg_locks l WHERE l.locktype = 'virtualxid' AND l.virtualxid = ANY (writers)
   ) LOOP
     IF waited_seconds > 0 AND waited_seconds % 10 = 0 THEN

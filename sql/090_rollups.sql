@@ -1,19 +1,29 @@
--- Change capture and the rollups: aggregates that stay exact at any moment
--- and cost work proportional to what changed.
+-- The rollups: aggregates that stay exact at any moment and cost work
+-- proportional to what changed since the last refresh.
 --
---   1. Statement-level AFTER triggers with transition tables copy every
---      inserted row (+1), deleted row (-1) and updated row (-1 old, +1 new)
---      into ai_cost_internal.call_changes. One INSERT ... SELECT per
---      statement: a bulk insert pays one set-based copy, not a call per row.
---   2. ai_cost.refresh() (130_refresh.sql) consumes that table with
---      DELETE ... RETURNING and adds the netted changes to the rollups in the
---      same transaction. A change row becomes visible exactly when the call's
---      transaction commits, so a writer that drew a lower id and commits late
---      is simply picked up by the next refresh: no watermark can skip it,
---      nothing counts twice, and late rows (created_at in the past),
---      repricing UPDATEs and DELETEs reach the right hour.
---   3. Readers add the changes not yet consumed (100_live_views.sql), so the
---      views are exact at any moment.
+--   1. New calls need no capture: ai_cost.refresh() (130_refresh.sql) reads
+--      them by id, as the range of ids drawn since its last run, the way
+--      Crunchy Data's pg_incremental reads a sequence. An id is drawn by a
+--      transaction that already holds its write lock on ai_cost.calls, so
+--      the refresh first reads how far the id sequence has gone, then which
+--      transactions hold that lock (ai_cost_internal.call_writers): only
+--      those can still commit a call at or below that id. Ids of the range
+--      not visible yet (a writer still open, or an id never used) are kept
+--      in ai_cost_internal.unfolded_ids with those writers, and read again
+--      by every refresh until the writers have ended. A long transaction
+--      holds back only the ids it could still fill, never the calls
+--      committed around it; a writer that commits late, out of id order, or
+--      with a created_at in the past is folded once, when it is visible.
+--   2. Updates and deletes (reprices, moves between partitions, deletes) are
+--      rare and are captured: statement-level AFTER triggers with transition
+--      tables copy the removed (-1) and added (+1) versions into
+--      ai_cost_internal.call_changes. A change counts only for a call already
+--      folded; a change of a call not folded yet is dropped, since its
+--      current version is what gets folded.
+--   3. The refresh folds both in one statement, so one snapshot decides what
+--      is folded, and adds them to the rollups in the same transaction.
+--      Readers add what no refresh has folded yet (ai_cost_internal.pending_changes,
+--      read by 100_live_views.sql), so the views are exact at any moment.
 --
 -- calls_hourly keeps every reporting dimension, the user included, as the
 -- table to filter; the narrow rollups in ai_cost_internal (per day without
@@ -47,36 +57,35 @@ CREATE TABLE ai_cost_internal.call_changes (
   reasoning_tokens bigint,
   ttft_ms integer,
   total_ms integer,
-  -- The call's id: what a change set aside by the refresh is known by, and
-  -- how the later changes of that call are kept beside it.
+  -- The call's id: whether the change counts (its call is folded), what a
+  -- change set aside by the refresh is known by, and how the later changes
+  -- of that call are kept beside it.
   call_id bigint
 ) WITH (
-  -- Every refresh empties this table with one DELETE, so after a busy minute
-  -- it is mostly dead rows until autovacuum comes; by default that waits for
-  -- 20% of the table to change, and meanwhile its statistics overstate it,
-  -- which every live view reads (and which set off JIT compiling on them in
-  -- `npm run bench queries`). Vacuum and analyze it after a fixed number of
-  -- changes instead.
+  -- Every refresh empties this table with one DELETE, so after a busy
+  -- reprice it is mostly dead rows until autovacuum comes; by default that
+  -- waits for 20% of the table to change, and meanwhile its statistics
+  -- overstate it, which every live view reads. Vacuum and analyze it after
+  -- a fixed number of changes instead.
   autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
   autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 10000
 );
-COMMENT ON TABLE ai_cost_internal.call_changes IS 'Internal: calls added (+1) and removed (-1) since the last ai_cost.refresh(), written by triggers on ai_cost.calls.';
+COMMENT ON TABLE ai_cost_internal.call_changes IS 'Internal: versions of calls removed (-1) and added (+1) by updates and deletes since the last ai_cost.refresh(), written by triggers on ai_cost.calls.';
 
--- Copies the rows a statement changed into the change table. SECURITY
--- DEFINER: whoever may write ai_cost.calls must not need (or get) rights on
--- the internal table. Updates copy every row as removed-then-added; rows
--- whose reported columns did not change net out to nothing in the refresh.
+-- Copies the rows an UPDATE or DELETE statement changed into the change
+-- table. SECURITY DEFINER: whoever may change ai_cost.calls must not need
+-- (or get) rights on the internal table. Updates copy every row as
+-- removed-then-added; rows whose reported columns did not change net out to
+-- nothing in the refresh.
 CREATE FUNCTION ai_cost_internal.capture_call_changes() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  IF TG_OP IN ('DELETE', 'UPDATE') THEN
-    INSERT INTO ai_cost_internal.call_changes
-    SELECT -1, created_at, provider, model, operation, status, service_tier, tenant_id, user_id,
-           feature, conversation_id, cached, streamed, unpriced_reason, cost_micros, input_tokens,
-           output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms, id
-      FROM old_calls;
-  END IF;
-  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+  INSERT INTO ai_cost_internal.call_changes
+  SELECT -1, created_at, provider, model, operation, status, service_tier, tenant_id, user_id,
+         feature, conversation_id, cached, streamed, unpriced_reason, cost_micros, input_tokens,
+         output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms, id
+    FROM old_calls;
+  IF TG_OP = 'UPDATE' THEN
     INSERT INTO ai_cost_internal.call_changes
     SELECT 1, created_at, provider, model, operation, status, service_tier, tenant_id, user_id,
            feature, conversation_id, cached, streamed, unpriced_reason, cost_micros, input_tokens,
@@ -86,13 +95,9 @@ BEGIN
   RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.capture_call_changes() IS 'Trigger: records the calls a statement inserted, updated or deleted for the next ai_cost.refresh().';
+COMMENT ON FUNCTION ai_cost_internal.capture_call_changes() IS 'Trigger: records the calls a statement updated or deleted for the next ai_cost.refresh().';
 
--- A trigger with transition tables handles one event, hence three.
-CREATE TRIGGER tg_calls__capture_inserts
-  AFTER INSERT ON ai_cost.calls REFERENCING NEW TABLE AS new_calls
-  FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.capture_call_changes();
-
+-- A trigger with transition tables handles one event, hence two.
 CREATE TRIGGER tg_calls__capture_updates
   AFTER UPDATE ON ai_cost.calls REFERENCING OLD TABLE AS old_calls NEW TABLE AS new_calls
   FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.capture_call_changes();
@@ -100,6 +105,74 @@ CREATE TRIGGER tg_calls__capture_updates
 CREATE TRIGGER tg_calls__capture_deletes
   AFTER DELETE ON ai_cost.calls REFERENCING OLD TABLE AS old_calls
   FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.capture_call_changes();
+
+-- How far the refresh has read ai_cost.calls: every call with an id up to
+-- folded_through is in the rollups, set aside, or in a range of
+-- unfolded_ids; every call above it is new.
+CREATE TABLE ai_cost_internal.fold_state (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  folded_through bigint NOT NULL DEFAULT 0
+);
+
+INSERT INTO ai_cost_internal.fold_state DEFAULT VALUES;
+COMMENT ON TABLE ai_cost_internal.fold_state IS 'Internal: the highest call id the rollups have read up to (ai_cost.refresh()).';
+
+-- Ranges of ids at or below folded_through that the refresh read while
+-- their calls were not visible: calls of a transaction still open, or ids
+-- drawn and never used (a rollback, an insert skipped by ON CONFLICT).
+-- writers are the transactions (virtual transaction ids, as pg_locks shows
+-- them) that were writing calls then and still were at the last refresh:
+-- only they can still fill the range. A range goes once they have ended.
+-- The writer 'next refresh' marks a range read under an older snapshot
+-- (see ai_cost_internal.refresh_rollups): the next refresh reads it again.
+CREATE TABLE ai_cost_internal.unfolded_ids (
+  first_id bigint NOT NULL,
+  last_id bigint NOT NULL,
+  writers text[] NOT NULL,
+  held_since timestamptz NOT NULL
+);
+COMMENT ON TABLE ai_cost_internal.unfolded_ids IS 'Internal: ranges of call ids the refresh has passed but not folded, because transactions that could still add calls there (writers) were open; read again by every refresh until they end.';
+
+-- The calls no refresh has folded yet, as far as this snapshot sees them
+-- (those above folded_through and those in the unfolded ranges below it),
+-- each as an addition in the shape of call_changes. A function, not a view,
+-- so that nothing depends on ai_cost.calls itself (ai_cost.partition_calls()
+-- replaces the table). SECURITY DEFINER: the live views read it for roles
+-- that may not read the raw calls or the internal tables, as they read the
+-- change table; it returns only the columns the rollups keep. JIT off: the
+-- planner cannot know how few ids lie above folded_through and would spend
+-- milliseconds compiling a plan that reads a handful of rows.
+CREATE FUNCTION ai_cost_internal.unfolded_calls() RETURNS SETOF ai_cost_internal.call_changes
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+  SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, c.tenant_id,
+         c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
+         c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
+         c.ttft_ms, c.total_ms, c.id
+    FROM ai_cost.calls c
+   WHERE c.id > (SELECT s.folded_through FROM ai_cost_internal.fold_state s)
+  UNION ALL
+  SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, c.tenant_id,
+         c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
+         c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
+         c.ttft_ms, c.total_ms, c.id
+    FROM ai_cost_internal.unfolded_ids u
+    JOIN ai_cost.calls c ON c.id BETWEEN u.first_id AND u.last_id
+$$;
+COMMENT ON FUNCTION ai_cost_internal.unfolded_calls() IS 'Internal: the calls visible now that ai_cost.refresh() has not folded into the rollups yet, as additions (+1).';
+
+-- Everything the next refresh will fold, in the shape of call_changes: each
+-- unfolded call added (+1), and the captured changes of calls already
+-- folded. The changes of a call not folded yet are left out, since its
+-- current version is among the unfolded calls. The live views add these to
+-- the rollups; ai_cost_internal.fold_changes applies the same rule.
+CREATE VIEW ai_cost_internal.pending_changes AS
+SELECT u.* FROM ai_cost_internal.unfolded_calls() u
+UNION ALL
+SELECT c.* FROM ai_cost_internal.call_changes c
+ WHERE c.call_id IS NULL
+    OR (c.call_id <= (SELECT s.folded_through FROM ai_cost_internal.fold_state s)
+        AND NOT EXISTS (SELECT FROM ai_cost_internal.unfolded_ids u WHERE c.call_id BETWEEN u.first_id AND u.last_id));
+COMMENT ON VIEW ai_cost_internal.pending_changes IS 'Internal: what the next ai_cost.refresh() will fold: the unfolded calls (+1) and the changes of calls already folded.';
 
 CREATE TABLE ai_cost.calls_hourly (
   hour timestamptz NOT NULL,
@@ -394,15 +467,28 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION ai_cost_internal.ceiling_breach(ai_cost_internal.call_changes) IS 'Internal: the first value of a call change past the per-call ceilings, in words, or NULL.';
 
--- One statement folds the netted changes (all that are committed, or the
--- ones at the given addresses) into every rollup from one hourly grouping of
--- them, and sets aside what must not be folded (see set_aside_changes).
--- Groups that reach zero calls are found from the upserts' own RETURNING and
--- deleted. Planned for its arguments every time, so that a list of addresses
--- is read by a TID scan and no list by a plain one.
-CREATE FUNCTION ai_cost_internal.fold_changes(only_changes tid[], OUT applied bigint, OUT set_aside bigint)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan AS $$
+-- One statement folds into every rollup, from one hourly grouping, either
+-- everything pending (no addresses: the unfolded calls with ids up to
+-- range_end that this statement's snapshot sees, and the captured changes
+-- of calls already folded, see ai_cost_internal.pending_changes), or the
+-- captured changes at the given addresses (the unfolded calls having been
+-- staged among them by ai_cost_internal.stage_unfolded_calls). It sets aside
+-- what must not be folded (see set_aside_changes) and returns the ids of the
+-- calls it read, from which ai_cost_internal.record_unfolded_ids learns which
+-- ids it passed unseen. Groups that reach zero calls are found from the
+-- upserts' own RETURNING and deleted. Planned for its arguments every time,
+-- so that a list of addresses is read by a TID scan and no list by a plain
+-- one. The grouping of a minute's calls, histograms and all, takes more than
+-- the default 4 MB of work_mem and would spill to disk: it gets 64 MB. The
+-- planner cannot estimate how many calls arrive, guesses few, and sorts them
+-- on a dozen keys to group them; hashing them costs less (about 8% of a
+-- refresh after 10,000 calls), so sorting is off here.
+CREATE FUNCTION ai_cost_internal.fold_changes(only_changes tid[], range_end bigint,
+                                              OUT applied bigint, OUT set_aside bigint, OUT arrived_ids bigint[])
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+                 SET work_mem = '64MB' SET enable_sort = off AS $$
 DECLARE
+  previous_through bigint := (SELECT s.folded_through FROM ai_cost_internal.fold_state s);
   emptied_hourly tid[];
   emptied_daily tid[];
   emptied_users tid[];
@@ -413,20 +499,35 @@ DECLARE
   emptied_unpriced tid[];
   emptied_dimensions tid[];
 BEGIN
-  -- Only changes committed before this statement started are visible, hence
-  -- deleted; later ones stay for the next run. Every part sees the same rows.
-  WITH consumed AS (
+  -- Only calls and changes committed before this statement started are
+  -- visible, hence read; later ones stay for the next run. Every part sees
+  -- the same rows.
+  WITH taken AS (
     DELETE FROM ai_cost_internal.call_changes c
      WHERE only_changes IS NULL OR c.ctid = ANY (only_changes)
-    RETURNING c.*,
-              CASE WHEN c.sign > 0 AND NOT (coalesce(c.cost_micros, 0) BETWEEN 0 AND 10000000000
-                                            AND coalesce(c.input_tokens, 0) BETWEEN 0 AND 10000000000
-                                            AND coalesce(c.output_tokens, 0) BETWEEN 0 AND 10000000000
-                                            AND coalesce(c.cache_read_tokens, 0) BETWEEN 0 AND 10000000000
-                                            AND coalesce(c.cache_write_tokens, 0) BETWEEN 0 AND 10000000000
-                                            AND coalesce(c.reasoning_tokens, 0) BETWEEN 0 AND 10000000000
-                                            AND coalesce(c.ttft_ms, 0) >= 0 AND coalesce(c.total_ms, 0) >= 0)
-                   THEN ai_cost_internal.ceiling_breach(c) END AS refusal
+    RETURNING c.*
+  ), arrived AS MATERIALIZED (
+    SELECT u.* FROM ai_cost_internal.unfolded_calls() u WHERE only_changes IS NULL AND u.call_id <= range_end
+  ), changes AS (
+    -- The same rule as ai_cost_internal.pending_changes: a change counts
+    -- only for a call already folded.
+    SELECT t.* FROM taken t
+     WHERE only_changes IS NOT NULL OR t.call_id IS NULL
+        OR (t.call_id <= previous_through
+            AND NOT EXISTS (SELECT FROM ai_cost_internal.unfolded_ids u WHERE t.call_id BETWEEN u.first_id AND u.last_id))
+    UNION ALL
+    SELECT * FROM arrived
+  ), consumed AS (
+    SELECT c.*,
+           CASE WHEN c.sign > 0 AND NOT (coalesce(c.cost_micros, 0) BETWEEN 0 AND 10000000000
+                                         AND coalesce(c.input_tokens, 0) BETWEEN 0 AND 10000000000
+                                         AND coalesce(c.output_tokens, 0) BETWEEN 0 AND 10000000000
+                                         AND coalesce(c.cache_read_tokens, 0) BETWEEN 0 AND 10000000000
+                                         AND coalesce(c.cache_write_tokens, 0) BETWEEN 0 AND 10000000000
+                                         AND coalesce(c.reasoning_tokens, 0) BETWEEN 0 AND 10000000000
+                                         AND coalesce(c.ttft_ms, 0) >= 0 AND coalesce(c.total_ms, 0) >= 0)
+                THEN ai_cost_internal.ceiling_breach(ROW(c.*)::ai_cost_internal.call_changes) END AS refusal
+      FROM changes c
   ), refused_calls AS (
     -- Calls with a change refused in this run or set aside in an earlier one:
     -- all their changes wait together. The set-aside table is looked at only when not empty.
@@ -637,6 +738,7 @@ BEGIN
   )
   SELECT (SELECT count(*) FROM consumed) - (SELECT count(*) FROM aside),
          (SELECT count(*) FROM aside),
+         (SELECT array_agg(a.call_id) FROM arrived a),
          (SELECT array_agg(ctid) FROM hourly WHERE calls = 0),
          (SELECT array_agg(ctid) FROM daily WHERE calls = 0),
          (SELECT array_agg(ctid) FROM users WHERE calls = 0),
@@ -646,7 +748,7 @@ BEGIN
          (SELECT array_agg(ctid) FROM activity WHERE calls = 0),
          (SELECT array_agg(ctid) FROM unpriced WHERE calls = 0),
          (SELECT array_agg(ctid) FROM dimensions WHERE calls = 0)
-    INTO applied, set_aside, emptied_hourly, emptied_daily, emptied_users, emptied_conversations, emptied_models, emptied_features,
+    INTO applied, set_aside, arrived_ids, emptied_hourly, emptied_daily, emptied_users, emptied_conversations, emptied_models, emptied_features,
          emptied_activity, emptied_unpriced, emptied_dimensions;
 
   -- The addresses stay valid: this transaction updated those rows last and
@@ -680,7 +782,7 @@ BEGIN
   END IF;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.fold_changes(tid[]) IS 'Internal: folds the captured call changes (all, or those at the given addresses) into the rollups and sets aside those that must not be folded; run by ai_cost_internal.refresh_rollups().';
+COMMENT ON FUNCTION ai_cost_internal.fold_changes(tid[], bigint) IS 'Internal: folds the unfolded calls up to range_end and the changes of folded calls (or the changes at the given addresses) into the rollups, sets aside those that must not be folded, and returns the ids of the calls read; run by ai_cost_internal.refresh_rollups().';
 
 -- When folding the changes together fails, finds the ones that cannot be
 -- folded by halving: each half is folded on its own (a subtransaction), a
@@ -735,7 +837,7 @@ BEGIN
     first_queue := first_queue[2:];
     last_queue := last_queue[2:];
     BEGIN
-      SELECT * INTO part FROM ai_cost_internal.fold_changes(changes[first:last]);
+      SELECT * INTO part FROM ai_cost_internal.fold_changes(changes[first:last], NULL);
       applied := applied + part.applied;
       set_aside := set_aside + part.set_aside;
     EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
@@ -772,17 +874,116 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.fold_changes_apart(integer) IS 'Internal: folds the captured call changes part by part, setting aside those whose folding fails, with the error; run by ai_cost_internal.refresh_rollups() when folding them together failed.';
 
--- Folds the changes, together (the usual case: one statement) or, when that
--- fails on some bad data, apart (see fold_changes_apart); then records and
--- announces the budget thresholds crossed.
+-- The highest call id drawn so far (0 before the first).
+CREATE FUNCTION ai_cost_internal.last_drawn_call_id() RETURNS bigint
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('ai_cost.calls', 'id')::regclass), 0)
+$$;
+COMMENT ON FUNCTION ai_cost_internal.last_drawn_call_id() IS 'Internal: the last value drawn from the id sequence of ai_cost.calls, or 0.';
+
+-- The calls the fold could not take together go through the change table,
+-- so that ai_cost_internal.fold_changes_apart can fold them part by part:
+-- the unfolded calls up to range_end are staged there as additions, and
+-- the changes of calls not folded yet are dropped (their current version
+-- is what is staged). Returns the ids of the calls staged.
+CREATE FUNCTION ai_cost_internal.stage_unfolded_calls(range_end bigint) RETURNS bigint[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  previous_through bigint := (SELECT s.folded_through FROM ai_cost_internal.fold_state s);
+  staged_ids bigint[];
+BEGIN
+  WITH dropped AS (
+    DELETE FROM ai_cost_internal.call_changes t
+     WHERE t.call_id > previous_through
+        OR EXISTS (SELECT FROM ai_cost_internal.unfolded_ids u WHERE t.call_id BETWEEN u.first_id AND u.last_id)
+  ), staged AS (
+    INSERT INTO ai_cost_internal.call_changes
+    SELECT u.* FROM ai_cost_internal.unfolded_calls() u WHERE u.call_id <= range_end
+    RETURNING call_id
+  )
+  SELECT array_agg(call_id) INTO staged_ids FROM staged;
+  RETURN staged_ids;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.stage_unfolded_calls(bigint) IS 'Internal: copies the unfolded calls up to range_end into the change table for a fold part by part, dropping the changes of calls not folded yet; returns their ids.';
+
+-- After a fold: the ids it passed without seeing a call, kept with the
+-- writers that can still fill them (see unfolded_ids), and how far the
+-- rollups have read. The fold read the range above folded_through up to
+-- range_end and every earlier unfolded range; arrived_ids are the ids it
+-- saw there. A range whose writers have all ended is complete: an id it
+-- lacks now is one never used, and it is forgotten.
+CREATE FUNCTION ai_cost_internal.record_unfolded_ids(range_end bigint, open_writers text[], arrived_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  previous_through bigint := (SELECT s.folded_through FROM ai_cost_internal.fold_state s);
+BEGIN
+  WITH spans AS (
+    SELECT previous_through + 1 AS first_id, range_end AS last_id, open_writers AS writers, now() AS held_since
+     WHERE range_end > previous_through AND cardinality(open_writers) > 0
+    UNION ALL
+    SELECT u.first_id, u.last_id, w.writers, u.held_since
+      FROM ai_cost_internal.unfolded_ids u
+     CROSS JOIN LATERAL (SELECT ARRAY(SELECT unnest(u.writers || 'next refresh'::text) INTERSECT SELECT unnest(open_writers)) AS writers) w
+     WHERE cardinality(w.writers) > 0
+  ), seen AS (
+    -- The ids seen in each range, between its two edges.
+    SELECT s.first_id AS span, a.id FROM spans s JOIN unnest(arrived_ids) AS a(id) ON a.id BETWEEN s.first_id AND s.last_id
+    UNION ALL
+    SELECT s.first_id, s.first_id - 1 FROM spans s
+    UNION ALL
+    SELECT s.first_id, s.last_id + 1 FROM spans s
+  ), holes AS (
+    SELECT n.span, n.id + 1 AS first_id, n.next_id - 1 AS last_id
+      FROM (SELECT e.span, e.id, lead(e.id) OVER (PARTITION BY e.span ORDER BY e.id) AS next_id FROM seen e) n
+     WHERE n.next_id > n.id + 1
+  ), cleared AS (
+    DELETE FROM ai_cost_internal.unfolded_ids
+  )
+  INSERT INTO ai_cost_internal.unfolded_ids (first_id, last_id, writers, held_since)
+  SELECT h.first_id, h.last_id, s.writers, s.held_since FROM holes h JOIN spans s ON s.first_id = h.span;
+  UPDATE ai_cost_internal.fold_state SET folded_through = greatest(previous_through, range_end);
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.record_unfolded_ids(bigint, text[], bigint[]) IS 'Internal: after a fold, records the ids it passed unseen that open writers may still fill, and moves folded_through to range_end.';
+
+-- Folds what is pending, together (the usual case: one statement) or, when
+-- that fails on some bad data, apart (see fold_changes_apart); then records
+-- and announces the budget thresholds crossed. First how far ids have been
+-- drawn, then who is writing: an id is drawn under the write lock, so every
+-- transaction that drew one up to range_end and has not ended is among
+-- open_writers, and the fold's snapshot, taken after both, sees every call
+-- of the others (with a snapshot per statement, as READ COMMITTED takes).
 CREATE FUNCTION ai_cost_internal.refresh_rollups(OUT applied bigint, OUT set_aside bigint, OUT alerts bigint)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  range_end bigint;
+  open_writers text[];
+  arrived_ids bigint[];
 BEGIN
+  IF (SELECT q.seqcache FROM pg_catalog.pg_sequence q
+       WHERE q.seqrelid = pg_get_serial_sequence('ai_cost.calls', 'id')::regclass) > 1 THEN
+    RAISE EXCEPTION 'the id sequence of ai_cost.calls caches ids (CACHE > 1), so the rollups cannot tell which calls are still to come'
+      USING HINT = format('ALTER SEQUENCE %s CACHE 1', pg_get_serial_sequence('ai_cost.calls', 'id'));
+  END IF;
+  range_end := ai_cost_internal.last_drawn_call_id();
+  open_writers := ai_cost_internal.call_writers();
+  -- A REPEATABLE READ or SERIALIZABLE snapshot was taken when the transaction
+  -- began, before both: a writer that ended in between is not among
+  -- open_writers, yet its calls are not visible. Every range read is then
+  -- kept for the next refresh to read again.
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    open_writers := open_writers || 'next refresh'::text;
+  END IF;
   BEGIN
-    SELECT f.applied, f.set_aside INTO applied, set_aside FROM ai_cost_internal.fold_changes(NULL) AS f;
+    SELECT f.applied, f.set_aside, f.arrived_ids INTO applied, set_aside, arrived_ids
+      FROM ai_cost_internal.fold_changes(NULL, range_end) AS f;
   EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
+    arrived_ids := ai_cost_internal.stage_unfolded_calls(range_end);
     SELECT f.applied, f.set_aside INTO applied, set_aside FROM ai_cost_internal.fold_changes_apart() AS f;
   END;
+  PERFORM ai_cost_internal.record_unfolded_ids(range_end, open_writers, arrived_ids);
 
   -- Each threshold crossed is recorded once per period and announced; the
   -- notification is delivered when this transaction commits.
@@ -806,16 +1007,21 @@ BEGIN
     FROM recorded r JOIN ai_cost.budgets b ON b.id = r.budget_id;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.refresh_rollups() IS 'Internal: folds the captured call changes into the rollups, setting aside those that cannot be folded, and records and announces budget thresholds crossed; run by ai_cost.refresh() under its lock.';
+COMMENT ON FUNCTION ai_cost_internal.refresh_rollups() IS 'Internal: folds the new calls and the captured call changes into the rollups, setting aside those that cannot be folded, and records and announces budget thresholds crossed; run by ai_cost.refresh() under its lock.';
 
--- TRUNCATE fires no row or DELETE triggers: empty every rollup with the calls.
+-- TRUNCATE fires no row or DELETE triggers: empty every rollup with the
+-- calls, and start reading after the last id drawn (TRUNCATE ... RESTART
+-- IDENTITY has reset the sequence by now). Waits for a running refresh.
 CREATE FUNCTION ai_cost_internal.truncate_rollups() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  TRUNCATE ai_cost_internal.call_changes, ai_cost_internal.set_aside_changes, ai_cost.calls_hourly, ai_cost.conversations_hourly,
+  PERFORM pg_advisory_xact_lock(x'6169636f73745f72'::bigint);
+  TRUNCATE ai_cost_internal.call_changes, ai_cost_internal.set_aside_changes, ai_cost_internal.unfolded_ids,
+           ai_cost.calls_hourly, ai_cost.conversations_hourly,
            ai_cost_internal.calls_daily, ai_cost_internal.users_daily, ai_cost_internal.models_hourly,
            ai_cost_internal.features_hourly, ai_cost_internal.activity_hourly, ai_cost_internal.unpriced_hourly,
            ai_cost_internal.dimensions_daily;
+  UPDATE ai_cost_internal.fold_state SET folded_through = ai_cost_internal.last_drawn_call_id();
   RETURN NULL;
 END
 $$;

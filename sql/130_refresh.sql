@@ -70,18 +70,27 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost.refresh(boolean) IS 'Brings the rollups and budget alerts up to date (cost proportional to the calls changed since the last run) and, unless views => false, rebuilds the windowed materialized views: SELECT * FROM ai_cost.refresh(). Safe to overlap: a part already running elsewhere is skipped. pg_cron runs it when installed.';
 
--- How fresh the materialized views are and how much waits for the next refresh.
+-- How fresh the rollups and materialized views are, how much waits for the
+-- next refresh, and what holds calls back: ids passed while a transaction
+-- that could still commit calls there was open (see unfolded_ids in
+-- 090_rollups.sql), with the backends of those transactions still open.
 CREATE VIEW ai_cost.refresh_status AS
 SELECT s.refreshed_at, s.views_refreshed_at, s.duration_ms, s.changes_applied,
-       (SELECT count(*) FROM ai_cost_internal.call_changes) AS pending_changes,
-       (SELECT count(*) FROM ai_cost_internal.set_aside_changes) AS set_aside_changes
+       (SELECT count(*) FROM ai_cost_internal.pending_changes) AS pending_changes,
+       (SELECT count(*) FROM ai_cost_internal.set_aside_changes) AS set_aside_changes,
+       (SELECT min(u.held_since) FROM ai_cost_internal.unfolded_ids u) AS held_back_since,
+       (SELECT array_agg(DISTINCT l.pid ORDER BY l.pid) FROM pg_catalog.pg_locks l
+         WHERE l.locktype = 'virtualxid' AND l.pid IS NOT NULL
+           AND l.virtualxid IN (SELECT unnest(u.writers) FROM ai_cost_internal.unfolded_ids u)) AS held_back_by_pids
   FROM ai_cost_internal.refresh_state s;
-COMMENT ON VIEW ai_cost.refresh_status IS 'When ai_cost.refresh() last refreshed the rollups and the materialized views, how long the last run took, how many call changes it applied, how many changes wait for the next run, and how many it set aside (ai_cost.set_aside_calls).';
+COMMENT ON VIEW ai_cost.refresh_status IS 'When ai_cost.refresh() last refreshed the rollups and the materialized views, how long the last run took, how many call changes it applied, how many wait for the next run, how many it set aside (ai_cost.set_aside_calls), and which open transactions hold calls back.';
 COMMENT ON COLUMN ai_cost.refresh_status.refreshed_at IS 'When ai_cost.refresh() last brought the rollups up to date (NULL: never). The plain views are exact whatever this says.';
 COMMENT ON COLUMN ai_cost.refresh_status.views_refreshed_at IS 'When ai_cost.refresh() last rebuilt the materialized views (mv_* and the views over them: spend_share, error_rate_by_model, error_rate_by_feature, latency_by_model, top_spenders, spend_trends); their figures are as of this instant. NULL: never.';
 COMMENT ON COLUMN ai_cost.refresh_status.duration_ms IS 'How long the last ai_cost.refresh() took, in ms.';
-COMMENT ON COLUMN ai_cost.refresh_status.changes_applied IS 'Call changes (inserts, updates, deletes) the last refresh of the rollups folded in.';
-COMMENT ON COLUMN ai_cost.refresh_status.pending_changes IS 'Call changes waiting for the next refresh (the live views already count them).';
+COMMENT ON COLUMN ai_cost.refresh_status.changes_applied IS 'New calls, updates and deletes the last refresh of the rollups folded in.';
+COMMENT ON COLUMN ai_cost.refresh_status.pending_changes IS 'New calls, updates and deletes waiting for the next refresh (the live views already count them).';
+COMMENT ON COLUMN ai_cost.refresh_status.held_back_since IS 'Since when (the refresh that first passed them) call ids have waited for transactions that were writing calls and could still commit some there; NULL when nothing waits. Only those transactions'' own calls wait: every call committed around them is folded.';
+COMMENT ON COLUMN ai_cost.refresh_status.held_back_by_pids IS 'Process ids (pg_stat_activity.pid) of the open transactions that hold call ids back, as of the last refresh; their calls are folded by the first refresh after they end. NULL when none.';
 COMMENT ON COLUMN ai_cost.refresh_status.set_aside_changes IS 'Call changes a refresh could not fold and set aside: left out of every rollup and report until retried (ai_cost.set_aside_calls).';
 
 -- Puts set-aside changes (of one call, or all) back for the next refresh,

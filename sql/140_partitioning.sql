@@ -27,8 +27,8 @@
 -- the default partition into that month's partition, and applies the
 -- retention setting: partitions older than retain_months, and default-
 -- partition rows from before then, are dropped (or detached) only once no
--- change of their time range waits in ai_cost_internal.call_changes, i.e.
--- once the rollups hold them. Dropping a
+-- call or change of their time range waits for the refresh
+-- (ai_cost_internal.pending_changes), i.e. once the rollups hold them. Dropping a
 -- partition fires no DELETE trigger, so the rollups keep the totals of the
 -- dropped months: reports over them still work, drill-down to raw calls does
 -- not. ai_cost.refresh() runs the maintenance once a day through a trigger on
@@ -247,8 +247,8 @@ COMMENT ON FUNCTION ai_cost_internal.add_month_partition(timestamp) IS 'Internal
 -- ai_cost_internal.first_partition_month), moving their rows out of the
 -- default partition, and applies the retention of
 -- ai_cost.partition_settings. One row per action taken. A partition past
--- retention is dropped or detached only when ai_cost_internal.call_changes
--- holds no change of its time range (every one of its calls is in the
+-- retention is dropped or detached only when ai_cost_internal.pending_changes
+-- holds no call or change of its time range (every one of its calls is in the
 -- rollups); otherwise it is reported as waiting, and the next run (after
 -- ai_cost.refresh()) takes it. Retention locks ai_cost.calls exclusively for
 -- a moment; lock_timeout keeps a long query on calls from making inserts
@@ -302,7 +302,7 @@ BEGIN
         LOCK TABLE ai_cost.calls IN ACCESS EXCLUSIVE MODE;
         locked := true;
       END IF;
-      SELECT count(*) INTO pending FROM ai_cost_internal.call_changes c
+      SELECT count(*) INTO pending FROM ai_cost_internal.pending_changes c
        WHERE c.created_at >= old.range_start AND c.created_at < old.range_end;
       partition_name := old.partition::text;
       IF pending > 0 THEN
@@ -332,7 +332,7 @@ BEGIN
         LOCK TABLE ai_cost.calls IN ACCESS EXCLUSIVE MODE;
         locked := true;
       END IF;
-      SELECT count(*) INTO pending FROM ai_cost_internal.call_changes c WHERE c.created_at < cutoff;
+      SELECT count(*) INTO pending FROM ai_cost_internal.pending_changes c WHERE c.created_at < cutoff;
       partition_name := 'ai_cost.calls_default';
       IF pending > 0 THEN
         action := 'waiting';

@@ -125,7 +125,8 @@ BEGIN
       ai_cost_internal.dimension_values(text, text, text, text, text, text, text),
       ai_cost_internal.split_days(timestamptz, timestamptz[]),
       ai_cost_internal.calls_slices(timestamptz, timestamptz[]),
-      ai_cost_internal.user_slices(timestamptz, timestamptz[])
+      ai_cost_internal.user_slices(timestamptz, timestamptz[]),
+      ai_cost_internal.unfolded_calls()
       TO ai_cost_reader;
   END IF;
 
@@ -170,7 +171,7 @@ BEGIN
       ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text),
       ai_cost.start_reprice(timestamptz, timestamptz, text, text, text, boolean), ai_cost.reprice_batch(bigint, integer),
       ai_cost.reprice_preview(timestamptz, timestamptz, text, text, boolean), ai_cost.backfill_unpriced(text),
-      ai_cost_internal.wait_for_call_writers()
+      ai_cost_internal.wait_for_call_writers(), ai_cost_internal.call_writers()
       TO ai_cost_admin;
     GRANT EXECUTE ON PROCEDURE
       ai_cost.reprice(timestamptz, timestamptz, text, text, text, boolean, integer), ai_cost.resume_reprice(bigint, integer)

@@ -126,7 +126,13 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
         const steps = direction === 'up' ? [...SHIPPED].filter((name) => !applied.includes(name)) : applied.slice(-(options.count ?? 1));
         throw new MigrationFailedError(direction, applied.length === 0 ? [] : steps, refusal, error);
       }
-      return { ran, installed, notices, pgCron: await hasPgCron(client) };
+      const pgCron = await hasPgCron(client);
+      // pg_cron 1.4 reloads its jobs when told that cron.job changed, but a
+      // transaction with as many catalog changes as an install overflows the
+      // queue that tells it, and then it keeps the jobs it had: scheduling
+      // again in a transaction of its own makes it see them.
+      if (direction === 'up' && pgCron && ran.length > 0) await client.query('SELECT ai_cost.schedule_refresh()');
+      return { ran, installed, notices, pgCron };
     } finally {
       await client.query('SELECT pg_catalog.pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
     }

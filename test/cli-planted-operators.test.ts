@@ -111,6 +111,8 @@ const COMMANDS: Command[] = [
   { args: ['prices', 'list', '--format', 'json', '--provider', 'openai', '--model', 'fixture'], roles: EVERYONE, compare: 'exact' },
   { args: ['prices', 'list', '--history', '--at', SINCE], roles: EVERYONE, compare: 'exact' },
   { args: ['prices', 'diff', PRICE_LIST], roles: EVERYONE, compare: 'exact' },
+  { args: ['prices', 'history', 'openai', 'fixture-gpt', '--format', 'csv'], roles: EVERYONE, compare: 'exact' },
+  { args: ['prices', 'at', SINCE], roles: EVERYONE, compare: 'exact' },
   { args: ['reprice', '--dry-run', '--from', SINCE, '--to', UNTIL], roles: READERS, compare: 'exact' },
   { args: ['migrate', 'status'], roles: EVERYONE, compare: 'exact' },
   { args: ['prices', 'import', PRICE_LIST], roles: ['superuser', 'admin'], compare: 'exact', writes: true },

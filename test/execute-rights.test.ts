@@ -33,6 +33,7 @@ const READER = [
   'ai_cost_internal.dimension_values(text,text,text,text,text,text,text)',
   'ai_cost_internal.histogram(integer,integer)',
   'ai_cost_internal.split_days(timestamp with time zone,timestamp with time zone[])',
+  'ai_cost_internal.unfolded_calls()',
   'ai_cost_internal.user_slices(timestamp with time zone,timestamp with time zone[])',
 ];
 const ALLOWED: Record<string, string[]> = {
@@ -59,6 +60,7 @@ const ALLOWED: Record<string, string[]> = {
     'ai_cost_internal.compile_price_book()',
     'ai_cost_internal.price_book_entries()',
     'ai_cost_internal.rebuild_price_lookup()',
+    'ai_cost_internal.call_writers()',
     'ai_cost_internal.wait_for_call_writers()',
   ],
 };

@@ -23,7 +23,7 @@ const ROWS = `SELECT id, created_at, request_id, cost_micros, price_id, unpriced
                 FROM ai_cost.calls WHERE NOT cached ORDER BY id`;
 const HOURLY = 'SELECT * FROM ai_cost.calls_hourly ORDER BY hour, model, status, tenant_id, user_id, feature, cached, unpriced_reason';
 const CONVERSATIONS = 'SELECT * FROM ai_cost.conversations_hourly ORDER BY hour, conversation_id, tenant_id, user_id';
-const PENDING = `SELECT sign, created_at, model, cost_micros, input_tokens FROM ai_cost_internal.call_changes
+const PENDING = `SELECT sign, created_at, model, cost_micros, input_tokens FROM ai_cost_internal.pending_changes
                   WHERE NOT cached ORDER BY created_at, sign, model, cost_micros, input_tokens`;
 
 /** Lines of a schema snapshot that describe partitions: they only exist after the conversion. */

@@ -93,7 +93,7 @@ test.serial('converting and dropping old months under concurrent inserts loses n
   // Changes not yet in the rollups hold their partition back.
   const waiting = await db.query<{ action: string; partition_name: string }>('SELECT * FROM ai_cost.maintain_partitions()');
   t.true(waiting.length > 0 && waiting.every((row) => row.action === 'waiting' || row.action === 'created'), JSON.stringify(waiting));
-  const [pending] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ai_cost_internal.call_changes WHERE created_at < $1`, [monthStart(-2)]);
+  const [pending] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ai_cost_internal.pending_changes WHERE created_at < $1`, [monthStart(-2)]);
   t.not(pending?.n, '0');
 
   await db.query('SELECT ai_cost.refresh()');

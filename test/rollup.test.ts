@@ -271,7 +271,7 @@ async function assertMatchesRaw(t: ExecutionContext, { refresh = true } = {}) {
       t.true(result.refreshed, 'refresh ran');
       await same('calls_hourly', `SELECT ${KEY}, ${MEASURES} FROM ai_cost.calls_hourly`, RAW_HOURLY);
       await same('calls_hourly histograms', rollupBuckets('ai_cost.calls_hourly'), RAW_BUCKETS);
-      const { rows: [pending] } = await client.query('SELECT count(*)::int AS n FROM ai_cost_internal.call_changes');
+      const { rows: [pending] } = await client.query('SELECT count(*)::int AS n FROM ai_cost_internal.pending_changes');
       t.is(pending.n, 0, 'refresh consumed every committed change');
       // The narrower rollups the windowed views and budgets read, over all history.
       for (const [label, actual, expected] of NARROW_ROLLUPS) await same(label, actual, expected);
@@ -295,6 +295,12 @@ async function assertMatchesRaw(t: ExecutionContext, { refresh = true } = {}) {
              count(*) FILTER (WHERE cost_micros IS NULL)::bigint, coalesce(sum(input_tokens), 0)::bigint,
              coalesce(sum(output_tokens), 0)::bigint
         FROM ai_cost.calls GROUP BY 1, 2, 3, 4, 5, 6, 7, 8`);
+    await same('spend_daily_by_user', 'SELECT * FROM ai_cost.spend_daily_by_user', `
+      SELECT (created_at AT TIME ZONE 'UTC')::date, tenant_id, user_id, count(*)::bigint,
+             count(*) FILTER (WHERE status = 'success')::bigint, sum(cost_micros)::bigint,
+             count(*) FILTER (WHERE cost_micros IS NULL)::bigint, coalesce(sum(input_tokens), 0)::bigint,
+             coalesce(sum(output_tokens), 0)::bigint
+        FROM ai_cost.calls GROUP BY 1, 2, 3`);
     await same('spend_by_day', 'SELECT * FROM ai_cost.spend_by_day', `
       SELECT (created_at AT TIME ZONE 'UTC')::date, count(*)::bigint, count(*) FILTER (WHERE status = 'success')::bigint,
              count(*) FILTER (WHERE status = 'error')::bigint, count(*) FILTER (WHERE status = 'cancelled')::bigint,

@@ -33,7 +33,7 @@ const NOT_A_FIGURE = new Set(['limit_micros', 'provided_cost_micros', 'computed_
 // change, alert or reprice each, whose cost is its own.
 const NOT_REPORTS = ['calls_hourly', 'calls_hourly_live', 'conversations_hourly', 'conversations_hourly_live',
   'calls', 'set_aside_calls', 'budget_alerts', 'reprice_audit', 'reprice_runs'];
-const CHECKED = ['spend_daily', 'spend_daily_by_dimension', 'spend_by_day', 'activity_hourly', 'spend_share',
+const CHECKED = ['spend_daily', 'spend_daily_by_dimension', 'spend_daily_by_user', 'spend_by_day', 'activity_hourly', 'spend_share',
   'mv_spend_share', 'top_spenders', 'mv_top_spenders', 'spend_trends', 'mv_spend_trends', 'budget_status'];
 
 test.serial('every relation with a cost figure is checked here or named as not a report', async (t) => {
@@ -61,6 +61,8 @@ test.serial('a model whose calls are all unpriced has unknown cost in every view
     for (const row of byDimension) t.like(row, { cost_micros: null, success_cost_micros: null, unpriced_calls: '3' }, `${phase} ${row.dimension}`);
     t.like(await one(`SELECT cost_micros, success_cost_micros, unpriced_calls FROM ai_cost.spend_daily WHERE tenant_id = 'ghost'`),
       { cost_micros: null, success_cost_micros: null, unpriced_calls: '3' }, phase);
+    t.like(await one(`SELECT cost_micros, unpriced_calls FROM ai_cost.spend_daily_by_user WHERE tenant_id = 'ghost'`),
+      { cost_micros: null, unpriced_calls: '3' }, phase);
     // Nothing else was called: the whole day, the hour and the ledger are unknown.
     t.like(await one(`SELECT cost_micros, unpriced_calls FROM ai_cost.spend_by_day`), { cost_micros: null, unpriced_calls: '3' }, phase);
     t.like(await one(`SELECT cost_micros, unpriced_calls FROM ai_cost.activity_hourly`), { cost_micros: null, unpriced_calls: '3' }, phase);
@@ -115,6 +117,10 @@ test.serial('a free model costs 0, a partly priced figure is the priced sum with
     t.like(await figure('tenant', 'mixed'), { cost_micros: String(MINI_CALL.micros), success_cost_micros: String(MINI_CALL.micros), unpriced_calls: '1' }, phase);
     t.like(await one(`SELECT sum(cost_micros)::text AS cost_micros, sum(unpriced_calls)::text AS unpriced_calls FROM ai_cost.spend_daily WHERE tenant_id = 'mixed'`),
       { cost_micros: String(MINI_CALL.micros), unpriced_calls: '1' }, phase);
+    t.like(await one(`SELECT cost_micros, unpriced_calls FROM ai_cost.spend_daily_by_user WHERE tenant_id = 'mixed'`),
+      { cost_micros: String(MINI_CALL.micros), unpriced_calls: '1' }, phase);
+    t.like(await one(`SELECT cost_micros, unpriced_calls FROM ai_cost.spend_daily_by_user WHERE tenant_id = 'freeloader'`),
+      { cost_micros: '0', unpriced_calls: '0' }, phase);
     t.like(await one(`SELECT cost_micros, unpriced_calls FROM ai_cost.spend_by_day`), { cost_micros: String(MINI_CALL.micros), unpriced_calls: '4' }, phase);
     t.like(await one(`SELECT cost_micros, unpriced_calls FROM ai_cost.activity_hourly`), { cost_micros: String(MINI_CALL.micros), unpriced_calls: '4' }, phase);
     t.like(await one(`SELECT spent_micros, status FROM ai_cost.budget_status WHERE name = 'free daily'`), { spent_micros: '0', status: 'ok' }, phase);

@@ -138,7 +138,26 @@ async function freshnessChecks(pool: DatabasePool): Promise<Check[]> {
         + (viewsAge > VIEWS_STALE_MS ? '; nothing has rebuilt them since (see scheduling)' : ''),
     };
   }
-  return [rollups, materialized];
+  return [rollups, materialized, ...heldBackCheck(refreshed, now)];
+}
+
+/**
+ * How far behind the rollups are and why, when a transaction that was
+ * writing calls stayed open across refreshes: only the ids it could still
+ * fill wait (every call committed around it is folded), and they are folded
+ * by the first refresh after it ends. Long enough, that is worth a look.
+ */
+function heldBackCheck(refreshed: Awaited<ReturnType<typeof refreshStatus>>, now: number): Check[] {
+  if (!refreshed.heldBackSince) return [];
+  const waited = now - refreshed.heldBackSince.getTime();
+  const backends = refreshed.heldBackByPids.length > 0
+    ? `by the open transaction(s) of backend(s) ${refreshed.heldBackByPids.join(', ')} (see pg_stat_activity)`
+    : 'by transactions that have ended since: the next refresh folds their calls';
+  return [{
+    name: 'held back',
+    level: waited > REFRESH_STALE_MS ? 'warn' : 'ok',
+    detail: `calls have waited for the rollups for ${age(waited)}, held back ${backends}; only their own calls wait, every call committed around them is folded`,
+  }];
 }
 
 /**

@@ -38,20 +38,27 @@ export interface RefreshStatus {
   viewsRefreshedAt: Date | null;
   durationMs: number | null;
   changesApplied: bigint | null;
-  /** Changes waiting for the next refresh (the live views already include them). */
+  /** New calls and changes waiting for the next refresh (the live views already include them). */
   pendingChanges: bigint;
+  /** Since when calls have waited for open transactions that may still write below them; null when none wait. */
+  heldBackSince: Date | null;
+  /** Backends (pg_stat_activity.pid) of those transactions, as of the last refresh. */
+  heldBackByPids: number[];
 }
 
 export async function refreshStatus(db: CommonQueryMethods): Promise<RefreshStatus> {
   const row = await db.one(sql.type(z.object({
     refreshed_at: z.date().nullable(), views_refreshed_at: z.date().nullable(), duration_ms: z.string().nullable(), changes_applied: z.bigint().nullable(),
-    pending_changes: z.bigint(),
-  }))`SELECT refreshed_at, views_refreshed_at, duration_ms, changes_applied, pending_changes FROM ai_cost.refresh_status`);
+    pending_changes: z.bigint(), held_back_since: z.date().nullable(), held_back_by_pids: z.array(z.number()).nullable(),
+  }))`SELECT refreshed_at, views_refreshed_at, duration_ms, changes_applied, pending_changes, held_back_since, held_back_by_pids
+        FROM ai_cost.refresh_status`);
   return {
     refreshedAt: row.refreshed_at,
     viewsRefreshedAt: row.views_refreshed_at,
     durationMs: row.duration_ms === null ? null : Number(row.duration_ms),
     changesApplied: row.changes_applied,
     pendingChanges: row.pending_changes,
+    heldBackSince: row.held_back_since,
+    heldBackByPids: row.held_back_by_pids ?? [],
   };
 }

@@ -1,0 +1,4 @@
+import test from 'ava';
+import { heldBackCallTests } from './support/held-back-calls.js';
+
+heldBackCallTests(test, { partitioned: false });
