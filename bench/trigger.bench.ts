@@ -9,7 +9,7 @@ import { compareInterleaved, type Benchmark, type Compared, type Measurement } f
 /**
  * What the cost trigger adds to each way of writing calls: the same rows into
  * a table without triggers, into one with only the cost trigger, and into
- * ai_cost.calls (which also captures changes for the rollups), as single-row
+ * ai_cost.calls as shipped (with every trigger it has), as single-row
  * INSERTs from a client over loopback, 1,000-row multi-row INSERTs, the same
  * 1,000-row batches as the recorder sends them (one jsonb parameter, to
  * ai_cost.insert_calls(), which prices them as a set), COPY and a bulk
@@ -86,16 +86,24 @@ function insertCallsFunction(fn: string, calls: unknown[]): { text: string; valu
 }
 
 /**
- * The cost trigger's ratios to a table without it (issue 6): within 10% for
- * single-row INSERTs and the recorder's 1,000-row batches; 1.5x for bulk
- * writes, and 2x at the very most. The recorder's fallback statement, priced
- * by the trigger row by row, is shown for comparison, untargeted.
+ * The targets are on ai_cost.calls as shipped, against the same table without
+ * triggers: a single-row INSERT costs at most the one-column floor (measured
+ * in the same run) + 0.05; the recorder's 1,000-row batch at most 1.05x;
+ * bulk writes (1,000-row INSERTs, COPY, INSERT ... SELECT) at most 1.5x. On
+ * every path ai_cost.calls is within 0.05x of the cost trigger alone, so
+ * whatever else the table does on insert is nearly free. The recorder's
+ * fallback statement, priced by the trigger row by row, has only that last
+ * target.
  */
 interface Target { target: number; limit?: number }
 const TARGET = {
-  requestPath: { target: 1.1 },
-  bulk: { target: 1.5, limit: 2 },
-} as const satisfies Record<string, Target>;
+  batch: { target: 1.05 },
+  bulk: { target: 1.5 },
+  /** The single-row target is this much above the floor measured in the same run. */
+  aboveFloor: 0.05,
+  /** ai_cost.calls / none minus cost trigger / none. */
+  overCostTrigger: 0.05,
+} as const;
 
 /** Rounds of each comparison; every round runs every variant once, interleaved. */
 const ROUNDS = 7;
@@ -116,7 +124,7 @@ const bench: Benchmark = {
     const results: Measurement[] = [];
     const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     /** Each way of writing, into each table, interleaved; extra variants write into plain_calls. */
-    const compare = async (mode: string, count: number, target: Target | undefined, run: (table: string) => Promise<unknown>,
+    const compare = async (mode: string, count: number, target: Target | 'floor' | undefined, run: (table: string) => Promise<unknown>,
                            extra: Record<string, () => Promise<unknown>> = {}) => {
       const variants: Record<string, () => Promise<unknown>> = {
         ...Object.fromEntries(Object.entries(TABLES).map(([variant, table]) => [variant, () => run(table)])), ...extra,
@@ -126,19 +134,23 @@ const bench: Benchmark = {
       const rate = (label: string, timing: Compared): Measurement =>
         ({ bench: 'trigger', metric: `${mode}: ${label}`, value: count / (timing.wallMs / 1000), unit: 'rows/s' });
       const ratio = (label: string, timing: Compared, target?: Target): Measurement[] => [
-        // The target is on the time the client waits, which is what issue 6 asks about ("from a
-        // client over loopback"); the backend's share alone is a larger ratio of a smaller whole.
+        // The target is on the time the client waits ("from a client over loopback"); the
+        // backend's share alone is a larger ratio of a smaller whole.
         { bench: 'trigger', metric: `${mode}: time ratio ${label}`, value: timing.wallRatio, unit: 'x', ...target },
         // The server's CPU for the same work: what the triggers cost, even when other load stretches wall time.
         ...(timing.cpuRatio !== null ? [{ bench: 'trigger', metric: `${mode}: backend CPU ratio ${label}`, value: timing.cpuRatio, unit: 'x' }] : []),
       ];
+      // A floor below 1 is noise (no trigger makes an insert faster): the target is then 1 + 0.05.
+      const shipped = target === 'floor' ? { target: Math.max(1, timings.setOnly!.wallRatio) + TARGET.aboveFloor } : target;
       results.push(
         rate('no trigger', timings.plain!),
         rate('cost trigger only', timings.costOnly!),
-        rate('ai_cost.calls (cost trigger + rollup change capture)', timings.calls!),
+        rate('ai_cost.calls (as shipped)', timings.calls!),
         ...Object.keys(extra).map((label) => rate(label, timings[label]!)),
-        ...ratio('cost trigger / none', timings.costOnly!, target),
-        ...ratio('ai_cost.calls / none', timings.calls!),
+        ...ratio('cost trigger / none', timings.costOnly!),
+        ...ratio('ai_cost.calls / none', timings.calls!, shipped),
+        { bench: 'trigger', metric: `${mode}: time ratio ai_cost.calls / none minus cost trigger / none`,
+          value: timings.calls!.wallRatio - timings.costOnly!.wallRatio, unit: 'x', target: TARGET.overCostTrigger },
         ...ratio('floor: empty PL/pgSQL trigger / none', timings.emptyTrigger!),
         ...ratio('floor: PL/pgSQL trigger setting one column / none', timings.setOnly!),
       );
@@ -170,7 +182,7 @@ const bench: Benchmark = {
       // Not scaled down: a few hundred milliseconds per run would leave the comparison to noise.
       const singleCount = Math.max(5_000, Math.round(5_000 * scale));
       const single = rows(singleCount);
-      await compare(`single-row INSERT x${singleCount}`, singleCount, TARGET.requestPath, async (table) => {
+      await compare(`single-row INSERT x${singleCount}`, singleCount, 'floor', async (table) => {
         for (const row of single) await client.query(multiRowInsert(table, [row], false));
       });
 
@@ -191,7 +203,7 @@ const bench: Benchmark = {
       const viaFunction: Partial<Record<string, string>> = {
         [TABLES.costOnly]: 'public.bench_insert_calls', [TABLES.calls]: 'ai_cost.insert_calls',
       };
-      await compare(`1,000-row recorder batch x${batchCount / 1000}`, batchCount, TARGET.requestPath, (table) => callBatches((batch) =>
+      await compare(`1,000-row recorder batch x${batchCount / 1000}`, batchCount, TARGET.batch, (table) => callBatches((batch) =>
         viaFunction[table] ? insertCallsFunction(viaFunction[table]!, batch) : recordsetInsert(table, batch))());
       // The recorder's fallback, the same statement into each table, the trigger pricing row by row.
       await compare(`1,000-row jsonb INSERT, trigger pricing x${batchCount / 1000}`, batchCount, undefined,

@@ -381,7 +381,7 @@ BEGIN
     ON b.provider = c.provider AND b.service_tier = c.service_tier AND b.model = c.model
   -- The cost trigger's test and sum (price_call below), once per call for
   -- both cost columns. The test's shifts are ORed into one comparison: each
-  -- t >> b is 0 exactly when the trigger's t >> b = 0 holds (a negative t
+  -- t >> b is 0 exactly when the trigger's t & -(2^b) is (a negative t
   -- stays negative). The parentheses are needed: >> and | have the same
   -- precedence. Where the book does not apply the cost stays NULL, and the
   -- trigger prices the row.
@@ -433,6 +433,10 @@ COMMENT ON FUNCTION ai_cost.insert_calls(jsonb) IS 'Inserts a batch of calls giv
 -- every check and sum (perf over pgbench single-row INSERTs on PostgreSQL 15:
 -- the trigger's share of the backend's time went from 9.1-9.3% to 5.9-6.7%).
 --
+-- It is STABLE: it writes nothing itself (it sets NEW, and refuses a call
+-- by raising), and a VOLATILE PL/pgSQL function takes a snapshot and a
+-- command counter increment for every expression it evaluates.
+--
 -- It does not pin search_path: a SET clause costs ~5 us per row before
 -- PostgreSQL 17. Instead every table, operator, function and non-keyword
 -- type in it is named by its schema (OPERATOR(pg_catalog.+), which gives
@@ -441,7 +445,7 @@ COMMENT ON FUNCTION ai_cost.insert_calls(jsonb) IS 'Inserts a batch of calls giv
 -- or same-named operator of a user's, which would set the cost
 -- (test/planted-operators.test.ts).
 CREATE FUNCTION ai_cost_internal.price_call() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
   slot integer;
   l_price_id bigint; l_discount_id bigint; l_factor numeric; l_unit pg_catalog.text;
@@ -462,13 +466,16 @@ BEGIN
     IF slot IS NOT NULL
        AND (ai_cost_internal.price_book_windows())[slot][1] OPERATOR(pg_catalog.<=) NEW.created_at
        AND NEW.created_at OPERATOR(pg_catalog.<) (ai_cost_internal.price_book_windows())[slot][2]
-       AND coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][9]::integer OPERATOR(pg_catalog.=) 0::bigint
-       AND coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][10]::integer OPERATOR(pg_catalog.=) 0::bigint
-       AND coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][11]::integer OPERATOR(pg_catalog.=) 0::bigint THEN
+       AND ((coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][9])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][10])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][11]))
+           OPERATOR(pg_catalog.=) 0::bigint THEN
       -- The same sum as priced()'s numeric one, in picodollars, rounded up once.
-      -- The input part can be negative in a valid row, and is clamped as there.
+      -- Uncached input needs no clamp at 0 here: with no cache writes or audio
+      -- it is negative only in a row the CHECK constraints refuse next, and
+      -- the masks keep every count below 2^30, so nothing overflows first.
       -- OPERATOR(...) gives every operator the same precedence: each product is in parentheses.
-      NEW.cost_micros := ((greatest(coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint), 0::bigint)
+      NEW.cost_micros := (((coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint))
                             OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][2])
                           OPERATOR(pg_catalog.+) (coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][3])
                           OPERATOR(pg_catalog.+) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][4])
@@ -487,13 +494,14 @@ BEGIN
     IF slot IS NOT NULL
        AND (ai_cost_internal.price_book_windows())[slot][1] OPERATOR(pg_catalog.<=) NEW.created_at
        AND NEW.created_at OPERATOR(pg_catalog.<) (ai_cost_internal.price_book_windows())[slot][2]
-       AND coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][9]::integer OPERATOR(pg_catalog.=) 0::bigint
-       AND coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][10]::integer OPERATOR(pg_catalog.=) 0::bigint
-       AND coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][11]::integer OPERATOR(pg_catalog.=) 0::bigint
-       AND coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][12]::integer OPERATOR(pg_catalog.=) 0::bigint
-       AND coalesce(NEW.cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][13]::integer OPERATOR(pg_catalog.=) 0::bigint
-       AND coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][14]::integer OPERATOR(pg_catalog.=) 0::bigint
-       AND coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.>>) (ai_cost_internal.price_book_rates())[slot][15]::integer OPERATOR(pg_catalog.=) 0::bigint THEN
+       AND ((coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][9])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][10])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][11])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][12])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][13])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][14])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][15]))
+           OPERATOR(pg_catalog.=) 0::bigint THEN
       -- A negative part can only come from a row the CHECK constraints
       -- refuse next (audio_output_tokens above output_tokens, say).
       NEW.cost_micros := ((greatest(coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint)
