@@ -36,50 +36,54 @@ async function until(condition: () => boolean, what: string, timeoutMs = 20_000)
   }
 }
 
-test.serial('a database restart while recording loses no call and writes none twice', async (t) => {
-  const events: RecorderEvent[] = [];
-  const recorder = createRecorder({
-    databaseUrl: server.url, batchSize: 50, flushIntervalMs: 20, maxQueue: 5_000,
-    retry: { minDelayMs: 20, maxDelayMs: 200 }, onError: (event) => events.push(event),
+for (const { concurrency, batchSize } of [{ concurrency: undefined, batchSize: 50 }, { concurrency: 4, batchSize: 20 }]) {
+  const writers = concurrency === undefined ? 'the default writers' : `${concurrency} concurrent writers`;
+  test.serial(`a database restart while recording loses no call and writes none twice (${writers}, batches of ${batchSize})`, async (t) => {
+    const prefix = `restart${concurrency ?? ''}`;
+    const events: RecorderEvent[] = [];
+    const recorder = createRecorder({
+      databaseUrl: server.url, batchSize, concurrency, flushIntervalMs: 20, maxQueue: 5_000,
+      retry: { minDelayMs: 20, maxDelayMs: 200 }, onError: (event) => events.push(event),
+    });
+    let sent = 0;
+    let limit = 400;
+    let producing = true;
+    // The application keeps calling record() throughout, as a server would, in
+    // bursts of 10; `limit` paces it per phase so the queue stays under its
+    // bound however slow the machine is (this test is about zero loss).
+    const producer = (async () => {
+      while (producing) {
+        for (let i = 0; i < 10 && sent < limit; i += 1) recorder.record(call(`${prefix}-${(sent += 1)}`));
+        await sleep(2);
+      }
+    })();
+
+    await until(() => recorder.metrics().written >= 200, '200 calls written before the stop');
+    await server.stop(); // while batches are being written and calls keep coming
+    limit += 400;
+    await until(() => sent >= limit && recorder.metrics().retried >= 3, 'calls recorded and retries while the database is down');
+    await server.start();
+    limit += 400;
+    await until(() => sent >= limit, 'calls recorded after the restart');
+    producing = false;
+    await producer;
+    await recorder.flush();
+    const metrics = recorder.metrics();
+    await recorder.close();
+
+    const stored = await rows(prefix);
+    t.is(sent, 1_200);
+    t.is(stored.total, sent, 'every recorded call is in the table');
+    t.is(stored.distinct, stored.total, 'no call is in the table twice');
+    for (let i = 1; i <= sent; i += 1) if (!stored.ids.has(`${prefix}-${i}`)) t.fail(`call ${prefix}-${i} was lost`);
+    t.is(metrics.dropped, 0);
+    t.is(metrics.invalid + metrics.rejected, 0);
+    t.is(metrics.written + metrics.duplicates, sent);
+    t.true(metrics.retried >= 3);
+    t.true(events.some((event) => event.kind === 'retrying'));
+    t.log(`${sent} calls, ${metrics.retried} retried writes, ${metrics.duplicates} duplicates skipped by request_id`);
   });
-  let sent = 0;
-  let limit = 400;
-  let producing = true;
-  // The application keeps calling record() throughout, as a server would, in
-  // bursts of 10; `limit` paces it per phase so the queue stays under its
-  // bound however slow the machine is (this test is about zero loss).
-  const producer = (async () => {
-    while (producing) {
-      for (let i = 0; i < 10 && sent < limit; i += 1) recorder.record(call(`restart-${(sent += 1)}`));
-      await sleep(2);
-    }
-  })();
-
-  await until(() => recorder.metrics().written >= 200, '200 calls written before the stop');
-  await server.stop(); // while batches are being written and calls keep coming
-  limit += 400;
-  await until(() => sent >= limit && recorder.metrics().retried >= 3, 'calls recorded and retries while the database is down');
-  await server.start();
-  limit += 400;
-  await until(() => sent >= limit, 'calls recorded after the restart');
-  producing = false;
-  await producer;
-  await recorder.flush();
-  const metrics = recorder.metrics();
-  await recorder.close();
-
-  const stored = await rows('restart');
-  t.is(sent, 1_200);
-  t.is(stored.total, sent, 'every recorded call is in the table');
-  t.is(stored.distinct, stored.total, 'no call is in the table twice');
-  for (let i = 1; i <= sent; i += 1) if (!stored.ids.has(`restart-${i}`)) t.fail(`call restart-${i} was lost`);
-  t.is(metrics.dropped, 0);
-  t.is(metrics.invalid + metrics.rejected, 0);
-  t.is(metrics.written + metrics.duplicates, sent);
-  t.true(metrics.retried >= 3);
-  t.true(events.some((event) => event.kind === 'retrying'));
-  t.log(`${sent} calls, ${metrics.retried} retried writes, ${metrics.duplicates} duplicates skipped by request_id`);
-});
+}
 
 test.serial('over the queue bound while the database is down, the excess is dropped and counted, the rest written', async (t) => {
   const events: RecorderEvent[] = [];

@@ -1,6 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
-import { createRecorder, recordCall, type RecorderEvent, type RecorderOptions } from '../src/recorder/index.js';
+import type { DatabasePool } from 'slonik';
+import { createPool } from '../src/db.js';
+import { callJson, callRecord } from '../src/recorder/call-columns.js';
+import { createRecorder, parseCall, recordCall, type RecorderEvent, type RecorderOptions } from '../src/recorder/index.js';
 import { useTestDatabase } from './support/database.js';
 
 const db = useTestDatabase(test, {
@@ -128,6 +131,8 @@ test('metrics as Prometheus text', async (t) => {
 test('createRecorder refuses options that cannot work, naming them', (t) => {
   t.throws(() => createRecorder({} as RecorderOptions), { message: /databaseUrl or pool/ });
   t.throws(() => createRecorder({ pool: db.pool, batchSize: 0 }), { message: /batchSize must be a positive number/ });
+  t.throws(() => createRecorder({ pool: db.pool, concurrency: 0 }), { message: /concurrency must be a positive integer, got 0/ });
+  t.throws(() => createRecorder({ pool: db.pool, concurrency: 1.5 }), { message: /concurrency must be a positive integer, got 1.5/ });
 });
 
 test('an onError callback that throws does not break recording', async (t) => {
@@ -136,5 +141,132 @@ test('an onError callback that throws does not break recording', async (t) => {
   r.record({ ...cachy, requestId: 'after-bad-logger' });
   await r.flush();
   t.is((await stored('after-bad-logger')).length, 1);
+  await r.close();
+});
+
+/**
+ * A pool whose batch writes (the statements that call insert_calls) can be
+ * held: after `holdNext(n)` the next n writes wait until `release()`.
+ * `inFlight` and `mostInFlight` count the writes running at once.
+ */
+function holdingWrites(pool: DatabasePool) {
+  let toHold = 0;
+  const held: Array<() => void> = [];
+  const state = { inFlight: 0, mostInFlight: 0, started: 0 };
+  const proxy = new Proxy(pool, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        const query = args[0] as { sql?: string } | undefined;
+        if (!query?.sql?.includes('SELECT ai_cost.insert_calls(')) return (value as (...a: unknown[]) => unknown).apply(target, args);
+        state.started += 1;
+        state.inFlight += 1;
+        state.mostInFlight = Math.max(state.mostInFlight, state.inFlight);
+        try {
+          if (toHold > 0) {
+            toHold -= 1;
+            await new Promise<void>((resolve) => held.push(resolve));
+          }
+          return await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        } finally {
+          state.inFlight -= 1;
+        }
+      };
+    },
+  });
+  return {
+    pool: proxy, state,
+    holdNext: (count: number) => { toHold = count; },
+    release: () => { for (const resolve of held.splice(0)) resolve(); },
+  };
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > 10_000) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+test('full batches are written concurrently, never more than `concurrency` at once', async (t) => {
+  const own = await createPool(db.url, 4);
+  try {
+    const writes = holdingWrites(own);
+    const { recorder: r } = recorder({ pool: writes.pool, batchSize: 10, concurrency: 3, flushIntervalMs: 60_000 });
+    r.record({ ...cachy, requestId: 'concurrent-warm' });
+    await r.flush(); // the insert path is chosen before the writes are held
+    writes.holdNext(3);
+    for (let i = 0; i < 50; i += 1) r.record({ ...cachy, requestId: `concurrent-${i}` });
+    await until(() => writes.state.inFlight === 3, 'three batches in flight');
+    t.is(writes.state.started, 1 + 3, 'a fourth batch waits for a free writer');
+    t.is(r.metrics().queued, 50);
+    writes.release();
+    t.true(await r.flush());
+    t.is(writes.state.mostInFlight, 3);
+    t.is(writes.state.started, 1 + 5);
+    t.is((await stored('concurrent-')).length, 51);
+    t.like(r.metrics(), { recorded: 51, written: 51, queued: 0 });
+    await r.close();
+  } finally {
+    await own.end();
+  }
+});
+
+test('flush() waits for an older batch still being written after a newer one has landed', async (t) => {
+  const own = await createPool(db.url, 4);
+  try {
+    const writes = holdingWrites(own);
+    const { recorder: r } = recorder({ pool: writes.pool, batchSize: 10, concurrency: 2, flushIntervalMs: 60_000 });
+    r.record({ ...cachy, requestId: 'order-warm' });
+    await r.flush();
+    writes.holdNext(1);
+    for (let i = 0; i < 10; i += 1) r.record({ ...cachy, requestId: `order-old-${i}` });
+    let olderFlushed: boolean | undefined;
+    const older = r.flush().then((result) => (olderFlushed = result));
+    for (let i = 0; i < 10; i += 1) r.record({ ...cachy, requestId: `order-new-${i}` });
+    let bothFlushed: boolean | undefined;
+    const both = r.flush().then((result) => (bothFlushed = result));
+    await until(() => r.metrics().written === 11, 'the newer batch written');
+    t.deepEqual((await stored('order-')).map((row) => row.request_id).filter((id) => id.startsWith('order-old')), []);
+    t.is(olderFlushed, undefined, 'flush() does not resolve while a call recorded before it is in flight');
+    t.is(bothFlushed, undefined);
+    t.is(r.metrics().queued, 10);
+    writes.release();
+    await Promise.all([older, both]);
+    t.true(olderFlushed);
+    t.true(bothFlushed);
+    t.is((await stored('order-')).length, 21);
+    await r.close();
+  } finally {
+    await own.end();
+  }
+});
+
+test('a call is encoded exactly as JSON.stringify(callRecord(call)) would encode it, and stored as recordCall stores it', async (t) => {
+  const calls = [
+    { provider: 'openai', model: 'gpt-4o-mini', createdAt: new Date('2025-03-04T05:06:07.089Z') },
+    { provider: 'a"quote', model: 'back\\slash', feature: 'tab\there\nnewline\u0001', tenantId: 'ünï 😀 \u2028', createdAt: new Date(-1) },
+    { provider: 'p', model: 'm', createdAt: new Date('+012345-01-01T00:00:00.999Z'), units: '12.5', unit: 'image', providedCostMicros: 10n ** 10n },
+    { provider: 'p', model: 'm', createdAt: new Date(0), inputTokens: 10_000_000_000, cacheReadTokens: 3, outputTokens: 0, streamed: true,
+      ttftMs: 0, totalMs: 2_147_483_647, metadata: { nested: { list: [1, 'two', null, true], 'key "q"': 'v' } }, errorMessage: '' },
+  ];
+  for (const input of calls) {
+    const call = parseCall({ ...input, requestId: 'encode' });
+    t.is(callJson(call), JSON.stringify(callRecord(call)));
+    t.deepEqual(JSON.parse(callJson(call)), callRecord(call));
+  }
+  // Two timestamps in the same second, then one in another: the cached second must not leak.
+  const second = (iso: string) => JSON.parse(callJson(parseCall({ provider: 'p', model: 'm', createdAt: new Date(iso) }))).created_at;
+  for (const iso of ['2025-01-01T00:00:00.001Z', '2025-01-01T00:00:00.999Z', '2025-01-01T00:00:01.000Z', '1969-12-31T23:59:59.999Z']) {
+    t.is(second(iso), iso);
+  }
+  const { recorder: r } = recorder();
+  r.record({ ...calls[1]!, requestId: 'encoded-escapes' });
+  await r.flush();
+  const [row] = await db.query<{ provider: string; model: string; feature: string; tenant_id: string }>(
+    "SELECT provider, model, feature, tenant_id FROM ai_cost.calls WHERE request_id = 'encoded-escapes'");
+  t.deepEqual(row, { provider: calls[1]!.provider, model: calls[1]!.model, feature: calls[1]!.feature, tenant_id: calls[1]!.tenantId });
   await r.close();
 });

@@ -1,7 +1,7 @@
-import { InvalidInputError, sql, type CommonQueryMethods } from 'slonik';
+import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import type { Call } from './call.js';
-import { callColumnList, callRecord, callRecordColumns } from './call-columns.js';
+import { callColumnList, callJson, callRecordColumns } from './call-columns.js';
 import { describeThrown, oneLine } from './storable.js';
 
 /** A validated call on its way to the database: requestId and createdAt are always set. */
@@ -26,6 +26,21 @@ export async function chooseInsertPath(db: CommonQueryMethods): Promise<InsertPa
 const insertedSchema = z.object({ request_id: z.string() });
 const countSchema = z.object({ inserted: z.number() });
 
+/** A batch that could not be encoded as JSON: the calls themselves are at fault, so it is split like a refused one. */
+export class UnencodableBatchError extends Error {
+  override name = 'UnencodableBatchError';
+}
+
+/** The calls as the JSON array text insert_calls() and the plain statement read. */
+function batchJson(calls: readonly QueuedCall[]): string {
+  try {
+    return `[${calls.map(callJson).join(',')}]`;
+  } catch (error) {
+    // Validation lets through only what can be encoded; this is the net under it.
+    throw new UnencodableBatchError(`a call could not be encoded as JSON: ${describeThrown(error)}`, { cause: error });
+  }
+}
+
 /**
  * Writes calls in one statement: the batch travels as a single jsonb
  * parameter, so a batch of any size is one round trip with one bind
@@ -40,7 +55,7 @@ const countSchema = z.object({ inserted: z.number() });
  * Returns how many rows were new.
  */
 export async function insertCalls(db: CommonQueryMethods, calls: readonly QueuedCall[], path: InsertPath): Promise<number> {
-  const batch = sql.jsonb(calls.map(callRecord));
+  const batch = sql.fragment`${batchJson(calls)}::jsonb`;
   if (path === 'insert_calls') {
     return db.oneFirst(sql.type(countSchema)`SELECT ai_cost.insert_calls(${batch})::int AS inserted`);
   }
@@ -92,14 +107,14 @@ const DATA_ERROR_CLASSES = new Set(['22', '23', '54', 'P0']);
 
 /**
  * True when the calls themselves were refused: by the database (see
- * DATA_ERROR_CLASSES) or by slonik before sending (InvalidInputError, a JSON
- * payload it cannot encode). Retrying them can never succeed, so a batch is
+ * DATA_ERROR_CLASSES), or before sending because they could not be encoded
+ * (UnencodableBatchError). Retrying them can never succeed, so a batch is
  * split until the refused call is alone. Anything else (connection lost,
  * server starting, shutting down or read-only, a lock or statement timeout,
  * a missing grant or function) may pass later, so it is retried.
  */
 export function isDataError(error: unknown): boolean {
-  if (error instanceof InvalidInputError) return true;
+  if (error instanceof UnencodableBatchError) return true;
   const state = sqlState(error);
   return state !== undefined && DATA_ERROR_CLASSES.has(state.slice(0, 2));
 }

@@ -27,6 +27,13 @@ export interface RecorderOptions {
   pool?: DatabasePool;
   /** Write as soon as this many calls are queued (default 500). */
   batchSize?: number;
+  /**
+   * At most this many batches written at once, each on its own connection
+   * (default 2): while the database inserts one, the next is encoded and sent.
+   * The recorder's own pool has this many connections; a `pool` of yours
+   * should have at least as many.
+   */
+  concurrency?: number;
   /** Write a partial batch when its oldest call has waited this long (default 1000 ms). */
   flushIntervalMs?: number;
   /** At most this many calls in memory; more are dropped and counted (default 10,000). */
@@ -71,14 +78,28 @@ const EXIT_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 const POOL_END_GRACE_MS = 1_000;
 
 /**
+ * A batch taken from the queue: being written, or waiting for a retry. Its
+ * calls are settled in order (a batch the database refuses in part is
+ * written in halves, first half first), `answered` of them so far.
+ */
+interface Batch {
+  calls: QueuedCall[];
+  /** The sequence number (see `enqueued`) of calls[0]. */
+  firstSeq: number;
+  answered: number;
+  writing: boolean;
+}
+
+/**
  * A recorder for the request path: record() validates and queues in
- * microseconds; a single background writer inserts batches (by size or
- * interval), retries with backoff while the database is away, and keeps
- * memory bounded by dropping, and counting, what does not fit.
+ * microseconds; background writers insert batches (by size or interval), up
+ * to `concurrency` at a time, retry with backoff while the database is
+ * away, and keep memory bounded by dropping, and counting, what does not fit.
  */
 export function createRecorder(options: RecorderOptions): Recorder {
   if (!options.pool && !options.databaseUrl) throw new TypeError('createRecorder needs databaseUrl or pool');
   const batchSize = positive('batchSize', options.batchSize ?? 500);
+  const concurrency = positiveInteger('concurrency', options.concurrency ?? 2);
   const flushIntervalMs = positive('flushIntervalMs', options.flushIntervalMs ?? 1_000);
   const maxQueue = positive('maxQueue', options.maxQueue ?? 10_000);
   const minDelayMs = positive('retry.minDelayMs', options.retry?.minDelayMs ?? 100);
@@ -90,65 +111,94 @@ export function createRecorder(options: RecorderOptions): Recorder {
   const counters: Omit<RecorderMetrics, 'queued'> = {
     recorded: 0, written: 0, duplicates: 0, invalid: 0, rejected: 0, retried: 0, dropped: 0, lastError: null,
   };
-  let queue: QueuedCall[] = [];
-  let enqueued = 0; // calls ever queued
-  let settled = 0; // of those, written, refused or dropped (in queue order)
+  // Every queued call has a sequence number, its place in record() order:
+  // the calls of `batches` (oldest first) come before those of `queue`.
+  let queue: QueuedCall[] = []; // recorded, not yet in a batch
+  let queueStart = 0; // the sequence number of queue[0]
+  let enqueued = 0; // calls ever queued: the next sequence number
+  let batches: Batch[] = [];
+  let inBatches = 0; // calls of `batches` not yet answered
+  let writers = 0; // batches being written
   const waiters: { target: number; resolve: (settledAll: boolean) => void }[] = [];
   let timer: NodeJS.Timeout | undefined;
-  let writing = false;
   let overflowing = false;
   let closing: Promise<void> | undefined;
   let givenUp = false;
+  // While a failed write waits out its backoff, no batch is started; wake() ends the wait early.
+  let pausedFor: number | undefined;
+  let attempt = 0;
   let wake: (() => void) | undefined;
   let poolPromise: Promise<DatabasePool> | undefined = options.pool ? Promise.resolve(options.pool) : undefined;
   // Chosen on the first write and again after any failed one: a migration or
   // a grant may have changed what this login can use.
-  let insertPath: InsertPath | undefined;
+  let insertPath: Promise<InsertPath> | undefined;
 
   const fail = (error: Error | string) => {
     counters.lastError = { message: typeof error === 'string' ? error : error.message, at: new Date() };
   };
 
   const getPool = (): Promise<DatabasePool> => {
-    poolPromise ??= createPool(options.databaseUrl!, 2).catch((error: unknown) => {
+    poolPromise ??= createPool(options.databaseUrl!, concurrency).catch((error: unknown) => {
       poolPromise = undefined; // try again on the next attempt
       throw error;
     });
     return poolPromise;
   };
 
-  /** The first `count` queued calls are done with. */
-  const settle = (count: number) => {
-    queue.splice(0, count);
-    settled += count;
+  /** Calls in memory: queued, or in a batch and not yet answered. */
+  const held = () => queue.length + inBatches;
+
+  /** The sequence number of the oldest call not yet settled (written, refused or dropped). */
+  const oldestUnsettled = () => {
+    const oldest = batches[0];
+    if (oldest) return oldest.firstSeq + oldest.answered;
+    return queue.length > 0 ? queueStart : enqueued;
+  };
+
+  /** How many calls with a sequence number below `target` are not yet settled. */
+  const unsettledBefore = (target: number) => {
+    let count = Math.max(0, Math.min(target, enqueued) - queueStart);
+    for (const batch of batches) count += Math.max(0, Math.min(target, batch.firstSeq + batch.calls.length) - (batch.firstSeq + batch.answered));
+    return count;
+  };
+
+  const resolveWaiters = () => {
+    if (waiters.length === 0) return;
+    const oldest = oldestUnsettled();
     for (let i = waiters.length - 1; i >= 0; i -= 1) {
-      if (waiters[i]!.target <= settled) waiters.splice(i, 1)[0]!.resolve(true);
+      if (waiters[i]!.target <= oldest) waiters.splice(i, 1)[0]!.resolve(true);
     }
   };
 
-  /** The first `count` queued calls reached the database, which wrote or refused them. */
-  const answered = (count: number) => {
+  /** The next `count` calls of the batch reached the database, which wrote or refused them. */
+  const answered = (batch: Batch, count: number) => {
     // close() timed out while they were in flight and counted them as dropped: they were not lost after all.
-    if (givenUp) counters.dropped -= count;
-    else settle(count);
+    if (givenUp) {
+      counters.dropped -= count;
+      return;
+    }
+    batch.answered += count;
+    inBatches -= count;
+    if (batch.answered === batch.calls.length) batches.splice(batches.indexOf(batch), 1);
+    resolveWaiters();
   };
 
   /**
-   * Writes calls from the head of the queue. When the database refuses
-   * their data, one bad call fails the whole statement, so the calls are
-   * split in halves, each written the same way, until every refused call is
-   * alone: it is counted as rejected with the database's message, and the
-   * others are written (about 2·log2(n) statements per bad call, in queue
-   * order). Any other error is thrown: the database went away, and the
-   * write loop retries from the first call not yet settled.
+   * Writes calls of a batch, in order. When the database refuses their
+   * data, one bad call fails the whole statement, so the calls are split in
+   * halves, each written the same way, until every refused call is alone: it
+   * is counted as rejected with the database's message, and the others are
+   * written (about 2·log2(n) statements per bad call, in queue order). Any
+   * other error is thrown: the database went away, and the batch is retried
+   * from its first call not yet answered.
    */
-  const writeSplitting = async (db: DatabasePool, path: InsertPath, calls: readonly QueuedCall[]): Promise<void> => {
+  const writeSplitting = async (db: DatabasePool, path: InsertPath, batch: Batch, calls: readonly QueuedCall[]): Promise<void> => {
     if (givenUp) return; // close() timed out: the rest is counted as dropped
     try {
       const inserted = await insertCalls(db, calls, path);
       counters.written += inserted;
       counters.duplicates += calls.length - inserted;
-      answered(calls.length);
+      answered(batch, calls.length);
     } catch (error) {
       if (!isDataError(error)) throw error;
       if (calls.length === 1) {
@@ -156,58 +206,85 @@ export function createRecorder(options: RecorderOptions): Recorder {
         const described = describeDatabaseError(error);
         fail(described);
         report({ kind: 'rejected', error: described, call: calls[0]! });
-        answered(1);
+        answered(batch, 1);
         return;
       }
       const half = Math.ceil(calls.length / 2);
-      await writeSplitting(db, path, calls.slice(0, half));
-      await writeSplitting(db, path, calls.slice(half));
+      await writeSplitting(db, path, batch, calls.slice(0, half));
+      await writeSplitting(db, path, batch, calls.slice(half));
     }
   };
 
-  const writeLoop = async () => {
-    if (writing) return;
-    writing = true;
-    let attempt = 0;
+  /** Waits out the backoff of a failed write before any batch is started again. */
+  const pause = (delayMs: number) => {
+    pausedFor = delayMs;
+    const sleep = setTimeout(() => wake?.(), delayMs);
+    // A retry alone does not keep the process alive (exit handling flushes);
+    // one that flush() or close() is waiting for does.
+    if (!closing && waiters.length === 0) sleep.unref();
+    wake = () => {
+      clearTimeout(sleep);
+      wake = undefined;
+      pausedFor = undefined;
+      pump();
+    };
+  };
+
+  const writeBatch = async (batch: Batch) => {
     try {
-      while (queue.length > 0 && !givenUp) {
-        const batch = queue.slice(0, batchSize);
-        try {
-          const db = await getPool();
-          const path = insertPath ??= await chooseInsertPath(db);
-          await writeSplitting(db, path, batch);
-          attempt = 0;
-          overflowing = false;
-        } catch (error) {
-          insertPath = undefined;
-          attempt += 1;
-          counters.retried += 1;
-          const described = describeDatabaseError(error);
-          fail(described);
-          const delayMs = backoff(attempt, minDelayMs, maxDelayMs);
-          report({ kind: 'retrying', error: described, attempt, delayMs });
-          await new Promise<void>((resolve) => {
-            const sleep = setTimeout(resolve, delayMs);
-            // A retry alone does not keep the process alive (exit handling flushes);
-            // one that flush() or close() is waiting for does.
-            if (!closing && waiters.length === 0) sleep.unref();
-            wake = () => {
-              clearTimeout(sleep);
-              resolve();
-            };
-          });
-          wake = undefined;
-        }
+      const db = await getPool();
+      const path = await (insertPath ??= chooseInsertPath(db));
+      await writeSplitting(db, path, batch, batch.calls.slice(batch.answered));
+      attempt = 0;
+      overflowing = false;
+    } catch (error) {
+      if (givenUp) return; // close() gave up on these calls and counted them as dropped
+      insertPath = undefined;
+      batch.writing = false; // retried, before any newer batch
+      counters.retried += 1;
+      const described = describeDatabaseError(error);
+      fail(described);
+      // Concurrent writes that fail together wait out one backoff.
+      if (pausedFor === undefined) {
+        attempt += 1;
+        pause(backoff(attempt, minDelayMs, maxDelayMs));
       }
+      report({ kind: 'retrying', error: described, attempt, delayMs: pausedFor! });
     } finally {
-      writing = false;
+      writers -= 1;
+      pump();
     }
   };
 
-  const kick = () => {
-    clearTimeout(timer);
+  /**
+   * Starts writes while fewer than `concurrency` run: a batch waiting for
+   * its retry first, then a new one from the queue. A partial batch is sent
+   * only when no other write is running (its calls' interval ran out, a
+   * flush() waits, or a write just finished): under load, batches are full.
+   */
+  const pump = () => {
+    if (givenUp || pausedFor !== undefined) return;
+    while (writers < concurrency) {
+      let batch = batches.find((waiting) => !waiting.writing);
+      if (!batch) {
+        if (queue.length === 0 || (queue.length < batchSize && writers > 0)) return;
+        const calls = queue.splice(0, batchSize);
+        batch = { calls, firstSeq: queueStart, answered: 0, writing: false };
+        queueStart += calls.length;
+        inBatches += calls.length;
+        batches.push(batch);
+      }
+      clearTimeout(timer);
+      timer = undefined;
+      batch.writing = true;
+      writers += 1;
+      writeBatch(batch).catch((error: unknown) => fail(describeThrown(error)));
+    }
+  };
+
+  const onInterval = () => {
     timer = undefined;
-    writeLoop().catch((error: unknown) => fail(error as Error));
+    pump();
   };
 
   const record = (input: CallInput): void => {
@@ -228,20 +305,25 @@ export function createRecorder(options: RecorderOptions): Recorder {
         report({ kind: 'invalid', error: parsed.error, call: input });
         return;
       }
-      if (queue.length >= maxQueue) {
+      if (held() >= maxQueue) {
         counters.dropped += 1;
         fail(`queue full (${maxQueue} calls): call dropped`);
         if (!overflowing) report({ kind: 'dropped', reason: 'queue full', count: 1 });
         overflowing = true;
         return;
       }
-      queue.push({ ...parsed.data, requestId: parsed.data.requestId ?? randomUUID(), createdAt: parsed.data.createdAt ?? new Date() });
+      // parsed.data is the validator's own copy: completed in place rather than copied again.
+      const call = parsed.data as QueuedCall;
+      call.requestId ??= randomUUID();
+      call.createdAt ??= new Date();
+      queue.push(call);
       counted = true;
       enqueued += 1;
       counters.recorded += 1;
-      if (queue.length >= batchSize) kick();
-      else if (!timer && !writing) {
-        timer = setTimeout(kick, flushIntervalMs);
+      if (queue.length >= batchSize) pump();
+      else if (!timer && writers === 0 && pausedFor === undefined) {
+        // With a write running, its end sends this call; after a failure, the retry does.
+        timer = setTimeout(onInterval, flushIntervalMs);
         timer.unref();
       }
     } catch (error) {
@@ -260,7 +342,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
    */
   const settledUpToNow = (timeoutMs?: number): Promise<boolean> => {
     const target = enqueued;
-    if (settled >= target) return Promise.resolve(true);
+    if (oldestUnsettled() >= target) return Promise.resolve(true);
     const done = new Promise<boolean>((resolve) => {
       let timeout: NodeJS.Timeout | undefined;
       const waiter = {
@@ -273,14 +355,14 @@ export function createRecorder(options: RecorderOptions): Recorder {
       if (timeoutMs !== undefined) {
         timeout = setTimeout(() => {
           waiters.splice(waiters.indexOf(waiter), 1);
-          fail(`flush() timed out after ${timeoutMs} ms with ${target - settled} calls not yet written; they stay queued`);
+          fail(`flush() timed out after ${timeoutMs} ms with ${unsettledBefore(target)} calls not yet written; they stay queued`);
           resolve(false);
         }, timeoutMs);
       }
       waiters.push(waiter);
     });
     wake?.(); // retry now rather than at the end of the current backoff
-    kick();
+    pump();
     return done;
   };
 
@@ -288,14 +370,16 @@ export function createRecorder(options: RecorderOptions): Recorder {
 
   const giveUp = () => {
     givenUp = true;
-    const lost = queue.length;
+    const lost = held();
     if (lost > 0) {
       counters.dropped += lost;
       fail(`close() timed out after ${closeTimeoutMs} ms: ${lost} calls dropped`);
       report({ kind: 'dropped', reason: 'close timed out', count: lost });
     }
     queue = [];
-    settled = enqueued;
+    queueStart = enqueued;
+    batches = [];
+    inBatches = 0;
     for (const waiter of waiters.splice(0)) waiter.resolve(true);
     wake?.();
   };
@@ -324,7 +408,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
   // Exit handling: flush when the event loop empties, and on SIGINT/SIGTERM
   // flush, then let the signal take its default course if nobody else handles it.
   const onBeforeExit = () => {
-    if (queue.length > 0) void close();
+    if (held() > 0) void close();
   };
   const onSignal = (signal: NodeJS.Signals) => {
     void close().finally(() => {
@@ -340,7 +424,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     for (const signal of EXIT_SIGNALS) process.once(signal, onSignal);
   }
 
-  const metrics = (): RecorderMetrics => ({ queued: queue.length, ...counters });
+  const metrics = (): RecorderMetrics => ({ queued: held(), ...counters });
   return { record, flush, close, metrics, prometheus: (labels) => prometheusText(metrics(), labels) };
 }
 
@@ -348,6 +432,11 @@ export function createRecorder(options: RecorderOptions): Recorder {
 function backoff(attempt: number, minMs: number, maxMs: number): number {
   const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt - 1, 30));
   return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value <= 0) throw new RangeError(`createRecorder: ${name} must be a positive integer, got ${value}`);
+  return value;
 }
 
 function positive(name: string, value: number): number {
