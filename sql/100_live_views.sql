@@ -29,7 +29,7 @@ SELECT date_trunc('hour', created_at, 'UTC'), provider, model, operation, status
        coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0)::bigint,
        coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint,
        ai_cost_internal.histogram(ttft_ms, sign) FILTER (WHERE streamed)
-  FROM ai_cost_internal.call_changes
+  FROM ai_cost_internal.pending_changes
  GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason;
 COMMENT ON VIEW ai_cost.calls_hourly_live IS 'ai_cost.calls_hourly plus the changes since the last refresh: exact now. Several rows can share a key, so always aggregate (sum; ai_cost.histogram_merge for histograms).';
 COMMENT ON COLUMN ai_cost.calls_hourly_live.hour IS 'Start of the UTC hour of the calls.';
@@ -68,7 +68,7 @@ SELECT date_trunc('hour', created_at, 'UTC'), conversation_id, tenant_id, user_i
        sum(sign)::bigint, coalesce(sum(sign) FILTER (WHERE cost_micros IS NULL), 0)::bigint,
        coalesce(sum(sign * cost_micros), 0)::bigint, coalesce(sum(sign * input_tokens), 0)::bigint,
        coalesce(sum(sign * output_tokens), 0)::bigint
-  FROM ai_cost_internal.call_changes
+  FROM ai_cost_internal.pending_changes
  WHERE conversation_id IS NOT NULL
  GROUP BY 1, conversation_id, tenant_id, user_id;
 COMMENT ON VIEW ai_cost.conversations_hourly_live IS 'ai_cost.conversations_hourly plus the changes since the last refresh: exact now. Several rows can share a key, so always aggregate.';
@@ -84,18 +84,23 @@ COMMENT ON COLUMN ai_cost.conversations_hourly_live.output_tokens IS 'Sum of out
 
 -- Any window of calls in the rollup shape, exact to the instant: whole hours
 -- come from the live rollup, the partial hours at either edge from the raw
--- table (at most two hours of rows, found by calls_created_at_idx), but for
--- the calls the refresh set aside, which no rollup holds either.
+-- table (at most two hours of rows, two ranges of calls_created_at_idx), but
+-- for the calls the refresh set aside, which no rollup holds either. The
+-- bounds reach both as values (scalar subqueries), so each reads its index
+-- for the window alone. A day holds tens of thousands of rollup rows with
+-- many users, which the planner prices high enough to compile with JIT:
+-- compiling costs more than it saves on this many rows (36 ms of 240 over
+-- 24 hours with 10M calls of history), hence jit = off.
 CREATE FUNCTION ai_cost.calls_between(since timestamptz, until timestamptz) RETURNS SETOF ai_cost.calls_hourly
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
   WITH bounds AS (
     SELECT date_trunc('hour', since, 'UTC') + CASE WHEN date_trunc('hour', since, 'UTC') = since
                                                   THEN interval '0' ELSE interval '1 hour' END AS first_hour,
            date_trunc('hour', until, 'UTC') AS end_hour
   )
   SELECT l.*
-    FROM ai_cost.calls_hourly_live l, bounds b
-   WHERE l.hour >= b.first_hour AND l.hour < b.end_hour
+    FROM ai_cost.calls_hourly_live l
+   WHERE l.hour >= (SELECT first_hour FROM bounds) AND l.hour < (SELECT end_hour FROM bounds)
   UNION ALL
   SELECT date_trunc('hour', c.created_at, 'UTC'), c.provider, c.model, c.operation, c.status,
          c.service_tier, c.tenant_id, c.user_id, c.feature, c.cached, c.unpriced_reason,
@@ -107,10 +112,20 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
          count(c.total_ms), coalesce(sum(c.total_ms), 0)::bigint, ai_cost_internal.histogram(c.total_ms, 1),
          count(c.ttft_ms) FILTER (WHERE c.streamed), coalesce(sum(c.ttft_ms) FILTER (WHERE c.streamed), 0)::bigint,
          ai_cost_internal.histogram(c.ttft_ms, 1) FILTER (WHERE c.streamed)
-    FROM ai_cost.calls c, bounds b
-   WHERE c.created_at >= since AND c.created_at < until
-     AND (c.created_at < b.first_hour OR c.created_at >= greatest(b.end_hour, b.first_hour))
-     AND NOT EXISTS (SELECT FROM ai_cost.set_aside_calls s WHERE s.call_id = c.id)
+    -- Only the columns it reads: a BI login may read only some of them.
+    FROM (SELECT id, created_at, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
+                 unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                 reasoning_tokens, total_ms, streamed, ttft_ms
+            FROM ai_cost.calls
+           WHERE created_at >= since AND created_at < least(until, (SELECT first_hour FROM bounds))
+          UNION ALL
+          SELECT id, created_at, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
+                 unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                 reasoning_tokens, total_ms, streamed, ttft_ms
+            FROM ai_cost.calls
+           WHERE created_at >= greatest(since, (SELECT end_hour FROM bounds), (SELECT first_hour FROM bounds))
+             AND created_at < until) AS c
+   WHERE NOT EXISTS (SELECT FROM ai_cost.set_aside_calls s WHERE s.call_id = c.id)
    GROUP BY 1, c.provider, c.model, c.operation, c.status, c.service_tier, c.tenant_id, c.user_id,
             c.feature, c.cached, c.unpriced_reason
 $$;
@@ -185,7 +200,7 @@ SELECT date_trunc('day', created_at, 'UTC'), provider, model, operation, status,
        coalesce(sum(sign * cache_read_tokens), 0)::bigint,
        coalesce(sum(sign * cache_write_tokens), 0)::bigint,
        coalesce(sum(sign * reasoning_tokens), 0)::bigint
-  FROM ai_cost_internal.call_changes
+  FROM ai_cost_internal.pending_changes
  GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason;
 COMMENT ON VIEW ai_cost_internal.calls_daily_live IS 'Internal: the daily calls rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';
 
@@ -200,9 +215,65 @@ SELECT date_trunc('day', created_at, 'UTC'), tenant_id, user_id,
        coalesce(sum(sign * cost_micros), 0)::bigint,
        coalesce(sum(sign * input_tokens), 0)::bigint,
        coalesce(sum(sign * output_tokens), 0)::bigint
-  FROM ai_cost_internal.call_changes
+  FROM ai_cost_internal.pending_changes
  GROUP BY 1, tenant_id, user_id;
 COMMENT ON VIEW ai_cost_internal.users_daily_live IS 'Internal: the daily per-user rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';
+
+-- Spend per UTC day, tenant and user, from the daily per-user rollup: the
+-- drill-down from a tenant to its users (or to one user) over weeks or
+-- months reads a row per user and day, where spend_daily has a row per
+-- combination of every dimension and the user (about one per call with many
+-- users). A filter on tenant_id or user_id reaches the rollup's indexes.
+-- The pending changes are added to the rollup rows of their key as
+-- ai_cost_internal.dimensions_daily_live does, so a month of every user's
+-- rows is read once, not grouped again.
+CREATE VIEW ai_cost.spend_daily_by_user AS
+WITH pending AS (
+  SELECT date_trunc('day', created_at, 'UTC') AS day, tenant_id, user_id,
+         sum(sign)::bigint AS calls,
+         coalesce(sum(sign) FILTER (WHERE status = 'success'), 0)::bigint AS successes,
+         coalesce(sum(sign) FILTER (WHERE cost_micros IS NULL), 0)::bigint AS unpriced_calls,
+         coalesce(sum(sign * cost_micros), 0)::bigint AS cost_micros,
+         coalesce(sum(sign * input_tokens), 0)::bigint AS input_tokens,
+         coalesce(sum(sign * output_tokens), 0)::bigint AS output_tokens
+    FROM ai_cost_internal.pending_changes
+   GROUP BY 1, tenant_id, user_id
+)
+SELECT day, tenant_id, user_id, calls, successes,
+       CASE WHEN calls <> unpriced_calls THEN cost_micros END AS cost_micros,
+       unpriced_calls, input_tokens, output_tokens
+  FROM (SELECT (r.day AT TIME ZONE 'UTC')::date AS day, r.tenant_id, r.user_id,
+               r.calls + coalesce(p.calls, 0) AS calls, r.successes + coalesce(p.successes, 0) AS successes,
+               r.cost_micros + coalesce(p.cost_micros, 0) AS cost_micros,
+               r.unpriced_calls + coalesce(p.unpriced_calls, 0) AS unpriced_calls,
+               r.input_tokens + coalesce(p.input_tokens, 0) AS input_tokens,
+               r.output_tokens + coalesce(p.output_tokens, 0) AS output_tokens
+          FROM ai_cost_internal.users_daily r
+          LEFT JOIN pending p
+            ON p.day = r.day AND coalesce(p.tenant_id, '') = coalesce(r.tenant_id, '')
+           AND (p.tenant_id IS NULL) = (r.tenant_id IS NULL)
+           AND coalesce(p.user_id, '') = coalesce(r.user_id, '') AND (p.user_id IS NULL) = (r.user_id IS NULL)
+        UNION ALL
+        SELECT (p.day AT TIME ZONE 'UTC')::date, p.tenant_id, p.user_id, p.calls, p.successes, p.cost_micros,
+               p.unpriced_calls, p.input_tokens, p.output_tokens
+          FROM pending p
+         WHERE NOT EXISTS (SELECT FROM ai_cost_internal.users_daily r
+                            WHERE r.day = p.day AND r.user_id = p.user_id AND r.tenant_id = p.tenant_id)
+           AND (p.tenant_id IS NOT NULL AND p.user_id IS NOT NULL
+                OR NOT EXISTS (SELECT FROM ai_cost_internal.users_daily r
+                                WHERE r.day = p.day AND r.user_id IS NOT DISTINCT FROM p.user_id
+                                  AND r.tenant_id IS NOT DISTINCT FROM p.tenant_id))) AS u
+ WHERE calls <> 0;
+COMMENT ON VIEW ai_cost.spend_daily_by_user IS 'Spend per UTC day by tenant and user; always current. What a drill-down from a tenant to its users, or to one user, should read over weeks or months: a row per user and day. cost_micros counts every attempt (failed calls are billed too) and is the sum over priced calls, NULL when every call behind it is unpriced; unpriced_calls counts the calls whose cost is unknown. For a user''s spend by model or feature, filter ai_cost.spend_daily to the user and a few days.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_user.day IS 'UTC calendar day of the calls.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_user.tenant_id IS 'Tenant the calls were made for (NULL: none given).';
+COMMENT ON COLUMN ai_cost.spend_daily_by_user.user_id IS 'End user the calls were made for (NULL: none given).';
+COMMENT ON COLUMN ai_cost.spend_daily_by_user.calls IS 'Call attempts: successes, errors and cancelled calls.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_user.successes IS 'Calls with status success.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_user.cost_micros IS 'Cost of every attempt (failed calls are billed too) in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.spend_daily_by_user.unpriced_calls IS 'Calls without a price: their cost is unknown and not in cost_micros (ai_cost.unpriced_models lists them by model).';
+COMMENT ON COLUMN ai_cost.spend_daily_by_user.input_tokens IS 'Sum of input tokens (cache reads and writes included).';
+COMMENT ON COLUMN ai_cost.spend_daily_by_user.output_tokens IS 'Sum of output tokens (reasoning included).';
 
 CREATE VIEW ai_cost_internal.models_hourly_live AS
 SELECT hour, provider, model, status, cached, calls, total_ms_calls, total_ms_sum, total_ms_hist,
@@ -217,7 +288,7 @@ SELECT date_trunc('hour', created_at, 'UTC'), provider, model, status, cached,
        coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0)::bigint,
        coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint,
        ai_cost_internal.histogram(ttft_ms, sign) FILTER (WHERE streamed)
-  FROM ai_cost_internal.call_changes
+  FROM ai_cost_internal.pending_changes
  GROUP BY 1, provider, model, status, cached;
 COMMENT ON VIEW ai_cost_internal.models_hourly_live IS 'Internal: the per-model hourly rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';
 
@@ -225,7 +296,7 @@ CREATE VIEW ai_cost_internal.features_hourly_live AS
 SELECT hour, feature, status, calls FROM ai_cost_internal.features_hourly
 UNION ALL
 SELECT date_trunc('hour', created_at, 'UTC'), feature, status, sum(sign)::bigint
-  FROM ai_cost_internal.call_changes
+  FROM ai_cost_internal.pending_changes
  GROUP BY 1, feature, status;
 COMMENT ON VIEW ai_cost_internal.features_hourly_live IS 'Internal: the per-feature hourly rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';
 
@@ -248,7 +319,7 @@ SELECT hour, calls, successes, errors, cancelled, app_cache_hits,
                 SELECT date_trunc('hour', created_at, 'UTC'), status, cached, sign, coalesce(sign * cost_micros, 0),
                        coalesce(sign * input_tokens, 0), coalesce(sign * output_tokens, 0),
                        CASE WHEN cost_micros IS NULL THEN sign ELSE 0 END
-                  FROM ai_cost_internal.call_changes) AS a
+                  FROM ai_cost_internal.pending_changes) AS a
          GROUP BY hour
         HAVING sum(calls) <> 0) AS h;
 COMMENT ON VIEW ai_cost.activity_hourly IS 'Calls, failures, app-cache hits, tokens and spend per UTC hour; always current. cost_micros is the sum over priced calls, NULL when every call of the hour is unpriced; unpriced_calls counts the calls whose cost is unknown.';
@@ -276,7 +347,7 @@ SELECT provider, model, service_tier, unpriced_reason, sum(calls)::bigint AS unp
                 UNION ALL
                 SELECT date_trunc('hour', created_at, 'UTC'), provider, model, service_tier, unpriced_reason, sign,
                        coalesce(sign * input_tokens, 0), coalesce(sign * output_tokens, 0)
-                  FROM ai_cost_internal.call_changes
+                  FROM ai_cost_internal.pending_changes
                  WHERE unpriced_reason IS NOT NULL) AS u
          GROUP BY hour, provider, model, service_tier, unpriced_reason
         HAVING sum(calls) <> 0) AS h
@@ -293,30 +364,53 @@ COMMENT ON COLUMN ai_cost.unpriced_models.first_hour IS 'Start of the first UTC 
 COMMENT ON COLUMN ai_cost.unpriced_models.last_hour IS 'Start of the last UTC hour that holds such calls.';
 
 -- The daily dimension rollup plus the changes not consumed yet (see
--- ai_cost.calls_hourly_live), summed: one row per day, dimension and value.
+-- ai_cost.calls_hourly_live): one row per day, dimension and value. The
+-- pending changes, aggregated once, are added to the rollup rows of their
+-- key, and keys only they have are appended: the rollup rows of a window
+-- are read once and never grouped again. The keys compare NULL values as
+-- equal in a form a hash join takes.
 CREATE VIEW ai_cost_internal.dimensions_daily_live AS
-SELECT (day AT TIME ZONE 'UTC')::date AS day, dimension, value,
-       sum(calls)::bigint AS calls, sum(successes)::bigint AS successes, sum(errors)::bigint AS errors,
-       sum(cancelled)::bigint AS cancelled, sum(cost_micros)::bigint AS cost_micros,
-       sum(success_cost_micros)::bigint AS success_cost_micros, sum(unpriced_calls)::bigint AS unpriced_calls,
-       sum(unpriced_successes)::bigint AS unpriced_successes,
-       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens
-  FROM (SELECT day, dimension, value, calls, successes, errors, cancelled, cost_micros, success_cost_micros,
-               unpriced_calls, unpriced_successes, input_tokens, output_tokens
-          FROM ai_cost_internal.dimensions_daily
-        UNION ALL
-        SELECT date_trunc('day', c.created_at, 'UTC'), v.dimension, v.value, c.sign,
-               CASE WHEN c.status = 'success' THEN c.sign ELSE 0 END, CASE WHEN c.status = 'error' THEN c.sign ELSE 0 END,
-               CASE WHEN c.status = 'cancelled' THEN c.sign ELSE 0 END, coalesce(c.sign * c.cost_micros, 0),
-               CASE WHEN c.status = 'success' THEN coalesce(c.sign * c.cost_micros, 0) ELSE 0 END,
-               CASE WHEN c.cost_micros IS NULL THEN c.sign ELSE 0 END,
-               CASE WHEN c.cost_micros IS NULL AND c.status = 'success' THEN c.sign ELSE 0 END,
-               coalesce(c.sign * c.input_tokens, 0), coalesce(c.sign * c.output_tokens, 0)
-          FROM ai_cost_internal.call_changes c
-         CROSS JOIN LATERAL ai_cost_internal.dimension_values(c.provider, c.model, c.operation, c.service_tier,
-                                                              c.tenant_id, c.user_id, c.feature) AS v) AS d
- GROUP BY day, dimension, value
-HAVING sum(calls) <> 0;
+WITH pending AS (
+  SELECT date_trunc('day', c.created_at, 'UTC') AS day, v.dimension, v.value,
+         sum(c.sign)::bigint AS calls,
+         coalesce(sum(c.sign) FILTER (WHERE c.status = 'success'), 0)::bigint AS successes,
+         coalesce(sum(c.sign) FILTER (WHERE c.status = 'error'), 0)::bigint AS errors,
+         coalesce(sum(c.sign) FILTER (WHERE c.status = 'cancelled'), 0)::bigint AS cancelled,
+         coalesce(sum(c.sign * c.cost_micros), 0)::bigint AS cost_micros,
+         coalesce(sum(c.sign * c.cost_micros) FILTER (WHERE c.status = 'success'), 0)::bigint AS success_cost_micros,
+         coalesce(sum(c.sign) FILTER (WHERE c.cost_micros IS NULL), 0)::bigint AS unpriced_calls,
+         coalesce(sum(c.sign) FILTER (WHERE c.cost_micros IS NULL AND c.status = 'success'), 0)::bigint AS unpriced_successes,
+         coalesce(sum(c.sign * c.input_tokens), 0)::bigint AS input_tokens,
+         coalesce(sum(c.sign * c.output_tokens), 0)::bigint AS output_tokens
+    FROM ai_cost_internal.pending_changes c
+   CROSS JOIN LATERAL ai_cost_internal.dimension_values(c.provider, c.model, c.operation, c.service_tier,
+                                                        c.tenant_id, c.user_id, c.feature) AS v
+   GROUP BY 1, v.dimension, v.value
+)
+SELECT (r.day AT TIME ZONE 'UTC')::date AS day, r.dimension, r.value,
+       r.calls + coalesce(p.calls, 0) AS calls, r.successes + coalesce(p.successes, 0) AS successes,
+       r.errors + coalesce(p.errors, 0) AS errors, r.cancelled + coalesce(p.cancelled, 0) AS cancelled,
+       r.cost_micros + coalesce(p.cost_micros, 0) AS cost_micros,
+       r.success_cost_micros + coalesce(p.success_cost_micros, 0) AS success_cost_micros,
+       r.unpriced_calls + coalesce(p.unpriced_calls, 0) AS unpriced_calls,
+       r.unpriced_successes + coalesce(p.unpriced_successes, 0) AS unpriced_successes,
+       r.input_tokens + coalesce(p.input_tokens, 0) AS input_tokens,
+       r.output_tokens + coalesce(p.output_tokens, 0) AS output_tokens
+  FROM ai_cost_internal.dimensions_daily r
+  LEFT JOIN pending p
+    ON p.day = r.day AND p.dimension = r.dimension AND coalesce(p.value, '') = coalesce(r.value, '')
+   AND (p.value IS NULL) = (r.value IS NULL)
+ WHERE r.calls + coalesce(p.calls, 0) <> 0
+UNION ALL
+SELECT (p.day AT TIME ZONE 'UTC')::date, p.dimension, p.value, p.calls, p.successes, p.errors, p.cancelled,
+       p.cost_micros, p.success_cost_micros, p.unpriced_calls, p.unpriced_successes, p.input_tokens, p.output_tokens
+  FROM pending p
+ WHERE p.calls <> 0
+   AND NOT EXISTS (SELECT FROM ai_cost_internal.dimensions_daily r
+                    WHERE r.day = p.day AND r.dimension = p.dimension AND r.value = p.value)
+   AND (p.value IS NOT NULL
+        OR NOT EXISTS (SELECT FROM ai_cost_internal.dimensions_daily r
+                        WHERE r.day = p.day AND r.dimension = p.dimension AND r.value IS NULL));
 COMMENT ON VIEW ai_cost_internal.dimensions_daily_live IS 'Internal: the daily dimension rollup plus the changes since the last refresh, one row per UTC day, dimension and value; costs are sums over priced calls.';
 
 -- Spend per UTC day for one dimension at a time: what a dashboard's "by

@@ -36,11 +36,18 @@ COMMENT ON FUNCTION ai_cost_internal.split_days(timestamptz, timestamptz[]) IS '
 -- taken from a join would not be pushed into the UNION ALL of a live view,
 -- which would then scan its whole rollup. Days are 24 hours: UTC has no
 -- daylight saving, whatever the session's time zone.
+--
+-- A window is a few weeks of a rollup that holds all history, so it is read
+-- through the rollup's index on the day, never by a sequential scan. The
+-- planner prefers a (parallel) scan of the whole rollup once the window's
+-- rows are spread over many pages, as after history is backfilled and folded
+-- in bulk: with 10M calls over 500 days that reads 67,000 pages for 30 days'
+-- 7,600, and makes the rebuild of every view on it grow with history.
 CREATE FUNCTION ai_cost_internal.calls_slices(since timestamptz, cuts timestamptz[])
 RETURNS TABLE (start timestamptz, provider text, model text, operation text, status text, service_tier text,
                tenant_id text, feature text, cached boolean, unpriced_reason text, calls bigint,
                unpriced_calls bigint, cost_micros bigint)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   first timestamptz := date_trunc('hour', since, 'UTC');
   split timestamptz[] := ai_cost_internal.split_days(first, cuts);
@@ -66,7 +73,7 @@ COMMENT ON FUNCTION ai_cost_internal.calls_slices(timestamptz, timestamptz[]) IS
 CREATE FUNCTION ai_cost_internal.user_slices(since timestamptz, cuts timestamptz[])
 RETURNS TABLE (start timestamptz, tenant_id text, user_id text, calls bigint, successes bigint,
                unpriced_calls bigint, cost_micros bigint)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE
   first timestamptz := date_trunc('hour', since, 'UTC');
   split timestamptz[] := ai_cost_internal.split_days(first, cuts);
@@ -231,32 +238,44 @@ COMMENT ON COLUMN ai_cost.mv_latency_by_model.ttft_p50_ms IS 'Median time to fir
 COMMENT ON COLUMN ai_cost.mv_latency_by_model.ttft_p95_ms IS '95th percentile of time to first token in ms (within 9%); NULL: none streamed.';
 COMMENT ON COLUMN ai_cost.mv_latency_by_model.ttft_p99_ms IS '99th percentile of time to first token in ms (within 9%); NULL: none streamed.';
 
--- Tenants and the total from the daily calls rollup, users from their own,
--- conversations from the conversation rollup (a conversation rarely spans
--- more than an hour or two, so its hourly rows are already few).
+-- Tenants, users and the total from the daily per-user rollup (a row per
+-- user and day, the narrowest that holds the tenant), conversations from the
+-- conversation rollup (a conversation rarely spans more than an hour or two,
+-- so its hourly rows are already few). A month holds many conversations:
+-- each window keeps its 100 biggest with a top-N sort instead of ranking
+-- them all.
 CREATE MATERIALIZED VIEW ai_cost.mv_top_spenders AS
-WITH calls AS MATERIALIZED (
-  SELECT label, tenant_id, calls, cost_micros, unpriced_calls
-    FROM ai_cost_internal.window_calls WHERE label IN ('7d', '30d')
+WITH users AS MATERIALIZED (
+  SELECT label, tenant_id, user_id, calls, cost_micros, unpriced_calls
+    FROM ai_cost_internal.window_users WHERE label IN ('7d', '30d')
 ), totals AS (
-  SELECT label, sum(cost_micros) AS cost_micros FROM calls GROUP BY label
-), spend AS (
-  SELECT label, 'tenant' AS kind, tenant_id AS id, sum(calls) AS calls, sum(cost_micros) AS cost_micros,
-         sum(unpriced_calls) AS unpriced_calls
-    FROM calls
-   WHERE tenant_id IS NOT NULL
-   GROUP BY label, tenant_id
-  UNION ALL
-  SELECT label, 'user', user_id, sum(calls), sum(cost_micros), sum(unpriced_calls)
-    FROM ai_cost_internal.window_users
-   WHERE label IN ('7d', '30d') AND user_id IS NOT NULL
-   GROUP BY label, user_id
-  UNION ALL
-  SELECT w.label, 'conversation', c.conversation_id, sum(c.calls), sum(c.cost_micros), sum(c.unpriced_calls)
+  SELECT label, sum(cost_micros) AS cost_micros FROM users GROUP BY label
+), conversations AS MATERIALIZED (
+  SELECT w.label, c.conversation_id AS id, sum(c.calls) AS calls, sum(c.cost_micros) AS cost_micros,
+         sum(c.unpriced_calls) AS unpriced_calls
     FROM ai_cost_internal.windows w
     JOIN ai_cost.conversations_hourly_live c ON c.hour >= w.since
    WHERE w.label IN ('7d', '30d') AND c.hour >= date_trunc('hour', now(), 'UTC') - interval '719 hours'
    GROUP BY w.label, c.conversation_id
+), spend AS (
+  SELECT label, 'tenant' AS kind, tenant_id AS id, sum(calls) AS calls, sum(cost_micros) AS cost_micros,
+         sum(unpriced_calls) AS unpriced_calls
+    FROM users
+   WHERE tenant_id IS NOT NULL
+   GROUP BY label, tenant_id
+  UNION ALL
+  SELECT label, 'user', user_id, sum(calls), sum(cost_micros), sum(unpriced_calls)
+    FROM users
+   WHERE user_id IS NOT NULL
+   GROUP BY label, user_id
+  UNION ALL
+  SELECT l.label, 'conversation', top.id, top.calls, top.cost_micros, top.unpriced_calls
+    FROM (VALUES ('7d'), ('30d')) AS l(label)
+   CROSS JOIN LATERAL (SELECT c.id, c.calls, c.cost_micros, c.unpriced_calls
+                         FROM conversations c
+                        WHERE c.label = l.label AND c.calls <> 0
+                        ORDER BY c.cost_micros DESC, c.calls DESC, c.id
+                        LIMIT 100) AS top
 ), ranked AS (
   SELECT s.*, row_number() OVER (PARTITION BY s.label, s.kind ORDER BY s.cost_micros DESC, s.calls DESC, s.id) AS rank
     FROM spend s
