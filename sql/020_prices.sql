@@ -13,6 +13,11 @@
 -- and tenant: a tenant's own price, a batch-tier price or a price above 200k
 -- input tokens is a row of its own, with its own history.
 --
+-- A row comes from the built-in catalog (catalog is set), from a price list
+-- (from_price_list: `ai-cost prices sync` or `prices import` wrote it) or
+-- from you (neither). A sync replaces only price-list rows: a list's value
+-- never silently overrides a curated price or one of your own.
+--
 -- Rates are numeric USD per 1M tokens (= micro-dollars per token), as the
 -- providers publish them; the cost trigger turns them into exact integer
 -- micro-dollars (060_cost.sql). The cost path never reads these tables directly:
@@ -55,6 +60,7 @@ CREATE TABLE ai_cost.prices (
   checked_on date,
   catalog text,
   created_at timestamptz NOT NULL DEFAULT now(),
+  from_price_list boolean NOT NULL DEFAULT false,
   CONSTRAINT "price provider and model must not be empty"
     CHECK (provider <> '' AND model <> ''),
   CONSTRAINT "price service_tier must be standard, batch, flex or priority"
@@ -77,6 +83,8 @@ CREATE TABLE ai_cost.prices (
     CHECK ((unit IS NULL) = (unit_price IS NULL) AND unit <> ''),
   CONSTRAINT "price valid_to must be after valid_from"
     CHECK (valid_to > valid_from),
+  CONSTRAINT "a price is from the catalog or a price list, not both"
+    CHECK (NOT (from_price_list AND catalog IS NOT NULL)),
   CONSTRAINT "prices for one model, tier and tenant must not overlap in time"
     EXCLUDE USING gist (provider WITH =, model WITH =, service_tier WITH =, above_input_tokens WITH =,
                         (coalesce(tenant_id, '')) WITH =, tstzrange(valid_from, valid_to) WITH &&)
@@ -103,6 +111,7 @@ COMMENT ON COLUMN ai_cost.prices.unit_price IS 'USD per unit (not per million), 
 COMMENT ON COLUMN ai_cost.prices.source IS 'Where the price was read (a URL or a price list name).';
 COMMENT ON COLUMN ai_cost.prices.checked_on IS 'Date the price was last checked against its source.';
 COMMENT ON COLUMN ai_cost.prices.catalog IS 'The pg-ai-cost release whose built-in catalog shipped this row, e.g. 0.1.0; NULL for rows you inserted or imported.';
+COMMENT ON COLUMN ai_cost.prices.from_price_list IS 'True for a row written from a price list by `ai-cost prices sync` or `prices import` (source names the list): a later sync may replace it. False for the built-in catalog''s rows (catalog) and rows you inserted, which a sync keeps unless told --overwrite.';
 COMMENT ON COLUMN ai_cost.prices.created_at IS 'When this row was inserted.';
 
 -- Ends the row in force for the same key at the new row's valid_from, and

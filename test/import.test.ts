@@ -26,7 +26,8 @@ async function fixtureRows() {
 
 test.serial('a LiteLLM file maps onto tiers, long-context tiers, cache, audio and per-image rows', async (t) => {
   const { rows, skipped } = await read('prices-v1.json');
-  t.deepEqual(skipped.map((s) => s.reason).sort(), ['no prices', 'provider some_new_host has no canonical pg-ai-cost id']);
+  t.deepEqual(skipped.map((s) => s.reason).sort(),
+    ['no prices', 'provider some_new_host has no canonical pg-ai-cost id', 'the format\'s sample entry, not a model']);
   const result = await importPrices(db.pool, rows);
   t.is(result.filter((r) => r.action === 'added').length, 8);
   const stored = await fixtureRows();
@@ -76,15 +77,37 @@ test('a malformed file is refused with the entry and field named, and nothing is
   });
   await t.throwsAsync(read('not-json.json'), { instanceOf: InvalidPriceListError, message: /^not valid JSON: / });
   t.throws(() => parseLiteLlmPriceList('[1, 2]', 'x'), { message: /expected a JSON object of model entries/ });
+  t.throws(() => parseLiteLlmPriceList('{"message": "Not Found"}', 'x'), { message: /^no model entries: expected a JSON object of model entries/ });
+});
+
+test.serial('import keeps a curated price the list gets wrong, and a price of yours, unless --overwrite', async (t) => {
+  // The community list bills claude-3-opus-20240229's 1-hour cache writes at 6 USD per 1M; Anthropic's price is 2x input, 30.
+  const list = parseLiteLlmPriceList(JSON.stringify({
+    'claude-3-opus-20240229': { litellm_provider: 'anthropic', input_cost_per_token: 1.5e-5, output_cost_per_token: 7.5e-5,
+      cache_read_input_token_cost: 1.5e-6, cache_creation_input_token_cost: 1.875e-5, cache_creation_input_token_cost_above_1hr: 6e-6 },
+    'fixture-yours': { litellm_provider: 'openai', input_cost_per_token: 1e-6 },
+  }), 'test');
+  await db.query(`INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok) VALUES ('openai', 'fixture-yours', '2020-01-01', 0.8)`);
+  const opus1h = () => db.query<{ rate: string; catalog: string | null }>(`
+    SELECT cache_write_1h_per_mtok::text AS rate, catalog FROM ai_cost.prices
+     WHERE model = 'claude-3-opus-20240229' AND service_tier = 'standard' AND valid_to IS NULL`);
+  const kept = await importPrices(db.pool, list.rows);
+  t.deepEqual(kept.map((r) => [r.model, r.action, r.origin]), [['claude-3-opus-20240229', 'kept', 'catalog'], ['fixture-yours', 'kept', 'yours']]);
+  t.deepEqual(await opus1h(), [{ rate: '30', catalog: '0.1.0' }]);
+
+  const effective = new Date('2025-09-01T00:00:00Z');
+  const replaced = await importPrices(db.pool, list.rows, { overwrite: true, effective });
+  t.deepEqual(replaced.map((r) => r.action), ['changed', 'changed']);
+  t.deepEqual(await opus1h(), [{ rate: '6', catalog: null }]);
 });
 
 test.serial('the CLI reports added, changed, unchanged and skipped, and one line for a bad file', async (t) => {
   const { stdout } = await cli('prices', 'import', fixture('prices-v1.json').pathname);
-  t.regex(stdout, /prices-v1\.json: 0 added, 1 changed, 7 unchanged, 2 entries skipped/);
+  t.regex(stdout, /prices-v1\.json: 0 added, 1 changed, 7 unchanged, 3 entries skipped/);
   const failed = await cli('prices', 'import', fixture('malformed-cost.json').pathname).catch((error: { stderr: string; code: number }) => error);
   t.is((failed as { code: number }).code, 1);
   t.is((failed as { stderr: string }).stderr.trim(),
-    `ai-cost: ${fixture('malformed-cost.json').pathname}: entry "fixture-claude": output_cost_per_token must be a non-negative number, not "15 dollars"; nothing was imported`);
+    `ai-cost: ${fixture('malformed-cost.json').pathname}: entry "fixture-claude": output_cost_per_token must be a non-negative number, not "15 dollars"; nothing was written`);
 });
 
 // Names that are also properties of every JavaScript object. The fixtures are
@@ -97,7 +120,7 @@ for (const name of OBJECT_PROPERTY_NAMES) {
     const text = `{${JSON.stringify(`${name}/fixture-model`)}: {"litellm_provider": ${JSON.stringify(name)}, "input_cost_per_token": 1e-6}}`;
     const { rows, skipped } = parseLiteLlmPriceList(text, 'test');
     t.deepEqual(rows, []);
-    t.deepEqual(skipped, [{ key: `${name}/fixture-model`, reason: `provider ${name} has no canonical pg-ai-cost id` }]);
+    t.deepEqual(skipped, [{ key: `${name}/fixture-model`, reason: `provider ${name} has no canonical pg-ai-cost id`, unknownProvider: name }]);
   });
 
   test(`a LiteLLM model named ${name} is priced under that name`, (t) => {

@@ -42,6 +42,35 @@ function canonicalProvider(litellmProvider: string): string | undefined {
   return PROVIDERS.get(litellmProvider) ?? PROVIDERS.get(litellmProvider.split('-')[0]!);
 }
 
+/**
+ * Providers whose model ids contain no "/": a key of theirs that still has
+ * one after the routing prefix is a variant of a price (a region, a
+ * deployment type, an image size), which no call reports as its model.
+ */
+const PROVIDERS_WITHOUT_SLASHED_IDS = new Set(['openai', 'anthropic', 'google', 'amazon', 'azure', 'mistral', 'deepseek', 'xai', 'cohere', 'meta']);
+
+/** Path segments of a LiteLLM key that make it a variant of a price rather than a model id, and what each is. */
+const VARIANT_SEGMENTS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^\*$/, 'a wildcard'],
+  [/^\d+-(month|year)-commitment$/, 'a provisioned-throughput commitment'],
+  [/^(\d+|max)-x-(\d+|max)$/, 'an image size'],
+  [/^(\d+|max)-steps$/, 'an image step count'],
+  [/^[a-z]{2}(-gov)?-[a-z]+-\d+$/, 'a cloud region'],
+];
+
+/** Why a model id (routing prefix removed) is not one a call reports, or undefined for a model id. */
+function notAModelId(provider: string, model: string): string | undefined {
+  const segments = model.split('/');
+  for (const segment of segments.slice(0, -1)) {
+    const variant = VARIANT_SEGMENTS.find(([pattern]) => pattern.test(segment));
+    if (variant) return `not a model id: it names ${variant[1]}`;
+  }
+  if (segments.length > 1 && PROVIDERS_WITHOUT_SLASHED_IDS.has(provider)) {
+    return `not a model id: ${provider} model ids contain no "/"`;
+  }
+  return undefined;
+}
+
 const cost = z.number().finite().min(0);
 
 /** A model entry's fields by name (own fields only: a Map has no inherited ones). */
@@ -67,15 +96,19 @@ const UNIT_PRICES = [
   ['input_cost_per_character', 'character'],
 ] as const;
 
-interface SkippedEntry {
+export interface SkippedEntry {
   key: string;
   reason: string;
+  /** LiteLLM's name of the provider, when the entry was skipped for having no canonical provider id. */
+  unknownProvider?: string;
 }
 
 export interface ParsedPriceList {
   rows: PriceRow[];
   skipped: SkippedEntry[];
 }
+
+const EXPECTED_SHAPE = 'expected a JSON object of model entries, as in LiteLLM\'s model_prices_and_context_window.json';
 
 /** A price list file that cannot be imported; the message names the entry and field. */
 export class InvalidPriceListError extends Error {
@@ -85,9 +118,10 @@ export class InvalidPriceListError extends Error {
 /**
  * Parses the text of a LiteLLM-format file into price rows. Throws
  * InvalidPriceListError, before anything is written, for text that is not a
- * JSON object or an entry whose cost field is not a non-negative number.
- * Entries with no price, or of a provider without a canonical id, are
- * returned as skipped with the reason.
+ * JSON object of model entries or an entry whose cost field is not a
+ * non-negative number. Entries with no price, of a provider without a
+ * canonical id, or whose id is not a model's (a region's, a commitment's,
+ * an image size's price) are returned as skipped with the reason.
  */
 export function parseLiteLlmPriceList(text: string, source: string): ParsedPriceList {
   let json: unknown;
@@ -97,16 +131,21 @@ export function parseLiteLlmPriceList(text: string, source: string): ParsedPrice
     throw new InvalidPriceListError(`not valid JSON: ${(error as Error).message}`);
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new InvalidPriceListError('expected a JSON object of model entries, as in LiteLLM\'s model_prices_and_context_window.json');
+    throw new InvalidPriceListError(EXPECTED_SHAPE);
   }
   const rows: PriceRow[] = [];
   const skipped: SkippedEntry[] = [];
   const seen = new Set<string>();
+  let entries = 0;
   for (const [key, value] of Object.entries(json)) {
-    if (key === 'sample_spec') continue;
     // Only the fields the mapping reads are checked; LiteLLM adds new ones all the time.
     const entry: Entry | undefined = value !== null && typeof value === 'object' && !Array.isArray(value)
       ? new Map(Object.entries(value)) : undefined;
+    if (key === 'sample_spec') {
+      skipped.push({ key, reason: 'the format\'s sample entry, not a model' });
+      continue;
+    }
+    if (entry) entries += 1;
     const provided = entry?.get('litellm_provider');
     if (!entry || (provided !== undefined && typeof provided !== 'string')) {
       // The file carries metadata next to the models, such as "last_updated".
@@ -121,22 +160,28 @@ export function parseLiteLlmPriceList(text: string, source: string): ParsedPrice
     }
     const provider = canonicalProvider(litellmProvider);
     if (!provider) {
-      skipped.push({ key, reason: `provider ${litellmProvider} has no canonical pg-ai-cost id` });
+      skipped.push({ key, reason: `provider ${litellmProvider} has no canonical pg-ai-cost id`, unknownProvider: litellmProvider });
       continue;
     }
     const model = modelId(key, litellmProvider);
+    const notModel = notAModelId(provider, model);
+    if (notModel) {
+      skipped.push({ key, reason: notModel });
+      continue;
+    }
     const entryRows = rowsOf(entry, provider, model, source);
     if (entryRows.length === 0) {
       skipped.push({ key, reason: 'no prices' });
       continue;
     }
     if (seen.has(`${provider}\u0000${model}`)) {
-      skipped.push({ key, reason: `duplicate of ${provider}/${model}` });
+      skipped.push({ key, reason: 'an earlier entry has the same provider and model' });
       continue;
     }
     seen.add(`${provider}\u0000${model}`);
     rows.push(...entryRows);
   }
+  if (entries === 0) throw new InvalidPriceListError(`no model entries: ${EXPECTED_SHAPE}`);
   return { rows, skipped };
 }
 

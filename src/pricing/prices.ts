@@ -1,4 +1,4 @@
-import { sql, type CommonQueryMethods, type DatabasePool, type FragmentSqlToken, type IdentifierSqlToken } from 'slonik';
+import { sql, type CommonQueryMethods, type FragmentSqlToken, type IdentifierSqlToken } from 'slonik';
 import { z } from 'zod';
 import { jsonb, timestamptz } from '../db.js';
 import { SERVICE_TIERS, type PriceRow } from './price-row.js';
@@ -79,8 +79,24 @@ const listedSchema = z.object({
   unit_price: z.string().nullable(),
   source: z.string().nullable(),
   checked_on: z.string().nullable(),
+  /** The pg-ai-cost release whose catalog shipped the row. */
+  catalog: z.string().nullable(),
+  origin: z.enum(['catalog', 'price list', 'yours']),
 });
 export type ListedPrice = z.infer<typeof listedSchema>;
+
+/** Who set a price: the built-in catalog, a price list (`prices sync` or `import`), or you. */
+export type PriceOrigin = ListedPrice['origin'];
+
+/** The columns of a listed price, -infinity (in force since always) as NULL. */
+const LISTED_COLUMNS = sql.fragment`
+  id, provider, model, service_tier, above_input_tokens, tenant_id,
+  CASE WHEN valid_from OPERATOR(pg_catalog.<>) '-infinity' THEN valid_from END AS valid_from, valid_to,
+  input_per_mtok::pg_catalog.text, output_per_mtok::pg_catalog.text, cache_read_per_mtok::pg_catalog.text,
+  cache_write_per_mtok::pg_catalog.text, cache_write_1h_per_mtok::pg_catalog.text,
+  audio_input_per_mtok::pg_catalog.text, audio_output_per_mtok::pg_catalog.text,
+  unit, unit_price::pg_catalog.text, source, checked_on::pg_catalog.text, catalog,
+  CASE WHEN catalog IS NOT NULL THEN 'catalog' WHEN from_price_list THEN 'price list' ELSE 'yours' END AS origin`;
 
 export interface ListOptions {
   provider?: string;
@@ -96,31 +112,50 @@ export interface ListOptions {
 export async function listPrices(db: CommonQueryMethods, options: ListOptions = {}): Promise<readonly ListedPrice[]> {
   const at = options.at ? timestamptz(options.at) : sql.fragment`pg_catalog.now()`;
   return db.any(sql.type(listedSchema)`
-    SELECT id, provider, model, service_tier, above_input_tokens, tenant_id,
-           CASE WHEN valid_from OPERATOR(pg_catalog.<>) '-infinity' THEN valid_from END AS valid_from, valid_to,
-           input_per_mtok::pg_catalog.text, output_per_mtok::pg_catalog.text, cache_read_per_mtok::pg_catalog.text,
-           cache_write_per_mtok::pg_catalog.text, cache_write_1h_per_mtok::pg_catalog.text,
-           audio_input_per_mtok::pg_catalog.text, audio_output_per_mtok::pg_catalog.text,
-           unit, unit_price::pg_catalog.text, source, checked_on::pg_catalog.text
+    SELECT ${LISTED_COLUMNS}
       FROM ai_cost.prices
      WHERE (${options.provider ?? null}::pg_catalog.text IS NULL OR provider OPERATOR(pg_catalog.=) ${options.provider ?? null})
        AND (${options.model ?? null}::pg_catalog.text IS NULL
             OR pg_catalog.strpos(model, ${options.model ?? null}) OPERATOR(pg_catalog.>) 0)
        AND (${options.history ?? false}
             OR (valid_from OPERATOR(pg_catalog.<=) ${at} AND (valid_to IS NULL OR valid_to OPERATOR(pg_catalog.>) ${at})))
-     ORDER BY provider, model, service_tier, above_input_tokens, tenant_id NULLS FIRST, valid_from`);
+     ORDER BY provider, model, service_tier, above_input_tokens, tenant_id NULLS FIRST, prices.valid_from`);
 }
 
-type ImportAction = 'added' | 'changed' | 'unchanged';
+/**
+ * Every price row of one model (its exact id), past, current and future, of
+ * every tier and tenant: oldest first, so it reads as the model's timeline.
+ */
+export async function priceHistory(db: CommonQueryMethods, provider: string, model: string): Promise<readonly ListedPrice[]> {
+  return db.any(sql.type(listedSchema)`
+    SELECT ${LISTED_COLUMNS}
+      FROM ai_cost.prices
+     WHERE provider OPERATOR(pg_catalog.=) ${provider} AND model OPERATOR(pg_catalog.=) ${model}
+     ORDER BY prices.valid_from, service_tier, above_input_tokens, tenant_id NULLS FIRST`);
+}
+
+type ImportAction = 'added' | 'changed' | 'unchanged' | 'kept';
+
+/** Rates of a price by column (exact decimal strings, null = not priced), unit included. */
+export type PriceRates = Record<(typeof PRICE_COLUMNS)[number], string | null>;
 
 export interface ImportedRow {
+  /**
+   * added: the key had no price in force; changed: a price list's price
+   * (or, with overwrite, any) differed; unchanged: the same price is in
+   * force; kept: a differing price of the catalog or of yours stays.
+   */
   action: ImportAction;
   provider: string;
   model: string;
   serviceTier: string;
   aboveInputTokens: bigint;
-  /** The list price in force before, for changed rows. */
-  before: Record<string, string | null> | null;
+  /** Who set the price in force at the effective instant; null when none is. */
+  origin: PriceOrigin | null;
+  /** The price in force at the effective instant; null when none is. */
+  before: PriceRates | null;
+  /** The list's price. */
+  listed: PriceRates;
 }
 
 export interface ImportOptions {
@@ -128,22 +163,29 @@ export interface ImportOptions {
   effective?: Date;
   /** Compare only; write nothing. */
   dryRun?: boolean;
+  /** Replace differing prices of the built-in catalog and your own too; by default they are kept. */
+  overwrite?: boolean;
 }
-
-const importedSchema = z.object({
-  action: z.enum(['added', 'changed', 'unchanged']),
-  provider: z.string(),
-  model: z.string(),
-  service_tier: z.string(),
-  above_input_tokens: z.bigint(),
-  before: z.record(z.string(), z.string().nullable()).nullable(),
-});
 
 /** The columns of a price, as opposed to its key. */
 const PRICE_COLUMNS = [
   'input_per_mtok', 'output_per_mtok', 'cache_read_per_mtok', 'cache_write_per_mtok', 'cache_write_1h_per_mtok',
   'audio_input_per_mtok', 'audio_output_per_mtok', 'unit', 'unit_price',
 ] as const;
+
+const ratesSchema = z.object(Object.fromEntries(PRICE_COLUMNS.map((c) => [c, z.string().nullable()])) as
+  Record<(typeof PRICE_COLUMNS)[number], z.ZodNullable<z.ZodString>>);
+
+const importedSchema = z.object({
+  action: z.enum(['added', 'changed', 'unchanged', 'kept']),
+  provider: z.string(),
+  model: z.string(),
+  service_tier: z.string(),
+  above_input_tokens: z.bigint(),
+  origin: z.enum(['catalog', 'price list', 'yours']).nullable(),
+  before: ratesSchema.nullable(),
+  listed: ratesSchema,
+});
 
 /**
  * a IS NOT DISTINCT FROM b, with the = of pg_catalog: IS NOT DISTINCT FROM
@@ -154,14 +196,24 @@ function notDistinct(a: IdentifierSqlToken, b: IdentifierSqlToken): FragmentSqlT
   return sql.fragment`coalesce(${a} OPERATOR(pg_catalog.=) ${b}, ${a} IS NULL AND ${b} IS NULL)`;
 }
 
+/** The rates of the row `alias` as a jsonb object of exact decimal strings. */
+function ratesOf(alias: string): FragmentSqlToken {
+  return sql.fragment`pg_catalog.jsonb_build_object(${sql.join(PRICE_COLUMNS.map((column) =>
+    sql.fragment`${column}::pg_catalog.text, ${sql.identifier([alias, column])}::pg_catalog.text`), sql.fragment`, `)})`;
+}
+
 /**
- * Writes list prices (tenant_id NULL) in one statement: a key with no price
- * yet is added from '-infinity' (its first known price), a key whose price in
- * force at `effective` differs gets a new row from `effective`, and an equal
- * price is left alone, so importing the same list twice changes nothing.
+ * Writes a price list's prices (tenant_id NULL) in one statement, so all of
+ * them or none (a dry run only reads, which every role may): a key with no price yet is added from '-infinity' (its first
+ * known price), a key whose price in force at `effective` differs gets a new
+ * row from `effective`, and an equal price is left alone, so importing the
+ * same list twice changes nothing. A differing price that the built-in
+ * catalog or you set is kept unless `overwrite`: a community list's mistake
+ * never silently replaces a curated price. Rows written are marked
+ * from_price_list, so the next list may replace them.
  */
 export async function importPrices(
-  pool: DatabasePool, rows: readonly PriceRow[], options: ImportOptions = {},
+  pool: CommonQueryMethods, rows: readonly PriceRow[], options: ImportOptions = {},
 ): Promise<ImportedRow[]> {
   const effective = options.effective ? timestamptz(options.effective) : sql.fragment`pg_catalog.now()`;
   const incoming = rows.map((r) => ({
@@ -187,19 +239,17 @@ export async function importPrices(
         unit pg_catalog.text, unit_price numeric, source pg_catalog.text)
     ),
     compared AS (
-      SELECT i.*, cur.id AS current_id,
+      SELECT i.*,
              EXISTS (SELECT FROM ai_cost.prices h WHERE ${sameKey('h')}) AS has_history,
              CASE WHEN cur.id IS NULL THEN 'added'
                   WHEN ${samePrice} THEN 'unchanged'
-                  ELSE 'changed' END AS action,
-             CASE WHEN cur.id IS NOT NULL THEN pg_catalog.jsonb_build_object(
-               'input_per_mtok', cur.input_per_mtok::pg_catalog.text, 'output_per_mtok', cur.output_per_mtok::pg_catalog.text,
-               'cache_read_per_mtok', cur.cache_read_per_mtok::pg_catalog.text,
-               'cache_write_per_mtok', cur.cache_write_per_mtok::pg_catalog.text,
-               'cache_write_1h_per_mtok', cur.cache_write_1h_per_mtok::pg_catalog.text,
-               'audio_input_per_mtok', cur.audio_input_per_mtok::pg_catalog.text,
-               'audio_output_per_mtok', cur.audio_output_per_mtok::pg_catalog.text,
-               'unit', cur.unit, 'unit_price', cur.unit_price::pg_catalog.text) END AS before
+                  WHEN cur.from_price_list OR ${options.overwrite ?? false} THEN 'changed'
+                  ELSE 'kept' END AS action,
+             CASE WHEN cur.catalog IS NOT NULL THEN 'catalog'
+                  WHEN cur.from_price_list THEN 'price list'
+                  WHEN cur.id IS NOT NULL THEN 'yours' END AS origin,
+             CASE WHEN cur.id IS NOT NULL THEN ${ratesOf('cur')} END AS before,
+             ${ratesOf('i')} AS listed
         FROM incoming i
         LEFT JOIN LATERAL (
           SELECT p.* FROM ai_cost.prices p
@@ -207,24 +257,24 @@ export async function importPrices(
              AND p.valid_from OPERATOR(pg_catalog.<=) ${effective}
              AND (p.valid_to IS NULL OR p.valid_to OPERATOR(pg_catalog.>) ${effective})
         ) cur ON true
-    ),
-    written AS (
+    )
+    ${options.dryRun ? sql.fragment`` : sql.fragment`, written AS (
       INSERT INTO ai_cost.prices (provider, model, service_tier, above_input_tokens, valid_from,
         input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
-        audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, source, checked_on)
+        audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, source, checked_on, from_price_list)
       SELECT provider, model, service_tier, above_input_tokens,
              CASE WHEN has_history THEN ${effective} ELSE '-infinity' END,
              input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
-             audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, source, current_date
+             audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, source, current_date, true
         FROM compared
-       WHERE action OPERATOR(pg_catalog.<>) 'unchanged' AND NOT ${options.dryRun ?? false}
+       WHERE action OPERATOR(pg_catalog.=) 'added' OR action OPERATOR(pg_catalog.=) 'changed'
       RETURNING id
-    )
-    SELECT action, provider, model, service_tier, above_input_tokens, before
+    )`}
+    SELECT action, provider, model, service_tier, above_input_tokens, origin, before, listed
       FROM compared
      ORDER BY provider, model, service_tier, above_input_tokens`);
   return result.map((r) => ({
     action: r.action, provider: r.provider, model: r.model, serviceTier: r.service_tier,
-    aboveInputTokens: r.above_input_tokens, before: r.before,
+    aboveInputTokens: r.above_input_tokens, origin: r.origin, before: r.before, listed: r.listed,
   }));
 }
