@@ -142,6 +142,18 @@ test('every frozen release, upgraded with data in place, equals a fresh install 
       await db.query(`SELECT date_trunc('hour', created_at, 'UTC') AS hour, count(*)::numeric AS unpriced_calls
                         FROM ai_cost.calls WHERE cost_micros IS NULL AND request_id <> 'pending' GROUP BY 1 ORDER BY 1`),
       `${version}: unpriced calls per hour`);
+    // The compiled price book is the one the new compiler writes, which the new trigger reads.
+    const book = 'SELECT ai_cost_internal.price_book_rates()::text AS rates';
+    const upgradedBook = await db.query(book);
+    await db.query('SELECT ai_cost_internal.compile_price_book()');
+    t.deepEqual(upgradedBook, await db.query(book), `${version}: the upgrade compiles the price book again`);
+    // The call captured on insert before the upgrade and one read by id after it are each folded once.
+    await db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens, request_id) VALUES ('upgrade', 'model-a', 20, 'after-upgrade')`);
+    await db.query('SELECT * FROM ai_cost.refresh()');
+    t.deepEqual(
+      await db.query('SELECT sum(calls)::int AS calls, sum(input_tokens)::bigint::text AS input FROM ai_cost.calls_hourly'),
+      await db.query('SELECT count(*)::int AS calls, sum(input_tokens)::bigint::text AS input FROM ai_cost.calls'),
+      `${version}: every call is in the rollups once after the upgrade`);
   }
 });
 
