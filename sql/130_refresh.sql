@@ -13,7 +13,8 @@ CREATE TABLE ai_cost_internal.refresh_state (
 INSERT INTO ai_cost_internal.refresh_state DEFAULT VALUES;
 COMMENT ON TABLE ai_cost_internal.refresh_state IS 'Internal: when ai_cost.refresh() last completed and what it did.';
 
--- Folds the pending call changes into the rollups, raises budget alerts,
+-- Folds the pending call changes into the rollups (which announces models
+-- newly unpriced, see 125_unpriced_model_alerts.sql), raises budget alerts,
 -- compiles the price book again once a price has started or ended since the
 -- last compile, and rebuilds the windowed materialized views. Each part runs
 -- under its own advisory lock and is skipped when another session holds it,
@@ -68,7 +69,7 @@ BEGIN
   RETURN QUERY SELECT rollups_done, applied, views_done, alerts, round(extract(epoch FROM clock_timestamp() - started) * 1000, 1);
 END
 $$;
-COMMENT ON FUNCTION ai_cost.refresh(boolean) IS 'Brings the rollups and budget alerts up to date (cost proportional to the calls changed since the last run) and, unless views => false, rebuilds the windowed materialized views: SELECT * FROM ai_cost.refresh(). Safe to overlap: a part already running elsewhere is skipped. pg_cron runs it when installed.';
+COMMENT ON FUNCTION ai_cost.refresh(boolean) IS 'Brings the rollups and budget alerts up to date (cost proportional to the calls changed since the last run), announces each model newly without a price (NOTIFY ai_cost_unpriced_model, unless ai_cost.unpriced_model_alert_settings turns it off) and, unless views => false, rebuilds the windowed materialized views: SELECT * FROM ai_cost.refresh(). Safe to overlap: a part already running elsewhere is skipped. pg_cron runs it when installed.';
 
 -- How fresh the rollups and materialized views are, how much waits for the
 -- next refresh, and what holds calls back: ids passed while a transaction

@@ -9,8 +9,9 @@
 --                          metadata), no table in ai_cost_internal, no writes.
 --                          A BI login listing ai_cost sees what it can read.
 --   ai_cost_admin          finance and operators: prices, aliases, discounts,
---                          providers, budgets, repricing; reads calls; cannot
---                          delete or rewrite them.
+--                          providers, budgets, unpriced model alerts,
+--                          repricing; reads calls; cannot delete or rewrite
+--                          them.
 --   ai_cost_tenant_reader  a login that may see the calls and rollups of the
 --                          tenants ai_cost.tenant_access maps to its roles,
 --                          once tenant isolation is enabled (see below).
@@ -159,6 +160,8 @@ BEGIN
                                            ai_cost.tenant_discounts, ai_cost.providers, ai_cost.budgets,
                                            ai_cost.tenant_access
        TO ai_cost_admin;
+    -- Operators choose whether the refresh announces unpriced models.
+    GRANT SELECT, UPDATE (enabled) ON ai_cost.unpriced_model_alert_settings TO ai_cost_admin;
     -- A price change rebuilds the lookup the trigger reads and recompiles the
     -- price book, as the user who made it. The compiler is SECURITY DEFINER
     -- and locks the lookup, so a login that could run it could make a price

@@ -32,7 +32,7 @@ test.after.always(() => dropLogins(login));
 const asLogin = () => ['--database-url', loginUrl(db.url, login, PASSWORD)];
 const asOwner = () => ['--database-url', db.url];
 
-const CHECKS = ['schema', 'scheduling', 'refresh', 'views', 'price book', 'batch pricing', 'set aside', 'reader role'];
+const CHECKS = ['schema', 'scheduling', 'refresh', 'views', 'price book', 'batch pricing', 'set aside', 'unpriced models', 'reader role'];
 
 test.serial('doctor as a BI login: no crash, what it cannot check is skipped with the reason, and how fresh the data is', async (t) => {
   await db.query('SELECT ai_cost.refresh()');

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { sql, type DatabasePool } from 'slonik';
 import { databaseRefusal } from '../db.js';
 import { INTERNAL_SCHEMA, migrationStatus } from '../migrate.js';
+import { formatCount } from './html-tables.js';
 import { refreshStatus } from './refresh.js';
 
 export interface Check {
@@ -25,11 +26,12 @@ const VIEWS_STALE_MS = 15 * 60 * 1000;
 /**
  * Checks an installation: migrations, whether anything schedules the
  * refresh (pg_cron here, or pg_cron in another database of the cluster),
- * how fresh the rollups and the materialized views are, and the BI reader
- * role. Any login may run it, a BI login granted only ai_cost_reader too:
- * what that login may not read is reported as a skipped check saying what
- * and why, and a check the database refuses for another reason is reported
- * as such, so one check never stops the others.
+ * how fresh the rollups and the materialized views are, the models whose
+ * recent calls have no price, and the BI reader role. Any login may run it,
+ * a BI login granted only ai_cost_reader too: what that login may not read
+ * is reported as a skipped check saying what and why, and a check the
+ * database refuses for another reason is reported as such, so one check
+ * never stops the others.
  */
 export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise<Diagnosis> {
   const login = await pool.oneFirst(sql.type(z.object({ login: z.string() }))`SELECT current_user AS login`);
@@ -44,6 +46,7 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
     ['price book', () => priceBookCheck(pool, login)],
     ['batch pricing', () => batchPricingCheck(pool)],
     ['set aside', () => setAsideCheck(pool)],
+    ['unpriced models', () => unpricedModelsCheck(pool)],
     ['reader role', () => readerCheck(pool, login)],
   ];
   for (const [name, check] of more) {
@@ -274,6 +277,50 @@ async function setAsideCheck(pool: DatabasePool): Promise<Check | undefined> {
     name: 'set aside',
     level: 'warn',
     detail: `${aside.count} call change(s) could not be folded into the rollups and are left out of every report (${aside.first!.join('; ')}${aside.count > 3 ? '; ...' : ''}): fix or delete those calls, then SELECT ai_cost.retry_set_aside_changes(); SELECT * FROM ai_cost.set_aside_calls lists them`,
+  };
+}
+
+/** How recent an unpriced call must be for doctor to name its model. */
+const UNPRICED_RECENT_DAYS = 7;
+/** How many unpriced models the line names; the rest are counted. */
+const UNPRICED_NAMED = 3;
+
+/**
+ * The models that had calls without a price in the last days, from
+ * ai_cost.unpriced_models: with all their unpriced calls and since when,
+ * since a price must be in force from the first of them for the reprice to
+ * cost them all. last_hour is the start of an hour, hence the extra hour.
+ */
+async function unpricedModelsCheck(pool: DatabasePool): Promise<Check> {
+  const models = await pool.any(sql.type(z.object({
+    provider: z.string(), model: z.string(), service_tier: z.string(), unpriced_reason: z.string(), other_reasons: z.number(),
+    unpriced_calls: z.bigint(), first_hour: z.date(),
+  }))`
+    SELECT provider, model, service_tier,
+           (pg_catalog.array_agg(unpriced_reason ORDER BY last_hour DESC, unpriced_reason))[1] AS unpriced_reason,
+           (pg_catalog.count(*) OPERATOR(pg_catalog.-) 1)::integer AS other_reasons,
+           pg_catalog.sum(unpriced_calls)::bigint AS unpriced_calls, pg_catalog.min(first_hour) AS first_hour
+      FROM ai_cost.unpriced_models
+     GROUP BY provider, model, service_tier
+    HAVING pg_catalog.max(last_hour) OPERATOR(pg_catalog.>)
+           (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => ${UNPRICED_RECENT_DAYS}, hours => 1))
+     ORDER BY unpriced_calls DESC, provider, model, service_tier`);
+  if (models.length === 0) {
+    return { name: 'unpriced models', level: 'ok', detail: `every call of the last ${UNPRICED_RECENT_DAYS} days has a price` };
+  }
+  const hour = (at: Date) => `${at.toISOString().slice(0, 16)}Z`;
+  const named = models.slice(0, UNPRICED_NAMED).map((m) =>
+    `${m.provider}/${m.model} (${m.service_tier}): ${formatCount(m.unpriced_calls)} unpriced call(s) since ${hour(m.first_hour)}, `
+    + `${m.unpriced_reason}${m.other_reasons > 0 ? ` (and ${m.other_reasons} other reason(s))` : ''}`);
+  const more = models.length > UNPRICED_NAMED ? `; and ${models.length - UNPRICED_NAMED} more` : '';
+  const from = hour(new Date(Math.min(...models.map((m) => m.first_hour.getTime()))));
+  return {
+    name: 'unpriced models',
+    level: 'warn',
+    detail: `${models.length} model(s) had calls without a price in the last ${UNPRICED_RECENT_DAYS} days: ${named.join('; ')}${more}. `
+      + `Give each a price in force from its first call (\`ai-cost prices set <provider> <model> --input <usd> --output <usd> --from ${from}\`, `
+      + `with --tier for another tier; or \`ai-cost prices sync --apply\` when the community list has it), `
+      + `then \`ai-cost reprice --unpriced --from ${from}\`; SELECT * FROM ai_cost.unpriced_models lists them all`,
   };
 }
 

@@ -8,7 +8,7 @@ const MARK = { ok: 'ok  ', warn: 'warn', fail: 'FAIL', skip: 'skip' } as const;
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
-    .description('check the installation: migrations, what schedules the refresh, how fresh the rollups and views are, the BI reader role; any login may run it')
+    .description('check the installation: migrations, what schedules the refresh, how fresh the rollups and views are, models without a price, the BI reader role; any login may run it')
     .addOption(databaseUrlOption())
     .action(async (options: { databaseUrl?: string }) => {
       const url = resolveDatabaseUrl(options.databaseUrl);
