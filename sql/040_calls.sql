@@ -128,6 +128,16 @@ CREATE INDEX calls_created_at_idx ON ai_cost.calls (created_at);
 
 ALTER TABLE ai_cost.calls ADD COLUMN discount_id bigint;
 ALTER TABLE ai_cost.calls ADD COLUMN computed_cost_micros bigint;
+-- Cached audio is counted where the providers count it: in the cache reads
+-- (OpenAI's cached_tokens, Gemini's cachedContentTokenCount) and in the
+-- audio input (OpenAI's audio_tokens, Gemini's AUDIO prompt tokens).
+ALTER TABLE ai_cost.calls ADD COLUMN cache_read_audio_tokens bigint;
+ALTER TABLE ai_cost.calls
+  ADD CONSTRAINT "cache_read_audio_tokens must not be negative" CHECK (cache_read_audio_tokens >= 0),
+  ADD CONSTRAINT "cache_read_tokens must include cache_read_audio_tokens"
+    CHECK (coalesce(cache_read_audio_tokens, 0) <= 0 OR cache_read_audio_tokens <= coalesce(cache_read_tokens, 0)),
+  ADD CONSTRAINT "audio_input_tokens must include cache_read_audio_tokens"
+    CHECK (coalesce(cache_read_audio_tokens, 0) <= 0 OR cache_read_audio_tokens <= coalesce(audio_input_tokens, 0));
 COMMENT ON TABLE ai_cost.calls IS 'One row per AI/LLM API call attempt (success, error or cancelled). Insert from any client; cost_micros is computed on insert from ai_cost.prices.';
 COMMENT ON COLUMN ai_cost.calls.id IS 'Row id.';
 COMMENT ON COLUMN ai_cost.calls.created_at IS 'Time of the call. The price in force at this instant applies.';
@@ -146,11 +156,11 @@ COMMENT ON COLUMN ai_cost.calls.metadata IS 'Any further attributes, as a JSON o
 COMMENT ON COLUMN ai_cost.calls.request_id IS 'Idempotency key (e.g. the provider''s response id). Unique when set, so a retried insert cannot count twice: use INSERT ... ON CONFLICT (request_id) DO NOTHING.';
 COMMENT ON COLUMN ai_cost.calls.input_tokens IS 'All prompt tokens, INCLUDING cache reads and cache writes (OpenTelemetry GenAI semantics). NULL = not applicable.';
 COMMENT ON COLUMN ai_cost.calls.output_tokens IS 'All generated tokens, INCLUDING reasoning tokens. NULL = not applicable.';
-COMMENT ON COLUMN ai_cost.calls.cache_read_tokens IS 'Part of input_tokens read from the provider''s prompt cache.';
+COMMENT ON COLUMN ai_cost.calls.cache_read_tokens IS 'Part of input_tokens read from the provider''s prompt cache, audio included (see cache_read_audio_tokens).';
 COMMENT ON COLUMN ai_cost.calls.cache_write_tokens IS 'Part of input_tokens written to the provider''s prompt cache.';
-COMMENT ON COLUMN ai_cost.calls.reasoning_tokens IS 'Part of output_tokens spent on reasoning (billed as output).';
+COMMENT ON COLUMN ai_cost.calls.reasoning_tokens IS 'Part of output_tokens spent on reasoning: billed as output, or at the price''s reasoning_per_mtok when it has one.';
 COMMENT ON COLUMN ai_cost.calls.cache_write_1h_tokens IS 'Part of cache_write_tokens written with a 1-hour lifetime (Anthropic bills these at a higher rate than 5-minute writes).';
-COMMENT ON COLUMN ai_cost.calls.audio_input_tokens IS 'Part of input_tokens that was audio.';
+COMMENT ON COLUMN ai_cost.calls.audio_input_tokens IS 'Part of input_tokens that was audio, cached audio included (see cache_read_audio_tokens).';
 COMMENT ON COLUMN ai_cost.calls.audio_output_tokens IS 'Part of output_tokens that was audio.';
 COMMENT ON COLUMN ai_cost.calls.units IS 'Quantity billed per unit rather than per token (images, seconds of audio or video, requests, search queries); see unit.';
 COMMENT ON COLUMN ai_cost.calls.unit IS 'What units counts: image, second, request, query, ...';
@@ -164,6 +174,7 @@ COMMENT ON COLUMN ai_cost.calls.cost_micros IS 'Cost in integer micro-dollars (1
 COMMENT ON COLUMN ai_cost.calls.price_id IS 'The ai_cost.prices row that gave computed_cost_micros; NULL when no price applies.';
 COMMENT ON COLUMN ai_cost.calls.unpriced_reason IS 'Why cost_micros is NULL (e.g. no price for the model, no price for a token kind that was used); NULL when priced.';
 COMMENT ON COLUMN ai_cost.calls.discount_id IS 'The ai_cost.tenant_discounts row applied to this call''s list price, if any.';
+COMMENT ON COLUMN ai_cost.calls.cache_read_audio_tokens IS 'Audio input tokens read from the prompt cache: part of cache_read_tokens and part of audio_input_tokens (OpenAI Realtime: input_token_details.cached_tokens_details.audio_tokens; Gemini: the AUDIO entry of cacheTokensDetails). Billed at the price''s cache_read_audio_per_mtok, or as other cache reads when it has none.';
 COMMENT ON COLUMN ai_cost.calls.computed_cost_micros IS 'The cost from ai_cost.prices (tenant prices and discounts applied), set on insert for every call, app-cache hits and provider-reported costs included. Equals cost_micros unless the call was cached (cost 0) or its provider reports its own cost. NULL when no price applies.';
 
 -- The transactions writing ai_cost.calls (or one of its partitions) at this

@@ -8,8 +8,11 @@
 -- column) and cross-checked against the community LiteLLM price list of
 -- 2026-07-24, the checked_on date. Two rules the lists state in prose are
 -- applied as numbers: Anthropic bills 1-hour cache writes at 2x the input
--- rate, and its Message Batches API at 50% of every standard rate. A price
--- whose start is not known applies to all earlier calls ('-infinity').
+-- rate, and its Message Batches API at 50% of every standard rate. The rates
+-- of the few models that bill a part of their input or output apart
+-- (reasoning, cached audio) are listed on their own, beside the rows they
+-- belong to. A price whose start is not known applies to all earlier calls
+-- ('-infinity').
 --
 -- A catalog update in a later release is an upgrade migration: new rows from
 -- their valid_from (the trigger ends the rows they replace), then
@@ -39,10 +42,12 @@ INSERT INTO ai_cost.providers (id, name, reports_own_cost) VALUES
 INSERT INTO ai_cost.prices (provider, model, service_tier, above_input_tokens, valid_from,
                             input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok,
                             cache_write_1h_per_mtok, audio_input_per_mtok, audio_output_per_mtok,
+                            reasoning_per_mtok, cache_read_audio_per_mtok,
                             unit, unit_price, source, checked_on, catalog)
-SELECT provider, model, service_tier, above_input_tokens, valid_from::timestamptz,
-       input, output, cache_read, cache_write, cache_write_1h, audio_input, audio_output,
-       unit, unit_price, source, '2026-07-24', '0.1.0'
+SELECT v.provider, v.model, v.service_tier, v.above_input_tokens, v.valid_from::timestamptz,
+       v.input, v.output, v.cache_read, v.cache_write, v.cache_write_1h, v.audio_input, v.audio_output,
+       apart.reasoning, apart.cache_read_audio,
+       v.unit, v.unit_price, v.source, '2026-07-24', '0.1.0'
   FROM (VALUES
   -- provider, model, tier, input tokens above, valid_from,
   -- USD per 1M: input, output, cache read, cache write 5 min, cache write 1 h, audio in, audio out;
@@ -410,7 +415,14 @@ SELECT provider, model, service_tier, above_input_tokens, valid_from::timestampt
   ('xai', 'grok-4.5', 'standard', 200000, '-infinity', 4, 12, 1, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.x.ai/docs/models'),
   ('xai', 'grok-code-fast-1', 'standard', 0, '-infinity', 0.2, 1.5, 0.02, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.x.ai/docs/models')
   ) AS v (provider, model, service_tier, above_input_tokens, valid_from, input, output, cache_read, cache_write,
-          cache_write_1h, audio_input, audio_output, unit, unit_price, source);
+          cache_write_1h, audio_input, audio_output, unit, unit_price, source)
+  -- provider, model, tier; USD per 1M: reasoning, cached audio input.
+  -- Perplexity: "Reasoning tokens are priced at $3/1M tokens" for Sonar Deep
+  -- Research, whose other output is $8/1M.
+  LEFT JOIN (VALUES
+  ('perplexity', 'sonar-deep-research', 'standard', 3::numeric, NULL::numeric)
+  ) AS apart (provider, model, service_tier, reasoning, cache_read_audio)
+    ON apart.provider = v.provider AND apart.model = v.model AND apart.service_tier = v.service_tier;
 
 INSERT INTO ai_cost.model_aliases (provider, alias, model, note) VALUES
   ('anthropic', 'claude-haiku-4-5-20251001', 'claude-haiku-4-5', 'built-in catalog'),

@@ -179,6 +179,16 @@ test('Gemini: cached content is part of the prompt; tool-use prompt tokens and a
   t.like(geminiResponseCall({ modelVersion: 'gemini-2.5-flash' }), { model: 'gemini-2.5-flash' });
 });
 
+test('Gemini: cached audio is in the cache reads and in the audio input, and cacheTokensDetails says how much', (t) => {
+  const fields = geminiUsage({
+    promptTokenCount: 10_000, cachedContentTokenCount: 8_000, candidatesTokenCount: 50, totalTokenCount: 10_050,
+    promptTokensDetails: [{ modality: 'TEXT', tokenCount: 7_000 }, { modality: 'AUDIO', tokenCount: 3_000 }],
+    cacheTokensDetails: [{ modality: 'TEXT', tokenCount: 6_000 }, { modality: 'AUDIO', tokenCount: 2_000 }],
+  });
+  t.deepEqual(fields, { inputTokens: 10_000, outputTokens: 50, cacheReadTokens: 8_000, audioInputTokens: 3_000, cacheReadAudioTokens: 2_000 });
+  t.notThrows(() => valid(fields));
+});
+
 // ---------------------------------------------------------------- Vercel AI SDK
 
 test('AI SDK 6: totals include their breakdown', (t) => {

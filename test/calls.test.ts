@@ -35,6 +35,12 @@ const checks: Array<[string, Record<string, unknown>, RegExp]> = [
     /cache_write_tokens must include cache_write_1h_tokens/],
   ['audio input beyond input', { input_tokens: 5, audio_input_tokens: 6 }, /input_tokens must include audio_input_tokens/],
   ['audio output beyond output', { output_tokens: 5, audio_output_tokens: 6 }, /output_tokens must include audio_output_tokens/],
+  ['cached audio beyond the cache reads', { input_tokens: 100, cache_read_tokens: 5, audio_input_tokens: 50, cache_read_audio_tokens: 6 },
+    /cache_read_tokens must include cache_read_audio_tokens/],
+  ['cached audio beyond the audio input', { input_tokens: 100, cache_read_tokens: 50, audio_input_tokens: 5, cache_read_audio_tokens: 6 },
+    /audio_input_tokens must include cache_read_audio_tokens/],
+  ['negative cached audio', { input_tokens: 100, cache_read_tokens: 50, audio_input_tokens: 50, cache_read_audio_tokens: -1 },
+    /cache_read_audio_tokens must not be negative/],
   ['units without a unit', { units: 3 }, /units must not be negative and need a unit/],
   ['negative units', { units: -1, unit: 'image' }, /units must not be negative and need a unit/],
   ['negative latency', { total_ms: -1 }, /ttft_ms and total_ms must not be negative/],
@@ -130,6 +136,15 @@ test('a bad call is refused before the database with every bad field named', (t)
 test('an uncached-only input count is refused with the OpenTelemetry rule spelled out', (t) => {
   const error = t.throws(() => parseCall({ provider: 'anthropic', model: 'claude-haiku-4-5', inputTokens: 10, cacheReadTokens: 900 }));
   t.regex(error!.message, /inputTokens: must include cacheReadTokens \+ cacheWriteTokens \(900\)/);
+});
+
+test('cached audio must be counted in both the cache reads and the audio input, before the database too', (t) => {
+  const call = { provider: 'openai', model: 'gpt-realtime', inputTokens: 100, cacheReadTokens: 50, audioInputTokens: 40 };
+  t.is(parseCall({ ...call, cacheReadAudioTokens: 40 }).cacheReadAudioTokens, 40n);
+  t.throws(() => parseCall({ ...call, cacheReadAudioTokens: 45 }),
+    { message: /audioInputTokens: must include cacheReadAudioTokens \(45\): audioInputTokens counts all audio input, cached or not/ });
+  t.throws(() => parseCall({ ...call, cacheReadTokens: 30, cacheReadAudioTokens: 35 }),
+    { message: /cacheReadTokens: must include cacheReadAudioTokens \(35\): cacheReadTokens counts all cache reads, text and audio/ });
 });
 
 test('token counts are whole numbers up to ten billion, as numbers or bigints', (t) => {

@@ -70,6 +70,45 @@ test.serial('a changed price gets a new row from the effective date; history kee
   t.deepEqual(gpt.map((r) => [r.input, r.valid_from]), [['2.5', '-infinity'], ['2', '2026-08-01 00:00:00+00']]);
 });
 
+test('reasoning and cached audio rates are read where they differ from the rates that bill them anyway', async (t) => {
+  const list = JSON.stringify({
+    'perplexity/apart-deep-research': {
+      litellm_provider: 'perplexity', input_cost_per_token: 2e-6, output_cost_per_token: 8e-6, output_cost_per_reasoning_token: 3e-6,
+    },
+    // Gemini lists its reasoning at the output rate: no rate of its own.
+    'gemini/apart-thinking': {
+      litellm_provider: 'gemini', input_cost_per_token: 3e-7, output_cost_per_token: 2.5e-6, output_cost_per_reasoning_token: 2.5e-6,
+      cache_read_input_token_cost: 3e-8, input_cost_per_audio_token: 1e-6,
+    },
+    // cache_creation_input_audio_token_cost names a cache write: not read.
+    'apart-realtime': {
+      litellm_provider: 'openai', input_cost_per_token: 5e-6, output_cost_per_token: 2e-5, cache_read_input_token_cost: 2.5e-6,
+      input_cost_per_audio_token: 1e-4, output_cost_per_audio_token: 2e-4, cache_read_input_audio_token_cost: 2e-5,
+      cache_creation_input_audio_token_cost: 2e-5,
+    },
+    'apart-realtime-same': {
+      litellm_provider: 'openai', input_cost_per_token: 4e-6, output_cost_per_token: 1.6e-5, cache_read_input_token_cost: 4e-7,
+      input_cost_per_audio_token: 3.2e-5, cache_read_input_audio_token_cost: 4e-7,
+    },
+  });
+  const { rows } = parseLiteLlmPriceList(list, 'inline');
+  t.deepEqual(rows.map((r) => [r.model, r.reasoningPerMtok, r.cacheReadAudioPerMtok]), [
+    ['apart-deep-research', '3', null],
+    ['apart-thinking', null, null],
+    ['apart-realtime', null, '20'],
+    ['apart-realtime-same', null, null],
+  ]);
+  t.deepEqual(new Set((await importPrices(db.pool, rows)).map((r) => r.action)), new Set(['added']));
+  t.deepEqual(await db.query(`SELECT model, reasoning_per_mtok::text AS reasoning, cache_read_audio_per_mtok::text AS cache_read_audio
+                                FROM ai_cost.prices WHERE model LIKE 'apart-%' ORDER BY model`), [
+    { model: 'apart-deep-research', reasoning: '3', cache_read_audio: null },
+    { model: 'apart-realtime', reasoning: null, cache_read_audio: '20' },
+    { model: 'apart-realtime-same', reasoning: null, cache_read_audio: null },
+    { model: 'apart-thinking', reasoning: null, cache_read_audio: null },
+  ]);
+  t.deepEqual(new Set((await importPrices(db.pool, rows)).map((r) => r.action)), new Set(['unchanged']));
+});
+
 test('a malformed file is refused with the entry and field named, and nothing is written', async (t) => {
   await t.throwsAsync(read('malformed-cost.json'), {
     instanceOf: InvalidPriceListError,

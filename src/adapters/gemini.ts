@@ -8,7 +8,9 @@ interface ModalityCount {
 
 /**
  * `usageMetadata` of a Google Gemini response (@google/genai). promptTokenCount
- * includes cachedContentTokenCount; thoughtsTokenCount is billed as output
+ * includes cachedContentTokenCount, and promptTokensDetails breaks down all of
+ * it by modality, cached tokens included; cacheTokensDetails breaks down the
+ * cached ones. thoughtsTokenCount is billed as output
  * but is NOT part of candidatesTokenCount; toolUsePromptTokenCount (the
  * results of tools such as search, fed back to the model) is billed as input
  * and is not part of promptTokenCount. totalTokenCount is the sum of all four.
@@ -21,6 +23,7 @@ export interface GeminiUsageMetadata {
   toolUsePromptTokenCount?: number | null;
   totalTokenCount?: number | null;
   promptTokensDetails?: ModalityCount[] | null;
+  cacheTokensDetails?: ModalityCount[] | null;
   candidatesTokensDetails?: ModalityCount[] | null;
 }
 
@@ -42,6 +45,7 @@ export function geminiUsage(usage: GeminiUsageMetadata | null | undefined): Usag
     cacheReadTokens: count(usage.cachedContentTokenCount),
     reasoningTokens: thoughts,
     audioInputTokens: audio(usage.promptTokensDetails),
+    cacheReadAudioTokens: audio(usage.cacheTokensDetails),
     audioOutputTokens: audio(usage.candidatesTokensDetails),
   });
 }

@@ -11,6 +11,7 @@ export type UsageFields = Pick<
   | 'cacheWrite1hTokens'
   | 'audioInputTokens'
   | 'audioOutputTokens'
+  | 'cacheReadAudioTokens'
   | 'providedCostMicros'
 >;
 

@@ -230,9 +230,20 @@ function rowsOf(entry: Entry, provider: string, model: string, source: string): 
       cacheWrite1hPerMtok: standard ? rate(`cache_creation_input_token_cost_above_1hr${above}`) : null,
       audioInputPerMtok: standard && !above ? rate('input_cost_per_audio_token') : null,
       audioOutputPerMtok: standard && !above ? rate('output_cost_per_audio_token') : null,
+      reasoningPerMtok: null, cacheReadAudioPerMtok: null,
       unit: null, unitPrice: null, source,
     };
     for (const [field, column] of TOKEN_RATES) row[column] = rate(`${field}${above}${suffix}`);
+    if (standard && !above) {
+      // A rate equal to the one that bills these tokens anyway (Gemini lists
+      // its reasoning at the output rate) means no rate of their own: stored
+      // as such, a list that spells it out and one that does not agree.
+      // cache_creation_input_audio_token_cost is not read: no provider bills
+      // writing audio to its cache, and on OpenAI's Realtime entries it holds
+      // what OpenAI publishes as the cached audio input price, a read.
+      row.reasoningPerMtok = unlessEqual(rate('output_cost_per_reasoning_token'), row.outputPerMtok);
+      row.cacheReadAudioPerMtok = unlessEqual(rate('cache_read_input_audio_token_cost'), row.cacheReadPerMtok);
+    }
     if (standard && !above) {
       const unitPrice = UNIT_PRICES.find(([field]) => typeof entry.get(field) === 'number' && (entry.get(field) as number) > 0);
       if (unitPrice) {
@@ -243,6 +254,11 @@ function rowsOf(entry: Entry, provider: string, model: string, source: string): 
     const priced = row.inputPerMtok !== null || row.outputPerMtok !== null || row.unit !== null;
     return priced && (standard || !above || row.inputPerMtok !== null) ? row : undefined;
   }
+}
+
+/** The rate, or null when it equals the rate that applies without it (both are canonical decimal strings). */
+function unlessEqual(rate: string | null, fallback: string | null): string | null {
+  return rate === fallback ? null : rate;
 }
 
 function definedOnly(row: PriceRow): Partial<PriceRow> {

@@ -19,6 +19,10 @@ export interface PriceRow {
   cacheWrite1hPerMtok: string | null;
   audioInputPerMtok: string | null;
   audioOutputPerMtok: string | null;
+  /** Null: reasoning tokens are billed as output. */
+  reasoningPerMtok: string | null;
+  /** Null: cached audio input is billed as other cache reads. */
+  cacheReadAudioPerMtok: string | null;
   unit: string | null;
   unitPrice: string | null;
   source: string | null;

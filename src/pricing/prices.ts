@@ -21,6 +21,8 @@ export const priceInputSchema = z
     cacheWrite1hPerMtok: decimal.default(null),
     audioInputPerMtok: decimal.default(null),
     audioOutputPerMtok: decimal.default(null),
+    reasoningPerMtok: decimal.default(null),
+    cacheReadAudioPerMtok: decimal.default(null),
     unit: z.string().min(1).nullable().default(null),
     unitPrice: decimal.default(null),
     source: z.string().min(1).nullable().default(null),
@@ -50,11 +52,13 @@ export async function setPrice(db: CommonQueryMethods, input: PriceInput): Promi
   return db.oneFirst(sql.type(z.object({ id: z.bigint() }))`
     INSERT INTO ai_cost.prices (provider, model, service_tier, above_input_tokens, tenant_id, valid_from,
       input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
-      audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, source, checked_on)
+      audio_input_per_mtok, audio_output_per_mtok, reasoning_per_mtok, cache_read_audio_per_mtok,
+      unit, unit_price, source, checked_on)
     VALUES (${p.provider}, ${p.model}, ${p.serviceTier}, ${p.aboveInputTokens}, ${p.tenantId},
       ${p.validFrom ? timestamptz(p.validFrom) : sql.fragment`pg_catalog.now()`},
       ${p.inputPerMtok}, ${p.outputPerMtok}, ${p.cacheReadPerMtok}, ${p.cacheWritePerMtok}, ${p.cacheWrite1hPerMtok},
-      ${p.audioInputPerMtok}, ${p.audioOutputPerMtok}, ${p.unit}, ${p.unitPrice}, ${p.source}, current_date)
+      ${p.audioInputPerMtok}, ${p.audioOutputPerMtok}, ${p.reasoningPerMtok}, ${p.cacheReadAudioPerMtok},
+      ${p.unit}, ${p.unitPrice}, ${p.source}, current_date)
     RETURNING id`);
 }
 
@@ -75,6 +79,8 @@ const listedSchema = z.object({
   cache_write_1h_per_mtok: z.string().nullable(),
   audio_input_per_mtok: z.string().nullable(),
   audio_output_per_mtok: z.string().nullable(),
+  reasoning_per_mtok: z.string().nullable(),
+  cache_read_audio_per_mtok: z.string().nullable(),
   unit: z.string().nullable(),
   unit_price: z.string().nullable(),
   source: z.string().nullable(),
@@ -95,6 +101,7 @@ const LISTED_COLUMNS = sql.fragment`
   input_per_mtok::pg_catalog.text, output_per_mtok::pg_catalog.text, cache_read_per_mtok::pg_catalog.text,
   cache_write_per_mtok::pg_catalog.text, cache_write_1h_per_mtok::pg_catalog.text,
   audio_input_per_mtok::pg_catalog.text, audio_output_per_mtok::pg_catalog.text,
+  reasoning_per_mtok::pg_catalog.text, cache_read_audio_per_mtok::pg_catalog.text,
   unit, unit_price::pg_catalog.text, source, checked_on::pg_catalog.text, catalog,
   CASE WHEN catalog IS NOT NULL THEN 'catalog' WHEN from_price_list THEN 'price list' ELSE 'yours' END AS origin`;
 
@@ -170,7 +177,7 @@ export interface ImportOptions {
 /** The columns of a price, as opposed to its key. */
 const PRICE_COLUMNS = [
   'input_per_mtok', 'output_per_mtok', 'cache_read_per_mtok', 'cache_write_per_mtok', 'cache_write_1h_per_mtok',
-  'audio_input_per_mtok', 'audio_output_per_mtok', 'unit', 'unit_price',
+  'audio_input_per_mtok', 'audio_output_per_mtok', 'reasoning_per_mtok', 'cache_read_audio_per_mtok', 'unit', 'unit_price',
 ] as const;
 
 const ratesSchema = z.object(Object.fromEntries(PRICE_COLUMNS.map((c) => [c, z.string().nullable()])) as
@@ -221,6 +228,7 @@ export async function importPrices(
     input_per_mtok: r.inputPerMtok, output_per_mtok: r.outputPerMtok, cache_read_per_mtok: r.cacheReadPerMtok,
     cache_write_per_mtok: r.cacheWritePerMtok, cache_write_1h_per_mtok: r.cacheWrite1hPerMtok,
     audio_input_per_mtok: r.audioInputPerMtok, audio_output_per_mtok: r.audioOutputPerMtok,
+    reasoning_per_mtok: r.reasoningPerMtok, cache_read_audio_per_mtok: r.cacheReadAudioPerMtok,
     unit: r.unit, unit_price: r.unitPrice, source: r.source,
   }));
   const sameKey = (p: string) => sql.fragment`${sql.identifier([p, 'provider'])} OPERATOR(pg_catalog.=) i.provider
@@ -236,7 +244,7 @@ export async function importPrices(
         provider pg_catalog.text, model pg_catalog.text, service_tier pg_catalog.text, above_input_tokens bigint,
         input_per_mtok numeric, output_per_mtok numeric, cache_read_per_mtok numeric, cache_write_per_mtok numeric,
         cache_write_1h_per_mtok numeric, audio_input_per_mtok numeric, audio_output_per_mtok numeric,
-        unit pg_catalog.text, unit_price numeric, source pg_catalog.text)
+        reasoning_per_mtok numeric, cache_read_audio_per_mtok numeric, unit pg_catalog.text, unit_price numeric, source pg_catalog.text)
     ),
     compared AS (
       SELECT i.*,
@@ -261,11 +269,13 @@ export async function importPrices(
     ${options.dryRun ? sql.fragment`` : sql.fragment`, written AS (
       INSERT INTO ai_cost.prices (provider, model, service_tier, above_input_tokens, valid_from,
         input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
-        audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, source, checked_on, from_price_list)
+        audio_input_per_mtok, audio_output_per_mtok, reasoning_per_mtok, cache_read_audio_per_mtok,
+        unit, unit_price, source, checked_on, from_price_list)
       SELECT provider, model, service_tier, above_input_tokens,
              CASE WHEN has_history THEN ${effective} ELSE '-infinity' END,
              input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
-             audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, source, current_date, true
+             audio_input_per_mtok, audio_output_per_mtok, reasoning_per_mtok, cache_read_audio_per_mtok,
+             unit, unit_price, source, current_date, true
         FROM compared
        WHERE action OPERATOR(pg_catalog.=) 'added' OR action OPERATOR(pg_catalog.=) 'changed'
       RETURNING id

@@ -50,6 +50,7 @@ export const CALL_COLUMNS = {
   cacheWrite1hTokens: { column: 'cache_write_1h_tokens', type: 'bigint' },
   audioInputTokens: { column: 'audio_input_tokens', type: 'bigint' },
   audioOutputTokens: { column: 'audio_output_tokens', type: 'bigint' },
+  cacheReadAudioTokens: { column: 'cache_read_audio_tokens', type: 'bigint' },
   units: { column: 'units', type: 'numeric' },
   unit: { column: 'unit', type: 'text' },
   providedCostMicros: { column: 'provided_cost_micros', type: 'bigint' },

@@ -62,6 +62,8 @@ export const callSchema = z
     cacheWrite1hTokens: tokenCount,
     audioInputTokens: tokenCount,
     audioOutputTokens: tokenCount,
+    /** Audio input read from the prompt cache: counted in cacheReadTokens and in audioInputTokens too, as providers report it. */
+    cacheReadAudioTokens: tokenCount,
     /** Quantity billed per unit (images, seconds, requests, queries); a decimal string keeps it exact. */
     units: z.union([z.number().finite().min(0).max(1e12), z.string().regex(/^\d{1,12}(\.\d+)?$/, 'must be a non-negative decimal up to 1e12')])
       .transform(String)
@@ -95,6 +97,8 @@ export const callSchema = z
     within('audioInputTokens', 'inputTokens', '');
     within('audioOutputTokens', 'outputTokens', '');
     within('cacheWrite1hTokens', 'cacheWriteTokens', ': cacheWriteTokens counts all cache writes, 5-minute and 1-hour');
+    within('cacheReadAudioTokens', 'cacheReadTokens', ': cacheReadTokens counts all cache reads, text and audio');
+    within('cacheReadAudioTokens', 'audioInputTokens', ': audioInputTokens counts all audio input, cached or not');
     if (call.units != null && !call.unit) {
       ctx.addIssue({ code: 'custom', path: ['unit'], message: 'is required with units (image, second, request, query, ...)' });
     }

@@ -10,6 +10,7 @@ import { registerPriceLists } from './prices-sync.js';
 const PRICE_FLAGS: Record<string, string> = {
   inputPerMtok: '--input', outputPerMtok: '--output', cacheReadPerMtok: '--cache-read', cacheWritePerMtok: '--cache-write',
   cacheWrite1hPerMtok: '--cache-write-1h', audioInputPerMtok: '--audio-input', audioOutputPerMtok: '--audio-output',
+  reasoningPerMtok: '--reasoning', cacheReadAudioPerMtok: '--cache-read-audio',
   unit: '--unit', unitPrice: '--unit-price', aboveInputTokens: '--above', tenantId: '--tenant', provider: 'provider', model: 'model',
 };
 
@@ -29,6 +30,8 @@ export function registerPrices(program: Command): void {
     .option('--cache-write-1h <usd>', 'per 1M 1-hour cache-write tokens')
     .option('--audio-input <usd>', 'per 1M audio input tokens')
     .option('--audio-output <usd>', 'per 1M audio output tokens')
+    .option('--reasoning <usd>', 'per 1M reasoning tokens, where the provider bills them apart from output (default: as output)')
+    .option('--cache-read-audio <usd>', 'per 1M cache-read audio input tokens (default: as other cache reads)')
     .option('--unit <unit>', 'what --unit-price is per: image, second, request, query, ...')
     .option('--unit-price <usd>', 'USD per unit')
     .addOption(new Option('--tier <tier>', 'service tier').choices(SERVICE_TIERS).default('standard'))
@@ -45,6 +48,7 @@ export function registerPrices(program: Command): void {
           inputPerMtok: text('input'), outputPerMtok: text('output'), cacheReadPerMtok: text('cacheRead'),
           cacheWritePerMtok: text('cacheWrite'), cacheWrite1hPerMtok: text('cacheWrite1h'),
           audioInputPerMtok: text('audioInput'), audioOutputPerMtok: text('audioOutput'),
+          reasoningPerMtok: text('reasoning'), cacheReadAudioPerMtok: text('cacheReadAudio'),
           unit: text('unit'), unitPrice: text('unitPrice'), source: text('source'),
         }).catch((error: unknown) => {
           // Name the problem by the flag the user typed, not the API's field.
