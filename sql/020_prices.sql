@@ -1,5 +1,6 @@
 -- Prices and effective dating: the providers, the price rows of every billing
--- dimension, and the negotiated discounts of tenants.
+-- dimension, and the negotiated discounts of tenants and of the whole
+-- organisation.
 --
 -- A price is a row with a validity window [valid_from, valid_to). Inserting a
 -- row changes the price from its valid_from on: a trigger ends the row in
@@ -183,9 +184,23 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION ai_cost.price_at(text, text, timestamptz) IS 'The standard-tier base list price (ai_cost.prices row) in force for provider/model at an instant, or NULL. The cost trigger also considers tiers, long context, tenants and aliases: see ai_cost.explain_cost.';
 
+-- A discount is a percentage off list prices that you pay the provider,
+-- effective-dated like a price. tenant_id NULL means every call, of every
+-- tenant or none: an organisation's enterprise agreement or committed-use
+-- discount. It mirrors ai_cost.prices, where tenant_id NULL is the price for
+-- everyone, and keeps one id space, so ai_cost.calls.discount_id names the
+-- discount applied without saying which kind it is.
+--
+-- One discount applies to a call, never two compounded: a tenant's terms are
+-- the price negotiated for its traffic, and replace the organisation's for
+-- it, as its own price replaces the list price. Compounding would apply the
+-- organisation's percentage to a price that was negotiated in its place.
+-- So a tenant's own price wins, then its narrowest discount, then the
+-- organisation's narrowest discount, then the list price
+-- (ai_cost_internal.price_lookup's rank, 030_price_lookup.sql).
 CREATE TABLE ai_cost.tenant_discounts (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  tenant_id text NOT NULL,
+  tenant_id text,
   provider text,
   model text,
   percent_off numeric NOT NULL,
@@ -196,16 +211,17 @@ CREATE TABLE ai_cost.tenant_discounts (
   CONSTRAINT "percent_off must be between 0 and 100" CHECK (percent_off >= 0 AND percent_off <= 100),
   CONSTRAINT "a discount for a model needs its provider" CHECK (model IS NULL OR provider IS NOT NULL),
   CONSTRAINT "discount valid_to must be after valid_from" CHECK (valid_to > valid_from),
+  CONSTRAINT "discount tenant_id must not be empty: NULL is every tenant" CHECK (tenant_id <> ''),
   CONSTRAINT "discounts for one tenant and scope must not overlap in time"
-    EXCLUDE USING gist (tenant_id WITH =, (coalesce(provider, '')) WITH =, (coalesce(model, '')) WITH =,
+    EXCLUDE USING gist ((coalesce(tenant_id, '')) WITH =, (coalesce(provider, '')) WITH =, (coalesce(model, '')) WITH =,
                         tstzrange(valid_from, valid_to) WITH &&)
 );
-COMMENT ON TABLE ai_cost.tenant_discounts IS 'Negotiated percentage discounts on list prices for one tenant: on all its calls, one provider''s, or one model''s (the narrowest scope wins). A tenant''s own rows in ai_cost.prices win over a discount.';
+COMMENT ON TABLE ai_cost.tenant_discounts IS 'Negotiated percentage discounts on list prices, for one tenant or (tenant_id NULL) for the whole organisation: on all calls, one provider''s, or one model''s. One discount applies to a call, never two: a tenant''s own rows in ai_cost.prices win, then the tenant''s narrowest discount, then the organisation''s narrowest discount.';
 COMMENT ON COLUMN ai_cost.tenant_discounts.provider IS 'NULL: every provider.';
 COMMENT ON COLUMN ai_cost.tenant_discounts.model IS 'NULL: every model of the provider.';
 COMMENT ON COLUMN ai_cost.tenant_discounts.percent_off IS 'Discount in percent, e.g. 15 for 15% off list.';
 COMMENT ON COLUMN ai_cost.tenant_discounts.id IS 'Discount id; ai_cost.calls.discount_id names the row applied to a call.';
-COMMENT ON COLUMN ai_cost.tenant_discounts.tenant_id IS 'The tenant whose calls get the discount.';
+COMMENT ON COLUMN ai_cost.tenant_discounts.tenant_id IS 'The tenant whose calls get the discount; NULL for an organisation-wide discount (an enterprise agreement, committed-use credits) on every call, which a tenant''s own price or discount replaces for that tenant.';
 COMMENT ON COLUMN ai_cost.tenant_discounts.valid_from IS 'First instant the discount applies (inclusive), compared with ai_cost.calls.created_at.';
 COMMENT ON COLUMN ai_cost.tenant_discounts.valid_to IS 'Instant the discount stops applying (exclusive); NULL while in force.';
 COMMENT ON COLUMN ai_cost.tenant_discounts.note IS 'Free text, e.g. the contract it comes from.';

@@ -3,7 +3,8 @@
 -- A call names a model as the provider reported it: a dated snapshot, a
 -- Bedrock cross-region profile, a Gemini resource name. Aliases map such ids
 -- to the model whose prices apply; patterns rewrite ids nothing else matches.
--- Tenant prices and discounts change the answer per tenant.
+-- Tenant prices and discounts change the answer per tenant; organisation
+-- discounts change it for everyone.
 --
 -- The cost trigger runs on every inserted call, so everything that can be
 -- worked out ahead of time is: aliases, tenant prices and discounts are
@@ -55,7 +56,9 @@ CREATE TABLE ai_cost_internal.price_lookup (
   service_tier text NOT NULL,
   tenant_id text NOT NULL,
   -- Lowest wins: 0 the tenant's own price; a list price with the tenant's
-  -- discount for 1 the model, 2 the provider, 3 everything; 4 the list price.
+  -- discount for 1 the model, 2 the provider, 3 everything; with the
+  -- organisation's discount (tenant_id '') for 4 the model, 5 the provider,
+  -- 6 everything; 7 the list price.
   rank smallint NOT NULL,
   above_input_tokens bigint NOT NULL,
   valid_from timestamptz NOT NULL,
@@ -76,7 +79,7 @@ CREATE TABLE ai_cost_internal.price_lookup (
   reasoning_per_mtok numeric,
   cache_read_audio_per_mtok numeric
 );
-COMMENT ON TABLE ai_cost_internal.price_lookup IS 'Internal: prices resolved for aliases, tenants and discounts, maintained from ai_cost.prices, ai_cost.model_aliases and ai_cost.tenant_discounts.';
+COMMENT ON TABLE ai_cost_internal.price_lookup IS 'Internal: prices resolved for aliases, tenants and discounts (tenant_id '''' for what applies to everyone), maintained from ai_cost.prices, ai_cost.model_aliases and ai_cost.tenant_discounts.';
 
 -- Rows come out in the order the lookup wants (rank, then highest tier
 -- first), so LIMIT 1 stops at the first row that applies: no sort.
@@ -174,15 +177,17 @@ BEGIN
                           AND own.service_tier = p.service_tier AND own.above_input_tokens = p.above_input_tokens
                           AND own.tenant_id IS NOT DISTINCT FROM p.tenant_id)
   )
-  SELECT provider, name, service_tier, coalesce(tenant_id, ''), CASE WHEN tenant_id IS NULL THEN 4 ELSE 0 END,
+  SELECT provider, name, service_tier, coalesce(tenant_id, ''), CASE WHEN tenant_id IS NULL THEN 7 ELSE 0 END,
          above_input_tokens, valid_from, valid_to, id, NULL, 1, model,
          input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
          audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, reasoning_per_mtok, cache_read_audio_per_mtok
     FROM priced
   UNION ALL
-  -- List prices with a tenant's discount, for the discount's period.
-  SELECT p.provider, p.name, p.service_tier, d.tenant_id,
-         CASE WHEN d.model IS NOT NULL THEN 1 WHEN d.provider IS NOT NULL THEN 2 ELSE 3 END,
+  -- List prices with a tenant's or the organisation's discount, for the
+  -- discount's period.
+  SELECT p.provider, p.name, p.service_tier, coalesce(d.tenant_id, ''),
+         CASE WHEN d.model IS NOT NULL THEN 1 WHEN d.provider IS NOT NULL THEN 2 ELSE 3 END
+           + CASE WHEN d.tenant_id IS NULL THEN 3 ELSE 0 END,
          p.above_input_tokens, lower(r), upper(r), p.id, d.id, 1 - d.percent_off / 100, p.model,
          p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok, p.cache_write_per_mtok, p.cache_write_1h_per_mtok,
          p.audio_input_per_mtok, p.audio_output_per_mtok, p.unit, p.unit_price, p.reasoning_per_mtok, p.cache_read_audio_per_mtok

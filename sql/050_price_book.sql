@@ -1,51 +1,55 @@
 -- The compiled price book: the prices that apply now, as constants the cost
 -- trigger reads without a query.
 --
--- The price rows that apply now to anyone without prices of their own (list
--- prices, below any long-context tier) are compiled whenever the price lookup
--- is rebuilt: into ai_cost_internal.price_book, a table with one row per
--- (provider, service tier, model) that ai_cost.insert_calls() hashes once per
--- batch, and into small SQL functions whose bodies are literals: a jsonb
--- object from "provider tier model" to a slot number, a bigint[][] of price
--- ids, rates and token limits per slot, a timestamptz[][] of validity per
--- slot, the set of tenants with prices or discounts of their own, and the
--- time the book next goes stale. The planner inlines SQL functions, so in the
--- trigger these are constants in the plan: finding the price is a binary
--- search over the jsonb keys and an array subscript, with no query. One
--- indexed probe of the lookup per row cost about 5 us on PostgreSQL 15, as
--- much as the insert itself (docs/pricing.md has the measurements).
+-- The prices that apply now to anyone without terms of their own (list prices,
+-- with the organisation's discount where one is in force, below any
+-- long-context tier) are compiled whenever the price lookup is rebuilt: into
+-- ai_cost_internal.price_book, a table with one row per (provider, service
+-- tier, model) that ai_cost.insert_calls() hashes once per batch, and into
+-- small SQL functions whose bodies are literals: a jsonb object from "provider
+-- tier model" to a slot number, a bigint[][] of price ids, rates and token
+-- limits per slot, a timestamptz[][] of validity per slot, the set of tenants
+-- with prices or discounts of their own, and the time the book next goes
+-- stale. The planner inlines SQL functions, so in the trigger these are
+-- constants in the plan: finding the price is a binary search over the jsonb
+-- keys and an array subscript, with no query. One indexed probe of the lookup
+-- per row cost about 5 us on PostgreSQL 15, as much as the insert itself
+-- (docs/pricing.md has the measurements).
 --
 -- Rates are held as whole picodollars per token (USD per 1M tokens times
--- 10^6), so the cost is exact integer arithmetic:
---   cost_micros = ceil(sum(tokens x USD per 1M tokens))
+-- 10^6), with the organisation's discount already taken off, so the cost is
+-- exact integer arithmetic:
+--   cost_micros = ceil(factor x sum(tokens x USD per 1M tokens))
+--               = ceil(sum(tokens x factor x USD per 1M tokens))
 --               = (sum(tokens x picodollars per token) + 999999) / 1000000
--- which is the same number the numeric formula gives (060_cost.sql). A rate that
--- is not a whole number of picodollars, or above 1,000 USD per 1M tokens, is
--- not compiled; with token counts below 2^30 (checked first) no sum can
--- overflow a bigint: each term is such a count, or a difference of them,
--- times at most 10^9 picodollars, and a part and the rest of its whole (the
--- cached audio and the other cache reads, say) are positive together only
--- when they add up to the whole, so the positive terms come to less than
--- 8 x 2^30 x 10^9 < 2^63. Reasoning and cached audio are compiled at the
--- rate that bills them: their own, or else the output rate and the cache
--- read rate, so one sum prices every call. Per dimension the book keeps
--- the bits a token count may use: 0 without a rate (the count must be 0 or
--- NULL), else 30, or fewer for input below a long-context tier. The trigger's
--- constant holds them as masks, -(2^bits): a count t fits exactly when
--- t & mask = 0, which also refuses a negative t, in one operator per
--- dimension.
+-- which is the same number the numeric formula gives (060_cost.sql). A rate
+-- that is not a whole number of picodollars once discounted (15% off 1.10 USD
+-- is 935,000 picodollars; 1/3 off would not be whole), or above 1,000 USD per
+-- 1M tokens, is not compiled; with token counts below 2^30 (checked first) no
+-- sum can overflow a bigint: each term is such a count, or a difference of
+-- them, times at most 10^9 picodollars, and a part and the rest of its whole
+-- (the cached audio and the other cache reads, say) are positive together only
+-- when they add up to the whole, so the positive terms come to less than 8 x
+-- 2^30 x 10^9 < 2^63. Reasoning and cached audio are compiled at the rate that
+-- bills them: their own, or else the output rate and the cache read rate, so
+-- one sum prices every call. Per dimension the book keeps the bits a token
+-- count may use: 0 without a rate (the count must be 0 or NULL), else 30, or
+-- fewer for input below a long-context tier. The trigger's constant holds them
+-- as masks, -(2^bits): a count t fits exactly when t & mask = 0, which also
+-- refuses a negative t, in one operator per dimension.
 --
 -- Everything else takes the lookup: a tenant with prices or discounts of its
--- own, a call near or above a long-context tier's threshold or with 2^30
--- tokens or more, a call made outside its price's validity (backdated
--- history, or a price change that took effect since the last compile), a used
--- dimension without a rate, units, app-cache hits, provider-reported costs,
--- patterns, unknown models. Correctness never depends on the book being
--- current: it answers only inside each price's validity, and is rebuilt in
--- the same transaction as every price, alias or discount change.
--- ai_cost.refresh() recompiles when a price in the lookup starts or ends
--- since the last compile, so a scheduled price change gets the fast path back
--- within a refresh.
+-- own (which replace the organisation's discount), a call near or above a
+-- long-context tier's threshold or with 2^30 tokens or more, a call made
+-- outside its price's validity (backdated history, or a price or discount
+-- change that took effect since the last compile: a price's validity in the
+-- book ends where anything else that applies to its key starts or ends), a
+-- used dimension without a rate, units, app-cache hits, provider-reported
+-- costs, patterns, unknown models. Correctness never depends on the book being
+-- current: it answers only inside each price's validity, and is rebuilt in the
+-- same transaction as every price, alias or discount change. ai_cost.refresh()
+-- recompiles when a price in the lookup starts or ends since the last compile,
+-- so a scheduled price change gets the fast path back within a refresh.
 --
 -- Safety. The generated bodies are literals made with format('%L') from
 -- typed values (jsonb, bigint[], timestamptz[]), never SQL text from input,
@@ -56,8 +60,10 @@
 
 -- The compiled book as a table, one row per (provider, service tier, model)
 -- with a current list price: what insert_calls() joins, and what the cost
--- trigger's constants are generated from. Rates in picodollars per token
--- (0: none), and per dimension the bits a token count may use (see the header).
+-- trigger's constants are generated from. The price row and the
+-- organisation discount applied to it (NULL: none); rates in picodollars
+-- per token after that discount (0: none), and per dimension the bits a
+-- token count may use (see the header).
 -- Written only by ai_cost_internal.compile_price_book(), in the same
 -- transaction as every price change.
 CREATE TABLE ai_cost_internal.price_book (
@@ -67,6 +73,7 @@ CREATE TABLE ai_cost_internal.price_book (
   service_tier text NOT NULL,
   model text NOT NULL,
   price_id bigint NOT NULL,
+  discount_id bigint,
   input_rate bigint NOT NULL, output_rate bigint NOT NULL, cache_read_rate bigint NOT NULL,
   cache_write_rate bigint NOT NULL, cache_write_1h_rate bigint NOT NULL,
   audio_input_rate bigint NOT NULL, audio_output_rate bigint NOT NULL,
@@ -78,7 +85,7 @@ CREATE TABLE ai_cost_internal.price_book (
   valid_from timestamptz NOT NULL,
   valid_to timestamptz NOT NULL
 );
-COMMENT ON TABLE ai_cost_internal.price_book IS 'Internal: the compiled price book (current list prices as integer picodollars per token), written by ai_cost_internal.compile_price_book().';
+COMMENT ON TABLE ai_cost_internal.price_book IS 'Internal: the compiled price book (current list prices, less the organisation''s discount, as integer picodollars per token), written by ai_cost_internal.compile_price_book().';
 
 -- The book for ai_cost.insert_calls() to hash once per batch. A function the
 -- planner does not inline, so that its ROWS estimate, below a batch's, makes
@@ -103,22 +110,42 @@ DECLARE
 BEGIN
   LOCK TABLE ai_cost_internal.price_lookup IN EXCLUSIVE MODE;
   DELETE FROM ai_cost_internal.price_book;
-  WITH list_prices AS (
-    -- A key is three words; provider and model must hold no space, so no
-    -- other (provider, tier, model) can spell the same key.
-    SELECT l.provider || ' ' || l.service_tier || ' ' || l.model AS key, l.provider, l.service_tier, l.model,
-           l.price_id, l.valid_from, l.valid_to,
-           (SELECT min(t.above_input_tokens) FROM ai_cost_internal.price_lookup t
-             WHERE t.provider = l.provider AND t.model = l.model AND t.service_tier = l.service_tier
-               AND t.tenant_id = '' AND t.above_input_tokens > 0) AS next_tier_above,
-           ARRAY[l.input_per_mtok, l.output_per_mtok, l.cache_read_per_mtok, l.cache_write_per_mtok,
-                 l.cache_write_1h_per_mtok, l.audio_input_per_mtok, l.audio_output_per_mtok,
-                 coalesce(l.reasoning_per_mtok, l.output_per_mtok),
-                 coalesce(l.cache_read_audio_per_mtok, l.cache_read_per_mtok)] AS per_mtok
+  WITH in_force AS (
+    -- Per key the row a call without terms of its own takes now, below any
+    -- long-context tier: the list price with the organisation's narrowest
+    -- discount, or the list price (the lowest rank, as the lookup orders).
+    SELECT DISTINCT ON (l.provider, l.service_tier, l.model) l.*
       FROM ai_cost_internal.price_lookup l
      WHERE l.tenant_id = '' AND l.above_input_tokens = 0
        AND l.valid_from <= now() AND (l.valid_to IS NULL OR l.valid_to > now())
        AND strpos(l.provider, ' ') = 0 AND strpos(l.model, ' ') = 0
+     ORDER BY l.provider, l.service_tier, l.model, l.rank
+  ), list_prices AS (
+    -- A key is three words; provider and model must hold no space, so no
+    -- other (provider, tier, model) can spell the same key.
+    SELECT l.provider || ' ' || l.service_tier || ' ' || l.model AS key, l.provider, l.service_tier, l.model,
+           l.price_id, l.discount_id,
+           -- The row's validity, cut to the instants around now where no other
+           -- row of the key starts or ends: a list price runs on past the start
+           -- or end of a discount on it, which then decides the price.
+           greatest(l.valid_from, (SELECT max(b.at) FROM ai_cost_internal.price_lookup o
+                                    CROSS JOIN LATERAL (VALUES (o.valid_from), (o.valid_to)) AS b(at)
+                                   WHERE o.provider = l.provider AND o.model = l.model AND o.service_tier = l.service_tier
+                                     AND o.tenant_id = '' AND o.above_input_tokens = 0 AND b.at <= now())) AS valid_from,
+           least(l.valid_to, (SELECT min(b.at) FROM ai_cost_internal.price_lookup o
+                               CROSS JOIN LATERAL (VALUES (o.valid_from), (o.valid_to)) AS b(at)
+                              WHERE o.provider = l.provider AND o.model = l.model AND o.service_tier = l.service_tier
+                                AND o.tenant_id = '' AND o.above_input_tokens = 0 AND b.at > now())) AS valid_to,
+           (SELECT min(t.above_input_tokens) FROM ai_cost_internal.price_lookup t
+             WHERE t.provider = l.provider AND t.model = l.model AND t.service_tier = l.service_tier
+               AND t.tenant_id = '' AND t.above_input_tokens > 0) AS next_tier_above,
+           -- The discount is taken off each rate: factor x sum = sum of factor x rate, exactly.
+           ARRAY[l.input_per_mtok * l.factor, l.output_per_mtok * l.factor, l.cache_read_per_mtok * l.factor,
+                 l.cache_write_per_mtok * l.factor, l.cache_write_1h_per_mtok * l.factor,
+                 l.audio_input_per_mtok * l.factor, l.audio_output_per_mtok * l.factor,
+                 coalesce(l.reasoning_per_mtok, l.output_per_mtok) * l.factor,
+                 coalesce(l.cache_read_audio_per_mtok, l.cache_read_per_mtok) * l.factor] AS per_mtok
+      FROM in_force l
   ), compilable AS (
     SELECT row_number() OVER (ORDER BY p.key) AS slot, p.*,
            -- The rates in picodollars per token (0: none).
@@ -136,7 +163,7 @@ BEGIN
                         WHERE r.rate * 1000000 <> trunc(r.rate * 1000000) OR r.rate > 1000)
   )
   INSERT INTO ai_cost_internal.price_book
-  SELECT c.slot, c.key, c.provider, c.service_tier, c.model, c.price_id,
+  SELECT c.slot, c.key, c.provider, c.service_tier, c.model, c.price_id, c.discount_id,
          c.rates[1], c.rates[2], c.rates[3], c.rates[4], c.rates[5], c.rates[6], c.rates[7], c.rates[8], c.rates[9],
          c.bits[1], c.bits[2], c.bits[3], c.bits[4], c.bits[5], c.bits[6], c.bits[7], c.bits[8], c.bits[9],
          c.valid_from, coalesce(c.valid_to, 'infinity')
@@ -144,7 +171,7 @@ BEGIN
 
   -- The same book as constants for the cost trigger, the bits as masks.
   SELECT coalesce(jsonb_object_agg(b.key, b.slot), '{}'),
-         coalesce('{' || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
+         coalesce('{' || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
                                            b.input_rate, b.output_rate, b.cache_read_rate, b.cache_write_rate,
                                            b.cache_write_1h_rate, b.audio_input_rate, b.audio_output_rate,
                                            b.reasoning_rate, b.cache_read_audio_rate,
@@ -152,7 +179,7 @@ BEGIN
                                            -(1::bigint << b.cache_read_bits), -(1::bigint << b.cache_write_bits),
                                            -(1::bigint << b.cache_write_1h_bits), -(1::bigint << b.audio_input_bits),
                                            -(1::bigint << b.audio_output_bits), -(1::bigint << b.reasoning_bits),
-                                           -(1::bigint << b.cache_read_audio_bits)),
+                                           -(1::bigint << b.cache_read_audio_bits), coalesce(b.discount_id::text, 'NULL')),
                                     ',' ORDER BY b.slot) || '}', '{}'),
          coalesce('{' || string_agg('{"' || b.valid_from || '","' || b.valid_to || '"}', ',' ORDER BY b.slot) || '}', '{}')
     INTO book_slots, book_rates, book_windows
@@ -193,7 +220,7 @@ COMMENT ON FUNCTION ai_cost_internal.compile_price_book() IS 'Internal: rewrites
 -- The generated functions exist from the first compile on.
 SELECT ai_cost_internal.compile_price_book();
 COMMENT ON FUNCTION ai_cost_internal.price_book_slot(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): the slot of a current list price by "provider service_tier model", or NULL.';
-COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id; the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning and cached audio input rates in picodollars per token (0: none; reasoning at the output rate and cached audio at the cache read rate when the price has no rate of their own); then for the same nine token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL).';
-COMMENT ON FUNCTION ai_cost_internal.price_book_windows() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the validity of its price, [from, to).';
+COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id; the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning and cached audio input rates in picodollars per token, less the organisation''s discount (0: none; reasoning at the output rate and cached audio at the cache read rate when the price has no rate of their own); then for the same nine token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL); then the id of the organisation discount applied (NULL: none).';
+COMMENT ON FUNCTION ai_cost_internal.price_book_windows() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot when its price and discount apply, [from, to).';
 COMMENT ON FUNCTION ai_cost_internal.price_book_has_tenant(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): whether a tenant has prices or discounts of its own (the compiled book holds list prices only).';
 COMMENT ON FUNCTION ai_cost_internal.price_book_stale_at() IS 'Internal, generated by ai_cost_internal.compile_price_book(): when a price next starts or ends, after which ai_cost.refresh() compiles the book again.';

@@ -45,8 +45,10 @@
 
 -- The exact formula, and the one indexed lookup it needs: the resolved price
 -- for a call's exact model id or alias (the tenant's own price, then its
--- narrowest discount, then the list price; within those, the highest
--- long-context tier the input exceeds) applied to every billing dimension.
+-- narrowest discount, then the organisation's narrowest discount, then the
+-- list price; within those, the highest long-context tier the input exceeds)
+-- applied to every billing dimension. At most one discount applies (see
+-- ai_cost.tenant_discounts in 020_prices.sql for why they never compound).
 -- Components are summed exactly in numeric, the discount factor applied, and
 -- the total rounded up once. missing_rate names a dimension the call used
 -- that the price leaves NULL; callers then store the call as unpriced (cost
@@ -191,6 +193,8 @@ BEGIN
            p.price_id, p.provider, p.priced_model, p.service_tier,
            CASE WHEN p.above_input_tokens = 0 THEN 'base price' ELSE 'input above ' || p.above_input_tokens || ' tokens' END,
            CASE WHEN p.rank = 0 THEN ', tenant ' || p.tenant_id || '''s own price'
+                WHEN p.discount_id IS NOT NULL AND p.tenant_id = ''
+                THEN format(', organisation discount %s: %s%% off', p.discount_id, trim_scale((1 - p.factor) * 100))
                 WHEN p.discount_id IS NOT NULL
                 THEN format(', tenant %s discount %s: %s%% off', p.tenant_id, p.discount_id, trim_scale((1 - p.factor) * 100))
                 ELSE '' END,
@@ -378,15 +382,16 @@ BEGIN
     tenant_id, user_id, feature, conversation_id, prompt_id, prompt_version, metadata, request_id,
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
     cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, cache_read_audio_tokens, units, unit,
-    provided_cost_micros, streamed, cached, ttft_ms, total_ms, error_message, cost_micros, computed_cost_micros, price_id)
+    provided_cost_micros, streamed, cached, ttft_ms, total_ms, error_message, cost_micros, computed_cost_micros, price_id,
+    discount_id)
   SELECT
     c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier,
     c.tenant_id, c.user_id, c.feature, c.conversation_id, c.prompt_id, c.prompt_version, c.metadata, c.request_id,
     c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
     c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens, c.cache_read_audio_tokens, c.units, c.unit,
     c.provided_cost_micros, c.streamed, c.cached, c.ttft_ms, c.total_ms, c.error_message, book.cost_micros, book.cost_micros,
-    -- Only read with a cost beside it: the trigger sets its own otherwise.
-    b.price_id
+    -- Only read with a cost beside them: the trigger sets its own otherwise.
+    b.price_id, b.discount_id
   FROM (
     -- A key left out, or given as null, takes the column's default.
     SELECT coalesce(j.created_at, now()) AS created_at, j.provider, j.model,
@@ -500,7 +505,7 @@ BEGIN
   IF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
      AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
      AND NEW.created_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) '1 day'::interval)
-     AND NEW.discount_id IS NULL AND NEW.unpriced_reason IS NULL
+     AND NEW.unpriced_reason IS NULL
      AND coalesce(NEW.cache_write_tokens, NEW.cache_write_1h_tokens, NEW.audio_input_tokens, NEW.audio_output_tokens) IS NULL
      AND NOT ai_cost_internal.price_book_has_tenant(NEW.tenant_id) THEN
     slot := ai_cost_internal.price_book_slot(NEW.provider OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.service_tier OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.model);
@@ -528,13 +533,14 @@ BEGIN
                           OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
       NEW.computed_cost_micros := NEW.cost_micros;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
+      NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][20];
       RETURN NEW;
     END IF;
   -- The same with cache writes or audio: all nine dimensions.
   ELSIF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
      AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
      AND NEW.created_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) '1 day'::interval)
-     AND NEW.discount_id IS NULL AND NEW.unpriced_reason IS NULL
+     AND NEW.unpriced_reason IS NULL
      AND NOT ai_cost_internal.price_book_has_tenant(NEW.tenant_id) THEN
     slot := ai_cost_internal.price_book_slot(NEW.provider OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.service_tier OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.model);
     -- Once the masks hold every count below 2^30, reasoning and audio output
@@ -575,6 +581,7 @@ BEGIN
                           OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
       NEW.computed_cost_micros := NEW.cost_micros;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
+      NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][20];
       RETURN NEW;
     END IF;
   END IF;
