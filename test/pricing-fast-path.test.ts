@@ -24,6 +24,11 @@ const db = useTestDatabase(test, {
       INSERT INTO ai_cost.prices (provider, model, valid_from, tenant_id, input_per_mtok, output_per_mtok)
       VALUES ('fp', 'full', '2025-03-01', 'tenant-own-price', 0.5, 2);
       INSERT INTO ai_cost.tenant_discounts (tenant_id, provider, percent_off) VALUES ('tenant-discount', 'fp', 15);
+      -- Organisation discounts: one from mid-period that the book compiles
+      -- into its rates, and one whose discounted rates are no whole number of
+      -- picodollars (0.25 x 2/3), which the book leaves to the lookup.
+      INSERT INTO ai_cost.tenant_discounts (tenant_id, provider, model, percent_off, valid_from)
+      VALUES (NULL, 'fp', 'full', 20, '2025-05-01'), (NULL, 'fp', 'bare', 33.3333333333, '-infinity');
       INSERT INTO ai_cost.model_aliases (provider, alias, model) VALUES ('fp', 'full-2025-01-01', 'full');
       INSERT INTO ai_cost.providers (id, name, strict) VALUES ('fp-strict', 'Strict test provider', true) ON CONFLICT (id) DO UPDATE SET strict = true;`);
   },
@@ -99,10 +104,12 @@ test('the trigger agrees with ai_cost_internal.cost_of on calls covering every d
                                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
                                reasoning_tokens, audio_input_tokens, audio_output_tokens, cache_read_audio_tokens, units, unit, feature)
     ${generatedCalls('fast-path')}`);
-  const [mix] = await db.query<{ calls: string; priced: string; unpriced: string; discounted: string; tiered: string; aliased: string;
-    reasoning_apart: string; cached_audio: string }>(`
+  const [mix] = await db.query<{ calls: string; priced: string; unpriced: string; discounted: string; organisation_discounted: string;
+    tiered: string; aliased: string; reasoning_apart: string; cached_audio: string }>(`
     SELECT count(*)::text AS calls, count(cost_micros)::text AS priced, count(unpriced_reason)::text AS unpriced,
            count(discount_id)::text AS discounted,
+           count(*) FILTER (WHERE discount_id IN (SELECT id FROM ai_cost.tenant_discounts WHERE tenant_id IS NULL))::text
+             AS organisation_discounted,
            count(*) FILTER (WHERE price_id IN (SELECT id FROM ai_cost.prices WHERE above_input_tokens > 0))::text AS tiered,
            count(*) FILTER (WHERE model = 'full-2025-01-01' AND cost_micros IS NOT NULL)::text AS aliased,
            count(*) FILTER (WHERE reasoning_tokens > 0
@@ -122,8 +129,10 @@ test('insert_calls prices the calls the book covers in its own statement, as ai_
     try {
       await client.query('BEGIN; ALTER TABLE ai_cost.calls DISABLE TRIGGER tg_calls__price_call; SELECT setseed(0.17)');
       await client.query(insertGenerated('set-priced-alone'));
-      const { rows: [mix] } = await client.query<{ calls: number; priced: number; long_sum: number; reasoning_apart: number; cached_audio: number; without_price_id: number }>(`
+      const { rows: [mix] } = await client.query<{ calls: number; priced: number; organisation_discounted: number; long_sum: number;
+        reasoning_apart: number; cached_audio: number; without_price_id: number }>(`
         SELECT count(*)::int AS calls, count(cost_micros)::int AS priced,
+               count(*) FILTER (WHERE cost_micros IS NOT NULL AND discount_id IS NOT NULL)::int AS organisation_discounted,
                count(*) FILTER (WHERE cost_micros IS NOT NULL
                                   AND coalesce(cache_write_tokens, audio_input_tokens, audio_output_tokens) IS NOT NULL)::int AS long_sum,
                count(*) FILTER (WHERE cost_micros IS NOT NULL AND reasoning_tokens > 0
@@ -134,6 +143,7 @@ test('insert_calls prices the calls the book covers in its own statement, as ai_
       t.is(mix!.calls, 4000);
       // About a tenth of the mix is a plain call at a current list price.
       t.true(mix!.priced > 200, `priced in the statement: ${mix!.priced}`);
+      t.true(mix!.organisation_discounted > 20, `with an organisation discount: ${mix!.organisation_discounted}`);
       t.true(mix!.long_sum > 20, `with cache writes or audio: ${mix!.long_sum}`);
       t.true(mix!.reasoning_apart > 10, `with reasoning at a rate of its own: ${mix!.reasoning_apart}`);
       t.true(mix!.cached_audio > 5, `with cached audio: ${mix!.cached_audio}`);
