@@ -1,5 +1,6 @@
 import test from 'ava';
 import pg from 'pg';
+import { migrate, MigrationFailedError } from '../src/migrate.js';
 import { useTestDatabase } from './support/database.js';
 
 // Organisation-wide discounts: rows of ai_cost.tenant_discounts without a
@@ -219,4 +220,12 @@ test('organisation discounts of one scope must not overlap in time, and a tenant
     { message: /discount tenant_id must not be empty: NULL is every tenant/ });
   // A tenant's discount of the same scope is no overlap: it is the tenant's.
   await t.notThrowsAsync(db.query(`INSERT INTO ai_cost.tenant_discounts (tenant_id, provider, percent_off) VALUES ('hooli', 'od', 12)`));
+});
+
+// Serial, so before the others: the attempt locks what the step would change.
+test.serial('migrating down past organisation discounts refuses, rather than drop contract terms', async (t) => {
+  await t.throwsAsync(migrate(db.url, { direction: 'down' }),
+    { instanceOf: MigrationFailedError, message: /holds organisation-wide discounts \(tenant_id NULL\), which the earlier schema cannot hold/ });
+  const [kept] = await db.query(`SELECT count(*)::int AS n FROM ai_cost.tenant_discounts WHERE tenant_id IS NULL`);
+  t.deepEqual(kept, { n: 3 });
 });
