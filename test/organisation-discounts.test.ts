@@ -14,12 +14,12 @@ import { useTestDatabase } from './support/database.js';
 //   od/beta   input 1.10, output 4.40
 //   od/soon   input 1.10, output 4.40
 //   oe/gamma  input 3,    output 15
-// The usage of every call below: 1,001 input of which 3 cache reads, 37
-// output. Its list cost:
+//   op/delta  as alpha
+// Every call below has 1,001 input tokens (3 of them cache reads, for alpha
+// and delta) and 37 output tokens. Its list cost:
 //   alpha  998 x 2 + 37 x 8 + 3 x 0.5  = 1,996 + 296 + 1.5 = 2,293.5
-//   beta   1,001 x 1.10 + 37 x 4.40    = 1,101.1 + 162.8  = 1,263.9 (no cache reads)
-//   gamma  1,001 x 3 + 37 x 15         = 3,003 + 555      = 3,558   (no cache reads)
-// op/delta is priced as alpha.
+//   beta   1,001 x 1.10 + 37 x 4.40    = 1,101.1 + 162.8  = 1,263.9
+//   gamma  1,001 x 3 + 37 x 15         = 3,003 + 555      = 3,558
 // Organisation discounts: 5% off everything from 2025-02-01, 10% off
 // provider od, 20% off od/alpha from 2025-07-01. Tenant acme: 15% off
 // provider od. Tenant globex: its own alpha price, input 1, output 4, cache
@@ -51,18 +51,19 @@ async function discountId(note: string): Promise<string> {
 
 interface Priced { id: string; cost: string | null; price_id: string | null; discount_id: string | null }
 
-/** One call through the cost trigger (a single INSERT). */
-async function insert(model: string, options: { tenant?: string | null; at?: string; provider?: string } = {}): Promise<Priced> {
+/** One call of `model` with the usage above through the cost trigger (a single INSERT), at now() unless `at`. */
+async function insert(model: string, options: { tenant?: string | null; at?: string } = {}): Promise<Priced> {
   const cacheRead = model === 'alpha' || model === 'delta' ? 3 : null;
   const [row] = await db.query<Priced>(`
     INSERT INTO ai_cost.calls (provider, model, tenant_id, created_at, input_tokens, output_tokens, cache_read_tokens)
     VALUES ($1, $2, $3, coalesce($4::timestamptz, now()), 1001, 37, $5)
     RETURNING id::text, cost_micros::text AS cost, price_id::text, discount_id::text`,
-  [options.provider ?? (model === 'gamma' ? 'oe' : model === 'delta' ? 'op' : 'od'), model, options.tenant ?? null,
+  [model === 'gamma' ? 'oe' : model === 'delta' ? 'op' : 'od', model, options.tenant ?? null,
     options.at ?? null, cacheRead]);
   return row!;
 }
 
+/** The id of `model`'s list price, or of the tenant's own price. */
 async function listPriceId(model: string, tenant: string | null = null): Promise<string> {
   const [row] = await db.query<{ id: string }>(
     'SELECT id::text FROM ai_cost.prices WHERE model = $1 AND tenant_id IS NOT DISTINCT FROM $2', [model, tenant]);
