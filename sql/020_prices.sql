@@ -64,6 +64,9 @@ CREATE TABLE ai_cost.prices (
   from_price_list boolean NOT NULL DEFAULT false,
   reasoning_per_mtok numeric,
   cache_read_audio_per_mtok numeric,
+  image_input_per_mtok numeric,
+  image_output_per_mtok numeric,
+  video_input_per_mtok numeric,
   CONSTRAINT "price provider and model must not be empty"
     CHECK (provider <> '' AND model <> ''),
   CONSTRAINT "price service_tier must be standard, batch, flex or priority"
@@ -76,14 +79,17 @@ CREATE TABLE ai_cost.prices (
     CHECK (input_per_mtok >= 0 AND output_per_mtok >= 0
        AND cache_read_per_mtok >= 0 AND cache_write_per_mtok >= 0 AND cache_write_1h_per_mtok >= 0
        AND audio_input_per_mtok >= 0 AND audio_output_per_mtok >= 0
-       AND reasoning_per_mtok >= 0 AND cache_read_audio_per_mtok >= 0 AND unit_price >= 0),
+       AND reasoning_per_mtok >= 0 AND cache_read_audio_per_mtok >= 0
+       AND image_input_per_mtok >= 0 AND image_output_per_mtok >= 0 AND video_input_per_mtok >= 0 AND unit_price >= 0),
   -- numeric accepts NaN and Infinity, and NaN >= 0 is true in PostgreSQL:
   -- an upper bound is what keeps them out (NaN sorts above every number).
   CONSTRAINT "prices must be finite and below 1000000 USD per 1M tokens"
     CHECK (input_per_mtok < 1000000 AND output_per_mtok < 1000000
        AND cache_read_per_mtok < 1000000 AND cache_write_per_mtok < 1000000 AND cache_write_1h_per_mtok < 1000000
        AND audio_input_per_mtok < 1000000 AND audio_output_per_mtok < 1000000
-       AND reasoning_per_mtok < 1000000 AND cache_read_audio_per_mtok < 1000000 AND unit_price < 1000000),
+       AND reasoning_per_mtok < 1000000 AND cache_read_audio_per_mtok < 1000000
+       AND image_input_per_mtok < 1000000 AND image_output_per_mtok < 1000000 AND video_input_per_mtok < 1000000
+       AND unit_price < 1000000),
   CONSTRAINT "unit_price needs a unit"
     CHECK ((unit IS NULL) = (unit_price IS NULL) AND unit <> ''),
   CONSTRAINT "price valid_to must be after valid_from"
@@ -104,8 +110,8 @@ COMMENT ON COLUMN ai_cost.prices.above_input_tokens IS 'Long-context tier: 0 for
 COMMENT ON COLUMN ai_cost.prices.tenant_id IS 'NULL for a list price; a tenant id for that tenant''s own negotiated price, which wins over the list price for its calls.';
 COMMENT ON COLUMN ai_cost.prices.valid_from IS 'First instant this price applies (inclusive), compared with ai_cost.calls.created_at.';
 COMMENT ON COLUMN ai_cost.prices.valid_to IS 'Instant this price stops applying (exclusive); NULL while in force. Set automatically when a later price is inserted.';
-COMMENT ON COLUMN ai_cost.prices.input_per_mtok IS 'USD per 1M uncached input tokens.';
-COMMENT ON COLUMN ai_cost.prices.output_per_mtok IS 'USD per 1M output tokens (reasoning tokens included, unless reasoning_per_mtok is set).';
+COMMENT ON COLUMN ai_cost.prices.input_per_mtok IS 'USD per 1M uncached input tokens (image and video input included, unless image_input_per_mtok or video_input_per_mtok is set).';
+COMMENT ON COLUMN ai_cost.prices.output_per_mtok IS 'USD per 1M output tokens (reasoning and image output included, unless reasoning_per_mtok or image_output_per_mtok is set).';
 COMMENT ON COLUMN ai_cost.prices.cache_read_per_mtok IS 'USD per 1M input tokens read from the provider''s prompt cache.';
 COMMENT ON COLUMN ai_cost.prices.cache_write_per_mtok IS 'USD per 1M input tokens written to the provider''s prompt cache.';
 COMMENT ON COLUMN ai_cost.prices.cache_write_1h_per_mtok IS 'USD per 1M input tokens written to the prompt cache with a 1-hour lifetime (Anthropic: 2x input).';
@@ -113,6 +119,9 @@ COMMENT ON COLUMN ai_cost.prices.audio_input_per_mtok IS 'USD per 1M audio input
 COMMENT ON COLUMN ai_cost.prices.audio_output_per_mtok IS 'USD per 1M audio output tokens.';
 COMMENT ON COLUMN ai_cost.prices.reasoning_per_mtok IS 'USD per 1M reasoning tokens, for a provider that bills them apart from the rest of the output (Perplexity sonar-deep-research). NULL: reasoning tokens are billed as output tokens, at output_per_mtok.';
 COMMENT ON COLUMN ai_cost.prices.cache_read_audio_per_mtok IS 'USD per 1M audio input tokens read from the prompt cache (OpenAI Realtime, Gemini context caching). NULL: they are billed as other cache reads, at cache_read_per_mtok.';
+COMMENT ON COLUMN ai_cost.prices.image_input_per_mtok IS 'USD per 1M image input tokens not read from the prompt cache, for a model that bills them apart from text (OpenAI gpt-image-1: $10 against $5 for text). NULL: they are billed as other input, at input_per_mtok.';
+COMMENT ON COLUMN ai_cost.prices.image_output_per_mtok IS 'USD per 1M image output tokens, for a model that bills them apart from text output (OpenAI gpt-image-1, Gemini image generation). NULL: they are billed as other output, at output_per_mtok.';
+COMMENT ON COLUMN ai_cost.prices.video_input_per_mtok IS 'USD per 1M video input tokens not read from the prompt cache, for a model that bills them apart from text. NULL: they are billed as other input, at input_per_mtok.';
 COMMENT ON COLUMN ai_cost.prices.unit IS 'What unit_price is charged per: image, second, request, query, ... (compared with ai_cost.calls.unit).';
 COMMENT ON COLUMN ai_cost.prices.unit_price IS 'USD per unit (not per million), for calls billed per image, second, request or query.';
 COMMENT ON COLUMN ai_cost.prices.source IS 'Where the price was read (a URL or a price list name).';

@@ -77,7 +77,10 @@ CREATE TABLE ai_cost_internal.price_lookup (
   unit text,
   unit_price numeric,
   reasoning_per_mtok numeric,
-  cache_read_audio_per_mtok numeric
+  cache_read_audio_per_mtok numeric,
+  image_input_per_mtok numeric,
+  image_output_per_mtok numeric,
+  video_input_per_mtok numeric
 );
 COMMENT ON TABLE ai_cost_internal.price_lookup IS 'Internal: prices resolved for aliases, tenants and discounts (tenant_id '''' for what applies to everyone), maintained from ai_cost.prices, ai_cost.model_aliases and ai_cost.tenant_discounts.';
 
@@ -180,7 +183,8 @@ BEGIN
   SELECT provider, name, service_tier, coalesce(tenant_id, ''), CASE WHEN tenant_id IS NULL THEN 7 ELSE 0 END,
          above_input_tokens, valid_from, valid_to, id, NULL, 1, model,
          input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
-         audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, reasoning_per_mtok, cache_read_audio_per_mtok
+         audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, reasoning_per_mtok, cache_read_audio_per_mtok,
+         image_input_per_mtok, image_output_per_mtok, video_input_per_mtok
     FROM priced
   UNION ALL
   -- List prices with a tenant's or the organisation's discount, for the
@@ -190,7 +194,8 @@ BEGIN
            + CASE WHEN d.tenant_id IS NULL THEN 3 ELSE 0 END,
          p.above_input_tokens, lower(r), upper(r), p.id, d.id, 1 - d.percent_off / 100, p.model,
          p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok, p.cache_write_per_mtok, p.cache_write_1h_per_mtok,
-         p.audio_input_per_mtok, p.audio_output_per_mtok, p.unit, p.unit_price, p.reasoning_per_mtok, p.cache_read_audio_per_mtok
+         p.audio_input_per_mtok, p.audio_output_per_mtok, p.unit, p.unit_price, p.reasoning_per_mtok, p.cache_read_audio_per_mtok,
+         p.image_input_per_mtok, p.image_output_per_mtok, p.video_input_per_mtok
     FROM priced p
     JOIN ai_cost.tenant_discounts d
       ON p.tenant_id IS NULL

@@ -138,6 +138,22 @@ ALTER TABLE ai_cost.calls
     CHECK (coalesce(cache_read_audio_tokens, 0) <= 0 OR cache_read_audio_tokens <= coalesce(cache_read_tokens, 0)),
   ADD CONSTRAINT "audio_input_tokens must include cache_read_audio_tokens"
     CHECK (coalesce(cache_read_audio_tokens, 0) <= 0 OR cache_read_audio_tokens <= coalesce(audio_input_tokens, 0));
+-- Image and video input are counted without what was read from the prompt
+-- cache: Gemini bills cached image and video tokens as other cache reads,
+-- so they are in cache_read_tokens only, and every input token is in one
+-- billed part.
+ALTER TABLE ai_cost.calls ADD COLUMN image_input_tokens bigint;
+ALTER TABLE ai_cost.calls ADD COLUMN image_output_tokens bigint;
+ALTER TABLE ai_cost.calls ADD COLUMN video_input_tokens bigint;
+ALTER TABLE ai_cost.calls
+  ADD CONSTRAINT "image and video token counts must not be negative"
+    CHECK (image_input_tokens >= 0 AND image_output_tokens >= 0 AND video_input_tokens >= 0),
+  ADD CONSTRAINT "input_tokens must include image_input_tokens"
+    CHECK (coalesce(image_input_tokens, 0) <= 0 OR image_input_tokens <= coalesce(input_tokens, 0)),
+  ADD CONSTRAINT "input_tokens must include video_input_tokens"
+    CHECK (coalesce(video_input_tokens, 0) <= 0 OR video_input_tokens <= coalesce(input_tokens, 0)),
+  ADD CONSTRAINT "output_tokens must include image_output_tokens"
+    CHECK (coalesce(image_output_tokens, 0) <= 0 OR image_output_tokens <= coalesce(output_tokens, 0));
 COMMENT ON TABLE ai_cost.calls IS 'One row per AI/LLM API call attempt (success, error or cancelled). Insert from any client; cost_micros is computed on insert from ai_cost.prices.';
 COMMENT ON COLUMN ai_cost.calls.id IS 'Row id.';
 COMMENT ON COLUMN ai_cost.calls.created_at IS 'Time of the call. The price in force at this instant applies.';
@@ -154,9 +170,9 @@ COMMENT ON COLUMN ai_cost.calls.prompt_id IS 'Prompt template id.';
 COMMENT ON COLUMN ai_cost.calls.prompt_version IS 'Prompt template version.';
 COMMENT ON COLUMN ai_cost.calls.metadata IS 'Any further attributes, as a JSON object.';
 COMMENT ON COLUMN ai_cost.calls.request_id IS 'Idempotency key (e.g. the provider''s response id). Unique when set, so a retried insert cannot count twice: use INSERT ... ON CONFLICT (request_id) DO NOTHING.';
-COMMENT ON COLUMN ai_cost.calls.input_tokens IS 'All prompt tokens, INCLUDING cache reads and cache writes (OpenTelemetry GenAI semantics). NULL = not applicable.';
-COMMENT ON COLUMN ai_cost.calls.output_tokens IS 'All generated tokens, INCLUDING reasoning tokens. NULL = not applicable.';
-COMMENT ON COLUMN ai_cost.calls.cache_read_tokens IS 'Part of input_tokens read from the provider''s prompt cache, audio included (see cache_read_audio_tokens).';
+COMMENT ON COLUMN ai_cost.calls.input_tokens IS 'All prompt tokens, INCLUDING cache reads, cache writes, audio, image and video (OpenTelemetry GenAI semantics). NULL = not applicable.';
+COMMENT ON COLUMN ai_cost.calls.output_tokens IS 'All generated tokens, INCLUDING reasoning, audio and image tokens. NULL = not applicable.';
+COMMENT ON COLUMN ai_cost.calls.cache_read_tokens IS 'Part of input_tokens read from the provider''s prompt cache, audio, image and video included (see cache_read_audio_tokens).';
 COMMENT ON COLUMN ai_cost.calls.cache_write_tokens IS 'Part of input_tokens written to the provider''s prompt cache.';
 COMMENT ON COLUMN ai_cost.calls.reasoning_tokens IS 'Part of output_tokens spent on reasoning: billed as output, or at the price''s reasoning_per_mtok when it has one.';
 COMMENT ON COLUMN ai_cost.calls.cache_write_1h_tokens IS 'Part of cache_write_tokens written with a 1-hour lifetime (Anthropic bills these at a higher rate than 5-minute writes).';
@@ -175,6 +191,9 @@ COMMENT ON COLUMN ai_cost.calls.price_id IS 'The ai_cost.prices row that gave co
 COMMENT ON COLUMN ai_cost.calls.unpriced_reason IS 'Why cost_micros is NULL (e.g. no price for the model, no price for a token kind that was used); NULL when priced.';
 COMMENT ON COLUMN ai_cost.calls.discount_id IS 'The ai_cost.tenant_discounts row applied to this call''s list price, if any.';
 COMMENT ON COLUMN ai_cost.calls.cache_read_audio_tokens IS 'Audio input tokens read from the prompt cache: part of cache_read_tokens and part of audio_input_tokens (OpenAI Realtime: input_token_details.cached_tokens_details.audio_tokens; Gemini: the AUDIO entry of cacheTokensDetails). Billed at the price''s cache_read_audio_per_mtok, or as other cache reads when it has none.';
+COMMENT ON COLUMN ai_cost.calls.image_input_tokens IS 'Part of input_tokens that was image, without what was read from the prompt cache: a cached image token is a cache read only. OpenAI Images API: input_tokens_details.image_tokens; Gemini: the IMAGE entry of promptTokensDetails less that of cacheTokensDetails. Billed at the price''s image_input_per_mtok, or as other input when it has none.';
+COMMENT ON COLUMN ai_cost.calls.image_output_tokens IS 'Part of output_tokens that was image. OpenAI Images API: output_tokens (all image) or output_tokens_details.image_tokens; Gemini: the IMAGE entry of candidatesTokensDetails. Billed at the price''s image_output_per_mtok, or as other output when it has none.';
+COMMENT ON COLUMN ai_cost.calls.video_input_tokens IS 'Part of input_tokens that was video, without what was read from the prompt cache: a cached video token is a cache read only. Gemini: the VIDEO entry of promptTokensDetails less that of cacheTokensDetails. Billed at the price''s video_input_per_mtok, or as other input when it has none.';
 COMMENT ON COLUMN ai_cost.calls.computed_cost_micros IS 'The cost from ai_cost.prices (tenant prices and discounts applied), set on insert for every call, app-cache hits and provider-reported costs included. Equals cost_micros unless the call was cached (cost 0) or its provider reports its own cost. NULL when no price applies.';
 
 -- The transactions writing ai_cost.calls (or one of its partitions) at this

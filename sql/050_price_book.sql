@@ -29,10 +29,14 @@
 -- sum can overflow a bigint: each term is such a count, or a difference of
 -- them, times at most 10^9 picodollars, and a part and the rest of its whole
 -- (the cached audio and the other cache reads, say) are positive together only
--- when they add up to the whole, so the positive terms come to less than 8 x
--- 2^30 x 10^9 < 2^63. Reasoning and cached audio are compiled at the rate that
--- bills them: their own, or else the output rate and the cache read rate, so
--- one sum prices every call. Per dimension the book keeps the bits a token
+-- when they add up to the whole, and the trigger takes the book only where
+-- the text input and output, less the parts billed apart, are not negative,
+-- so the positive terms come to less than 6 x 2^30 x 10^9 < 2^63 (the text,
+-- image and video input at most twice the input; each cache and the
+-- non-cached audio input once; the output once). Reasoning, cached audio,
+-- image and video are compiled at the rate that bills them: their own, or
+-- else the output rate, the cache read rate and the input rate, so one sum
+-- prices every call. Per dimension the book keeps the bits a token
 -- count may use: 0 without a rate (the count must be 0 or NULL), else 30, or
 -- fewer for input below a long-context tier. The trigger's constant holds them
 -- as masks, -(2^bits): a count t fits exactly when t & mask = 0, which also
@@ -78,10 +82,12 @@ CREATE TABLE ai_cost_internal.price_book (
   cache_write_rate bigint NOT NULL, cache_write_1h_rate bigint NOT NULL,
   audio_input_rate bigint NOT NULL, audio_output_rate bigint NOT NULL,
   reasoning_rate bigint NOT NULL, cache_read_audio_rate bigint NOT NULL,
+  image_input_rate bigint NOT NULL, image_output_rate bigint NOT NULL, video_input_rate bigint NOT NULL,
   input_bits integer NOT NULL, output_bits integer NOT NULL, cache_read_bits integer NOT NULL,
   cache_write_bits integer NOT NULL, cache_write_1h_bits integer NOT NULL,
   audio_input_bits integer NOT NULL, audio_output_bits integer NOT NULL,
   reasoning_bits integer NOT NULL, cache_read_audio_bits integer NOT NULL,
+  image_input_bits integer NOT NULL, image_output_bits integer NOT NULL, video_input_bits integer NOT NULL,
   valid_from timestamptz NOT NULL,
   valid_to timestamptz NOT NULL
 );
@@ -144,7 +150,10 @@ BEGIN
                  l.cache_write_per_mtok * l.factor, l.cache_write_1h_per_mtok * l.factor,
                  l.audio_input_per_mtok * l.factor, l.audio_output_per_mtok * l.factor,
                  coalesce(l.reasoning_per_mtok, l.output_per_mtok) * l.factor,
-                 coalesce(l.cache_read_audio_per_mtok, l.cache_read_per_mtok) * l.factor] AS per_mtok
+                 coalesce(l.cache_read_audio_per_mtok, l.cache_read_per_mtok) * l.factor,
+                 coalesce(l.image_input_per_mtok, l.input_per_mtok) * l.factor,
+                 coalesce(l.image_output_per_mtok, l.output_per_mtok) * l.factor,
+                 coalesce(l.video_input_per_mtok, l.input_per_mtok) * l.factor] AS per_mtok
       FROM in_force l
   ), compilable AS (
     SELECT row_number() OVER (ORDER BY p.key) AS slot, p.*,
@@ -165,21 +174,26 @@ BEGIN
   INSERT INTO ai_cost_internal.price_book
   SELECT c.slot, c.key, c.provider, c.service_tier, c.model, c.price_id, c.discount_id,
          c.rates[1], c.rates[2], c.rates[3], c.rates[4], c.rates[5], c.rates[6], c.rates[7], c.rates[8], c.rates[9],
+         c.rates[10], c.rates[11], c.rates[12],
          c.bits[1], c.bits[2], c.bits[3], c.bits[4], c.bits[5], c.bits[6], c.bits[7], c.bits[8], c.bits[9],
+         c.bits[10], c.bits[11], c.bits[12],
          c.valid_from, coalesce(c.valid_to, 'infinity')
     FROM compilable c;
 
   -- The same book as constants for the cost trigger, the bits as masks.
   SELECT coalesce(jsonb_object_agg(b.key, b.slot), '{}'),
-         coalesce('{' || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
+         coalesce('{' || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
                                            b.input_rate, b.output_rate, b.cache_read_rate, b.cache_write_rate,
                                            b.cache_write_1h_rate, b.audio_input_rate, b.audio_output_rate,
                                            b.reasoning_rate, b.cache_read_audio_rate,
+                                           b.image_input_rate, b.image_output_rate, b.video_input_rate,
                                            -(1::bigint << b.input_bits), -(1::bigint << b.output_bits),
                                            -(1::bigint << b.cache_read_bits), -(1::bigint << b.cache_write_bits),
                                            -(1::bigint << b.cache_write_1h_bits), -(1::bigint << b.audio_input_bits),
                                            -(1::bigint << b.audio_output_bits), -(1::bigint << b.reasoning_bits),
-                                           -(1::bigint << b.cache_read_audio_bits), coalesce(b.discount_id::text, 'NULL')),
+                                           -(1::bigint << b.cache_read_audio_bits), -(1::bigint << b.image_input_bits),
+                                           -(1::bigint << b.image_output_bits), -(1::bigint << b.video_input_bits),
+                                           coalesce(b.discount_id::text, 'NULL')),
                                     ',' ORDER BY b.slot) || '}', '{}'),
          coalesce('{' || string_agg('{"' || b.valid_from || '","' || b.valid_to || '"}', ',' ORDER BY b.slot) || '}', '{}')
     INTO book_slots, book_rates, book_windows
@@ -220,7 +234,7 @@ COMMENT ON FUNCTION ai_cost_internal.compile_price_book() IS 'Internal: rewrites
 -- The generated functions exist from the first compile on.
 SELECT ai_cost_internal.compile_price_book();
 COMMENT ON FUNCTION ai_cost_internal.price_book_slot(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): the slot of a current list price by "provider service_tier model", or NULL.';
-COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id; the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning and cached audio input rates in picodollars per token, less the organisation''s discount (0: none; reasoning at the output rate and cached audio at the cache read rate when the price has no rate of their own); then for the same nine token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL); then the id of the organisation discount applied (NULL: none).';
+COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id; the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning, cached audio input, image input, image output and video input rates in picodollars per token, less the organisation''s discount (0: none; reasoning and image output at the output rate, cached audio at the cache read rate, image and video input at the input rate when the price has no rate of their own); then for the same twelve token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL); then the id of the organisation discount applied (NULL: none).';
 COMMENT ON FUNCTION ai_cost_internal.price_book_windows() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot when its price and discount apply, [from, to).';
 COMMENT ON FUNCTION ai_cost_internal.price_book_has_tenant(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): whether a tenant has prices or discounts of its own (the compiled book holds list prices only).';
 COMMENT ON FUNCTION ai_cost_internal.price_book_stale_at() IS 'Internal, generated by ai_cost_internal.compile_price_book(): when a price next starts or ends, after which ai_cost.refresh() compiles the book again.';

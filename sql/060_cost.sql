@@ -5,19 +5,23 @@
 --                      + units x USD per unit x 10^6)
 -- summed exactly and rounded up once (rounding each component would
 -- overcharge by up to 4 micro-dollars). Token counts follow the OpenTelemetry
--- semantics: input_tokens includes cache reads, cache writes and audio input,
--- output_tokens includes reasoning and audio output, so the uncached text
--- input is input minus those. Cached audio is counted as the providers count
--- it, in both the cache reads and the audio input, and billed once: at the
--- price's cached audio rate, or as a cache read when it has none. Reasoning
--- is billed as output unless the price has a reasoning rate; then the text
--- output is output minus reasoning minus audio output (at least 0), and the
--- reasoning is billed at its rate. A dimension the call used that its price
--- leaves NULL makes the call unpriced (cost NULL, with a reason), never
--- silently free. A successful call that reports no usage at all (an OpenAI
--- stream without stream_options.include_usage) is unpriced too: 'no usage
--- reported'; a failed or cancelled one with no usage costs 0, since providers
--- do not bill a request that consumed nothing.
+-- semantics: input_tokens includes cache reads, cache writes and audio,
+-- image and video input, output_tokens includes reasoning and audio and
+-- image output, so the uncached text input is input minus those. Cached
+-- audio is counted as the providers count it, in both the cache reads and
+-- the audio input, and billed once: at the price's cached audio rate, or as
+-- a cache read when it has none. Reasoning, image output, and image and
+-- video input are billed as the rest of their whole (output, input) unless
+-- the price has a rate of their own: then the text output is output minus
+-- reasoning, image and audio output, the text input is the uncached input
+-- minus image and video (each at least 0), and the part is billed at its
+-- rate. Audio has no such fallback: every provider that reports it bills it
+-- apart, so a price without an audio rate leaves it unpriced. A dimension
+-- the call used that its price leaves NULL makes the call unpriced (cost
+-- NULL, with a reason), never silently free. A successful call that reports
+-- no usage at all (an OpenAI stream without stream_options.include_usage) is
+-- unpriced too: 'no usage reported'; a failed or cancelled one with no usage
+-- costs 0, since providers do not bill a request that consumed nothing.
 --
 -- Each call keeps two costs: computed_cost_micros, the cost from the prices,
 -- and cost_micros, what the call is billed and what the rollups add up. They
@@ -64,37 +68,48 @@ CREATE FUNCTION ai_cost_internal.priced(
   provider text, model text, service_tier text, tenant_id text, at timestamptz,
   input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
   cache_write_1h_tokens bigint, audio_input_tokens bigint, audio_output_tokens bigint,
-  reasoning_tokens bigint, cache_read_audio_tokens bigint, units numeric, unit text
+  reasoning_tokens bigint, cache_read_audio_tokens bigint, image_input_tokens bigint, image_output_tokens bigint,
+  video_input_tokens bigint, units numeric, unit text
 ) RETURNS TABLE (cost_micros bigint, price_id bigint, discount_id bigint, missing_rate text)
 LANGUAGE sql STABLE ROWS 1 AS $$
   -- OPERATOR(...) gives every operator the same precedence, so each product
   -- is in parentheses. Cached audio ($14) is part of both the cache reads
-  -- ($8) and the audio input ($11); reasoning ($13) is a part of the output
-  -- ($7) that only a price with a reasoning rate bills apart.
+  -- ($8) and the audio input ($11). Reasoning ($13) and image output ($16)
+  -- are parts of the output ($7), image ($15) and video ($17) input parts of
+  -- the input ($6), that only a price with a rate of their own bills apart:
+  -- at a NULL rate the part is 0 here and stays in its whole.
   SELECT pg_catalog.ceil(l.factor OPERATOR(pg_catalog.*) (
              (greatest(coalesce($6, 0) OPERATOR(pg_catalog.-) coalesce($8, 0) OPERATOR(pg_catalog.-) coalesce($9, 0)
-                       OPERATOR(pg_catalog.-) (coalesce($11, 0) OPERATOR(pg_catalog.-) coalesce($14, 0)), 0)
+                       OPERATOR(pg_catalog.-) (coalesce($11, 0) OPERATOR(pg_catalog.-) coalesce($14, 0))
+                       OPERATOR(pg_catalog.-) CASE WHEN l.image_input_per_mtok IS NULL THEN 0 ELSE coalesce($15, 0) END
+                       OPERATOR(pg_catalog.-) CASE WHEN l.video_input_per_mtok IS NULL THEN 0 ELSE coalesce($17, 0) END, 0)
                                           OPERATOR(pg_catalog.*) coalesce(l.input_per_mtok, 0))
-           OPERATOR(pg_catalog.+) CASE WHEN l.reasoning_per_mtok IS NULL
-                                       THEN (coalesce($7, 0) OPERATOR(pg_catalog.-) coalesce($12, 0)) OPERATOR(pg_catalog.*) coalesce(l.output_per_mtok, 0)
-                                       ELSE (greatest(coalesce($7, 0) OPERATOR(pg_catalog.-) coalesce($12, 0) OPERATOR(pg_catalog.-) coalesce($13, 0), 0)
-                                               OPERATOR(pg_catalog.*) coalesce(l.output_per_mtok, 0))
-                                            OPERATOR(pg_catalog.+) (coalesce($13, 0) OPERATOR(pg_catalog.*) l.reasoning_per_mtok) END
+           OPERATOR(pg_catalog.+) (coalesce($15, 0)                    OPERATOR(pg_catalog.*) coalesce(l.image_input_per_mtok, 0))
+           OPERATOR(pg_catalog.+) (coalesce($17, 0)                    OPERATOR(pg_catalog.*) coalesce(l.video_input_per_mtok, 0))
+           OPERATOR(pg_catalog.+) (greatest(coalesce($7, 0) OPERATOR(pg_catalog.-) coalesce($12, 0)
+                                            OPERATOR(pg_catalog.-) CASE WHEN l.reasoning_per_mtok IS NULL THEN 0 ELSE coalesce($13, 0) END
+                                            OPERATOR(pg_catalog.-) CASE WHEN l.image_output_per_mtok IS NULL THEN 0 ELSE coalesce($16, 0) END, 0)
+                                   OPERATOR(pg_catalog.*) coalesce(l.output_per_mtok, 0))
+           OPERATOR(pg_catalog.+) (coalesce($13, 0)                    OPERATOR(pg_catalog.*) coalesce(l.reasoning_per_mtok, 0))
+           OPERATOR(pg_catalog.+) (coalesce($16, 0)                    OPERATOR(pg_catalog.*) coalesce(l.image_output_per_mtok, 0))
            OPERATOR(pg_catalog.+) ((coalesce($8, 0) OPERATOR(pg_catalog.-) coalesce($14, 0)) OPERATOR(pg_catalog.*) coalesce(l.cache_read_per_mtok, 0))
            OPERATOR(pg_catalog.+) (coalesce($14, 0)                    OPERATOR(pg_catalog.*) coalesce(l.cache_read_audio_per_mtok, l.cache_read_per_mtok, 0))
            OPERATOR(pg_catalog.+) ((coalesce($9, 0) OPERATOR(pg_catalog.-) coalesce($10, 0)) OPERATOR(pg_catalog.*) coalesce(l.cache_write_per_mtok, 0))
            OPERATOR(pg_catalog.+) (coalesce($10, 0)                    OPERATOR(pg_catalog.*) coalesce(l.cache_write_1h_per_mtok, 0))
            OPERATOR(pg_catalog.+) ((coalesce($11, 0) OPERATOR(pg_catalog.-) coalesce($14, 0)) OPERATOR(pg_catalog.*) coalesce(l.audio_input_per_mtok, 0))
            OPERATOR(pg_catalog.+) (coalesce($12, 0)                    OPERATOR(pg_catalog.*) coalesce(l.audio_output_per_mtok, 0))
-           OPERATOR(pg_catalog.+) (coalesce($15, 0) OPERATOR(pg_catalog.*) coalesce(l.unit_price, 0) OPERATOR(pg_catalog.*) 1000000)))::bigint,
+           OPERATOR(pg_catalog.+) (coalesce($18, 0) OPERATOR(pg_catalog.*) coalesce(l.unit_price, 0) OPERATOR(pg_catalog.*) 1000000)))::bigint,
          l.price_id,
          l.discount_id,
          CASE
            WHEN l.input_per_mtok IS NULL AND coalesce($6, 0) OPERATOR(pg_catalog.-) coalesce($8, 0) OPERATOR(pg_catalog.-) coalesce($9, 0)
-                                             OPERATOR(pg_catalog.-) (coalesce($11, 0) OPERATOR(pg_catalog.-) coalesce($14, 0)) OPERATOR(pg_catalog.>) 0
+                                             OPERATOR(pg_catalog.-) (coalesce($11, 0) OPERATOR(pg_catalog.-) coalesce($14, 0))
+                                             OPERATOR(pg_catalog.-) CASE WHEN l.image_input_per_mtok IS NULL THEN 0 ELSE coalesce($15, 0) END
+                                             OPERATOR(pg_catalog.-) CASE WHEN l.video_input_per_mtok IS NULL THEN 0 ELSE coalesce($17, 0) END OPERATOR(pg_catalog.>) 0
              THEN 'no price for input tokens'
            WHEN l.output_per_mtok IS NULL AND coalesce($7, 0) OPERATOR(pg_catalog.-) coalesce($12, 0)
-                                              OPERATOR(pg_catalog.-) CASE WHEN l.reasoning_per_mtok IS NULL THEN 0 ELSE coalesce($13, 0) END OPERATOR(pg_catalog.>) 0
+                                              OPERATOR(pg_catalog.-) CASE WHEN l.reasoning_per_mtok IS NULL THEN 0 ELSE coalesce($13, 0) END
+                                              OPERATOR(pg_catalog.-) CASE WHEN l.image_output_per_mtok IS NULL THEN 0 ELSE coalesce($16, 0) END OPERATOR(pg_catalog.>) 0
              THEN 'no price for output tokens'
            WHEN l.cache_read_per_mtok IS NULL
                 AND (coalesce($8, 0) OPERATOR(pg_catalog.-) coalesce($14, 0) OPERATOR(pg_catalog.>) 0
@@ -105,7 +120,7 @@ LANGUAGE sql STABLE ROWS 1 AS $$
            WHEN l.audio_input_per_mtok IS NULL AND coalesce($11, 0) OPERATOR(pg_catalog.-) coalesce($14, 0) OPERATOR(pg_catalog.>) 0
              THEN 'no price for audio input tokens'
            WHEN l.audio_output_per_mtok IS NULL AND $12 OPERATOR(pg_catalog.>) 0 THEN 'no price for audio output tokens'
-           WHEN $15 OPERATOR(pg_catalog.>) 0 AND NOT coalesce(l.unit OPERATOR(pg_catalog.=) $16, l.unit IS NULL AND $16 IS NULL) THEN 'no price per ' OPERATOR(pg_catalog.||) $16
+           WHEN $18 OPERATOR(pg_catalog.>) 0 AND NOT coalesce(l.unit OPERATOR(pg_catalog.=) $19, l.unit IS NULL AND $19 IS NULL) THEN 'no price per ' OPERATOR(pg_catalog.||) $19
          END
     FROM ai_cost_internal.price_lookup l
    WHERE l.provider OPERATOR(pg_catalog.=) $1 AND l.model OPERATOR(pg_catalog.=) $2 AND l.service_tier OPERATOR(pg_catalog.=) $3
@@ -115,7 +130,7 @@ LANGUAGE sql STABLE ROWS 1 AS $$
    ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC
    LIMIT 1
 $$;
-COMMENT ON FUNCTION ai_cost_internal.priced(text, text, text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text) IS 'Internal: the cost formula applied with the price for an exact model id or alias; no row when none applies.';
+COMMENT ON FUNCTION ai_cost_internal.priced(text, text, text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text) IS 'Internal: the cost formula applied with the price for an exact model id or alias; no row when none applies.';
 
 -- The formula over one price row and four token counts. Token counts follow the OpenTelemetry
 -- semantics (input includes cache reads and writes), so uncached input is
@@ -161,7 +176,8 @@ CREATE FUNCTION ai_cost.explain_cost(
   cache_write_1h_tokens bigint DEFAULT NULL, audio_input_tokens bigint DEFAULT NULL,
   audio_output_tokens bigint DEFAULT NULL, units numeric DEFAULT NULL, unit text DEFAULT NULL,
   service_tier text DEFAULT 'standard', tenant_id text DEFAULT NULL,
-  reasoning_tokens bigint DEFAULT NULL, cache_read_audio_tokens bigint DEFAULT NULL
+  reasoning_tokens bigint DEFAULT NULL, cache_read_audio_tokens bigint DEFAULT NULL,
+  image_input_tokens bigint DEFAULT NULL, image_output_tokens bigint DEFAULT NULL, video_input_tokens bigint DEFAULT NULL
 ) RETURNS TABLE (component text, quantity numeric, usd_rate numeric, rate_per text, micros numeric, detail text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -171,6 +187,11 @@ DECLARE
   write_1h bigint := coalesce(cache_write_1h_tokens, 0);
   write_5m bigint := coalesce(cache_write_tokens, 0) - write_1h;
   cached_audio bigint := coalesce(cache_read_audio_tokens, 0);
+  -- The parts the price bills apart (0: left in their whole).
+  image_in bigint;
+  image_out bigint;
+  video_in bigint;
+  reasoning bigint;
 BEGIN
   c.provider := provider; c.model := model; c.created_at := at; c.service_tier := service_tier;
   c.tenant_id := tenant_id; c.cached := false;
@@ -178,7 +199,9 @@ BEGIN
   c.cache_read_tokens := cache_read_tokens; c.cache_write_tokens := cache_write_tokens;
   c.cache_write_1h_tokens := cache_write_1h_tokens; c.audio_input_tokens := audio_input_tokens;
   c.audio_output_tokens := audio_output_tokens; c.reasoning_tokens := reasoning_tokens;
-  c.cache_read_audio_tokens := cache_read_audio_tokens; c.units := units; c.unit := unit;
+  c.cache_read_audio_tokens := cache_read_audio_tokens; c.image_input_tokens := image_input_tokens;
+  c.image_output_tokens := image_output_tokens; c.video_input_tokens := video_input_tokens;
+  c.units := units; c.unit := unit;
   priced := ai_cost_internal.cost_of(c);
   SELECT * INTO p FROM ai_cost_internal.price_lookup l
    WHERE l.price_id = priced.price_id AND l.discount_id IS NOT DISTINCT FROM priced.discount_id
@@ -200,24 +223,31 @@ BEGIN
                 ELSE '' END,
            p.valid_from, coalesce(p.valid_to::text, 'now'),
            CASE WHEN p.priced_model <> model THEN ', matched from ' || model ELSE '' END);
-  -- Reasoning has a row of its own only where the price bills it apart;
-  -- otherwise it is in the output row, as it is in output_tokens.
+  -- Reasoning, image and video have rows of their own only where the price
+  -- bills them apart; otherwise they are in the input or output row, as
+  -- they are in input_tokens and output_tokens.
+  reasoning := CASE WHEN p.reasoning_per_mtok IS NULL THEN 0 ELSE coalesce(reasoning_tokens, 0) END;
+  image_out := CASE WHEN p.image_output_per_mtok IS NULL THEN 0 ELSE coalesce(image_output_tokens, 0) END;
+  image_in := CASE WHEN p.image_input_per_mtok IS NULL THEN 0 ELSE coalesce(image_input_tokens, 0) END;
+  video_in := CASE WHEN p.video_input_per_mtok IS NULL THEN 0 ELSE coalesce(video_input_tokens, 0) END;
   RETURN QUERY
   SELECT d.component, d.quantity, d.rate, d.per, d.quantity * d.rate * d.scale * p.factor, d.detail
     FROM (VALUES
       ('input', greatest(coalesce(input_tokens, 0) - coalesce(cache_read_tokens, 0) - write_5m - write_1h
-                         - (coalesce(audio_input_tokens, 0) - cached_audio), 0)::numeric, p.input_per_mtok, '1M tokens', 1, NULL),
+                         - (coalesce(audio_input_tokens, 0) - cached_audio) - image_in - video_in, 0)::numeric,
+       p.input_per_mtok, '1M tokens', 1, NULL),
+      ('image input', image_in::numeric, p.image_input_per_mtok, '1M tokens', 1, NULL),
+      ('video input', video_in::numeric, p.video_input_per_mtok, '1M tokens', 1, NULL),
       ('cache read', (coalesce(cache_read_tokens, 0) - cached_audio)::numeric, p.cache_read_per_mtok, '1M tokens', 1, NULL),
       ('cache read (audio)', cached_audio::numeric, coalesce(p.cache_read_audio_per_mtok, p.cache_read_per_mtok), '1M tokens', 1,
        CASE WHEN p.cache_read_audio_per_mtok IS NULL THEN 'at the cache read rate: the price has no cache_read_audio_per_mtok' END),
       ('cache write (5 min)', write_5m::numeric, p.cache_write_per_mtok, '1M tokens', 1, NULL),
       ('cache write (1 hour)', write_1h::numeric, p.cache_write_1h_per_mtok, '1M tokens', 1, NULL),
       ('audio input', (coalesce(audio_input_tokens, 0) - cached_audio)::numeric, p.audio_input_per_mtok, '1M tokens', 1, NULL),
-      ('output', CASE WHEN p.reasoning_per_mtok IS NULL THEN coalesce(output_tokens, 0) - coalesce(audio_output_tokens, 0)
-                      ELSE greatest(coalesce(output_tokens, 0) - coalesce(audio_output_tokens, 0) - coalesce(reasoning_tokens, 0), 0)
-                 END::numeric, p.output_per_mtok, '1M tokens', 1, NULL),
-      ('reasoning', CASE WHEN p.reasoning_per_mtok IS NULL THEN 0 ELSE coalesce(reasoning_tokens, 0) END::numeric,
-       p.reasoning_per_mtok, '1M tokens', 1, NULL),
+      ('output', greatest(coalesce(output_tokens, 0) - coalesce(audio_output_tokens, 0) - reasoning - image_out, 0)::numeric,
+       p.output_per_mtok, '1M tokens', 1, NULL),
+      ('reasoning', reasoning::numeric, p.reasoning_per_mtok, '1M tokens', 1, NULL),
+      ('image output', image_out::numeric, p.image_output_per_mtok, '1M tokens', 1, NULL),
       ('audio output', coalesce(audio_output_tokens, 0)::numeric, p.audio_output_per_mtok, '1M tokens', 1, NULL),
       ('per ' || coalesce(unit, 'unit'), coalesce(units, 0), CASE WHEN p.unit = unit THEN p.unit_price END, unit, 1000000, NULL)
     ) AS d(component, quantity, rate, per, scale, detail)
@@ -227,7 +257,7 @@ BEGIN
     coalesce(priced.unpriced_reason, 'sum rounded up once to whole micro-dollars');
 END
 $$;
-COMMENT ON FUNCTION ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint) IS 'Breaks down the cost of a hypothetical call: the price row, tier and tenant price or discount that apply, then quantity, USD rate and micro-dollars of each billing dimension, then the total (or why it is unpriced).';
+COMMENT ON FUNCTION ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint) IS 'Breaks down the cost of a hypothetical call: the price row, tier and tenant price or discount that apply, then quantity, USD rate and micro-dollars of each billing dimension, then the total (or why it is unpriced).';
 
 -- The same for a recorded call, as it would be priced now.
 CREATE FUNCTION ai_cost.explain_cost(call_id bigint)
@@ -242,7 +272,8 @@ BEGIN
   END IF;
   RETURN QUERY SELECT * FROM ai_cost.explain_cost(c.provider, c.model, c.created_at, c.input_tokens, c.output_tokens,
     c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens,
-    c.units, c.unit, c.service_tier, c.tenant_id, c.reasoning_tokens, c.cache_read_audio_tokens);
+    c.units, c.unit, c.service_tier, c.tenant_id, c.reasoning_tokens, c.cache_read_audio_tokens,
+    c.image_input_tokens, c.image_output_tokens, c.video_input_tokens);
   -- The list cost above is computed_cost_micros; say when cost_micros is another number.
   IF c.cached THEN
     RETURN QUERY SELECT 'app cache hit'::text, NULL::numeric, NULL::numeric, NULL::text, 0::numeric,
@@ -291,14 +322,16 @@ BEGIN
     SELECT * INTO computed_cost_micros, price_id, discount_id, unpriced_reason
       FROM ai_cost_internal.priced(c.provider, c.model, c.service_tier, c.tenant_id, c.created_at,
              c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens,
-             c.audio_input_tokens, c.audio_output_tokens, c.reasoning_tokens, c.cache_read_audio_tokens, c.units, c.unit);
+             c.audio_input_tokens, c.audio_output_tokens, c.reasoning_tokens, c.cache_read_audio_tokens,
+             c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.units, c.unit);
     IF NOT FOUND THEN
       pattern_model := ai_cost_internal.pattern_model(c.provider, c.model);
       IF pattern_model IS NOT NULL THEN
         SELECT * INTO computed_cost_micros, price_id, discount_id, unpriced_reason
           FROM ai_cost_internal.priced(c.provider, pattern_model, c.service_tier, c.tenant_id, c.created_at,
                  c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens,
-                 c.audio_input_tokens, c.audio_output_tokens, c.reasoning_tokens, c.cache_read_audio_tokens, c.units, c.unit);
+                 c.audio_input_tokens, c.audio_output_tokens, c.reasoning_tokens, c.cache_read_audio_tokens,
+                 c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.units, c.unit);
       END IF;
       IF NOT FOUND OR pattern_model IS NULL THEN
         unpriced_reason := ai_cost_internal.no_price_reason(c.provider, c.model, c.service_tier, c.created_at);
@@ -381,14 +414,16 @@ BEGIN
     created_at, provider, model, operation, status, service_tier,
     tenant_id, user_id, feature, conversation_id, prompt_id, prompt_version, metadata, request_id,
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-    cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, cache_read_audio_tokens, units, unit,
+    cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, cache_read_audio_tokens,
+    image_input_tokens, image_output_tokens, video_input_tokens, units, unit,
     provided_cost_micros, streamed, cached, ttft_ms, total_ms, error_message, cost_micros, computed_cost_micros, price_id,
     discount_id)
   SELECT
     c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier,
     c.tenant_id, c.user_id, c.feature, c.conversation_id, c.prompt_id, c.prompt_version, c.metadata, c.request_id,
     c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
-    c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens, c.cache_read_audio_tokens, c.units, c.unit,
+    c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens, c.cache_read_audio_tokens,
+    c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.units, c.unit,
     c.provided_cost_micros, c.streamed, c.cached, c.ttft_ms, c.total_ms, c.error_message, book.cost_micros, book.cost_micros,
     -- Only read with a cost beside them: the trigger sets its own otherwise.
     b.price_id, b.discount_id
@@ -400,7 +435,8 @@ BEGIN
            j.tenant_id, j.user_id, j.feature, j.conversation_id, j.prompt_id, j.prompt_version,
            coalesce(j.metadata, '{}') AS metadata, j.request_id,
            j.input_tokens, j.output_tokens, j.cache_read_tokens, j.cache_write_tokens, j.reasoning_tokens,
-           j.cache_write_1h_tokens, j.audio_input_tokens, j.audio_output_tokens, j.cache_read_audio_tokens, j.units, j.unit,
+           j.cache_write_1h_tokens, j.audio_input_tokens, j.audio_output_tokens, j.cache_read_audio_tokens,
+           j.image_input_tokens, j.image_output_tokens, j.video_input_tokens, j.units, j.unit,
            j.provided_cost_micros, coalesce(j.streamed, false) AS streamed, coalesce(j.cached, false) AS cached,
            j.ttft_ms, j.total_ms, j.error_message
       FROM jsonb_to_recordset(calls) AS j(
@@ -409,7 +445,8 @@ BEGIN
         metadata jsonb, request_id text,
         input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
         reasoning_tokens bigint, cache_write_1h_tokens bigint, audio_input_tokens bigint, audio_output_tokens bigint,
-        cache_read_audio_tokens bigint, units numeric, unit text, provided_cost_micros bigint,
+        cache_read_audio_tokens bigint, image_input_tokens bigint, image_output_tokens bigint, video_input_tokens bigint,
+        units numeric, unit text, provided_cost_micros bigint,
         streamed boolean, cached boolean, ttft_ms integer, total_ms integer, error_message text)
   ) c
   -- The book is hashed once per batch; each call probes it once.
@@ -436,21 +473,36 @@ BEGIN
                  | (coalesce(c.audio_input_tokens, 0::bigint) >> b.audio_input_bits)
                  | (coalesce(c.audio_output_tokens, 0::bigint) >> b.audio_output_bits)
                  | (coalesce(c.reasoning_tokens, 0::bigint) >> b.reasoning_bits)
-                 | (coalesce(c.cache_read_audio_tokens, 0::bigint) >> b.cache_read_audio_bits)) = 0::bigint
+                 | (coalesce(c.cache_read_audio_tokens, 0::bigint) >> b.cache_read_audio_bits)
+                 | (coalesce(c.image_input_tokens, 0::bigint) >> b.image_input_bits)
+                 | (coalesce(c.image_output_tokens, 0::bigint) >> b.image_output_bits)
+                 | (coalesce(c.video_input_tokens, 0::bigint) >> b.video_input_bits)) = 0::bigint
       THEN CASE
-        WHEN coalesce(c.cache_write_tokens, c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens) IS NULL
+        WHEN coalesce(c.cache_write_tokens, c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens,
+                      c.image_input_tokens, c.image_output_tokens, c.video_input_tokens) IS NULL
              AND (coalesce(c.reasoning_tokens, 0::bigint) = 0::bigint OR b.reasoning_rate = b.output_rate)
         THEN (greatest(coalesce(c.input_tokens, 0::bigint) - coalesce(c.cache_read_tokens, 0::bigint), 0::bigint) * b.input_rate
               + coalesce(c.output_tokens, 0::bigint) * b.output_rate
               + coalesce(c.cache_read_tokens, 0::bigint) * b.cache_read_rate
               + 999999::bigint) / 1000000::bigint
-        -- Reasoning and audio output beyond the output: the trigger prices
-        -- it, with the text output at 0 as priced() does.
-        WHEN coalesce(c.output_tokens, 0::bigint) - coalesce(c.audio_output_tokens, 0::bigint) - coalesce(c.reasoning_tokens, 0::bigint) >= 0::bigint
+        -- Parts beyond their whole (reasoning, audio and image output
+        -- beyond the output; image and video beyond the rest of the input):
+        -- the trigger prices them, with the text at 0 as priced() does.
+        WHEN coalesce(c.output_tokens, 0::bigint) - coalesce(c.audio_output_tokens, 0::bigint) - coalesce(c.reasoning_tokens, 0::bigint)
+             - coalesce(c.image_output_tokens, 0::bigint) >= 0::bigint
+             AND (coalesce(c.image_input_tokens, c.video_input_tokens) IS NULL
+                  OR coalesce(c.input_tokens, 0::bigint) - coalesce(c.cache_read_tokens, 0::bigint) - coalesce(c.cache_write_tokens, 0::bigint)
+                     - (coalesce(c.audio_input_tokens, 0::bigint) - coalesce(c.cache_read_audio_tokens, 0::bigint))
+                     - coalesce(c.image_input_tokens, 0::bigint) - coalesce(c.video_input_tokens, 0::bigint) >= 0::bigint)
         THEN (greatest(coalesce(c.input_tokens, 0::bigint) - coalesce(c.cache_read_tokens, 0::bigint) - coalesce(c.cache_write_tokens, 0::bigint)
-                       - (coalesce(c.audio_input_tokens, 0::bigint) - coalesce(c.cache_read_audio_tokens, 0::bigint)), 0::bigint) * b.input_rate
-              + (coalesce(c.output_tokens, 0::bigint) - coalesce(c.audio_output_tokens, 0::bigint) - coalesce(c.reasoning_tokens, 0::bigint)) * b.output_rate
+                       - (coalesce(c.audio_input_tokens, 0::bigint) - coalesce(c.cache_read_audio_tokens, 0::bigint))
+                       - coalesce(c.image_input_tokens, 0::bigint) - coalesce(c.video_input_tokens, 0::bigint), 0::bigint) * b.input_rate
+              + coalesce(c.image_input_tokens, 0::bigint) * b.image_input_rate
+              + coalesce(c.video_input_tokens, 0::bigint) * b.video_input_rate
+              + (coalesce(c.output_tokens, 0::bigint) - coalesce(c.audio_output_tokens, 0::bigint) - coalesce(c.reasoning_tokens, 0::bigint)
+                 - coalesce(c.image_output_tokens, 0::bigint)) * b.output_rate
               + coalesce(c.reasoning_tokens, 0::bigint) * b.reasoning_rate
+              + coalesce(c.image_output_tokens, 0::bigint) * b.image_output_rate
               + (coalesce(c.cache_read_tokens, 0::bigint) - coalesce(c.cache_read_audio_tokens, 0::bigint)) * b.cache_read_rate
               + coalesce(c.cache_read_audio_tokens, 0::bigint) * b.cache_read_audio_rate
               + (coalesce(c.cache_write_tokens, 0::bigint) - coalesce(c.cache_write_1h_tokens, 0::bigint)) * b.cache_write_rate
@@ -471,9 +523,9 @@ COMMENT ON FUNCTION ai_cost.insert_calls(jsonb) IS 'Inserts a batch of calls giv
 -- The cost trigger. A call the compiled price book covers is priced from its
 -- constants with no query; everything else goes through the lookup, as
 -- ai_cost_internal.cost_of() does. The book path is split in two: calls
--- without cache writes or audio (most calls) and the others, because
--- PL/pgSQL sets up the state of each expression it evaluates once per
--- transaction, so one expression for all nine dimensions made a single-row
+-- without cache writes, audio, image or video (most calls) and the others,
+-- because PL/pgSQL sets up the state of each expression it evaluates once per
+-- transaction, so one expression for all the dimensions made a single-row
 -- INSERT set up every check and sum (perf over pgbench single-row INSERTs on
 -- PostgreSQL 15: the trigger's share of the backend's time went from
 -- 9.1-9.3% to 5.9-6.7%).
@@ -495,10 +547,11 @@ DECLARE
   slot integer;
   l_price_id bigint; l_discount_id bigint; l_factor numeric; l_unit pg_catalog.text;
   r_input numeric; r_output numeric; r_cache_read numeric; r_cache_write numeric; r_cache_write_1h numeric;
-  r_audio_input numeric; r_audio_output numeric; r_reasoning numeric; r_cache_read_audio numeric; r_unit numeric;
+  r_audio_input numeric; r_audio_output numeric; r_reasoning numeric; r_cache_read_audio numeric;
+  r_image_input numeric; r_image_output numeric; r_video_input numeric; r_unit numeric;
 BEGIN
-  -- A plain call without cache writes or audio (most calls): three
-  -- dimensions to check and sum. PL/pgSQL sets up each expression's state
+  -- A plain call without cache writes, audio, image or video (most calls):
+  -- three dimensions to check and sum. PL/pgSQL sets up each expression's state
   -- once per transaction, on its first use, so the rare case has statements
   -- of its own: a single-row INSERT does not pay for setting them up.
   -- Cached audio is audio input too, so a call with any is not plain.
@@ -506,7 +559,8 @@ BEGIN
      AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
      AND NEW.created_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) '1 day'::interval)
      AND NEW.unpriced_reason IS NULL
-     AND coalesce(NEW.cache_write_tokens, NEW.cache_write_1h_tokens, NEW.audio_input_tokens, NEW.audio_output_tokens) IS NULL
+     AND coalesce(NEW.cache_write_tokens, NEW.cache_write_1h_tokens, NEW.audio_input_tokens, NEW.audio_output_tokens,
+                  NEW.image_input_tokens, NEW.image_output_tokens, NEW.video_input_tokens) IS NULL
      AND NOT ai_cost_internal.price_book_has_tenant(NEW.tenant_id) THEN
     slot := ai_cost_internal.price_book_slot(NEW.provider OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.service_tier OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.model);
     -- Reasoning is output here, at the output rate; a call with reasoning at
@@ -515,9 +569,9 @@ BEGIN
     IF slot IS NOT NULL
        AND (ai_cost_internal.price_book_windows())[slot][1] OPERATOR(pg_catalog.<=) NEW.created_at
        AND NEW.created_at OPERATOR(pg_catalog.<) (ai_cost_internal.price_book_windows())[slot][2]
-       AND ((coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][11])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][12])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][13]))
+       AND ((coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][14])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][15])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][16]))
            OPERATOR(pg_catalog.=) 0::bigint
        AND (coalesce(NEW.reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.=) 0::bigint
             OR (ai_cost_internal.price_book_rates())[slot][9] OPERATOR(pg_catalog.=) (ai_cost_internal.price_book_rates())[slot][3]) THEN
@@ -533,45 +587,64 @@ BEGIN
                           OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
       NEW.computed_cost_micros := NEW.cost_micros;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
-      NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][20];
+      NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][26];
       RETURN NEW;
     END IF;
-  -- The same with cache writes or audio: all nine dimensions.
+  -- The same with cache writes, audio, image or video: all twelve dimensions.
   ELSIF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
      AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
      AND NEW.created_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) '1 day'::interval)
      AND NEW.unpriced_reason IS NULL
      AND NOT ai_cost_internal.price_book_has_tenant(NEW.tenant_id) THEN
     slot := ai_cost_internal.price_book_slot(NEW.provider OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.service_tier OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.model);
-    -- Once the masks hold every count below 2^30, reasoning and audio output
-    -- beyond the output are left to the lookup, which bills the text output
-    -- as 0 then: the sum below would bill it negative.
+    -- Once the masks hold every count below 2^30, reasoning, audio and image
+    -- output beyond the output, and image and video input beyond the rest of
+    -- the input, are left to the lookup, which bills the text as 0 then: the
+    -- sum below would bill the output negative, and image and video at the
+    -- input rate where priced() leaves them in a text input of 0.
     IF slot IS NOT NULL
        AND (ai_cost_internal.price_book_windows())[slot][1] OPERATOR(pg_catalog.<=) NEW.created_at
        AND NEW.created_at OPERATOR(pg_catalog.<) (ai_cost_internal.price_book_windows())[slot][2]
-       AND ((coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][11])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][12])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][13])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][14])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][15])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][16])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][17])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][18])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][19]))
+       AND ((coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][14])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][15])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][16])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][17])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][18])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][19])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][20])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][21])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][22])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.image_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][23])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.image_output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][24])
+            OPERATOR(pg_catalog.|) (coalesce(NEW.video_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][25]))
            OPERATOR(pg_catalog.=) 0::bigint
        AND coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.audio_output_tokens, 0::bigint)
-           OPERATOR(pg_catalog.-) coalesce(NEW.reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.>=) 0::bigint THEN
+           OPERATOR(pg_catalog.-) coalesce(NEW.reasoning_tokens, 0::bigint)
+           OPERATOR(pg_catalog.-) coalesce(NEW.image_output_tokens, 0::bigint) OPERATOR(pg_catalog.>=) 0::bigint
+       AND (coalesce(NEW.image_input_tokens, NEW.video_input_tokens) IS NULL
+            OR coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint)
+               OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_tokens, 0::bigint)
+               OPERATOR(pg_catalog.-) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint))
+               OPERATOR(pg_catalog.-) coalesce(NEW.image_input_tokens, 0::bigint)
+               OPERATOR(pg_catalog.-) coalesce(NEW.video_input_tokens, 0::bigint) OPERATOR(pg_catalog.>=) 0::bigint) THEN
       -- Any other negative part can only come from a row the CHECK
       -- constraints refuse next (audio_output_tokens above output_tokens, say).
-      -- Reasoning is at the output rate and cached audio at the cache read
-      -- rate where the price has no rate of their own (050_price_book.sql).
+      -- Reasoning and image output are at the output rate, cached audio at
+      -- the cache read rate, image and video input at the input rate where
+      -- the price has no rate of their own (050_price_book.sql).
       NEW.cost_micros := ((greatest(coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint)
                                    OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_tokens, 0::bigint)
-                                   OPERATOR(pg_catalog.-) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint)), 0::bigint)
+                                   OPERATOR(pg_catalog.-) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint))
+                                   OPERATOR(pg_catalog.-) coalesce(NEW.image_input_tokens, 0::bigint)
+                                   OPERATOR(pg_catalog.-) coalesce(NEW.video_input_tokens, 0::bigint), 0::bigint)
                             OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][2])
+                          OPERATOR(pg_catalog.+) (coalesce(NEW.image_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][11])
+                          OPERATOR(pg_catalog.+) (coalesce(NEW.video_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][13])
                           OPERATOR(pg_catalog.+) ((coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.audio_output_tokens, 0::bigint)
-                                                   OPERATOR(pg_catalog.-) coalesce(NEW.reasoning_tokens, 0::bigint)) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][3])
+                                                   OPERATOR(pg_catalog.-) coalesce(NEW.reasoning_tokens, 0::bigint)
+                                                   OPERATOR(pg_catalog.-) coalesce(NEW.image_output_tokens, 0::bigint)) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][3])
                           OPERATOR(pg_catalog.+) (coalesce(NEW.reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][9])
+                          OPERATOR(pg_catalog.+) (coalesce(NEW.image_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][12])
                           OPERATOR(pg_catalog.+) ((coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][4])
                           OPERATOR(pg_catalog.+) (coalesce(NEW.cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][10])
                           OPERATOR(pg_catalog.+) ((coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_1h_tokens, 0::bigint)) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][5])
@@ -581,7 +654,7 @@ BEGIN
                           OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
       NEW.computed_cost_micros := NEW.cost_micros;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
-      NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][20];
+      NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][26];
       RETURN NEW;
     END IF;
   END IF;
@@ -613,9 +686,11 @@ BEGIN
   END IF;
   SELECT l.price_id, l.discount_id, l.factor, l.unit, l.input_per_mtok, l.output_per_mtok,
          l.cache_read_per_mtok, l.cache_write_per_mtok, l.cache_write_1h_per_mtok,
-         l.audio_input_per_mtok, l.audio_output_per_mtok, l.reasoning_per_mtok, l.cache_read_audio_per_mtok, l.unit_price
+         l.audio_input_per_mtok, l.audio_output_per_mtok, l.reasoning_per_mtok, l.cache_read_audio_per_mtok,
+         l.image_input_per_mtok, l.image_output_per_mtok, l.video_input_per_mtok, l.unit_price
     INTO l_price_id, l_discount_id, l_factor, l_unit, r_input, r_output,
-         r_cache_read, r_cache_write, r_cache_write_1h, r_audio_input, r_audio_output, r_reasoning, r_cache_read_audio, r_unit
+         r_cache_read, r_cache_write, r_cache_write_1h, r_audio_input, r_audio_output, r_reasoning, r_cache_read_audio,
+         r_image_input, r_image_output, r_video_input, r_unit
     FROM ai_cost_internal.price_lookup l
    WHERE l.provider OPERATOR(pg_catalog.=) NEW.provider AND l.model OPERATOR(pg_catalog.=) NEW.model AND l.service_tier OPERATOR(pg_catalog.=) NEW.service_tier
      AND (l.tenant_id OPERATOR(pg_catalog.=) ''::pg_catalog.text OR l.tenant_id OPERATOR(pg_catalog.=) NEW.tenant_id)
@@ -630,9 +705,12 @@ BEGIN
   IF FOUND
      AND (r_input IS NOT NULL OR coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint)
                                  OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_tokens, 0::bigint)
-                                 OPERATOR(pg_catalog.-) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.<=) 0::bigint)
+                                 OPERATOR(pg_catalog.-) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint))
+                                 OPERATOR(pg_catalog.-) CASE WHEN r_image_input IS NULL THEN 0::bigint ELSE coalesce(NEW.image_input_tokens, 0::bigint) END
+                                 OPERATOR(pg_catalog.-) CASE WHEN r_video_input IS NULL THEN 0::bigint ELSE coalesce(NEW.video_input_tokens, 0::bigint) END OPERATOR(pg_catalog.<=) 0::bigint)
      AND (r_output IS NOT NULL OR coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.audio_output_tokens, 0::bigint)
-                                  OPERATOR(pg_catalog.-) CASE WHEN r_reasoning IS NULL THEN 0::bigint ELSE coalesce(NEW.reasoning_tokens, 0::bigint) END OPERATOR(pg_catalog.<=) 0::bigint)
+                                  OPERATOR(pg_catalog.-) CASE WHEN r_reasoning IS NULL THEN 0::bigint ELSE coalesce(NEW.reasoning_tokens, 0::bigint) END
+                                  OPERATOR(pg_catalog.-) CASE WHEN r_image_output IS NULL THEN 0::bigint ELSE coalesce(NEW.image_output_tokens, 0::bigint) END OPERATOR(pg_catalog.<=) 0::bigint)
      AND (r_cache_read IS NOT NULL OR (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.<=) 0::bigint
                                        AND (r_cache_read_audio IS NOT NULL OR coalesce(NEW.cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.<=) 0::bigint)))
      AND (r_cache_write IS NOT NULL OR coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.<=) 0::bigint)
@@ -645,13 +723,21 @@ BEGIN
         CASE WHEN r_input IS NULL THEN 0::numeric
              ELSE greatest(coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint)
                            OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_tokens, 0::bigint)
-                           OPERATOR(pg_catalog.-) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint)), 0::bigint)::numeric OPERATOR(pg_catalog.*) r_input END
-      OPERATOR(pg_catalog.+) CASE WHEN NEW.output_tokens OPERATOR(pg_catalog.>) 0::bigint AND r_reasoning IS NULL
-             THEN (NEW.output_tokens OPERATOR(pg_catalog.-) coalesce(NEW.audio_output_tokens, 0::bigint))::numeric OPERATOR(pg_catalog.*) coalesce(r_output, 0::numeric)
-             WHEN NEW.output_tokens OPERATOR(pg_catalog.>) 0::bigint
-             THEN (greatest(NEW.output_tokens OPERATOR(pg_catalog.-) coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.reasoning_tokens, 0::bigint), 0::bigint)::numeric
+                           OPERATOR(pg_catalog.-) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint))
+                           OPERATOR(pg_catalog.-) CASE WHEN r_image_input IS NULL THEN 0::bigint ELSE coalesce(NEW.image_input_tokens, 0::bigint) END
+                           OPERATOR(pg_catalog.-) CASE WHEN r_video_input IS NULL THEN 0::bigint ELSE coalesce(NEW.video_input_tokens, 0::bigint) END, 0::bigint)::numeric
+                  OPERATOR(pg_catalog.*) r_input END
+      OPERATOR(pg_catalog.+) CASE WHEN NEW.image_input_tokens OPERATOR(pg_catalog.>) 0::bigint AND r_image_input IS NOT NULL
+             THEN NEW.image_input_tokens::numeric OPERATOR(pg_catalog.*) r_image_input ELSE 0::numeric END
+      OPERATOR(pg_catalog.+) CASE WHEN NEW.video_input_tokens OPERATOR(pg_catalog.>) 0::bigint AND r_video_input IS NOT NULL
+             THEN NEW.video_input_tokens::numeric OPERATOR(pg_catalog.*) r_video_input ELSE 0::numeric END
+      OPERATOR(pg_catalog.+) CASE WHEN NEW.output_tokens OPERATOR(pg_catalog.>) 0::bigint
+             THEN (greatest(NEW.output_tokens OPERATOR(pg_catalog.-) coalesce(NEW.audio_output_tokens, 0::bigint)
+                            OPERATOR(pg_catalog.-) CASE WHEN r_reasoning IS NULL THEN 0::bigint ELSE coalesce(NEW.reasoning_tokens, 0::bigint) END
+                            OPERATOR(pg_catalog.-) CASE WHEN r_image_output IS NULL THEN 0::bigint ELSE coalesce(NEW.image_output_tokens, 0::bigint) END, 0::bigint)::numeric
                      OPERATOR(pg_catalog.*) coalesce(r_output, 0::numeric))
-                  OPERATOR(pg_catalog.+) (coalesce(NEW.reasoning_tokens, 0::bigint)::numeric OPERATOR(pg_catalog.*) r_reasoning)
+                  OPERATOR(pg_catalog.+) (coalesce(NEW.reasoning_tokens, 0::bigint)::numeric OPERATOR(pg_catalog.*) coalesce(r_reasoning, 0::numeric))
+                  OPERATOR(pg_catalog.+) (coalesce(NEW.image_output_tokens, 0::bigint)::numeric OPERATOR(pg_catalog.*) coalesce(r_image_output, 0::numeric))
              ELSE 0::numeric END
       OPERATOR(pg_catalog.+) CASE WHEN NEW.cache_read_tokens OPERATOR(pg_catalog.>) 0::bigint
              THEN ((NEW.cache_read_tokens OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint))::numeric OPERATOR(pg_catalog.*) coalesce(r_cache_read, 0::numeric))
@@ -684,7 +770,7 @@ BEGIN
       BEFORE INSERT OR UPDATE OF provider, model, created_at, service_tier, tenant_id, cached, provided_cost_micros,
     cost_micros, price_id, discount_id, unpriced_reason, input_tokens, output_tokens, cache_read_tokens,
     cache_write_tokens, cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, reasoning_tokens,
-    cache_read_audio_tokens, units, unit, computed_cost_micros
+    cache_read_audio_tokens, image_input_tokens, image_output_tokens, video_input_tokens, units, unit, computed_cost_micros
       ON ai_cost.calls
       FOR EACH ROW
       WHEN (NEW.cost_micros IS NULL OR CURRENT_USER <> %L::name

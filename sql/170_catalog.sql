@@ -10,8 +10,8 @@
 -- applied as numbers: Anthropic bills 1-hour cache writes at 2x the input
 -- rate, and its Message Batches API at 50% of every standard rate. The rates
 -- of the few models that bill a part of their input or output apart
--- (reasoning, cached audio) are listed on their own, beside the rows they
--- belong to. A price whose start is not known applies to all earlier calls
+-- (reasoning, cached audio, image input and output) are listed on their
+-- own, beside the rows they belong to. A price whose start is not known applies to all earlier calls
 -- ('-infinity').
 --
 -- A catalog update in a later release is an upgrade migration: new rows from
@@ -43,10 +43,11 @@ INSERT INTO ai_cost.prices (provider, model, service_tier, above_input_tokens, v
                             input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok,
                             cache_write_1h_per_mtok, audio_input_per_mtok, audio_output_per_mtok,
                             reasoning_per_mtok, cache_read_audio_per_mtok,
+                            image_input_per_mtok, image_output_per_mtok, video_input_per_mtok,
                             unit, unit_price, source, checked_on, catalog)
 SELECT v.provider, v.model, v.service_tier, v.above_input_tokens, v.valid_from::timestamptz,
        v.input, v.output, v.cache_read, v.cache_write, v.cache_write_1h, v.audio_input, v.audio_output,
-       apart.reasoning, apart.cache_read_audio,
+       apart.reasoning, apart.cache_read_audio, apart.image_input, apart.image_output, apart.video_input,
        v.unit, v.unit_price, v.source, '2026-07-24', '0.1.0'
   FROM (VALUES
   -- provider, model, tier, input tokens above, valid_from,
@@ -416,12 +417,19 @@ SELECT v.provider, v.model, v.service_tier, v.above_input_tokens, v.valid_from::
   ('xai', 'grok-code-fast-1', 'standard', 0, '-infinity', 0.2, 1.5, 0.02, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.x.ai/docs/models')
   ) AS v (provider, model, service_tier, above_input_tokens, valid_from, input, output, cache_read, cache_write,
           cache_write_1h, audio_input, audio_output, unit, unit_price, source)
-  -- provider, model, tier; USD per 1M: reasoning, cached audio input.
+  -- provider, model, tier; USD per 1M: reasoning, cached audio input, image
+  -- input, image output, video input.
   -- Perplexity: "Reasoning tokens are priced at $3/1M tokens" for Sonar Deep
-  -- Research, whose other output is $8/1M.
+  -- Research, whose other output is $8/1M. OpenAI's GPT Image models bill
+  -- image input and output tokens apart from text input (gpt-image-1: text
+  -- $5, image $10, image output $40). Gemini 2.5 Flash Image bills image
+  -- output at $30/1M, $0.039 an image of 1290 tokens, text output at $2.50.
   LEFT JOIN (VALUES
-  ('perplexity', 'sonar-deep-research', 'standard', 3::numeric, NULL::numeric)
-  ) AS apart (provider, model, service_tier, reasoning, cache_read_audio)
+  ('google', 'gemini-2.5-flash-image', 'standard', NULL::numeric, NULL::numeric, NULL::numeric, 30::numeric, NULL::numeric),
+  ('openai', 'gpt-image-1', 'standard', NULL, NULL, 10, 40, NULL),
+  ('openai', 'gpt-image-1-mini', 'standard', NULL, NULL, 2.5, 8, NULL),
+  ('perplexity', 'sonar-deep-research', 'standard', 3, NULL, NULL, NULL, NULL)
+  ) AS apart (provider, model, service_tier, reasoning, cache_read_audio, image_input, image_output, video_input)
     ON apart.provider = v.provider AND apart.model = v.model AND apart.service_tier = v.service_tier;
 
 INSERT INTO ai_cost.model_aliases (provider, alias, model, note) VALUES

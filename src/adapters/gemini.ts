@@ -27,14 +27,25 @@ export interface GeminiUsageMetadata {
   candidatesTokensDetails?: ModalityCount[] | null;
 }
 
-function audio(details: ModalityCount[] | null | undefined): number | undefined {
-  return sum(...(details ?? []).filter((detail) => detail.modality === 'AUDIO').map((detail) => detail.tokenCount));
+function ofModality(details: ModalityCount[] | null | undefined, modality: string): number | undefined {
+  return sum(...(details ?? []).filter((detail) => detail.modality === modality).map((detail) => detail.tokenCount));
+}
+
+/**
+ * The prompt tokens of a modality not read from the cache. Gemini bills
+ * cached image and video as other cached tokens, so ai_cost counts them in
+ * the cache reads only (cached audio has a rate of its own, and a column).
+ */
+function uncached(usage: GeminiUsageMetadata, modality: string): number | undefined {
+  const all = ofModality(usage.promptTokensDetails, modality);
+  return all === undefined ? undefined : Math.max(all - (ofModality(usage.cacheTokensDetails, modality) ?? 0), 0);
 }
 
 /**
  * Gemini usage as call fields: output = candidates + thoughts (recording
  * candidatesTokenCount alone loses the thinking, which is usually most of a
- * thinking model's bill); input = prompt + tool-use prompt.
+ * thinking model's bill); input = prompt + tool-use prompt. The AUDIO, IMAGE
+ * and VIDEO entries of the details become the audio, image and video parts.
  */
 export function geminiUsage(usage: GeminiUsageMetadata | null | undefined): UsageFields {
   if (!usage) return {};
@@ -44,9 +55,12 @@ export function geminiUsage(usage: GeminiUsageMetadata | null | undefined): Usag
     outputTokens: sum(usage.candidatesTokenCount, thoughts),
     cacheReadTokens: count(usage.cachedContentTokenCount),
     reasoningTokens: thoughts,
-    audioInputTokens: audio(usage.promptTokensDetails),
-    cacheReadAudioTokens: audio(usage.cacheTokensDetails),
-    audioOutputTokens: audio(usage.candidatesTokensDetails),
+    audioInputTokens: ofModality(usage.promptTokensDetails, 'AUDIO'),
+    cacheReadAudioTokens: ofModality(usage.cacheTokensDetails, 'AUDIO'),
+    audioOutputTokens: ofModality(usage.candidatesTokensDetails, 'AUDIO'),
+    imageInputTokens: uncached(usage, 'IMAGE'),
+    videoInputTokens: uncached(usage, 'VIDEO'),
+    imageOutputTokens: ofModality(usage.candidatesTokensDetails, 'IMAGE'),
   });
 }
 

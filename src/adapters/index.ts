@@ -7,9 +7,9 @@
 export { type UsageFields } from './tokens.js';
 export { dollarsToMicros } from './provided-cost.js';
 export {
-  openAIChatUsage, openAIResponsesUsage, openAIChatCompletionCall, openAIResponseCall, openAIServiceTier,
-  openRouterUsage, openRouterCompletionCall,
-  type OpenAIChatUsage, type OpenAIResponsesUsage, type OpenRouterUsage, type CallFields,
+  openAIChatUsage, openAIResponsesUsage, openAIImagesUsage, openAIChatCompletionCall, openAIResponseCall,
+  openAIImagesResponseCall, openAIServiceTier, openRouterUsage, openRouterCompletionCall,
+  type OpenAIChatUsage, type OpenAIResponsesUsage, type OpenAIImagesUsage, type OpenRouterUsage, type CallFields,
 } from './openai.js';
 export { anthropicUsage, anthropicMessageCall, anthropicStreamCall, anthropicServiceTier, type AnthropicUsage, type AnthropicStreamEvent } from './anthropic.js';
 export { geminiUsage, geminiResponseCall, type GeminiUsageMetadata } from './gemini.js';

@@ -31,6 +31,21 @@ export interface OpenAIResponsesUsage {
 }
 
 /**
+ * `usage` of an OpenAI Images API response (gpt-image-1: images.generate and
+ * images.edit, also the streamed `image_generation.completed` event).
+ * input_tokens includes the text and image tokens of the prompt;
+ * output_tokens is the generated image, and its details (where given) split
+ * it into image and text tokens.
+ */
+export interface OpenAIImagesUsage {
+  input_tokens?: number | null;
+  output_tokens?: number | null;
+  total_tokens?: number | null;
+  input_tokens_details?: { image_tokens?: number | null; text_tokens?: number | null } | null;
+  output_tokens_details?: { image_tokens?: number | null; text_tokens?: number | null } | null;
+}
+
+/**
  * OpenAI Chat Completions usage as call fields. The detail counts are parts
  * of the totals, so they are copied, never added: adding cached_tokens to
  * prompt_tokens is the classic double count.
@@ -56,6 +71,22 @@ export function openAIResponsesUsage(usage: OpenAIResponsesUsage | null | undefi
     outputTokens: count(usage.output_tokens),
     cacheReadTokens: count(usage.input_tokens_details?.cached_tokens),
     reasoningTokens: count(usage.output_tokens_details?.reasoning_tokens),
+  });
+}
+
+/**
+ * OpenAI Images API usage as call fields. Without output details every
+ * output token is image: the API documents output_tokens as "the number of
+ * image tokens in the output image".
+ */
+export function openAIImagesUsage(usage: OpenAIImagesUsage | null | undefined): UsageFields {
+  if (!usage) return {};
+  const outputTokens = count(usage.output_tokens);
+  return defined({
+    inputTokens: count(usage.input_tokens),
+    outputTokens,
+    imageInputTokens: count(usage.input_tokens_details?.image_tokens),
+    imageOutputTokens: usage.output_tokens_details ? count(usage.output_tokens_details.image_tokens) : outputTokens,
   });
 }
 
@@ -103,6 +134,19 @@ export function openAIResponseCall(response: {
     status: failed ? 'error' : response.status === 'cancelled' ? 'cancelled' : undefined,
     errorMessage: failed ? (response.error?.message ?? 'response failed') : undefined,
     ...openAIResponsesUsage(response.usage),
+  });
+}
+
+/**
+ * An Images API response as call fields. The response names neither the
+ * model nor itself, so the model is the one the request asked for.
+ */
+export function openAIImagesResponseCall(response: { usage?: OpenAIImagesUsage | null }, model: string): CallFields {
+  return defined({
+    provider: 'openai',
+    model: model || undefined,
+    operation: 'image' as const,
+    ...openAIImagesUsage(response.usage),
   });
 }
 

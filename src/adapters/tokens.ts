@@ -12,6 +12,9 @@ export type UsageFields = Pick<
   | 'audioInputTokens'
   | 'audioOutputTokens'
   | 'cacheReadAudioTokens'
+  | 'imageInputTokens'
+  | 'imageOutputTokens'
+  | 'videoInputTokens'
   | 'providedCostMicros'
 >;
 

@@ -231,6 +231,7 @@ function rowsOf(entry: Entry, provider: string, model: string, source: string): 
       audioInputPerMtok: standard && !above ? rate('input_cost_per_audio_token') : null,
       audioOutputPerMtok: standard && !above ? rate('output_cost_per_audio_token') : null,
       reasoningPerMtok: null, cacheReadAudioPerMtok: null,
+      imageInputPerMtok: null, imageOutputPerMtok: null, videoInputPerMtok: null,
       unit: null, unitPrice: null, source,
     };
     for (const [field, column] of TOKEN_RATES) row[column] = rate(`${field}${above}${suffix}`);
@@ -243,6 +244,10 @@ function rowsOf(entry: Entry, provider: string, model: string, source: string): 
       // what OpenAI publishes as the cached audio input price, a read.
       row.reasoningPerMtok = unlessEqual(rate('output_cost_per_reasoning_token'), row.outputPerMtok);
       row.cacheReadAudioPerMtok = unlessEqual(rate('cache_read_input_audio_token_cost'), row.cacheReadPerMtok);
+      // Video input is listed per second (input_cost_per_video_per_second),
+      // not per token: a video_input_per_mtok has no source here.
+      row.imageInputPerMtok = unlessEqual(rate('input_cost_per_image_token'), row.inputPerMtok);
+      row.imageOutputPerMtok = unlessEqual(rate('output_cost_per_image_token'), row.outputPerMtok);
     }
     if (standard && !above) {
       const unitPrice = UNIT_PRICES.find(([field]) => typeof entry.get(field) === 'number' && (entry.get(field) as number) > 0);

@@ -23,6 +23,12 @@ export interface PriceRow {
   reasoningPerMtok: string | null;
   /** Null: cached audio input is billed as other cache reads. */
   cacheReadAudioPerMtok: string | null;
+  /** Null: image input is billed as other input. */
+  imageInputPerMtok: string | null;
+  /** Null: image output is billed as other output. */
+  imageOutputPerMtok: string | null;
+  /** Null: video input is billed as other input. */
+  videoInputPerMtok: string | null;
   unit: string | null;
   unitPrice: string | null;
   source: string | null;

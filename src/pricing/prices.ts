@@ -23,6 +23,9 @@ export const priceInputSchema = z
     audioOutputPerMtok: decimal.default(null),
     reasoningPerMtok: decimal.default(null),
     cacheReadAudioPerMtok: decimal.default(null),
+    imageInputPerMtok: decimal.default(null),
+    imageOutputPerMtok: decimal.default(null),
+    videoInputPerMtok: decimal.default(null),
     unit: z.string().min(1).nullable().default(null),
     unitPrice: decimal.default(null),
     source: z.string().min(1).nullable().default(null),
@@ -53,12 +56,12 @@ export async function setPrice(db: CommonQueryMethods, input: PriceInput): Promi
     INSERT INTO ai_cost.prices (provider, model, service_tier, above_input_tokens, tenant_id, valid_from,
       input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
       audio_input_per_mtok, audio_output_per_mtok, reasoning_per_mtok, cache_read_audio_per_mtok,
-      unit, unit_price, source, checked_on)
+      image_input_per_mtok, image_output_per_mtok, video_input_per_mtok, unit, unit_price, source, checked_on)
     VALUES (${p.provider}, ${p.model}, ${p.serviceTier}, ${p.aboveInputTokens}, ${p.tenantId},
       ${p.validFrom ? timestamptz(p.validFrom) : sql.fragment`pg_catalog.now()`},
       ${p.inputPerMtok}, ${p.outputPerMtok}, ${p.cacheReadPerMtok}, ${p.cacheWritePerMtok}, ${p.cacheWrite1hPerMtok},
       ${p.audioInputPerMtok}, ${p.audioOutputPerMtok}, ${p.reasoningPerMtok}, ${p.cacheReadAudioPerMtok},
-      ${p.unit}, ${p.unitPrice}, ${p.source}, current_date)
+      ${p.imageInputPerMtok}, ${p.imageOutputPerMtok}, ${p.videoInputPerMtok}, ${p.unit}, ${p.unitPrice}, ${p.source}, current_date)
     RETURNING id`);
 }
 
@@ -81,6 +84,9 @@ const listedSchema = z.object({
   audio_output_per_mtok: z.string().nullable(),
   reasoning_per_mtok: z.string().nullable(),
   cache_read_audio_per_mtok: z.string().nullable(),
+  image_input_per_mtok: z.string().nullable(),
+  image_output_per_mtok: z.string().nullable(),
+  video_input_per_mtok: z.string().nullable(),
   unit: z.string().nullable(),
   unit_price: z.string().nullable(),
   source: z.string().nullable(),
@@ -102,6 +108,7 @@ const LISTED_COLUMNS = sql.fragment`
   cache_write_per_mtok::pg_catalog.text, cache_write_1h_per_mtok::pg_catalog.text,
   audio_input_per_mtok::pg_catalog.text, audio_output_per_mtok::pg_catalog.text,
   reasoning_per_mtok::pg_catalog.text, cache_read_audio_per_mtok::pg_catalog.text,
+  image_input_per_mtok::pg_catalog.text, image_output_per_mtok::pg_catalog.text, video_input_per_mtok::pg_catalog.text,
   unit, unit_price::pg_catalog.text, source, checked_on::pg_catalog.text, catalog,
   CASE WHEN catalog IS NOT NULL THEN 'catalog' WHEN from_price_list THEN 'price list' ELSE 'yours' END AS origin`;
 
@@ -177,7 +184,8 @@ export interface ImportOptions {
 /** The columns of a price, as opposed to its key. */
 const PRICE_COLUMNS = [
   'input_per_mtok', 'output_per_mtok', 'cache_read_per_mtok', 'cache_write_per_mtok', 'cache_write_1h_per_mtok',
-  'audio_input_per_mtok', 'audio_output_per_mtok', 'reasoning_per_mtok', 'cache_read_audio_per_mtok', 'unit', 'unit_price',
+  'audio_input_per_mtok', 'audio_output_per_mtok', 'reasoning_per_mtok', 'cache_read_audio_per_mtok',
+  'image_input_per_mtok', 'image_output_per_mtok', 'video_input_per_mtok', 'unit', 'unit_price',
 ] as const;
 
 const ratesSchema = z.object(Object.fromEntries(PRICE_COLUMNS.map((c) => [c, z.string().nullable()])) as
@@ -229,6 +237,7 @@ export async function importPrices(
     cache_write_per_mtok: r.cacheWritePerMtok, cache_write_1h_per_mtok: r.cacheWrite1hPerMtok,
     audio_input_per_mtok: r.audioInputPerMtok, audio_output_per_mtok: r.audioOutputPerMtok,
     reasoning_per_mtok: r.reasoningPerMtok, cache_read_audio_per_mtok: r.cacheReadAudioPerMtok,
+    image_input_per_mtok: r.imageInputPerMtok, image_output_per_mtok: r.imageOutputPerMtok, video_input_per_mtok: r.videoInputPerMtok,
     unit: r.unit, unit_price: r.unitPrice, source: r.source,
   }));
   const sameKey = (p: string) => sql.fragment`${sql.identifier([p, 'provider'])} OPERATOR(pg_catalog.=) i.provider
@@ -244,7 +253,8 @@ export async function importPrices(
         provider pg_catalog.text, model pg_catalog.text, service_tier pg_catalog.text, above_input_tokens bigint,
         input_per_mtok numeric, output_per_mtok numeric, cache_read_per_mtok numeric, cache_write_per_mtok numeric,
         cache_write_1h_per_mtok numeric, audio_input_per_mtok numeric, audio_output_per_mtok numeric,
-        reasoning_per_mtok numeric, cache_read_audio_per_mtok numeric, unit pg_catalog.text, unit_price numeric, source pg_catalog.text)
+        reasoning_per_mtok numeric, cache_read_audio_per_mtok numeric, image_input_per_mtok numeric,
+        image_output_per_mtok numeric, video_input_per_mtok numeric, unit pg_catalog.text, unit_price numeric, source pg_catalog.text)
     ),
     compared AS (
       SELECT i.*,
@@ -270,12 +280,12 @@ export async function importPrices(
       INSERT INTO ai_cost.prices (provider, model, service_tier, above_input_tokens, valid_from,
         input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
         audio_input_per_mtok, audio_output_per_mtok, reasoning_per_mtok, cache_read_audio_per_mtok,
-        unit, unit_price, source, checked_on, from_price_list)
+        image_input_per_mtok, image_output_per_mtok, video_input_per_mtok, unit, unit_price, source, checked_on, from_price_list)
       SELECT provider, model, service_tier, above_input_tokens,
              CASE WHEN has_history THEN ${effective} ELSE '-infinity' END,
              input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
              audio_input_per_mtok, audio_output_per_mtok, reasoning_per_mtok, cache_read_audio_per_mtok,
-             unit, unit_price, source, current_date, true
+             image_input_per_mtok, image_output_per_mtok, video_input_per_mtok, unit, unit_price, source, current_date, true
         FROM compared
        WHERE action OPERATOR(pg_catalog.=) 'added' OR action OPERATOR(pg_catalog.=) 'changed'
       RETURNING id

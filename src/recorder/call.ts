@@ -64,6 +64,11 @@ export const callSchema = z
     audioOutputTokens: tokenCount,
     /** Audio input read from the prompt cache: counted in cacheReadTokens and in audioInputTokens too, as providers report it. */
     cacheReadAudioTokens: tokenCount,
+    /** Image input not read from the prompt cache: cached image tokens are counted in cacheReadTokens only. */
+    imageInputTokens: tokenCount,
+    imageOutputTokens: tokenCount,
+    /** Video input not read from the prompt cache: cached video tokens are counted in cacheReadTokens only. */
+    videoInputTokens: tokenCount,
     /** Quantity billed per unit (images, seconds, requests, queries); a decimal string keeps it exact. */
     units: z.union([z.number().finite().min(0).max(1e12), z.string().regex(/^\d{1,12}(\.\d+)?$/, 'must be a non-negative decimal up to 1e12')])
       .transform(String)
@@ -99,6 +104,9 @@ export const callSchema = z
     within('cacheWrite1hTokens', 'cacheWriteTokens', ': cacheWriteTokens counts all cache writes, 5-minute and 1-hour');
     within('cacheReadAudioTokens', 'cacheReadTokens', ': cacheReadTokens counts all cache reads, text and audio');
     within('cacheReadAudioTokens', 'audioInputTokens', ': audioInputTokens counts all audio input, cached or not');
+    within('imageInputTokens', 'inputTokens', '');
+    within('videoInputTokens', 'inputTokens', '');
+    within('imageOutputTokens', 'outputTokens', '');
     if (call.units != null && !call.unit) {
       ctx.addIssue({ code: 'custom', path: ['unit'], message: 'is required with units (image, second, request, query, ...)' });
     }

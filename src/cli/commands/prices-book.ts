@@ -58,14 +58,16 @@ export const RATE_COLUMNS = [
   ['input_per_mtok', 'input'], ['output_per_mtok', 'output'], ['cache_read_per_mtok', 'cache read'],
   ['cache_write_per_mtok', 'cache write'], ['cache_write_1h_per_mtok', 'cache write 1h'],
   ['audio_input_per_mtok', 'audio in'], ['audio_output_per_mtok', 'audio out'], ['reasoning_per_mtok', 'reasoning'],
-  ['cache_read_audio_per_mtok', 'cache read audio'], ['unit_price', 'per unit'],
+  ['cache_read_audio_per_mtok', 'cache read audio'], ['image_input_per_mtok', 'image in'],
+  ['image_output_per_mtok', 'image out'], ['video_input_per_mtok', 'video in'], ['unit_price', 'per unit'],
 ] as const;
 
 /** The CSV columns of a price row, in order. */
 const CSV_COLUMNS = [
   'provider', 'model', 'service_tier', 'above_input_tokens', 'tenant_id', 'valid_from', 'valid_to',
   'input_per_mtok', 'output_per_mtok', 'cache_read_per_mtok', 'cache_write_per_mtok', 'cache_write_1h_per_mtok',
-  'audio_input_per_mtok', 'audio_output_per_mtok', 'reasoning_per_mtok', 'cache_read_audio_per_mtok', 'unit', 'unit_price',
+  'audio_input_per_mtok', 'audio_output_per_mtok', 'reasoning_per_mtok', 'cache_read_audio_per_mtok',
+  'image_input_per_mtok', 'image_output_per_mtok', 'video_input_per_mtok', 'unit', 'unit_price',
   'origin', 'catalog', 'source', 'checked_on',
 ] as const;
 
@@ -102,7 +104,7 @@ function historyTable(rows: readonly ListedPrice[]): string {
   return `${table.toString()}\n${UNITS_NOTE}`;
 }
 
-const UNITS_NOTE = 'USD per 1M tokens; per unit in USD; an empty rate is not priced, but empty reasoning is billed as output and empty cache read audio as cache read.';
+const UNITS_NOTE = 'USD per 1M tokens; per unit in USD; an empty rate is not priced, but empty reasoning and image out are billed as output, empty image in and video in as input, and empty cache read audio as cache read.';
 
 function newTable(head: string[]): Table.Table {
   return new Table({ head, style: { head: [], border: [], compact: true } });

@@ -11,6 +11,7 @@ const PRICE_FLAGS: Record<string, string> = {
   inputPerMtok: '--input', outputPerMtok: '--output', cacheReadPerMtok: '--cache-read', cacheWritePerMtok: '--cache-write',
   cacheWrite1hPerMtok: '--cache-write-1h', audioInputPerMtok: '--audio-input', audioOutputPerMtok: '--audio-output',
   reasoningPerMtok: '--reasoning', cacheReadAudioPerMtok: '--cache-read-audio',
+  imageInputPerMtok: '--image-input', imageOutputPerMtok: '--image-output', videoInputPerMtok: '--video-input',
   unit: '--unit', unitPrice: '--unit-price', aboveInputTokens: '--above', tenantId: '--tenant', provider: 'provider', model: 'model',
 };
 
@@ -32,6 +33,9 @@ export function registerPrices(program: Command): void {
     .option('--audio-output <usd>', 'per 1M audio output tokens')
     .option('--reasoning <usd>', 'per 1M reasoning tokens, where the provider bills them apart from output (default: as output)')
     .option('--cache-read-audio <usd>', 'per 1M cache-read audio input tokens (default: as other cache reads)')
+    .option('--image-input <usd>', 'per 1M image input tokens, where the provider bills them apart from text (default: as input)')
+    .option('--image-output <usd>', 'per 1M image output tokens, where the provider bills them apart from text (default: as output)')
+    .option('--video-input <usd>', 'per 1M video input tokens, where the provider bills them apart from text (default: as input)')
     .option('--unit <unit>', 'what --unit-price is per: image, second, request, query, ...')
     .option('--unit-price <usd>', 'USD per unit')
     .addOption(new Option('--tier <tier>', 'service tier').choices(SERVICE_TIERS).default('standard'))
@@ -49,6 +53,7 @@ export function registerPrices(program: Command): void {
           cacheWritePerMtok: text('cacheWrite'), cacheWrite1hPerMtok: text('cacheWrite1h'),
           audioInputPerMtok: text('audioInput'), audioOutputPerMtok: text('audioOutput'),
           reasoningPerMtok: text('reasoning'), cacheReadAudioPerMtok: text('cacheReadAudio'),
+          imageInputPerMtok: text('imageInput'), imageOutputPerMtok: text('imageOutput'), videoInputPerMtok: text('videoInput'),
           unit: text('unit'), unitPrice: text('unitPrice'), source: text('source'),
         }).catch((error: unknown) => {
           // Name the problem by the flag the user typed, not the API's field.
