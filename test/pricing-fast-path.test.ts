@@ -9,18 +9,18 @@ import { useTestDatabase } from './support/database.js';
 const db = useTestDatabase(test, {
   setup: async (db) => {
     await db.query(`
-      -- Reasoning and cached audio rates of their own on some rows, none on
-      -- others (billed as output and as cache reads).
+      -- Reasoning, cached audio, image and video rates of their own on some
+      -- rows, none on others (billed as output, as cache reads, as input).
       INSERT INTO ai_cost.prices (provider, model, valid_from, service_tier, above_input_tokens, input_per_mtok, output_per_mtok,
                                   cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
                                   audio_input_per_mtok, audio_output_per_mtok, reasoning_per_mtok, cache_read_audio_per_mtok,
-                                  unit, unit_price)
-      VALUES ('fp', 'full',  '2025-01-01', 'standard', 0,      1.10, 4.40, 0.11, 1.375, 2.2, 40, 80, NULL, NULL, 'image', 0.04),
-             ('fp', 'full',  '2025-01-01', 'standard', 200000, 2.20, 8.80, 0.22, 2.75, 4.4, 80, 160, 4.4, NULL, 'image', 0.04),
-             ('fp', 'full',  '2025-01-01', 'batch',    0,      0.55, 2.20, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-             ('fp', 'full',  '2025-07-01', 'standard', 0,      0.90, 3.60, 0.09, 1.125, 1.8, 32, 64, 1.35, 6.4, 'image', 0.03),
-             ('fp', 'bare',  '2025-01-01', 'standard', 0,      0.25, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-             ('fp', 'image', '2025-01-01', 'standard', 0,      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'image', 0.019);
+                                  image_input_per_mtok, image_output_per_mtok, video_input_per_mtok, unit, unit_price)
+      VALUES ('fp', 'full',  '2025-01-01', 'standard', 0,      1.10, 4.40, 0.11, 1.375, 2.2, 40, 80, NULL, NULL, NULL, NULL, NULL, 'image', 0.04),
+             ('fp', 'full',  '2025-01-01', 'standard', 200000, 2.20, 8.80, 0.22, 2.75, 4.4, 80, 160, 4.4, NULL, 3.3, 33, NULL, 'image', 0.04),
+             ('fp', 'full',  '2025-01-01', 'batch',    0,      0.55, 2.20, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+             ('fp', 'full',  '2025-07-01', 'standard', 0,      0.90, 3.60, 0.09, 1.125, 1.8, 32, 64, 1.35, 6.4, 1.8, 30, 2.7, 'image', 0.03),
+             ('fp', 'bare',  '2025-01-01', 'standard', 0,      0.25, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+             ('fp', 'image', '2025-01-01', 'standard', 0,      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'image', 0.019);
       INSERT INTO ai_cost.prices (provider, model, valid_from, tenant_id, input_per_mtok, output_per_mtok)
       VALUES ('fp', 'full', '2025-03-01', 'tenant-own-price', 0.5, 2);
       INSERT INTO ai_cost.tenant_discounts (tenant_id, provider, percent_off) VALUES ('tenant-discount', 'fp', 15);
@@ -55,6 +55,7 @@ SELECT '2024-10-01'::timestamptz + r.age * interval '600 days' AS created_at,
        -- Sometimes all of the output, so that with audio output the parts exceed the whole.
        CASE WHEN t.output IS NOT NULL AND r.m < 0.05 THEN t.output WHEN t.output IS NOT NULL AND r.m < 0.3 THEN t.output / 2 END AS reasoning_tokens,
        t.audio_input AS audio_input_tokens, t.audio_output AS audio_output_tokens, t.cache_read_audio AS cache_read_audio_tokens,
+       t.image_input AS image_input_tokens, t.image_output AS image_output_tokens, t.video_input AS video_input_tokens,
        CASE WHEN r.units < 0.15 THEN round((r.units * 40)::numeric, 1) END AS units,
        CASE WHEN r.units < 0.15 THEN (ARRAY['image', 'image', 'second'])[1 + floor(r.units * 20)::int % 3] END AS unit,
        '${feature}' AS feature
@@ -70,7 +71,12 @@ SELECT '2024-10-01'::timestamptz + r.age * interval '600 days' AS created_at,
            CASE WHEN r.parts BETWEEN 0.5 AND 0.6 THEN floor(r.size * r.size * 400000 * 0.1)::bigint END AS cache_write_1h,
            CASE WHEN r.parts BETWEEN 0.6 AND 0.7 THEN floor(r.size * r.size * 400000 * 0.2)::bigint END AS audio_input,
            CASE WHEN r.parts BETWEEN 0.65 AND 0.75 THEN floor(r.size * 5000 * 0.5)::bigint END AS audio_output,
-           CASE WHEN r.parts BETWEEN 0.6 AND 0.68 THEN floor(r.size * r.size * 400000 * 0.1)::bigint END AS cache_read_audio
+           CASE WHEN r.parts BETWEEN 0.6 AND 0.68 THEN floor(r.size * r.size * 400000 * 0.1)::bigint END AS cache_read_audio,
+           -- Overlapping the cache reads and writes, so that the parts of the
+           -- input sometimes exceed it; image output overlaps the audio output.
+           CASE WHEN r.parts BETWEEN 0.3 AND 0.45 THEN floor(r.size * r.size * 400000 * 0.25)::bigint END AS image_input,
+           CASE WHEN r.parts BETWEEN 0.4 AND 0.55 OR r.parts BETWEEN 0.8 AND 0.85 THEN floor(r.size * r.size * 400000 * 0.3)::bigint END AS video_input,
+           CASE WHEN r.parts BETWEEN 0.7 AND 0.8 THEN floor(r.size * 5000 * 0.6)::bigint END AS image_output
   ) t`;
 
 /** Calls matching `where` that the trigger or insert_calls priced differently from ai_cost_internal.cost_of. */
@@ -102,10 +108,11 @@ test('the trigger agrees with ai_cost_internal.cost_of on calls covering every d
     SELECT setseed(0.17);
     INSERT INTO ai_cost.calls (created_at, provider, model, service_tier, tenant_id, status, cached, provided_cost_micros,
                                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
-                               reasoning_tokens, audio_input_tokens, audio_output_tokens, cache_read_audio_tokens, units, unit, feature)
+                               reasoning_tokens, audio_input_tokens, audio_output_tokens, cache_read_audio_tokens,
+                               image_input_tokens, image_output_tokens, video_input_tokens, units, unit, feature)
     ${generatedCalls('fast-path')}`);
   const [mix] = await db.query<{ calls: string; priced: string; unpriced: string; discounted: string; organisation_discounted: string;
-    tiered: string; aliased: string; reasoning_apart: string; cached_audio: string }>(`
+    tiered: string; aliased: string; reasoning_apart: string; cached_audio: string; image_video_apart: string; image_video_as_whole: string }>(`
     SELECT count(*)::text AS calls, count(cost_micros)::text AS priced, count(unpriced_reason)::text AS unpriced,
            count(discount_id)::text AS discounted,
            count(*) FILTER (WHERE discount_id IN (SELECT id FROM ai_cost.tenant_discounts WHERE tenant_id IS NULL))::text
@@ -114,7 +121,11 @@ test('the trigger agrees with ai_cost_internal.cost_of on calls covering every d
            count(*) FILTER (WHERE model = 'full-2025-01-01' AND cost_micros IS NOT NULL)::text AS aliased,
            count(*) FILTER (WHERE reasoning_tokens > 0
                               AND price_id IN (SELECT id FROM ai_cost.prices WHERE reasoning_per_mtok IS NOT NULL))::text AS reasoning_apart,
-           count(*) FILTER (WHERE cache_read_audio_tokens > 0 AND cost_micros IS NOT NULL)::text AS cached_audio
+           count(*) FILTER (WHERE cache_read_audio_tokens > 0 AND cost_micros IS NOT NULL)::text AS cached_audio,
+           count(*) FILTER (WHERE coalesce(image_input_tokens, image_output_tokens, video_input_tokens) > 0
+                              AND price_id IN (SELECT id FROM ai_cost.prices WHERE image_input_per_mtok IS NOT NULL))::text AS image_video_apart,
+           count(*) FILTER (WHERE coalesce(image_input_tokens, image_output_tokens, video_input_tokens) > 0
+                              AND price_id IN (SELECT id FROM ai_cost.prices WHERE image_input_per_mtok IS NULL))::text AS image_video_as_whole
       FROM ai_cost.calls WHERE feature = 'fast-path'`);
   // The sample must exercise both paths and the special cases, or agreement proves little.
   for (const [what, n] of Object.entries(mix!)) t.true(Number(n) > 20, `${what}: ${n}`);
@@ -130,7 +141,7 @@ test('insert_calls prices the calls the book covers in its own statement, as ai_
       await client.query('BEGIN; ALTER TABLE ai_cost.calls DISABLE TRIGGER tg_calls__price_call; SELECT setseed(0.17)');
       await client.query(insertGenerated('set-priced-alone'));
       const { rows: [mix] } = await client.query<{ calls: number; priced: number; organisation_discounted: number; long_sum: number;
-        reasoning_apart: number; cached_audio: number; without_price_id: number }>(`
+        reasoning_apart: number; cached_audio: number; image_video: number; without_price_id: number }>(`
         SELECT count(*)::int AS calls, count(cost_micros)::int AS priced,
                count(*) FILTER (WHERE cost_micros IS NOT NULL AND discount_id IS NOT NULL)::int AS organisation_discounted,
                count(*) FILTER (WHERE cost_micros IS NOT NULL
@@ -138,6 +149,8 @@ test('insert_calls prices the calls the book covers in its own statement, as ai_
                count(*) FILTER (WHERE cost_micros IS NOT NULL AND reasoning_tokens > 0
                                   AND price_id IN (SELECT id FROM ai_cost.prices WHERE reasoning_per_mtok IS NOT NULL))::int AS reasoning_apart,
                count(*) FILTER (WHERE cost_micros IS NOT NULL AND cache_read_audio_tokens > 0)::int AS cached_audio,
+               count(*) FILTER (WHERE cost_micros IS NOT NULL
+                                  AND coalesce(image_input_tokens, image_output_tokens, video_input_tokens) > 0)::int AS image_video,
                count(*) FILTER (WHERE cost_micros IS NOT NULL AND price_id IS NULL)::int AS without_price_id
           FROM ai_cost.calls WHERE feature = 'set-priced-alone'`);
       t.is(mix!.calls, 4000);
@@ -147,6 +160,7 @@ test('insert_calls prices the calls the book covers in its own statement, as ai_
       t.true(mix!.long_sum > 20, `with cache writes or audio: ${mix!.long_sum}`);
       t.true(mix!.reasoning_apart > 10, `with reasoning at a rate of its own: ${mix!.reasoning_apart}`);
       t.true(mix!.cached_audio > 5, `with cached audio: ${mix!.cached_audio}`);
+      t.true(mix!.image_video > 10, `with image or video: ${mix!.image_video}`);
       t.is(mix!.without_price_id, 0);
       t.deepEqual((await client.query(mismatches("c.feature = 'set-priced-alone' AND c.cost_micros IS NOT NULL"))).rows, []);
     } finally {
