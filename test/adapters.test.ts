@@ -2,7 +2,8 @@ import test from 'ava';
 import { parseCall } from '../src/recorder/call.js';
 import {
   aiSdkUsage, anthropicMessageCall, anthropicStreamCall, anthropicUsage, dollarsToMicros, geminiResponseCall, geminiUsage,
-  openAIChatCompletionCall, openAIChatUsage, openAIResponseCall, openAIResponsesUsage, openRouterCompletionCall, openRouterUsage,
+  openAIChatCompletionCall, openAIChatUsage, openAIImagesResponseCall, openAIImagesUsage, openAIResponseCall, openAIResponsesUsage,
+  openRouterCompletionCall, openRouterUsage,
 } from '../src/adapters/index.js';
 
 /** Every adapter result must pass the call schema's part-of-whole checks when recorded. */
@@ -106,6 +107,27 @@ test('dollarsToMicros reads decimals exactly and rounds up once', (t) => {
   t.throws(() => dollarsToMicros('.'), { message: /non-negative amount/ });
 });
 
+test('OpenAI Images: image input is part of input_tokens, and every output token is image unless the details say otherwise', (t) => {
+  // images.edit with gpt-image-1: a prompt and an input image, one 1024x1024 high-quality image out.
+  const edit = openAIImagesUsage({
+    input_tokens: 1_033, output_tokens: 4_160, total_tokens: 5_193,
+    input_tokens_details: { image_tokens: 617, text_tokens: 416 },
+  });
+  t.deepEqual(edit, { inputTokens: 1_033, outputTokens: 4_160, imageInputTokens: 617, imageOutputTokens: 4_160 });
+  t.notThrows(() => valid(edit));
+  // The streamed image_generation.completed event splits the output too.
+  const streamed = openAIImagesUsage({
+    input_tokens: 50, output_tokens: 4_200, total_tokens: 4_250,
+    input_tokens_details: { image_tokens: 0, text_tokens: 50 },
+    output_tokens_details: { image_tokens: 4_160, text_tokens: 40 },
+  });
+  t.deepEqual(streamed, { inputTokens: 50, outputTokens: 4_200, imageInputTokens: 0, imageOutputTokens: 4_160 });
+  t.deepEqual(openAIImagesResponseCall({ usage: { input_tokens: 20, output_tokens: 272 } }, 'gpt-image-1-mini'), {
+    provider: 'openai', model: 'gpt-image-1-mini', operation: 'image', inputTokens: 20, outputTokens: 272, imageOutputTokens: 272,
+  });
+  t.deepEqual(openAIImagesUsage(undefined), {});
+});
+
 // ---------------------------------------------------------------- Anthropic
 
 test('Anthropic: input_tokens EXCLUDES the cache, so input = input + cache writes + cache reads', (t) => {
@@ -187,6 +209,24 @@ test('Gemini: cached audio is in the cache reads and in the audio input, and cac
   });
   t.deepEqual(fields, { inputTokens: 10_000, outputTokens: 50, cacheReadTokens: 8_000, audioInputTokens: 3_000, cacheReadAudioTokens: 2_000 });
   t.notThrows(() => valid(fields));
+});
+
+test('Gemini: image and video input are the uncached IMAGE and VIDEO prompt tokens; image output the IMAGE candidates', (t) => {
+  const fields = geminiUsage({
+    promptTokenCount: 9_000, cachedContentTokenCount: 3_000, candidatesTokenCount: 1_300, thoughtsTokenCount: 200,
+    promptTokensDetails: [{ modality: 'TEXT', tokenCount: 1_000 }, { modality: 'IMAGE', tokenCount: 2_000 }, { modality: 'VIDEO', tokenCount: 6_000 }],
+    cacheTokensDetails: [{ modality: 'IMAGE', tokenCount: 500 }, { modality: 'VIDEO', tokenCount: 2_500 }],
+    candidatesTokensDetails: [{ modality: 'TEXT', tokenCount: 10 }, { modality: 'IMAGE', tokenCount: 1_290 }],
+  });
+  // Cached image and video are cache reads only, billed as Gemini bills them, at the cache read rate.
+  t.deepEqual(fields, {
+    inputTokens: 9_000, outputTokens: 1_500, cacheReadTokens: 3_000, reasoningTokens: 200,
+    imageInputTokens: 1_500, videoInputTokens: 3_500, imageOutputTokens: 1_290,
+  });
+  t.notThrows(() => valid(fields));
+  // Text only: no image or video counts at all, not zeros.
+  t.deepEqual(geminiUsage({ promptTokenCount: 10, candidatesTokenCount: 5, promptTokensDetails: [{ modality: 'TEXT', tokenCount: 10 }] }),
+    { inputTokens: 10, outputTokens: 5 });
 });
 
 // ---------------------------------------------------------------- Vercel AI SDK

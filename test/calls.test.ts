@@ -41,6 +41,10 @@ const checks: Array<[string, Record<string, unknown>, RegExp]> = [
     /audio_input_tokens must include cache_read_audio_tokens/],
   ['negative cached audio', { input_tokens: 100, cache_read_tokens: 50, audio_input_tokens: 50, cache_read_audio_tokens: -1 },
     /cache_read_audio_tokens must not be negative/],
+  ['image input beyond input', { input_tokens: 5, image_input_tokens: 6 }, /input_tokens must include image_input_tokens/],
+  ['video input beyond input', { input_tokens: 5, video_input_tokens: 6 }, /input_tokens must include video_input_tokens/],
+  ['image output beyond output', { output_tokens: 5, image_output_tokens: 6 }, /output_tokens must include image_output_tokens/],
+  ['negative image output', { output_tokens: 5, image_output_tokens: -1 }, /image and video token counts must not be negative/],
   ['units without a unit', { units: 3 }, /units must not be negative and need a unit/],
   ['negative units', { units: -1, unit: 'image' }, /units must not be negative and need a unit/],
   ['negative latency', { total_ms: -1 }, /ttft_ms and total_ms must not be negative/],
@@ -145,6 +149,15 @@ test('cached audio must be counted in both the cache reads and the audio input, 
     { message: /audioInputTokens: must include cacheReadAudioTokens \(45\): audioInputTokens counts all audio input, cached or not/ });
   t.throws(() => parseCall({ ...call, cacheReadTokens: 30, cacheReadAudioTokens: 35 }),
     { message: /cacheReadTokens: must include cacheReadAudioTokens \(35\): cacheReadTokens counts all cache reads, text and audio/ });
+});
+
+test('image and video are parts of the input and output, before the database too', (t) => {
+  const call = { provider: 'openai', model: 'gpt-image-1', inputTokens: 100, outputTokens: 50 };
+  t.like(parseCall({ ...call, imageInputTokens: 60, videoInputTokens: 40, imageOutputTokens: 50 }),
+    { imageInputTokens: 60n, videoInputTokens: 40n, imageOutputTokens: 50n });
+  t.throws(() => parseCall({ ...call, imageInputTokens: 101 }), { message: /inputTokens: must include imageInputTokens \(101\)/ });
+  t.throws(() => parseCall({ ...call, videoInputTokens: 101 }), { message: /inputTokens: must include videoInputTokens \(101\)/ });
+  t.throws(() => parseCall({ ...call, imageOutputTokens: 51 }), { message: /outputTokens: must include imageOutputTokens \(51\)/ });
 });
 
 test('token counts are whole numbers up to ten billion, as numbers or bigints', (t) => {

@@ -109,6 +109,36 @@ test('reasoning and cached audio rates are read where they differ from the rates
   t.deepEqual(new Set((await importPrices(db.pool, rows)).map((r) => r.action)), new Set(['unchanged']));
 });
 
+test('image token rates are read where they differ from the input and output rates; video per second is not a token rate', async (t) => {
+  const list = JSON.stringify({
+    'image-apart': {
+      litellm_provider: 'openai', input_cost_per_token: 5e-6, cache_read_input_token_cost: 1.25e-6,
+      input_cost_per_image_token: 1e-5, output_cost_per_image_token: 4e-5,
+    },
+    'gemini/image-apart-flash': {
+      litellm_provider: 'gemini', input_cost_per_token: 3e-7, output_cost_per_token: 2.5e-6, output_cost_per_image_token: 3e-5,
+      input_cost_per_video_per_second: 0.002,
+    },
+    'image-apart-same': {
+      litellm_provider: 'openai', input_cost_per_token: 2e-6, output_cost_per_token: 8e-6, input_cost_per_image_token: 2e-6,
+    },
+  });
+  const { rows } = parseLiteLlmPriceList(list, 'inline');
+  t.deepEqual(rows.map((r) => [r.model, r.imageInputPerMtok, r.imageOutputPerMtok, r.videoInputPerMtok]), [
+    ['image-apart', '10', '40', null],
+    ['image-apart-flash', null, '30', null],
+    ['image-apart-same', null, null, null],
+  ]);
+  t.deepEqual(new Set((await importPrices(db.pool, rows)).map((r) => r.action)), new Set(['added']));
+  t.deepEqual(await db.query(`SELECT model, image_input_per_mtok::text AS image_in, image_output_per_mtok::text AS image_out
+                                FROM ai_cost.prices WHERE model LIKE 'image-apart%' ORDER BY model`), [
+    { model: 'image-apart', image_in: '10', image_out: '40' },
+    { model: 'image-apart-flash', image_in: null, image_out: '30' },
+    { model: 'image-apart-same', image_in: null, image_out: null },
+  ]);
+  t.deepEqual(new Set((await importPrices(db.pool, rows)).map((r) => r.action)), new Set(['unchanged']));
+});
+
 test('a malformed file is refused with the entry and field named, and nothing is written', async (t) => {
   await t.throwsAsync(read('malformed-cost.json'), {
     instanceOf: InvalidPriceListError,

@@ -77,7 +77,7 @@ test('the narrowest organisation discount applies to every call, whatever its te
   // The compiled book holds alpha at 20% off (1.6, 6.4 and 0.4 USD per 1M
   // tokens, in picodollars per token), so a call now is priced without a query.
   const [book] = await db.query(`
-    SELECT r[s][1]::text AS price_id, r[s:s][2:4] AS rates, r[s][20]::text AS discount_id
+    SELECT r[s][1]::text AS price_id, r[s:s][2:4] AS rates, r[s][26]::text AS discount_id
       FROM (SELECT ai_cost_internal.price_book_rates() AS r, ai_cost_internal.price_book_slot('od standard alpha') AS s) b`);
   t.deepEqual(book, { price_id: await listPriceId('alpha'), rates: [['1600000', '6400000', '400000']], discount_id: alphaModel });
   // alpha now: 20% off, 0.8 x 2,293.5 = 1,834.8 -> 1,835 (rounding each component up first would give
@@ -224,8 +224,10 @@ test('organisation discounts of one scope must not overlap in time, and a tenant
 });
 
 // Serial, so before the others: the attempt locks what the step would change.
+// Down two steps: the one after organisation discounts goes first, and the
+// whole run is one transaction, so the refusal undoes it too.
 test.serial('migrating down past organisation discounts refuses, rather than drop contract terms', async (t) => {
-  await t.throwsAsync(migrate(db.url, { direction: 'down' }),
+  await t.throwsAsync(migrate(db.url, { direction: 'down', count: 2 }),
     { instanceOf: MigrationFailedError, message: /holds organisation-wide discounts \(tenant_id NULL\), which the earlier schema cannot hold/ });
   const [kept] = await db.query(`SELECT count(*)::int AS n FROM ai_cost.tenant_discounts WHERE tenant_id IS NULL`);
   t.deepEqual(kept, { n: 3 });

@@ -77,12 +77,17 @@ function sampleCalls(tag: string): Record<string, unknown>[] {
     { provider: 'perplexity', model: 'sonar-deep-research', input_tokens: 5000, output_tokens: 3000, reasoning_tokens: 1200 },
     { provider: 'google', model: 'gemini-2.5-flash', input_tokens: 8000, output_tokens: 500, cache_read_tokens: 6000,
       audio_input_tokens: 3000, cache_read_audio_tokens: 2000 },
+    { provider: 'openai', model: 'gpt-image-1', operation: 'image', input_tokens: 1000, output_tokens: 4160,
+      image_input_tokens: 600, image_output_tokens: 4160 },
+    { provider: 'google', model: 'gemini-2.5-flash', input_tokens: 9000, output_tokens: 400, cache_read_tokens: 2000,
+      image_input_tokens: 1500, video_input_tokens: 4000 },
   ].map((call, i) => ({ ...call, request_id: `${tag}-${i}` }));
 }
 
 const CALL_COLUMNS = ['request_id', 'provider', 'model', 'service_tier', 'tenant_id', 'status', 'created_at', 'input_tokens',
   'output_tokens', 'cache_read_tokens', 'cache_write_tokens', 'cache_write_1h_tokens', 'reasoning_tokens',
-  'audio_input_tokens', 'cache_read_audio_tokens', 'units', 'unit', 'cached',
+  'audio_input_tokens', 'cache_read_audio_tokens', 'image_input_tokens', 'image_output_tokens', 'video_input_tokens',
+  'units', 'unit', 'cached',
   'total_ms', 'ttft_ms', 'streamed'] as const;
 
 /** A statement that runs a function of ai_cost with sensible arguments; read-only ones are compared with a clean session. */
@@ -105,12 +110,15 @@ function invocations(tag: string): Record<string, Invocation[]> {
     'ai_cost.cost_micros(ai_cost.prices,bigint,bigint,bigint,bigint)': [
       { sql: 'SELECT ai_cost.cost_micros(ai_cost.price_at($1, $2, $3), $4, $5, $6, $7)',
         params: ['openai', 'gpt-4o-mini', '2030-01-01', 123456, 7890, 1000, 0], compare: true }],
-    'ai_cost.explain_cost(text,text,timestamp with time zone,bigint,bigint,bigint,bigint,bigint,bigint,bigint,numeric,text,text,text,bigint,bigint)': [
+    'ai_cost.explain_cost(text,text,timestamp with time zone,bigint,bigint,bigint,bigint,bigint,bigint,bigint,numeric,text,text,text,bigint,bigint,bigint,bigint,bigint)': [
       { sql: 'SELECT * FROM ai_cost.explain_cost($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)',
         params: ['amazon', 'us.anthropic.claude-3-7-sonnet-20250219-v1:0', '2030-01-01', 90000, 3000, 2000, 4000, 1000, null, null, null, null, 'standard', 'acme', 1200, null],
         compare: true },
       { sql: 'SELECT * FROM ai_cost.explain_cost($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)',
         params: ['google', 'gemini-2.5-flash', '2030-01-01', 8000, 500, 6000, null, null, 3000, null, null, null, 'standard', null, 200, 2000],
+        compare: true },
+      { sql: 'SELECT * FROM ai_cost.explain_cost($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)',
+        params: ['openai', 'gpt-image-1', '2030-01-01', 1000, 4160, null, null, null, null, null, null, null, 'standard', null, null, null, 600, 4160, null],
         compare: true },
       { sql: 'SELECT * FROM ai_cost.explain_cost($1, $2, $3, $4, $5)', params: ['openai', 'gpt-4o-mini', '2030-01-01', 1000, 100], compare: true }],
     'ai_cost.explain_cost(bigint)': [{ sql: 'SELECT * FROM ai_cost.explain_cost($1)', params: [1], compare: true }],

@@ -15,7 +15,7 @@ const db = useTestDatabase(test, {
         ('hist', 'fixture-model', 'standard', 'bigco', '2026-02-01', 1.8, 7.2, NULL, 'contract 42', '2026-02-01', false),
         ('hist', 'fixture-model', 'standard', NULL, '2026-03-15 12:00:00+00', 2, 8, NULL, 'our own', '2026-03-15', false),
         ('hist', 'fixture-other', 'standard', NULL, '2026-01-01', 9, 9, NULL, NULL, NULL, false);
-      UPDATE ai_cost.prices SET reasoning_per_mtok = 3 WHERE provider = 'hist' AND model = 'fixture-other';
+      UPDATE ai_cost.prices SET reasoning_per_mtok = 3, image_output_per_mtok = 40 WHERE provider = 'hist' AND model = 'fixture-other';
       INSERT INTO ai_cost.prices (provider, model, valid_from, unit, unit_price) VALUES ('hist', 'fixture-image', '2026-01-01', 'image', 0.04);`);
   },
 });
@@ -29,7 +29,7 @@ test('history lists every row of the model, oldest first, with its dates, who se
   t.is(lines[0], 'hist/fixture-model');
   t.regex(lines[2]!, /from .* to .* tier .* tenant .* input .* output .* cache read .* set by .* source .* checked/);
   const rows = lines.filter((line) => /always|^│ 20/.test(line)).map((line) => line.split('│').slice(1, -1).map((cell) => cell.trim()));
-  t.deepEqual(rows.map((r) => [r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[14], r[15], r[16]]), [
+  t.deepEqual(rows.map((r) => [r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[17], r[18], r[19]]), [
     ['always', '2026-03-15 12:00:00Z', 'standard', '', '2.50', '10', '1.25', '', 'price list', 'https://example.test/list.json', '2026-01-02'],
     ['2026-01-01', 'in force', 'batch', '', '1.25', '5', '', '', 'price list', 'https://example.test/list.json', '2026-01-02'],
     ['2026-02-01', 'in force', 'standard', 'bigco', '1.8', '7.2', '', '', 'yours', 'contract 42', '2026-02-01'],
@@ -52,11 +52,11 @@ test('history as JSON and CSV: exact rates as stored, NULL as null or an empty f
   t.deepEqual(csv.stdout.trimEnd().split('\n'), [
     'provider,model,service_tier,above_input_tokens,tenant_id,valid_from,valid_to,input_per_mtok,output_per_mtok,cache_read_per_mtok,'
       + 'cache_write_per_mtok,cache_write_1h_per_mtok,audio_input_per_mtok,audio_output_per_mtok,reasoning_per_mtok,cache_read_audio_per_mtok,'
-      + 'unit,unit_price,origin,catalog,source,checked_on',
-    'hist,fixture-model,standard,0,,,2026-03-15T12:00:00.000Z,2.50,10,1.25,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
-    'hist,fixture-model,batch,0,,2026-01-01T00:00:00.000Z,,1.25,5,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
-    'hist,fixture-model,standard,0,bigco,2026-02-01T00:00:00.000Z,,1.8,7.2,,,,,,,,,,yours,,contract 42,2026-02-01',
-    'hist,fixture-model,standard,0,,2026-03-15T12:00:00.000Z,,2,8,,,,,,,,,,yours,,our own,2026-03-15',
+      + 'image_input_per_mtok,image_output_per_mtok,video_input_per_mtok,unit,unit_price,origin,catalog,source,checked_on',
+    'hist,fixture-model,standard,0,,,2026-03-15T12:00:00.000Z,2.50,10,1.25,,,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
+    'hist,fixture-model,batch,0,,2026-01-01T00:00:00.000Z,,1.25,5,,,,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
+    'hist,fixture-model,standard,0,bigco,2026-02-01T00:00:00.000Z,,1.8,7.2,,,,,,,,,,,,,yours,,contract 42,2026-02-01',
+    'hist,fixture-model,standard,0,,2026-03-15T12:00:00.000Z,,2,8,,,,,,,,,,,,,yours,,our own,2026-03-15',
   ]);
 });
 
@@ -83,11 +83,11 @@ test('at TIME gives the whole book in force at that instant', async (t) => {
   const lines = csv.stdout.trimEnd().split('\n');
   t.regex(lines[0]!, /^provider,model,service_tier,/);
   t.deepEqual(lines.filter((line) => line.startsWith('hist,')), [
-    'hist,fixture-image,standard,0,,2026-01-01T00:00:00.000Z,,,,,,,,,,,image,0.04,yours,,,',
-    'hist,fixture-model,batch,0,,2026-01-01T00:00:00.000Z,,1.25,5,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
-    'hist,fixture-model,standard,0,,,2026-03-15T12:00:00.000Z,2.50,10,1.25,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
-    'hist,fixture-model,standard,0,bigco,2026-02-01T00:00:00.000Z,,1.8,7.2,,,,,,,,,,yours,,contract 42,2026-02-01',
-    'hist,fixture-other,standard,0,,2026-01-01T00:00:00.000Z,,9,9,,,,,,3,,,,yours,,,',
+    'hist,fixture-image,standard,0,,2026-01-01T00:00:00.000Z,,,,,,,,,,,,,,image,0.04,yours,,,',
+    'hist,fixture-model,batch,0,,2026-01-01T00:00:00.000Z,,1.25,5,,,,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
+    'hist,fixture-model,standard,0,,,2026-03-15T12:00:00.000Z,2.50,10,1.25,,,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
+    'hist,fixture-model,standard,0,bigco,2026-02-01T00:00:00.000Z,,1.8,7.2,,,,,,,,,,,,,yours,,contract 42,2026-02-01',
+    'hist,fixture-other,standard,0,,2026-01-01T00:00:00.000Z,,9,9,,,,,,3,,,40,,,,yours,,,',
   ]);
   t.true(lines.some((line) => line.startsWith('anthropic,claude-3-opus-20240229,standard,0,,,,15,75,')), 'the catalog is in the book');
 
@@ -102,7 +102,7 @@ test('at TIME gives the whole book in force at that instant', async (t) => {
   const table = await cli('at', '2026-02-15T00:00:00Z');
   t.is(table.code, 0, table.stderr);
   t.regex(table.stdout, /^in force at 2026-02-15T00:00:00\.000Z\n/);
-  t.regex(table.stdout, /│ hist +│ fixture-image +│ standard +│ +│( +│){9} 0\.04\/image +│ 2026-01-01 +│ +│ yours +│/);
+  t.regex(table.stdout, /│ hist +│ fixture-image +│ standard +│ +│( +│){12} 0\.04\/image +│ 2026-01-01 +│ +│ yours +│/);
 });
 
 test('at with something that is not a time is one line naming it', async (t) => {
