@@ -103,6 +103,17 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.price_book_entries() IS 'Internal: the rows of ai_cost_internal.price_book, with a planner estimate that makes ai_cost.insert_calls() hash them.';
 
+-- The generation of the last compile, and the transaction that compiled it:
+-- every compile in one transaction keeps the generation it took first, so
+-- generations advance once per committed book (see the header).
+CREATE TABLE ai_cost_internal.price_book_generation (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  generation integer NOT NULL CHECK (generation BETWEEN 0 AND 2046),
+  compiled_in xid8
+);
+INSERT INTO ai_cost_internal.price_book_generation (generation) VALUES (0);
+COMMENT ON TABLE ai_cost_internal.price_book_generation IS 'Internal: the generation of the compiled price book, from which ai_cost_internal.compile_price_book() numbers its slots, and the transaction that took it.';
+
 
 CREATE OR REPLACE FUNCTION ai_cost_internal.rebuild_price_lookup() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -159,8 +170,13 @@ DECLARE
   book_windows text;
   own_price_tenants jsonb;
   stale_at timestamptz;
+  base integer;
 BEGIN
   LOCK TABLE ai_cost_internal.price_lookup IN EXCLUSIVE MODE;
+  UPDATE ai_cost_internal.price_book_generation
+     SET generation = CASE WHEN compiled_in = pg_current_xact_id() THEN generation ELSE (generation + 1) % 2047 END,
+         compiled_in = pg_current_xact_id()
+  RETURNING 1 + generation * 1048576 INTO base;
   DELETE FROM ai_cost_internal.price_book;
   WITH in_force AS (
     -- Per key the row a call without terms of its own takes now, below any
@@ -218,17 +234,20 @@ BEGIN
                         WHERE r.rate * 1000000 <> trunc(r.rate * 1000000) OR r.rate > 1000)
   )
   INSERT INTO ai_cost_internal.price_book
-  SELECT c.slot, c.key, c.provider, c.service_tier, c.model, c.price_id, c.discount_id,
+  SELECT base + c.slot - 1, c.key, c.provider, c.service_tier, c.model, c.price_id, c.discount_id,
          c.rates[1], c.rates[2], c.rates[3], c.rates[4], c.rates[5], c.rates[6], c.rates[7], c.rates[8], c.rates[9],
          c.rates[10], c.rates[11], c.rates[12],
          c.bits[1], c.bits[2], c.bits[3], c.bits[4], c.bits[5], c.bits[6], c.bits[7], c.bits[8], c.bits[9],
          c.bits[10], c.bits[11], c.bits[12],
          c.valid_from, coalesce(c.valid_to, 'infinity')
-    FROM compilable c;
+    FROM compilable c
+   WHERE c.slot <= 1048576;
 
-  -- The same book as constants for the cost trigger, the bits as masks.
+  -- The same book as constants for the cost trigger, the bits as masks, in
+  -- arrays whose first slot is base. The discount id is 0 for none, so that
+  -- NULL always means a slot outside the array.
   SELECT coalesce(jsonb_object_agg(b.key, b.slot), '{}'),
-         coalesce('{' || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
+         coalesce(format('[%s:%s][1:26]={', base, max(b.slot)) || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
                                            b.input_rate, b.output_rate, b.cache_read_rate, b.cache_write_rate,
                                            b.cache_write_1h_rate, b.audio_input_rate, b.audio_output_rate,
                                            b.reasoning_rate, b.cache_read_audio_rate,
@@ -239,9 +258,9 @@ BEGIN
                                            -(1::bigint << b.audio_output_bits), -(1::bigint << b.reasoning_bits),
                                            -(1::bigint << b.cache_read_audio_bits), -(1::bigint << b.image_input_bits),
                                            -(1::bigint << b.image_output_bits), -(1::bigint << b.video_input_bits),
-                                           coalesce(b.discount_id::text, 'NULL')),
+                                           coalesce(b.discount_id, 0)),
                                     ',' ORDER BY b.slot) || '}', '{}'),
-         coalesce('{' || string_agg('{"' || b.valid_from || '","' || b.valid_to || '"}', ',' ORDER BY b.slot) || '}', '{}')
+         coalesce(format('[%s:%s][1:2]={', base, max(b.slot)) || string_agg('{"' || b.valid_from || '","' || b.valid_to || '"}', ',' ORDER BY b.slot) || '}', '{}')
     INTO book_slots, book_rates, book_windows
     FROM ai_cost_internal.price_book b;
 
@@ -689,10 +708,16 @@ BEGIN
                           OPERATOR(pg_catalog.+) (coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][3])
                           OPERATOR(pg_catalog.+) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][4])
                           OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
-      NEW.computed_cost_micros := NEW.cost_micros;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
       NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][26];
-      RETURN NEW;
+      -- Each assignment is planned apart, so each is NULL if planned with
+      -- another compile's book; the book writes no discount as 0.
+      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL AND NEW.discount_id IS NOT NULL THEN
+        NEW.computed_cost_micros := NEW.cost_micros;
+        NEW.discount_id := CASE WHEN NEW.discount_id OPERATOR(pg_catalog.<>) 0::bigint THEN NEW.discount_id END;
+        RETURN NEW;
+      END IF;
+      NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;
     END IF;
   -- The same with cache writes, audio, image or video: all twelve dimensions.
   ELSIF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
@@ -756,10 +781,14 @@ BEGIN
                           OPERATOR(pg_catalog.+) ((coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][7])
                           OPERATOR(pg_catalog.+) (coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][8])
                           OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
-      NEW.computed_cost_micros := NEW.cost_micros;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
       NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][26];
-      RETURN NEW;
+      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL AND NEW.discount_id IS NOT NULL THEN
+        NEW.computed_cost_micros := NEW.cost_micros;
+        NEW.discount_id := CASE WHEN NEW.discount_id OPERATOR(pg_catalog.<>) 0::bigint THEN NEW.discount_id END;
+        RETURN NEW;
+      END IF;
+      NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;
     END IF;
   END IF;
 
@@ -1036,7 +1065,9 @@ UPDATE ai_cost.prices p SET image_input_per_mtok = r.image_input, image_output_p
 
 -- Compiled by the new compiler, for the new trigger.
 SELECT ai_cost_internal.compile_price_book();
-COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id; the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning, cached audio input, image input, image output and video input rates in picodollars per token, less the organisation''s discount (0: none; reasoning and image output at the output rate, cached audio at the cache read rate, image and video input at the input rate when the price has no rate of their own); then for the same twelve token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL); then the id of the organisation discount applied (NULL: none).';
+COMMENT ON FUNCTION ai_cost_internal.price_book_slot(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): the slot of a current list price by "provider service_tier model", or NULL; slots are numbered from 1 + generation x 2^20, so no two consecutive compiles share one.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id; the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning, cached audio input, image input, image output and video input rates in picodollars per token, less the organisation''s discount (0: none; reasoning and image output at the output rate, cached audio at the cache read rate, image and video input at the input rate when the price has no rate of their own); then for the same twelve token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL); then the id of the organisation discount applied (0: none). Its first slot is the compile''s first, 1 + generation x 2^20, so a slot of another compile reads NULL.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_windows() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot when its price and discount apply, [from, to); numbered as ai_cost_internal.price_book_rates().';
 
 SELECT ai_cost_internal.grant_roles();
 
@@ -1733,6 +1764,7 @@ $$;
 COMMENT ON FUNCTION ai_cost_internal.price_call() IS 'Trigger: sets cost_micros, computed_cost_micros, price_id, discount_id and unpriced_reason of a call (from the compiled price book for a current list price; by the price lookup or ai_cost_internal.cost_of() otherwise); refuses calls dated more than 1 day ahead, and calls of a strict-mode provider that cannot be priced.';
 
 
+DROP TABLE ai_cost_internal.price_book_generation;
 DROP FUNCTION ai_cost_internal.price_book_entries();
 DROP TABLE ai_cost_internal.price_book;
 CREATE TABLE ai_cost_internal.price_book (
@@ -1944,5 +1976,7 @@ COMMENT ON COLUMN ai_cost.prices.output_per_mtok IS 'USD per 1M output tokens (r
 -- The price book as the earlier compiler writes it, for the earlier trigger.
 SELECT ai_cost_internal.compile_price_book();
 COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id; the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning and cached audio input rates in picodollars per token, less the organisation''s discount (0: none; reasoning at the output rate and cached audio at the cache read rate when the price has no rate of their own); then for the same nine token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL); then the id of the organisation discount applied (NULL: none).';
+COMMENT ON FUNCTION ai_cost_internal.price_book_slot(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): the slot of a current list price by "provider service_tier model", or NULL.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_windows() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot when its price and discount apply, [from, to).';
 
 SELECT ai_cost_internal.grant_roles();

@@ -55,6 +55,22 @@
 -- recompiles when a price in the lookup starts or ends since the last compile,
 -- so a scheduled price change gets the fast path back within a refresh.
 --
+-- Slots are numbered per compile. The trigger reads the slot, the rates and
+-- the windows in separate PL/pgSQL expressions, each planned on its own with
+-- the functions' constants folded in, and a compile that commits while a
+-- backend is planning them can leave one expression with the book before it
+-- and another with the book after it. Each compile takes the next
+-- generation, and numbers its slots from 1 + generation x 2^20, where no
+-- slot of the generation before or after it lies; the arrays are declared
+-- with those bounds. A slot of one compile is then outside the arrays of
+-- another, where a subscript is NULL: the trigger's tests fail and its sums
+-- are NULL, and it takes the lookup (060_cost.sql). 2047 ranges of 2^20
+-- slots fit in an integer above 0, so generations count modulo 2047: two
+-- compiles share numbers only 2047 generations apart, and a transaction that
+-- compiles many times (a statement per price) takes one generation. Beyond
+-- 2^20 list prices, the first 2^20 keys are compiled and the rest take the
+-- lookup.
+--
 -- Safety. The generated bodies are literals made with format('%L') from
 -- typed values (jsonb, bigint[], timestamptz[]), never SQL text from input,
 -- and every operator in them is schema-qualified. The compiler is SECURITY
@@ -64,8 +80,9 @@
 
 -- The compiled book as a table, one row per (provider, service tier, model)
 -- with a current list price: what insert_calls() joins, and what the cost
--- trigger's constants are generated from. The price row and the
--- organisation discount applied to it (NULL: none); rates in picodollars
+-- trigger's constants are generated from. Its slot in the current
+-- compile's numbering; the price row and the organisation discount applied
+-- to it (NULL: none); rates in picodollars
 -- per token after that discount (0: none), and per dimension the bits a
 -- token count may use (see the header).
 -- Written only by ai_cost_internal.compile_price_book(), in the same
@@ -93,6 +110,17 @@ CREATE TABLE ai_cost_internal.price_book (
 );
 COMMENT ON TABLE ai_cost_internal.price_book IS 'Internal: the compiled price book (current list prices, less the organisation''s discount, as integer picodollars per token), written by ai_cost_internal.compile_price_book().';
 
+-- The generation of the last compile, and the transaction that compiled it:
+-- every compile in one transaction keeps the generation it took first, so
+-- generations advance once per committed book (see the header).
+CREATE TABLE ai_cost_internal.price_book_generation (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  generation integer NOT NULL CHECK (generation BETWEEN 0 AND 2046),
+  compiled_in xid8
+);
+INSERT INTO ai_cost_internal.price_book_generation (generation) VALUES (0);
+COMMENT ON TABLE ai_cost_internal.price_book_generation IS 'Internal: the generation of the compiled price book, from which ai_cost_internal.compile_price_book() numbers its slots, and the transaction that took it.';
+
 -- The book for ai_cost.insert_calls() to hash once per batch. A function the
 -- planner does not inline, so that its ROWS estimate, below a batch's, makes
 -- it hash the book and not the batch.
@@ -113,8 +141,13 @@ DECLARE
   book_windows text;
   own_price_tenants jsonb;
   stale_at timestamptz;
+  base integer;
 BEGIN
   LOCK TABLE ai_cost_internal.price_lookup IN EXCLUSIVE MODE;
+  UPDATE ai_cost_internal.price_book_generation
+     SET generation = CASE WHEN compiled_in = pg_current_xact_id() THEN generation ELSE (generation + 1) % 2047 END,
+         compiled_in = pg_current_xact_id()
+  RETURNING 1 + generation * 1048576 INTO base;
   DELETE FROM ai_cost_internal.price_book;
   WITH in_force AS (
     -- Per key the row a call without terms of its own takes now, below any
@@ -172,17 +205,20 @@ BEGIN
                         WHERE r.rate * 1000000 <> trunc(r.rate * 1000000) OR r.rate > 1000)
   )
   INSERT INTO ai_cost_internal.price_book
-  SELECT c.slot, c.key, c.provider, c.service_tier, c.model, c.price_id, c.discount_id,
+  SELECT base + c.slot - 1, c.key, c.provider, c.service_tier, c.model, c.price_id, c.discount_id,
          c.rates[1], c.rates[2], c.rates[3], c.rates[4], c.rates[5], c.rates[6], c.rates[7], c.rates[8], c.rates[9],
          c.rates[10], c.rates[11], c.rates[12],
          c.bits[1], c.bits[2], c.bits[3], c.bits[4], c.bits[5], c.bits[6], c.bits[7], c.bits[8], c.bits[9],
          c.bits[10], c.bits[11], c.bits[12],
          c.valid_from, coalesce(c.valid_to, 'infinity')
-    FROM compilable c;
+    FROM compilable c
+   WHERE c.slot <= 1048576;
 
-  -- The same book as constants for the cost trigger, the bits as masks.
+  -- The same book as constants for the cost trigger, the bits as masks, in
+  -- arrays whose first slot is base. The discount id is 0 for none, so that
+  -- NULL always means a slot outside the array.
   SELECT coalesce(jsonb_object_agg(b.key, b.slot), '{}'),
-         coalesce('{' || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
+         coalesce(format('[%s:%s][1:26]={', base, max(b.slot)) || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
                                            b.input_rate, b.output_rate, b.cache_read_rate, b.cache_write_rate,
                                            b.cache_write_1h_rate, b.audio_input_rate, b.audio_output_rate,
                                            b.reasoning_rate, b.cache_read_audio_rate,
@@ -193,9 +229,9 @@ BEGIN
                                            -(1::bigint << b.audio_output_bits), -(1::bigint << b.reasoning_bits),
                                            -(1::bigint << b.cache_read_audio_bits), -(1::bigint << b.image_input_bits),
                                            -(1::bigint << b.image_output_bits), -(1::bigint << b.video_input_bits),
-                                           coalesce(b.discount_id::text, 'NULL')),
+                                           coalesce(b.discount_id, 0)),
                                     ',' ORDER BY b.slot) || '}', '{}'),
-         coalesce('{' || string_agg('{"' || b.valid_from || '","' || b.valid_to || '"}', ',' ORDER BY b.slot) || '}', '{}')
+         coalesce(format('[%s:%s][1:2]={', base, max(b.slot)) || string_agg('{"' || b.valid_from || '","' || b.valid_to || '"}', ',' ORDER BY b.slot) || '}', '{}')
     INTO book_slots, book_rates, book_windows
     FROM ai_cost_internal.price_book b;
 
@@ -233,8 +269,8 @@ COMMENT ON FUNCTION ai_cost_internal.compile_price_book() IS 'Internal: rewrites
 
 -- The generated functions exist from the first compile on.
 SELECT ai_cost_internal.compile_price_book();
-COMMENT ON FUNCTION ai_cost_internal.price_book_slot(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): the slot of a current list price by "provider service_tier model", or NULL.';
-COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id; the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning, cached audio input, image input, image output and video input rates in picodollars per token, less the organisation''s discount (0: none; reasoning and image output at the output rate, cached audio at the cache read rate, image and video input at the input rate when the price has no rate of their own); then for the same twelve token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL); then the id of the organisation discount applied (NULL: none).';
-COMMENT ON FUNCTION ai_cost_internal.price_book_windows() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot when its price and discount apply, [from, to).';
+COMMENT ON FUNCTION ai_cost_internal.price_book_slot(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): the slot of a current list price by "provider service_tier model", or NULL; slots are numbered from 1 + generation x 2^20, so no two consecutive compiles share one.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id; the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning, cached audio input, image input, image output and video input rates in picodollars per token, less the organisation''s discount (0: none; reasoning and image output at the output rate, cached audio at the cache read rate, image and video input at the input rate when the price has no rate of their own); then for the same twelve token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL); then the id of the organisation discount applied (0: none). Its first slot is the compile''s first, 1 + generation x 2^20, so a slot of another compile reads NULL.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_windows() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot when its price and discount apply, [from, to); numbered as ai_cost_internal.price_book_rates().';
 COMMENT ON FUNCTION ai_cost_internal.price_book_has_tenant(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): whether a tenant has prices or discounts of its own (the compiled book holds list prices only).';
 COMMENT ON FUNCTION ai_cost_internal.price_book_stale_at() IS 'Internal, generated by ai_cost_internal.compile_price_book(): when a price next starts or ends, after which ai_cost.refresh() compiles the book again.';

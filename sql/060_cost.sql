@@ -530,6 +530,14 @@ COMMENT ON FUNCTION ai_cost.insert_calls(jsonb) IS 'Inserts a batch of calls giv
 -- PostgreSQL 15: the trigger's share of the backend's time went from
 -- 9.1-9.3% to 5.9-6.7%).
 --
+-- The slot, the test and each assignment are PL/pgSQL expressions planned
+-- apart, with the book's functions folded into each plan, so a compile that
+-- commits while they are being planned can give them different books. Slots
+-- are numbered per compile (050_price_book.sql): a slot read against another
+-- compile's arrays subscripts outside them and reads NULL, which fails the
+-- test or leaves a cost, price or discount NULL; the book path returns only
+-- when all three are set, and otherwise the call takes the lookup.
+--
 -- It is STABLE: it writes nothing itself (it sets NEW, and refuses a call
 -- by raising), and a VOLATILE PL/pgSQL function takes a snapshot and a
 -- command counter increment for every expression it evaluates.
@@ -585,10 +593,16 @@ BEGIN
                           OPERATOR(pg_catalog.+) (coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][3])
                           OPERATOR(pg_catalog.+) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][4])
                           OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
-      NEW.computed_cost_micros := NEW.cost_micros;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
       NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][26];
-      RETURN NEW;
+      -- Each assignment is planned apart, so each is NULL if planned with
+      -- another compile's book; the book writes no discount as 0.
+      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL AND NEW.discount_id IS NOT NULL THEN
+        NEW.computed_cost_micros := NEW.cost_micros;
+        NEW.discount_id := CASE WHEN NEW.discount_id OPERATOR(pg_catalog.<>) 0::bigint THEN NEW.discount_id END;
+        RETURN NEW;
+      END IF;
+      NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;
     END IF;
   -- The same with cache writes, audio, image or video: all twelve dimensions.
   ELSIF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
@@ -652,10 +666,14 @@ BEGIN
                           OPERATOR(pg_catalog.+) ((coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][7])
                           OPERATOR(pg_catalog.+) (coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][8])
                           OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
-      NEW.computed_cost_micros := NEW.cost_micros;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
       NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][26];
-      RETURN NEW;
+      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL AND NEW.discount_id IS NOT NULL THEN
+        NEW.computed_cost_micros := NEW.cost_micros;
+        NEW.discount_id := CASE WHEN NEW.discount_id OPERATOR(pg_catalog.<>) 0::bigint THEN NEW.discount_id END;
+        RETURN NEW;
+      END IF;
+      NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;
     END IF;
   END IF;
 
