@@ -232,6 +232,9 @@ BEGIN
       FROM list_prices p
      WHERE NOT EXISTS (SELECT FROM unnest(p.per_mtok) AS r(rate)
                         WHERE r.rate * 1000000 <> trunc(r.rate * 1000000) OR r.rate > 1000)
+       -- The book writes no discount as 0: a discount id of 0 or less (an
+       -- identity overridden by hand) is left to the lookup.
+       AND coalesce(p.discount_id, 1) > 0
   )
   INSERT INTO ai_cost_internal.price_book
   SELECT base + c.slot - 1, c.key, c.provider, c.service_tier, c.model, c.price_id, c.discount_id,
@@ -245,7 +248,9 @@ BEGIN
 
   -- The same book as constants for the cost trigger, the bits as masks, in
   -- arrays whose first slot is base. The discount id is 0 for none, so that
-  -- NULL always means a slot outside the array.
+  -- NULL always means a slot outside the array; without NULLs an array has
+  -- no null bitmap either, and a subscript is an offset rather than a walk
+  -- over the elements before it.
   SELECT coalesce(jsonb_object_agg(b.key, b.slot), '{}'),
          coalesce(format('[%s:%s][1:26]={', base, max(b.slot)) || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
                                            b.input_rate, b.output_rate, b.cache_read_rate, b.cache_write_rate,
@@ -709,12 +714,15 @@ BEGIN
                           OPERATOR(pg_catalog.+) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][4])
                           OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
-      NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][26];
-      -- Each assignment is planned apart, so each is NULL if planned with
-      -- another compile's book; the book writes no discount as 0.
-      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL AND NEW.discount_id IS NOT NULL THEN
+      -- The book writes no discount as 0: NULL here is no discount, and 0 a
+      -- read outside the book.
+      NEW.discount_id := CASE WHEN (ai_cost_internal.price_book_rates())[slot][26] OPERATOR(pg_catalog.=) 0::bigint THEN NULL
+                              ELSE coalesce((ai_cost_internal.price_book_rates())[slot][26], 0::bigint) END;
+      -- Each assignment is planned apart, and reads NULL (0 for the
+      -- discount) where planned with another compile's book.
+      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL
+         AND coalesce(NEW.discount_id OPERATOR(pg_catalog.>) 0::bigint, true) THEN
         NEW.computed_cost_micros := NEW.cost_micros;
-        NEW.discount_id := CASE WHEN NEW.discount_id OPERATOR(pg_catalog.<>) 0::bigint THEN NEW.discount_id END;
         RETURN NEW;
       END IF;
       NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;
@@ -782,10 +790,11 @@ BEGIN
                           OPERATOR(pg_catalog.+) (coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][8])
                           OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
-      NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][26];
-      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL AND NEW.discount_id IS NOT NULL THEN
+      NEW.discount_id := CASE WHEN (ai_cost_internal.price_book_rates())[slot][26] OPERATOR(pg_catalog.=) 0::bigint THEN NULL
+                              ELSE coalesce((ai_cost_internal.price_book_rates())[slot][26], 0::bigint) END;
+      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL
+         AND coalesce(NEW.discount_id OPERATOR(pg_catalog.>) 0::bigint, true) THEN
         NEW.computed_cost_micros := NEW.cost_micros;
-        NEW.discount_id := CASE WHEN NEW.discount_id OPERATOR(pg_catalog.<>) 0::bigint THEN NEW.discount_id END;
         RETURN NEW;
       END IF;
       NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;

@@ -203,6 +203,9 @@ BEGIN
       FROM list_prices p
      WHERE NOT EXISTS (SELECT FROM unnest(p.per_mtok) AS r(rate)
                         WHERE r.rate * 1000000 <> trunc(r.rate * 1000000) OR r.rate > 1000)
+       -- The book writes no discount as 0: a discount id of 0 or less (an
+       -- identity overridden by hand) is left to the lookup.
+       AND coalesce(p.discount_id, 1) > 0
   )
   INSERT INTO ai_cost_internal.price_book
   SELECT base + c.slot - 1, c.key, c.provider, c.service_tier, c.model, c.price_id, c.discount_id,
@@ -216,7 +219,9 @@ BEGIN
 
   -- The same book as constants for the cost trigger, the bits as masks, in
   -- arrays whose first slot is base. The discount id is 0 for none, so that
-  -- NULL always means a slot outside the array.
+  -- NULL always means a slot outside the array; without NULLs an array has
+  -- no null bitmap either, and a subscript is an offset rather than a walk
+  -- over the elements before it.
   SELECT coalesce(jsonb_object_agg(b.key, b.slot), '{}'),
          coalesce(format('[%s:%s][1:26]={', base, max(b.slot)) || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
                                            b.input_rate, b.output_rate, b.cache_read_rate, b.cache_write_rate,

@@ -535,8 +535,10 @@ COMMENT ON FUNCTION ai_cost.insert_calls(jsonb) IS 'Inserts a batch of calls giv
 -- commits while they are being planned can give them different books. Slots
 -- are numbered per compile (050_price_book.sql): a slot read against another
 -- compile's arrays subscripts outside them and reads NULL, which fails the
--- test or leaves a cost, price or discount NULL; the book path returns only
--- when all three are set, and otherwise the call takes the lookup.
+-- test or leaves the cost or price NULL (the discount 0); the book path
+-- returns only when all three were read from the slot's compile, and
+-- otherwise the call takes the lookup. A read of the book is thus checked
+-- once, by one more IF per call.
 --
 -- It is STABLE: it writes nothing itself (it sets NEW, and refuses a call
 -- by raising), and a VOLATILE PL/pgSQL function takes a snapshot and a
@@ -594,12 +596,15 @@ BEGIN
                           OPERATOR(pg_catalog.+) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][4])
                           OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
-      NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][26];
-      -- Each assignment is planned apart, so each is NULL if planned with
-      -- another compile's book; the book writes no discount as 0.
-      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL AND NEW.discount_id IS NOT NULL THEN
+      -- The book writes no discount as 0: NULL here is no discount, and 0 a
+      -- read outside the book.
+      NEW.discount_id := CASE WHEN (ai_cost_internal.price_book_rates())[slot][26] OPERATOR(pg_catalog.=) 0::bigint THEN NULL
+                              ELSE coalesce((ai_cost_internal.price_book_rates())[slot][26], 0::bigint) END;
+      -- Each assignment is planned apart, and reads NULL (0 for the
+      -- discount) where planned with another compile's book.
+      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL
+         AND coalesce(NEW.discount_id OPERATOR(pg_catalog.>) 0::bigint, true) THEN
         NEW.computed_cost_micros := NEW.cost_micros;
-        NEW.discount_id := CASE WHEN NEW.discount_id OPERATOR(pg_catalog.<>) 0::bigint THEN NEW.discount_id END;
         RETURN NEW;
       END IF;
       NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;
@@ -667,10 +672,11 @@ BEGIN
                           OPERATOR(pg_catalog.+) (coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][8])
                           OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
-      NEW.discount_id := (ai_cost_internal.price_book_rates())[slot][26];
-      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL AND NEW.discount_id IS NOT NULL THEN
+      NEW.discount_id := CASE WHEN (ai_cost_internal.price_book_rates())[slot][26] OPERATOR(pg_catalog.=) 0::bigint THEN NULL
+                              ELSE coalesce((ai_cost_internal.price_book_rates())[slot][26], 0::bigint) END;
+      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL
+         AND coalesce(NEW.discount_id OPERATOR(pg_catalog.>) 0::bigint, true) THEN
         NEW.computed_cost_micros := NEW.cost_micros;
-        NEW.discount_id := CASE WHEN NEW.discount_id OPERATOR(pg_catalog.<>) 0::bigint THEN NEW.discount_id END;
         RETURN NEW;
       END IF;
       NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;

@@ -94,6 +94,11 @@ test.serial('a slot of the book before a compile reads NULL from the book after 
   t.not(after!.slot, before!.slot);
   t.is(after!.price_id, before!.price_id);
   t.is(after!.discount_id, '0', 'no discount is 0 in the book, so NULL means another compile');
+  // An array with a NULL finds an element by walking the ones before it (docs/pricing.md).
+  const [nulls] = await db.query(`
+    SELECT array_position(ARRAY(SELECT unnest(ai_cost_internal.price_book_rates())), NULL) AS in_rates,
+           array_position(ARRAY(SELECT unnest(ai_cost_internal.price_book_windows())), NULL) AS in_windows`);
+  t.deepEqual(nulls, { in_rates: null, in_windows: null });
   const calls = await insertCalls(db.query);
   t.deepEqual(mismatches(calls), []);
   t.is(calls[0]!.cost, '4500'); // 1,000 x 3 + 100 x 15
@@ -172,6 +177,19 @@ test.serial('where a read of the book is NULL, the trigger takes the lookup and 
   } finally {
     await client.end();
   }
+});
+
+test.serial('a discount whose id reads as none in the book is left to the lookup', async (t) => {
+  await db.query(`
+    INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok) VALUES ('gen', 'zero', '2020-01-01', 1, 2);
+    INSERT INTO ai_cost.tenant_discounts (id, provider, model, percent_off, valid_from)
+    OVERRIDING SYSTEM VALUE VALUES (0, 'gen', 'zero', 10, '2020-01-01');`);
+  const [book] = await db.query(`SELECT ai_cost_internal.price_book_slot('gen standard zero') AS slot`);
+  t.deepEqual(book, { slot: null });
+  const [call] = await db.query(`
+    INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens) VALUES ('gen', 'zero', 1000, 100)
+    RETURNING cost_micros::text, discount_id::text`);
+  t.deepEqual(call, { cost_micros: '1080', discount_id: '0' }); // 0.9 x (1,000 x 1 + 100 x 2)
 });
 
 test.serial('calls priced while another session compiles again and again are priced as the lookup prices them', async (t) => {
