@@ -607,6 +607,7 @@ BEGIN
         NEW.computed_cost_micros := NEW.cost_micros;
         RETURN NEW;
       END IF;
+      -- A read across two compiles: nothing of it is kept.
       NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;
     END IF;
   -- The same with cache writes, audio, image or video: all twelve dimensions.
