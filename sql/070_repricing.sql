@@ -7,7 +7,10 @@
 -- id order, so it never holds long locks, can be interrupted and resumed, and
 -- changes each call once. Every changed call gets a row in reprice_audit with
 -- its old and new cost; reprice_preview shows the delta without writing.
--- backfill_unpriced prices the calls that had no price when they arrived.
+-- backfill_unpriced prices the calls that had no price when they arrived. A
+-- built-in catalog update registers a run of its own (catalog set), which
+-- changes only the unpriced calls that the update's rows price; ai-cost
+-- migrate carries it out in batches once the update is committed.
 
 CREATE TABLE ai_cost.reprice_runs (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -27,6 +30,7 @@ CREATE TABLE ai_cost.reprice_runs (
   started_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now(),
   finished_at timestamptz,
+  catalog text,
   CONSTRAINT "reprice window must end after it starts" CHECK (to_time > from_time),
   CONSTRAINT "reprice reason must not be empty" CHECK (reason <> '')
 );
@@ -47,6 +51,7 @@ COMMENT ON COLUMN ai_cost.reprice_runs.finished_at IS 'When the last batch ran; 
 COMMENT ON COLUMN ai_cost.reprice_runs.id IS 'Run id; ai_cost.reprice_audit.run_id names it.';
 COMMENT ON COLUMN ai_cost.reprice_runs.started_at IS 'When the run was started.';
 COMMENT ON COLUMN ai_cost.reprice_runs.updated_at IS 'When the run last processed a batch.';
+COMMENT ON COLUMN ai_cost.reprice_runs.catalog IS 'Backfill of a built-in catalog update: only calls that a price row of this catalog (ai_cost.prices.catalog) now prices are changed; NULL: every call whose cost changes. ai-cost migrate carries such a run out after the update is installed.';
 
 CREATE TABLE ai_cost.reprice_audit (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -140,7 +145,8 @@ COMMENT ON FUNCTION ai_cost.start_reprice(timestamptz, timestamptz, text, text, 
 -- One batch of a run: the next batch_size calls in (created_at, id) order,
 -- re-costed with ai_cost_internal.cost_of; only calls whose cost, price or
 -- reason changed are updated (the cost trigger recomputes the same values)
--- and audited. Returns the calls examined; 0 when the run is finished.
+-- and audited, and in a catalog backfill only those a row of that catalog
+-- now prices. Returns the calls examined; 0 when the run is finished.
 -- Each call is its own short transaction when made from a client or from
 -- ai_cost.resume_reprice, so no lock is held over more than one batch.
 CREATE FUNCTION ai_cost.reprice_batch(run_id bigint, batch_size integer DEFAULT 5000) RETURNS integer
@@ -188,6 +194,8 @@ BEGIN
      WHERE c.id = r.id
        AND (r.cost_micros IS DISTINCT FROM r.old_cost OR r.price_id IS DISTINCT FROM r.old_price
             OR r.discount_id IS DISTINCT FROM r.old_discount OR r.unpriced_reason IS DISTINCT FROM r.old_reason)
+       AND (run.catalog IS NULL
+            OR EXISTS (SELECT FROM ai_cost.prices p WHERE p.id = r.price_id AND p.catalog = run.catalog))
     RETURNING c.id, c.cost_micros, c.price_id, c.unpriced_reason
   ),
   audited AS (
@@ -278,8 +286,8 @@ $$;
 COMMENT ON FUNCTION ai_cost.reprice_preview(timestamptz, timestamptz, text, text, boolean) IS 'Dry run of a reprice: per provider/model, calls examined and changed; old and new cost, each the sum over the calls priced then (NULL when none is), with the unpriced calls counted beside them; delta over the calls priced both before and after; calls newly priced and newly unpriced. Writes nothing.';
 
 -- Backfill after new prices arrive: every still-unpriced call, in one
--- statement with an audit trail. Catalog migrations call it (in their own
--- transaction); on a large ledger run `ai-cost reprice --unpriced` instead.
+-- statement with an audit trail. On a large ledger run
+-- `ai-cost reprice --unpriced` instead, which commits batch by batch.
 CREATE FUNCTION ai_cost.backfill_unpriced(reason text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

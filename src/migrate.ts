@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { runner, type RunnerOption } from 'node-pg-migrate';
+import { finishCatalogBackfills, type CatalogBackfill } from './catalog-backfill.js';
 import { schemaScript } from './sql-files.js';
 import { databaseRefusal, inTransaction, withClient, type DatabaseRefusal } from './db.js';
 
@@ -28,6 +29,12 @@ export interface MigrateOptions {
   count?: number;
   /** Receives node-pg-migrate's progress lines. Silent by default. */
   log?: (line: string) => void;
+  /**
+   * Up: carry out the backfills that catalog updates registered, once the
+   * migrations are committed (true by default). With false they wait for
+   * the next migrate up, or for `ai-cost reprice --resume <run>`.
+   */
+  backfill?: boolean;
 }
 
 export interface MigrateResult {
@@ -39,6 +46,8 @@ export interface MigrateResult {
   notices: string[];
   /** Whether pg_cron is installed in this database, so refresh jobs can be scheduled. */
   pgCron: boolean;
+  /** The catalog backfills this run carried out (up), each a reprice run audited in ai_cost.reprice_audit. */
+  backfills: CatalogBackfill[];
 }
 
 /** The database holds a pg-ai-cost schema newer than this package knows. */
@@ -132,7 +141,8 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
       // queue that tells it, and then it keeps the jobs it had: scheduling
       // again in a transaction of its own makes it see them.
       if (direction === 'up' && pgCron && ran.length > 0) await client.query('SELECT ai_cost.schedule_refresh()');
-      return { ran, installed, notices, pgCron };
+      const backfills = direction === 'up' && (options.backfill ?? true) ? await finishCatalogBackfills(client) : [];
+      return { ran, installed, notices, pgCron, backfills };
     } finally {
       await client.query('SELECT pg_catalog.pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
     }

@@ -12,7 +12,8 @@ export function registerMigrate(program: Command): void {
     .option('--count <n>', 'how many migrations to apply or revert (up: all, down: 1)', parsePositiveInteger)
     .option('--all', 'with down: uninstall (revert every migration, drop the ai_cost and ai_cost_internal schemas)')
     .option('--yes', 'with down --all: yes, drop the whole ledger, calls and prices included')
-    .action(async (action: string, options: { databaseUrl?: string; count?: number; all?: boolean; yes?: boolean }) => {
+    .option('--no-backfill', 'with up: leave the calls a catalog update can price for a later migrate up or reprice --resume')
+    .action(async (action: string, options: { databaseUrl?: string; count?: number; all?: boolean; yes?: boolean; backfill: boolean }) => {
       if (!['up', 'down', 'status'].includes(action)) {
         throw new UsageError(`unknown migrate action '${action}': use up, down or status`);
       }
@@ -30,11 +31,15 @@ export function registerMigrate(program: Command): void {
       }
       const direction = action as MigrateDirection;
       const count = options.all ? Infinity : options.count ?? (direction === 'down' ? 1 : Infinity);
-      const result = await migrate(url, { direction, count });
+      const result = await migrate(url, { direction, count, backfill: options.backfill });
       for (const notice of result.notices) console.log(`note: ${notice}`);
       if (result.installed) console.log(`installed pg-ai-cost (schemas ai_cost and ai_cost_internal; migrations recorded: ${result.ran.join(', ')})`);
       else if (result.ran.length === 0) console.log(direction === 'up' ? 'ai_cost is up to date' : 'nothing to revert');
       else for (const name of result.ran) console.log(`${direction === 'up' ? 'applied ' : 'reverted'} ${name}`);
+      for (const backfill of result.backfills) {
+        console.log(`built-in catalog ${backfill.catalog}: ${backfill.callsPriced} call(s) left unpriced are priced now `
+          + `(reprice run ${backfill.run}; each change is in ai_cost.reprice_audit)`);
+      }
       if (direction === 'up' && !result.installed && !result.pgCron) {
         console.log('pg_cron is not installed in this database: nothing will schedule refreshes (see `ai-cost doctor`)');
       }
