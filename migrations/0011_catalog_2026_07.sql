@@ -106,8 +106,9 @@ INSERT INTO ai_cost.prices (provider, model, service_tier, above_input_tokens, v
                             unit, unit_price, source, checked_on, catalog)
 SELECT v.provider, v.model, v.service_tier, v.above_input_tokens, v.valid_from::timestamptz,
        v.input, v.output, v.cache_read, v.cache_write, v.cache_write_1h, v.audio_input, v.audio_output,
-       v.reasoning, v.cache_read_audio, v.image_input, v.image_output, v.video_input,
-       v.unit, v.unit_price, v.source, '2026-07-24', '0.2.0'
+       -- A column NULL in every row is text to VALUES: numeric says what it holds.
+       v.reasoning::numeric, v.cache_read_audio::numeric, v.image_input::numeric, v.image_output::numeric,
+       v.video_input::numeric, v.unit, v.unit_price, v.source, '2026-07-24', '0.2.0'
   FROM (VALUES
   -- provider, model, tier, input tokens above, valid_from,
   -- USD per 1M: input, output, cache read, cache write 5 min, cache write 1 h, audio in, audio out,

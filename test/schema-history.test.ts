@@ -82,6 +82,15 @@ async function userData(db: TestDatabase): Promise<Record<string, string[]>> {
   return data;
 }
 
+/** The built-in catalog as a database holds it: every catalog price row (without ids and insert times) and alias. */
+async function catalogData(db: TestDatabase): Promise<Record<string, string[]>> {
+  const prices = await db.query<{ row: string }>(`
+    SELECT (to_jsonb(p) - 'id' - 'created_at')::text AS row FROM ai_cost.prices p WHERE p.catalog IS NOT NULL ORDER BY 1`);
+  const aliases = await db.query<{ row: string }>(`
+    SELECT to_jsonb(a)::text AS row FROM ai_cost.model_aliases a WHERE a.note = 'built-in catalog' ORDER BY 1`);
+  return { prices: prices.map((r) => r.row), aliases: aliases.map((r) => r.row) };
+}
+
 /** The rows of `after` with only the columns the same table had in `before`: what a column added since leaves unchanged. */
 function keepKeysOf(after: Record<string, string[]>, before: Record<string, string[]>): Record<string, string[]> {
   return Object.fromEntries(Object.entries(after).map(([table, rows]) => {
@@ -127,7 +136,18 @@ test('every frozen release, upgraded with data in place, equals a fresh install 
     const frozen = JSON.parse(await readFile(new URL(`${version}/migrations.json`, RELEASES_DIR), 'utf8')) as string[];
     t.deepEqual(ran, shipped.filter((name) => !frozen.includes(name)), `${version}: the upgrade runs the steps since the release`);
     t.deepEqual(await schemaSnapshot(db), current, `${version} upgraded equals a fresh install`);
-    t.deepEqual(keepKeysOf(await userData(db), before), keepKeysOf(before, before), `${version}: no row lost or changed by the upgrade`);
+    const after = keepKeysOf(await userData(db), before);
+    t.deepEqual(
+      Object.fromEntries(Object.entries(after).map(([table, rows]) => [table, rows.filter((row) => keepKeysOf(before, before)[table]!.includes(row))])),
+      keepKeysOf(before, before), `${version}: no row lost or changed by the upgrade`);
+    // What an upgrade may add: the price rows and aliases of a newer catalog,
+    // and the reprice runs that backfill the calls they price.
+    const added = (table: string) => after[table]!.length - before[table]!.length;
+    t.deepEqual(
+      Object.keys(after).filter((table) => added(table) !== 0),
+      ['ai_cost.prices', 'ai_cost.model_aliases', 'ai_cost.reprice_runs'].filter((table) => added(table) !== 0),
+      `${version}: rows added to no other table`);
+    t.deepEqual(await catalogData(db), await catalogData(fresh), `${version} upgraded has the prices and aliases of a fresh install`);
     // Counts a rollup gained in an upgrade are filled from the calls already folded.
     t.deepEqual(
       await db.query(`SELECT day, value, unpriced_successes FROM ai_cost_internal.dimensions_daily
