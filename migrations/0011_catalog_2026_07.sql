@@ -9,8 +9,8 @@
 --
 -- Calls of those models recorded before the upgrade are unpriced. This step
 -- registers a reprice run for them (ai_cost.reprice_runs.catalog = '0.2.0'),
--- which changes only the unpriced calls that a row of this catalog prices,
--- and audits each in ai_cost.reprice_audit; ai-cost migrate carries it out
+-- which changes only the unpriced calls that the built-in catalog's rows and
+-- aliases price now, and audits each in ai_cost.reprice_audit; ai-cost migrate carries it out
 -- after this transaction commits, one batch per transaction, so the upgrade
 -- holds its locks for the catalog rows only, not for the backfill. If it is
 -- interrupted, ai-cost migrate (or ai-cost reprice --resume <run>) resumes
@@ -19,7 +19,7 @@
 SET LOCAL check_function_bodies = off;
 
 ALTER TABLE ai_cost.reprice_runs ADD COLUMN catalog text;
-COMMENT ON COLUMN ai_cost.reprice_runs.catalog IS 'Backfill of a built-in catalog update: only calls that a price row of this catalog (ai_cost.prices.catalog) now prices are changed; NULL: every call whose cost changes. ai-cost migrate carries such a run out after the update is installed.';
+COMMENT ON COLUMN ai_cost.reprice_runs.catalog IS 'The release whose built-in catalog update registered this backfill, e.g. 0.2.0: the run changes only the calls that a built-in catalog row (ai_cost.prices.catalog set) now prices, directly or through an alias or pattern, and leaves alone those only a price of your own would price. ai-cost migrate carries it out once the update is committed. NULL: a run that changes every call whose cost changes.';
 
 CREATE OR REPLACE FUNCTION ai_cost.reprice_batch(run_id bigint, batch_size integer DEFAULT 5000) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -67,7 +67,7 @@ BEGIN
        AND (r.cost_micros IS DISTINCT FROM r.old_cost OR r.price_id IS DISTINCT FROM r.old_price
             OR r.discount_id IS DISTINCT FROM r.old_discount OR r.unpriced_reason IS DISTINCT FROM r.old_reason)
        AND (run.catalog IS NULL
-            OR EXISTS (SELECT FROM ai_cost.prices p WHERE p.id = r.price_id AND p.catalog = run.catalog))
+            OR EXISTS (SELECT FROM ai_cost.prices p WHERE p.id = r.price_id AND p.catalog IS NOT NULL))
     RETURNING c.id, c.cost_micros, c.price_id, c.unpriced_reason
   ),
   audited AS (
@@ -412,7 +412,7 @@ ON CONFLICT (provider, alias) DO NOTHING;
 ANALYZE ai_cost_internal.price_lookup;
 
 INSERT INTO ai_cost.reprice_runs (from_time, to_time, only_unpriced, reason, total_calls, catalog)
-SELECT '-infinity', 'infinity', true, 'built-in catalog 0.2.0: price the calls left unpriced that its new rows price',
+SELECT '-infinity', 'infinity', true, 'built-in catalog 0.2.0: price the calls left unpriced that it prices now',
        count(*), '0.2.0'
   FROM ai_cost.calls c
  WHERE c.cost_micros IS NULL;

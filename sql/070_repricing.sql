@@ -9,8 +9,8 @@
 -- its old and new cost; reprice_preview shows the delta without writing.
 -- backfill_unpriced prices the calls that had no price when they arrived. A
 -- built-in catalog update registers a run of its own (catalog set), which
--- changes only the unpriced calls that the update's rows price; ai-cost
--- migrate carries it out in batches once the update is committed.
+-- changes only the unpriced calls that the catalog's rows and aliases price
+-- now; ai-cost migrate carries it out in batches once the update is committed.
 
 CREATE TABLE ai_cost.reprice_runs (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -51,7 +51,7 @@ COMMENT ON COLUMN ai_cost.reprice_runs.finished_at IS 'When the last batch ran; 
 COMMENT ON COLUMN ai_cost.reprice_runs.id IS 'Run id; ai_cost.reprice_audit.run_id names it.';
 COMMENT ON COLUMN ai_cost.reprice_runs.started_at IS 'When the run was started.';
 COMMENT ON COLUMN ai_cost.reprice_runs.updated_at IS 'When the run last processed a batch.';
-COMMENT ON COLUMN ai_cost.reprice_runs.catalog IS 'Backfill of a built-in catalog update: only calls that a price row of this catalog (ai_cost.prices.catalog) now prices are changed; NULL: every call whose cost changes. ai-cost migrate carries such a run out after the update is installed.';
+COMMENT ON COLUMN ai_cost.reprice_runs.catalog IS 'The release whose built-in catalog update registered this backfill, e.g. 0.2.0: the run changes only the calls that a built-in catalog row (ai_cost.prices.catalog set) now prices, directly or through an alias or pattern, and leaves alone those only a price of your own would price. ai-cost migrate carries it out once the update is committed. NULL: a run that changes every call whose cost changes.';
 
 CREATE TABLE ai_cost.reprice_audit (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -145,7 +145,7 @@ COMMENT ON FUNCTION ai_cost.start_reprice(timestamptz, timestamptz, text, text, 
 -- One batch of a run: the next batch_size calls in (created_at, id) order,
 -- re-costed with ai_cost_internal.cost_of; only calls whose cost, price or
 -- reason changed are updated (the cost trigger recomputes the same values)
--- and audited, and in a catalog backfill only those a row of that catalog
+-- and audited, and in a catalog backfill only those a built-in catalog row
 -- now prices. Returns the calls examined; 0 when the run is finished.
 -- Each call is its own short transaction when made from a client or from
 -- ai_cost.resume_reprice, so no lock is held over more than one batch.
@@ -195,7 +195,7 @@ BEGIN
        AND (r.cost_micros IS DISTINCT FROM r.old_cost OR r.price_id IS DISTINCT FROM r.old_price
             OR r.discount_id IS DISTINCT FROM r.old_discount OR r.unpriced_reason IS DISTINCT FROM r.old_reason)
        AND (run.catalog IS NULL
-            OR EXISTS (SELECT FROM ai_cost.prices p WHERE p.id = r.price_id AND p.catalog = run.catalog))
+            OR EXISTS (SELECT FROM ai_cost.prices p WHERE p.id = r.price_id AND p.catalog IS NOT NULL))
     RETURNING c.id, c.cost_micros, c.price_id, c.unpriced_reason
   ),
   audited AS (

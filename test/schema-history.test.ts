@@ -1,8 +1,8 @@
 import test from 'ava';
 import { readdir, readFile } from 'node:fs/promises';
-import pg from 'pg';
 import { migrate, shippedMigrations } from '../src/migrate.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { installRelease, RELEASES_DIR } from './support/releases.js';
 import { schemaSnapshot } from './support/schema-snapshot.js';
 
 const databases: TestDatabase[] = [];
@@ -17,7 +17,6 @@ async function emptyDatabase(): Promise<TestDatabase> {
 }
 
 const SQL_DIR = new URL('../sql/', import.meta.url);
-const RELEASES_DIR = new URL('./fixtures/releases/', import.meta.url);
 
 test('sql/ defines every table, view, function and aggregate once, in one file', async (t) => {
   const files = (await readdir(SQL_DIR)).filter((file) => file.endsWith('.sql'));
@@ -47,27 +46,6 @@ test('migrate up, down --all and up again gives an identical schema, and down --
   await migrate(db.url);
   t.deepEqual(await schemaSnapshot(db), installed);
 });
-
-/** What a user of the given release has: its install script run, and its migrations recorded as its migrate up does. */
-async function installRelease(db: TestDatabase, version: string): Promise<void> {
-  const dir = new URL(`${version}/`, RELEASES_DIR);
-  const script = await readFile(new URL('install.sql', dir), 'utf8');
-  const migrations = JSON.parse(await readFile(new URL('migrations.json', dir), 'utf8')) as string[];
-  const client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query('SET LOCAL check_function_bodies = off');
-    await client.query(script);
-    await client.query(`CREATE TABLE ai_cost_internal.schema_migrations (id SERIAL PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL)`);
-    for (const name of migrations) {
-      await client.query('INSERT INTO ai_cost_internal.schema_migrations (name, run_on) VALUES ($1, now())', [name]);
-    }
-    await client.query('COMMIT');
-  } finally {
-    await client.end();
-  }
-}
 
 /** Every row a user keeps in pg-ai-cost: calls, prices, rollups, budgets, audit. */
 async function userData(db: TestDatabase): Promise<Record<string, string[]>> {
