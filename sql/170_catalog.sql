@@ -434,10 +434,10 @@ SELECT v.provider, v.model, v.service_tier, v.above_input_tokens, v.valid_from::
   ) AS apart (provider, model, service_tier, reasoning, cache_read_audio, image_input, image_output, video_input)
     ON apart.provider = v.provider AND apart.model = v.model AND apart.service_tier = v.service_tier;
 
--- The models of the families the community list knows that the catalog of
--- 0.1.0 lacked (checked against the list of 2026-07-24 and the providers'
--- pages): catalog = '0.2.0'. Where the list contradicts a provider's own
--- rule, the rule wins: Anthropic's 1-hour cache writes at 2x input and its
+-- Rows shipped by release 0.2.0 (catalog = '0.2.0'): the current models of
+-- the families the community list of 2026-07-24 knows, read from the
+-- providers' pages. Where the list contradicts a provider's own rule, the
+-- rule wins: Anthropic's 1-hour cache writes at 2x input and its
 -- batch tier at 50% (Bedrock and Vertex included), Cohere's Embed
 -- Multilingual Light v3 at $0.10/1M (the list has 100), Gemini on Vertex with
 -- no cache write charge above 200k input tokens, and OpenAI's gpt-realtime-mini

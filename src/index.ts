@@ -4,6 +4,7 @@
  */
 import './node-version.js';
 export { migrate, migrationStatus, shippedMigrations, type MigrateOptions, type MigrateResult, type MigrationStatus } from './migrate.js';
+export type { CatalogBackfill } from './catalog-backfill.js';
 export { createPool, resolveDatabaseUrl } from './db.js';
 export {
   recordCall, parseCall, callSchema, InvalidCallError, RejectedCallError, createRecorder, prometheusText,
