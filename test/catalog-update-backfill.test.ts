@@ -1,5 +1,6 @@
 import test from 'ava';
 import { migrate, MigrationFailedError, shippedMigrations } from '../src/migrate.js';
+import { diagnose } from '../src/reporting/doctor.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { installRelease } from './support/releases.js';
 
@@ -67,12 +68,18 @@ test.serial('an upgrade prices the calls left unpriced for the models it adds, i
   t.true(halfway.length > 0 && halfway.every((c) => c.request_id.endsWith('-1')));
   t.is((await db.query('SELECT count(*)::int AS n FROM ai_cost.reprice_audit WHERE run_id = $1', [registered!.id]))[0]!.n, halfway.length);
 
+  // Doctor says so.
+  const pending = (await diagnose(db.url, db.pool)).checks.find((check) => check.name === 'catalog backfill');
+  t.like(pending, { level: 'warn' });
+  t.regex(pending!.detail, new RegExp(`built-in catalog 0\\.2\\.0 \\(reprice run ${registered!.id}, 4 of 21 unpriced calls examined\\) is unfinished.*ai-cost migrate up`));
+
   // The next migrate up resumes the run from its cursor and finishes it.
   const resumed = await migrate(db.url);
   t.deepEqual(resumed.ran, []);
   t.deepEqual(resumed.backfills, [{ run: BigInt(registered!.id), catalog: '0.2.0', callsPriced: 15n }]);
   t.like(await run(), { calls_done: '21', finished: true });
   t.deepEqual((await migrate(db.url)).backfills, [], 'a finished backfill is not run again');
+  t.false((await diagnose(db.url, db.pool)).checks.some((check) => check.name === 'catalog backfill'));
 
   const after = await calls();
   const byRequest = new Map(after.map((c) => [c.request_id, c]));

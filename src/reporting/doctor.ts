@@ -46,6 +46,7 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
     ['price book', () => priceBookCheck(pool, login)],
     ['batch pricing', () => batchPricingCheck(pool)],
     ['set aside', () => setAsideCheck(pool)],
+    ['catalog backfill', () => catalogBackfillCheck(pool)],
     ['unpriced models', () => unpricedModelsCheck(pool)],
     ['reader role', () => readerCheck(pool, login)],
   ];
@@ -277,6 +278,29 @@ async function setAsideCheck(pool: DatabasePool): Promise<Check | undefined> {
     name: 'set aside',
     level: 'warn',
     detail: `${aside.count} call change(s) could not be folded into the rollups and are left out of every report (${aside.first!.join('; ')}${aside.count > 3 ? '; ...' : ''}): fix or delete those calls, then SELECT ai_cost.retry_set_aside_changes(); SELECT * FROM ai_cost.set_aside_calls lists them`,
+  };
+}
+
+/**
+ * A catalog update's backfill that has not finished (interrupted, or left
+ * by `migrate up --no-backfill`): calls it would price are still unpriced.
+ * Undefined when none is pending, or on a schema without catalog backfills.
+ */
+async function catalogBackfillCheck(pool: DatabasePool): Promise<Check | undefined> {
+  const exists = await pool.oneFirst(sql.type(z.object({ exists: z.boolean() }))`
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute
+                    WHERE attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('ai_cost.reprice_runs')
+                      AND attname OPERATOR(pg_catalog.=) 'catalog' AND NOT attisdropped) AS exists`);
+  if (!exists) return undefined;
+  const runs = await pool.any(sql.type(z.object({ id: z.bigint(), catalog: z.string(), calls_done: z.bigint(), total_calls: z.bigint() }))`
+    SELECT r.id, r.catalog, r.calls_done, r.total_calls FROM ai_cost.reprice_runs r
+     WHERE r.catalog IS NOT NULL AND r.finished_at IS NULL ORDER BY r.id`);
+  if (runs.length === 0) return undefined;
+  const lines = runs.map((r) => `built-in catalog ${r.catalog} (reprice run ${r.id}, ${r.calls_done} of ${r.total_calls} unpriced calls examined)`);
+  return {
+    name: 'catalog backfill',
+    level: 'warn',
+    detail: `the backfill of ${lines.join(', ')} is unfinished, so calls it would price are still unpriced: run \`ai-cost migrate up\` to finish it`,
   };
 }
 
