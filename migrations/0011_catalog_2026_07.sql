@@ -3,8 +3,8 @@
 -- The built-in catalog of release 0.2.0 (sql/170_catalog.sql holds it whole):
 -- price rows for the current models of OpenAI, Anthropic, Google (Gemini API
 -- and Vertex AI), xAI, Mistral, Cohere, Amazon Bedrock (Nova, Titan, Llama,
--- Claude) and Llama on Vertex that it lacked, and aliases for their snapshot,
--- -latest and @version ids. A model this database already prices, at a price
+-- Claude) and Llama on Vertex that it lacked, the batch tier of current
+-- Claude models, and aliases for snapshot, -latest and @version ids. A model this database already prices, at a price
 -- of your own or one a price list wrote, keeps its rows.
 --
 -- Calls of those models recorded before the upgrade are unpriced. This step
@@ -180,10 +180,17 @@ SELECT v.provider, v.model, v.service_tier, v.above_input_tokens, v.valid_from::
   ('amazon', 'us.anthropic.claude-sonnet-5', 'standard', 0, '-infinity', 2.2, 11, 0.22, 2.75, 4.4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://aws.amazon.com/bedrock/pricing/'),
   ('anthropic', 'claude-fable-5', 'batch', 0, '-infinity', 5, 25, 0.5, 6.25, 10, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-fable-5', 'standard', 0, '-infinity', 10, 50, 1, 12.5, 20, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-haiku-4-5', 'batch', 0, '2025-10-15', 0.5, 2.5, 0.05, 0.625, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-haiku-4-5-20251001', 'batch', 0, '2025-10-15', 0.5, 2.5, 0.05, 0.625, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-opus-4-1', 'batch', 0, '2025-08-05', 7.5, 37.5, 0.75, 9.375, 15, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-opus-4-1-20250805', 'batch', 0, '2025-08-05', 7.5, 37.5, 0.75, 9.375, 15, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-opus-4-7', 'batch', 0, '2026-04-16', 2.5, 12.5, 0.25, 3.125, 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-opus-4-7-20260416', 'batch', 0, '2026-04-16', 2.5, 12.5, 0.25, 3.125, 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-opus-4-8', 'batch', 0, '-infinity', 2.5, 12.5, 0.25, 3.125, 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-opus-4-8', 'standard', 0, '-infinity', 5, 25, 0.5, 6.25, 10, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-opus-5', 'batch', 0, '-infinity', 2.5, 12.5, 0.25, 3.125, 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-opus-5', 'standard', 0, '-infinity', 5, 25, 0.5, 6.25, 10, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-sonnet-4-6', 'batch', 0, '2026-02-17', 1.5, 7.5, 0.15, 1.875, 3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-sonnet-5', 'batch', 0, '-infinity', 1, 5, 0.1, 1.25, 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-sonnet-5', 'standard', 0, '-infinity', 2, 10, 0.2, 2.5, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('cohere', 'command', 'standard', 0, '-infinity', 1, 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://cohere.com/pricing'),

@@ -436,7 +436,7 @@ SELECT v.provider, v.model, v.service_tier, v.above_input_tokens, v.valid_from::
 
 -- Rows shipped by release 0.2.0 (catalog = '0.2.0'): the current models of
 -- the families the community list of 2026-07-24 knows, read from the
--- providers' pages. Where the list contradicts a provider's own rule, the
+-- providers' pages, and the batch tier of current Claude models. Where the list contradicts a provider's own rule, the
 -- rule wins: Anthropic's 1-hour cache writes at 2x input and its
 -- batch tier at 50% (Bedrock and Vertex included), Cohere's Embed
 -- Multilingual Light v3 at $0.10/1M (the list has 100), Gemini on Vertex with
@@ -524,10 +524,17 @@ SELECT v.provider, v.model, v.service_tier, v.above_input_tokens, v.valid_from::
   ('amazon', 'us.anthropic.claude-sonnet-5', 'standard', 0, '-infinity', 2.2, 11, 0.22, 2.75, 4.4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://aws.amazon.com/bedrock/pricing/'),
   ('anthropic', 'claude-fable-5', 'batch', 0, '-infinity', 5, 25, 0.5, 6.25, 10, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-fable-5', 'standard', 0, '-infinity', 10, 50, 1, 12.5, 20, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-haiku-4-5', 'batch', 0, '2025-10-15', 0.5, 2.5, 0.05, 0.625, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-haiku-4-5-20251001', 'batch', 0, '2025-10-15', 0.5, 2.5, 0.05, 0.625, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-opus-4-1', 'batch', 0, '2025-08-05', 7.5, 37.5, 0.75, 9.375, 15, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-opus-4-1-20250805', 'batch', 0, '2025-08-05', 7.5, 37.5, 0.75, 9.375, 15, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-opus-4-7', 'batch', 0, '2026-04-16', 2.5, 12.5, 0.25, 3.125, 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-opus-4-7-20260416', 'batch', 0, '2026-04-16', 2.5, 12.5, 0.25, 3.125, 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-opus-4-8', 'batch', 0, '-infinity', 2.5, 12.5, 0.25, 3.125, 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-opus-4-8', 'standard', 0, '-infinity', 5, 25, 0.5, 6.25, 10, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-opus-5', 'batch', 0, '-infinity', 2.5, 12.5, 0.25, 3.125, 5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-opus-5', 'standard', 0, '-infinity', 5, 25, 0.5, 6.25, 10, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
+  ('anthropic', 'claude-sonnet-4-6', 'batch', 0, '2026-02-17', 1.5, 7.5, 0.15, 1.875, 3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-sonnet-5', 'batch', 0, '-infinity', 1, 5, 0.1, 1.25, 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('anthropic', 'claude-sonnet-5', 'standard', 0, '-infinity', 2, 10, 0.2, 2.5, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://docs.anthropic.com/en/docs/about-claude/pricing'),
   ('cohere', 'command', 'standard', 0, '-infinity', 1, 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'https://cohere.com/pricing'),

@@ -15,21 +15,22 @@ test.after.always(async () => {
 });
 
 // Calls of models the catalog update prices (directly, through a new alias
-// of an older row, through the Bedrock region pattern, at a long-context
-// tier), calls it does not, and calls priced already.
+// of an older row, at a long-context tier, at a tier an older model lacked),
+// calls it does not, and calls priced already.
 const CALLS = `
-  INSERT INTO ai_cost.calls (created_at, provider, model, input_tokens, output_tokens, request_id)
-  SELECT '2026-06-01'::timestamptz + i * interval '1 minute', v.provider, v.model, v.input, v.output, v.request_id || '-' || i
+  INSERT INTO ai_cost.calls (created_at, provider, model, service_tier, input_tokens, output_tokens, request_id)
+  SELECT '2026-06-01'::timestamptz + i * interval '1 minute', v.provider, v.model, v.tier, v.input, v.output, v.request_id || '-' || i
     FROM generate_series(1, 3) AS i,
-         (VALUES ('anthropic', 'claude-opus-5', 1000, 200, 'opus-5'),
-                 ('vertex', 'claude-sonnet-5@default', 2000, 100, 'vertex-sonnet-5'),
-                 ('amazon', 'us.anthropic.claude-sonnet-5', 1000, 1000, 'bedrock-us-sonnet-5'),
-                 ('openai', 'gpt-5.6', 300000, 1000, 'gpt-5.6-long'),
-                 ('xai', 'grok-4-0709', 1000, 1000, 'grok-4-snapshot'),
-                 ('acme', 'model-x', 1000, 1000, 'own-price-only'),
-                 ('nobody', 'model-y', 1000, 1000, 'unknown'),
-                 ('openai', 'gpt-4o', 1000, 1000, 'priced-gpt-4o'),
-                 ('anthropic', 'claude-sonnet-4-5', 1000, 1000, 'priced-sonnet-4-5')) AS v (provider, model, input, output, request_id)`;
+         (VALUES ('anthropic', 'claude-opus-5', 'standard', 1000, 200, 'opus-5'),
+                 ('vertex', 'claude-sonnet-5@default', 'standard', 2000, 100, 'vertex-sonnet-5'),
+                 ('amazon', 'us.anthropic.claude-sonnet-5', 'standard', 1000, 1000, 'bedrock-us-sonnet-5'),
+                 ('openai', 'gpt-5.6', 'standard', 300000, 1000, 'gpt-5.6-long'),
+                 ('xai', 'grok-4-0709', 'standard', 1000, 1000, 'grok-4-snapshot'),
+                 ('anthropic', 'claude-sonnet-4-6', 'batch', 1000, 1000, 'sonnet-4-6-batch'),
+                 ('acme', 'model-x', 'standard', 1000, 1000, 'own-price-only'),
+                 ('nobody', 'model-y', 'standard', 1000, 1000, 'unknown'),
+                 ('openai', 'gpt-4o', 'standard', 1000, 1000, 'priced-gpt-4o'),
+                 ('anthropic', 'claude-sonnet-4-5', 'standard', 1000, 1000, 'priced-sonnet-4-5')) AS v (provider, model, tier, input, output, request_id)`;
 
 interface CallRow { request_id: string; cost_micros: string | null; price_id: string | null; unpriced_reason: string | null }
 const calls = () => db.query<CallRow>('SELECT request_id, cost_micros, price_id, unpriced_reason FROM ai_cost.calls ORDER BY id');
@@ -46,12 +47,12 @@ test.serial('an upgrade prices the calls left unpriced for the models it adds, i
   await db.query(`INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok)
                   VALUES ('acme', 'model-x', '-infinity', 1, 1)`);
   const before = await calls();
-  t.is(before.length, 27);
+  t.is(before.length, 30);
   const priced = before.filter((c) => c.request_id.startsWith('priced-'));
   t.true(priced.every((c) => c.cost_micros !== null));
   const unpriced = before.filter((c) => !c.request_id.startsWith('priced-'));
   t.true(unpriced.every((c) => c.cost_micros === null));
-  t.true(unpriced.filter((c) => !c.request_id.startsWith('unknown')).every((c) => c.unpriced_reason!.startsWith('no price for model')));
+  t.true(unpriced.filter((c) => !c.request_id.startsWith('unknown')).every((c) => /^no (batch-tier )?price for model/.test(c.unpriced_reason!)));
 
   // The migration adds the rows and registers the backfill; the backfill waits.
   const upgrade = await migrate(db.url, { backfill: false });
@@ -59,7 +60,7 @@ test.serial('an upgrade prices the calls left unpriced for the models it adds, i
   t.deepEqual(upgrade.backfills, []);
   t.deepEqual(await calls(), before);
   const registered = await run();
-  t.like(registered, { total_calls: '21', calls_done: '0', finished: false });
+  t.like(registered, { total_calls: '24', calls_done: '0', finished: false });
 
   // Interrupted after one batch of 4 (the first unpriced calls of minute 1): those the catalog prices are priced already.
   await db.query('SELECT ai_cost.reprice_batch($1, 4)', [registered!.id]);
@@ -71,19 +72,19 @@ test.serial('an upgrade prices the calls left unpriced for the models it adds, i
   // Doctor says so.
   const pending = (await diagnose(db.url, db.pool)).checks.find((check) => check.name === 'catalog backfill');
   t.like(pending, { level: 'warn' });
-  t.regex(pending!.detail, new RegExp(`built-in catalog 0\\.2\\.0 \\(reprice run ${registered!.id}, 4 of 21 unpriced calls examined\\) is unfinished.*ai-cost migrate up`));
+  t.regex(pending!.detail, new RegExp(`built-in catalog 0\\.2\\.0 \\(reprice run ${registered!.id}, 4 of 24 unpriced calls examined\\) is unfinished.*ai-cost migrate up`));
 
   // The next migrate up resumes the run from its cursor and finishes it.
   const resumed = await migrate(db.url);
   t.deepEqual(resumed.ran, []);
-  t.deepEqual(resumed.backfills, [{ run: BigInt(registered!.id), catalog: '0.2.0', callsPriced: 15n }]);
-  t.like(await run(), { calls_done: '21', finished: true });
+  t.deepEqual(resumed.backfills, [{ run: BigInt(registered!.id), catalog: '0.2.0', callsPriced: 18n }]);
+  t.like(await run(), { calls_done: '24', finished: true });
   t.deepEqual((await migrate(db.url)).backfills, [], 'a finished backfill is not run again');
   t.false((await diagnose(db.url, db.pool)).checks.some((check) => check.name === 'catalog backfill'));
 
   const after = await calls();
   const byRequest = new Map(after.map((c) => [c.request_id, c]));
-  for (const request of ['opus-5', 'vertex-sonnet-5', 'bedrock-us-sonnet-5', 'gpt-5.6-long', 'grok-4-snapshot']) {
+  for (const request of ['opus-5', 'vertex-sonnet-5', 'bedrock-us-sonnet-5', 'gpt-5.6-long', 'grok-4-snapshot', 'sonnet-4-6-batch']) {
     for (const i of [1, 2, 3]) t.not(byRequest.get(`${request}-${i}`)!.cost_micros, null, `${request}-${i} is priced`);
   }
   for (const request of ['own-price-only', 'unknown']) {
@@ -95,27 +96,29 @@ test.serial('an upgrade prices the calls left unpriced for the models it adds, i
   // GPT-5.6 above 272k input tokens is $10/$45 per 1M, so 300,000 in + 1,000 out = 3,000,000 + 45,000.
   t.is(byRequest.get('opus-5-1')!.cost_micros, '10000');
   t.is(byRequest.get('gpt-5.6-long-1')!.cost_micros, '3045000');
+  // Claude Sonnet 4.6 through the Batches API is half of $3/$15: 1,000 x 1.5 + 1,000 x 7.5.
+  t.is(byRequest.get('sonnet-4-6-batch-1')!.cost_micros, '9000');
 
   // Priced exactly as the same call inserted now is (but for the user's own price, which prices a new call).
   await db.query(`
-    INSERT INTO ai_cost.calls (created_at, provider, model, input_tokens, output_tokens, request_id)
-    SELECT created_at, provider, model, input_tokens, output_tokens, 'twin-' || request_id
+    INSERT INTO ai_cost.calls (created_at, provider, model, service_tier, input_tokens, output_tokens, request_id)
+    SELECT created_at, provider, model, service_tier, input_tokens, output_tokens, 'twin-' || request_id
       FROM ai_cost.calls WHERE request_id NOT LIKE 'priced-%' AND provider <> 'acme'`);
   t.deepEqual(await db.query(`
     SELECT count(*)::int AS calls,
            bool_and(o.cost_micros IS NOT DISTINCT FROM twin.cost_micros AND o.price_id IS NOT DISTINCT FROM twin.price_id) AS same
-      FROM ai_cost.calls o JOIN ai_cost.calls twin ON twin.request_id = 'twin-' || o.request_id`), [{ calls: 18, same: true }]);
+      FROM ai_cost.calls o JOIN ai_cost.calls twin ON twin.request_id = 'twin-' || o.request_id`), [{ calls: 21, same: true }]);
 
   // The catalog's rows priced them: its new rows, and an older row through a new alias.
   t.deepEqual(await db.query(`
     SELECT p.catalog, count(*)::int AS calls FROM ai_cost.calls c JOIN ai_cost.prices p ON p.id = c.price_id
      WHERE c.request_id NOT LIKE 'priced-%' AND c.request_id NOT LIKE 'twin-%' GROUP BY 1 ORDER BY 1`),
-  [{ catalog: '0.1.0', calls: 3 }, { catalog: '0.2.0', calls: 12 }]);
+  [{ catalog: '0.1.0', calls: 3 }, { catalog: '0.2.0', calls: 15 }]);
 
   // One audit row per call priced, saying from what to what, and none for any other call.
   t.deepEqual(await db.query(`
     SELECT c.request_id, a.old_cost_micros, a.new_cost_micros = c.cost_micros AS cost, a.new_price_id = c.price_id AS price,
-           a.old_unpriced_reason LIKE 'no price for model%' AS was_unpriced, a.new_unpriced_reason
+           a.old_unpriced_reason ~ '^no (batch-tier )?price for model' AS was_unpriced, a.new_unpriced_reason
       FROM ai_cost.reprice_audit a JOIN ai_cost.calls c ON c.id = a.call_id
      WHERE a.run_id = $1 ORDER BY c.id`, [registered!.id]),
   after.filter((c) => c.cost_micros !== null && !c.request_id.startsWith('priced-')).map((c) => ({
