@@ -428,8 +428,8 @@ SELECT '-infinity', 'infinity', true, 'built-in catalog 0.2.0: price the calls l
 --
 -- Price rows are history: while a call is priced by a row of this catalog,
 -- its rows stay and going down is refused. Otherwise the rows and aliases
--- go, an unfinished backfill run of this catalog is ended where it stands,
--- and reprice runs lose their catalog restriction.
+-- go, and an unfinished catalog backfill is ended where it stands: without
+-- the catalog column it would reprice more than the calls it was made for.
 
 SET LOCAL check_function_bodies = off;
 
