@@ -1,6 +1,6 @@
 import test from 'ava';
 import pg from 'pg';
-import { migrate, MigrationFailedError } from '../src/migrate.js';
+import { migrate, MigrationFailedError, shippedMigrations } from '../src/migrate.js';
 import { useTestDatabase } from './support/database.js';
 
 // Organisation-wide discounts: rows of ai_cost.tenant_discounts without a
@@ -224,10 +224,12 @@ test('organisation discounts of one scope must not overlap in time, and a tenant
 });
 
 // Serial, so before the others: the attempt locks what the step would change.
-// Down two steps: the one after organisation discounts goes first, and the
-// whole run is one transaction, so the refusal undoes it too.
+// Down through the organisation discounts step: the later steps go first, and
+// the whole run is one transaction, so the refusal undoes them too.
 test.serial('migrating down past organisation discounts refuses, rather than drop contract terms', async (t) => {
-  await t.throwsAsync(migrate(db.url, { direction: 'down', count: 2 }),
+  const shipped = await shippedMigrations();
+  const count = shipped.length - shipped.indexOf('0009_organisation_discounts');
+  await t.throwsAsync(migrate(db.url, { direction: 'down', count }),
     { instanceOf: MigrationFailedError, message: /holds organisation-wide discounts \(tenant_id NULL\), which the earlier schema cannot hold/ });
   const [kept] = await db.query(`SELECT count(*)::int AS n FROM ai_cost.tenant_discounts WHERE tenant_id IS NULL`);
   t.deepEqual(kept, { n: 3 });
