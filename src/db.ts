@@ -36,7 +36,7 @@ const validateRows: Interceptor = {
  * the search_path pg_catalog, pg_temp (see withSafeSearchPath).
  */
 export async function createPool(databaseUrl: string, maximumPoolSize = 10): Promise<DatabasePool> {
-  return createSlonikPool(withSafeSearchPath(databaseUrl), {
+  return createSlonikPool(withConnectionParametersInAuthority(withSafeSearchPath(databaseUrl)), {
     maximumPoolSize,
     captureStackTrace: false,
     interceptors: [validateRows],
@@ -127,6 +127,28 @@ export function withSafeSearchPath(databaseUrl: string): string {
   const options = url.searchParams.get('options');
   url.searchParams.set('options', options ? `${options} ${SAFE_SEARCH_PATH_OPTION}` : SAFE_SEARCH_PATH_OPTION);
   return url.toString();
+}
+
+/**
+ * The URL with the libpq query parameters host, port, user and password
+ * moved into its authority, where slonik reads them: slonik takes only host
+ * from the query, so `postgresql:///db?host=/var/run/postgresql&port=5433`,
+ * a usual form for a Unix socket, would reach port 5432 as the OS user.
+ * A socket folder goes in percent-encoded, as libpq and pg read it too.
+ */
+export function withConnectionParametersInAuthority(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  const query = url.searchParams;
+  const host = url.host === '' ? query.get('host') : null;
+  const port = url.port === '' ? query.get('port') : null;
+  const user = url.username === '' ? query.get('user') : null;
+  const password = url.password === '' ? query.get('password') : null;
+  if (host === null && port === null && user === null && password === null) return databaseUrl;
+  for (const name of ['host', 'port', 'user', 'password']) query.delete(name);
+  const userInfo = user === null ? '' : `${encodeURIComponent(user)}${password === null ? '' : `:${encodeURIComponent(password)}`}@`;
+  const authority = `${userInfo}${encodeURIComponent(host ?? url.hostname)}${port === null ? (url.port ? `:${url.port}` : '') : `:${port}`}`;
+  const search = query.toString();
+  return `${url.protocol}//${authority}${url.pathname}${search ? `?${search}` : ''}`;
 }
 
 /** Runs `work` with a plain pg client of its own (its search_path pinned), closed afterwards. */

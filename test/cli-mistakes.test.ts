@@ -71,6 +71,20 @@ const MISTAKES: Record<string, Mistake> = {
   },
 };
 
+// A Unix socket URL in the libpq form (host and port as query parameters),
+// for a socket folder where no server listens: the port the URL names is the
+// one tried, by every command, and the answer is one line.
+for (const command of [['doctor'], ['refresh'], ['migrate', 'up'], ['report']]) {
+  test(`a socket URL where no server listens: ${command.join(' ')}`, async (t) => {
+    const url = `postgresql:///${new URL(db.url).pathname.slice(1)}?host=${encodeURIComponent(join(folder, 'no-server'))}&port=6543`;
+    const result = await runCli([...command, '--database-url', url]);
+    t.is(result.code, 1, result.stderr);
+    t.deepEqual(result.stderr.trim().split('\n'), [
+      `ai-cost: cannot connect to PostgreSQL at ${join(folder, 'no-server')}/.s.PGSQL.6543: no server socket there (is the server running, and are the socket folder and port right?)`,
+    ]);
+  });
+}
+
 for (const [title, mistake] of Object.entries(MISTAKES)) {
   test(title, async (t) => {
     const result = await runCli([...mistake.args(), '--database-url', db.url]);

@@ -58,6 +58,10 @@ export function describeError(error: unknown): string | undefined {
       case 'ENOTDIR':
       case 'EACCES':
       case 'EISDIR':
+        // A Unix socket of PostgreSQL that is not there, or not ours to use.
+        if (e.syscall === 'connect' && e.address) {
+          return `cannot connect to PostgreSQL at ${e.address}: ${e.code === 'EACCES' ? 'permission denied' : 'no server socket there'} (is the server running, and are the socket folder and port right?)`;
+        }
         // A file the user named: say which, and why it could not be used.
         if (e.path) return `cannot ${e.syscall === 'open' ? 'open' : e.syscall ?? 'use'} ${e.path}: ${FILE_ERRORS[e.code] ?? e.code}`;
         break;
