@@ -2,6 +2,7 @@ import test from 'ava';
 import pg from 'pg';
 import { runCli } from './support/cli.js';
 import { useTestDatabase } from './support/database.js';
+import { everywhere, pricingPaths } from './support/pricing-paths.js';
 
 // Reasoning tokens and cached audio input at rates of their own
 // (reasoning_per_mtok, cache_read_audio_per_mtok), and NULL rates that bill
@@ -38,44 +39,7 @@ interface Usage {
 const USAGE_COLUMNS = ['input_tokens', 'output_tokens', 'cache_read_tokens', 'audio_input_tokens', 'audio_output_tokens',
   'reasoning_tokens', 'cache_read_audio_tokens'] as const;
 
-interface Priced { cost: string | null; reason: string | null }
-
-let requests = 0;
-
-/** One call through the cost trigger (a single INSERT), for a tenant or none. */
-async function insert(model: string, usage: Usage, tenant: string | null = null): Promise<Priced & { id: string }> {
-  const [row] = await db.query<{ id: string; cost: string | null; reason: string | null }>(`
-    INSERT INTO ai_cost.calls (provider, model, tenant_id, ${USAGE_COLUMNS.join(', ')})
-    VALUES ('rr', $1, $2, ${USAGE_COLUMNS.map((_, i) => `$${i + 3}`).join(', ')})
-    RETURNING id::text, cost_micros::text AS cost, unpriced_reason AS reason`,
-  [model, tenant, ...USAGE_COLUMNS.map((c) => usage[c] ?? null)]);
-  return row!;
-}
-
-/** The JSON array ai_cost.insert_calls takes, one call per model, each with a request id of its own. */
-function batchOf(calls: ReadonlyArray<readonly [string, Usage]>): { json: string; ids: string[] } {
-  const ids = calls.map(() => `rr-${(requests += 1)}`);
-  return { json: JSON.stringify(calls.map(([model, usage], i) => ({ provider: 'rr', model, request_id: ids[i], ...usage }))), ids };
-}
-
-async function costsOf(query: (text: string, params: unknown[]) => Promise<Array<{ cost: string | null }>>, ids: string[]): Promise<Array<string | null>> {
-  const rows = await query(`
-    SELECT c.cost_micros::text AS cost FROM unnest($1::text[]) WITH ORDINALITY AS r(id, n)
-      JOIN ai_cost.calls c ON c.request_id = r.id ORDER BY r.n`, [ids]);
-  return rows.map((r) => r.cost);
-}
-
-/** The cost of each call through the trigger (book and lookup paths) and through insert_calls. */
-async function everyWay(calls: ReadonlyArray<readonly [string, Usage]>): Promise<Array<{ book: string | null; lookup: string | null; batch: string | null }>> {
-  const book = await Promise.all(calls.map(([model, usage]) => insert(model, usage)));
-  const lookup = await Promise.all(calls.map(([model, usage]) => insert(model, usage, 'by-lookup')));
-  const { json, ids } = batchOf(calls);
-  await db.query('SELECT ai_cost.insert_calls($1::jsonb)', [json]);
-  const batch = await costsOf((text, params) => db.query(text, params), ids);
-  return calls.map((_, i) => ({ book: book[i]!.cost, lookup: lookup[i]!.cost, batch: batch[i]! }));
-}
-
-const everywhere = (cost: string) => ({ book: cost, lookup: cost, batch: cost });
+const { insert, batchOf, costsOf, everyWay } = pricingPaths<Usage>(db, 'rr', USAGE_COLUMNS);
 
 test('reasoning at a rate of its own: the rest of the output at the output rate, summed exactly and rounded up once', async (t) => {
   const usage = { input_tokens: 1_000, output_tokens: 5_000, reasoning_tokens: 1_234 };
