@@ -132,25 +132,32 @@ COMMENT ON COLUMN ai_cost.prices.created_at IS 'When this row was inserted.';
 
 -- Ends the row in force for the same key at the new row's valid_from, and
 -- ends the new row where a later row of that key already starts, so a price
--- can be inserted into the past as well as the future.
+-- can be inserted into the past as well as the future. It reads and updates
+-- the table it fires on (TG_TABLE_NAME): ai_cost.prices here, and on a Citus
+-- cluster each node's copy of it, which must change the same way on every
+-- node without writing the others (145_distribution.sql).
 CREATE FUNCTION ai_cost_internal.close_previous_price() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  own_table CONSTANT text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
 BEGIN
-  UPDATE ai_cost.prices
-     SET valid_to = NEW.valid_from
-   WHERE provider = NEW.provider AND model = NEW.model
-     AND service_tier = NEW.service_tier AND above_input_tokens = NEW.above_input_tokens
-     AND tenant_id IS NOT DISTINCT FROM NEW.tenant_id
-     AND valid_from < NEW.valid_from
-     AND (valid_to IS NULL OR valid_to > NEW.valid_from);
+  EXECUTE format($sql$
+    UPDATE %s
+       SET valid_to = $1.valid_from
+     WHERE provider = $1.provider AND model = $1.model
+       AND service_tier = $1.service_tier AND above_input_tokens = $1.above_input_tokens
+       AND tenant_id IS NOT DISTINCT FROM $1.tenant_id
+       AND valid_from < $1.valid_from
+       AND (valid_to IS NULL OR valid_to > $1.valid_from)$sql$, own_table) USING NEW;
 
   IF NEW.valid_to IS NULL THEN
-    SELECT min(valid_from) INTO NEW.valid_to
-      FROM ai_cost.prices
-     WHERE provider = NEW.provider AND model = NEW.model
-       AND service_tier = NEW.service_tier AND above_input_tokens = NEW.above_input_tokens
-       AND tenant_id IS NOT DISTINCT FROM NEW.tenant_id
-       AND valid_from > NEW.valid_from;
+    EXECUTE format($sql$
+      SELECT min(valid_from)
+        FROM %s
+       WHERE provider = $1.provider AND model = $1.model
+         AND service_tier = $1.service_tier AND above_input_tokens = $1.above_input_tokens
+         AND tenant_id IS NOT DISTINCT FROM $1.tenant_id
+         AND valid_from > $1.valid_from$sql$, own_table) INTO NEW.valid_to USING NEW;
   END IF;
   RETURN NEW;
 END

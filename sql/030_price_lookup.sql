@@ -120,15 +120,21 @@ CREATE TRIGGER tg_tenant_discounts__rebuild_lookup
 
 -- The model id a call's model is priced as through ai_cost.model_patterns,
 -- or NULL: the first pattern (by priority) whose rewrite has prices.
+-- PL/pgSQL, not SQL: Citus cannot plan a parameterized query of a SQL
+-- function it does not inline that reads a reference table, and the cost
+-- trigger calls this on every node of a distributed ledger.
 CREATE FUNCTION ai_cost_internal.pattern_model(provider text, model text) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT r.candidate
-    FROM ai_cost.model_patterns p
-   CROSS JOIN LATERAL (SELECT regexp_replace($2, p.pattern, p.replacement) AS candidate) r
-   WHERE p.provider = $1 AND $2 ~ p.pattern
-     AND EXISTS (SELECT FROM ai_cost_internal.price_lookup l WHERE l.provider = $1 AND l.model = r.candidate)
-   ORDER BY p.priority, p.id
-   LIMIT 1
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN (
+    SELECT r.candidate
+      FROM ai_cost.model_patterns p
+     CROSS JOIN LATERAL (SELECT regexp_replace($2, p.pattern, p.replacement) AS candidate) r
+     WHERE p.provider = $1 AND $2 ~ p.pattern
+       AND EXISTS (SELECT FROM ai_cost_internal.price_lookup l WHERE l.provider = $1 AND l.model = r.candidate)
+     ORDER BY p.priority, p.id
+     LIMIT 1);
+END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.pattern_model(text, text) IS 'Internal: the model id a call''s model id is priced as through ai_cost.model_patterns, or NULL.';
 

@@ -162,7 +162,7 @@ COMMENT ON COLUMN ai_cost.calls.model IS 'Model id as the provider reports it.';
 COMMENT ON COLUMN ai_cost.calls.operation IS 'Kind of call: chat, completion, embedding, image, audio_transcription, audio_speech, moderation, rerank, video, web_search or other.';
 COMMENT ON COLUMN ai_cost.calls.status IS 'Outcome: success, error or cancelled. Failed calls that consumed tokens still cost money.';
 COMMENT ON COLUMN ai_cost.calls.service_tier IS 'Provider service tier the call ran on: standard, batch, flex or priority (each has its own price).';
-COMMENT ON COLUMN ai_cost.calls.tenant_id IS 'Your customer or workspace the call was made for.';
+COMMENT ON COLUMN ai_cost.calls.tenant_id IS 'Your customer or workspace the call was made for. NULL or '''': none (the rollups and reports count '''' as none; a ledger distributed over Citus stores none as '''').';
 COMMENT ON COLUMN ai_cost.calls.user_id IS 'Your end user the call was made for.';
 COMMENT ON COLUMN ai_cost.calls.feature IS 'Product feature that made the call, e.g. summarize or support-bot.';
 COMMENT ON COLUMN ai_cost.calls.conversation_id IS 'Conversation or session the call belongs to.';

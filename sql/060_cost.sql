@@ -432,7 +432,8 @@ BEGIN
     SELECT coalesce(j.created_at, now()) AS created_at, j.provider, j.model,
            coalesce(j.operation, 'chat') AS operation, coalesce(j.status, 'success') AS status,
            coalesce(j.service_tier, 'standard') AS service_tier,
-           j.tenant_id, j.user_id, j.feature, j.conversation_id, j.prompt_id, j.prompt_version,
+           coalesce(j.tenant_id, ai_cost_internal.tenant_of_calls_without_one()) AS tenant_id,
+           j.user_id, j.feature, j.conversation_id, j.prompt_id, j.prompt_version,
            coalesce(j.metadata, '{}') AS metadata, j.request_id,
            j.input_tokens, j.output_tokens, j.cache_read_tokens, j.cache_write_tokens, j.reasoning_tokens,
            j.cache_write_1h_tokens, j.audio_input_tokens, j.audio_output_tokens, j.cache_read_audio_tokens,
@@ -707,7 +708,9 @@ BEGIN
   -- rules of their own.
   IF NEW.cached OR NEW.provided_cost_micros IS NOT NULL
      OR (NEW.input_tokens IS NULL AND NEW.output_tokens IS NULL AND NEW.units IS NULL) THEN
-    RETURN ai_cost_internal.price_call_slowly(NEW);
+    -- On a Citus shard NEW is a row of the shard's own table: the row
+    -- constructor makes it an ai_cost.calls row on every node.
+    RETURN ai_cost_internal.price_call_slowly(ROW(NEW.*)::ai_cost.calls);
   END IF;
   SELECT l.price_id, l.discount_id, l.factor, l.unit, l.input_per_mtok, l.output_per_mtok,
          l.cache_read_per_mtok, l.cache_write_per_mtok, l.cache_write_1h_per_mtok,
@@ -783,7 +786,7 @@ BEGIN
     NEW.unpriced_reason := NULL;
     RETURN NEW;
   END IF;
-  RETURN ai_cost_internal.price_call_slowly(NEW);
+  RETURN ai_cost_internal.price_call_slowly(ROW(NEW.*)::ai_cost.calls);
 END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.price_call() IS 'Trigger: sets cost_micros, computed_cost_micros, price_id, discount_id and unpriced_reason of a call (from the compiled price book for a current list price; by the price lookup or ai_cost_internal.cost_of() otherwise); refuses calls dated more than 1 day ahead, and calls of a strict-mode provider that cannot be priced.';

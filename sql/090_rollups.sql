@@ -20,6 +20,9 @@
 --      ai_cost_internal.call_changes. A change counts only for a call already
 --      folded; a change of a call not folded yet is dropped, since its
 --      current version is what gets folded.
+--   A tenant_id of '' is read as no tenant (NULL), as a ledger distributed
+--   over Citus stores calls without one (145_distribution.sql), so reports
+--   say the same on one server and on a cluster.
 --   3. The refresh folds both in one statement, so one snapshot decides what
 --      is folded, and adds them to the rollups in the same transaction.
 --      Readers add what no refresh has folded yet (ai_cost_internal.pending_changes,
@@ -81,13 +84,13 @@ CREATE FUNCTION ai_cost_internal.capture_call_changes() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   INSERT INTO ai_cost_internal.call_changes
-  SELECT -1, created_at, provider, model, operation, status, service_tier, tenant_id, user_id,
+  SELECT -1, created_at, provider, model, operation, status, service_tier, nullif(tenant_id, ''), user_id,
          feature, conversation_id, cached, streamed, unpriced_reason, cost_micros, input_tokens,
          output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms, id
     FROM old_calls;
   IF TG_OP = 'UPDATE' THEN
     INSERT INTO ai_cost_internal.call_changes
-    SELECT 1, created_at, provider, model, operation, status, service_tier, tenant_id, user_id,
+    SELECT 1, created_at, provider, model, operation, status, service_tier, nullif(tenant_id, ''), user_id,
            feature, conversation_id, cached, streamed, unpriced_reason, cost_micros, input_tokens,
            output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms, id
       FROM new_calls;
@@ -144,14 +147,14 @@ COMMENT ON TABLE ai_cost_internal.unfolded_ids IS 'Internal: ranges of call ids 
 -- milliseconds compiling a plan that reads a handful of rows.
 CREATE FUNCTION ai_cost_internal.unfolded_calls() RETURNS SETOF ai_cost_internal.call_changes
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
-  SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, c.tenant_id,
+  SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
          c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
          c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
          c.ttft_ms, c.total_ms, c.id
     FROM ai_cost.calls c
    WHERE c.id > (SELECT s.folded_through FROM ai_cost_internal.fold_state s)
   UNION ALL
-  SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, c.tenant_id,
+  SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
          c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
          c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
          c.ttft_ms, c.total_ms, c.id

@@ -113,13 +113,13 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit 
          count(c.ttft_ms) FILTER (WHERE c.streamed), coalesce(sum(c.ttft_ms) FILTER (WHERE c.streamed), 0)::bigint,
          ai_cost_internal.histogram(c.ttft_ms, 1) FILTER (WHERE c.streamed)
     -- Only the columns it reads: a BI login may read only some of them.
-    FROM (SELECT id, created_at, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
+    FROM (SELECT id, created_at, provider, model, operation, status, service_tier, nullif(tenant_id, '') AS tenant_id, user_id, feature, cached,
                  unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                  reasoning_tokens, total_ms, streamed, ttft_ms
             FROM ai_cost.calls
            WHERE created_at >= since AND created_at < least(until, (SELECT first_hour FROM bounds))
           UNION ALL
-          SELECT id, created_at, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
+          SELECT id, created_at, provider, model, operation, status, service_tier, nullif(tenant_id, ''), user_id, feature, cached,
                  unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                  reasoning_tokens, total_ms, streamed, ttft_ms
             FROM ai_cost.calls

@@ -1,0 +1,258 @@
+-- Distributing an installed ledger over a Citus cluster: ai_cost.distribute(),
+-- run on the coordinator (docs/scaling.md says what it does and what changes).
+--
+-- The layout it makes:
+--   ai_cost.calls                  distributed by tenant_id: the calls of a
+--                                  tenant live together, on one shard.
+--   the price tables (providers,   reference tables: a copy on every node, so
+--   prices, model_aliases,         the cost trigger, which runs on the node
+--   model_patterns,                that holds the call's shard, reads them
+--   tenant_discounts) and          there.
+--   tenant_access
+--   the price lookup and the       node-local on every node: each node builds
+--   compiled price book            its own from its copy of the price tables,
+--                                  in the statement trigger that fires on its
+--                                  copy when a price changes, so a change
+--                                  reaches every node in its own transaction.
+--   rollups, views, refresh and    stay on the coordinator, as on one server:
+--   budget state                   the refresh reads new calls by id range
+--                                  from the distributed table.
+--
+-- Citus runs the triggers of a distributed or reference table on each shard
+-- copy (with citus.enable_unsafe_triggers), and a trigger running on a shard
+-- copy can read reference tables but cannot write a distributed or reference
+-- table (nested distributed execution). Hence the price triggers write only
+-- node-local state (ai_cost_internal.close_previous_price updates its own
+-- copy; the lookup and the book are plain tables on each node), and the
+-- capture of updates and deletes, which writes the coordinator's change
+-- table, has no equivalent on the shards yet: on a distributed ledger, calls
+-- are refused UPDATE and DELETE (see ai_cost_internal.refuse_call_changes).
+
+-- The tenant_id a call recorded without one gets: NULL on one server. A
+-- distribution column cannot be NULL, so ai_cost.distribute() replaces this
+-- with the one it gives calls without a tenant (''), which ai_cost.insert_calls()
+-- uses for a batch's calls without one, as the column default does for an
+-- INSERT that leaves the column out. A SQL constant, inlined into the batch.
+CREATE FUNCTION ai_cost_internal.tenant_of_calls_without_one() RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT NULL::text $$;
+COMMENT ON FUNCTION ai_cost_internal.tenant_of_calls_without_one() IS 'Internal: the tenant_id of a call recorded without one: NULL, or '''' on a ledger distributed by ai_cost.distribute().';
+
+-- Row-level security on a distributed table may not use subqueries, so the
+-- calls' policies ask these (060 and 150 keep the subquery form for one
+-- server, where it is evaluated once per query).
+CREATE FUNCTION ai_cost_internal.is_tenant_reader() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT pg_has_role('ai_cost_tenant_reader', 'MEMBER')
+$$;
+COMMENT ON FUNCTION ai_cost_internal.is_tenant_reader() IS 'Internal: whether the current role reads calls as a tenant reader (row-level security of a distributed ledger).';
+
+CREATE FUNCTION ai_cost_internal.may_read_tenant(tenant_id text) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN EXISTS (SELECT FROM ai_cost.tenant_access a WHERE a.tenant_id = $1);
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.may_read_tenant(text) IS 'Internal: whether ai_cost.tenant_access maps the current role to the tenant (row-level security of a distributed ledger).';
+
+-- Updates and deletes of calls change the rollups through the capture
+-- triggers (090_rollups.sql), which write the coordinator's change table: a
+-- trigger on a shard cannot. Refusing them keeps the rollups exact.
+CREATE FUNCTION ai_cost_internal.refuse_call_changes() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RAISE EXCEPTION 'calls of a distributed ledger cannot be updated or deleted yet (call %)', OLD.id
+    USING ERRCODE = 'feature_not_supported',
+          HINT = 'The rollups capture updates and deletes on one server only; see docs/scaling.md.';
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.refuse_call_changes() IS 'Trigger on the calls of a distributed ledger: refuses UPDATE and DELETE, which the rollups cannot capture there.';
+
+-- CREATE TABLE IF NOT EXISTS for a node-local copy of a table: columns,
+-- defaults, constraints, indexes and grants as on the coordinator.
+CREATE FUNCTION ai_cost_internal.node_local_table_ddl(source regclass) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  ddl text;
+BEGIN
+  SELECT format('CREATE TABLE IF NOT EXISTS %s (%s);', source, string_agg(
+           format('%I %s%s%s', a.attname, format_type(a.atttypid, a.atttypmod),
+                  ' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), CASE WHEN a.attnotnull THEN ' NOT NULL' END),
+           ', ' ORDER BY a.attnum))
+    INTO ddl
+    FROM pg_attribute a
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+   WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped;
+  -- Constraints and indexes are created with the table or not at all: a
+  -- second run finds the table and skips them.
+  SELECT ddl || format(' DO $ddl$ BEGIN IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = %L::regclass) THEN %s END IF; END $ddl$;',
+                       source, string_agg(stmt, ' '))
+    INTO ddl
+    FROM (SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s;', source, c.conname, pg_get_constraintdef(c.oid)) AS stmt
+            FROM pg_constraint c WHERE c.conrelid = source
+          UNION ALL
+          SELECT pg_get_indexdef(i.indexrelid) || ';'
+            FROM pg_index i
+           WHERE i.indrelid = source AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid)) s;
+  RETURN ddl || coalesce((
+    SELECT string_agg(format(' GRANT %s ON %s TO %s;', x.privilege_type, source,
+                             CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(x.grantee::regrole::text) END), '')
+      FROM pg_class c, aclexplode(c.relacl) x
+     WHERE c.oid = source AND x.grantee <> c.relowner), '');
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.node_local_table_ddl(regclass) IS 'Internal: the DDL that creates a node-local copy of a table on a Citus worker (ai_cost.distribute()).';
+
+CREATE FUNCTION ai_cost.distribute() RETURNS TABLE (step text, detail text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  price_tables CONSTANT regclass[] := ARRAY['ai_cost.providers', 'ai_cost.prices', 'ai_cost.model_aliases',
+                                            'ai_cost.model_patterns', 'ai_cost.tenant_discounts', 'ai_cost.tenant_access'];
+  node_local_tables CONSTANT regclass[] := ARRAY['ai_cost_internal.price_lookup', 'ai_cost_internal.price_book',
+                                                 'ai_cost_internal.price_book_generation'];
+  t regclass;
+  worker record;
+  workers integer;
+  already boolean;
+  moved bigint;
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+    RAISE EXCEPTION 'ai_cost.distribute() needs Citus: this database has no citus extension'
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'On a Citus coordinator: CREATE EXTENSION citus, add the workers (citus_add_node), then run it again.';
+  END IF;
+  IF (SELECT groupid FROM pg_dist_local_group) <> 0 THEN
+    RAISE EXCEPTION 'ai_cost.distribute() runs on the Citus coordinator, and this is a worker' USING ERRCODE = 'feature_not_supported';
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_dist_node WHERE groupid = 0) THEN
+    RAISE EXCEPTION 'the coordinator is not in the Citus metadata, so it would hold no copy of the price tables'
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Run SELECT citus_set_coordinator_host(''<host>'', <port>) first.';
+  END IF;
+  IF (SELECT relkind FROM pg_class WHERE oid = 'ai_cost.calls'::regclass) = 'p' THEN
+    RAISE EXCEPTION 'ai_cost.calls is partitioned: a partitioned ledger cannot be distributed yet' USING ERRCODE = 'feature_not_supported';
+  END IF;
+  already := EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'ai_cost.calls'::regclass);
+  PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+
+  -- Node-local price state on every worker, created before the statement
+  -- below asks each node to fill it. run_command_on_workers commits on its
+  -- own: a run that fails later leaves empty tables, which the next run uses.
+  FOR worker IN
+    SELECT r.nodename, r.nodeport, r.success, r.result
+      FROM unnest(node_local_tables) AS n(t),
+           LATERAL run_command_on_workers(ai_cost_internal.node_local_table_ddl(n.t)
+                                          || CASE WHEN n.t = 'ai_cost_internal.price_book_generation'::regclass
+                                                  THEN ' INSERT INTO ai_cost_internal.price_book_generation (generation)'
+                                                       ' SELECT 0 WHERE NOT EXISTS (SELECT FROM ai_cost_internal.price_book_generation);'
+                                                  ELSE '' END) AS r
+     WHERE NOT r.success
+  LOOP
+    RAISE EXCEPTION 'could not create the price lookup on worker %:%: %', worker.nodename, worker.nodeport, worker.result;
+  END LOOP;
+  SELECT count(*) INTO workers FROM pg_dist_node WHERE groupid <> 0 AND isactive AND noderole = 'primary';
+  step := 'workers'; detail := format('%s worker(s) have the node-local price lookup and book', workers); RETURN NEXT;
+
+  -- Every node compiles its own price book: its DDL stays on the node.
+  ALTER FUNCTION ai_cost_internal.compile_price_book() SET citus.enable_ddl_propagation = off;
+
+  IF NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'ai_cost.prices'::regclass) THEN
+    -- Copying a table's rows to its shard copies would fire its triggers
+    -- there: they go first and come back on the reference tables. The
+    -- lookup's statement triggers leave TRUNCATE out, which Citus does not
+    -- run on shards (a TRUNCATE of the price tables is refused anyway).
+    DROP TRIGGER tg_prices__close_previous_price ON ai_cost.prices;
+    DROP TRIGGER tg_prices__forbid_delete ON ai_cost.prices;
+    DROP TRIGGER tg_prices__rebuild_lookup ON ai_cost.prices;
+    DROP TRIGGER tg_model_aliases__rebuild_lookup ON ai_cost.model_aliases;
+    DROP TRIGGER tg_tenant_discounts__rebuild_lookup ON ai_cost.tenant_discounts;
+    FOREACH t IN ARRAY price_tables LOOP
+      EXECUTE 'SELECT create_reference_table($1)' USING t;
+    END LOOP;
+    CREATE TRIGGER tg_prices__close_previous_price BEFORE INSERT ON ai_cost.prices
+      FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.close_previous_price();
+    CREATE TRIGGER tg_prices__forbid_delete BEFORE DELETE ON ai_cost.prices
+      FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.forbid_price_delete();
+    CREATE TRIGGER tg_prices__rebuild_lookup AFTER INSERT OR UPDATE OR DELETE ON ai_cost.prices
+      FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.price_sources_changed();
+    CREATE TRIGGER tg_model_aliases__rebuild_lookup AFTER INSERT OR UPDATE OR DELETE ON ai_cost.model_aliases
+      FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.price_sources_changed();
+    CREATE TRIGGER tg_tenant_discounts__rebuild_lookup AFTER INSERT OR UPDATE OR DELETE ON ai_cost.tenant_discounts
+      FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.price_sources_changed();
+    step := 'price tables'; detail := 'providers, prices, model_aliases, model_patterns, tenant_discounts and tenant_access are reference tables'; RETURN NEXT;
+  END IF;
+
+  IF already THEN
+    -- A worker added since the last run gets its copies of the price tables.
+    EXECUTE 'SELECT replicate_reference_tables()';
+  END IF;
+  PERFORM ai_cost_internal.distribute_functions();
+  -- A statement on every copy of the prices fires the lookup trigger there:
+  -- each node builds its lookup and compiles its book from its copy.
+  UPDATE ai_cost.prices SET source = source WHERE id < 0;
+  step := 'price book'; detail := 'every node built its price lookup and compiled its price book'; RETURN NEXT;
+
+  IF NOT already THEN
+    -- A distribution column cannot be NULL: calls without a tenant get '',
+    -- which the rollups read as none (090_rollups.sql), so they do not
+    -- change. The rows keep their costs: the cost trigger and the capture
+    -- stay out of it.
+    ALTER TABLE ai_cost.calls DISABLE TRIGGER tg_calls__price_call, DISABLE TRIGGER tg_calls__capture_updates;
+    UPDATE ai_cost.calls SET tenant_id = '' WHERE tenant_id IS NULL;
+    GET DIAGNOSTICS moved = ROW_COUNT;
+    ALTER TABLE ai_cost.calls ALTER tenant_id SET DEFAULT '', ALTER tenant_id SET NOT NULL;
+    CREATE OR REPLACE FUNCTION ai_cost_internal.tenant_of_calls_without_one() RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $body$ SELECT ''::text $body$;
+    step := 'calls without a tenant'; detail := format('%s call(s) without a tenant now have tenant_id '''' (a distribution column cannot be NULL)', moved); RETURN NEXT;
+
+    -- Unique keys must hold the distribution column: request ids are unique
+    -- per tenant, and ON CONFLICT DO NOTHING (no target) works as before.
+    ALTER TABLE ai_cost.calls DROP CONSTRAINT calls_pkey, DROP CONSTRAINT calls_request_id_key;
+    ALTER TABLE ai_cost.calls ADD CONSTRAINT calls_pkey PRIMARY KEY (tenant_id, id),
+                              ADD CONSTRAINT calls_request_id_key UNIQUE (tenant_id, request_id);
+    DROP POLICY tenant_rows ON ai_cost.calls;
+    DROP POLICY other_roles_all_rows ON ai_cost.calls;
+    CREATE POLICY tenant_rows ON ai_cost.calls FOR SELECT
+      USING (ai_cost_internal.is_tenant_reader() AND ai_cost_internal.may_read_tenant(tenant_id));
+    CREATE POLICY other_roles_all_rows ON ai_cost.calls
+      USING (NOT ai_cost_internal.is_tenant_reader()) WITH CHECK (true);
+    DROP TRIGGER tg_calls__capture_updates ON ai_cost.calls;
+    DROP TRIGGER tg_calls__capture_deletes ON ai_cost.calls;
+    DROP TRIGGER tg_calls__truncate_rollups ON ai_cost.calls;
+    CREATE TRIGGER tg_calls__refuse_changes BEFORE UPDATE OR DELETE ON ai_cost.calls
+      FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.refuse_call_changes();
+    EXECUTE 'SELECT create_distributed_table(''ai_cost.calls'', ''tenant_id'')';
+    ALTER TABLE ai_cost.calls ENABLE TRIGGER tg_calls__price_call;
+    PERFORM ai_cost_internal.distribute_functions();
+    step := 'calls'; detail := format('ai_cost.calls is distributed by tenant_id over %s shard(s)',
+                                      (SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'ai_cost.calls'::regclass));
+    RETURN NEXT;
+  ELSE
+    step := 'calls'; detail := 'ai_cost.calls was already distributed'; RETURN NEXT;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION ai_cost.distribute() IS 'Distributes the ledger over the Citus cluster this coordinator runs: calls by tenant_id, the price tables as reference tables, a price lookup and book on every node. Idempotent: run it again after adding a worker. See docs/scaling.md.';
+
+-- Creates on the workers the functions of pg-ai-cost that Citus has not
+-- (those created before Citus was, or taking a row of a table that was
+-- local then): the cost trigger calls them on every node. Functions that
+-- only the coordinator runs, over its local tables, cannot be and are skipped.
+CREATE FUNCTION ai_cost_internal.distribute_functions() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN
+    SELECT p.oid::regprocedure FROM pg_proc p
+     WHERE p.pronamespace IN ('ai_cost'::regnamespace, 'ai_cost_internal'::regnamespace)
+       AND NOT EXISTS (SELECT FROM pg_dist_object o WHERE o.classid = 'pg_proc'::regclass AND o.objid = p.oid)
+  LOOP
+    BEGIN
+      EXECUTE 'SELECT create_distributed_function($1)' USING f;
+    EXCEPTION WHEN feature_not_supported OR invalid_parameter_value OR object_not_in_prerequisite_state THEN
+      NULL;
+    END;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.distribute_functions() IS 'Internal: creates on the Citus workers the pg-ai-cost functions the cost trigger needs there (ai_cost.distribute()).';
