@@ -34,7 +34,7 @@
 -- uses for a batch's calls without one, as the column default does for an
 -- INSERT that leaves the column out. A SQL constant, inlined into the batch.
 CREATE FUNCTION ai_cost_internal.tenant_of_calls_without_one() RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT NULL::text $$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT NULL::pg_catalog.text $$;
 COMMENT ON FUNCTION ai_cost_internal.tenant_of_calls_without_one() IS 'Internal: the tenant_id of a call recorded without one: NULL, or '''' on a ledger distributed by ai_cost.distribute().';
 
 -- Row-level security on a distributed table may not use subqueries, so the
@@ -116,20 +116,16 @@ DECLARE
   moved bigint;
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
-    RAISE EXCEPTION 'ai_cost.distribute() needs Citus: this database has no citus extension'
-      USING ERRCODE = 'feature_not_supported',
-            HINT = 'On a Citus coordinator: CREATE EXTENSION citus, add the workers (citus_add_node), then run it again.';
+    RAISE EXCEPTION 'ai_cost.distribute() needs Citus, and this database has no citus extension: on a Citus coordinator, CREATE EXTENSION citus and add the workers (citus_add_node) first';
   END IF;
   IF (SELECT groupid FROM pg_dist_local_group) <> 0 THEN
-    RAISE EXCEPTION 'ai_cost.distribute() runs on the Citus coordinator, and this is a worker' USING ERRCODE = 'feature_not_supported';
+    RAISE EXCEPTION 'ai_cost.distribute() runs on the Citus coordinator, and this is a worker';
   END IF;
   IF NOT EXISTS (SELECT FROM pg_dist_node WHERE groupid = 0) THEN
-    RAISE EXCEPTION 'the coordinator is not in the Citus metadata, so it would hold no copy of the price tables'
-      USING ERRCODE = 'feature_not_supported',
-            HINT = 'Run SELECT citus_set_coordinator_host(''<host>'', <port>) first.';
+    RAISE EXCEPTION 'the coordinator is not in the Citus metadata, so it would hold no copy of the price tables: run SELECT citus_set_coordinator_host(''<its host>'', <its port>) first';
   END IF;
   IF (SELECT relkind FROM pg_class WHERE oid = 'ai_cost.calls'::regclass) = 'p' THEN
-    RAISE EXCEPTION 'ai_cost.calls is partitioned: a partitioned ledger cannot be distributed yet' USING ERRCODE = 'feature_not_supported';
+    RAISE EXCEPTION 'ai_cost.calls is partitioned, and a partitioned ledger cannot be distributed yet';
   END IF;
   already := EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'ai_cost.calls'::regclass);
   PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
@@ -200,8 +196,8 @@ BEGIN
     UPDATE ai_cost.calls SET tenant_id = '' WHERE tenant_id IS NULL;
     GET DIAGNOSTICS moved = ROW_COUNT;
     ALTER TABLE ai_cost.calls ALTER tenant_id SET DEFAULT '', ALTER tenant_id SET NOT NULL;
-    CREATE OR REPLACE FUNCTION ai_cost_internal.tenant_of_calls_without_one() RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $body$ SELECT ''::text $body$;
+    EXECUTE format('CREATE OR REPLACE FUNCTION %s() RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L',
+                   'ai_cost_internal.tenant_of_calls_without_one', 'SELECT ''''::pg_catalog.text');
     step := 'calls without a tenant'; detail := format('%s call(s) without a tenant now have tenant_id '''' (a distribution column cannot be NULL)', moved); RETURN NEXT;
 
     -- Unique keys must hold the distribution column: request ids are unique

@@ -90,6 +90,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   relation regclass;
   isolated boolean;
+  calls_reader name;
 BEGIN
   REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA ai_cost, ai_cost_internal FROM PUBLIC;
 
@@ -206,6 +207,16 @@ BEGIN
       REVOKE SELECT ON ai_cost.calls, ai_cost.calls_hourly, ai_cost.conversations_hourly FROM ai_cost_tenant_reader;
     END IF;
   END IF;
+
+  -- On a ledger distributed over Citus the calls' policies call these, as
+  -- whoever reads the calls (145_distribution.sql).
+  FOR calls_reader IN
+    SELECT r.rolname FROM pg_catalog.pg_roles r
+     WHERE r.rolname IN ('ai_cost_reader', 'ai_cost_writer', 'ai_cost_admin', 'ai_cost_tenant_reader')
+  LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION ai_cost_internal.is_tenant_reader(), ai_cost_internal.may_read_tenant(text) TO %I',
+                   calls_reader);
+  END LOOP;
 END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.grant_roles() IS 'Internal: grants each existing ai_cost_* role its rights (idempotent); run by every ai-cost migrate up.';

@@ -15,6 +15,7 @@ export { instrumentOpenAI, instrumentAnthropic, type InstrumentOptions, type Cal
 export * from './reporting/index.js';
 export { formatMicros, formatCost, type Micros } from './money.js';
 export { runDemo } from './demo.js';
+export { distribute, type DistributionStep } from './distribute.js';
 export { setPrice, listPrices, importPrices, priceInputSchema, type PriceInput, type ListedPrice, type ListOptions, type ImportedRow, type ImportOptions } from './pricing/prices.js';
 export { parseLiteLlmPriceList, InvalidPriceListError, type ParsedPriceList } from './pricing/litellm.js';
 export { startReprice, runReprice, repriceRun, previewReprice, type RepriceRun, type RepriceOptions, type RepriceWindow, type RepricePreview } from './pricing/reprice.js';

@@ -36,11 +36,14 @@ const READER = [
   'ai_cost_internal.unfolded_calls()',
   'ai_cost_internal.user_slices(timestamp with time zone,timestamp with time zone[])',
 ];
+// The calls' policies on a ledger distributed over Citus call these as whoever reads the calls.
+const CALLS_POLICIES = ['ai_cost_internal.is_tenant_reader()', 'ai_cost_internal.may_read_tenant(text)'];
 const ALLOWED: Record<string, string[]> = {
   public: [],
-  ai_cost_tenant_reader: HISTOGRAMS,
-  ai_cost_reader: READER,
+  ai_cost_tenant_reader: [...HISTOGRAMS, ...CALLS_POLICIES],
+  ai_cost_reader: [...READER, ...CALLS_POLICIES],
   ai_cost_writer: [
+    ...CALLS_POLICIES,
     ...TRIGGER_PRICING,
     EXPLAIN_HYPOTHETICAL,
     'ai_cost.insert_calls(jsonb)',
@@ -48,6 +51,7 @@ const ALLOWED: Record<string, string[]> = {
   ],
   ai_cost_admin: [
     ...READER,
+    ...CALLS_POLICIES,
     ...TRIGGER_PRICING,
     EXPLAIN_HYPOTHETICAL,
     'ai_cost.backfill_unpriced(text)',

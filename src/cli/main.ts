@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerDemo } from './commands/demo.js';
+import { registerDistribute } from './commands/distribute.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerSchedule } from './commands/schedule.js';
 import { registerMigrate } from './commands/migrate.js';
@@ -18,7 +19,7 @@ const program = new Command('ai-cost')
   .configureOutput({ outputError: (text, write) => write(`ai-cost: ${text.replace(/^error: /, '')}`) });
 
 // One module per command, each adding itself to the program.
-for (const register of [registerMigrate, registerSchedule, registerReport, registerRefresh, registerPrices, registerReprice, registerDoctor, registerDemo]) register(program);
+for (const register of [registerMigrate, registerSchedule, registerReport, registerRefresh, registerPrices, registerReprice, registerDoctor, registerDistribute, registerDemo]) register(program);
 showUsageAfterErrors(program);
 
 try {
