@@ -707,7 +707,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET j
 $$;
 
 CREATE OR REPLACE FUNCTION ai_cost.calls_between(since timestamptz, until timestamptz) RETURNS SETOF ai_cost.calls_hourly
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+BEGIN
+  RETURN QUERY
   WITH bounds AS (
     SELECT date_trunc('hour', since, 'UTC') + CASE WHEN date_trunc('hour', since, 'UTC') = since
                                                   THEN interval '0' ELSE interval '1 hour' END AS first_hour,
@@ -742,7 +744,8 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit 
              AND created_at < until) AS c
    WHERE NOT EXISTS (SELECT FROM ai_cost.set_aside_calls s WHERE s.call_id = c.id)
    GROUP BY 1, c.provider, c.model, c.operation, c.status, c.service_tier, c.tenant_id, c.user_id,
-            c.feature, c.cached, c.unpriced_reason
+            c.feature, c.cached, c.unpriced_reason;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION ai_cost_internal.grant_roles() RETURNS void

@@ -90,9 +90,13 @@ COMMENT ON COLUMN ai_cost.conversations_hourly_live.output_tokens IS 'Sum of out
 -- for the window alone. A day holds tens of thousands of rollup rows with
 -- many users, which the planner prices high enough to compile with JIT:
 -- compiling costs more than it saves on this many rows (36 ms of 240 over
--- 24 hours with 10M calls of history), hence jit = off.
+-- 24 hours with 10M calls of history), hence jit = off. PL/pgSQL, not SQL:
+-- Citus cannot plan a parameterized query of a SQL function that reads a
+-- distributed table, and the function reads the calls.
 CREATE FUNCTION ai_cost.calls_between(since timestamptz, until timestamptz) RETURNS SETOF ai_cost.calls_hourly
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+BEGIN
+  RETURN QUERY
   WITH bounds AS (
     SELECT date_trunc('hour', since, 'UTC') + CASE WHEN date_trunc('hour', since, 'UTC') = since
                                                   THEN interval '0' ELSE interval '1 hour' END AS first_hour,
@@ -127,7 +131,8 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit 
              AND created_at < until) AS c
    WHERE NOT EXISTS (SELECT FROM ai_cost.set_aside_calls s WHERE s.call_id = c.id)
    GROUP BY 1, c.provider, c.model, c.operation, c.status, c.service_tier, c.tenant_id, c.user_id,
-            c.feature, c.cached, c.unpriced_reason
+            c.feature, c.cached, c.unpriced_reason;
+END
 $$;
 COMMENT ON FUNCTION ai_cost.calls_between(timestamptz, timestamptz) IS 'Rollup rows (the shape of ai_cost.calls_hourly) for calls with since <= created_at < until, exact to the instant and current. Several rows can share a key: aggregate them.';
 

@@ -65,6 +65,10 @@ const MISTAKES: Record<string, Mistake> = {
   'a duration in an unknown unit': {
     args: () => ['report', '--since', '3y'], says: /'3y' is not a date, a time or e\.g\. 30m, 12h, 7d, 2w/, usage: 'Usage: ai-cost report [options] (--help for more)',
   },
+  'distributing on a server without Citus': {
+    args: () => ['distribute'], says: /ai_cost\.distribute\(\) needs Citus, and this database has no citus extension: on a Citus coordinator, CREATE EXTENSION citus/,
+    unchanged: async () => (await db.query(`SELECT pg_get_constraintdef(oid) AS key FROM pg_constraint WHERE conname = 'calls_pkey'`))[0]!.key === 'PRIMARY KEY (id)',
+  },
   'uninstalling without saying yes': {
     args: () => ['migrate', 'down', '--all'], says: /drops the whole ledger.*add --yes/,
     unchanged: async () => (await db.query(`SELECT to_regclass('ai_cost.calls') IS NOT NULL AS present`))[0]!.present === true,

@@ -50,6 +50,9 @@ export function describeError(error: unknown): string | undefined {
       case '42P01':
       case '3F000':
         return `pg-ai-cost is not installed in this database (${e.message}): run \`ai-cost migrate up\` first`;
+      case '42883': // a function of pg-ai-cost this database's install predates
+        if (e.message?.includes('ai_cost')) return `${e.message}: this database has an older pg-ai-cost; run \`ai-cost migrate up\``;
+        break;
       case 'P0001': // raised by pg-ai-cost's own SQL, worded for the user
         return e.message;
       case '42501':
