@@ -37,9 +37,10 @@ CREATE FUNCTION ai_cost_internal.tenant_of_calls_without_one() RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT NULL::pg_catalog.text $$;
 COMMENT ON FUNCTION ai_cost_internal.tenant_of_calls_without_one() IS 'Internal: the tenant_id of a call recorded without one: NULL, or '''' on a ledger distributed by ai_cost.distribute().';
 
--- Row-level security on a distributed table may not use subqueries, so the
--- calls' policies ask these (060 and 150 keep the subquery form for one
--- server, where it is evaluated once per query).
+-- Row-level security on a distributed table may not use subqueries, so on a
+-- distributed ledger the policies of the calls and their rollups ask these
+-- (150_roles.sql keeps the subquery form on one server, where PostgreSQL
+-- evaluates it once per query, not once per row).
 CREATE FUNCTION ai_cost_internal.is_tenant_reader() RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT pg_has_role('ai_cost_tenant_reader', 'MEMBER')
@@ -150,6 +151,9 @@ BEGIN
 
   -- Every node compiles its own price book: its DDL stays on the node.
   ALTER FUNCTION ai_cost_internal.compile_price_book() SET citus.enable_ddl_propagation = off;
+  -- The calls' policy reads the tenant_access reference table on the node of
+  -- the shard it filters: a read Citus calls nested, and which is local.
+  ALTER FUNCTION ai_cost_internal.may_read_tenant(text) SET citus.allow_nested_distributed_execution = on;
 
   IF NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'ai_cost.prices'::regclass) THEN
     -- Copying a table's rows to its shard copies would fire its triggers
@@ -161,6 +165,11 @@ BEGIN
     DROP TRIGGER tg_prices__rebuild_lookup ON ai_cost.prices;
     DROP TRIGGER tg_model_aliases__rebuild_lookup ON ai_cost.model_aliases;
     DROP TRIGGER tg_tenant_discounts__rebuild_lookup ON ai_cost.tenant_discounts;
+    -- A role's oid differs from node to node: the copy of tenant_access on
+    -- every node names its roles.
+    DROP POLICY own_tenants ON ai_cost.tenant_access;
+    ALTER TABLE ai_cost.tenant_access ALTER reader TYPE name USING pg_get_userbyid(reader::oid);
+    CREATE POLICY own_tenants ON ai_cost.tenant_access FOR SELECT USING (pg_has_role(reader, 'USAGE'));
     FOREACH t IN ARRAY price_tables LOOP
       EXECUTE 'SELECT create_reference_table($1)' USING t;
     END LOOP;
@@ -205,12 +214,18 @@ BEGIN
     ALTER TABLE ai_cost.calls DROP CONSTRAINT calls_pkey, DROP CONSTRAINT calls_request_id_key;
     ALTER TABLE ai_cost.calls ADD CONSTRAINT calls_pkey PRIMARY KEY (tenant_id, id),
                               ADD CONSTRAINT calls_request_id_key UNIQUE (tenant_id, request_id);
-    DROP POLICY tenant_rows ON ai_cost.calls;
-    DROP POLICY other_roles_all_rows ON ai_cost.calls;
-    CREATE POLICY tenant_rows ON ai_cost.calls FOR SELECT
-      USING (ai_cost_internal.is_tenant_reader() AND ai_cost_internal.may_read_tenant(tenant_id));
-    CREATE POLICY other_roles_all_rows ON ai_cost.calls
-      USING (NOT ai_cost_internal.is_tenant_reader()) WITH CHECK (true);
+    -- The policies of the calls and their rollups ask functions instead of
+    -- subqueries: Citus refuses subqueries in the policies of a distributed
+    -- table, and plans the rollups' join with the tenant_access reference
+    -- table recursively, without end. The rollups are on the coordinator.
+    FOREACH t IN ARRAY ARRAY['ai_cost.calls', 'ai_cost.calls_hourly', 'ai_cost.conversations_hourly']::regclass[] LOOP
+      EXECUTE format('DROP POLICY tenant_rows ON %s', t);
+      EXECUTE format('DROP POLICY other_roles_all_rows ON %s', t);
+      EXECUTE format('CREATE POLICY tenant_rows ON %s FOR SELECT
+                        USING (ai_cost_internal.is_tenant_reader() AND ai_cost_internal.may_read_tenant(tenant_id))', t);
+      EXECUTE format('CREATE POLICY other_roles_all_rows ON %s
+                        USING (NOT ai_cost_internal.is_tenant_reader()) WITH CHECK (true)', t);
+    END LOOP;
     DROP TRIGGER tg_calls__capture_updates ON ai_cost.calls;
     DROP TRIGGER tg_calls__capture_deletes ON ai_cost.calls;
     DROP TRIGGER tg_calls__truncate_rollups ON ai_cost.calls;
