@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/free-port.js';
@@ -30,29 +30,20 @@ export async function startRestartableServer(): Promise<RestartableServer> {
 }
 
 async function systemServer(bindir: string): Promise<RestartableServer> {
-  const { dataDir, run } = await initSystemCluster(bindir, 'ai-cost-restartable-');
+  const cluster = await initSystemCluster(bindir, 'ai-cost-restartable-');
   const port = await freePort();
   // fsync off is safe here (the machine does not crash), but synchronous_commit
   // stays on: an immediate stop must not lose a commit the client was told about.
-  await writeFile(join(dataDir, 'postgresql.auto.conf'), [
-    `port = ${port}`, "listen_addresses = '127.0.0.1'", `unix_socket_directories = '${dataDir}'`, 'fsync = off',
-  ].join('\n') + '\n');
-  const start = async () => {
-    run('pg_ctl', ['-D', dataDir, '-l', join(dataDir, 'server.log'), '-w', 'start']);
-  };
-  const stop = async () => {
-    run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
-  };
-  await start();
+  await cluster.configure([
+    `port = ${port}`, "listen_addresses = '127.0.0.1'", `unix_socket_directories = '${cluster.dataDir}'`, 'fsync = off',
+  ]);
+  await cluster.start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     description: 'system binaries',
-    start,
-    stop,
-    destroy: async () => {
-      await stop().catch(() => {});
-      await rm(dataDir, { recursive: true, force: true });
-    },
+    start: () => cluster.start(),
+    stop: async () => cluster.stop(),
+    destroy: () => cluster.destroy(),
   };
 }
 

@@ -23,15 +23,19 @@ export function findSystemPostgres(): string | undefined {
   return undefined;
 }
 
-/**
- * Starts a throwaway cluster from the system's binaries, tuned for tests
- * (no fsync), with pg_cron preloaded when its library is installed. initdb
- * refuses to run as root, so as root the cluster belongs to `postgres`.
- */
+/** A cluster made by the system's initdb in a temporary folder of its own. */
 export interface SystemCluster {
   dataDir: string;
   /** Runs one of the server's programs (pg_ctl, pg_config, ...), as `postgres` when we are root. */
   run(program: string, args: string[]): string;
+  /** Writes `settings` (lines of postgresql.conf) to postgresql.auto.conf, replacing what was there. */
+  configure(settings: string[]): Promise<void>;
+  /** Starts the server with its log in `server.log`, resolving once it accepts connections. */
+  start(): Promise<void>;
+  /** Stops the server at once, as in a crash (synchronous, so it also works in an exit handler). */
+  stop(): void;
+  /** Stops the server if it runs and removes its folder. */
+  destroy(): Promise<void>;
 }
 
 /**
@@ -46,48 +50,78 @@ export async function initSystemCluster(bindir: string, prefix: string): Promise
     const [uid, gid] = ['-u', '-g'].map((flag) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' })));
     await chown(dataDir, uid!, gid!);
   }
+  const command = (program: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', join(bindir, program), ...args]] : [join(bindir, program), args];
   const run = (program: string, args: string[]) => {
-    const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', join(bindir, program), ...args]] : [join(bindir, program), args];
+    const [cmd, argv] = command(program, args);
     return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   };
   run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync']);
-  return { dataDir, run };
+  const logFile = join(dataDir, 'server.log');
+  // Started with no pipe to us: the server outlives pg_ctl, and a pipe it
+  // inherited would keep the caller waiting for its end.
+  const start = () => new Promise<void>((resolve, reject) => {
+    const [cmd, argv] = command('pg_ctl', ['-D', dataDir, '-l', logFile, '-w', 'start']);
+    const child = spawn(cmd, argv, { stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pg_ctl start failed (${code}); see ${logFile}`))));
+  });
+  const stop = () => {
+    run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
+  };
+  return {
+    dataDir,
+    run,
+    configure: (settings) => writeFile(join(dataDir, 'postgresql.auto.conf'), settings.join('\n') + '\n'),
+    start,
+    stop,
+    destroy: async () => {
+      try {
+        stop();
+      } catch {
+        // not running
+      }
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
-export async function startSystemPostgres(bindir: string): Promise<TestServer> {
-  const asRoot = process.getuid?.() === 0;
-  const { dataDir, run } = await initSystemCluster(bindir, 'ai-cost-test-pg-');
-
-  const pkglibdir = run('pg_config', ['--pkglibdir']).trim();
-  const pgCron = existsSync(join(pkglibdir, 'pg_cron.so'));
-  const port = await freePort();
-  const settings = [
+/**
+ * Settings that make a throwaway server fast and reachable only from here: on
+ * `port` over TCP at `listenAddresses`, with its socket in its own folder,
+ * and no waiting for the disk (the machine does not crash under a test).
+ */
+export function throwawaySettings(cluster: SystemCluster, port: number, listenAddresses = '127.0.0.1'): string[] {
+  return [
     `port = ${port}`,
-    "listen_addresses = '127.0.0.1'",
-    `unix_socket_directories = '${dataDir}'`,
+    `listen_addresses = '${listenAddresses}'`,
+    `unix_socket_directories = '${cluster.dataDir}'`,
     'fsync = off',
     'synchronous_commit = off',
     'full_page_writes = off',
+  ];
+}
+
+/**
+ * Starts a throwaway cluster from the system's binaries, tuned for tests
+ * (no fsync), with pg_cron preloaded when its library is installed.
+ */
+export async function startSystemPostgres(bindir: string): Promise<TestServer> {
+  const cluster = await initSystemCluster(bindir, 'ai-cost-test-pg-');
+  const pkglibdir = cluster.run('pg_config', ['--pkglibdir']).trim();
+  const pgCron = existsSync(join(pkglibdir, 'pg_cron.so'));
+  const port = await freePort();
+  await cluster.configure([
+    ...throwawaySettings(cluster, port),
     'max_connections = 200',
     ...(pgCron ? ["shared_preload_libraries = 'pg_cron'", "cron.database_name = 'postgres'"] : []),
-  ];
-  await writeFile(join(dataDir, 'postgresql.auto.conf'), settings.join('\n') + '\n');
-  const logFile = join(dataDir, 'server.log');
-  await new Promise<void>((resolve, reject) => {
-    const [cmd, argv] = asRoot
-      ? ['runuser', ['-u', 'postgres', '--', join(bindir, 'pg_ctl'), '-D', dataDir, '-l', logFile, '-w', 'start']]
-      : [join(bindir, 'pg_ctl'), ['-D', dataDir, '-l', logFile, '-w', 'start']];
-    const child = spawn(cmd, argv, { stdio: 'ignore' });
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pg_ctl start failed (${code}); see ${logFile}`))));
-  });
-  const version = run('postgres', ['--version']).trim();
+  ]);
+  await cluster.start();
+  const version = cluster.run('postgres', ['--version']).trim();
   return {
     url: (database: string) => `postgres://postgres@127.0.0.1:${port}/${database}`,
     description: `${version}${pgCron ? ' with pg_cron' : ''} (system binaries)`,
     pgCron,
-    stop: async () => {
-      run('pg_ctl', ['-D', dataDir, '-m', 'immediate', 'stop']);
-      await rm(dataDir, { recursive: true, force: true });
-    },
+    stop: () => cluster.destroy(),
   };
 }
