@@ -39,6 +39,111 @@ COMMENT ON COLUMN ai_cost.providers.name IS 'Human-readable name of the provider
 COMMENT ON COLUMN ai_cost.providers.strict IS 'When true, inserting a call of this provider that cannot be priced raises an error instead of storing it unpriced.';
 COMMENT ON COLUMN ai_cost.providers.reports_own_cost IS 'When true, the provider bills each call at a cost it reports in its response (OpenRouter''s usage.cost): a call''s provided_cost_micros becomes its cost_micros, with the list cost kept in computed_cost_micros. When false (the default), a provided cost is kept as data and cost_micros is the list cost. Only admins may set it.';
 
+-- Service tiers are data. A provider sells a call at more than one speed or
+-- priority (batch, flex, priority, Anthropic's fast mode), and each tier is
+-- priced one of two ways: by price rows of its own (service_tier on
+-- ai_cost.prices), or as a multiple of the model's standard price (fast mode
+-- bills every rate of Claude Opus 4.6 at 6x). A row names a tier for every
+-- provider (provider NULL), one provider, or one model of one provider; for
+-- a call the narrowest row of its tier's name decides. Multiples are
+-- effective-dated like prices: inserting a row for the same name and scope
+-- ends the one in force at its valid_from.
+--
+-- A price row's tier must be known for its provider (a trigger refuses it
+-- otherwise), and a call on a tier no row names for its provider is unpriced
+-- with the reason 'unknown service tier', never priced as standard.
+CREATE TABLE ai_cost.service_tiers (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  name text NOT NULL,
+  provider text,
+  model text,
+  multiplier numeric,
+  valid_from timestamptz NOT NULL DEFAULT '-infinity',
+  valid_to timestamptz,
+  source text,
+  note text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT "tier name must be 1-100 lowercase letters, digits, _ or -"
+    CHECK (name ~ '^[a-z0-9][a-z0-9_-]*$' AND length(name) <= 100),
+  CONSTRAINT "a service tier for a model needs its provider" CHECK (model IS NULL OR provider IS NOT NULL),
+  CONSTRAINT "service tier provider and model must not be empty: NULL is all" CHECK (provider <> '' AND model <> ''),
+  CONSTRAINT "the standard tier is priced by its own price rows" CHECK (name <> 'standard' OR multiplier IS NULL),
+  -- NaN and Infinity are kept out by the upper bound, as for prices.
+  CONSTRAINT "tier multiplier must be above 0 and below 1000" CHECK (multiplier > 0 AND multiplier < 1000),
+  CONSTRAINT "service tier valid_to must be after valid_from" CHECK (valid_to > valid_from),
+  CONSTRAINT "service tiers of one name and scope must not overlap in time"
+    EXCLUDE USING gist (name WITH =, (coalesce(provider, '')) WITH =, (coalesce(model, '')) WITH =,
+                        tstzrange(valid_from, valid_to) WITH &&)
+);
+COMMENT ON TABLE ai_cost.service_tiers IS 'The service tiers calls and prices may name, and how each is priced: by price rows of its own in ai_cost.prices (multiplier NULL), or as a multiple of the standard price (Anthropic fast mode). For a call the narrowest row of its tier''s name applies: its model''s, its provider''s, then the one for every provider. A call on a tier no row names for its provider is unpriced (unknown service tier), never priced as standard.';
+COMMENT ON COLUMN ai_cost.service_tiers.id IS 'Service tier row id.';
+COMMENT ON COLUMN ai_cost.service_tiers.name IS 'Tier name as calls and prices give it in service_tier, e.g. standard, batch, flex, priority, fast.';
+COMMENT ON COLUMN ai_cost.service_tiers.provider IS 'Provider the row is for; NULL: every provider.';
+COMMENT ON COLUMN ai_cost.service_tiers.model IS 'Model id (as in ai_cost.prices) the row is for; NULL: every model of the provider.';
+COMMENT ON COLUMN ai_cost.service_tiers.multiplier IS 'NULL: the tier is priced by price rows of its own (ai_cost.prices.service_tier). A number: every rate of the model''s standard price (long-context tiers, tenant prices and discounts included) times this, e.g. 6 for Anthropic fast mode on Claude Opus 4.6; a model with price rows of its own for the tier keeps them.';
+COMMENT ON COLUMN ai_cost.service_tiers.valid_from IS 'First instant the row applies (inclusive), compared with ai_cost.calls.created_at.';
+COMMENT ON COLUMN ai_cost.service_tiers.valid_to IS 'Instant the row stops applying (exclusive); NULL while in force. Set automatically when a later row of the same name and scope is inserted.';
+COMMENT ON COLUMN ai_cost.service_tiers.source IS 'Where the tier''s pricing rule was read (a URL).';
+COMMENT ON COLUMN ai_cost.service_tiers.note IS 'Free text.';
+COMMENT ON COLUMN ai_cost.service_tiers.created_at IS 'When this row was inserted.';
+
+INSERT INTO ai_cost.service_tiers (name, note) VALUES
+  ('standard', 'the default tier'),
+  ('batch', 'asynchronous batch APIs'),
+  ('flex', 'slower, cheaper processing (OpenAI flex, Gemini flex)'),
+  ('priority', 'faster, dearer processing (OpenAI, Gemini and Azure priority)');
+
+-- Ends the row in force for the same name and scope at the new row's
+-- valid_from, and ends the new row where a later one starts, as for prices.
+CREATE FUNCTION ai_cost_internal.close_previous_service_tier() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  UPDATE ai_cost.service_tiers
+     SET valid_to = NEW.valid_from
+   WHERE name = NEW.name AND provider IS NOT DISTINCT FROM NEW.provider AND model IS NOT DISTINCT FROM NEW.model
+     AND valid_from < NEW.valid_from
+     AND (valid_to IS NULL OR valid_to > NEW.valid_from);
+  IF NEW.valid_to IS NULL THEN
+    SELECT min(valid_from) INTO NEW.valid_to
+      FROM ai_cost.service_tiers
+     WHERE name = NEW.name AND provider IS NOT DISTINCT FROM NEW.provider AND model IS NOT DISTINCT FROM NEW.model
+       AND valid_from > NEW.valid_from;
+  END IF;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.close_previous_service_tier() IS 'Trigger: ends the service tier row in force when a newer one of the same name and scope is inserted.';
+
+CREATE TRIGGER tg_service_tiers__close_previous
+  BEFORE INSERT ON ai_cost.service_tiers
+  FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.close_previous_service_tier();
+
+-- A tier that price rows use stays known to their provider: deleting or
+-- renaming the last row that names it is refused.
+CREATE FUNCTION ai_cost_internal.keep_used_service_tier() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  orphan record;
+BEGIN
+  SELECT p.provider, p.service_tier INTO orphan
+    FROM ai_cost.prices p
+   WHERE p.service_tier = OLD.name AND (OLD.provider IS NULL OR p.provider = OLD.provider)
+     AND NOT EXISTS (SELECT FROM ai_cost.service_tiers t
+                      WHERE t.id <> OLD.id AND t.name = p.service_tier AND (t.provider IS NULL OR t.provider = p.provider))
+   LIMIT 1;
+  IF FOUND AND (TG_OP = 'DELETE' OR NEW.name <> OLD.name OR NEW.provider IS DISTINCT FROM OLD.provider) THEN
+    RAISE EXCEPTION 'service tier % is used by prices of %: it cannot be removed while they name it', orphan.service_tier, orphan.provider
+      USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.keep_used_service_tier() IS 'Trigger: refuses to delete or rename the last service tier row that names a tier price rows use.';
+
+CREATE TRIGGER tg_service_tiers__keep_used
+  BEFORE DELETE OR UPDATE OF name, provider ON ai_cost.service_tiers
+  FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.keep_used_service_tier();
+
 CREATE TABLE ai_cost.prices (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   provider text NOT NULL,
@@ -69,8 +174,6 @@ CREATE TABLE ai_cost.prices (
   video_input_per_mtok numeric,
   CONSTRAINT "price provider and model must not be empty"
     CHECK (provider <> '' AND model <> ''),
-  CONSTRAINT "price service_tier must be standard, batch, flex or priority"
-    CHECK (service_tier IN ('standard', 'batch', 'flex', 'priority')),
   CONSTRAINT "price above_input_tokens must not be negative"
     CHECK (above_input_tokens >= 0),
   CONSTRAINT "price tenant_id must not be empty"
@@ -105,7 +208,7 @@ COMMENT ON TABLE ai_cost.prices IS 'Effective-dated prices in USD per 1M tokens 
 COMMENT ON COLUMN ai_cost.prices.id IS 'Price row id; ai_cost.calls.price_id names the row that priced a call.';
 COMMENT ON COLUMN ai_cost.prices.provider IS 'Canonical provider id, e.g. openai, anthropic, google.';
 COMMENT ON COLUMN ai_cost.prices.model IS 'Model id exactly as the provider reports it, e.g. gpt-4o-mini.';
-COMMENT ON COLUMN ai_cost.prices.service_tier IS 'Service tier this price is for: standard, batch, flex or priority. A call is priced only by a row of its own tier.';
+COMMENT ON COLUMN ai_cost.prices.service_tier IS 'Service tier this price is for (standard, batch, flex, priority, or any tier in ai_cost.service_tiers for its provider). A call is priced only by a row of its own tier, or from the standard price for a tier priced as a multiple of it.';
 COMMENT ON COLUMN ai_cost.prices.above_input_tokens IS 'Long-context tier: 0 for the base price; N for a price that applies to the WHOLE request when its input_tokens exceed N (e.g. 200000 for Gemini 2.5 Pro above 200k prompt tokens).';
 COMMENT ON COLUMN ai_cost.prices.tenant_id IS 'NULL for a list price; a tenant id for that tenant''s own negotiated price, which wins over the list price for its calls.';
 COMMENT ON COLUMN ai_cost.prices.valid_from IS 'First instant this price applies (inclusive), compared with ai_cost.calls.created_at.';
@@ -160,6 +263,26 @@ COMMENT ON FUNCTION ai_cost_internal.close_previous_price() IS 'Trigger: ends th
 CREATE TRIGGER tg_prices__close_previous_price
   BEFORE INSERT ON ai_cost.prices
   FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.close_previous_price();
+
+-- A price's tier must be one ai_cost.service_tiers names for its provider:
+-- a price for a misspelt tier would price no call, silently.
+CREATE FUNCTION ai_cost_internal.check_price_tier() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM ai_cost.service_tiers t
+                  WHERE t.name = NEW.service_tier AND (t.provider IS NULL OR t.provider = NEW.provider)) THEN
+    RAISE EXCEPTION 'unknown service tier % for provider %', NEW.service_tier, NEW.provider
+      USING ERRCODE = 'foreign_key_violation',
+            HINT = 'Add the tier to ai_cost.service_tiers first, saying how it is priced.';
+  END IF;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.check_price_tier() IS 'Trigger: refuses a price whose service tier ai_cost.service_tiers does not name for its provider.';
+
+CREATE TRIGGER tg_prices__check_tier
+  BEFORE INSERT OR UPDATE OF provider, service_tier ON ai_cost.prices
+  FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.check_price_tier();
 
 -- Price rows are history: calls point at the row that priced them. A wrong
 -- price is corrected by inserting a new row (and repricing), never by deleting.

@@ -81,8 +81,11 @@ CREATE TABLE ai_cost.calls (
   CONSTRAINT "operation must be a known ai_cost operation"
     CHECK (operation IN ('chat', 'completion', 'embedding', 'image', 'audio_transcription',
                          'audio_speech', 'moderation', 'rerank', 'video', 'web_search', 'other')),
-  CONSTRAINT "service_tier must be standard, batch, flex or priority"
-    CHECK (service_tier IN ('standard', 'batch', 'flex', 'priority')),
+  -- Which tiers exist is data (ai_cost.service_tiers): a call on a tier
+  -- unknown to its provider is unpriced with that reason. The shape is
+  -- checked here, since the price book keys a tier as one word.
+  CONSTRAINT "service_tier must be 1-100 lowercase letters, digits, _ or -"
+    CHECK (service_tier ~ '^[a-z0-9][a-z0-9_-]*$' AND length(service_tier) <= 100),
   CONSTRAINT "token counts must be at most 1e10 (ten billion)"
     CHECK (input_tokens <= 10000000000 AND output_tokens <= 10000000000 AND cache_read_tokens <= 10000000000
        AND cache_write_tokens <= 10000000000 AND reasoning_tokens <= 10000000000
@@ -161,7 +164,7 @@ COMMENT ON COLUMN ai_cost.calls.provider IS 'Canonical provider id, e.g. openai,
 COMMENT ON COLUMN ai_cost.calls.model IS 'Model id as the provider reports it.';
 COMMENT ON COLUMN ai_cost.calls.operation IS 'Kind of call: chat, completion, embedding, image, audio_transcription, audio_speech, moderation, rerank, video, web_search or other.';
 COMMENT ON COLUMN ai_cost.calls.status IS 'Outcome: success, error or cancelled. Failed calls that consumed tokens still cost money.';
-COMMENT ON COLUMN ai_cost.calls.service_tier IS 'Provider service tier the call ran on: standard, batch, flex or priority (each has its own price).';
+COMMENT ON COLUMN ai_cost.calls.service_tier IS 'Provider service tier the call ran on: standard, batch, flex, priority or another tier ai_cost.service_tiers names for the provider (each has its own price, or a multiple of standard). A tier it does not name leaves the call unpriced.';
 COMMENT ON COLUMN ai_cost.calls.tenant_id IS 'Your customer or workspace the call was made for.';
 COMMENT ON COLUMN ai_cost.calls.user_id IS 'Your end user the call was made for.';
 COMMENT ON COLUMN ai_cost.calls.feature IS 'Product feature that made the call, e.g. summarize or support-bot.';

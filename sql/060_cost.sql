@@ -203,17 +203,24 @@ BEGIN
   c.image_output_tokens := image_output_tokens; c.video_input_tokens := video_input_tokens;
   c.units := units; c.unit := unit;
   priced := ai_cost_internal.cost_of(c);
+  -- A standard row also prices the tiers that are a multiple of it, at
+  -- multiples that may change over time: the row of the call's tier and
+  -- instant.
   SELECT * INTO p FROM ai_cost_internal.price_lookup l
    WHERE l.price_id = priced.price_id AND l.discount_id IS NOT DISTINCT FROM priced.discount_id
      AND l.tenant_id IN ('', coalesce(explain_cost.tenant_id, ''))
+     AND l.service_tier = explain_cost.service_tier
+     AND l.valid_from <= at AND (l.valid_to IS NULL OR l.valid_to > at)
    LIMIT 1;
   IF NOT FOUND THEN
     RETURN QUERY SELECT 'unpriced'::text, NULL::numeric, NULL::numeric, NULL::text, NULL::numeric, priced.unpriced_reason;
     RETURN;
   END IF;
   RETURN QUERY SELECT 'price'::text, NULL::numeric, NULL::numeric, NULL::text, NULL::numeric,
-    format('price row %s (%s/%s, %s tier, %s%s) in force %s to %s%s',
-           p.price_id, p.provider, p.priced_model, p.service_tier,
+    format('price row %s (%s/%s, %s, %s%s) in force %s to %s%s',
+           p.price_id, p.provider, p.priced_model,
+           CASE WHEN p.tier_multiplier IS NULL THEN p.service_tier || ' tier'
+                ELSE format('%s tier: %s x the standard price', p.service_tier, trim_scale(p.tier_multiplier)) END,
            CASE WHEN p.above_input_tokens = 0 THEN 'base price' ELSE 'input above ' || p.above_input_tokens || ' tokens' END,
            CASE WHEN p.rank = 0 THEN ', tenant ' || p.tenant_id || '''s own price'
                 WHEN p.discount_id IS NOT NULL AND p.tenant_id = ''

@@ -9,7 +9,7 @@
 --                          metadata), no table in ai_cost_internal, no writes.
 --                          A BI login listing ai_cost sees what it can read.
 --   ai_cost_admin          finance and operators: prices, aliases, discounts,
---                          providers, budgets, unpriced model alerts,
+--                          service tiers, providers, budgets, unpriced model alerts,
 --                          repricing; reads calls; cannot delete or rewrite
 --                          them.
 --   ai_cost_tenant_reader  a login that may see the calls and rollups of the
@@ -140,7 +140,8 @@ BEGIN
     -- ids and costs, never what a call was about or whose it was.
     GRANT SELECT (id, request_id, cost_micros, price_id, unpriced_reason) ON ai_cost.calls TO ai_cost_writer;
     GRANT SELECT ON ai_cost.prices, ai_cost_internal.price_lookup, ai_cost.providers,
-                    ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts
+                    ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts,
+                    ai_cost.service_tiers
        TO ai_cost_writer;
     GRANT EXECUTE ON FUNCTION ai_cost.insert_calls(jsonb), ai_cost.price_at(text, text, timestamptz),
       ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint)
@@ -159,7 +160,7 @@ BEGIN
     GRANT INSERT ON ai_cost.reprice_audit TO ai_cost_admin;
     GRANT SELECT, INSERT, UPDATE, DELETE ON ai_cost.model_aliases, ai_cost.model_patterns,
                                            ai_cost.tenant_discounts, ai_cost.providers, ai_cost.budgets,
-                                           ai_cost.tenant_access
+                                           ai_cost.tenant_access, ai_cost.service_tiers
        TO ai_cost_admin;
     -- Operators choose whether the refresh announces unpriced models.
     GRANT SELECT, UPDATE (enabled) ON ai_cost.unpriced_model_alert_settings TO ai_cost_admin;

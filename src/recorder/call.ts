@@ -6,7 +6,8 @@ const OPERATIONS = [
   'audio_speech', 'moderation', 'rerank', 'video', 'web_search', 'other',
 ] as const;
 const STATUSES = ['success', 'error', 'cancelled'] as const;
-const SERVICE_TIERS = ['standard', 'batch', 'flex', 'priority'] as const;
+/** The shape of a service tier name (sql/040_calls.sql); which tiers exist is data (ai_cost.service_tiers). */
+const SERVICE_TIER = /^[a-z0-9][a-z0-9_-]*$/;
 
 /** The database's per-call ceilings (sql/040_calls.sql): far above any real call, far below overflowing a rollup. */
 const MAX_TOKENS = 1e10;
@@ -35,7 +36,7 @@ export const callSchema = z
     model: text(1, 500),
     operation: z.enum(OPERATIONS).default('chat'),
     status: z.enum(STATUSES).default('success'),
-    serviceTier: z.enum(SERVICE_TIERS).default('standard'),
+    serviceTier: z.string().max(100).regex(SERVICE_TIER, 'must be a service tier name such as standard, batch, flex, priority or fast').default('standard'),
     createdAt: z.date().optional(),
     tenantId: label,
     userId: label,
