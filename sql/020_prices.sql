@@ -172,6 +172,7 @@ CREATE TABLE ai_cost.prices (
   image_input_per_mtok numeric,
   image_output_per_mtok numeric,
   video_input_per_mtok numeric,
+  unit_prices jsonb,
   CONSTRAINT "price provider and model must not be empty"
     CHECK (provider <> '' AND model <> ''),
   CONSTRAINT "price above_input_tokens must not be negative"
@@ -195,6 +196,12 @@ CREATE TABLE ai_cost.prices (
        AND unit_price < 1000000),
   CONSTRAINT "unit_price needs a unit"
     CHECK ((unit IS NULL) = (unit_price IS NULL) AND unit <> ''),
+  -- JSON numbers are exact numerics, and JSON has no NaN or Infinity.
+  CONSTRAINT "unit_prices must map units to USD per unit below 1000000"
+    CHECK (jsonb_typeof(unit_prices) = 'object'
+       AND NOT jsonb_path_exists(unit_prices, '$.keyvalue() ? (@.value.type() != "number" || @.value < 0 || @.value >= 1000000 || @.key == "")')),
+  CONSTRAINT "a unit is priced once: in unit or in unit_prices"
+    CHECK (NOT unit_prices ? unit),
   CONSTRAINT "price valid_to must be after valid_from"
     CHECK (valid_to > valid_from),
   CONSTRAINT "a price is from the catalog or a price list, not both"
@@ -227,6 +234,7 @@ COMMENT ON COLUMN ai_cost.prices.image_output_per_mtok IS 'USD per 1M image outp
 COMMENT ON COLUMN ai_cost.prices.video_input_per_mtok IS 'USD per 1M video input tokens not read from the prompt cache, for a model that bills them apart from text. NULL: they are billed as other input, at input_per_mtok.';
 COMMENT ON COLUMN ai_cost.prices.unit IS 'What unit_price is charged per: image, second, request, query, ... (compared with ai_cost.calls.unit).';
 COMMENT ON COLUMN ai_cost.prices.unit_price IS 'USD per unit (not per million), for calls billed per image, second, request or query.';
+COMMENT ON COLUMN ai_cost.prices.unit_prices IS 'Further per-unit prices beside unit and unit_price, as a JSON object of unit: USD per unit, e.g. {"web_search": 0.01} for $10 per 1,000 searches. Prices a call''s units (by its unit) and each of its extra_units; a billed unit with no price here or in unit makes the call unpriced.';
 COMMENT ON COLUMN ai_cost.prices.source IS 'Where the price was read (a URL or a price list name).';
 COMMENT ON COLUMN ai_cost.prices.checked_on IS 'Date the price was last checked against its source.';
 COMMENT ON COLUMN ai_cost.prices.catalog IS 'The pg-ai-cost release whose built-in catalog shipped this row, e.g. 0.1.0; NULL for rows you inserted or imported.';

@@ -83,7 +83,8 @@ CREATE TABLE ai_cost_internal.price_lookup (
   video_input_per_mtok numeric,
   -- For a tier priced as a multiple of the standard price: the multiple,
   -- already applied to the rates above; NULL for a tier's own price rows.
-  tier_multiplier numeric
+  tier_multiplier numeric,
+  unit_prices jsonb
 );
 COMMENT ON TABLE ai_cost_internal.price_lookup IS 'Internal: prices resolved for aliases, tenants, discounts and service tiers priced as a multiple of standard (tenant_id '''' for what applies to everyone), maintained from ai_cost.prices, ai_cost.model_aliases, ai_cost.tenant_discounts and ai_cost.service_tiers.';
 
@@ -197,7 +198,7 @@ BEGIN
          above_input_tokens, valid_from, valid_to, id, NULL, 1, model,
          input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
          audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, reasoning_per_mtok, cache_read_audio_per_mtok,
-         image_input_per_mtok, image_output_per_mtok, video_input_per_mtok
+         image_input_per_mtok, image_output_per_mtok, video_input_per_mtok, NULL::numeric, unit_prices
     FROM priced
   UNION ALL
   -- List prices with a tenant's or the organisation's discount, for the
@@ -208,7 +209,7 @@ BEGIN
          p.above_input_tokens, lower(r), upper(r), p.id, d.id, 1 - d.percent_off / 100, p.model,
          p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok, p.cache_write_per_mtok, p.cache_write_1h_per_mtok,
          p.audio_input_per_mtok, p.audio_output_per_mtok, p.unit, p.unit_price, p.reasoning_per_mtok, p.cache_read_audio_per_mtok,
-         p.image_input_per_mtok, p.image_output_per_mtok, p.video_input_per_mtok
+         p.image_input_per_mtok, p.image_output_per_mtok, p.video_input_per_mtok, NULL::numeric, p.unit_prices
     FROM priced p
     JOIN ai_cost.tenant_discounts d
       ON p.tenant_id IS NULL
@@ -233,7 +234,8 @@ BEGIN
          trim_scale(s.audio_input_per_mtok * t.multiplier), trim_scale(s.audio_output_per_mtok * t.multiplier), s.unit, trim_scale(s.unit_price * t.multiplier),
          trim_scale(s.reasoning_per_mtok * t.multiplier), trim_scale(s.cache_read_audio_per_mtok * t.multiplier),
          trim_scale(s.image_input_per_mtok * t.multiplier), trim_scale(s.image_output_per_mtok * t.multiplier), trim_scale(s.video_input_per_mtok * t.multiplier),
-         t.multiplier
+         t.multiplier,
+         (SELECT jsonb_object_agg(e.key, trim_scale(e.value::numeric * t.multiplier)) FROM jsonb_each(s.unit_prices) AS e)
     FROM ai_cost_internal.price_lookup s
     JOIN ai_cost.service_tiers t
       ON t.multiplier IS NOT NULL

@@ -15,9 +15,9 @@ const TRIGGER_PRICING = [
   'ai_cost_internal.price_book_slot(text)',
   'ai_cost_internal.price_book_windows()',
   'ai_cost_internal.price_call_slowly(ai_cost.calls)',
-  'ai_cost_internal.priced(text,text,text,text,timestamp with time zone,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,numeric,text)',
+  'ai_cost_internal.priced(text,text,text,text,timestamp with time zone,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,numeric,text,jsonb)',
 ];
-const EXPLAIN_HYPOTHETICAL = 'ai_cost.explain_cost(text,text,timestamp with time zone,bigint,bigint,bigint,bigint,bigint,bigint,bigint,numeric,text,text,text,bigint,bigint,bigint,bigint,bigint)';
+const EXPLAIN_HYPOTHETICAL = 'ai_cost.explain_cost(text,text,timestamp with time zone,bigint,bigint,bigint,bigint,bigint,bigint,bigint,numeric,text,text,text,bigint,bigint,bigint,bigint,bigint,jsonb)';
 const HISTOGRAMS = [
   'ai_cost.histogram_merge(bigint[])',
   'ai_cost.histogram_percentile(bigint[],double precision)',

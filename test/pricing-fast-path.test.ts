@@ -39,7 +39,10 @@ const db = useTestDatabase(test, {
       INSERT INTO ai_cost.service_tiers (name, provider, model, multiplier) VALUES ('fast', 'fp', 'bare', 1.7);
       INSERT INTO ai_cost.service_tiers (name, provider) VALUES ('turbo', 'fp');
       INSERT INTO ai_cost.prices (provider, model, service_tier, valid_from, input_per_mtok, output_per_mtok, cache_read_per_mtok)
-      VALUES ('fp', 'full', 'turbo', '2025-01-01', 3, 12, 0.3);`);
+      VALUES ('fp', 'full', 'turbo', '2025-01-01', 3, 12, 0.3);
+      -- Further units beside the unit of the row, for calls billed more than one kind.
+      UPDATE ai_cost.prices SET unit_prices = '{"query": 0.005, "second": 0.0002}'
+       WHERE provider = 'fp' AND model = 'full' AND tenant_id IS NULL AND service_tier = 'standard';`);
   },
 });
 
@@ -68,6 +71,11 @@ SELECT '2024-10-01'::timestamptz + r.age * interval '600 days' AS created_at,
        t.image_input AS image_input_tokens, t.image_output AS image_output_tokens, t.video_input AS video_input_tokens,
        CASE WHEN r.units < 0.15 THEN round((r.units * 40)::numeric, 1) END AS units,
        CASE WHEN r.units < 0.15 THEN (ARRAY['image', 'image', 'second'])[1 + floor(r.units * 20)::int % 3] END AS unit,
+       -- Further units: beside units, alone, several, one without a price (search), one of quantity 0.
+       CASE WHEN r.units < 0.05 THEN '{"query": 2}'::jsonb
+            WHEN r.units BETWEEN 0.15 AND 0.25 THEN jsonb_build_object('query', floor(r.units * 100)::int % 4)
+            WHEN r.units BETWEEN 0.25 AND 0.28 THEN '{"query": 1, "second": 2.5}'::jsonb
+            WHEN r.units BETWEEN 0.28 AND 0.31 THEN '{"search": 1}'::jsonb END AS extra_units,
        '${feature}' AS feature
   FROM generate_series(1, 4000) AS g(i)
   CROSS JOIN LATERAL (SELECT random() AS pick, random() AS m, random() AS tier, random() AS tenant, random() AS status,
@@ -119,11 +127,11 @@ test('the trigger agrees with ai_cost_internal.cost_of on calls covering every d
     INSERT INTO ai_cost.calls (created_at, provider, model, service_tier, tenant_id, status, cached, provided_cost_micros,
                                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
                                reasoning_tokens, audio_input_tokens, audio_output_tokens, cache_read_audio_tokens,
-                               image_input_tokens, image_output_tokens, video_input_tokens, units, unit, feature)
+                               image_input_tokens, image_output_tokens, video_input_tokens, units, unit, extra_units, feature)
     ${generatedCalls('fast-path')}`);
   const [mix] = await db.query<{ calls: string; priced: string; unpriced: string; discounted: string; organisation_discounted: string;
     tiered: string; aliased: string; reasoning_apart: string; cached_audio: string; image_video_apart: string; image_video_as_whole: string;
-    multiple_tier: string; own_tier: string; unknown_tier: string }>(`
+    multiple_tier: string; own_tier: string; unknown_tier: string; extra_units: string; extra_unit_unpriced: string }>(`
     SELECT count(*)::text AS calls, count(cost_micros)::text AS priced, count(unpriced_reason)::text AS unpriced,
            count(discount_id)::text AS discounted,
            count(*) FILTER (WHERE discount_id IN (SELECT id FROM ai_cost.tenant_discounts WHERE tenant_id IS NULL))::text
@@ -139,7 +147,9 @@ test('the trigger agrees with ai_cost_internal.cost_of on calls covering every d
                               AND price_id IN (SELECT id FROM ai_cost.prices WHERE image_input_per_mtok IS NULL))::text AS image_video_as_whole,
            count(*) FILTER (WHERE service_tier = 'fast' AND cost_micros IS NOT NULL)::text AS multiple_tier,
            count(*) FILTER (WHERE service_tier = 'turbo' AND cost_micros IS NOT NULL)::text AS own_tier,
-           count(*) FILTER (WHERE unpriced_reason LIKE 'unknown service tier%')::text AS unknown_tier
+           count(*) FILTER (WHERE unpriced_reason LIKE 'unknown service tier%')::text AS unknown_tier,
+           count(*) FILTER (WHERE extra_units IS NOT NULL AND cost_micros IS NOT NULL)::text AS extra_units,
+           count(*) FILTER (WHERE unpriced_reason = 'no price per search')::text AS extra_unit_unpriced
       FROM ai_cost.calls WHERE feature = 'fast-path'`);
   // The sample must exercise both paths and the special cases, or agreement proves little.
   for (const [what, n] of Object.entries(mix!)) t.true(Number(n) > 20, `${what}: ${n}`);

@@ -75,6 +75,8 @@ export const callSchema = z
       .transform(String)
       .nullish(),
     unit: text(1, 100).nullish(),
+    /** Further units billed beside units and unit, as unit: quantity (e.g. { web_search: 3 } beside the tokens). */
+    extraUnits: z.record(text(1, 100), z.number().finite().min(0).max(1e12)).nullish(),
     /** Cost the provider reported itself (e.g. OpenRouter), in micro-dollars: used instead of pricing the tokens. */
     providedCostMicros: z.bigint().min(0n).max(MAX_COST_MICROS).nullish(),
     streamed: z.boolean().default(false),
@@ -110,6 +112,9 @@ export const callSchema = z
     within('imageOutputTokens', 'outputTokens', '');
     if (call.units != null && !call.unit) {
       ctx.addIssue({ code: 'custom', path: ['unit'], message: 'is required with units (image, second, request, query, ...)' });
+    }
+    if (call.unit && call.extraUnits && Object.hasOwn(call.extraUnits, call.unit)) {
+      ctx.addIssue({ code: 'custom', path: ['extraUnits', call.unit], message: 'is the unit of units already: count each unit once' });
     }
   });
 
