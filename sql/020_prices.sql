@@ -173,6 +173,7 @@ CREATE TABLE ai_cost.prices (
   image_output_per_mtok numeric,
   video_input_per_mtok numeric,
   unit_prices jsonb,
+  rates_from jsonb,
   CONSTRAINT "price provider and model must not be empty"
     CHECK (provider <> '' AND model <> ''),
   CONSTRAINT "price above_input_tokens must not be negative"
@@ -202,6 +203,7 @@ CREATE TABLE ai_cost.prices (
        AND NOT jsonb_path_exists(unit_prices, '$.keyvalue() ? (@.value.type() != "number" || @.value < 0 || @.value >= 1000000 || @.key == "")')),
   CONSTRAINT "a unit is priced once: in unit or in unit_prices"
     CHECK (NOT unit_prices ? unit),
+  CONSTRAINT "rates_from must be a JSON object" CHECK (jsonb_typeof(rates_from) = 'object'),
   CONSTRAINT "price valid_to must be after valid_from"
     CHECK (valid_to > valid_from),
   CONSTRAINT "a price is from the catalog or a price list, not both"
@@ -235,6 +237,7 @@ COMMENT ON COLUMN ai_cost.prices.video_input_per_mtok IS 'USD per 1M video input
 COMMENT ON COLUMN ai_cost.prices.unit IS 'What unit_price is charged per: image, second, request, query, ... (compared with ai_cost.calls.unit).';
 COMMENT ON COLUMN ai_cost.prices.unit_price IS 'USD per unit (not per million), for calls billed per image, second, request or query.';
 COMMENT ON COLUMN ai_cost.prices.unit_prices IS 'Further per-unit prices beside unit and unit_price, as a JSON object of unit: USD per unit, e.g. {"web_search": 0.01} for $10 per 1,000 searches. Prices a call''s units (by its unit) and each of its extra_units; a billed unit with no price here or in unit makes the call unpriced.';
+COMMENT ON COLUMN ai_cost.prices.rates_from IS 'Rates the provider bills as a multiple of another rate of the same price, declared rather than guessed, e.g. {"cache_read_per_mtok": {"rate": "input_per_mtok", "times": 1}} for cache reads billed at the input rate, or times 1.25 for Anthropic''s 5-minute cache writes. Only for a rate the row leaves NULL, from one it sets. A NULL rate without a declaration leaves the calls that use it unpriced.';
 COMMENT ON COLUMN ai_cost.prices.source IS 'Where the price was read (a URL or a price list name).';
 COMMENT ON COLUMN ai_cost.prices.checked_on IS 'Date the price was last checked against its source.';
 COMMENT ON COLUMN ai_cost.prices.catalog IS 'The pg-ai-cost release whose built-in catalog shipped this row, e.g. 0.1.0; NULL for rows you inserted or imported.';
@@ -291,6 +294,51 @@ COMMENT ON FUNCTION ai_cost_internal.check_price_tier() IS 'Trigger: refuses a p
 CREATE TRIGGER tg_prices__check_tier
   BEFORE INSERT OR UPDATE OF provider, service_tier ON ai_cost.prices
   FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.check_price_tier();
+
+-- A declared rate (rates_from) names a rate the row leaves NULL and a rate
+-- it sets, with a multiple: a fallback is data the provider publishes, so
+-- it is written down and checked here, never assumed by the cost formula.
+CREATE FUNCTION ai_cost_internal.check_price_rates_from() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  price jsonb := to_jsonb(NEW);
+  rates text[] := ARRAY['input_per_mtok', 'output_per_mtok', 'cache_read_per_mtok', 'cache_write_per_mtok', 'cache_write_1h_per_mtok', 'audio_input_per_mtok', 'audio_output_per_mtok', 'reasoning_per_mtok', 'cache_read_audio_per_mtok', 'image_input_per_mtok', 'image_output_per_mtok', 'video_input_per_mtok'];
+  declared record;
+BEGIN
+  IF jsonb_typeof(NEW.rates_from) <> 'object' THEN
+    RETURN NEW; -- the CHECK constraint that names it refuses the row
+  END IF;
+  FOR declared IN SELECT d.key, d.value FROM jsonb_each(NEW.rates_from) AS d LOOP
+    IF NOT declared.key = ANY (rates) THEN
+      RAISE EXCEPTION 'rates_from: % is not a rate (one of %)', declared.key, array_to_string(rates, ', ')
+        USING ERRCODE = 'check_violation';
+    END IF;
+    IF price ->> declared.key IS NOT NULL THEN
+      RAISE EXCEPTION 'rates_from: the price sets % itself; declare a rate or set it, not both', declared.key
+        USING ERRCODE = 'check_violation';
+    END IF;
+    IF jsonb_typeof(declared.value) IS DISTINCT FROM 'object' OR NOT declared.value ?& ARRAY['rate', 'times']
+       OR (SELECT count(*) FROM jsonb_object_keys(declared.value)) <> 2
+       OR jsonb_typeof(declared.value -> 'times') IS DISTINCT FROM 'number'
+       OR NOT ((declared.value ->> 'times')::numeric > 0 AND (declared.value ->> 'times')::numeric < 1000) THEN
+      RAISE EXCEPTION 'rates_from: % must be {"rate": "<rate>", "times": <multiple above 0 and below 1000>}', declared.key
+        USING ERRCODE = 'check_violation';
+    END IF;
+    IF NOT (declared.value ->> 'rate') = ANY (rates) OR price ->> (declared.value ->> 'rate') IS NULL THEN
+      RAISE EXCEPTION 'rates_from: % is declared from %, which is not a rate this price sets', declared.key, declared.value ->> 'rate'
+        USING ERRCODE = 'check_violation';
+    END IF;
+  END LOOP;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.check_price_rates_from() IS 'Trigger: refuses a price whose rates_from declares a rate the price sets, or from a rate it does not set, or not as a positive multiple.';
+
+CREATE TRIGGER tg_prices__check_rates_from
+  BEFORE INSERT OR UPDATE OF rates_from, input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok,
+    cache_write_1h_per_mtok, audio_input_per_mtok, audio_output_per_mtok, reasoning_per_mtok, cache_read_audio_per_mtok,
+    image_input_per_mtok, image_output_per_mtok, video_input_per_mtok ON ai_cost.prices
+  FOR EACH ROW WHEN (NEW.rates_from IS NOT NULL) EXECUTE FUNCTION ai_cost_internal.check_price_rates_from();
 
 -- Price rows are history: calls point at the row that priced them. A wrong
 -- price is corrected by inserting a new row (and repricing), never by deleting.

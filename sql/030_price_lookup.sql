@@ -181,14 +181,46 @@ BEGIN
   LOCK TABLE ai_cost_internal.price_lookup IN EXCLUSIVE MODE;
   DELETE FROM ai_cost_internal.price_lookup;
   INSERT INTO ai_cost_internal.price_lookup
-  WITH priced AS (
+  WITH resolved AS (
+    -- Each price row with the rates it declares (rates_from) worked out: a
+    -- multiple of another rate the row sets, exactly (trim_scale only drops
+    -- trailing zeros). A rate neither set nor declared stays NULL.
+    SELECT p.id, p.provider, p.model, p.service_tier, p.above_input_tokens, p.tenant_id, p.valid_from, p.valid_to,
+           coalesce(p.input_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{input_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{input_per_mtok,times}')::numeric)) AS input_per_mtok,
+           coalesce(p.output_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{output_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{output_per_mtok,times}')::numeric)) AS output_per_mtok,
+           coalesce(p.cache_read_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{cache_read_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{cache_read_per_mtok,times}')::numeric)) AS cache_read_per_mtok,
+           coalesce(p.cache_write_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{cache_write_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{cache_write_per_mtok,times}')::numeric)) AS cache_write_per_mtok,
+           coalesce(p.cache_write_1h_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{cache_write_1h_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{cache_write_1h_per_mtok,times}')::numeric)) AS cache_write_1h_per_mtok,
+           coalesce(p.audio_input_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{audio_input_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{audio_input_per_mtok,times}')::numeric)) AS audio_input_per_mtok,
+           coalesce(p.audio_output_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{audio_output_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{audio_output_per_mtok,times}')::numeric)) AS audio_output_per_mtok,
+           coalesce(p.reasoning_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{reasoning_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{reasoning_per_mtok,times}')::numeric)) AS reasoning_per_mtok,
+           coalesce(p.cache_read_audio_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{cache_read_audio_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{cache_read_audio_per_mtok,times}')::numeric)) AS cache_read_audio_per_mtok,
+           coalesce(p.image_input_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{image_input_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{image_input_per_mtok,times}')::numeric)) AS image_input_per_mtok,
+           coalesce(p.image_output_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{image_output_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{image_output_per_mtok,times}')::numeric)) AS image_output_per_mtok,
+           coalesce(p.video_input_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{video_input_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{video_input_per_mtok,times}')::numeric)) AS video_input_per_mtok,
+           p.unit, p.unit_price, p.unit_prices
+      FROM ai_cost.prices p
+     CROSS JOIN LATERAL (SELECT CASE WHEN p.rates_from IS NOT NULL THEN to_jsonb(p) END AS row) j
+  ), priced AS (
     -- Each price row answers for its model id and for the model's aliases,
     -- except where an alias has a price of its own for the same tier.
-    SELECT p.model AS name, p.* FROM ai_cost.prices p
+    SELECT p.model AS name, p.* FROM resolved p
     UNION ALL
     SELECT a.alias, p.*
       FROM ai_cost.model_aliases a
-      JOIN ai_cost.prices p ON p.provider = a.provider AND p.model = a.model
+      JOIN resolved p ON p.provider = a.provider AND p.model = a.model
      WHERE NOT EXISTS (SELECT FROM ai_cost.prices own
                         WHERE own.provider = a.provider AND own.model = a.alias
                           AND own.service_tier = p.service_tier AND own.above_input_tokens = p.above_input_tokens

@@ -210,6 +210,7 @@ DECLARE
   image_out bigint;
   video_in bigint;
   reasoning bigint;
+  declared jsonb;
 BEGIN
   c.provider := provider; c.model := model; c.created_at := at; c.service_tier := service_tier;
   c.tenant_id := tenant_id; c.cached := false;
@@ -260,28 +261,37 @@ BEGIN
   image_out := CASE WHEN p.image_output_per_mtok IS NULL THEN 0 ELSE coalesce(image_output_tokens, 0) END;
   image_in := CASE WHEN p.image_input_per_mtok IS NULL THEN 0 ELSE coalesce(image_input_tokens, 0) END;
   video_in := CASE WHEN p.video_input_per_mtok IS NULL THEN 0 ELSE coalesce(video_input_tokens, 0) END;
+  -- A rate the price declares as a multiple of another says so.
+  SELECT pr.rates_from INTO declared FROM ai_cost.prices pr WHERE pr.id = p.price_id;
   RETURN QUERY
-  SELECT d.component, d.quantity, d.rate, d.per, d.quantity * d.rate * d.scale * p.factor, d.detail
+  SELECT d.component, d.quantity, d.rate, d.per, d.quantity * d.rate * d.scale * p.factor,
+         coalesce(d.detail, CASE WHEN declared ? d.rate_column
+                                 THEN format('%s x the %s rate, as the price declares (rates_from)',
+                                             declared #>> ARRAY[d.rate_column, 'times'],
+                                             replace(declared #>> ARRAY[d.rate_column, 'rate'], '_per_mtok', '')) END)
     FROM (VALUES
       ('input', greatest(coalesce(input_tokens, 0) - coalesce(cache_read_tokens, 0) - write_5m - write_1h
                          - (coalesce(audio_input_tokens, 0) - cached_audio) - image_in - video_in, 0)::numeric,
-       p.input_per_mtok, '1M tokens', 1, NULL),
-      ('image input', image_in::numeric, p.image_input_per_mtok, '1M tokens', 1, NULL),
-      ('video input', video_in::numeric, p.video_input_per_mtok, '1M tokens', 1, NULL),
-      ('cache read', (coalesce(cache_read_tokens, 0) - cached_audio)::numeric, p.cache_read_per_mtok, '1M tokens', 1, NULL),
+       p.input_per_mtok, '1M tokens', 1, NULL, 'input_per_mtok'),
+      ('image input', image_in::numeric, p.image_input_per_mtok, '1M tokens', 1, NULL, 'image_input_per_mtok'),
+      ('video input', video_in::numeric, p.video_input_per_mtok, '1M tokens', 1, NULL, 'video_input_per_mtok'),
+      ('cache read', (coalesce(cache_read_tokens, 0) - cached_audio)::numeric, p.cache_read_per_mtok, '1M tokens', 1, NULL,
+       'cache_read_per_mtok'),
       ('cache read (audio)', cached_audio::numeric, coalesce(p.cache_read_audio_per_mtok, p.cache_read_per_mtok), '1M tokens', 1,
-       CASE WHEN p.cache_read_audio_per_mtok IS NULL THEN 'at the cache read rate: the price has no cache_read_audio_per_mtok' END),
-      ('cache write (5 min)', write_5m::numeric, p.cache_write_per_mtok, '1M tokens', 1, NULL),
-      ('cache write (1 hour)', write_1h::numeric, p.cache_write_1h_per_mtok, '1M tokens', 1, NULL),
-      ('audio input', (coalesce(audio_input_tokens, 0) - cached_audio)::numeric, p.audio_input_per_mtok, '1M tokens', 1, NULL),
+       CASE WHEN p.cache_read_audio_per_mtok IS NULL THEN 'at the cache read rate: the price has no cache_read_audio_per_mtok' END,
+       'cache_read_audio_per_mtok'),
+      ('cache write (5 min)', write_5m::numeric, p.cache_write_per_mtok, '1M tokens', 1, NULL, 'cache_write_per_mtok'),
+      ('cache write (1 hour)', write_1h::numeric, p.cache_write_1h_per_mtok, '1M tokens', 1, NULL, 'cache_write_1h_per_mtok'),
+      ('audio input', (coalesce(audio_input_tokens, 0) - cached_audio)::numeric, p.audio_input_per_mtok, '1M tokens', 1, NULL,
+       'audio_input_per_mtok'),
       ('output', greatest(coalesce(output_tokens, 0) - coalesce(audio_output_tokens, 0) - reasoning - image_out, 0)::numeric,
-       p.output_per_mtok, '1M tokens', 1, NULL),
-      ('reasoning', reasoning::numeric, p.reasoning_per_mtok, '1M tokens', 1, NULL),
-      ('image output', image_out::numeric, p.image_output_per_mtok, '1M tokens', 1, NULL),
-      ('audio output', coalesce(audio_output_tokens, 0)::numeric, p.audio_output_per_mtok, '1M tokens', 1, NULL),
+       p.output_per_mtok, '1M tokens', 1, NULL, 'output_per_mtok'),
+      ('reasoning', reasoning::numeric, p.reasoning_per_mtok, '1M tokens', 1, NULL, 'reasoning_per_mtok'),
+      ('image output', image_out::numeric, p.image_output_per_mtok, '1M tokens', 1, NULL, 'image_output_per_mtok'),
+      ('audio output', coalesce(audio_output_tokens, 0)::numeric, p.audio_output_per_mtok, '1M tokens', 1, NULL, 'audio_output_per_mtok'),
       ('per ' || coalesce(unit, 'unit'), coalesce(units, 0),
-       CASE WHEN p.unit = unit THEN p.unit_price ELSE (p.unit_prices ->> unit)::numeric END, unit, 1000000, NULL)
-    ) AS d(component, quantity, rate, per, scale, detail)
+       CASE WHEN p.unit = unit THEN p.unit_price ELSE (p.unit_prices ->> unit)::numeric END, unit, 1000000, NULL, NULL)
+    ) AS d(component, quantity, rate, per, scale, detail, rate_column)
    WHERE d.quantity > 0;
   -- Each further unit the call was billed, in the order of its name.
   RETURN QUERY

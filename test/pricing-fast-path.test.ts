@@ -42,7 +42,14 @@ const db = useTestDatabase(test, {
       VALUES ('fp', 'full', 'turbo', '2025-01-01', 3, 12, 0.3);
       -- Further units beside the unit of the row, for calls billed more than one kind.
       UPDATE ai_cost.prices SET unit_prices = '{"query": 0.005, "second": 0.0002}'
-       WHERE provider = 'fp' AND model = 'full' AND tenant_id IS NULL AND service_tier = 'standard';`);
+       WHERE provider = 'fp' AND model = 'full' AND tenant_id IS NULL AND service_tier = 'standard';
+      -- Rates declared as multiples of another (rates_from): on a row the book
+      -- compiles, and on one the lookup prices.
+      UPDATE ai_cost.prices SET rates_from = '{"cache_read_per_mtok": {"rate": "input_per_mtok", "times": 0.5}}'
+       WHERE provider = 'fp' AND model = 'full' AND service_tier = 'batch';
+      UPDATE ai_cost.prices SET rates_from = '{"output_per_mtok": {"rate": "input_per_mtok", "times": 4},
+                                               "cache_read_per_mtok": {"rate": "input_per_mtok", "times": 0.1}}'
+       WHERE provider = 'fp' AND model = 'bare';`);
   },
 });
 
@@ -131,7 +138,8 @@ test('the trigger agrees with ai_cost_internal.cost_of on calls covering every d
     ${generatedCalls('fast-path')}`);
   const [mix] = await db.query<{ calls: string; priced: string; unpriced: string; discounted: string; organisation_discounted: string;
     tiered: string; aliased: string; reasoning_apart: string; cached_audio: string; image_video_apart: string; image_video_as_whole: string;
-    multiple_tier: string; own_tier: string; unknown_tier: string; extra_units: string; extra_unit_unpriced: string }>(`
+    multiple_tier: string; own_tier: string; unknown_tier: string; extra_units: string; extra_unit_unpriced: string;
+    declared_rate: string }>(`
     SELECT count(*)::text AS calls, count(cost_micros)::text AS priced, count(unpriced_reason)::text AS unpriced,
            count(discount_id)::text AS discounted,
            count(*) FILTER (WHERE discount_id IN (SELECT id FROM ai_cost.tenant_discounts WHERE tenant_id IS NULL))::text
@@ -149,7 +157,9 @@ test('the trigger agrees with ai_cost_internal.cost_of on calls covering every d
            count(*) FILTER (WHERE service_tier = 'turbo' AND cost_micros IS NOT NULL)::text AS own_tier,
            count(*) FILTER (WHERE unpriced_reason LIKE 'unknown service tier%')::text AS unknown_tier,
            count(*) FILTER (WHERE extra_units IS NOT NULL AND cost_micros IS NOT NULL)::text AS extra_units,
-           count(*) FILTER (WHERE unpriced_reason = 'no price per search')::text AS extra_unit_unpriced
+           count(*) FILTER (WHERE unpriced_reason = 'no price per search')::text AS extra_unit_unpriced,
+           count(*) FILTER (WHERE cost_micros IS NOT NULL AND (cache_read_tokens > 0 OR output_tokens > 0)
+                              AND price_id IN (SELECT id FROM ai_cost.prices WHERE rates_from IS NOT NULL))::text AS declared_rate
       FROM ai_cost.calls WHERE feature = 'fast-path'`);
   // The sample must exercise both paths and the special cases, or agreement proves little.
   for (const [what, n] of Object.entries(mix!)) t.true(Number(n) > 20, `${what}: ${n}`);
