@@ -174,6 +174,9 @@ CREATE TABLE ai_cost.prices (
   video_input_per_mtok numeric,
   unit_prices jsonb,
   rates_from jsonb,
+  daily_from time,
+  daily_to time,
+  time_zone text,
   CONSTRAINT "price provider and model must not be empty"
     CHECK (provider <> '' AND model <> ''),
   CONSTRAINT "price above_input_tokens must not be negative"
@@ -204,13 +207,21 @@ CREATE TABLE ai_cost.prices (
   CONSTRAINT "a unit is priced once: in unit or in unit_prices"
     CHECK (NOT unit_prices ? unit),
   CONSTRAINT "rates_from must be a JSON object" CHECK (jsonb_typeof(rates_from) = 'object'),
+  CONSTRAINT "a daily window needs daily_from, daily_to and time_zone"
+    CHECK ((daily_from IS NULL) = (daily_to IS NULL) AND (daily_from IS NULL) = (time_zone IS NULL)),
+  CONSTRAINT "a daily window must not be empty: daily_from <> daily_to" CHECK (daily_from <> daily_to),
   CONSTRAINT "price valid_to must be after valid_from"
     CHECK (valid_to > valid_from),
   CONSTRAINT "a price is from the catalog or a price list, not both"
     CHECK (NOT (from_price_list AND catalog IS NOT NULL)),
+  -- An all-day price and prices of certain hours of the day (off-peak
+  -- hours) of the same key are in force together, each kind keyed by when
+  -- its hours start; that the hours of one key never overlap is checked by
+  -- tg_prices__refuse_overlapping_hours.
   CONSTRAINT "prices for one model, tier and tenant must not overlap in time"
     EXCLUDE USING gist (provider WITH =, model WITH =, service_tier WITH =, above_input_tokens WITH =,
-                        (coalesce(tenant_id, '')) WITH =, tstzrange(valid_from, valid_to) WITH &&)
+                        (coalesce(tenant_id, '')) WITH =, (coalesce(daily_from::text, 'all day')) WITH =,
+                        tstzrange(valid_from, valid_to) WITH &&)
 );
 CREATE INDEX prices_lookup_idx ON ai_cost.prices (provider, model, valid_from DESC);
 COMMENT ON TABLE ai_cost.prices IS 'Effective-dated prices in USD per 1M tokens (= micro-dollars per token). Insert a row to change a price from valid_from on: the previous row for that model is ended at that instant. A NULL price means that token kind is not priced; calls that use it stay unpriced (cost NULL).';
@@ -238,6 +249,9 @@ COMMENT ON COLUMN ai_cost.prices.unit IS 'What unit_price is charged per: image,
 COMMENT ON COLUMN ai_cost.prices.unit_price IS 'USD per unit (not per million), for calls billed per image, second, request or query.';
 COMMENT ON COLUMN ai_cost.prices.unit_prices IS 'Further per-unit prices beside unit and unit_price, as a JSON object of unit: USD per unit, e.g. {"web_search": 0.01} for $10 per 1,000 searches. Prices a call''s units (by its unit) and each of its extra_units; a billed unit with no price here or in unit makes the call unpriced.';
 COMMENT ON COLUMN ai_cost.prices.rates_from IS 'Rates the provider bills as a multiple of another rate of the same price, declared rather than guessed, e.g. {"cache_read_per_mtok": {"rate": "input_per_mtok", "times": 1}} for cache reads billed at the input rate, or times 1.25 for Anthropic''s 5-minute cache writes. Only for a rate the row leaves NULL, from one it sets. A NULL rate without a declaration leaves the calls that use it unpriced.';
+COMMENT ON COLUMN ai_cost.prices.daily_from IS 'For a price of certain hours of the day (DeepSeek''s off-peak prices): the local time, in time_zone, from which it applies each day (inclusive). NULL: an all-day price. In its hours it wins over the all-day price of the same model, tier and tenant.';
+COMMENT ON COLUMN ai_cost.prices.daily_to IS 'For a price of certain hours of the day: the local time, in time_zone, until which it applies each day (exclusive); before daily_from for hours that run past midnight (16:30 to 00:30).';
+COMMENT ON COLUMN ai_cost.prices.time_zone IS 'For a price of certain hours of the day: the IANA time zone of daily_from and daily_to, as the provider states them (UTC for DeepSeek).';
 COMMENT ON COLUMN ai_cost.prices.source IS 'Where the price was read (a URL or a price list name).';
 COMMENT ON COLUMN ai_cost.prices.checked_on IS 'Date the price was last checked against its source.';
 COMMENT ON COLUMN ai_cost.prices.catalog IS 'The pg-ai-cost release whose built-in catalog shipped this row, e.g. 0.1.0; NULL for rows you inserted or imported.';
@@ -246,7 +260,9 @@ COMMENT ON COLUMN ai_cost.prices.created_at IS 'When this row was inserted.';
 
 -- Ends the row in force for the same key at the new row's valid_from, and
 -- ends the new row where a later row of that key already starts, so a price
--- can be inserted into the past as well as the future.
+-- can be inserted into the past as well as the future. An all-day price
+-- ends an all-day one, a price of certain hours one whose hours start at
+-- the same time of day.
 CREATE FUNCTION ai_cost_internal.close_previous_price() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -254,7 +270,7 @@ BEGIN
      SET valid_to = NEW.valid_from
    WHERE provider = NEW.provider AND model = NEW.model
      AND service_tier = NEW.service_tier AND above_input_tokens = NEW.above_input_tokens
-     AND tenant_id IS NOT DISTINCT FROM NEW.tenant_id
+     AND tenant_id IS NOT DISTINCT FROM NEW.tenant_id AND daily_from IS NOT DISTINCT FROM NEW.daily_from
      AND valid_from < NEW.valid_from
      AND (valid_to IS NULL OR valid_to > NEW.valid_from);
 
@@ -263,7 +279,7 @@ BEGIN
       FROM ai_cost.prices
      WHERE provider = NEW.provider AND model = NEW.model
        AND service_tier = NEW.service_tier AND above_input_tokens = NEW.above_input_tokens
-       AND tenant_id IS NOT DISTINCT FROM NEW.tenant_id
+       AND tenant_id IS NOT DISTINCT FROM NEW.tenant_id AND daily_from IS NOT DISTINCT FROM NEW.daily_from
        AND valid_from > NEW.valid_from;
   END IF;
   RETURN NEW;
@@ -340,6 +356,63 @@ CREATE TRIGGER tg_prices__check_rates_from
     image_input_per_mtok, image_output_per_mtok, video_input_per_mtok ON ai_cost.prices
   FOR EACH ROW WHEN (NEW.rates_from IS NOT NULL) EXECUTE FUNCTION ai_cost_internal.check_price_rates_from();
 
+-- A daily window's time zone must be one PostgreSQL knows by name (an
+-- abbreviation or offset would be read with POSIX rules, silently), and the
+-- hours of one key must not overlap while both are in force: then each
+-- instant has at most one price of its hour. Two windows on a clock overlap
+-- exactly when one holds the other's start. Named to run after
+-- tg_prices__close_previous_price, which ends the row the new one replaces.
+CREATE FUNCTION ai_cost_internal.refuse_overlapping_hours() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  other record;
+BEGIN
+  IF NEW.daily_to IS NULL OR NEW.time_zone IS NULL OR NEW.daily_from = NEW.daily_to THEN
+    RETURN NEW; -- the CHECK constraints that name these refuse the row
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_timezone_names z WHERE z.name = NEW.time_zone) THEN
+    RAISE EXCEPTION 'unknown time zone % for a daily price window: give an IANA name such as UTC or Asia/Shanghai', NEW.time_zone
+      USING ERRCODE = 'check_violation';
+  END IF;
+  SELECT o.id, o.daily_from, o.daily_to INTO other
+    FROM ai_cost.prices o
+   WHERE o.provider = NEW.provider AND o.model = NEW.model AND o.service_tier = NEW.service_tier
+     AND o.above_input_tokens = NEW.above_input_tokens AND o.tenant_id IS NOT DISTINCT FROM NEW.tenant_id
+     AND o.daily_from IS NOT NULL AND o.id <> NEW.id
+     AND tstzrange(o.valid_from, o.valid_to) && tstzrange(NEW.valid_from, NEW.valid_to)
+     AND (CASE WHEN o.daily_from < o.daily_to THEN NEW.daily_from >= o.daily_from AND NEW.daily_from < o.daily_to
+               ELSE NEW.daily_from >= o.daily_from OR NEW.daily_from < o.daily_to END
+          OR CASE WHEN NEW.daily_from < NEW.daily_to THEN o.daily_from >= NEW.daily_from AND o.daily_from < NEW.daily_to
+                  ELSE o.daily_from >= NEW.daily_from OR o.daily_from < NEW.daily_to END)
+   ORDER BY o.valid_from, o.daily_from
+   LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'the hours % to % overlap those of price % (% to %) of %/% while both are in force',
+      left(NEW.daily_from::text, 5), left(NEW.daily_to::text, 5), other.id, left(other.daily_from::text, 5),
+      left(other.daily_to::text, 5), NEW.provider, NEW.model
+      USING ERRCODE = 'exclusion_violation',
+            HINT = 'End the other price (valid_to) before this one starts, or give hours that do not overlap.';
+  END IF;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.refuse_overlapping_hours() IS 'Trigger: refuses a price of certain hours of the day whose time zone is not an IANA name, or whose hours overlap those of another price of its model, tier and tenant in force at the same time.';
+
+CREATE TRIGGER tg_prices__refuse_overlapping_hours
+  BEFORE INSERT OR UPDATE OF daily_from, daily_to, time_zone, valid_from, valid_to ON ai_cost.prices
+  FOR EACH ROW WHEN (NEW.daily_from IS NOT NULL) EXECUTE FUNCTION ai_cost_internal.refuse_overlapping_hours();
+
+-- Whether an instant falls in a daily window [daily_from, daily_to) of
+-- local time in a time zone; a window whose end is before its start runs
+-- past midnight.
+CREATE FUNCTION ai_cost_internal.in_daily_window(at timestamptz, daily_from time, daily_to time, time_zone text) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN $2 < $3 THEN l.clock >= $2 AND l.clock < $3
+              ELSE l.clock >= $2 OR l.clock < $3 END
+    FROM (SELECT ($1 AT TIME ZONE $4)::time AS clock) l
+$$;
+COMMENT ON FUNCTION ai_cost_internal.in_daily_window(timestamptz, time, time, text) IS 'Internal: whether an instant falls in the daily window [daily_from, daily_to) of local time in time_zone (a window ending before it starts runs past midnight).';
+
 -- Price rows are history: calls point at the row that priced them. A wrong
 -- price is corrected by inserting a new row (and repricing), never by deleting.
 CREATE FUNCTION ai_cost_internal.forbid_price_delete() RETURNS trigger
@@ -355,22 +428,23 @@ CREATE TRIGGER tg_prices__forbid_delete
   BEFORE DELETE ON ai_cost.prices
   FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.forbid_price_delete();
 
--- The standard-tier base list price, for people asking "what does this model
--- cost?"; the cost trigger also weighs tiers, long context, tenants and
--- aliases (ai_cost.explain_cost shows how it priced a call).
+-- The standard-tier base all-day list price, for people asking "what does
+-- this model cost?"; the cost trigger also weighs tiers, long context, hours
+-- of the day, tenants and aliases (ai_cost.explain_cost shows how it priced
+-- a call).
 CREATE FUNCTION ai_cost.price_at(provider text, model text, at timestamptz) RETURNS ai_cost.prices
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
   SELECT p.*
     FROM ai_cost.prices p
    WHERE p.provider = price_at.provider
      AND p.model = price_at.model
-     AND p.service_tier = 'standard' AND p.above_input_tokens = 0 AND p.tenant_id IS NULL
+     AND p.service_tier = 'standard' AND p.above_input_tokens = 0 AND p.tenant_id IS NULL AND p.daily_from IS NULL
      AND p.valid_from <= price_at.at
      AND (p.valid_to IS NULL OR p.valid_to > price_at.at)
    ORDER BY p.valid_from DESC
    LIMIT 1
 $$;
-COMMENT ON FUNCTION ai_cost.price_at(text, text, timestamptz) IS 'The standard-tier base list price (ai_cost.prices row) in force for provider/model at an instant, or NULL. The cost trigger also considers tiers, long context, tenants and aliases: see ai_cost.explain_cost.';
+COMMENT ON FUNCTION ai_cost.price_at(text, text, timestamptz) IS 'The standard-tier base all-day list price (ai_cost.prices row) in force for provider/model at an instant, or NULL. The cost trigger also considers tiers, long context, hours of the day, tenants and aliases: see ai_cost.explain_cost.';
 
 -- A discount is a percentage off list prices that you pay the provider,
 -- effective-dated like a price. tenant_id NULL means every call, of every

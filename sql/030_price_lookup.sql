@@ -84,14 +84,20 @@ CREATE TABLE ai_cost_internal.price_lookup (
   -- For a tier priced as a multiple of the standard price: the multiple,
   -- already applied to the rates above; NULL for a tier's own price rows.
   tier_multiplier numeric,
-  unit_prices jsonb
+  unit_prices jsonb,
+  -- For a price of certain hours of the day: its daily window and time
+  -- zone (ai_cost.prices); in its hours it comes before the all-day row.
+  daily_from time,
+  daily_to time,
+  time_zone text
 );
 COMMENT ON TABLE ai_cost_internal.price_lookup IS 'Internal: prices resolved for aliases, tenants, discounts and service tiers priced as a multiple of standard (tenant_id '''' for what applies to everyone), maintained from ai_cost.prices, ai_cost.model_aliases, ai_cost.tenant_discounts and ai_cost.service_tiers.';
 
 -- Rows come out in the order the lookup wants (rank, then highest tier
--- first), so LIMIT 1 stops at the first row that applies: no sort.
+-- first, then a price of the hour before the all-day one), so LIMIT 1 stops
+-- at the first row that applies: no sort.
 CREATE INDEX price_lookup_idx
-  ON ai_cost_internal.price_lookup (provider, model, service_tier, rank, above_input_tokens DESC);
+  ON ai_cost_internal.price_lookup (provider, model, service_tier, rank, above_input_tokens DESC, (daily_from IS NULL));
 
 -- Statement trigger: keeps the lookup in step with its three sources. The
 -- UPDATE that tg_prices__close_previous_price makes for each inserted price
@@ -210,7 +216,7 @@ BEGIN
                                       * (p.rates_from #>> '{image_output_per_mtok,times}')::numeric)) AS image_output_per_mtok,
            coalesce(p.video_input_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{video_input_per_mtok,rate}'))::numeric
                                       * (p.rates_from #>> '{video_input_per_mtok,times}')::numeric)) AS video_input_per_mtok,
-           p.unit, p.unit_price, p.unit_prices
+           p.unit, p.unit_price, p.unit_prices, p.daily_from, p.daily_to, p.time_zone
       FROM ai_cost.prices p
      CROSS JOIN LATERAL (SELECT CASE WHEN p.rates_from IS NOT NULL THEN to_jsonb(p) END AS row) j
   ), priced AS (
@@ -230,7 +236,8 @@ BEGIN
          above_input_tokens, valid_from, valid_to, id, NULL, 1, model,
          input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
          audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, reasoning_per_mtok, cache_read_audio_per_mtok,
-         image_input_per_mtok, image_output_per_mtok, video_input_per_mtok, NULL::numeric, unit_prices
+         image_input_per_mtok, image_output_per_mtok, video_input_per_mtok, NULL::numeric, unit_prices,
+         daily_from, daily_to, time_zone
     FROM priced
   UNION ALL
   -- List prices with a tenant's or the organisation's discount, for the
@@ -241,7 +248,8 @@ BEGIN
          p.above_input_tokens, lower(r), upper(r), p.id, d.id, 1 - d.percent_off / 100, p.model,
          p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok, p.cache_write_per_mtok, p.cache_write_1h_per_mtok,
          p.audio_input_per_mtok, p.audio_output_per_mtok, p.unit, p.unit_price, p.reasoning_per_mtok, p.cache_read_audio_per_mtok,
-         p.image_input_per_mtok, p.image_output_per_mtok, p.video_input_per_mtok, NULL::numeric, p.unit_prices
+         p.image_input_per_mtok, p.image_output_per_mtok, p.video_input_per_mtok, NULL::numeric, p.unit_prices,
+         p.daily_from, p.daily_to, p.time_zone
     FROM priced p
     JOIN ai_cost.tenant_discounts d
       ON p.tenant_id IS NULL
@@ -267,7 +275,8 @@ BEGIN
          trim_scale(s.reasoning_per_mtok * t.multiplier), trim_scale(s.cache_read_audio_per_mtok * t.multiplier),
          trim_scale(s.image_input_per_mtok * t.multiplier), trim_scale(s.image_output_per_mtok * t.multiplier), trim_scale(s.video_input_per_mtok * t.multiplier),
          t.multiplier,
-         (SELECT jsonb_object_agg(e.key, trim_scale(e.value::numeric * t.multiplier)) FROM jsonb_each(s.unit_prices) AS e)
+         (SELECT jsonb_object_agg(e.key, trim_scale(e.value::numeric * t.multiplier)) FROM jsonb_each(s.unit_prices) AS e),
+         s.daily_from, s.daily_to, s.time_zone
     FROM ai_cost_internal.price_lookup s
     JOIN ai_cost.service_tiers t
       ON t.multiplier IS NOT NULL

@@ -50,7 +50,9 @@
 -- The exact formula, and the one indexed lookup it needs: the resolved price
 -- for a call's exact model id or alias (the tenant's own price, then its
 -- narrowest discount, then the organisation's narrowest discount, then the
--- list price; within those, the highest long-context tier the input exceeds)
+-- list price; within those, the highest long-context tier the input exceeds,
+-- and a price of the hour of the call, where there is one, before the
+-- all-day price)
 -- applied to every billing dimension. At most one discount applies (see
 -- ai_cost.tenant_discounts in 020_prices.sql for why they never compound).
 -- Components are summed exactly in numeric, the discount factor applied, and
@@ -144,7 +146,8 @@ LANGUAGE sql STABLE ROWS 1 AS $$
      AND (l.tenant_id OPERATOR(pg_catalog.=) '' OR l.tenant_id OPERATOR(pg_catalog.=) $4)
      AND l.valid_from OPERATOR(pg_catalog.<=) $5 AND (l.valid_to IS NULL OR l.valid_to OPERATOR(pg_catalog.>) $5)
      AND (l.above_input_tokens OPERATOR(pg_catalog.=) 0 OR l.above_input_tokens OPERATOR(pg_catalog.<) $6)
-   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC
+     AND (l.daily_from IS NULL OR ai_cost_internal.in_daily_window($5, l.daily_from, l.daily_to, l.time_zone))
+   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC, (l.daily_from IS NULL)
    LIMIT 1
 $$;
 COMMENT ON FUNCTION ai_cost_internal.priced(text, text, text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, jsonb) IS 'Internal: the cost formula applied with the price for an exact model id or alias; no row when none applies.';
@@ -241,11 +244,14 @@ BEGIN
     RETURN;
   END IF;
   RETURN QUERY SELECT 'price'::text, NULL::numeric, NULL::numeric, NULL::text, NULL::numeric,
-    format('price row %s (%s/%s, %s, %s%s) in force %s to %s%s',
+    format('price row %s (%s/%s, %s, %s%s%s) in force %s to %s%s',
            p.price_id, p.provider, p.priced_model,
            CASE WHEN p.tier_multiplier IS NULL THEN p.service_tier || ' tier'
                 ELSE format('%s tier: %s x the standard price', p.service_tier, trim_scale(p.tier_multiplier)) END,
            CASE WHEN p.above_input_tokens = 0 THEN 'base price' ELSE 'input above ' || p.above_input_tokens || ' tokens' END,
+           CASE WHEN p.daily_from IS NOT NULL
+                THEN format(', daily from %s to %s %s', left(p.daily_from::text, 5), left(p.daily_to::text, 5), p.time_zone)
+                ELSE '' END,
            CASE WHEN p.rank = 0 THEN ', tenant ' || p.tenant_id || '''s own price'
                 WHEN p.discount_id IS NOT NULL AND p.tenant_id = ''
                 THEN format(', organisation discount %s: %s%% off', p.discount_id, trim_scale((1 - p.factor) * 100))
@@ -776,7 +782,8 @@ BEGIN
      AND (l.tenant_id OPERATOR(pg_catalog.=) ''::pg_catalog.text OR l.tenant_id OPERATOR(pg_catalog.=) NEW.tenant_id)
      AND l.valid_from OPERATOR(pg_catalog.<=) NEW.created_at AND (l.valid_to IS NULL OR l.valid_to OPERATOR(pg_catalog.>) NEW.created_at)
      AND (l.above_input_tokens OPERATOR(pg_catalog.=) 0::bigint OR l.above_input_tokens OPERATOR(pg_catalog.<) NEW.input_tokens)
-   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC
+     AND (l.daily_from IS NULL OR ai_cost_internal.in_daily_window(NEW.created_at, l.daily_from, l.daily_to, l.time_zone))
+   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC, (l.daily_from IS NULL)
    LIMIT 1;
   -- Every dimension the call used must have its rate (a part of 0 or less
   -- needs none); the slow path explains a missing one. The whole check and

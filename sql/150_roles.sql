@@ -70,7 +70,8 @@ BEGIN
       ai_cost_internal.price_book_windows(), ai_cost_internal.price_book_has_tenant(text),
       ai_cost_internal.price_call_slowly(ai_cost.calls), ai_cost_internal.cost_of(ai_cost.calls),
       ai_cost_internal.priced(text, text, text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, jsonb),
-      ai_cost_internal.no_price_reason(text, text, text, timestamptz), ai_cost_internal.pattern_model(text, text)
+      ai_cost_internal.no_price_reason(text, text, text, timestamptz), ai_cost_internal.pattern_model(text, text),
+      ai_cost_internal.in_daily_window(timestamptz, time, time, text)
     TO %I', grantee);
 END
 $$;

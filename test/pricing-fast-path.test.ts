@@ -49,7 +49,11 @@ const db = useTestDatabase(test, {
        WHERE provider = 'fp' AND model = 'full' AND service_tier = 'batch';
       UPDATE ai_cost.prices SET rates_from = '{"output_per_mtok": {"rate": "input_per_mtok", "times": 4},
                                                "cache_read_per_mtok": {"rate": "input_per_mtok", "times": 0.1}}'
-       WHERE provider = 'fp' AND model = 'bare';`);
+       WHERE provider = 'fp' AND model = 'bare';
+      -- Off-peak hours for part of the period, in a time zone with daylight saving.
+      INSERT INTO ai_cost.prices (provider, model, valid_from, valid_to, input_per_mtok, output_per_mtok, cache_read_per_mtok,
+                                  cache_write_per_mtok, daily_from, daily_to, time_zone)
+      VALUES ('fp', 'full', '2024-11-01', '2025-06-01', 0.5, 2, 0.05, 0.6, '20:00', '12:00', 'America/New_York');`);
   },
 });
 
@@ -139,7 +143,7 @@ test('the trigger agrees with ai_cost_internal.cost_of on calls covering every d
   const [mix] = await db.query<{ calls: string; priced: string; unpriced: string; discounted: string; organisation_discounted: string;
     tiered: string; aliased: string; reasoning_apart: string; cached_audio: string; image_video_apart: string; image_video_as_whole: string;
     multiple_tier: string; own_tier: string; unknown_tier: string; extra_units: string; extra_unit_unpriced: string;
-    declared_rate: string }>(`
+    declared_rate: string; off_peak: string }>(`
     SELECT count(*)::text AS calls, count(cost_micros)::text AS priced, count(unpriced_reason)::text AS unpriced,
            count(discount_id)::text AS discounted,
            count(*) FILTER (WHERE discount_id IN (SELECT id FROM ai_cost.tenant_discounts WHERE tenant_id IS NULL))::text
@@ -159,7 +163,9 @@ test('the trigger agrees with ai_cost_internal.cost_of on calls covering every d
            count(*) FILTER (WHERE extra_units IS NOT NULL AND cost_micros IS NOT NULL)::text AS extra_units,
            count(*) FILTER (WHERE unpriced_reason = 'no price per search')::text AS extra_unit_unpriced,
            count(*) FILTER (WHERE cost_micros IS NOT NULL AND (cache_read_tokens > 0 OR output_tokens > 0)
-                              AND price_id IN (SELECT id FROM ai_cost.prices WHERE rates_from IS NOT NULL))::text AS declared_rate
+                              AND price_id IN (SELECT id FROM ai_cost.prices WHERE rates_from IS NOT NULL))::text AS declared_rate,
+           count(*) FILTER (WHERE cost_micros IS NOT NULL
+                              AND price_id IN (SELECT id FROM ai_cost.prices WHERE daily_from IS NOT NULL))::text AS off_peak
       FROM ai_cost.calls WHERE feature = 'fast-path'`);
   // The sample must exercise both paths and the special cases, or agreement proves little.
   for (const [what, n] of Object.entries(mix!)) t.true(Number(n) > 20, `${what}: ${n}`);
