@@ -244,7 +244,8 @@ export async function importPrices(
     AND ${sql.identifier([p, 'model'])} OPERATOR(pg_catalog.=) i.model
     AND ${sql.identifier([p, 'service_tier'])} OPERATOR(pg_catalog.=) i.service_tier
     AND ${sql.identifier([p, 'above_input_tokens'])} OPERATOR(pg_catalog.=) i.above_input_tokens
-    AND ${sql.identifier([p, 'tenant_id'])} IS NULL`;
+    AND ${sql.identifier([p, 'tenant_id'])} IS NULL
+    AND ${sql.identifier([p, 'daily_from'])} IS NULL`;
   const samePrice = sql.join(PRICE_COLUMNS.map((column) => notDistinct(sql.identifier(['cur', column]), sql.identifier(['i', column]))),
     sql.fragment` AND `);
   const result = await pool.any(sql.type(importedSchema)`
