@@ -80,14 +80,24 @@ CREATE TABLE ai_cost_internal.price_lookup (
   cache_read_audio_per_mtok numeric,
   image_input_per_mtok numeric,
   image_output_per_mtok numeric,
-  video_input_per_mtok numeric
+  video_input_per_mtok numeric,
+  -- For a tier priced as a multiple of the standard price: the multiple,
+  -- already applied to the rates above; NULL for a tier's own price rows.
+  tier_multiplier numeric,
+  unit_prices jsonb,
+  -- For a price of certain hours of the day: its daily window and time
+  -- zone (ai_cost.prices); in its hours it comes before the all-day row.
+  daily_from time,
+  daily_to time,
+  time_zone text
 );
-COMMENT ON TABLE ai_cost_internal.price_lookup IS 'Internal: prices resolved for aliases, tenants and discounts (tenant_id '''' for what applies to everyone), maintained from ai_cost.prices, ai_cost.model_aliases and ai_cost.tenant_discounts.';
+COMMENT ON TABLE ai_cost_internal.price_lookup IS 'Internal: prices resolved for aliases, tenants, discounts and service tiers priced as a multiple of standard (tenant_id '''' for what applies to everyone), maintained from ai_cost.prices, ai_cost.model_aliases, ai_cost.tenant_discounts and ai_cost.service_tiers.';
 
 -- Rows come out in the order the lookup wants (rank, then highest tier
--- first), so LIMIT 1 stops at the first row that applies: no sort.
+-- first, then a price of the hour before the all-day one), so LIMIT 1 stops
+-- at the first row that applies: no sort.
 CREATE INDEX price_lookup_idx
-  ON ai_cost_internal.price_lookup (provider, model, service_tier, rank, above_input_tokens DESC);
+  ON ai_cost_internal.price_lookup (provider, model, service_tier, rank, above_input_tokens DESC, (daily_from IS NULL));
 
 -- Statement trigger: keeps the lookup in step with its three sources. The
 -- UPDATE that tg_prices__close_previous_price makes for each inserted price
@@ -103,7 +113,7 @@ BEGIN
   RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.price_sources_changed() IS 'Trigger: rebuilds the resolved price lookup after prices, aliases or tenant discounts change.';
+COMMENT ON FUNCTION ai_cost_internal.price_sources_changed() IS 'Trigger: rebuilds the resolved price lookup after prices, aliases, discounts or service tiers change.';
 
 CREATE TRIGGER tg_prices__rebuild_lookup
   AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ai_cost.prices
@@ -115,6 +125,10 @@ CREATE TRIGGER tg_model_aliases__rebuild_lookup
 
 CREATE TRIGGER tg_tenant_discounts__rebuild_lookup
   AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ai_cost.tenant_discounts
+  FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.price_sources_changed();
+
+CREATE TRIGGER tg_service_tiers__rebuild_lookup
+  AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ai_cost.service_tiers
   FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.price_sources_changed();
 
 
@@ -138,8 +152,9 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.pattern_model(text, text) IS 'Internal: the model id a call''s model id is priced as through ai_cost.model_patterns, or NULL.';
 
--- Why no price applies to a call: the most specific of unknown provider, no
--- price for the model, none for its service tier, none in force at that time.
+-- Why no price applies to a call: the most specific of unknown provider,
+-- unknown service tier, no price for the model, none for its service tier,
+-- none in force at that time.
 -- The reason names no instant (the call's created_at says when), so the calls
 -- of one model share it, and so one row of each rollup, not one per call.
 CREATE FUNCTION ai_cost_internal.no_price_reason(provider text, model text, service_tier text, at timestamptz)
@@ -153,6 +168,10 @@ BEGIN
      AND NOT EXISTS (SELECT FROM ai_cost.prices p WHERE p.provider = provider) THEN
     RETURN 'unknown provider ' || provider;
   END IF;
+  IF NOT EXISTS (SELECT FROM ai_cost.service_tiers t
+                  WHERE t.name = service_tier AND (t.provider IS NULL OR t.provider = provider)) THEN
+    RETURN 'unknown service tier ' || service_tier || ' for provider ' || provider;
+  END IF;
   IF NOT EXISTS (SELECT FROM ai_cost_internal.price_lookup l WHERE l.provider = provider AND l.model = lookup_model) THEN
     RETURN 'no price for model ' || provider || '/' || model;
   END IF;
@@ -165,22 +184,55 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.no_price_reason(text, text, text, timestamptz) IS 'Internal: the unpriced_reason of a call to which no price applies.';
 
--- Recomputes the lookup from prices, aliases and discounts, then compiles
--- the price book from it, in the same transaction as the change.
+-- Recomputes the lookup from prices, aliases, discounts and service tiers,
+-- then compiles the price book from it, in the same transaction as the
+-- change.
 CREATE FUNCTION ai_cost_internal.rebuild_price_lookup() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   LOCK TABLE ai_cost_internal.price_lookup IN EXCLUSIVE MODE;
   DELETE FROM ai_cost_internal.price_lookup;
   INSERT INTO ai_cost_internal.price_lookup
-  WITH priced AS (
+  WITH resolved AS (
+    -- Each price row with the rates it declares (rates_from) worked out: a
+    -- multiple of another rate the row sets, exactly (trim_scale only drops
+    -- trailing zeros). A rate neither set nor declared stays NULL.
+    SELECT p.id, p.provider, p.model, p.service_tier, p.above_input_tokens, p.tenant_id, p.valid_from, p.valid_to,
+           coalesce(p.input_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{input_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{input_per_mtok,times}')::numeric)) AS input_per_mtok,
+           coalesce(p.output_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{output_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{output_per_mtok,times}')::numeric)) AS output_per_mtok,
+           coalesce(p.cache_read_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{cache_read_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{cache_read_per_mtok,times}')::numeric)) AS cache_read_per_mtok,
+           coalesce(p.cache_write_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{cache_write_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{cache_write_per_mtok,times}')::numeric)) AS cache_write_per_mtok,
+           coalesce(p.cache_write_1h_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{cache_write_1h_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{cache_write_1h_per_mtok,times}')::numeric)) AS cache_write_1h_per_mtok,
+           coalesce(p.audio_input_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{audio_input_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{audio_input_per_mtok,times}')::numeric)) AS audio_input_per_mtok,
+           coalesce(p.audio_output_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{audio_output_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{audio_output_per_mtok,times}')::numeric)) AS audio_output_per_mtok,
+           coalesce(p.reasoning_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{reasoning_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{reasoning_per_mtok,times}')::numeric)) AS reasoning_per_mtok,
+           coalesce(p.cache_read_audio_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{cache_read_audio_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{cache_read_audio_per_mtok,times}')::numeric)) AS cache_read_audio_per_mtok,
+           coalesce(p.image_input_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{image_input_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{image_input_per_mtok,times}')::numeric)) AS image_input_per_mtok,
+           coalesce(p.image_output_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{image_output_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{image_output_per_mtok,times}')::numeric)) AS image_output_per_mtok,
+           coalesce(p.video_input_per_mtok, trim_scale((j.row ->> (p.rates_from #>> '{video_input_per_mtok,rate}'))::numeric
+                                      * (p.rates_from #>> '{video_input_per_mtok,times}')::numeric)) AS video_input_per_mtok,
+           p.unit, p.unit_price, p.unit_prices, p.daily_from, p.daily_to, p.time_zone
+      FROM ai_cost.prices p
+     CROSS JOIN LATERAL (SELECT CASE WHEN p.rates_from IS NOT NULL THEN to_jsonb(p) END AS row) j
+  ), priced AS (
     -- Each price row answers for its model id and for the model's aliases,
     -- except where an alias has a price of its own for the same tier.
-    SELECT p.model AS name, p.* FROM ai_cost.prices p
+    SELECT p.model AS name, p.* FROM resolved p
     UNION ALL
     SELECT a.alias, p.*
       FROM ai_cost.model_aliases a
-      JOIN ai_cost.prices p ON p.provider = a.provider AND p.model = a.model
+      JOIN resolved p ON p.provider = a.provider AND p.model = a.model
      WHERE NOT EXISTS (SELECT FROM ai_cost.prices own
                         WHERE own.provider = a.provider AND own.model = a.alias
                           AND own.service_tier = p.service_tier AND own.above_input_tokens = p.above_input_tokens
@@ -190,7 +242,8 @@ BEGIN
          above_input_tokens, valid_from, valid_to, id, NULL, 1, model,
          input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
          audio_input_per_mtok, audio_output_per_mtok, unit, unit_price, reasoning_per_mtok, cache_read_audio_per_mtok,
-         image_input_per_mtok, image_output_per_mtok, video_input_per_mtok
+         image_input_per_mtok, image_output_per_mtok, video_input_per_mtok, NULL::numeric, unit_prices,
+         daily_from, daily_to, time_zone
     FROM priced
   UNION ALL
   -- List prices with a tenant's or the organisation's discount, for the
@@ -201,7 +254,8 @@ BEGIN
          p.above_input_tokens, lower(r), upper(r), p.id, d.id, 1 - d.percent_off / 100, p.model,
          p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok, p.cache_write_per_mtok, p.cache_write_1h_per_mtok,
          p.audio_input_per_mtok, p.audio_output_per_mtok, p.unit, p.unit_price, p.reasoning_per_mtok, p.cache_read_audio_per_mtok,
-         p.image_input_per_mtok, p.image_output_per_mtok, p.video_input_per_mtok
+         p.image_input_per_mtok, p.image_output_per_mtok, p.video_input_per_mtok, NULL::numeric, p.unit_prices,
+         p.daily_from, p.daily_to, p.time_zone
     FROM priced p
     JOIN ai_cost.tenant_discounts d
       ON p.tenant_id IS NULL
@@ -209,6 +263,38 @@ BEGIN
      AND (d.model IS NULL OR d.model = p.model)
     CROSS JOIN LATERAL (SELECT tstzrange(p.valid_from, p.valid_to) * tstzrange(d.valid_from, d.valid_to) AS r) i
    WHERE NOT isempty(r);
+  -- Tiers priced as a multiple of the standard price: every standard row
+  -- above (each id and alias, long-context tier, tenant price and discount)
+  -- again for the tier, each rate multiplied (exactly: trim_scale only drops
+  -- trailing zeros), for the period the tier row and the standard row
+  -- share. The narrowest row of the tier's name decides (the model's, the
+  -- provider's, then every provider's, whether that row is a multiple or
+  -- not), and a model id with price rows of its own for the tier keeps
+  -- them: the statement does not see its own rows, so the NOT EXISTS reads
+  -- the rows inserted above.
+  INSERT INTO ai_cost_internal.price_lookup
+  SELECT s.provider, s.model, t.name, s.tenant_id, s.rank, s.above_input_tokens, lower(r), upper(r),
+         s.price_id, s.discount_id, s.factor, s.priced_model,
+         trim_scale(s.input_per_mtok * t.multiplier), trim_scale(s.output_per_mtok * t.multiplier), trim_scale(s.cache_read_per_mtok * t.multiplier),
+         trim_scale(s.cache_write_per_mtok * t.multiplier), trim_scale(s.cache_write_1h_per_mtok * t.multiplier),
+         trim_scale(s.audio_input_per_mtok * t.multiplier), trim_scale(s.audio_output_per_mtok * t.multiplier), s.unit, trim_scale(s.unit_price * t.multiplier),
+         trim_scale(s.reasoning_per_mtok * t.multiplier), trim_scale(s.cache_read_audio_per_mtok * t.multiplier),
+         trim_scale(s.image_input_per_mtok * t.multiplier), trim_scale(s.image_output_per_mtok * t.multiplier), trim_scale(s.video_input_per_mtok * t.multiplier),
+         t.multiplier,
+         (SELECT jsonb_object_agg(e.key, trim_scale(e.value::numeric * t.multiplier)) FROM jsonb_each(s.unit_prices) AS e),
+         s.daily_from, s.daily_to, s.time_zone
+    FROM ai_cost_internal.price_lookup s
+    JOIN ai_cost.service_tiers t
+      ON t.multiplier IS NOT NULL
+     AND (t.provider IS NULL OR t.provider = s.provider)
+     AND (t.model IS NULL OR t.model = s.priced_model)
+    CROSS JOIN LATERAL (SELECT tstzrange(s.valid_from, s.valid_to) * tstzrange(t.valid_from, t.valid_to) AS r) i
+   WHERE s.service_tier = 'standard' AND NOT isempty(r)
+     AND NOT EXISTS (SELECT FROM ai_cost.service_tiers n
+                      WHERE n.name = t.name AND n.provider = s.provider AND t.model IS NULL
+                        AND (n.model = s.priced_model OR (n.model IS NULL AND t.provider IS NULL)))
+     AND NOT EXISTS (SELECT FROM ai_cost_internal.price_lookup own
+                      WHERE own.provider = s.provider AND own.model = s.model AND own.service_tier = t.name);
   PERFORM ai_cost_internal.compile_price_book();
 END
 $$;

@@ -81,8 +81,11 @@ CREATE TABLE ai_cost.calls (
   CONSTRAINT "operation must be a known ai_cost operation"
     CHECK (operation IN ('chat', 'completion', 'embedding', 'image', 'audio_transcription',
                          'audio_speech', 'moderation', 'rerank', 'video', 'web_search', 'other')),
-  CONSTRAINT "service_tier must be standard, batch, flex or priority"
-    CHECK (service_tier IN ('standard', 'batch', 'flex', 'priority')),
+  -- Which tiers exist is data (ai_cost.service_tiers): a call on a tier
+  -- unknown to its provider is unpriced with that reason. The shape is
+  -- checked here, since the price book keys a tier as one word.
+  CONSTRAINT "service_tier must be 1-100 lowercase letters, digits, _ or -"
+    CHECK (service_tier ~ '^[a-z0-9][a-z0-9_-]*$' AND length(service_tier) <= 100),
   CONSTRAINT "token counts must be at most 1e10 (ten billion)"
     CHECK (input_tokens <= 10000000000 AND output_tokens <= 10000000000 AND cache_read_tokens <= 10000000000
        AND cache_write_tokens <= 10000000000 AND reasoning_tokens <= 10000000000
@@ -154,6 +157,18 @@ ALTER TABLE ai_cost.calls
     CHECK (coalesce(video_input_tokens, 0) <= 0 OR video_input_tokens <= coalesce(input_tokens, 0)),
   ADD CONSTRAINT "output_tokens must include image_output_tokens"
     CHECK (coalesce(image_output_tokens, 0) <= 0 OR image_output_tokens <= coalesce(output_tokens, 0));
+-- A call billed for more than one kind of unit (web searches beside its
+-- tokens and its images, say) names the others in extra_units: units and
+-- unit keep their meaning, so every writer that sets them is unaffected.
+ALTER TABLE ai_cost.calls ADD COLUMN extra_units jsonb;
+ALTER TABLE ai_cost.calls
+  ADD CONSTRAINT "extra_units must map units to quantities from 0 to 1e12"
+    CHECK (jsonb_typeof(extra_units) = 'object'
+       AND NOT jsonb_path_exists(extra_units, '$.keyvalue() ? (@.value.type() != "number" || @.value < 0 || @.value > 1000000000000 || @.key == "")')),
+  ADD CONSTRAINT "extra_units must not repeat unit"
+    CHECK (NOT extra_units ? unit),
+  ADD CONSTRAINT "extra_units must be at most 4 kB"
+    CHECK (pg_column_size(extra_units) <= 4096);
 COMMENT ON TABLE ai_cost.calls IS 'One row per AI/LLM API call attempt (success, error or cancelled). Insert from any client; cost_micros is computed on insert from ai_cost.prices.';
 COMMENT ON COLUMN ai_cost.calls.id IS 'Row id.';
 COMMENT ON COLUMN ai_cost.calls.created_at IS 'Time of the call. The price in force at this instant applies.';
@@ -161,7 +176,7 @@ COMMENT ON COLUMN ai_cost.calls.provider IS 'Canonical provider id, e.g. openai,
 COMMENT ON COLUMN ai_cost.calls.model IS 'Model id as the provider reports it.';
 COMMENT ON COLUMN ai_cost.calls.operation IS 'Kind of call: chat, completion, embedding, image, audio_transcription, audio_speech, moderation, rerank, video, web_search or other.';
 COMMENT ON COLUMN ai_cost.calls.status IS 'Outcome: success, error or cancelled. Failed calls that consumed tokens still cost money.';
-COMMENT ON COLUMN ai_cost.calls.service_tier IS 'Provider service tier the call ran on: standard, batch, flex or priority (each has its own price).';
+COMMENT ON COLUMN ai_cost.calls.service_tier IS 'Provider service tier the call ran on: standard, batch, flex, priority or another tier ai_cost.service_tiers names for the provider (each has its own price, or a multiple of standard). A tier it does not name leaves the call unpriced.';
 COMMENT ON COLUMN ai_cost.calls.tenant_id IS 'Your customer or workspace the call was made for. NULL or '''': none (the rollups and reports count '''' as none; a ledger distributed over Citus stores none as '''').';
 COMMENT ON COLUMN ai_cost.calls.user_id IS 'Your end user the call was made for.';
 COMMENT ON COLUMN ai_cost.calls.feature IS 'Product feature that made the call, e.g. summarize or support-bot.';
@@ -180,6 +195,7 @@ COMMENT ON COLUMN ai_cost.calls.audio_input_tokens IS 'Part of input_tokens that
 COMMENT ON COLUMN ai_cost.calls.audio_output_tokens IS 'Part of output_tokens that was audio.';
 COMMENT ON COLUMN ai_cost.calls.units IS 'Quantity billed per unit rather than per token (images, seconds of audio or video, requests, search queries); see unit.';
 COMMENT ON COLUMN ai_cost.calls.unit IS 'What units counts: image, second, request, query, ...';
+COMMENT ON COLUMN ai_cost.calls.extra_units IS 'Further units the call was billed for, beside units and unit, as a JSON object of unit: quantity, e.g. {"web_search": 3}. Each is priced at the price''s unit_price (where it is the price''s unit) or its unit_prices entry; one without a price leaves the call unpriced. NULL: none.';
 COMMENT ON COLUMN ai_cost.calls.streamed IS 'True when the response was streamed.';
 COMMENT ON COLUMN ai_cost.calls.cached IS 'True when your application served the answer from its own cache: no provider call, so cost_micros is 0; computed_cost_micros keeps what the call would have cost, and the rollups count these calls apart.';
 COMMENT ON COLUMN ai_cost.calls.ttft_ms IS 'Time to first token in milliseconds (streamed calls only).';

@@ -43,7 +43,8 @@
 -- refuses a negative t, in one operator per dimension.
 --
 -- Everything else takes the lookup: a tenant with prices or discounts of its
--- own (which replace the organisation's discount), a call near or above a
+-- own (which replace the organisation's discount), a model with a price of
+-- certain hours of the day (off-peak prices), a call near or above a
 -- long-context tier's threshold or with 2^30 tokens or more, a call made
 -- outside its price's validity (backdated history, or a price or discount
 -- change that took effect since the last compile: a price's validity in the
@@ -158,6 +159,11 @@ BEGIN
      WHERE l.tenant_id = '' AND l.above_input_tokens = 0
        AND l.valid_from <= now() AND (l.valid_to IS NULL OR l.valid_to > now())
        AND strpos(l.provider, ' ') = 0 AND strpos(l.model, ' ') = 0
+       -- A key with a price of certain hours of the day, now or to come,
+       -- depends on the hour of each call: the lookup prices it.
+       AND NOT EXISTS (SELECT FROM ai_cost_internal.price_lookup w
+                        WHERE w.provider = l.provider AND w.model = l.model AND w.service_tier = l.service_tier
+                          AND w.daily_from IS NOT NULL AND (w.valid_to IS NULL OR w.valid_to > now()))
      ORDER BY l.provider, l.service_tier, l.model, l.rank
   ), list_prices AS (
     -- A key is three words; provider and model must hold no space, so no

@@ -2,7 +2,7 @@
 --
 -- Cost is integer micro-dollars, computed once per call on insert and stored:
 --   cost_micros = ceil(factor x sum over dimensions (tokens x USD per 1M tokens)
---                      + units x USD per unit x 10^6)
+--                      + sum over billed units (quantity x USD per unit x 10^6))
 -- summed exactly and rounded up once (rounding each component would
 -- overcharge by up to 4 micro-dollars). Token counts follow the OpenTelemetry
 -- semantics: input_tokens includes cache reads, cache writes and audio,
@@ -50,7 +50,9 @@
 -- The exact formula, and the one indexed lookup it needs: the resolved price
 -- for a call's exact model id or alias (the tenant's own price, then its
 -- narrowest discount, then the organisation's narrowest discount, then the
--- list price; within those, the highest long-context tier the input exceeds)
+-- list price; within those, the highest long-context tier the input exceeds,
+-- and a price of the hour of the call, where there is one, before the
+-- all-day price)
 -- applied to every billing dimension. At most one discount applies (see
 -- ai_cost.tenant_discounts in 020_prices.sql for why they never compound).
 -- Components are summed exactly in numeric, the discount factor applied, and
@@ -69,7 +71,7 @@ CREATE FUNCTION ai_cost_internal.priced(
   input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
   cache_write_1h_tokens bigint, audio_input_tokens bigint, audio_output_tokens bigint,
   reasoning_tokens bigint, cache_read_audio_tokens bigint, image_input_tokens bigint, image_output_tokens bigint,
-  video_input_tokens bigint, units numeric, unit text
+  video_input_tokens bigint, units numeric, unit text, extra_units jsonb
 ) RETURNS TABLE (cost_micros bigint, price_id bigint, discount_id bigint, missing_rate text)
 LANGUAGE sql STABLE ROWS 1 AS $$
   -- OPERATOR(...) gives every operator the same precedence, so each product
@@ -77,7 +79,9 @@ LANGUAGE sql STABLE ROWS 1 AS $$
   -- ($8) and the audio input ($11). Reasoning ($13) and image output ($16)
   -- are parts of the output ($7), image ($15) and video ($17) input parts of
   -- the input ($6), that only a price with a rate of their own bills apart:
-  -- at a NULL rate the part is 0 here and stays in its whole.
+  -- at a NULL rate the part is 0 here and stays in its whole. A unit ($19,
+  -- and each key of $20) is priced at unit_price where it is the price's
+  -- unit, else at its entry in unit_prices.
   SELECT pg_catalog.ceil(l.factor OPERATOR(pg_catalog.*) (
              (greatest(coalesce($6, 0) OPERATOR(pg_catalog.-) coalesce($8, 0) OPERATOR(pg_catalog.-) coalesce($9, 0)
                        OPERATOR(pg_catalog.-) (coalesce($11, 0) OPERATOR(pg_catalog.-) coalesce($14, 0))
@@ -98,7 +102,14 @@ LANGUAGE sql STABLE ROWS 1 AS $$
            OPERATOR(pg_catalog.+) (coalesce($10, 0)                    OPERATOR(pg_catalog.*) coalesce(l.cache_write_1h_per_mtok, 0))
            OPERATOR(pg_catalog.+) ((coalesce($11, 0) OPERATOR(pg_catalog.-) coalesce($14, 0)) OPERATOR(pg_catalog.*) coalesce(l.audio_input_per_mtok, 0))
            OPERATOR(pg_catalog.+) (coalesce($12, 0)                    OPERATOR(pg_catalog.*) coalesce(l.audio_output_per_mtok, 0))
-           OPERATOR(pg_catalog.+) (coalesce($18, 0) OPERATOR(pg_catalog.*) coalesce(l.unit_price, 0) OPERATOR(pg_catalog.*) 1000000)))::bigint,
+           OPERATOR(pg_catalog.+) (coalesce($18, 0) OPERATOR(pg_catalog.*) coalesce(CASE WHEN l.unit OPERATOR(pg_catalog.=) $19 THEN l.unit_price
+                                                                                     ELSE (l.unit_prices OPERATOR(pg_catalog.->>) $19)::numeric END, 0)
+                                   OPERATOR(pg_catalog.*) 1000000)
+           OPERATOR(pg_catalog.+) (coalesce((SELECT pg_catalog.sum(e.value::numeric OPERATOR(pg_catalog.*)
+                                                                   coalesce(CASE WHEN l.unit OPERATOR(pg_catalog.=) e.key THEN l.unit_price
+                                                                                 ELSE (l.unit_prices OPERATOR(pg_catalog.->>) e.key)::numeric END, 0))
+                                               FROM pg_catalog.jsonb_each($20) e), 0)
+                                   OPERATOR(pg_catalog.*) 1000000)))::bigint,
          l.price_id,
          l.discount_id,
          CASE
@@ -120,17 +131,26 @@ LANGUAGE sql STABLE ROWS 1 AS $$
            WHEN l.audio_input_per_mtok IS NULL AND coalesce($11, 0) OPERATOR(pg_catalog.-) coalesce($14, 0) OPERATOR(pg_catalog.>) 0
              THEN 'no price for audio input tokens'
            WHEN l.audio_output_per_mtok IS NULL AND $12 OPERATOR(pg_catalog.>) 0 THEN 'no price for audio output tokens'
-           WHEN $18 OPERATOR(pg_catalog.>) 0 AND NOT coalesce(l.unit OPERATOR(pg_catalog.=) $19, l.unit IS NULL AND $19 IS NULL) THEN 'no price per ' OPERATOR(pg_catalog.||) $19
+           WHEN $18 OPERATOR(pg_catalog.>) 0
+                AND CASE WHEN l.unit OPERATOR(pg_catalog.=) $19 THEN l.unit_price
+                         ELSE (l.unit_prices OPERATOR(pg_catalog.->>) $19)::numeric END IS NULL
+             THEN 'no price per ' OPERATOR(pg_catalog.||) $19
+           ELSE (SELECT 'no price per ' OPERATOR(pg_catalog.||) e.key FROM pg_catalog.jsonb_each($20) e
+                  WHERE e.value::numeric OPERATOR(pg_catalog.>) 0
+                    AND CASE WHEN l.unit OPERATOR(pg_catalog.=) e.key THEN l.unit_price
+                             ELSE (l.unit_prices OPERATOR(pg_catalog.->>) e.key)::numeric END IS NULL
+                  ORDER BY e.key LIMIT 1)
          END
     FROM ai_cost_internal.price_lookup l
    WHERE l.provider OPERATOR(pg_catalog.=) $1 AND l.model OPERATOR(pg_catalog.=) $2 AND l.service_tier OPERATOR(pg_catalog.=) $3
      AND (l.tenant_id OPERATOR(pg_catalog.=) '' OR l.tenant_id OPERATOR(pg_catalog.=) $4)
      AND l.valid_from OPERATOR(pg_catalog.<=) $5 AND (l.valid_to IS NULL OR l.valid_to OPERATOR(pg_catalog.>) $5)
      AND (l.above_input_tokens OPERATOR(pg_catalog.=) 0 OR l.above_input_tokens OPERATOR(pg_catalog.<) $6)
-   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC
+     AND (l.daily_from IS NULL OR ai_cost_internal.in_daily_window($5, l.daily_from, l.daily_to, l.time_zone))
+   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC, (l.daily_from IS NULL)
    LIMIT 1
 $$;
-COMMENT ON FUNCTION ai_cost_internal.priced(text, text, text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text) IS 'Internal: the cost formula applied with the price for an exact model id or alias; no row when none applies.';
+COMMENT ON FUNCTION ai_cost_internal.priced(text, text, text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, jsonb) IS 'Internal: the cost formula applied with the price for an exact model id or alias; no row when none applies.';
 
 -- The formula over one price row and four token counts. Token counts follow the OpenTelemetry
 -- semantics (input includes cache reads and writes), so uncached input is
@@ -177,7 +197,8 @@ CREATE FUNCTION ai_cost.explain_cost(
   audio_output_tokens bigint DEFAULT NULL, units numeric DEFAULT NULL, unit text DEFAULT NULL,
   service_tier text DEFAULT 'standard', tenant_id text DEFAULT NULL,
   reasoning_tokens bigint DEFAULT NULL, cache_read_audio_tokens bigint DEFAULT NULL,
-  image_input_tokens bigint DEFAULT NULL, image_output_tokens bigint DEFAULT NULL, video_input_tokens bigint DEFAULT NULL
+  image_input_tokens bigint DEFAULT NULL, image_output_tokens bigint DEFAULT NULL, video_input_tokens bigint DEFAULT NULL,
+  extra_units jsonb DEFAULT NULL
 ) RETURNS TABLE (component text, quantity numeric, usd_rate numeric, rate_per text, micros numeric, detail text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -192,6 +213,7 @@ DECLARE
   image_out bigint;
   video_in bigint;
   reasoning bigint;
+  declared jsonb;
 BEGIN
   c.provider := provider; c.model := model; c.created_at := at; c.service_tier := service_tier;
   c.tenant_id := tenant_id; c.cached := false;
@@ -201,20 +223,35 @@ BEGIN
   c.audio_output_tokens := audio_output_tokens; c.reasoning_tokens := reasoning_tokens;
   c.cache_read_audio_tokens := cache_read_audio_tokens; c.image_input_tokens := image_input_tokens;
   c.image_output_tokens := image_output_tokens; c.video_input_tokens := video_input_tokens;
-  c.units := units; c.unit := unit;
+  c.units := units; c.unit := unit; c.extra_units := extra_units;
+  IF extra_units IS NOT NULL AND (jsonb_typeof(extra_units) <> 'object'
+                                  OR jsonb_path_exists(extra_units, '$.* ? (@.type() != "number" || @ < 0)')) THEN
+    RAISE EXCEPTION 'extra_units must be a JSON object of unit: quantity, e.g. {"web_search": 3}, not %', extra_units
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   priced := ai_cost_internal.cost_of(c);
+  -- A standard row also prices the tiers that are a multiple of it, at
+  -- multiples that may change over time: the row of the call's tier and
+  -- instant.
   SELECT * INTO p FROM ai_cost_internal.price_lookup l
    WHERE l.price_id = priced.price_id AND l.discount_id IS NOT DISTINCT FROM priced.discount_id
      AND l.tenant_id IN ('', coalesce(explain_cost.tenant_id, ''))
+     AND l.service_tier = explain_cost.service_tier
+     AND l.valid_from <= at AND (l.valid_to IS NULL OR l.valid_to > at)
    LIMIT 1;
   IF NOT FOUND THEN
     RETURN QUERY SELECT 'unpriced'::text, NULL::numeric, NULL::numeric, NULL::text, NULL::numeric, priced.unpriced_reason;
     RETURN;
   END IF;
   RETURN QUERY SELECT 'price'::text, NULL::numeric, NULL::numeric, NULL::text, NULL::numeric,
-    format('price row %s (%s/%s, %s tier, %s%s) in force %s to %s%s',
-           p.price_id, p.provider, p.priced_model, p.service_tier,
+    format('price row %s (%s/%s, %s, %s%s%s) in force %s to %s%s',
+           p.price_id, p.provider, p.priced_model,
+           CASE WHEN p.tier_multiplier IS NULL THEN p.service_tier || ' tier'
+                ELSE format('%s tier: %s x the standard price', p.service_tier, trim_scale(p.tier_multiplier)) END,
            CASE WHEN p.above_input_tokens = 0 THEN 'base price' ELSE 'input above ' || p.above_input_tokens || ' tokens' END,
+           CASE WHEN p.daily_from IS NOT NULL
+                THEN format(', daily from %s to %s %s', left(p.daily_from::text, 5), left(p.daily_to::text, 5), p.time_zone)
+                ELSE '' END,
            CASE WHEN p.rank = 0 THEN ', tenant ' || p.tenant_id || '''s own price'
                 WHEN p.discount_id IS NOT NULL AND p.tenant_id = ''
                 THEN format(', organisation discount %s: %s%% off', p.discount_id, trim_scale((1 - p.factor) * 100))
@@ -230,34 +267,51 @@ BEGIN
   image_out := CASE WHEN p.image_output_per_mtok IS NULL THEN 0 ELSE coalesce(image_output_tokens, 0) END;
   image_in := CASE WHEN p.image_input_per_mtok IS NULL THEN 0 ELSE coalesce(image_input_tokens, 0) END;
   video_in := CASE WHEN p.video_input_per_mtok IS NULL THEN 0 ELSE coalesce(video_input_tokens, 0) END;
+  -- A rate the price declares as a multiple of another says so.
+  SELECT pr.rates_from INTO declared FROM ai_cost.prices pr WHERE pr.id = p.price_id;
   RETURN QUERY
-  SELECT d.component, d.quantity, d.rate, d.per, d.quantity * d.rate * d.scale * p.factor, d.detail
+  SELECT d.component, d.quantity, d.rate, d.per, d.quantity * d.rate * d.scale * p.factor,
+         coalesce(d.detail, CASE WHEN declared ? d.rate_column
+                                 THEN format('%s x the %s rate, as the price declares (rates_from)',
+                                             declared #>> ARRAY[d.rate_column, 'times'],
+                                             replace(declared #>> ARRAY[d.rate_column, 'rate'], '_per_mtok', '')) END)
     FROM (VALUES
       ('input', greatest(coalesce(input_tokens, 0) - coalesce(cache_read_tokens, 0) - write_5m - write_1h
                          - (coalesce(audio_input_tokens, 0) - cached_audio) - image_in - video_in, 0)::numeric,
-       p.input_per_mtok, '1M tokens', 1, NULL),
-      ('image input', image_in::numeric, p.image_input_per_mtok, '1M tokens', 1, NULL),
-      ('video input', video_in::numeric, p.video_input_per_mtok, '1M tokens', 1, NULL),
-      ('cache read', (coalesce(cache_read_tokens, 0) - cached_audio)::numeric, p.cache_read_per_mtok, '1M tokens', 1, NULL),
+       p.input_per_mtok, '1M tokens', 1, NULL, 'input_per_mtok'),
+      ('image input', image_in::numeric, p.image_input_per_mtok, '1M tokens', 1, NULL, 'image_input_per_mtok'),
+      ('video input', video_in::numeric, p.video_input_per_mtok, '1M tokens', 1, NULL, 'video_input_per_mtok'),
+      ('cache read', (coalesce(cache_read_tokens, 0) - cached_audio)::numeric, p.cache_read_per_mtok, '1M tokens', 1, NULL,
+       'cache_read_per_mtok'),
       ('cache read (audio)', cached_audio::numeric, coalesce(p.cache_read_audio_per_mtok, p.cache_read_per_mtok), '1M tokens', 1,
-       CASE WHEN p.cache_read_audio_per_mtok IS NULL THEN 'at the cache read rate: the price has no cache_read_audio_per_mtok' END),
-      ('cache write (5 min)', write_5m::numeric, p.cache_write_per_mtok, '1M tokens', 1, NULL),
-      ('cache write (1 hour)', write_1h::numeric, p.cache_write_1h_per_mtok, '1M tokens', 1, NULL),
-      ('audio input', (coalesce(audio_input_tokens, 0) - cached_audio)::numeric, p.audio_input_per_mtok, '1M tokens', 1, NULL),
+       CASE WHEN p.cache_read_audio_per_mtok IS NULL THEN 'at the cache read rate: the price has no cache_read_audio_per_mtok' END,
+       'cache_read_audio_per_mtok'),
+      ('cache write (5 min)', write_5m::numeric, p.cache_write_per_mtok, '1M tokens', 1, NULL, 'cache_write_per_mtok'),
+      ('cache write (1 hour)', write_1h::numeric, p.cache_write_1h_per_mtok, '1M tokens', 1, NULL, 'cache_write_1h_per_mtok'),
+      ('audio input', (coalesce(audio_input_tokens, 0) - cached_audio)::numeric, p.audio_input_per_mtok, '1M tokens', 1, NULL,
+       'audio_input_per_mtok'),
       ('output', greatest(coalesce(output_tokens, 0) - coalesce(audio_output_tokens, 0) - reasoning - image_out, 0)::numeric,
-       p.output_per_mtok, '1M tokens', 1, NULL),
-      ('reasoning', reasoning::numeric, p.reasoning_per_mtok, '1M tokens', 1, NULL),
-      ('image output', image_out::numeric, p.image_output_per_mtok, '1M tokens', 1, NULL),
-      ('audio output', coalesce(audio_output_tokens, 0)::numeric, p.audio_output_per_mtok, '1M tokens', 1, NULL),
-      ('per ' || coalesce(unit, 'unit'), coalesce(units, 0), CASE WHEN p.unit = unit THEN p.unit_price END, unit, 1000000, NULL)
-    ) AS d(component, quantity, rate, per, scale, detail)
+       p.output_per_mtok, '1M tokens', 1, NULL, 'output_per_mtok'),
+      ('reasoning', reasoning::numeric, p.reasoning_per_mtok, '1M tokens', 1, NULL, 'reasoning_per_mtok'),
+      ('image output', image_out::numeric, p.image_output_per_mtok, '1M tokens', 1, NULL, 'image_output_per_mtok'),
+      ('audio output', coalesce(audio_output_tokens, 0)::numeric, p.audio_output_per_mtok, '1M tokens', 1, NULL, 'audio_output_per_mtok'),
+      ('per ' || coalesce(unit, 'unit'), coalesce(units, 0),
+       CASE WHEN p.unit = unit THEN p.unit_price ELSE (p.unit_prices ->> unit)::numeric END, unit, 1000000, NULL, NULL)
+    ) AS d(component, quantity, rate, per, scale, detail, rate_column)
    WHERE d.quantity > 0;
+  -- Each further unit the call was billed, in the order of its name.
+  RETURN QUERY
+  SELECT 'per ' || e.key, e.value::numeric, r.rate, e.key, e.value::numeric * r.rate * 1000000 * p.factor, NULL::text
+    FROM jsonb_each(extra_units) AS e
+   CROSS JOIN LATERAL (SELECT CASE WHEN p.unit = e.key THEN p.unit_price ELSE (p.unit_prices ->> e.key)::numeric END AS rate) r
+   WHERE e.value::numeric > 0
+   ORDER BY e.key;
   RETURN QUERY SELECT CASE WHEN priced.cost_micros IS NULL THEN 'unpriced' ELSE 'total' END,
     NULL::numeric, NULL::numeric, NULL::text, priced.cost_micros::numeric,
     coalesce(priced.unpriced_reason, 'sum rounded up once to whole micro-dollars');
 END
 $$;
-COMMENT ON FUNCTION ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint) IS 'Breaks down the cost of a hypothetical call: the price row, tier and tenant price or discount that apply, then quantity, USD rate and micro-dollars of each billing dimension, then the total (or why it is unpriced).';
+COMMENT ON FUNCTION ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb) IS 'Breaks down the cost of a hypothetical call: the price row, tier and tenant price or discount that apply, then quantity, USD rate and micro-dollars of each billing dimension and each billed unit, then the total (or why it is unpriced).';
 
 -- The same for a recorded call, as it would be priced now.
 CREATE FUNCTION ai_cost.explain_cost(call_id bigint)
@@ -273,7 +327,7 @@ BEGIN
   RETURN QUERY SELECT * FROM ai_cost.explain_cost(c.provider, c.model, c.created_at, c.input_tokens, c.output_tokens,
     c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens,
     c.units, c.unit, c.service_tier, c.tenant_id, c.reasoning_tokens, c.cache_read_audio_tokens,
-    c.image_input_tokens, c.image_output_tokens, c.video_input_tokens);
+    c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.extra_units);
   -- The list cost above is computed_cost_micros; say when cost_micros is another number.
   IF c.cached THEN
     RETURN QUERY SELECT 'app cache hit'::text, NULL::numeric, NULL::numeric, NULL::text, 0::numeric,
@@ -312,7 +366,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   pattern_model text;
 BEGIN
-  IF c.input_tokens IS NULL AND c.output_tokens IS NULL AND c.units IS NULL THEN
+  IF c.input_tokens IS NULL AND c.output_tokens IS NULL AND c.units IS NULL AND c.extra_units IS NULL THEN
     IF c.status = 'success' THEN
       unpriced_reason := 'no usage reported: input_tokens, output_tokens and units are all NULL';
     ELSE
@@ -323,7 +377,7 @@ BEGIN
       FROM ai_cost_internal.priced(c.provider, c.model, c.service_tier, c.tenant_id, c.created_at,
              c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens,
              c.audio_input_tokens, c.audio_output_tokens, c.reasoning_tokens, c.cache_read_audio_tokens,
-             c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.units, c.unit);
+             c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.units, c.unit, c.extra_units);
     IF NOT FOUND THEN
       pattern_model := ai_cost_internal.pattern_model(c.provider, c.model);
       IF pattern_model IS NOT NULL THEN
@@ -331,7 +385,7 @@ BEGIN
           FROM ai_cost_internal.priced(c.provider, pattern_model, c.service_tier, c.tenant_id, c.created_at,
                  c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens,
                  c.audio_input_tokens, c.audio_output_tokens, c.reasoning_tokens, c.cache_read_audio_tokens,
-                 c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.units, c.unit);
+                 c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.units, c.unit, c.extra_units);
       END IF;
       IF NOT FOUND OR pattern_model IS NULL THEN
         unpriced_reason := ai_cost_internal.no_price_reason(c.provider, c.model, c.service_tier, c.created_at);
@@ -415,7 +469,7 @@ BEGIN
     tenant_id, user_id, feature, conversation_id, prompt_id, prompt_version, metadata, request_id,
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
     cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, cache_read_audio_tokens,
-    image_input_tokens, image_output_tokens, video_input_tokens, units, unit,
+    image_input_tokens, image_output_tokens, video_input_tokens, units, unit, extra_units,
     provided_cost_micros, streamed, cached, ttft_ms, total_ms, error_message, cost_micros, computed_cost_micros, price_id,
     discount_id)
   SELECT
@@ -423,7 +477,7 @@ BEGIN
     c.tenant_id, c.user_id, c.feature, c.conversation_id, c.prompt_id, c.prompt_version, c.metadata, c.request_id,
     c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
     c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens, c.cache_read_audio_tokens,
-    c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.units, c.unit,
+    c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.units, c.unit, c.extra_units,
     c.provided_cost_micros, c.streamed, c.cached, c.ttft_ms, c.total_ms, c.error_message, book.cost_micros, book.cost_micros,
     -- Only read with a cost beside them: the trigger sets its own otherwise.
     b.price_id, b.discount_id
@@ -437,7 +491,7 @@ BEGIN
            coalesce(j.metadata, '{}') AS metadata, j.request_id,
            j.input_tokens, j.output_tokens, j.cache_read_tokens, j.cache_write_tokens, j.reasoning_tokens,
            j.cache_write_1h_tokens, j.audio_input_tokens, j.audio_output_tokens, j.cache_read_audio_tokens,
-           j.image_input_tokens, j.image_output_tokens, j.video_input_tokens, j.units, j.unit,
+           j.image_input_tokens, j.image_output_tokens, j.video_input_tokens, j.units, j.unit, j.extra_units,
            j.provided_cost_micros, coalesce(j.streamed, false) AS streamed, coalesce(j.cached, false) AS cached,
            j.ttft_ms, j.total_ms, j.error_message
       FROM jsonb_to_recordset(calls) AS j(
@@ -447,7 +501,7 @@ BEGIN
         input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
         reasoning_tokens bigint, cache_write_1h_tokens bigint, audio_input_tokens bigint, audio_output_tokens bigint,
         cache_read_audio_tokens bigint, image_input_tokens bigint, image_output_tokens bigint, video_input_tokens bigint,
-        units numeric, unit text, provided_cost_micros bigint,
+        units numeric, unit text, extra_units jsonb, provided_cost_micros bigint,
         streamed boolean, cached boolean, ttft_ms integer, total_ms integer, error_message text)
   ) c
   -- The book is hashed once per batch; each call probes it once.
@@ -460,7 +514,7 @@ BEGIN
   -- precedence. Where the book does not apply the cost stays NULL, and the
   -- trigger prices the row.
   CROSS JOIN LATERAL (
-    SELECT CASE WHEN c.units IS NULL AND coalesce(c.input_tokens, c.output_tokens) IS NOT NULL
+    SELECT CASE WHEN c.units IS NULL AND c.extra_units IS NULL AND coalesce(c.input_tokens, c.output_tokens) IS NOT NULL
             AND NOT c.cached AND c.provided_cost_micros IS NULL
             -- The trigger's tolerance for created_at (price_call): a call dated
             -- later is left to the trigger, which refuses it.
@@ -566,7 +620,7 @@ BEGIN
   -- once per transaction, on its first use, so the rare case has statements
   -- of its own: a single-row INSERT does not pay for setting them up.
   -- Cached audio is audio input too, so a call with any is not plain.
-  IF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
+  IF NEW.units IS NULL AND NEW.extra_units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
      AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
      AND NEW.created_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) '1 day'::interval)
      AND NEW.unpriced_reason IS NULL
@@ -612,7 +666,7 @@ BEGIN
       NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;
     END IF;
   -- The same with cache writes, audio, image or video: all twelve dimensions.
-  ELSIF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
+  ELSIF NEW.units IS NULL AND NEW.extra_units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
      AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
      AND NEW.created_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) '1 day'::interval)
      AND NEW.unpriced_reason IS NULL
@@ -704,9 +758,16 @@ BEGIN
   IF NOT (coalesce(NEW.units, 0::numeric) OPERATOR(pg_catalog.<=) 1000000000000::numeric) THEN
     RETURN NEW;
   END IF;
-  -- App-cache hits, provider-reported costs and calls without usage have
+  -- So are extra units that are not an object of numbers.
+  IF NEW.extra_units IS NOT NULL
+     AND (pg_catalog.jsonb_typeof(NEW.extra_units) OPERATOR(pg_catalog.<>) 'object'::pg_catalog.text
+          OR pg_catalog.jsonb_path_exists(NEW.extra_units, '$.* ? (@.type() != "number")'::pg_catalog.jsonpath)) THEN
+    RETURN NEW;
+  END IF;
+  -- App-cache hits, provider-reported costs, calls without usage and calls
+  -- billed for further units (priced by priced(), one row per unit) have
   -- rules of their own.
-  IF NEW.cached OR NEW.provided_cost_micros IS NOT NULL
+  IF NEW.cached OR NEW.provided_cost_micros IS NOT NULL OR NEW.extra_units IS NOT NULL
      OR (NEW.input_tokens IS NULL AND NEW.output_tokens IS NULL AND NEW.units IS NULL) THEN
     -- On a Citus shard NEW is a row of the shard's own table: the row
     -- constructor makes it an ai_cost.calls row on every node.
@@ -724,7 +785,8 @@ BEGIN
      AND (l.tenant_id OPERATOR(pg_catalog.=) ''::pg_catalog.text OR l.tenant_id OPERATOR(pg_catalog.=) NEW.tenant_id)
      AND l.valid_from OPERATOR(pg_catalog.<=) NEW.created_at AND (l.valid_to IS NULL OR l.valid_to OPERATOR(pg_catalog.>) NEW.created_at)
      AND (l.above_input_tokens OPERATOR(pg_catalog.=) 0::bigint OR l.above_input_tokens OPERATOR(pg_catalog.<) NEW.input_tokens)
-   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC
+     AND (l.daily_from IS NULL OR ai_cost_internal.in_daily_window(NEW.created_at, l.daily_from, l.daily_to, l.time_zone))
+   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC, (l.daily_from IS NULL)
    LIMIT 1;
   -- Every dimension the call used must have its rate (a part of 0 or less
   -- needs none); the slow path explains a missing one. The whole check and
@@ -798,7 +860,8 @@ BEGIN
       BEFORE INSERT OR UPDATE OF provider, model, created_at, service_tier, tenant_id, cached, provided_cost_micros,
     cost_micros, price_id, discount_id, unpriced_reason, input_tokens, output_tokens, cache_read_tokens,
     cache_write_tokens, cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, reasoning_tokens,
-    cache_read_audio_tokens, image_input_tokens, image_output_tokens, video_input_tokens, units, unit, computed_cost_micros
+    cache_read_audio_tokens, image_input_tokens, image_output_tokens, video_input_tokens, units, unit, computed_cost_micros,
+    extra_units
       ON ai_cost.calls
       FOR EACH ROW
       WHEN (NEW.cost_micros IS NULL OR CURRENT_USER <> %L::name

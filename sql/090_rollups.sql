@@ -230,7 +230,7 @@ COMMENT ON COLUMN ai_cost.calls_hourly.provider IS 'Provider id.';
 COMMENT ON COLUMN ai_cost.calls_hourly.model IS 'Model id.';
 COMMENT ON COLUMN ai_cost.calls_hourly.operation IS 'Kind of call (chat, embedding, ...).';
 COMMENT ON COLUMN ai_cost.calls_hourly.status IS 'success, error or cancelled.';
-COMMENT ON COLUMN ai_cost.calls_hourly.service_tier IS 'standard, batch, flex or priority.';
+COMMENT ON COLUMN ai_cost.calls_hourly.service_tier IS 'Provider service tier (ai_cost.service_tiers): standard, batch, flex, priority, ...';
 COMMENT ON COLUMN ai_cost.calls_hourly.tenant_id IS 'Tenant the calls were made for (NULL: none given).';
 COMMENT ON COLUMN ai_cost.calls_hourly.user_id IS 'End user the calls were made for (NULL: none given).';
 COMMENT ON COLUMN ai_cost.calls_hourly.feature IS 'Product feature that made the calls (NULL: none given).';

@@ -37,7 +37,7 @@ COMMENT ON COLUMN ai_cost.calls_hourly_live.provider IS 'Provider id, e.g. opena
 COMMENT ON COLUMN ai_cost.calls_hourly_live.model IS 'Model id as the provider reports it.';
 COMMENT ON COLUMN ai_cost.calls_hourly_live.operation IS 'Kind of call: chat, completion, embedding, image, audio_transcription, ...';
 COMMENT ON COLUMN ai_cost.calls_hourly_live.status IS 'Outcome: success, error or cancelled.';
-COMMENT ON COLUMN ai_cost.calls_hourly_live.service_tier IS 'Provider service tier: standard, batch, flex or priority.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.service_tier IS 'Provider service tier (ai_cost.service_tiers): standard, batch, flex, priority, ...';
 COMMENT ON COLUMN ai_cost.calls_hourly_live.tenant_id IS 'Tenant the calls were made for (NULL: none given).';
 COMMENT ON COLUMN ai_cost.calls_hourly_live.user_id IS 'End user the calls were made for (NULL: none given).';
 COMMENT ON COLUMN ai_cost.calls_hourly_live.feature IS 'Product feature that made the calls (NULL: none given).';
@@ -169,7 +169,7 @@ COMMENT ON COLUMN ai_cost.spend_daily.day IS 'UTC calendar day of the calls.';
 COMMENT ON COLUMN ai_cost.spend_daily.provider IS 'Provider id, e.g. openai, anthropic, google.';
 COMMENT ON COLUMN ai_cost.spend_daily.model IS 'Model id as the provider reports it.';
 COMMENT ON COLUMN ai_cost.spend_daily.operation IS 'Kind of call: chat, completion, embedding, image, audio_transcription, ...';
-COMMENT ON COLUMN ai_cost.spend_daily.service_tier IS 'Provider service tier: standard, batch, flex or priority.';
+COMMENT ON COLUMN ai_cost.spend_daily.service_tier IS 'Provider service tier (ai_cost.service_tiers): standard, batch, flex, priority, ...';
 COMMENT ON COLUMN ai_cost.spend_daily.tenant_id IS 'Tenant the calls were made for (NULL: none given).';
 COMMENT ON COLUMN ai_cost.spend_daily.user_id IS 'End user the calls were made for (NULL: none given).';
 COMMENT ON COLUMN ai_cost.spend_daily.feature IS 'Product feature that made the calls (NULL: none given).';

@@ -106,11 +106,14 @@ COMMENT ON FUNCTION ai_cost_internal.node_local_table_ddl(regclass) IS 'Internal
 CREATE FUNCTION ai_cost.distribute() RETURNS TABLE (step text, detail text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  price_tables CONSTANT regclass[] := ARRAY['ai_cost.providers', 'ai_cost.prices', 'ai_cost.model_aliases',
+  price_tables CONSTANT regclass[] := ARRAY['ai_cost.providers', 'ai_cost.service_tiers', 'ai_cost.prices', 'ai_cost.model_aliases',
                                             'ai_cost.model_patterns', 'ai_cost.tenant_discounts', 'ai_cost.tenant_access'];
   node_local_tables CONSTANT regclass[] := ARRAY['ai_cost_internal.price_lookup', 'ai_cost_internal.price_book',
                                                  'ai_cost_internal.price_book_generation'];
   t regclass;
+  trigger_name name;
+  source_triggers text[];
+  definition text;
   worker record;
   workers integer;
   already boolean;
@@ -157,14 +160,17 @@ BEGIN
 
   IF NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'ai_cost.prices'::regclass) THEN
     -- Copying a table's rows to its shard copies would fire its triggers
-    -- there: they go first and come back on the reference tables. The
-    -- lookup's statement triggers leave TRUNCATE out, which Citus does not
-    -- run on shards (a TRUNCATE of the price tables is refused anyway).
-    DROP TRIGGER tg_prices__close_previous_price ON ai_cost.prices;
-    DROP TRIGGER tg_prices__forbid_delete ON ai_cost.prices;
-    DROP TRIGGER tg_prices__rebuild_lookup ON ai_cost.prices;
-    DROP TRIGGER tg_model_aliases__rebuild_lookup ON ai_cost.model_aliases;
-    DROP TRIGGER tg_tenant_discounts__rebuild_lookup ON ai_cost.tenant_discounts;
+    -- there: they go first and come back on the reference tables, where they
+    -- fire on each node's copy. TRUNCATE leaves their events: Citus does not
+    -- run TRUNCATE triggers on shards.
+    source_triggers := ARRAY(
+      SELECT regexp_replace(pg_get_triggerdef(g.oid), ' OR TRUNCATE', '')
+        FROM pg_trigger g WHERE g.tgrelid = ANY (price_tables) AND NOT g.tgisinternal ORDER BY g.tgrelid, g.tgname);
+    FOR trigger_name, t IN
+      SELECT g.tgname, g.tgrelid::regclass FROM pg_trigger g WHERE g.tgrelid = ANY (price_tables) AND NOT g.tgisinternal
+    LOOP
+      EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, t);
+    END LOOP;
     -- A role's oid differs from node to node: the copy of tenant_access on
     -- every node names its roles.
     DROP POLICY own_tenants ON ai_cost.tenant_access;
@@ -173,17 +179,11 @@ BEGIN
     FOREACH t IN ARRAY price_tables LOOP
       EXECUTE 'SELECT create_reference_table($1)' USING t;
     END LOOP;
-    CREATE TRIGGER tg_prices__close_previous_price BEFORE INSERT ON ai_cost.prices
-      FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.close_previous_price();
-    CREATE TRIGGER tg_prices__forbid_delete BEFORE DELETE ON ai_cost.prices
-      FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.forbid_price_delete();
-    CREATE TRIGGER tg_prices__rebuild_lookup AFTER INSERT OR UPDATE OR DELETE ON ai_cost.prices
-      FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.price_sources_changed();
-    CREATE TRIGGER tg_model_aliases__rebuild_lookup AFTER INSERT OR UPDATE OR DELETE ON ai_cost.model_aliases
-      FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.price_sources_changed();
-    CREATE TRIGGER tg_tenant_discounts__rebuild_lookup AFTER INSERT OR UPDATE OR DELETE ON ai_cost.tenant_discounts
-      FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.price_sources_changed();
-    step := 'price tables'; detail := 'providers, prices, model_aliases, model_patterns, tenant_discounts and tenant_access are reference tables'; RETURN NEXT;
+    FOREACH definition IN ARRAY source_triggers LOOP
+      EXECUTE definition;
+    END LOOP;
+    step := 'price tables'; detail := (SELECT string_agg(replace(p::text, 'ai_cost.', ''), ', ') FROM unnest(price_tables) AS p)
+                                      || ' are reference tables'; RETURN NEXT;
   END IF;
 
   IF already THEN

@@ -9,7 +9,7 @@
 --                          metadata), no table in ai_cost_internal, no writes.
 --                          A BI login listing ai_cost sees what it can read.
 --   ai_cost_admin          finance and operators: prices, aliases, discounts,
---                          providers, budgets, unpriced model alerts,
+--                          service tiers, providers, budgets, unpriced model alerts,
 --                          repricing; reads calls; cannot delete or rewrite
 --                          them.
 --   ai_cost_tenant_reader  a login that may see the calls and rollups of the
@@ -69,8 +69,9 @@ BEGIN
       ai_cost_internal.price_book_slot(text), ai_cost_internal.price_book_rates(),
       ai_cost_internal.price_book_windows(), ai_cost_internal.price_book_has_tenant(text),
       ai_cost_internal.price_call_slowly(ai_cost.calls), ai_cost_internal.cost_of(ai_cost.calls),
-      ai_cost_internal.priced(text, text, text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text),
-      ai_cost_internal.no_price_reason(text, text, text, timestamptz), ai_cost_internal.pattern_model(text, text)
+      ai_cost_internal.priced(text, text, text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, jsonb),
+      ai_cost_internal.no_price_reason(text, text, text, timestamptz), ai_cost_internal.pattern_model(text, text),
+      ai_cost_internal.in_daily_window(timestamptz, time, time, text)
     TO %I', grantee);
 END
 $$;
@@ -115,7 +116,7 @@ BEGIN
                   cache_read_tokens, cache_write_tokens, reasoning_tokens, cache_write_1h_tokens,
                   audio_input_tokens, audio_output_tokens, units, unit, streamed, cached, ttft_ms, total_ms,
                   provided_cost_micros, cost_micros, price_id, unpriced_reason, discount_id, computed_cost_micros,
-                  cache_read_audio_tokens, image_input_tokens, image_output_tokens, video_input_tokens)
+                  cache_read_audio_tokens, image_input_tokens, image_output_tokens, video_input_tokens, extra_units)
        ON ai_cost.calls TO ai_cost_reader;
     -- The functions of the reporting views, and the histogram and price
     -- helpers a dashboard query may call itself.
@@ -141,10 +142,11 @@ BEGIN
     -- ids and costs, never what a call was about or whose it was.
     GRANT SELECT (id, request_id, cost_micros, price_id, unpriced_reason) ON ai_cost.calls TO ai_cost_writer;
     GRANT SELECT ON ai_cost.prices, ai_cost_internal.price_lookup, ai_cost.providers,
-                    ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts
+                    ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts,
+                    ai_cost.service_tiers
        TO ai_cost_writer;
     GRANT EXECUTE ON FUNCTION ai_cost.insert_calls(jsonb), ai_cost.price_at(text, text, timestamptz),
-      ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint)
+      ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb)
       TO ai_cost_writer;
     PERFORM ai_cost_internal.grant_pricing_functions('ai_cost_writer');
   END IF;
@@ -160,7 +162,7 @@ BEGIN
     GRANT INSERT ON ai_cost.reprice_audit TO ai_cost_admin;
     GRANT SELECT, INSERT, UPDATE, DELETE ON ai_cost.model_aliases, ai_cost.model_patterns,
                                            ai_cost.tenant_discounts, ai_cost.providers, ai_cost.budgets,
-                                           ai_cost.tenant_access
+                                           ai_cost.tenant_access, ai_cost.service_tiers
        TO ai_cost_admin;
     -- Operators choose whether the refresh announces unpriced models.
     GRANT SELECT, UPDATE (enabled) ON ai_cost.unpriced_model_alert_settings TO ai_cost_admin;
@@ -173,7 +175,7 @@ BEGIN
       ai_cost_internal.rebuild_price_lookup(), ai_cost_internal.compile_price_book(),
       ai_cost_internal.price_book_entries(), ai_cost.price_at(text, text, timestamptz),
       ai_cost.explain_cost(bigint),
-      ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint),
+      ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb),
       ai_cost.start_reprice(timestamptz, timestamptz, text, text, text, boolean), ai_cost.reprice_batch(bigint, integer),
       ai_cost.reprice_preview(timestamptz, timestamptz, text, text, boolean), ai_cost.backfill_unpriced(text),
       ai_cost_internal.wait_for_call_writers(), ai_cost_internal.call_writers()

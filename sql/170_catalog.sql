@@ -831,6 +831,21 @@ INSERT INTO ai_cost.model_aliases (provider, alias, model, note) VALUES
   ('xai', 'grok-4.5-latest', 'grok-4.5', 'built-in catalog'),
   ('xai', 'grok-code-fast', 'grok-code-fast-1', 'built-in catalog');
 
+-- Anthropic's fast mode bills every rate of a model (input and output over
+-- the whole context window, with the prompt-caching multipliers on top) at a
+-- multiple of its standard rates, which differs by model.
+INSERT INTO ai_cost.service_tiers (name, provider, model, multiplier, source, note) VALUES
+  ('fast', 'anthropic', 'claude-opus-4-6', 6, 'https://platform.claude.com/docs/en/build-with-claude/fast-mode', 'built-in catalog: fast mode, 6x standard'),
+  ('fast', 'anthropic', 'claude-opus-4-8', 2, 'https://platform.claude.com/docs/en/build-with-claude/fast-mode', 'built-in catalog: fast mode, 2x standard'),
+  ('fast', 'anthropic', 'claude-opus-5', 2, 'https://platform.claude.com/docs/en/build-with-claude/fast-mode', 'built-in catalog: fast mode, 2x standard');
+
+-- Anthropic's Message Batches API bills every model at 50% of its standard
+-- prices, a rule its price page states for all models: declared here, so
+-- a Claude model without batch rows of its own is billed by it rather than
+-- left unpriced. Models with batch rows keep them.
+INSERT INTO ai_cost.service_tiers (name, provider, multiplier, source, note) VALUES
+  ('batch', 'anthropic', 0.5, 'https://docs.anthropic.com/en/docs/about-claude/pricing', 'built-in catalog: Message Batches API, 50% of standard');
+
 INSERT INTO ai_cost.model_patterns (provider, pattern, replacement, priority, note) VALUES
   ('amazon', '^(us|eu|apac|au|jp|global)\.(.+)$', '\2', 10, 'built-in catalog: Bedrock cross-region inference profiles'),
   ('google', '^models/(.+)$', '\1', 10, 'built-in catalog: Gemini API resource names');

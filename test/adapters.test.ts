@@ -162,6 +162,15 @@ test('Anthropic message: id, model, tier, and web searches kept in metadata', (t
   });
 });
 
+test('Anthropic message in fast mode: the fast service tier', (t) => {
+  t.like(anthropicMessageCall({
+    id: 'msg_fast', model: 'claude-opus-4-6', usage: { input_tokens: 10, output_tokens: 2, service_tier: 'standard', speed: 'fast' },
+  }), { serviceTier: 'fast' });
+  t.like(anthropicMessageCall({
+    id: 'msg_std', model: 'claude-opus-4-6', usage: { input_tokens: 10, output_tokens: 2, service_tier: 'standard', speed: 'standard' },
+  }), { serviceTier: 'standard' });
+});
+
 test('Anthropic stream: message_delta counts are cumulative, so the last one wins (no summing)', (t) => {
   const events = [
     { type: 'message_start', message: { id: 'msg_02', model: 'claude-haiku-4-5', usage: { input_tokens: 472, cache_read_input_tokens: 2_000, cache_creation_input_tokens: 0, output_tokens: 2 } } },

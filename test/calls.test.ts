@@ -51,7 +51,7 @@ const checks: Array<[string, Record<string, unknown>, RegExp]> = [
   ['negative provided cost', { provided_cost_micros: -1 }, /provided_cost_micros must not be negative/],
   ['an unknown status', { status: 'ok' }, /status must be success, error or cancelled/],
   ['an unknown operation', { operation: 'chatting' }, /operation must be a known ai_cost operation/],
-  ['an unknown service tier', { service_tier: 'cheap' }, /service_tier must be standard, batch, flex or priority/],
+  ['a service tier that is not one word', { service_tier: 'Fast Mode' }, /service_tier must be 1-100 lowercase letters, digits, _ or -/],
   ['metadata that is not an object', { metadata: '[1,2]' }, /metadata must be a JSON object/],
   ['oversized metadata', { metadata: JSON.stringify({ blob: 'x'.repeat(70_000) }) }, /metadata must be at most 64 kB/],
   ['an oversized label', { tenant_id: 't'.repeat(1_001) }, /labels and request_id must be at most 1000 characters/],

@@ -8,6 +8,7 @@ const db = useTestDatabase(test);
 // executable by nobody until it is granted here and in sql/150_roles.sql.
 const TRIGGER_PRICING = [
   'ai_cost_internal.cost_of(ai_cost.calls)',
+  'ai_cost_internal.in_daily_window(timestamp with time zone,time without time zone,time without time zone,text)',
   'ai_cost_internal.no_price_reason(text,text,text,timestamp with time zone)',
   'ai_cost_internal.pattern_model(text,text)',
   'ai_cost_internal.price_book_has_tenant(text)',
@@ -15,9 +16,9 @@ const TRIGGER_PRICING = [
   'ai_cost_internal.price_book_slot(text)',
   'ai_cost_internal.price_book_windows()',
   'ai_cost_internal.price_call_slowly(ai_cost.calls)',
-  'ai_cost_internal.priced(text,text,text,text,timestamp with time zone,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,numeric,text)',
+  'ai_cost_internal.priced(text,text,text,text,timestamp with time zone,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,numeric,text,jsonb)',
 ];
-const EXPLAIN_HYPOTHETICAL = 'ai_cost.explain_cost(text,text,timestamp with time zone,bigint,bigint,bigint,bigint,bigint,bigint,bigint,numeric,text,text,text,bigint,bigint,bigint,bigint,bigint)';
+const EXPLAIN_HYPOTHETICAL = 'ai_cost.explain_cost(text,text,timestamp with time zone,bigint,bigint,bigint,bigint,bigint,bigint,bigint,numeric,text,text,text,bigint,bigint,bigint,bigint,bigint,jsonb)';
 const HISTOGRAMS = [
   'ai_cost.histogram_merge(bigint[])',
   'ai_cost.histogram_percentile(bigint[],double precision)',

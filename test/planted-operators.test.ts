@@ -110,7 +110,7 @@ function invocations(tag: string): Record<string, Invocation[]> {
     'ai_cost.cost_micros(ai_cost.prices,bigint,bigint,bigint,bigint)': [
       { sql: 'SELECT ai_cost.cost_micros(ai_cost.price_at($1, $2, $3), $4, $5, $6, $7)',
         params: ['openai', 'gpt-4o-mini', '2030-01-01', 123456, 7890, 1000, 0], compare: true }],
-    'ai_cost.explain_cost(text,text,timestamp with time zone,bigint,bigint,bigint,bigint,bigint,bigint,bigint,numeric,text,text,text,bigint,bigint,bigint,bigint,bigint)': [
+    'ai_cost.explain_cost(text,text,timestamp with time zone,bigint,bigint,bigint,bigint,bigint,bigint,bigint,numeric,text,text,text,bigint,bigint,bigint,bigint,bigint,jsonb)': [
       { sql: 'SELECT * FROM ai_cost.explain_cost($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)',
         params: ['amazon', 'us.anthropic.claude-3-7-sonnet-20250219-v1:0', '2030-01-01', 90000, 3000, 2000, 4000, 1000, null, null, null, null, 'standard', 'acme', 1200, null],
         compare: true },
@@ -120,6 +120,8 @@ function invocations(tag: string): Record<string, Invocation[]> {
       { sql: 'SELECT * FROM ai_cost.explain_cost($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)',
         params: ['openai', 'gpt-image-1', '2030-01-01', 1000, 4160, null, null, null, null, null, null, null, 'standard', null, null, null, 600, 4160, null],
         compare: true },
+      { sql: 'SELECT * FROM ai_cost.explain_cost($1, $2, $3, $4, $5, units => $6, unit => $7, extra_units => $8)',
+        params: ['openai', 'gpt-4o-mini', '2030-01-01', 1000, 100, 2, 'image', '{"web_search": 3}'], compare: true },
       { sql: 'SELECT * FROM ai_cost.explain_cost($1, $2, $3, $4, $5)', params: ['openai', 'gpt-4o-mini', '2030-01-01', 1000, 100], compare: true }],
     'ai_cost.explain_cost(bigint)': [{ sql: 'SELECT * FROM ai_cost.explain_cost($1)', params: [1], compare: true }],
     'ai_cost.insert_calls(jsonb)': [{ sql: 'SELECT ai_cost.insert_calls($1)', params: [batch], compare: false }],

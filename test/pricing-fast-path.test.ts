@@ -30,7 +30,30 @@ const db = useTestDatabase(test, {
       INSERT INTO ai_cost.tenant_discounts (tenant_id, provider, model, percent_off, valid_from)
       VALUES (NULL, 'fp', 'full', 20, '2025-05-01'), (NULL, 'fp', 'bare', 33.3333333333, '-infinity');
       INSERT INTO ai_cost.model_aliases (provider, alias, model) VALUES ('fp', 'full-2025-01-01', 'full');
-      INSERT INTO ai_cost.providers (id, name, strict) VALUES ('fp-strict', 'Strict test provider', true) ON CONFLICT (id) DO UPDATE SET strict = true;`);
+      INSERT INTO ai_cost.providers (id, name, strict) VALUES ('fp-strict', 'Strict test provider', true) ON CONFLICT (id) DO UPDATE SET strict = true;
+      -- A tier priced as a multiple of standard, whose multiple changes
+      -- mid-period (an exact 4x and 6x, and a 1.7x of 0.25 whose rates are
+      -- whole picodollars), and one with price rows of its own for one model.
+      INSERT INTO ai_cost.service_tiers (name, provider, multiplier, valid_from) VALUES ('fast', 'fp', 6, '-infinity');
+      INSERT INTO ai_cost.service_tiers (name, provider, multiplier, valid_from) VALUES ('fast', 'fp', 4, '2025-09-01');
+      INSERT INTO ai_cost.service_tiers (name, provider, model, multiplier) VALUES ('fast', 'fp', 'bare', 1.7);
+      INSERT INTO ai_cost.service_tiers (name, provider) VALUES ('turbo', 'fp');
+      INSERT INTO ai_cost.prices (provider, model, service_tier, valid_from, input_per_mtok, output_per_mtok, cache_read_per_mtok)
+      VALUES ('fp', 'full', 'turbo', '2025-01-01', 3, 12, 0.3);
+      -- Further units beside the unit of the row, for calls billed more than one kind.
+      UPDATE ai_cost.prices SET unit_prices = '{"query": 0.005, "second": 0.0002}'
+       WHERE provider = 'fp' AND model = 'full' AND tenant_id IS NULL AND service_tier = 'standard';
+      -- Rates declared as multiples of another (rates_from): on a row the book
+      -- compiles, and on one the lookup prices.
+      UPDATE ai_cost.prices SET rates_from = '{"cache_read_per_mtok": {"rate": "input_per_mtok", "times": 0.5}}'
+       WHERE provider = 'fp' AND model = 'full' AND service_tier = 'batch';
+      UPDATE ai_cost.prices SET rates_from = '{"output_per_mtok": {"rate": "input_per_mtok", "times": 4},
+                                               "cache_read_per_mtok": {"rate": "input_per_mtok", "times": 0.1}}'
+       WHERE provider = 'fp' AND model = 'bare';
+      -- Off-peak hours for part of the period, in a time zone with daylight saving.
+      INSERT INTO ai_cost.prices (provider, model, valid_from, valid_to, input_per_mtok, output_per_mtok, cache_read_per_mtok,
+                                  cache_write_per_mtok, daily_from, daily_to, time_zone)
+      VALUES ('fp', 'full', '2024-11-01', '2025-06-01', 0.5, 2, 0.05, 0.6, '20:00', '12:00', 'America/New_York');`);
   },
 });
 
@@ -45,7 +68,8 @@ SELECT '2024-10-01'::timestamptz + r.age * interval '600 days' AS created_at,
        CASE WHEN r.pick < 0.75 THEN (ARRAY['full', 'full', 'full-2025-01-01', 'bare', 'image', 'unknown'])[1 + floor(r.m * 6)::int]
             WHEN r.pick < 0.9 THEN (ARRAY['gpt-4o-mini', 'gpt-4.1', 'gpt-4o-2024-08-06', 'gpt-5.4'])[1 + floor(r.m * 4)::int]
             ELSE (ARRAY['claude-sonnet-4-5', 'claude-haiku-4-5-20251001', 'claude-opus-4-1'])[1 + floor(r.m * 3)::int] END AS model,
-       (ARRAY['standard', 'standard', 'standard', 'batch', 'priority', 'flex'])[1 + floor(r.tier * 6)::int] AS service_tier,
+       -- fast: a multiple of standard; turbo: rows of its own; warp: unknown.
+       (ARRAY['standard', 'standard', 'standard', 'standard', 'standard', 'standard', 'batch', 'priority', 'flex', 'fast', 'turbo', 'warp'])[1 + floor(r.tier * 12)::int] AS service_tier,
        (ARRAY[NULL, 'tenant-own-price', 'tenant-discount', 'someone'])[1 + floor(r.tenant * 4)::int] AS tenant_id,
        CASE WHEN r.status < 0.1 THEN 'error' ELSE 'success' END AS status,
        r.cached < 0.03 AS cached,
@@ -58,6 +82,11 @@ SELECT '2024-10-01'::timestamptz + r.age * interval '600 days' AS created_at,
        t.image_input AS image_input_tokens, t.image_output AS image_output_tokens, t.video_input AS video_input_tokens,
        CASE WHEN r.units < 0.15 THEN round((r.units * 40)::numeric, 1) END AS units,
        CASE WHEN r.units < 0.15 THEN (ARRAY['image', 'image', 'second'])[1 + floor(r.units * 20)::int % 3] END AS unit,
+       -- Further units: beside units, alone, several, one without a price (search), one of quantity 0.
+       CASE WHEN r.units < 0.05 THEN '{"query": 2}'::jsonb
+            WHEN r.units BETWEEN 0.15 AND 0.25 THEN jsonb_build_object('query', floor(r.units * 100)::int % 4)
+            WHEN r.units BETWEEN 0.25 AND 0.28 THEN '{"query": 1, "second": 2.5}'::jsonb
+            WHEN r.units BETWEEN 0.28 AND 0.31 THEN '{"search": 1}'::jsonb END AS extra_units,
        '${feature}' AS feature
   FROM generate_series(1, 4000) AS g(i)
   CROSS JOIN LATERAL (SELECT random() AS pick, random() AS m, random() AS tier, random() AS tenant, random() AS status,
@@ -109,10 +138,12 @@ test('the trigger agrees with ai_cost_internal.cost_of on calls covering every d
     INSERT INTO ai_cost.calls (created_at, provider, model, service_tier, tenant_id, status, cached, provided_cost_micros,
                                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
                                reasoning_tokens, audio_input_tokens, audio_output_tokens, cache_read_audio_tokens,
-                               image_input_tokens, image_output_tokens, video_input_tokens, units, unit, feature)
+                               image_input_tokens, image_output_tokens, video_input_tokens, units, unit, extra_units, feature)
     ${generatedCalls('fast-path')}`);
   const [mix] = await db.query<{ calls: string; priced: string; unpriced: string; discounted: string; organisation_discounted: string;
-    tiered: string; aliased: string; reasoning_apart: string; cached_audio: string; image_video_apart: string; image_video_as_whole: string }>(`
+    tiered: string; aliased: string; reasoning_apart: string; cached_audio: string; image_video_apart: string; image_video_as_whole: string;
+    multiple_tier: string; own_tier: string; unknown_tier: string; extra_units: string; extra_unit_unpriced: string;
+    declared_rate: string; off_peak: string }>(`
     SELECT count(*)::text AS calls, count(cost_micros)::text AS priced, count(unpriced_reason)::text AS unpriced,
            count(discount_id)::text AS discounted,
            count(*) FILTER (WHERE discount_id IN (SELECT id FROM ai_cost.tenant_discounts WHERE tenant_id IS NULL))::text
@@ -125,7 +156,16 @@ test('the trigger agrees with ai_cost_internal.cost_of on calls covering every d
            count(*) FILTER (WHERE coalesce(image_input_tokens, image_output_tokens, video_input_tokens) > 0
                               AND price_id IN (SELECT id FROM ai_cost.prices WHERE image_input_per_mtok IS NOT NULL))::text AS image_video_apart,
            count(*) FILTER (WHERE coalesce(image_input_tokens, image_output_tokens, video_input_tokens) > 0
-                              AND price_id IN (SELECT id FROM ai_cost.prices WHERE image_input_per_mtok IS NULL))::text AS image_video_as_whole
+                              AND price_id IN (SELECT id FROM ai_cost.prices WHERE image_input_per_mtok IS NULL))::text AS image_video_as_whole,
+           count(*) FILTER (WHERE service_tier = 'fast' AND cost_micros IS NOT NULL)::text AS multiple_tier,
+           count(*) FILTER (WHERE service_tier = 'turbo' AND cost_micros IS NOT NULL)::text AS own_tier,
+           count(*) FILTER (WHERE unpriced_reason LIKE 'unknown service tier%')::text AS unknown_tier,
+           count(*) FILTER (WHERE extra_units IS NOT NULL AND cost_micros IS NOT NULL)::text AS extra_units,
+           count(*) FILTER (WHERE unpriced_reason = 'no price per search')::text AS extra_unit_unpriced,
+           count(*) FILTER (WHERE cost_micros IS NOT NULL AND (cache_read_tokens > 0 OR output_tokens > 0)
+                              AND price_id IN (SELECT id FROM ai_cost.prices WHERE rates_from IS NOT NULL))::text AS declared_rate,
+           count(*) FILTER (WHERE cost_micros IS NOT NULL
+                              AND price_id IN (SELECT id FROM ai_cost.prices WHERE daily_from IS NOT NULL))::text AS off_peak
       FROM ai_cost.calls WHERE feature = 'fast-path'`);
   // The sample must exercise both paths and the special cases, or agreement proves little.
   for (const [what, n] of Object.entries(mix!)) t.true(Number(n) > 20, `${what}: ${n}`);
@@ -141,7 +181,7 @@ test('insert_calls prices the calls the book covers in its own statement, as ai_
       await client.query('BEGIN; ALTER TABLE ai_cost.calls DISABLE TRIGGER tg_calls__price_call; SELECT setseed(0.17)');
       await client.query(insertGenerated('set-priced-alone'));
       const { rows: [mix] } = await client.query<{ calls: number; priced: number; organisation_discounted: number; long_sum: number;
-        reasoning_apart: number; cached_audio: number; image_video: number; without_price_id: number }>(`
+        reasoning_apart: number; cached_audio: number; image_video: number; multiple_tier: number; without_price_id: number }>(`
         SELECT count(*)::int AS calls, count(cost_micros)::int AS priced,
                count(*) FILTER (WHERE cost_micros IS NOT NULL AND discount_id IS NOT NULL)::int AS organisation_discounted,
                count(*) FILTER (WHERE cost_micros IS NOT NULL
@@ -151,6 +191,7 @@ test('insert_calls prices the calls the book covers in its own statement, as ai_
                count(*) FILTER (WHERE cost_micros IS NOT NULL AND cache_read_audio_tokens > 0)::int AS cached_audio,
                count(*) FILTER (WHERE cost_micros IS NOT NULL
                                   AND coalesce(image_input_tokens, image_output_tokens, video_input_tokens) > 0)::int AS image_video,
+               count(*) FILTER (WHERE cost_micros IS NOT NULL AND service_tier = 'fast')::int AS multiple_tier,
                count(*) FILTER (WHERE cost_micros IS NOT NULL AND price_id IS NULL)::int AS without_price_id
           FROM ai_cost.calls WHERE feature = 'set-priced-alone'`);
       t.is(mix!.calls, 4000);
@@ -161,6 +202,7 @@ test('insert_calls prices the calls the book covers in its own statement, as ai_
       t.true(mix!.reasoning_apart > 10, `with reasoning at a rate of its own: ${mix!.reasoning_apart}`);
       t.true(mix!.cached_audio > 5, `with cached audio: ${mix!.cached_audio}`);
       t.true(mix!.image_video > 10, `with image or video: ${mix!.image_video}`);
+      t.true(mix!.multiple_tier > 2, `on a tier priced as a multiple of standard: ${mix!.multiple_tier}`);
       t.is(mix!.without_price_id, 0);
       t.deepEqual((await client.query(mismatches("c.feature = 'set-priced-alone' AND c.cost_micros IS NOT NULL"))).rows, []);
     } finally {

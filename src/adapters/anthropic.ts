@@ -16,6 +16,8 @@ export interface AnthropicUsage {
   cache_creation?: { ephemeral_5m_input_tokens?: number | null; ephemeral_1h_input_tokens?: number | null } | null;
   server_tool_use?: { web_search_requests?: number | null; web_fetch_requests?: number | null } | null;
   service_tier?: string | null;
+  /** "fast" for a call in fast mode, billed as the fast service tier. */
+  speed?: string | null;
 }
 
 /**
@@ -40,8 +42,9 @@ export function anthropicUsage(usage: AnthropicUsage | null | undefined): UsageF
   });
 }
 
-/** The service tier Anthropic reports in usage as an ai_cost tier. */
-export function anthropicServiceTier(tier: string | null | undefined): CallInput['serviceTier'] {
+/** The service tier Anthropic reports in usage as an ai_cost tier; fast mode (usage.speed "fast") is the fast tier. */
+export function anthropicServiceTier(tier: string | null | undefined, speed?: string | null): CallInput['serviceTier'] {
+  if (speed === 'fast') return 'fast';
   return tier === 'priority' || tier === 'batch' ? tier : 'standard';
 }
 
@@ -59,7 +62,7 @@ export function anthropicMessageCall(message: { id?: string | null; model?: stri
     provider: 'anthropic',
     model: message.model || undefined,
     requestId: message.id || undefined,
-    serviceTier: anthropicServiceTier(message.usage?.service_tier),
+    serviceTier: anthropicServiceTier(message.usage?.service_tier, message.usage?.speed),
     metadata: serverToolMetadata(message.usage),
     ...anthropicUsage(message.usage),
   });

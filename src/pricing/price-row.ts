@@ -1,6 +1,9 @@
-/** Service tiers a price (and a call) can be for. */
+/** The service tiers every install knows; ai_cost.service_tiers may name more (Anthropic's fast mode). */
 export const SERVICE_TIERS = ['standard', 'batch', 'flex', 'priority'] as const;
-export type ServiceTier = (typeof SERVICE_TIERS)[number];
+/** A service tier name: one word of lowercase letters, digits, _ or - (which tiers exist is data in ai_cost.service_tiers). */
+export type ServiceTier = string;
+/** The shape of a service tier name, as sql/040_calls.sql checks it. */
+export const SERVICE_TIER_PATTERN = /^[a-z0-9][a-z0-9_-]*$/;
 
 /**
  * One ai_cost.prices row to write, rates as exact decimal strings in USD per

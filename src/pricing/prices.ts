@@ -1,7 +1,7 @@
 import { sql, type CommonQueryMethods, type FragmentSqlToken, type IdentifierSqlToken } from 'slonik';
 import { z } from 'zod';
 import { jsonb, timestamptz } from '../db.js';
-import { SERVICE_TIERS, type PriceRow } from './price-row.js';
+import { SERVICE_TIER_PATTERN, type PriceRow } from './price-row.js';
 
 const decimal = z.string().regex(/^\d+(\.\d+)?$/, 'must be a non-negative decimal number').nullable();
 
@@ -10,7 +10,7 @@ export const priceInputSchema = z
   .object({
     provider: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be a canonical provider id such as openai'),
     model: z.string().min(1).max(500),
-    serviceTier: z.enum(SERVICE_TIERS).default('standard'),
+    serviceTier: z.string().max(100).regex(SERVICE_TIER_PATTERN, 'must be a service tier name such as standard, batch or fast').default('standard'),
     aboveInputTokens: z.number().int().min(0).default(0),
     tenantId: z.string().min(1).nullable().default(null),
     validFrom: z.date().optional(),
@@ -244,7 +244,8 @@ export async function importPrices(
     AND ${sql.identifier([p, 'model'])} OPERATOR(pg_catalog.=) i.model
     AND ${sql.identifier([p, 'service_tier'])} OPERATOR(pg_catalog.=) i.service_tier
     AND ${sql.identifier([p, 'above_input_tokens'])} OPERATOR(pg_catalog.=) i.above_input_tokens
-    AND ${sql.identifier([p, 'tenant_id'])} IS NULL`;
+    AND ${sql.identifier([p, 'tenant_id'])} IS NULL
+    AND ${sql.identifier([p, 'daily_from'])} IS NULL`;
   const samePrice = sql.join(PRICE_COLUMNS.map((column) => notDistinct(sql.identifier(['cur', column]), sql.identifier(['i', column]))),
     sql.fragment` AND `);
   const result = await pool.any(sql.type(importedSchema)`

@@ -56,6 +56,7 @@ export const CALL_COLUMNS = {
   videoInputTokens: { column: 'video_input_tokens', type: 'bigint' },
   units: { column: 'units', type: 'numeric' },
   unit: { column: 'unit', type: 'text' },
+  extraUnits: { column: 'extra_units', type: 'jsonb' },
   providedCostMicros: { column: 'provided_cost_micros', type: 'bigint' },
   streamed: { column: 'streamed', type: 'boolean' },
   cached: { column: 'cached', type: 'boolean' },

@@ -6,7 +6,8 @@ const OPERATIONS = [
   'audio_speech', 'moderation', 'rerank', 'video', 'web_search', 'other',
 ] as const;
 const STATUSES = ['success', 'error', 'cancelled'] as const;
-const SERVICE_TIERS = ['standard', 'batch', 'flex', 'priority'] as const;
+/** The shape of a service tier name (sql/040_calls.sql); which tiers exist is data (ai_cost.service_tiers). */
+const SERVICE_TIER = /^[a-z0-9][a-z0-9_-]*$/;
 
 /** The database's per-call ceilings (sql/040_calls.sql): far above any real call, far below overflowing a rollup. */
 const MAX_TOKENS = 1e10;
@@ -35,7 +36,7 @@ export const callSchema = z
     model: text(1, 500),
     operation: z.enum(OPERATIONS).default('chat'),
     status: z.enum(STATUSES).default('success'),
-    serviceTier: z.enum(SERVICE_TIERS).default('standard'),
+    serviceTier: z.string().max(100).regex(SERVICE_TIER, 'must be a service tier name such as standard, batch, flex, priority or fast').default('standard'),
     createdAt: z.date().optional(),
     tenantId: label,
     userId: label,
@@ -74,6 +75,8 @@ export const callSchema = z
       .transform(String)
       .nullish(),
     unit: text(1, 100).nullish(),
+    /** Further units billed beside units and unit, as unit: quantity (e.g. { web_search: 3 } beside the tokens). */
+    extraUnits: z.record(text(1, 100), z.number().finite().min(0).max(1e12)).nullish(),
     /** Cost the provider reported itself (e.g. OpenRouter), in micro-dollars: used instead of pricing the tokens. */
     providedCostMicros: z.bigint().min(0n).max(MAX_COST_MICROS).nullish(),
     streamed: z.boolean().default(false),
@@ -109,6 +112,9 @@ export const callSchema = z
     within('imageOutputTokens', 'outputTokens', '');
     if (call.units != null && !call.unit) {
       ctx.addIssue({ code: 'custom', path: ['unit'], message: 'is required with units (image, second, request, query, ...)' });
+    }
+    if (call.unit && call.extraUnits && Object.hasOwn(call.extraUnits, call.unit)) {
+      ctx.addIssue({ code: 'custom', path: ['extraUnits', call.unit], message: 'is the unit of units already: count each unit once' });
     }
   });
 

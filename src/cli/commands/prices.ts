@@ -1,5 +1,4 @@
-import { Option, type Command } from 'commander';
-import { SERVICE_TIERS } from '../../pricing/price-row.js';
+import type { Command } from 'commander';
 import { InvalidPriceError, setPrice } from '../../pricing/prices.js';
 import { databaseUrlOption, parseWhen } from '../options.js';
 import { registerPriceBook } from './prices-book.js';
@@ -38,7 +37,7 @@ export function registerPrices(program: Command): void {
     .option('--video-input <usd>', 'per 1M video input tokens, where the provider bills them apart from text (default: as input)')
     .option('--unit <unit>', 'what --unit-price is per: image, second, request, query, ...')
     .option('--unit-price <usd>', 'USD per unit')
-    .addOption(new Option('--tier <tier>', 'service tier').choices(SERVICE_TIERS).default('standard'))
+    .option('--tier <tier>', 'service tier (standard, batch, flex, priority, or another in ai_cost.service_tiers)', 'standard')
     .option('--above <tokens>', 'long-context tier: applies to calls with more input tokens than this', (v) => Number(v), 0)
     .option('--tenant <id>', 'a negotiated price for this tenant only')
     .option('--from <when>', 'in force from (default: now)', parseWhen)
@@ -47,7 +46,7 @@ export function registerPrices(program: Command): void {
       await withPool(o.databaseUrl, async (pool) => {
         const text = (key: string) => (o[key] === undefined ? null : String(o[key]));
         const id = await setPrice(pool, {
-          provider, model, serviceTier: o.tier as (typeof SERVICE_TIERS)[number], aboveInputTokens: o.above as number,
+          provider, model, serviceTier: o.tier as string, aboveInputTokens: o.above as number,
           tenantId: text('tenant'), ...(o.from ? { validFrom: o.from as Date } : {}),
           inputPerMtok: text('input'), outputPerMtok: text('output'), cacheReadPerMtok: text('cacheRead'),
           cacheWritePerMtok: text('cacheWrite'), cacheWrite1hPerMtok: text('cacheWrite1h'),

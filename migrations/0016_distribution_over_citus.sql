@@ -51,9 +51,10 @@ CREATE FUNCTION ai_cost_internal.tenant_of_calls_without_one() RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT NULL::pg_catalog.text $$;
 COMMENT ON FUNCTION ai_cost_internal.tenant_of_calls_without_one() IS 'Internal: the tenant_id of a call recorded without one: NULL, or '''' on a ledger distributed by ai_cost.distribute().';
 
--- Row-level security on a distributed table may not use subqueries, so the
--- calls' policies ask these (060 and 150 keep the subquery form for one
--- server, where it is evaluated once per query).
+-- Row-level security on a distributed table may not use subqueries, so on a
+-- distributed ledger the policies of the calls and their rollups ask these
+-- (150_roles.sql keeps the subquery form on one server, where PostgreSQL
+-- evaluates it once per query, not once per row).
 CREATE FUNCTION ai_cost_internal.is_tenant_reader() RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT pg_has_role('ai_cost_tenant_reader', 'MEMBER')
@@ -119,11 +120,14 @@ COMMENT ON FUNCTION ai_cost_internal.node_local_table_ddl(regclass) IS 'Internal
 CREATE FUNCTION ai_cost.distribute() RETURNS TABLE (step text, detail text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  price_tables CONSTANT regclass[] := ARRAY['ai_cost.providers', 'ai_cost.prices', 'ai_cost.model_aliases',
+  price_tables CONSTANT regclass[] := ARRAY['ai_cost.providers', 'ai_cost.service_tiers', 'ai_cost.prices', 'ai_cost.model_aliases',
                                             'ai_cost.model_patterns', 'ai_cost.tenant_discounts', 'ai_cost.tenant_access'];
   node_local_tables CONSTANT regclass[] := ARRAY['ai_cost_internal.price_lookup', 'ai_cost_internal.price_book',
                                                  'ai_cost_internal.price_book_generation'];
   t regclass;
+  trigger_name name;
+  source_triggers text[];
+  definition text;
   worker record;
   workers integer;
   already boolean;
@@ -164,31 +168,36 @@ BEGIN
 
   -- Every node compiles its own price book: its DDL stays on the node.
   ALTER FUNCTION ai_cost_internal.compile_price_book() SET citus.enable_ddl_propagation = off;
+  -- The calls' policy reads the tenant_access reference table on the node of
+  -- the shard it filters: a read Citus calls nested, and which is local.
+  ALTER FUNCTION ai_cost_internal.may_read_tenant(text) SET citus.allow_nested_distributed_execution = on;
 
   IF NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'ai_cost.prices'::regclass) THEN
     -- Copying a table's rows to its shard copies would fire its triggers
-    -- there: they go first and come back on the reference tables. The
-    -- lookup's statement triggers leave TRUNCATE out, which Citus does not
-    -- run on shards (a TRUNCATE of the price tables is refused anyway).
-    DROP TRIGGER tg_prices__close_previous_price ON ai_cost.prices;
-    DROP TRIGGER tg_prices__forbid_delete ON ai_cost.prices;
-    DROP TRIGGER tg_prices__rebuild_lookup ON ai_cost.prices;
-    DROP TRIGGER tg_model_aliases__rebuild_lookup ON ai_cost.model_aliases;
-    DROP TRIGGER tg_tenant_discounts__rebuild_lookup ON ai_cost.tenant_discounts;
+    -- there: they go first and come back on the reference tables, where they
+    -- fire on each node's copy. TRUNCATE leaves their events: Citus does not
+    -- run TRUNCATE triggers on shards.
+    source_triggers := ARRAY(
+      SELECT regexp_replace(pg_get_triggerdef(g.oid), ' OR TRUNCATE', '')
+        FROM pg_trigger g WHERE g.tgrelid = ANY (price_tables) AND NOT g.tgisinternal ORDER BY g.tgrelid, g.tgname);
+    FOR trigger_name, t IN
+      SELECT g.tgname, g.tgrelid::regclass FROM pg_trigger g WHERE g.tgrelid = ANY (price_tables) AND NOT g.tgisinternal
+    LOOP
+      EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, t);
+    END LOOP;
+    -- A role's oid differs from node to node: the copy of tenant_access on
+    -- every node names its roles.
+    DROP POLICY own_tenants ON ai_cost.tenant_access;
+    ALTER TABLE ai_cost.tenant_access ALTER reader TYPE name USING pg_get_userbyid(reader::oid);
+    CREATE POLICY own_tenants ON ai_cost.tenant_access FOR SELECT USING (pg_has_role(reader, 'USAGE'));
     FOREACH t IN ARRAY price_tables LOOP
       EXECUTE 'SELECT create_reference_table($1)' USING t;
     END LOOP;
-    CREATE TRIGGER tg_prices__close_previous_price BEFORE INSERT ON ai_cost.prices
-      FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.close_previous_price();
-    CREATE TRIGGER tg_prices__forbid_delete BEFORE DELETE ON ai_cost.prices
-      FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.forbid_price_delete();
-    CREATE TRIGGER tg_prices__rebuild_lookup AFTER INSERT OR UPDATE OR DELETE ON ai_cost.prices
-      FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.price_sources_changed();
-    CREATE TRIGGER tg_model_aliases__rebuild_lookup AFTER INSERT OR UPDATE OR DELETE ON ai_cost.model_aliases
-      FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.price_sources_changed();
-    CREATE TRIGGER tg_tenant_discounts__rebuild_lookup AFTER INSERT OR UPDATE OR DELETE ON ai_cost.tenant_discounts
-      FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.price_sources_changed();
-    step := 'price tables'; detail := 'providers, prices, model_aliases, model_patterns, tenant_discounts and tenant_access are reference tables'; RETURN NEXT;
+    FOREACH definition IN ARRAY source_triggers LOOP
+      EXECUTE definition;
+    END LOOP;
+    step := 'price tables'; detail := (SELECT string_agg(replace(p::text, 'ai_cost.', ''), ', ') FROM unnest(price_tables) AS p)
+                                      || ' are reference tables'; RETURN NEXT;
   END IF;
 
   IF already THEN
@@ -219,12 +228,18 @@ BEGIN
     ALTER TABLE ai_cost.calls DROP CONSTRAINT calls_pkey, DROP CONSTRAINT calls_request_id_key;
     ALTER TABLE ai_cost.calls ADD CONSTRAINT calls_pkey PRIMARY KEY (tenant_id, id),
                               ADD CONSTRAINT calls_request_id_key UNIQUE (tenant_id, request_id);
-    DROP POLICY tenant_rows ON ai_cost.calls;
-    DROP POLICY other_roles_all_rows ON ai_cost.calls;
-    CREATE POLICY tenant_rows ON ai_cost.calls FOR SELECT
-      USING (ai_cost_internal.is_tenant_reader() AND ai_cost_internal.may_read_tenant(tenant_id));
-    CREATE POLICY other_roles_all_rows ON ai_cost.calls
-      USING (NOT ai_cost_internal.is_tenant_reader()) WITH CHECK (true);
+    -- The policies of the calls and their rollups ask functions instead of
+    -- subqueries: Citus refuses subqueries in the policies of a distributed
+    -- table, and plans the rollups' join with the tenant_access reference
+    -- table recursively, without end. The rollups are on the coordinator.
+    FOREACH t IN ARRAY ARRAY['ai_cost.calls', 'ai_cost.calls_hourly', 'ai_cost.conversations_hourly']::regclass[] LOOP
+      EXECUTE format('DROP POLICY tenant_rows ON %s', t);
+      EXECUTE format('DROP POLICY other_roles_all_rows ON %s', t);
+      EXECUTE format('CREATE POLICY tenant_rows ON %s FOR SELECT
+                        USING (ai_cost_internal.is_tenant_reader() AND ai_cost_internal.may_read_tenant(tenant_id))', t);
+      EXECUTE format('CREATE POLICY other_roles_all_rows ON %s
+                        USING (NOT ai_cost_internal.is_tenant_reader()) WITH CHECK (true)', t);
+    END LOOP;
     DROP TRIGGER tg_calls__capture_updates ON ai_cost.calls;
     DROP TRIGGER tg_calls__capture_deletes ON ai_cost.calls;
     DROP TRIGGER tg_calls__truncate_rollups ON ai_cost.calls;
@@ -277,7 +292,7 @@ BEGIN
        SET valid_to = $1.valid_from
      WHERE provider = $1.provider AND model = $1.model
        AND service_tier = $1.service_tier AND above_input_tokens = $1.above_input_tokens
-       AND tenant_id IS NOT DISTINCT FROM $1.tenant_id
+       AND tenant_id IS NOT DISTINCT FROM $1.tenant_id AND daily_from IS NOT DISTINCT FROM $1.daily_from
        AND valid_from < $1.valid_from
        AND (valid_to IS NULL OR valid_to > $1.valid_from)$sql$, own_table) USING NEW;
 
@@ -287,7 +302,29 @@ BEGIN
         FROM %s
        WHERE provider = $1.provider AND model = $1.model
          AND service_tier = $1.service_tier AND above_input_tokens = $1.above_input_tokens
-         AND tenant_id IS NOT DISTINCT FROM $1.tenant_id
+         AND tenant_id IS NOT DISTINCT FROM $1.tenant_id AND daily_from IS NOT DISTINCT FROM $1.daily_from
+         AND valid_from > $1.valid_from$sql$, own_table) INTO NEW.valid_to USING NEW;
+  END IF;
+  RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ai_cost_internal.close_previous_service_tier() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  own_table CONSTANT text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+BEGIN
+  EXECUTE format($sql$
+    UPDATE %s
+       SET valid_to = $1.valid_from
+     WHERE name = $1.name AND provider IS NOT DISTINCT FROM $1.provider AND model IS NOT DISTINCT FROM $1.model
+       AND valid_from < $1.valid_from
+       AND (valid_to IS NULL OR valid_to > $1.valid_from)$sql$, own_table) USING NEW;
+  IF NEW.valid_to IS NULL THEN
+    EXECUTE format($sql$
+      SELECT min(valid_from)
+        FROM %s
+       WHERE name = $1.name AND provider IS NOT DISTINCT FROM $1.provider AND model IS NOT DISTINCT FROM $1.model
          AND valid_from > $1.valid_from$sql$, own_table) INTO NEW.valid_to USING NEW;
   END IF;
   RETURN NEW;
@@ -327,7 +364,7 @@ BEGIN
     tenant_id, user_id, feature, conversation_id, prompt_id, prompt_version, metadata, request_id,
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
     cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, cache_read_audio_tokens,
-    image_input_tokens, image_output_tokens, video_input_tokens, units, unit,
+    image_input_tokens, image_output_tokens, video_input_tokens, units, unit, extra_units,
     provided_cost_micros, streamed, cached, ttft_ms, total_ms, error_message, cost_micros, computed_cost_micros, price_id,
     discount_id)
   SELECT
@@ -335,7 +372,7 @@ BEGIN
     c.tenant_id, c.user_id, c.feature, c.conversation_id, c.prompt_id, c.prompt_version, c.metadata, c.request_id,
     c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
     c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens, c.cache_read_audio_tokens,
-    c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.units, c.unit,
+    c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.units, c.unit, c.extra_units,
     c.provided_cost_micros, c.streamed, c.cached, c.ttft_ms, c.total_ms, c.error_message, book.cost_micros, book.cost_micros,
     -- Only read with a cost beside them: the trigger sets its own otherwise.
     b.price_id, b.discount_id
@@ -349,7 +386,7 @@ BEGIN
            coalesce(j.metadata, '{}') AS metadata, j.request_id,
            j.input_tokens, j.output_tokens, j.cache_read_tokens, j.cache_write_tokens, j.reasoning_tokens,
            j.cache_write_1h_tokens, j.audio_input_tokens, j.audio_output_tokens, j.cache_read_audio_tokens,
-           j.image_input_tokens, j.image_output_tokens, j.video_input_tokens, j.units, j.unit,
+           j.image_input_tokens, j.image_output_tokens, j.video_input_tokens, j.units, j.unit, j.extra_units,
            j.provided_cost_micros, coalesce(j.streamed, false) AS streamed, coalesce(j.cached, false) AS cached,
            j.ttft_ms, j.total_ms, j.error_message
       FROM jsonb_to_recordset(calls) AS j(
@@ -359,7 +396,7 @@ BEGIN
         input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
         reasoning_tokens bigint, cache_write_1h_tokens bigint, audio_input_tokens bigint, audio_output_tokens bigint,
         cache_read_audio_tokens bigint, image_input_tokens bigint, image_output_tokens bigint, video_input_tokens bigint,
-        units numeric, unit text, provided_cost_micros bigint,
+        units numeric, unit text, extra_units jsonb, provided_cost_micros bigint,
         streamed boolean, cached boolean, ttft_ms integer, total_ms integer, error_message text)
   ) c
   -- The book is hashed once per batch; each call probes it once.
@@ -372,7 +409,7 @@ BEGIN
   -- precedence. Where the book does not apply the cost stays NULL, and the
   -- trigger prices the row.
   CROSS JOIN LATERAL (
-    SELECT CASE WHEN c.units IS NULL AND coalesce(c.input_tokens, c.output_tokens) IS NOT NULL
+    SELECT CASE WHEN c.units IS NULL AND c.extra_units IS NULL AND coalesce(c.input_tokens, c.output_tokens) IS NOT NULL
             AND NOT c.cached AND c.provided_cost_micros IS NULL
             -- The trigger's tolerance for created_at (price_call): a call dated
             -- later is left to the trigger, which refuses it.
@@ -446,7 +483,7 @@ BEGIN
   -- once per transaction, on its first use, so the rare case has statements
   -- of its own: a single-row INSERT does not pay for setting them up.
   -- Cached audio is audio input too, so a call with any is not plain.
-  IF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
+  IF NEW.units IS NULL AND NEW.extra_units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
      AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
      AND NEW.created_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) '1 day'::interval)
      AND NEW.unpriced_reason IS NULL
@@ -492,7 +529,7 @@ BEGIN
       NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;
     END IF;
   -- The same with cache writes, audio, image or video: all twelve dimensions.
-  ELSIF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
+  ELSIF NEW.units IS NULL AND NEW.extra_units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
      AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
      AND NEW.created_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) '1 day'::interval)
      AND NEW.unpriced_reason IS NULL
@@ -584,9 +621,16 @@ BEGIN
   IF NOT (coalesce(NEW.units, 0::numeric) OPERATOR(pg_catalog.<=) 1000000000000::numeric) THEN
     RETURN NEW;
   END IF;
-  -- App-cache hits, provider-reported costs and calls without usage have
+  -- So are extra units that are not an object of numbers.
+  IF NEW.extra_units IS NOT NULL
+     AND (pg_catalog.jsonb_typeof(NEW.extra_units) OPERATOR(pg_catalog.<>) 'object'::pg_catalog.text
+          OR pg_catalog.jsonb_path_exists(NEW.extra_units, '$.* ? (@.type() != "number")'::pg_catalog.jsonpath)) THEN
+    RETURN NEW;
+  END IF;
+  -- App-cache hits, provider-reported costs, calls without usage and calls
+  -- billed for further units (priced by priced(), one row per unit) have
   -- rules of their own.
-  IF NEW.cached OR NEW.provided_cost_micros IS NOT NULL
+  IF NEW.cached OR NEW.provided_cost_micros IS NOT NULL OR NEW.extra_units IS NOT NULL
      OR (NEW.input_tokens IS NULL AND NEW.output_tokens IS NULL AND NEW.units IS NULL) THEN
     -- On a Citus shard NEW is a row of the shard's own table: the row
     -- constructor makes it an ai_cost.calls row on every node.
@@ -604,7 +648,8 @@ BEGIN
      AND (l.tenant_id OPERATOR(pg_catalog.=) ''::pg_catalog.text OR l.tenant_id OPERATOR(pg_catalog.=) NEW.tenant_id)
      AND l.valid_from OPERATOR(pg_catalog.<=) NEW.created_at AND (l.valid_to IS NULL OR l.valid_to OPERATOR(pg_catalog.>) NEW.created_at)
      AND (l.above_input_tokens OPERATOR(pg_catalog.=) 0::bigint OR l.above_input_tokens OPERATOR(pg_catalog.<) NEW.input_tokens)
-   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC
+     AND (l.daily_from IS NULL OR ai_cost_internal.in_daily_window(NEW.created_at, l.daily_from, l.daily_to, l.time_zone))
+   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC, (l.daily_from IS NULL)
    LIMIT 1;
   -- Every dimension the call used must have its rate (a part of 0 or less
   -- needs none); the slow path explains a missing one. The whole check and
@@ -778,7 +823,7 @@ BEGIN
                   cache_read_tokens, cache_write_tokens, reasoning_tokens, cache_write_1h_tokens,
                   audio_input_tokens, audio_output_tokens, units, unit, streamed, cached, ttft_ms, total_ms,
                   provided_cost_micros, cost_micros, price_id, unpriced_reason, discount_id, computed_cost_micros,
-                  cache_read_audio_tokens, image_input_tokens, image_output_tokens, video_input_tokens)
+                  cache_read_audio_tokens, image_input_tokens, image_output_tokens, video_input_tokens, extra_units)
        ON ai_cost.calls TO ai_cost_reader;
     -- The functions of the reporting views, and the histogram and price
     -- helpers a dashboard query may call itself.
@@ -804,10 +849,11 @@ BEGIN
     -- ids and costs, never what a call was about or whose it was.
     GRANT SELECT (id, request_id, cost_micros, price_id, unpriced_reason) ON ai_cost.calls TO ai_cost_writer;
     GRANT SELECT ON ai_cost.prices, ai_cost_internal.price_lookup, ai_cost.providers,
-                    ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts
+                    ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts,
+                    ai_cost.service_tiers
        TO ai_cost_writer;
     GRANT EXECUTE ON FUNCTION ai_cost.insert_calls(jsonb), ai_cost.price_at(text, text, timestamptz),
-      ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint)
+      ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb)
       TO ai_cost_writer;
     PERFORM ai_cost_internal.grant_pricing_functions('ai_cost_writer');
   END IF;
@@ -823,7 +869,7 @@ BEGIN
     GRANT INSERT ON ai_cost.reprice_audit TO ai_cost_admin;
     GRANT SELECT, INSERT, UPDATE, DELETE ON ai_cost.model_aliases, ai_cost.model_patterns,
                                            ai_cost.tenant_discounts, ai_cost.providers, ai_cost.budgets,
-                                           ai_cost.tenant_access
+                                           ai_cost.tenant_access, ai_cost.service_tiers
        TO ai_cost_admin;
     -- Operators choose whether the refresh announces unpriced models.
     GRANT SELECT, UPDATE (enabled) ON ai_cost.unpriced_model_alert_settings TO ai_cost_admin;
@@ -836,7 +882,7 @@ BEGIN
       ai_cost_internal.rebuild_price_lookup(), ai_cost_internal.compile_price_book(),
       ai_cost_internal.price_book_entries(), ai_cost.price_at(text, text, timestamptz),
       ai_cost.explain_cost(bigint),
-      ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint),
+      ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb),
       ai_cost.start_reprice(timestamptz, timestamptz, text, text, text, boolean), ai_cost.reprice_batch(bigint, integer),
       ai_cost.reprice_preview(timestamptz, timestamptz, text, text, boolean), ai_cost.backfill_unpriced(text),
       ai_cost_internal.wait_for_call_writers(), ai_cost_internal.call_writers()
@@ -898,7 +944,7 @@ BEGIN
      SET valid_to = NEW.valid_from
    WHERE provider = NEW.provider AND model = NEW.model
      AND service_tier = NEW.service_tier AND above_input_tokens = NEW.above_input_tokens
-     AND tenant_id IS NOT DISTINCT FROM NEW.tenant_id
+     AND tenant_id IS NOT DISTINCT FROM NEW.tenant_id AND daily_from IS NOT DISTINCT FROM NEW.daily_from
      AND valid_from < NEW.valid_from
      AND (valid_to IS NULL OR valid_to > NEW.valid_from);
 
@@ -907,7 +953,25 @@ BEGIN
       FROM ai_cost.prices
      WHERE provider = NEW.provider AND model = NEW.model
        AND service_tier = NEW.service_tier AND above_input_tokens = NEW.above_input_tokens
-       AND tenant_id IS NOT DISTINCT FROM NEW.tenant_id
+       AND tenant_id IS NOT DISTINCT FROM NEW.tenant_id AND daily_from IS NOT DISTINCT FROM NEW.daily_from
+       AND valid_from > NEW.valid_from;
+  END IF;
+  RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ai_cost_internal.close_previous_service_tier() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  UPDATE ai_cost.service_tiers
+     SET valid_to = NEW.valid_from
+   WHERE name = NEW.name AND provider IS NOT DISTINCT FROM NEW.provider AND model IS NOT DISTINCT FROM NEW.model
+     AND valid_from < NEW.valid_from
+     AND (valid_to IS NULL OR valid_to > NEW.valid_from);
+  IF NEW.valid_to IS NULL THEN
+    SELECT min(valid_from) INTO NEW.valid_to
+      FROM ai_cost.service_tiers
+     WHERE name = NEW.name AND provider IS NOT DISTINCT FROM NEW.provider AND model IS NOT DISTINCT FROM NEW.model
        AND valid_from > NEW.valid_from;
   END IF;
   RETURN NEW;
@@ -944,7 +1008,7 @@ BEGIN
     tenant_id, user_id, feature, conversation_id, prompt_id, prompt_version, metadata, request_id,
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
     cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, cache_read_audio_tokens,
-    image_input_tokens, image_output_tokens, video_input_tokens, units, unit,
+    image_input_tokens, image_output_tokens, video_input_tokens, units, unit, extra_units,
     provided_cost_micros, streamed, cached, ttft_ms, total_ms, error_message, cost_micros, computed_cost_micros, price_id,
     discount_id)
   SELECT
@@ -952,7 +1016,7 @@ BEGIN
     c.tenant_id, c.user_id, c.feature, c.conversation_id, c.prompt_id, c.prompt_version, c.metadata, c.request_id,
     c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
     c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens, c.cache_read_audio_tokens,
-    c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.units, c.unit,
+    c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.units, c.unit, c.extra_units,
     c.provided_cost_micros, c.streamed, c.cached, c.ttft_ms, c.total_ms, c.error_message, book.cost_micros, book.cost_micros,
     -- Only read with a cost beside them: the trigger sets its own otherwise.
     b.price_id, b.discount_id
@@ -965,7 +1029,7 @@ BEGIN
            coalesce(j.metadata, '{}') AS metadata, j.request_id,
            j.input_tokens, j.output_tokens, j.cache_read_tokens, j.cache_write_tokens, j.reasoning_tokens,
            j.cache_write_1h_tokens, j.audio_input_tokens, j.audio_output_tokens, j.cache_read_audio_tokens,
-           j.image_input_tokens, j.image_output_tokens, j.video_input_tokens, j.units, j.unit,
+           j.image_input_tokens, j.image_output_tokens, j.video_input_tokens, j.units, j.unit, j.extra_units,
            j.provided_cost_micros, coalesce(j.streamed, false) AS streamed, coalesce(j.cached, false) AS cached,
            j.ttft_ms, j.total_ms, j.error_message
       FROM jsonb_to_recordset(calls) AS j(
@@ -975,7 +1039,7 @@ BEGIN
         input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
         reasoning_tokens bigint, cache_write_1h_tokens bigint, audio_input_tokens bigint, audio_output_tokens bigint,
         cache_read_audio_tokens bigint, image_input_tokens bigint, image_output_tokens bigint, video_input_tokens bigint,
-        units numeric, unit text, provided_cost_micros bigint,
+        units numeric, unit text, extra_units jsonb, provided_cost_micros bigint,
         streamed boolean, cached boolean, ttft_ms integer, total_ms integer, error_message text)
   ) c
   -- The book is hashed once per batch; each call probes it once.
@@ -988,7 +1052,7 @@ BEGIN
   -- precedence. Where the book does not apply the cost stays NULL, and the
   -- trigger prices the row.
   CROSS JOIN LATERAL (
-    SELECT CASE WHEN c.units IS NULL AND coalesce(c.input_tokens, c.output_tokens) IS NOT NULL
+    SELECT CASE WHEN c.units IS NULL AND c.extra_units IS NULL AND coalesce(c.input_tokens, c.output_tokens) IS NOT NULL
             AND NOT c.cached AND c.provided_cost_micros IS NULL
             -- The trigger's tolerance for created_at (price_call): a call dated
             -- later is left to the trigger, which refuses it.
@@ -1062,7 +1126,7 @@ BEGIN
   -- once per transaction, on its first use, so the rare case has statements
   -- of its own: a single-row INSERT does not pay for setting them up.
   -- Cached audio is audio input too, so a call with any is not plain.
-  IF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
+  IF NEW.units IS NULL AND NEW.extra_units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
      AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
      AND NEW.created_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) '1 day'::interval)
      AND NEW.unpriced_reason IS NULL
@@ -1108,7 +1172,7 @@ BEGIN
       NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;
     END IF;
   -- The same with cache writes, audio, image or video: all twelve dimensions.
-  ELSIF NEW.units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
+  ELSIF NEW.units IS NULL AND NEW.extra_units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
      AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
      AND NEW.created_at OPERATOR(pg_catalog.<=) (pg_catalog.now() OPERATOR(pg_catalog.+) '1 day'::interval)
      AND NEW.unpriced_reason IS NULL
@@ -1200,9 +1264,16 @@ BEGIN
   IF NOT (coalesce(NEW.units, 0::numeric) OPERATOR(pg_catalog.<=) 1000000000000::numeric) THEN
     RETURN NEW;
   END IF;
-  -- App-cache hits, provider-reported costs and calls without usage have
+  -- So are extra units that are not an object of numbers.
+  IF NEW.extra_units IS NOT NULL
+     AND (pg_catalog.jsonb_typeof(NEW.extra_units) OPERATOR(pg_catalog.<>) 'object'::pg_catalog.text
+          OR pg_catalog.jsonb_path_exists(NEW.extra_units, '$.* ? (@.type() != "number")'::pg_catalog.jsonpath)) THEN
+    RETURN NEW;
+  END IF;
+  -- App-cache hits, provider-reported costs, calls without usage and calls
+  -- billed for further units (priced by priced(), one row per unit) have
   -- rules of their own.
-  IF NEW.cached OR NEW.provided_cost_micros IS NOT NULL
+  IF NEW.cached OR NEW.provided_cost_micros IS NOT NULL OR NEW.extra_units IS NOT NULL
      OR (NEW.input_tokens IS NULL AND NEW.output_tokens IS NULL AND NEW.units IS NULL) THEN
     RETURN ai_cost_internal.price_call_slowly(NEW);
   END IF;
@@ -1218,7 +1289,8 @@ BEGIN
      AND (l.tenant_id OPERATOR(pg_catalog.=) ''::pg_catalog.text OR l.tenant_id OPERATOR(pg_catalog.=) NEW.tenant_id)
      AND l.valid_from OPERATOR(pg_catalog.<=) NEW.created_at AND (l.valid_to IS NULL OR l.valid_to OPERATOR(pg_catalog.>) NEW.created_at)
      AND (l.above_input_tokens OPERATOR(pg_catalog.=) 0::bigint OR l.above_input_tokens OPERATOR(pg_catalog.<) NEW.input_tokens)
-   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC
+     AND (l.daily_from IS NULL OR ai_cost_internal.in_daily_window(NEW.created_at, l.daily_from, l.daily_to, l.time_zone))
+   ORDER BY l.provider, l.model, l.service_tier, l.rank, l.above_input_tokens DESC, (l.daily_from IS NULL)
    LIMIT 1;
   -- Every dimension the call used must have its rate (a part of 0 or less
   -- needs none); the slow path explains a missing one. The whole check and
@@ -1388,7 +1460,7 @@ BEGIN
                   cache_read_tokens, cache_write_tokens, reasoning_tokens, cache_write_1h_tokens,
                   audio_input_tokens, audio_output_tokens, units, unit, streamed, cached, ttft_ms, total_ms,
                   provided_cost_micros, cost_micros, price_id, unpriced_reason, discount_id, computed_cost_micros,
-                  cache_read_audio_tokens, image_input_tokens, image_output_tokens, video_input_tokens)
+                  cache_read_audio_tokens, image_input_tokens, image_output_tokens, video_input_tokens, extra_units)
        ON ai_cost.calls TO ai_cost_reader;
     -- The functions of the reporting views, and the histogram and price
     -- helpers a dashboard query may call itself.
@@ -1414,10 +1486,11 @@ BEGIN
     -- ids and costs, never what a call was about or whose it was.
     GRANT SELECT (id, request_id, cost_micros, price_id, unpriced_reason) ON ai_cost.calls TO ai_cost_writer;
     GRANT SELECT ON ai_cost.prices, ai_cost_internal.price_lookup, ai_cost.providers,
-                    ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts
+                    ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts,
+                    ai_cost.service_tiers
        TO ai_cost_writer;
     GRANT EXECUTE ON FUNCTION ai_cost.insert_calls(jsonb), ai_cost.price_at(text, text, timestamptz),
-      ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint)
+      ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb)
       TO ai_cost_writer;
     PERFORM ai_cost_internal.grant_pricing_functions('ai_cost_writer');
   END IF;
@@ -1433,7 +1506,7 @@ BEGIN
     GRANT INSERT ON ai_cost.reprice_audit TO ai_cost_admin;
     GRANT SELECT, INSERT, UPDATE, DELETE ON ai_cost.model_aliases, ai_cost.model_patterns,
                                            ai_cost.tenant_discounts, ai_cost.providers, ai_cost.budgets,
-                                           ai_cost.tenant_access
+                                           ai_cost.tenant_access, ai_cost.service_tiers
        TO ai_cost_admin;
     -- Operators choose whether the refresh announces unpriced models.
     GRANT SELECT, UPDATE (enabled) ON ai_cost.unpriced_model_alert_settings TO ai_cost_admin;
@@ -1446,7 +1519,7 @@ BEGIN
       ai_cost_internal.rebuild_price_lookup(), ai_cost_internal.compile_price_book(),
       ai_cost_internal.price_book_entries(), ai_cost.price_at(text, text, timestamptz),
       ai_cost.explain_cost(bigint),
-      ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint),
+      ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb),
       ai_cost.start_reprice(timestamptz, timestamptz, text, text, text, boolean), ai_cost.reprice_batch(bigint, integer),
       ai_cost.reprice_preview(timestamptz, timestamptz, text, text, boolean), ai_cost.backfill_unpriced(text),
       ai_cost_internal.wait_for_call_writers(), ai_cost_internal.call_writers()
