@@ -154,6 +154,11 @@ BEGIN
 
   -- Every node compiles its own price book: its DDL stays on the node.
   ALTER FUNCTION ai_cost_internal.compile_price_book() SET citus.enable_ddl_propagation = off;
+  -- Citus serializes an INSERT ... SELECT ... ON CONFLICT on each shard with
+  -- every other one, for shards kept in several copies: two batches would
+  -- wait for each other, and all of them for one long transaction. Calls'
+  -- shards have one copy, whose unique index settles a conflict by itself.
+  ALTER FUNCTION ai_cost.insert_calls(jsonb) SET citus.all_modifications_commutative = on;
   -- The calls' policy reads the tenant_access reference table on the node of
   -- the shard it filters: a read Citus calls nested, and which is local.
   ALTER FUNCTION ai_cost_internal.may_read_tenant(text) SET citus.allow_nested_distributed_execution = on;

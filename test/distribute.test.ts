@@ -1,0 +1,280 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import test from 'ava';
+import pg from 'pg';
+import { runCli, runPsql } from './support/cli.js';
+import { testOnCitus, useCitusCluster, type CitusDatabase } from './support/citus-cluster.js';
+import { costs, populate, reports } from './support/distributed-ledger.js';
+import { pythonWithPsycopg } from './support/tools.js';
+
+// pg-ai-cost on a real Citus cluster (a coordinator and two workers):
+// `ai-cost distribute` spreads an installed ledger over it, and everything a
+// user does on one server works there the same. Serial: installs running at
+// once in two databases of one cluster collide on the roles, which are the
+// cluster's.
+const citus = useCitusCluster(test);
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+async function distributed(t: Parameters<Parameters<typeof testOnCitus>[2]>[0]): Promise<CitusDatabase> {
+  const db = await citus.database(t, { migrated: true });
+  const result = await runCli(['distribute', '--database-url', db.url]);
+  t.is(result.code, 0, result.stderr);
+  return db;
+}
+
+/** The worker port that holds the shard of each tenant. */
+async function workerOf(db: CitusDatabase, tenants: string[]): Promise<Map<string, number>> {
+  const rows = await db.query<{ tenant: string; nodeport: number }>(`
+    SELECT t AS tenant, s.nodeport FROM unnest($1::text[]) AS t
+      JOIN citus_shards s ON s.table_name = 'ai_cost.calls'::regclass
+                         AND s.shardid = get_shard_id_for_distribution_column('ai_cost.calls', t)`, [tenants]);
+  return new Map(rows.map((r) => [r.tenant, r.nodeport]));
+}
+
+/** One tenant whose calls live on each worker. */
+async function tenantPerWorker(db: CitusDatabase): Promise<Map<number, string>> {
+  const placed = await workerOf(db, Array.from({ length: 40 }, (_, i) => `routed-${i}`));
+  const byWorker = new Map<number, string>();
+  for (const [tenant, port] of placed) if (!byWorker.has(port)) byWorker.set(port, tenant);
+  return byWorker;
+}
+
+testOnCitus(test.serial, 'ai-cost distribute spreads a ledger in use over the cluster with every cost, rollup and report unchanged', async (t) => {
+  const db = await citus.database(t, { migrated: true });
+  await populate(db);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  // One more call left for the live views and the next refresh to fold.
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens) VALUES ('openai', 'gpt-4o', 1000, 100)`);
+  const before = { reports: await reports(db), live: await reports(db, { live: true }), costs: await costs(db) };
+
+  const result = await runCli(['distribute', '--database-url', db.url]);
+  t.is(result.code, 0, result.stderr);
+  t.deepEqual(result.stdout.trim().split('\n').map((line) => line.split(':')[0]),
+    ['workers', 'price tables', 'price book', 'calls without a tenant', 'calls']);
+  t.regex(result.stdout, /^calls without a tenant: 126 call\(s\) without a tenant now have tenant_id ''/m);
+  const layout = await db.query<{ table: string; method: string; column: string | null }>(`
+    SELECT logicalrelid::text AS table, partmethod AS method, column_to_column_name(logicalrelid, partkey) AS column
+      FROM pg_dist_partition WHERE logicalrelid::text LIKE 'ai_cost.%' ORDER BY 1`);
+  t.deepEqual(layout, [
+    { table: 'ai_cost.calls', method: 'h', column: 'tenant_id' },
+    { table: 'ai_cost.model_aliases', method: 'n', column: null },
+    { table: 'ai_cost.model_patterns', method: 'n', column: null },
+    { table: 'ai_cost.prices', method: 'n', column: null },
+    { table: 'ai_cost.providers', method: 'n', column: null },
+    { table: 'ai_cost.service_tiers', method: 'n', column: null },
+    { table: 'ai_cost.tenant_access', method: 'n', column: null },
+    { table: 'ai_cost.tenant_discounts', method: 'n', column: null },
+  ]);
+
+  t.deepEqual(await costs(db), before.costs.map((row) => row), 'no call is repriced');
+  t.deepEqual(await reports(db), before.reports, 'the live reports are unchanged');
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  t.deepEqual(await reports(db, { live: true }), before.live, 'and so is every live report after a refresh');
+
+  const again = await runCli(['distribute', '--database-url', db.url]);
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stdout, /^calls: ai_cost\.calls was already distributed$/m);
+  t.deepEqual(await reports(db, { live: true }), before.live, 'running it again changes nothing');
+
+  // The rollups cannot capture updates and deletes on the shards yet: refused, in one line.
+  for (const statement of [`UPDATE ai_cost.calls SET user_id = 'someone else' WHERE tenant_id = 'tenant-1'`,
+    `DELETE FROM ai_cost.calls WHERE tenant_id = 'tenant-2'`]) {
+    const error = await db.query(statement).then(() => undefined, (e: Error) => e);
+    t.regex(error?.message ?? '', /^calls of a distributed ledger cannot be updated or deleted yet \(call \d+\)$/);
+  }
+  t.deepEqual(await reports(db, { live: true }), before.live);
+});
+
+// Calls of every kind the cost trigger prices, with the columns of each.
+const CALLS: Array<Record<string, unknown>> = [
+  { provider: 'openai', model: 'gpt-4o', input_tokens: 1200, output_tokens: 300 },
+  { provider: 'openai', model: 'gpt-4o-mini', input_tokens: 5000, output_tokens: 700, cache_read_tokens: 4096 },
+  { provider: 'openai', model: 'gpt-4o-mini', service_tier: 'batch', input_tokens: 5000, output_tokens: 700 },
+  { provider: 'openai', model: 'gpt-image-1', input_tokens: 400, image_input_tokens: 300, output_tokens: 4160, image_output_tokens: 4160 },
+  { provider: 'anthropic', model: 'claude-sonnet-4-5', input_tokens: 9000, output_tokens: 800, cache_read_tokens: 2000, cache_write_tokens: 3000, cache_write_1h_tokens: 1000 },
+  { provider: 'anthropic', model: 'claude-haiku-4-5-20251001', input_tokens: 2000, output_tokens: 150 },
+  { provider: 'anthropic', model: 'claude-opus-4-6', service_tier: 'fast', input_tokens: 1000, output_tokens: 100 },
+  { provider: 'google', model: 'gemini-2.5-pro', input_tokens: 250000, output_tokens: 1000 },
+  { provider: 'google', model: 'gemini-2.0-flash', input_tokens: 3000, audio_input_tokens: 2000, output_tokens: 100 },
+  { provider: 'google', model: 'models/gemini-2.5-flash', input_tokens: 800, output_tokens: 80 },
+  { provider: 'amazon', model: 'us.anthropic.claude-3-5-haiku-20241022-v1:0', input_tokens: 700, output_tokens: 70 },
+  { provider: 'perplexity', model: 'sonar-deep-research', input_tokens: 100, output_tokens: 5000, reasoning_tokens: 4000 },
+  { provider: 'cohere', model: 'rerank-v3.5', units: 3, unit: 'query' },
+  { provider: 'openrouter', model: 'openai/gpt-4o', input_tokens: 100, output_tokens: 10, provided_cost_micros: 1234 },
+  { provider: 'openai', model: 'gpt-4o', input_tokens: 100, output_tokens: 10, cached: true },
+  { provider: 'openai', model: 'gpt-4o', tenant_id: 'acme', input_tokens: 1000, output_tokens: 100 },
+  { provider: 'openai', model: 'gpt-4o-mini', tenant_id: 'globex', input_tokens: 1000, output_tokens: 100 },
+  { provider: 'openai', model: 'a-model-nobody-prices', input_tokens: 10, output_tokens: 10 },
+  { provider: 'nobody-we-know', model: 'x', input_tokens: 10, output_tokens: 10 },
+  { provider: 'openai', model: 'gpt-4o', service_tier: 'turbo', input_tokens: 10, output_tokens: 10 },
+  { provider: 'deepseek', model: 'deepseek-chat', created_at: '2025-06-01T17:00:00Z', input_tokens: 10000, output_tokens: 1000 },
+  { provider: 'deepseek', model: 'deepseek-chat', created_at: '2025-06-01T03:00:00Z', input_tokens: 10000, output_tokens: 1000 },
+];
+
+/** Each call of CALLS recorded through a single INSERT (the cost trigger) and through insert_calls, as stored. */
+async function recordEveryWay(db: CitusDatabase): Promise<string[]> {
+  await db.query(`INSERT INTO ai_cost.tenant_discounts (tenant_id, provider, percent_off, valid_from) VALUES ('acme', 'openai', 20, '2020-01-01')`);
+  await db.query(`INSERT INTO ai_cost.prices (provider, model, tenant_id, input_per_mtok, output_per_mtok, valid_from)
+                  VALUES ('openai', 'gpt-4o-mini', 'globex', 0.1, 0.4, '2020-01-01')`);
+  // Tenants of no terms of their own for half the calls, spreading them over the shards.
+  const calls = CALLS.map((call, i) => ('tenant_id' in call || i % 2 ? call : { ...call, tenant_id: `tenant-${i}` }));
+  for (const [i, call] of calls.entries()) {
+    // The columns the call has, as an application writes them.
+    const columns = [...Object.keys(call), 'request_id'];
+    await db.query(`
+      INSERT INTO ai_cost.calls (${columns.join(', ')})
+      SELECT ${columns.map((c) => `r.${c}`).join(', ')} FROM jsonb_populate_record(NULL::ai_cost.calls, $1::jsonb) AS r`,
+    [JSON.stringify({ ...call, request_id: `single-${i}` })]);
+  }
+  await db.query('SELECT ai_cost.insert_calls($1::jsonb)', [JSON.stringify(calls.map((call, i) => ({ ...call, request_id: `batch-${i}` })))]);
+  const rows = await db.query<{ row: string }>(`
+    SELECT concat_ws(' | ', request_id, cost_micros, computed_cost_micros, price_id, discount_id, unpriced_reason) AS row
+      FROM ai_cost.calls ORDER BY request_id`);
+  return rows.map((r) => r.row);
+}
+
+testOnCitus(test.serial, 'a call costs on every worker what it costs on one server, through the cost trigger and insert_calls', async (t) => {
+  const single = await citus.database(t, { migrated: true });
+  const cluster = await distributed(t);
+  const expected = await recordEveryWay(single);
+  t.deepEqual(await recordEveryWay(cluster), expected);
+  t.true(expected.filter((row) => /^\S+ \| \d+ \| \d+ \| \d+/.test(row)).length >= 30, 'most calls are priced');
+  t.true(expected.filter((row) => /\| (no price|unknown)/.test(row)).length >= 6, 'some are unpriced, with their reason');
+  const tenants = await cluster.query<{ tenant_id: string }>('SELECT DISTINCT tenant_id FROM ai_cost.calls');
+  const workers = new Set((await workerOf(cluster, tenants.map((r) => r.tenant_id))).values());
+  t.is(workers.size, 2, 'the calls landed on both workers');
+});
+
+testOnCitus(test.serial, 'a price change reaches every worker in the transaction that makes it', async (t) => {
+  const db = await distributed(t);
+  const tenants = await tenantPerWorker(db);
+  t.is(tenants.size, 2);
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    const { rows: [price] } = await client.query<{ id: string }>(`
+      INSERT INTO ai_cost.prices (provider, model, input_per_mtok, output_per_mtok, valid_from)
+      VALUES ('openai', 'gpt-4o', 7, 21, now() - interval '1 second') RETURNING id::text`);
+    for (const tenant of tenants.values()) {
+      const { rows: [call] } = await client.query<{ price_id: string; cost_micros: string }>(`
+        INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+        VALUES ('openai', 'gpt-4o', $1, 1000, 100) RETURNING price_id::text, cost_micros::text`, [tenant]);
+      // 1,000 x $7 + 100 x $21 per million tokens.
+      t.deepEqual(call, { price_id: price!.id, cost_micros: '9100' }, `a call of ${tenant} in the same transaction`);
+    }
+    await client.query('COMMIT');
+    for (const tenant of tenants.values()) {
+      const [call] = await db.query<{ price_id: string }>(`
+        INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+        VALUES ('openai', 'gpt-4o', $1, 1000, 100) RETURNING price_id::text`, [tenant]);
+      t.is(call!.price_id, price!.id, `a call of ${tenant} after it`);
+    }
+    // Every node compiled the same book from its copy of the prices.
+    const books = await db.query<{ result: string }>(`
+      SELECT result FROM run_command_on_all_nodes($$SELECT md5(string_agg(key || price_id, ',' ORDER BY key)) FROM ai_cost_internal.price_book$$)`);
+    t.is(new Set(books.map((b) => b.result)).size, 1);
+  } finally {
+    await client.end();
+  }
+});
+
+testOnCitus(test.serial, 'the rollups equal the calls after writers on two connections, one of them long open, and a refresh', async (t) => {
+  const db = await distributed(t);
+  const writers = [new pg.Client({ connectionString: db.url }), new pg.Client({ connectionString: db.url })];
+  await Promise.all(writers.map((writer) => writer.connect()));
+  // A batch that waited for the open transaction would fail here, not hang.
+  await writers[1]!.query(`SET statement_timeout = '20s'`);
+  const batch = (tenant: string, n: number) => JSON.stringify(Array.from({ length: n }, (_, i) => ({
+    provider: 'openai', model: 'gpt-4o-mini', tenant_id: `${tenant}-${i % 9}`, user_id: `user-${i % 5}`, input_tokens: 100 + i, output_tokens: 10 + i,
+  })));
+  try {
+    await writers[0]!.query('BEGIN');
+    await writers[0]!.query('SELECT ai_cost.insert_calls($1::jsonb)', [batch('open', 50)]);
+    for (let round = 0; round < 6; round += 1) await writers[1]!.query('SELECT ai_cost.insert_calls($1::jsonb)', [batch(`round-${round}`, 100)]);
+    await db.query('SELECT * FROM ai_cost.refresh()');
+    const [held] = await db.query<{ held: boolean }>('SELECT held_back_since IS NOT NULL AS held FROM ai_cost.refresh_status');
+    t.true(held!.held, 'the refresh says it holds back the calls of the open transaction');
+    await writers[0]!.query('SELECT ai_cost.insert_calls($1::jsonb)', [batch('late', 30)]);
+    await writers[0]!.query('COMMIT');
+    await db.query('SELECT * FROM ai_cost.refresh()');
+  } finally {
+    await Promise.all(writers.map((writer) => writer.end()));
+  }
+  const rollup = await db.query(`SELECT tenant_id, user_id, sum(calls)::text AS calls, sum(cost_micros)::text AS cost,
+                                        sum(input_tokens)::text AS input FROM ai_cost.calls_hourly GROUP BY 1, 2 ORDER BY 1, 2`);
+  const raw = await db.query(`SELECT tenant_id, user_id, count(*)::text AS calls, sum(cost_micros)::text AS cost,
+                                     sum(input_tokens)::text AS input FROM ai_cost.calls GROUP BY 1, 2 ORDER BY 1, 2`);
+  t.is(raw.reduce((n, row) => n + Number(row.calls), 0), 680);
+  t.deepEqual(rollup, raw);
+  const [status] = await db.query<{ pending: string; held: boolean }>(
+    'SELECT pending_changes::text AS pending, held_back_since IS NOT NULL AS held FROM ai_cost.refresh_status');
+  t.deepEqual(status, { pending: '0', held: false });
+});
+
+testOnCitus(test.serial, 'the recorder, psql and Python record calls unchanged, each priced as Node records them', async (t) => {
+  const db = await distributed(t);
+  const env = { ...process.env, DATABASE_URL: db.url };
+  const example = (command: string, args: string[]) => run(command, args, { cwd: root, env, timeout: 90_000 });
+  await example(process.execPath, ['examples/node/record-calls.mjs', 'node']);
+  await example(process.execPath, ['--import=tsx', 'examples/typescript/recorder.ts', 'recorder']);
+  const psqlScript = await runPsql(db.url, `\\set prefix psql\n\\i ${root}examples/psql/record-calls.sql\n`);
+  t.is(psqlScript.code, 0, psqlScript.stderr);
+  const languages = ['node', 'recorder', 'psql'];
+  if (pythonWithPsycopg.command) {
+    await example(pythonWithPsycopg.command, ['examples/python/record_calls.py', 'python']);
+    await example(pythonWithPsycopg.command, ['examples/python/record_calls.py', 'python']);
+    languages.push('python');
+  } else if (process.env.CI === 'true') {
+    t.fail(`${pythonWithPsycopg.name} is missing: install ${pythonWithPsycopg.install}`);
+  }
+  const stored = async (prefix: string) => (await db.query<{ row: string }>(`
+    SELECT concat_ws(' ', provider, model, tenant_id, input_tokens, output_tokens, cost_micros, price_id, unpriced_reason) AS row
+      FROM ai_cost.calls WHERE request_id LIKE $1 ORDER BY request_id`, [`${prefix}-%`])).map((r) => r.row);
+  const node = await stored('node');
+  t.is(node.length, 3);
+  for (const language of languages.slice(1)) t.deepEqual(await stored(language), node, `${language} stores what Node stores, once`);
+});
+
+testOnCitus(test.serial, 'roles and tenant isolation hold on every worker', async (t) => {
+  const db = await distributed(t);
+  const suffix = db.name.slice(2);
+  const [writer, tenantReader, reader] = [`w_${suffix}`, `tr_${suffix}`, `r_${suffix}`];
+  await db.query(`CREATE ROLE ${writer} LOGIN; GRANT ai_cost_writer TO ${writer};
+                  CREATE ROLE ${tenantReader} LOGIN; GRANT ai_cost_tenant_reader TO ${tenantReader};
+                  CREATE ROLE ${reader} LOGIN; GRANT ai_cost_reader TO ${reader}`);
+  t.teardown(() => db.query(`DROP OWNED BY ${writer}, ${tenantReader}, ${reader}; DROP ROLE ${writer}, ${tenantReader}, ${reader}`).then(() => undefined));
+  await db.query('SELECT ai_cost.enable_tenant_isolation()');
+  const tenants = [...(await tenantPerWorker(db)).values()];
+  await db.query('INSERT INTO ai_cost.tenant_access (reader, tenant_id) VALUES ($1, $2)', [tenantReader, tenants[0]]);
+  const as = async <R extends pg.QueryResultRow>(role: string, text: string, params: unknown[] = []) => {
+    const url = new URL(db.url);
+    url.username = role;
+    const client = new pg.Client({ connectionString: url.toString() });
+    await client.connect();
+    try {
+      return (await client.query<R>(text, params)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+  for (const tenant of tenants) {
+    const [call] = await as<{ cost_micros: string }>(writer, `INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+      VALUES ('openai', 'gpt-4o', $1, 1000, 100) RETURNING cost_micros::text`, [tenant]);
+    t.is(call!.cost_micros, '3500', 'a writer records a call on each worker and reads its cost back');
+  }
+  await as(writer, `SELECT ai_cost.insert_calls($1::jsonb)`, [JSON.stringify(tenants.map((tenant) => ({ provider: 'openai', model: 'gpt-4o', tenant_id: tenant, input_tokens: 10 })))]);
+  const denied = await as(writer, 'SELECT tenant_id FROM ai_cost.calls').then(() => '', (e: Error) => e.message);
+  t.regex(denied, /permission denied for table calls/);
+  const seen = await as<{ tenant_id: string; calls: string }>(tenantReader, 'SELECT tenant_id, count(*)::text AS calls FROM ai_cost.calls GROUP BY 1');
+  t.deepEqual(seen, [{ tenant_id: tenants[0]!, calls: '2' }], 'a tenant reader reads only the calls of its tenant');
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const rolled = await as<{ tenant_id: string }>(tenantReader, 'SELECT DISTINCT tenant_id FROM ai_cost.calls_hourly');
+  t.deepEqual(rolled, [{ tenant_id: tenants[0]! }], 'and only its rollup rows');
+  const [all] = await as<{ n: string }>(reader, 'SELECT count(*)::text AS n FROM ai_cost.calls');
+  t.is(all!.n, '4', 'a reader reads every tenant');
+  const hidden = await as(reader, 'SELECT error_message FROM ai_cost.calls').then(() => '', (e: Error) => e.message);
+  t.regex(hidden, /permission denied for table calls/, 'but not what the calls were about');
+});
