@@ -5,8 +5,8 @@
 --   ai_cost.calls                  distributed by tenant_id: the calls of a
 --                                  tenant live together, on one shard.
 --   the price tables (providers,   reference tables: a copy on every node, so
---   prices, model_aliases,         the cost trigger, which runs on the node
---   model_patterns,                that holds the call's shard, reads them
+--   service_tiers, prices,         the cost trigger, which runs on the node
+--   model_aliases, model_patterns, that holds the call's shard, reads them
 --   tenant_discounts) and          there.
 --   tenant_access
 --   the price lookup and the       node-local on every node: each node builds
@@ -16,7 +16,9 @@
 --                                  reaches every node in its own transaction.
 --   rollups, views, refresh and    stay on the coordinator, as on one server:
 --   budget state                   the refresh reads new calls by id range
---                                  from the distributed table.
+--                                  from the distributed table, and the
+--                                  coordinator's lock table shows it every
+--                                  transaction writing calls through it.
 --
 -- Citus runs the triggers of a distributed or reference table on each shard
 -- copy (with citus.enable_unsafe_triggers), and a trigger running on a shard
@@ -192,8 +194,10 @@ BEGIN
   END IF;
 
   IF already THEN
-    -- A worker added since the last run gets its copies of the price tables.
-    EXECUTE 'SELECT replicate_reference_tables()';
+    -- A worker added since the last run gets its copies of the price tables:
+    -- small tables, copied while writes to them wait (the default would need
+    -- logical replication, wal_level = logical, on every node).
+    EXECUTE 'SELECT replicate_reference_tables(''block_writes'')';
   END IF;
   PERFORM ai_cost_internal.distribute_functions();
   -- A statement on every copy of the prices fires the lookup trigger there:
@@ -219,6 +223,10 @@ BEGIN
     ALTER TABLE ai_cost.calls DROP CONSTRAINT calls_pkey, DROP CONSTRAINT calls_request_id_key;
     ALTER TABLE ai_cost.calls ADD CONSTRAINT calls_pkey PRIMARY KEY (tenant_id, id),
                               ADD CONSTRAINT calls_request_id_key UNIQUE (tenant_id, request_id);
+    -- The refresh finds new calls by the ids the coordinator draws and the
+    -- writers its lock table shows. A call inserted on a worker draws from
+    -- the worker's own range of ids, from 2^48 up, and would never be folded.
+    ALTER TABLE ai_cost.calls ADD CONSTRAINT "calls are recorded through the coordinator" CHECK (id < 281474976710656);
     -- The policies of the calls and their rollups ask functions instead of
     -- subqueries: Citus refuses subqueries in the policies of a distributed
     -- table, and plans the rollups' join with the tenant_access reference

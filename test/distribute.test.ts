@@ -84,6 +84,12 @@ testOnCitus(test.serial, 'ai-cost distribute spreads a ledger in use over the cl
     const error = await db.query(statement).then(() => undefined, (e: Error) => e);
     t.regex(error?.message ?? '', /^calls of a distributed ledger cannot be updated or deleted yet \(call \d+\)$/);
   }
+  // A call recorded on a worker would escape the refresh, which reads the ids the coordinator draws.
+  const worker = new pg.Client({ connectionString: db.workerUrls[0] });
+  await worker.connect();
+  const onWorker = await worker.query(`INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens) VALUES ('openai', 'gpt-4o', 'tenant-1', 1)`)
+    .then(() => '', (e: Error) => e.message).finally(() => worker.end());
+  t.regex(onWorker, /violates check constraint "calls are recorded through the coordinator"/);
   t.deepEqual(await reports(db, { live: true }), before.live);
 });
 

@@ -1,0 +1,59 @@
+import test from 'ava';
+import { runCli } from './support/cli.js';
+import { testOnCitus, useCitusCluster } from './support/citus-cluster.js';
+import { costs, populate, reports } from './support/distributed-ledger.js';
+
+// Growing the cluster of a distributed ledger: a third worker, `ai-cost
+// distribute` again (the new node's price lookup and book), and a rebalance
+// that moves shards of the calls onto it. A cluster of its own, since the
+// new worker joins every database of the cluster.
+const citus = useCitusCluster(test);
+
+testOnCitus(test, 'a third worker and a rebalance keep every cost, rollup and report, and calls routed there are priced', async (t) => {
+  const db = await citus.database(t, { migrated: true });
+  await populate(db);
+  const first = await runCli(['distribute', '--database-url', db.url]);
+  t.is(first.code, 0, first.stderr);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const before = { reports: await reports(db), costs: await costs(db) };
+
+  const { port } = await citus.cluster.addWorker();
+  const again = await runCli(['distribute', '--database-url', db.url]);
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stdout, /^workers: 3 worker\(s\) have the node-local price lookup and book$/m);
+  // block_writes: writes wait while a shard moves, which takes a second here
+  // against fifteen for the default logical replication.
+  await db.query(`SELECT citus_rebalance_start(shard_transfer_mode => 'block_writes')`);
+  await db.query('SELECT citus_rebalance_wait()');
+  const [moved] = await db.query<{ shards: string }>(`
+    SELECT count(*) AS shards FROM citus_shards WHERE table_name = 'ai_cost.calls'::regclass AND nodeport = $1`, [port]);
+  t.true(Number(moved!.shards) > 0, 'the new worker holds shards of the calls');
+
+  t.deepEqual(await costs(db), before.costs);
+  t.deepEqual(await reports(db), before.reports);
+
+  // A call of each tenant on the new worker, priced there by its own book.
+  const placed = await db.query<{ tenant: string }>(`
+    SELECT t AS tenant FROM generate_series(0, 60) AS i, LATERAL (SELECT 'moved-' || i AS t) n
+      JOIN citus_shards s ON s.table_name = 'ai_cost.calls'::regclass AND s.nodeport = $1
+                         AND s.shardid = get_shard_id_for_distribution_column('ai_cost.calls', n.t)
+     LIMIT 3`, [port]);
+  t.is(placed.length, 3);
+  for (const { tenant } of placed) {
+    const [call] = await db.query<{ cost: string; price_id: string | null }>(`
+      INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+      VALUES ('openai', 'gpt-4o', $1, 1000, 100) RETURNING cost_micros::text AS cost, price_id::text`, [tenant]);
+    t.is(call!.cost, '3500', `a call of ${tenant}: 1,000 x $2.50 + 100 x $10 per million tokens`);
+  }
+  const [{ price_id: priceId }] = await db.query<{ price_id: string }>(`
+    INSERT INTO ai_cost.prices (provider, model, input_per_mtok, output_per_mtok, valid_from)
+    VALUES ('openai', 'gpt-4o', 3, 12, now() - interval '1 second') RETURNING id::text AS price_id`) as [{ price_id: string }];
+  const [after] = await db.query<{ cost: string; price_id: string }>(`
+    INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+    VALUES ('openai', 'gpt-4o', $1, 1000, 100) RETURNING cost_micros::text AS cost, price_id::text`, [placed[0]!.tenant]);
+  t.deepEqual(after, { cost: '4200', price_id: priceId }, 'a price change reaches the new worker');
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const [total] = await db.query<{ rolled: string; raw: string }>(`
+    SELECT (SELECT sum(calls) FROM ai_cost.calls_hourly)::text AS rolled, (SELECT count(*) FROM ai_cost.calls)::text AS raw`);
+  t.is(total!.rolled, total!.raw);
+});
