@@ -223,6 +223,9 @@ BEGIN
     ALTER TABLE ai_cost.calls DROP CONSTRAINT calls_pkey, DROP CONSTRAINT calls_request_id_key;
     ALTER TABLE ai_cost.calls ADD CONSTRAINT calls_pkey PRIMARY KEY (tenant_id, id),
                               ADD CONSTRAINT calls_request_id_key UNIQUE (tenant_id, request_id);
+    -- The refresh and the live views read calls by id alone, which the new
+    -- primary key, led by the tenant, cannot serve.
+    CREATE INDEX calls_id_idx ON ai_cost.calls (id);
     -- The refresh finds new calls by the ids the coordinator draws and the
     -- writers its lock table shows. A call inserted on a worker draws from
     -- the worker's own range of ids, from 2^48 up, and would never be folded.

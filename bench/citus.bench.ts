@@ -1,0 +1,138 @@
+import pg from 'pg';
+import { distribute } from '../src/distribute.js';
+import { createPool } from '../src/db.js';
+import { migrate } from '../src/migrate.js';
+import { createRecorder } from '../src/recorder/index.js';
+import { findCitus, startCitusCluster } from '../test/support/citus-cluster.js';
+import { medianMs, timed, type Benchmark, type Measurement } from './support.js';
+
+/**
+ * What Citus costs and buys here: the same work on one server (the bench
+ * server) and on a cluster of a coordinator and two workers on this machine
+ * (`ai-cost distribute`), as ratios in one run. The workers share the
+ * machine's cores with the coordinator, so this measures the overhead of
+ * distribution, not the capacity more machines add.
+ */
+const call = (i: number) => ({
+  provider: 'openai', model: i % 2 ? 'gpt-4o-mini' : 'gpt-4.1', tenantId: `tenant-${i % 300}`, userId: `user-${i % 3000}`,
+  feature: `feature-${i % 12}`, inputTokens: 1_000 + (i % 500), outputTokens: 200 + (i % 100), totalMs: 800,
+});
+
+/** The report shapes of docs/reporting.md a dashboard asks most. */
+const QUERIES: Record<string, string> = {
+  'spend_by_day, last 30 days': `SELECT * FROM ai_cost.spend_by_day WHERE day >= current_date - 30`,
+  'spend_daily_by_dimension top tenants, 30 days': `SELECT value, sum(cost_micros) FROM ai_cost.spend_daily_by_dimension
+    WHERE dimension = 'tenant' AND day >= current_date - 30 GROUP BY 1 ORDER BY 2 DESC LIMIT 10`,
+  'spend_daily_by_user one tenant by user, 30 days': `SELECT user_id, sum(cost_micros) FROM ai_cost.spend_daily_by_user
+    WHERE tenant_id = 'tenant-7' AND day >= current_date - 30 GROUP BY 1`,
+  'calls_between, last 24 hours by model': `SELECT model, sum(calls), sum(cost_micros)
+    FROM ai_cost.calls_between(now() - interval '24 hours', now()) GROUP BY model`,
+  'one tenant\'s raw calls, last 7 days': `SELECT count(*), sum(cost_micros) FROM ai_cost.calls
+    WHERE tenant_id = 'tenant-7' AND created_at >= now() - interval '7 days'`,
+  'every tenant\'s raw calls, last 7 days': `SELECT tenant_id, count(*), sum(cost_micros) FROM ai_cost.calls
+    WHERE created_at >= now() - interval '7 days' GROUP BY 1`,
+};
+
+async function recorderRate(url: string, calls: number, prefix: string): Promise<number> {
+  const recorder = createRecorder({ databaseUrl: url, maxQueue: calls + 2_000, flushOnExit: false });
+  for (let i = 0; i < 2_000; i += 1) recorder.record({ ...call(i), requestId: `${prefix}-warm-${i}` });
+  await recorder.flush();
+  const ms = await timed(async () => {
+    for (let i = 0; i < calls; i += 1) recorder.record({ ...call(i), requestId: `${prefix}-${i}` });
+    await recorder.flush();
+  });
+  const { written } = recorder.metrics();
+  await recorder.close();
+  if (written !== calls + 2_000) throw new Error(`the recorder wrote ${written} of ${calls + 2_000} calls`);
+  return calls / (ms / 1000);
+}
+
+/** Loads `rows` calls of history over 30 days in one INSERT ... SELECT, returning its time in ms. */
+function bulkInsert(client: pg.Client, rows: number, offset: number): Promise<number> {
+  return timed(() => client.query(`
+    INSERT INTO ai_cost.calls (created_at, provider, model, tenant_id, user_id, feature, input_tokens, output_tokens, total_ms)
+    SELECT now() - (i::float8 / ${rows}) * interval '30 days', 'openai', CASE WHEN i % 2 = 0 THEN 'gpt-4o-mini' ELSE 'gpt-4.1' END,
+           'tenant-' || (i * 7919) % 300, 'user-' || (i * 7919) % 3000, 'feature-' || i % 12, 500 + i % 4000, 50 + i % 700, 200 + i % 5000
+      FROM generate_series(${offset}::bigint, ${offset + rows - 1}) AS i`));
+}
+
+const bench: Benchmark = {
+  name: 'citus',
+  async run({ database, scale }) {
+    const citus = findCitus();
+    if (!('bindir' in citus)) {
+      console.log(`citus: skipped: ${citus.missing}`);
+      return [];
+    }
+    const history = Math.max(20_000, Math.round(500_000 * scale));
+    const recorded = Math.max(5_000, Math.round(50_000 * scale));
+    const cluster = await startCitusCluster();
+    const results: Measurement[] = [];
+    const m = (metric: string, value: number, unit: string): Measurement => ({ bench: 'citus', metric, value, unit });
+    try {
+      const single = await database('citus_single');
+      const distributedUrl = await cluster.createDatabase('bench_citus');
+      await migrate(distributedUrl);
+      const pool = await createPool(distributedUrl, 1);
+      await distribute(pool);
+      await pool.end();
+      const urls = { 'one server': single, cluster: distributedUrl };
+      const clients = { 'one server': new pg.Client({ connectionString: single }), cluster: new pg.Client({ connectionString: distributedUrl }) };
+      await Promise.all(Object.values(clients).map((client) => client.connect()));
+      try {
+        const bulk: Record<string, number> = {};
+        for (const layout of ['one server', 'cluster'] as const) {
+          bulk[layout] = await bulkInsert(clients[layout], history, 0);
+          results.push(m(`${layout}: INSERT ... SELECT of ${history} calls`, history / (bulk[layout]! / 1000), 'calls/s'));
+          await clients[layout].query('SELECT * FROM ai_cost.refresh()');
+          await clients[layout].query('VACUUM ANALYZE');
+        }
+        results.push(m('cluster / one server: INSERT ... SELECT time', bulk.cluster! / bulk['one server']!, 'x'));
+        const refresh: Record<string, number> = {};
+        for (const layout of ['one server', 'cluster'] as const) {
+          await bulkInsert(clients[layout], 10_000, history);
+          refresh[layout] = await timed(() => clients[layout].query('SELECT * FROM ai_cost.refresh(views => false)'));
+          results.push(m(`${layout}: refresh after 10,000 new calls`, refresh[layout]!, 'ms'));
+        }
+        results.push(m('cluster / one server: refresh after 10,000 new calls', refresh.cluster! / refresh['one server']!, 'x'));
+
+        // A session keeps one connection to each worker between statements by
+        // default, and a statement over many shards opens more: with 32
+        // shards, connecting is most of a batch's time. Keeping more
+        // (docs/scaling.md) is measured beside the default.
+        const oneServerTimes: Record<string, number> = {};
+        for (const [label, sql] of Object.entries(QUERIES)) {
+          oneServerTimes[label] = await medianMs(5, () => clients['one server'].query(sql));
+          results.push(m(`one server: ${label}`, oneServerTimes[label]!, 'ms'));
+        }
+        const oneServerRate = await recorderRate(urls['one server'], recorded, 'one-server');
+        results.push(m(`one server: recorder, ${recorded} calls`, oneServerRate, 'calls/s'));
+        for (const cached of [1, 16]) {
+          const setting = `citus.max_cached_conns_per_worker = ${cached}`;
+          await clients.cluster.query(`ALTER DATABASE bench_citus SET citus.max_cached_conns_per_worker = ${cached}`);
+          await clients.cluster.query('SELECT * FROM ai_cost.refresh(views => false)');
+          const session = new pg.Client({ connectionString: distributedUrl });
+          await session.connect();
+          try {
+            for (const [label, sql] of Object.entries(QUERIES)) {
+              const time = await medianMs(5, () => session.query(sql));
+              results.push(m(`cluster, ${setting}: ${label}`, time, 'ms'));
+              results.push(m(`cluster, ${setting} / one server: ${label}`, time / oneServerTimes[label]!, 'x'));
+            }
+          } finally {
+            await session.end();
+          }
+          const rate = await recorderRate(distributedUrl, recorded, `cluster-${cached}`);
+          results.push(m(`cluster, ${setting}: recorder, ${recorded} calls`, rate, 'calls/s'));
+          results.push(m(`cluster, ${setting} / one server: recorder throughput`, rate / oneServerRate, 'x'));
+        }
+      } finally {
+        await Promise.all(Object.values(clients).map((client) => client.end()));
+      }
+    } finally {
+      await cluster.stop();
+    }
+    return results;
+  },
+};
+export default bench;
