@@ -34,7 +34,7 @@ const QUERIES: Record<string, string> = {
 };
 
 async function recorderRate(url: string, calls: number, prefix: string): Promise<number> {
-  const recorder = createRecorder({ databaseUrl: url, maxQueue: calls + 2_000, flushOnExit: false });
+  const recorder = createRecorder({ databaseUrl: url, maxQueue: calls + 2_000, flushOnExit: false, flushTimeoutMs: 600_000 });
   for (let i = 0; i < 2_000; i += 1) recorder.record({ ...call(i), requestId: `${prefix}-warm-${i}` });
   await recorder.flush();
   const ms = await timed(async () => {
