@@ -170,10 +170,11 @@ BEGIN
 
   -- Every node compiles its own price book: its DDL stays on the node.
   ALTER FUNCTION ai_cost_internal.compile_price_book() SET citus.enable_ddl_propagation = off;
-  -- Citus serializes an INSERT ... SELECT ... ON CONFLICT on each shard with
-  -- every other one, for shards kept in several copies: two batches would
-  -- wait for each other, and all of them for one long transaction. Calls'
-  -- shards have one copy, whose unique index settles a conflict by itself.
+  -- Otherwise Citus locks every shard an INSERT ... SELECT ... ON CONFLICT
+  -- writes against every other one (to keep several copies of a shard
+  -- alike): two batches would wait for each other, and all of them for one
+  -- long transaction. The calls' shards have one copy, whose unique index
+  -- settles a conflict by itself.
   ALTER FUNCTION ai_cost.insert_calls(jsonb) SET citus.all_modifications_commutative = on;
   -- The calls' policy reads the tenant_access reference table on the node of
   -- the shard it filters: a read Citus calls nested, and which is local.
@@ -182,8 +183,8 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'ai_cost.prices'::regclass) THEN
     -- Copying a table's rows to its shard copies would fire its triggers
     -- there: they go first and come back on the reference tables, where they
-    -- fire on each node's copy. TRUNCATE leaves their events: Citus does not
-    -- run TRUNCATE triggers on shards.
+    -- fire on each node's copy. They come back without TRUNCATE among their
+    -- events: Citus does not run TRUNCATE triggers on shards.
     source_triggers := ARRAY(
       SELECT regexp_replace(pg_get_triggerdef(g.oid), ' OR TRUNCATE', '')
         FROM pg_trigger g WHERE g.tgrelid = ANY (price_tables) AND NOT g.tgisinternal ORDER BY g.tgrelid, g.tgname);
@@ -769,17 +770,19 @@ $$;
 
 CREATE OR REPLACE FUNCTION ai_cost.calls_between(since timestamptz, until timestamptz) RETURNS SETOF ai_cost.calls_hourly
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+DECLARE
+  first_hour CONSTANT timestamptz := date_trunc('hour', since, 'UTC')
+    + CASE WHEN date_trunc('hour', since, 'UTC') = since THEN interval '0' ELSE interval '1 hour' END;
+  end_hour CONSTANT timestamptz := date_trunc('hour', until, 'UTC');
 BEGIN
+  -- Three statements of one function, which is STABLE: they read one
+  -- snapshot, so a refresh is seen entirely or not at all, as in
+  -- ai_cost.calls_hourly_live.
   RETURN QUERY
-  WITH bounds AS (
-    SELECT date_trunc('hour', since, 'UTC') + CASE WHEN date_trunc('hour', since, 'UTC') = since
-                                                  THEN interval '0' ELSE interval '1 hour' END AS first_hour,
-           date_trunc('hour', until, 'UTC') AS end_hour
-  )
-  SELECT l.*
-    FROM ai_cost.calls_hourly_live l
-   WHERE l.hour >= (SELECT first_hour FROM bounds) AND l.hour < (SELECT end_hour FROM bounds)
-  UNION ALL
+  SELECT h.* FROM ai_cost.calls_hourly h WHERE h.hour >= first_hour AND h.hour < end_hour;
+  RETURN QUERY
+  SELECT p.* FROM ai_cost_internal.calls_hourly_pending_between(first_hour, end_hour) p;
+  RETURN QUERY
   SELECT date_trunc('hour', c.created_at, 'UTC'), c.provider, c.model, c.operation, c.status,
          c.service_tier, c.tenant_id, c.user_id, c.feature, c.cached, c.unpriced_reason,
          count(*), count(*) FILTER (WHERE c.cost_micros IS NULL),
@@ -795,13 +798,13 @@ BEGIN
                  unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                  reasoning_tokens, total_ms, streamed, ttft_ms
             FROM ai_cost.calls
-           WHERE created_at >= since AND created_at < least(until, (SELECT first_hour FROM bounds))
+           WHERE created_at >= since AND created_at < least(until, first_hour)
           UNION ALL
           SELECT id, created_at, provider, model, operation, status, service_tier, nullif(tenant_id, ''), user_id, feature, cached,
                  unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                  reasoning_tokens, total_ms, streamed, ttft_ms
             FROM ai_cost.calls
-           WHERE created_at >= greatest(since, (SELECT end_hour FROM bounds), (SELECT first_hour FROM bounds))
+           WHERE created_at >= greatest(since, end_hour, first_hour)
              AND created_at < until) AS c
    WHERE NOT EXISTS (SELECT FROM ai_cost.set_aside_calls s WHERE s.call_id = c.id)
    GROUP BY 1, c.provider, c.model, c.operation, c.status, c.service_tier, c.tenant_id, c.user_id,
@@ -853,7 +856,7 @@ BEGIN
       ai_cost_internal.split_days(timestamptz, timestamptz[]),
       ai_cost_internal.calls_slices(timestamptz, timestamptz[]),
       ai_cost_internal.user_slices(timestamptz, timestamptz[]),
-      ai_cost_internal.unfolded_calls()
+      ai_cost_internal.unfolded_calls(), ai_cost_internal.calls_hourly_pending_between(timestamptz, timestamptz)
       TO ai_cost_reader;
   END IF;
 
@@ -946,6 +949,50 @@ END
 $$;
 
 COMMENT ON COLUMN ai_cost.calls.tenant_id IS 'Your customer or workspace the call was made for. NULL or '''': none (the rollups and reports count '''' as none; a ledger distributed over Citus stores none as '''').';
+
+CREATE VIEW ai_cost_internal.calls_hourly_pending AS
+SELECT date_trunc('hour', created_at, 'UTC') AS hour, provider, model, operation, status, service_tier,
+       tenant_id, user_id, feature, cached, unpriced_reason,
+       sum(sign)::bigint AS calls,
+       coalesce(sum(sign) FILTER (WHERE cost_micros IS NULL), 0)::bigint AS unpriced_calls,
+       coalesce(sum(sign * cost_micros), 0)::bigint AS cost_micros,
+       coalesce(sum(sign * input_tokens), 0)::bigint AS input_tokens,
+       coalesce(sum(sign * output_tokens), 0)::bigint AS output_tokens,
+       coalesce(sum(sign * cache_read_tokens), 0)::bigint AS cache_read_tokens,
+       coalesce(sum(sign * cache_write_tokens), 0)::bigint AS cache_write_tokens,
+       coalesce(sum(sign * reasoning_tokens), 0)::bigint AS reasoning_tokens,
+       coalesce(sum(sign) FILTER (WHERE total_ms IS NOT NULL), 0)::bigint AS total_ms_calls,
+       coalesce(sum(sign * total_ms), 0)::bigint AS total_ms_sum,
+       ai_cost_internal.histogram(total_ms, sign) AS total_ms_hist,
+       coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0)::bigint AS ttft_ms_calls,
+       coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint AS ttft_ms_sum,
+       ai_cost_internal.histogram(ttft_ms, sign) FILTER (WHERE streamed) AS ttft_ms_hist
+  FROM ai_cost_internal.pending_changes
+ GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason;
+COMMENT ON VIEW ai_cost_internal.calls_hourly_pending IS 'Internal: the changes since the last refresh in the shape of ai_cost.calls_hourly; ai_cost.calls_hourly_live adds them to it.';
+
+CREATE FUNCTION ai_cost_internal.calls_hourly_pending_between(first_hour timestamptz, end_hour timestamptz)
+RETURNS SETOF ai_cost.calls_hourly
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN QUERY SELECT p.* FROM ai_cost_internal.calls_hourly_pending p WHERE p.hour >= first_hour AND p.hour < end_hour;
+END
+$$;
+
+COMMENT ON FUNCTION ai_cost_internal.calls_hourly_pending_between(timestamptz, timestamptz) IS 'Internal: the changes since the last refresh in the shape of ai_cost.calls_hourly, for the hours from first_hour to end_hour (ai_cost.calls_between()).';
+
+CREATE OR REPLACE VIEW ai_cost.calls_hourly_live AS
+SELECT hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
+       unpriced_reason, calls, unpriced_calls, cost_micros, input_tokens, output_tokens,
+       cache_read_tokens, cache_write_tokens, reasoning_tokens, total_ms_calls, total_ms_sum,
+       total_ms_hist, ttft_ms_calls, ttft_ms_sum, ttft_ms_hist
+  FROM ai_cost.calls_hourly
+UNION ALL
+SELECT hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
+       unpriced_reason, calls, unpriced_calls, cost_micros, input_tokens, output_tokens,
+       cache_read_tokens, cache_write_tokens, reasoning_tokens, total_ms_calls, total_ms_sum,
+       total_ms_hist, ttft_ms_calls, ttft_ms_sum, ttft_ms_hist
+  FROM ai_cost_internal.calls_hourly_pending;
 
 SELECT ai_cost_internal.grant_roles();
 
@@ -1574,6 +1621,34 @@ $$;
 
 COMMENT ON COLUMN ai_cost.calls.tenant_id IS 'Your customer or workspace the call was made for.';
 
+CREATE OR REPLACE VIEW ai_cost.calls_hourly_live AS
+SELECT hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
+       unpriced_reason, calls, unpriced_calls, cost_micros, input_tokens, output_tokens,
+       cache_read_tokens, cache_write_tokens, reasoning_tokens, total_ms_calls, total_ms_sum,
+       total_ms_hist, ttft_ms_calls, ttft_ms_sum, ttft_ms_hist
+  FROM ai_cost.calls_hourly
+UNION ALL
+SELECT date_trunc('hour', created_at, 'UTC'), provider, model, operation, status, service_tier,
+       tenant_id, user_id, feature, cached, unpriced_reason,
+       sum(sign)::bigint,
+       coalesce(sum(sign) FILTER (WHERE cost_micros IS NULL), 0)::bigint,
+       coalesce(sum(sign * cost_micros), 0)::bigint,
+       coalesce(sum(sign * input_tokens), 0)::bigint,
+       coalesce(sum(sign * output_tokens), 0)::bigint,
+       coalesce(sum(sign * cache_read_tokens), 0)::bigint,
+       coalesce(sum(sign * cache_write_tokens), 0)::bigint,
+       coalesce(sum(sign * reasoning_tokens), 0)::bigint,
+       coalesce(sum(sign) FILTER (WHERE total_ms IS NOT NULL), 0)::bigint,
+       coalesce(sum(sign * total_ms), 0)::bigint,
+       ai_cost_internal.histogram(total_ms, sign),
+       coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0)::bigint,
+       coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint,
+       ai_cost_internal.histogram(ttft_ms, sign) FILTER (WHERE streamed)
+  FROM ai_cost_internal.pending_changes
+ GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason;
+
+DROP FUNCTION ai_cost_internal.calls_hourly_pending_between(timestamptz, timestamptz);
+DROP VIEW ai_cost_internal.calls_hourly_pending;
 DROP FUNCTION ai_cost_internal.tenant_of_calls_without_one();
 DROP FUNCTION ai_cost_internal.is_tenant_reader();
 DROP FUNCTION ai_cost_internal.may_read_tenant(text);

@@ -2,6 +2,46 @@
 -- the daily and hourly BI views on them. Every view here is exact at any
 -- moment, whenever the last refresh ran.
 
+-- The changes no refresh has consumed yet, in the shape of
+-- ai_cost.calls_hourly: what ai_cost.calls_hourly_live adds to the rollup.
+-- A view of its own so that ai_cost.calls_between() can read the rollup and
+-- these apart, each filtered by hour: a Citus coordinator does not filter
+-- the branches of a view's UNION ALL by an outer condition, and would copy
+-- the whole rollup.
+CREATE VIEW ai_cost_internal.calls_hourly_pending AS
+SELECT date_trunc('hour', created_at, 'UTC') AS hour, provider, model, operation, status, service_tier,
+       tenant_id, user_id, feature, cached, unpriced_reason,
+       sum(sign)::bigint AS calls,
+       coalesce(sum(sign) FILTER (WHERE cost_micros IS NULL), 0)::bigint AS unpriced_calls,
+       coalesce(sum(sign * cost_micros), 0)::bigint AS cost_micros,
+       coalesce(sum(sign * input_tokens), 0)::bigint AS input_tokens,
+       coalesce(sum(sign * output_tokens), 0)::bigint AS output_tokens,
+       coalesce(sum(sign * cache_read_tokens), 0)::bigint AS cache_read_tokens,
+       coalesce(sum(sign * cache_write_tokens), 0)::bigint AS cache_write_tokens,
+       coalesce(sum(sign * reasoning_tokens), 0)::bigint AS reasoning_tokens,
+       coalesce(sum(sign) FILTER (WHERE total_ms IS NOT NULL), 0)::bigint AS total_ms_calls,
+       coalesce(sum(sign * total_ms), 0)::bigint AS total_ms_sum,
+       ai_cost_internal.histogram(total_ms, sign) AS total_ms_hist,
+       coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0)::bigint AS ttft_ms_calls,
+       coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint AS ttft_ms_sum,
+       ai_cost_internal.histogram(ttft_ms, sign) FILTER (WHERE streamed) AS ttft_ms_hist
+  FROM ai_cost_internal.pending_changes
+ GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason;
+COMMENT ON VIEW ai_cost_internal.calls_hourly_pending IS 'Internal: the changes since the last refresh in the shape of ai_cost.calls_hourly; ai_cost.calls_hourly_live adds them to it.';
+
+-- The rows of ai_cost_internal.calls_hourly_pending in [first_hour,
+-- end_hour), for ai_cost.calls_between(). SECURITY DEFINER: it reads the
+-- changes for roles without rights on them, as ai_cost.calls_hourly_live
+-- does, and a BI login listing ai_cost_internal finds nothing to read.
+CREATE FUNCTION ai_cost_internal.calls_hourly_pending_between(first_hour timestamptz, end_hour timestamptz)
+RETURNS SETOF ai_cost.calls_hourly
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN QUERY SELECT p.* FROM ai_cost_internal.calls_hourly_pending p WHERE p.hour >= first_hour AND p.hour < end_hour;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.calls_hourly_pending_between(timestamptz, timestamptz) IS 'Internal: the changes since the last refresh in the shape of ai_cost.calls_hourly, for the hours from first_hour to end_hour (ai_cost.calls_between()).';
+
 -- The hourly rollup plus the changes no refresh has consumed yet, so every
 -- view on it is exact at any moment. One snapshot sees a refresh either
 -- entirely or not at all, so a change is counted once: in the rollup or here.
@@ -13,24 +53,11 @@ SELECT hour, provider, model, operation, status, service_tier, tenant_id, user_i
        total_ms_hist, ttft_ms_calls, ttft_ms_sum, ttft_ms_hist
   FROM ai_cost.calls_hourly
 UNION ALL
-SELECT date_trunc('hour', created_at, 'UTC'), provider, model, operation, status, service_tier,
-       tenant_id, user_id, feature, cached, unpriced_reason,
-       sum(sign)::bigint,
-       coalesce(sum(sign) FILTER (WHERE cost_micros IS NULL), 0)::bigint,
-       coalesce(sum(sign * cost_micros), 0)::bigint,
-       coalesce(sum(sign * input_tokens), 0)::bigint,
-       coalesce(sum(sign * output_tokens), 0)::bigint,
-       coalesce(sum(sign * cache_read_tokens), 0)::bigint,
-       coalesce(sum(sign * cache_write_tokens), 0)::bigint,
-       coalesce(sum(sign * reasoning_tokens), 0)::bigint,
-       coalesce(sum(sign) FILTER (WHERE total_ms IS NOT NULL), 0)::bigint,
-       coalesce(sum(sign * total_ms), 0)::bigint,
-       ai_cost_internal.histogram(total_ms, sign),
-       coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0)::bigint,
-       coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint,
-       ai_cost_internal.histogram(ttft_ms, sign) FILTER (WHERE streamed)
-  FROM ai_cost_internal.pending_changes
- GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason;
+SELECT hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
+       unpriced_reason, calls, unpriced_calls, cost_micros, input_tokens, output_tokens,
+       cache_read_tokens, cache_write_tokens, reasoning_tokens, total_ms_calls, total_ms_sum,
+       total_ms_hist, ttft_ms_calls, ttft_ms_sum, ttft_ms_hist
+  FROM ai_cost_internal.calls_hourly_pending;
 COMMENT ON VIEW ai_cost.calls_hourly_live IS 'ai_cost.calls_hourly plus the changes since the last refresh: exact now. Several rows can share a key, so always aggregate (sum; ai_cost.histogram_merge for histograms).';
 COMMENT ON COLUMN ai_cost.calls_hourly_live.hour IS 'Start of the UTC hour of the calls.';
 COMMENT ON COLUMN ai_cost.calls_hourly_live.provider IS 'Provider id, e.g. openai, anthropic, google.';
@@ -83,29 +110,32 @@ COMMENT ON COLUMN ai_cost.conversations_hourly_live.input_tokens IS 'Sum of inpu
 COMMENT ON COLUMN ai_cost.conversations_hourly_live.output_tokens IS 'Sum of output tokens (reasoning included).';
 
 -- Any window of calls in the rollup shape, exact to the instant: whole hours
--- come from the live rollup, the partial hours at either edge from the raw
+-- come from the rollup and the changes no refresh has consumed yet (as in
+-- ai_cost.calls_hourly_live), the partial hours at either edge from the raw
 -- table (at most two hours of rows, two ranges of calls_created_at_idx), but
 -- for the calls the refresh set aside, which no rollup holds either. The
--- bounds reach both as values (scalar subqueries), so each reads its index
--- for the window alone. A day holds tens of thousands of rollup rows with
--- many users, which the planner prices high enough to compile with JIT:
--- compiling costs more than it saves on this many rows (36 ms of 240 over
--- 24 hours with 10M calls of history), hence jit = off. PL/pgSQL, not SQL:
--- Citus cannot plan a parameterized query of a SQL function that reads a
--- distributed table, and the function reads the calls.
+-- bounds reach each part as values (PL/pgSQL constants), so each reads its
+-- index for the window alone, on a Citus coordinator too. PL/pgSQL,
+-- not SQL, for Citus too: it cannot plan a parameterized query of a SQL
+-- function that reads a distributed table. A day holds tens of thousands of
+-- rollup rows with many users, which the planner prices high enough to
+-- compile with JIT: compiling costs more than it saves on this many rows
+-- (36 ms of 240 over 24 hours with 10M calls of history), hence jit = off.
 CREATE FUNCTION ai_cost.calls_between(since timestamptz, until timestamptz) RETURNS SETOF ai_cost.calls_hourly
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+DECLARE
+  first_hour CONSTANT timestamptz := date_trunc('hour', since, 'UTC')
+    + CASE WHEN date_trunc('hour', since, 'UTC') = since THEN interval '0' ELSE interval '1 hour' END;
+  end_hour CONSTANT timestamptz := date_trunc('hour', until, 'UTC');
 BEGIN
+  -- Three statements of one function, which is STABLE: they read one
+  -- snapshot, so a refresh is seen entirely or not at all, as in
+  -- ai_cost.calls_hourly_live.
   RETURN QUERY
-  WITH bounds AS (
-    SELECT date_trunc('hour', since, 'UTC') + CASE WHEN date_trunc('hour', since, 'UTC') = since
-                                                  THEN interval '0' ELSE interval '1 hour' END AS first_hour,
-           date_trunc('hour', until, 'UTC') AS end_hour
-  )
-  SELECT l.*
-    FROM ai_cost.calls_hourly_live l
-   WHERE l.hour >= (SELECT first_hour FROM bounds) AND l.hour < (SELECT end_hour FROM bounds)
-  UNION ALL
+  SELECT h.* FROM ai_cost.calls_hourly h WHERE h.hour >= first_hour AND h.hour < end_hour;
+  RETURN QUERY
+  SELECT p.* FROM ai_cost_internal.calls_hourly_pending_between(first_hour, end_hour) p;
+  RETURN QUERY
   SELECT date_trunc('hour', c.created_at, 'UTC'), c.provider, c.model, c.operation, c.status,
          c.service_tier, c.tenant_id, c.user_id, c.feature, c.cached, c.unpriced_reason,
          count(*), count(*) FILTER (WHERE c.cost_micros IS NULL),
@@ -121,13 +151,13 @@ BEGIN
                  unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                  reasoning_tokens, total_ms, streamed, ttft_ms
             FROM ai_cost.calls
-           WHERE created_at >= since AND created_at < least(until, (SELECT first_hour FROM bounds))
+           WHERE created_at >= since AND created_at < least(until, first_hour)
           UNION ALL
           SELECT id, created_at, provider, model, operation, status, service_tier, nullif(tenant_id, ''), user_id, feature, cached,
                  unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                  reasoning_tokens, total_ms, streamed, ttft_ms
             FROM ai_cost.calls
-           WHERE created_at >= greatest(since, (SELECT end_hour FROM bounds), (SELECT first_hour FROM bounds))
+           WHERE created_at >= greatest(since, end_hour, first_hour)
              AND created_at < until) AS c
    WHERE NOT EXISTS (SELECT FROM ai_cost.set_aside_calls s WHERE s.call_id = c.id)
    GROUP BY 1, c.provider, c.model, c.operation, c.status, c.service_tier, c.tenant_id, c.user_id,

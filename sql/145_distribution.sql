@@ -156,10 +156,11 @@ BEGIN
 
   -- Every node compiles its own price book: its DDL stays on the node.
   ALTER FUNCTION ai_cost_internal.compile_price_book() SET citus.enable_ddl_propagation = off;
-  -- Citus serializes an INSERT ... SELECT ... ON CONFLICT on each shard with
-  -- every other one, for shards kept in several copies: two batches would
-  -- wait for each other, and all of them for one long transaction. Calls'
-  -- shards have one copy, whose unique index settles a conflict by itself.
+  -- Otherwise Citus locks every shard an INSERT ... SELECT ... ON CONFLICT
+  -- writes against every other one (to keep several copies of a shard
+  -- alike): two batches would wait for each other, and all of them for one
+  -- long transaction. The calls' shards have one copy, whose unique index
+  -- settles a conflict by itself.
   ALTER FUNCTION ai_cost.insert_calls(jsonb) SET citus.all_modifications_commutative = on;
   -- The calls' policy reads the tenant_access reference table on the node of
   -- the shard it filters: a read Citus calls nested, and which is local.
@@ -168,8 +169,8 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'ai_cost.prices'::regclass) THEN
     -- Copying a table's rows to its shard copies would fire its triggers
     -- there: they go first and come back on the reference tables, where they
-    -- fire on each node's copy. TRUNCATE leaves their events: Citus does not
-    -- run TRUNCATE triggers on shards.
+    -- fire on each node's copy. They come back without TRUNCATE among their
+    -- events: Citus does not run TRUNCATE triggers on shards.
     source_triggers := ARRAY(
       SELECT regexp_replace(pg_get_triggerdef(g.oid), ' OR TRUNCATE', '')
         FROM pg_trigger g WHERE g.tgrelid = ANY (price_tables) AND NOT g.tgisinternal ORDER BY g.tgrelid, g.tgname);

@@ -47,7 +47,12 @@ testOnCitus(test.serial, 'ai-cost distribute spreads a ledger in use over the cl
   await db.query('SELECT * FROM ai_cost.refresh()');
   // One more call left for the live views and the next refresh to fold.
   await db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens) VALUES ('openai', 'gpt-4o', 1000, 100)`);
-  const before = { reports: await reports(db), live: await reports(db, { live: true }), costs: await costs(db) };
+  const cliReports = async () => Promise.all(['model', 'tenant', 'user', 'feature'].map(async (by) => {
+    const report = await runCli(['report', '--since', '2d', '--by', by, '--format', 'json', '--database-url', db.url]);
+    t.is(report.code, 0, report.stderr);
+    return JSON.parse(report.stdout) as unknown;
+  }));
+  const before = { reports: await reports(db), live: await reports(db, { live: true }), costs: await costs(db), cli: await cliReports() };
 
   const result = await runCli(['distribute', '--database-url', db.url]);
   t.is(result.code, 0, result.stderr);
@@ -70,6 +75,10 @@ testOnCitus(test.serial, 'ai-cost distribute spreads a ledger in use over the cl
 
   t.deepEqual(await costs(db), before.costs.map((row) => row), 'no call is repriced');
   t.deepEqual(await reports(db), before.reports, 'the live reports are unchanged');
+  t.deepEqual(await cliReports(), before.cli, 'and so is `ai-cost report` by every dimension');
+  const doctor = await runCli(['doctor', '--database-url', db.url]);
+  t.notRegex(doctor.stdout + doctor.stderr, /^\s+at /m, 'doctor runs through, without a stack trace');
+  t.regex(doctor.stdout, /^ok {4}schema: up to date/m);
   await db.query('SELECT * FROM ai_cost.refresh()');
   t.deepEqual(await reports(db, { live: true }), before.live, 'and so is every live report after a refresh');
 

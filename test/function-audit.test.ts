@@ -14,6 +14,7 @@ const EXCEPTIONS: Record<string, string> = {
   'ai_cost_internal.price_call': 'the cost trigger: a pinned search_path costs ~5 us per row before PG 17; names every operator, function and type by its schema',
   'ai_cost_internal.capture_call_changes': 'SECURITY DEFINER so writers need no rights on the change table',
   'ai_cost_internal.truncate_rollups': 'SECURITY DEFINER so a TRUNCATE by a non-owner also empties the rollups',
+  'ai_cost_internal.calls_hourly_pending_between': 'SECURITY DEFINER so calls_between reads the changes not folded yet for roles without rights on them, as the live views do',
   'ai_cost_internal.unfolded_calls': 'SECURITY DEFINER so the live views read the calls not folded yet for roles without rights on the raw calls, as they read the change table',
   'ai_cost.latency_bucket': 'inlinable SQL expression: a SET clause prevents inlining and costs ~5 us a row; names every operator, function and type by its schema',
   'ai_cost_internal.histogram_trim': 'hot rollup helper: a pinned search_path costs ~5 us a call before PG 17; names every operator by its schema',

@@ -155,6 +155,8 @@ function invocations(tag: string): Record<string, Invocation[]> {
       { sql: 'SELECT ai_cost.disable_tenant_isolation()', compare: false }],
     'ai_cost.disable_tenant_isolation()': [],
     'ai_cost.schedule_refresh()': [],
+    // Needs a Citus cluster: test/distribute.test.ts runs it there.
+    'ai_cost.distribute()': [],
   };
 }
 
