@@ -18,9 +18,13 @@ testOnCitus(test, 'a third worker and a rebalance keep every cost, rollup and re
   const before = { reports: await reports(db), costs: await costs(db) };
 
   const { port } = await citus.cluster.addWorker();
+  const unready = await runCli(['doctor', '--database-url', db.url]);
+  t.regex(unready.stdout, new RegExp(`^FAIL +distribution: worker\\(s\\) localhost:${port} have no price lookup of their own .*run \`ai-cost distribute\` again$`, 'm'));
   const again = await runCli(['distribute', '--database-url', db.url]);
   t.is(again.code, 0, again.stderr);
   t.regex(again.stdout, /^workers: 3 worker\(s\) have the node-local price lookup and book$/m);
+  const ready = await runCli(['doctor', '--database-url', db.url]);
+  t.regex(ready.stdout, /^ok +distribution: ai_cost\.calls is distributed by tenant_id; each of the 3 worker\(s\) has its price lookup and book$/m);
   // block_writes: writes wait while a shard moves, which takes a second here
   // against fifteen for the default logical replication.
   await db.query(`SELECT citus_rebalance_start(shard_transfer_mode => 'block_writes')`);

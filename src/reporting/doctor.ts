@@ -49,6 +49,7 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
     ['catalog backfill', () => catalogBackfillCheck(pool)],
     ['unpriced models', () => unpricedModelsCheck(pool)],
     ['reader role', () => readerCheck(pool, login)],
+    ['distribution', () => distributionCheck(pool)],
   ];
   for (const [name, check] of more) {
     const result = await guarded(name, login, check);
@@ -279,6 +280,34 @@ async function setAsideCheck(pool: DatabasePool): Promise<Check | undefined> {
     level: 'warn',
     detail: `${aside.count} call change(s) could not be folded into the rollups and are left out of every report (${aside.first!.join('; ')}${aside.count > 3 ? '; ...' : ''}): fix or delete those calls, then SELECT ai_cost.retry_set_aside_changes(); SELECT * FROM ai_cost.set_aside_calls lists them`,
   };
+}
+
+/**
+ * On a ledger distributed over Citus (`ai-cost distribute`): every worker
+ * needs a price lookup and book of its own, which a worker added since the
+ * last run lacks, and the cost trigger fails for calls routed to it.
+ * Undefined on a ledger that is not distributed.
+ */
+async function distributionCheck(pool: DatabasePool): Promise<Check | undefined> {
+  const citus = await pool.oneFirst(sql.type(z.object({ citus: z.boolean() }))`
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') AS citus`);
+  if (!citus) return undefined;
+  const distributed = await pool.oneFirst(sql.type(z.object({ distributed: z.boolean() }))`
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'ai_cost.calls'::pg_catalog.regclass) AS distributed`);
+  if (!distributed) return undefined;
+  const workers = await pool.any(sql.type(z.object({ node: z.string(), ready: z.boolean() }))`
+    SELECT w.nodename || ':' || w.nodeport AS node, w.success AND w.result = 't' AS ready
+      FROM pg_catalog.run_command_on_workers($$SELECT pg_catalog.to_regclass('ai_cost_internal.price_lookup') IS NOT NULL$$) w
+     ORDER BY 1`);
+  const missing = workers.filter((worker) => !worker.ready).map((worker) => worker.node);
+  if (missing.length > 0) {
+    return {
+      name: 'distribution',
+      level: 'fail',
+      detail: `worker(s) ${missing.join(', ')} have no price lookup of their own (added since \`ai-cost distribute\` last ran): calls on their shards cannot be priced; run \`ai-cost distribute\` again`,
+    };
+  }
+  return { name: 'distribution', level: 'ok', detail: `ai_cost.calls is distributed by tenant_id; each of the ${workers.length} worker(s) has its price lookup and book` };
 }
 
 /**
