@@ -290,13 +290,14 @@ async function setAsideCheck(pool: DatabasePool): Promise<Check | undefined> {
  */
 async function distributionCheck(pool: DatabasePool): Promise<Check | undefined> {
   const citus = await pool.oneFirst(sql.type(z.object({ citus: z.boolean() }))`
-    SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') AS citus`);
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'citus') AS citus`);
   if (!citus) return undefined;
   const distributed = await pool.oneFirst(sql.type(z.object({ distributed: z.boolean() }))`
-    SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'ai_cost.calls'::pg_catalog.regclass) AS distributed`);
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
+                    WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'ai_cost.calls'::pg_catalog.regclass) AS distributed`);
   if (!distributed) return undefined;
   const workers = await pool.any(sql.type(z.object({ node: z.string(), ready: z.boolean() }))`
-    SELECT w.nodename || ':' || w.nodeport AS node, w.success AND w.result = 't' AS ready
+    SELECT pg_catalog.concat(w.nodename, ':', w.nodeport) AS node, w.success AND w.result OPERATOR(pg_catalog.=) 't' AS ready
       FROM pg_catalog.run_command_on_workers($$SELECT pg_catalog.to_regclass('ai_cost_internal.price_lookup') IS NOT NULL$$) w
      ORDER BY 1`);
   const missing = workers.filter((worker) => !worker.ready).map((worker) => worker.node);
