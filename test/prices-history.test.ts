@@ -27,9 +27,9 @@ test('history lists every row of the model, oldest first, with its dates, who se
   t.is(result.code, 0, result.stderr);
   const lines = result.stdout.split('\n');
   t.is(lines[0], 'hist/fixture-model');
-  t.regex(lines[2]!, /from .* to .* tier .* tenant .* input .* output .* cache read .* set by .* source .* checked/);
+  t.regex(lines[2]!, /from .* to .* tier .* tenant .* hours .* input .* output .* cache read .* also .* set by .* source .* checked/);
   const rows = lines.filter((line) => /always|^│ 20/.test(line)).map((line) => line.split('│').slice(1, -1).map((cell) => cell.trim()));
-  t.deepEqual(rows.map((r) => [r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[17], r[18], r[19]]), [
+  t.deepEqual(rows.map((r) => [r[0], r[1], r[2], r[3], r[5], r[6], r[7], r[8], r[19], r[20], r[21]]), [
     ['always', '2026-03-15 12:00:00Z', 'standard', '', '2.50', '10', '1.25', '', 'price list', 'https://example.test/list.json', '2026-01-02'],
     ['2026-01-01', 'in force', 'batch', '', '1.25', '5', '', '', 'price list', 'https://example.test/list.json', '2026-01-02'],
     ['2026-02-01', 'in force', 'standard', 'bigco', '1.8', '7.2', '', '', 'yours', 'contract 42', '2026-02-01'],
@@ -52,11 +52,12 @@ test('history as JSON and CSV: exact rates as stored, NULL as null or an empty f
   t.deepEqual(csv.stdout.trimEnd().split('\n'), [
     'provider,model,service_tier,above_input_tokens,tenant_id,valid_from,valid_to,input_per_mtok,output_per_mtok,cache_read_per_mtok,'
       + 'cache_write_per_mtok,cache_write_1h_per_mtok,audio_input_per_mtok,audio_output_per_mtok,reasoning_per_mtok,cache_read_audio_per_mtok,'
-      + 'image_input_per_mtok,image_output_per_mtok,video_input_per_mtok,unit,unit_price,origin,catalog,source,checked_on',
-    'hist,fixture-model,standard,0,,,2026-03-15T12:00:00.000Z,2.50,10,1.25,,,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
-    'hist,fixture-model,batch,0,,2026-01-01T00:00:00.000Z,,1.25,5,,,,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
-    'hist,fixture-model,standard,0,bigco,2026-02-01T00:00:00.000Z,,1.8,7.2,,,,,,,,,,,,,yours,,contract 42,2026-02-01',
-    'hist,fixture-model,standard,0,,2026-03-15T12:00:00.000Z,,2,8,,,,,,,,,,,,,yours,,our own,2026-03-15',
+      + 'image_input_per_mtok,image_output_per_mtok,video_input_per_mtok,unit,unit_price,unit_prices,rates_from,daily_from,daily_to,time_zone,'
+      + 'origin,catalog,source,checked_on',
+    'hist,fixture-model,standard,0,,,2026-03-15T12:00:00.000Z,2.50,10,1.25,,,,,,,,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
+    'hist,fixture-model,batch,0,,2026-01-01T00:00:00.000Z,,1.25,5,,,,,,,,,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
+    'hist,fixture-model,standard,0,bigco,2026-02-01T00:00:00.000Z,,1.8,7.2,,,,,,,,,,,,,,,,,,yours,,contract 42,2026-02-01',
+    'hist,fixture-model,standard,0,,2026-03-15T12:00:00.000Z,,2,8,,,,,,,,,,,,,,,,,,yours,,our own,2026-03-15',
   ]);
 });
 
@@ -83,11 +84,11 @@ test('at TIME gives the whole book in force at that instant', async (t) => {
   const lines = csv.stdout.trimEnd().split('\n');
   t.regex(lines[0]!, /^provider,model,service_tier,/);
   t.deepEqual(lines.filter((line) => line.startsWith('hist,')), [
-    'hist,fixture-image,standard,0,,2026-01-01T00:00:00.000Z,,,,,,,,,,,,,,image,0.04,yours,,,',
-    'hist,fixture-model,batch,0,,2026-01-01T00:00:00.000Z,,1.25,5,,,,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
-    'hist,fixture-model,standard,0,,,2026-03-15T12:00:00.000Z,2.50,10,1.25,,,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
-    'hist,fixture-model,standard,0,bigco,2026-02-01T00:00:00.000Z,,1.8,7.2,,,,,,,,,,,,,yours,,contract 42,2026-02-01',
-    'hist,fixture-other,standard,0,,2026-01-01T00:00:00.000Z,,9,9,,,,,,3,,,40,,,,yours,,,',
+    'hist,fixture-image,standard,0,,2026-01-01T00:00:00.000Z,,,,,,,,,,,,,,image,0.04,,,,,,yours,,,',
+    'hist,fixture-model,batch,0,,2026-01-01T00:00:00.000Z,,1.25,5,,,,,,,,,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
+    'hist,fixture-model,standard,0,,,2026-03-15T12:00:00.000Z,2.50,10,1.25,,,,,,,,,,,,,,,,,price list,,https://example.test/list.json,2026-01-02',
+    'hist,fixture-model,standard,0,bigco,2026-02-01T00:00:00.000Z,,1.8,7.2,,,,,,,,,,,,,,,,,,yours,,contract 42,2026-02-01',
+    'hist,fixture-other,standard,0,,2026-01-01T00:00:00.000Z,,9,9,,,,,,3,,,40,,,,,,,,,yours,,,',
   ]);
   t.true(lines.some((line) => line.startsWith('anthropic,claude-3-opus-20240229,standard,0,,,,15,75,')), 'the catalog is in the book');
 
@@ -102,7 +103,7 @@ test('at TIME gives the whole book in force at that instant', async (t) => {
   const table = await cli('at', '2026-02-15T00:00:00Z');
   t.is(table.code, 0, table.stderr);
   t.regex(table.stdout, /^in force at 2026-02-15T00:00:00\.000Z\n/);
-  t.regex(table.stdout, /│ hist +│ fixture-image +│ standard +│ +│( +│){12} 0\.04\/image +│ 2026-01-01 +│ +│ yours +│/);
+  t.regex(table.stdout, /│ hist +│ fixture-image +│ standard +│ +│ +│( +│){12} 0\.04\/image +│ +│ 2026-01-01 +│ +│ yours +│/);
 });
 
 test('at with something that is not a time is one line naming it', async (t) => {
@@ -110,4 +111,28 @@ test('at with something that is not a time is one line naming it', async (t) => 
   t.is(result.code, 1);
   t.regex(result.stderr, /^ai-cost: command-argument value 'last tuesday' is invalid for argument 'when'\. 'last tuesday' is not a date, a time or e\.g\. 30m, 12h, 7d, 2w\n/);
   t.is(result.stdout, '');
+});
+
+test('hours of the day, further units and declared rates show in every format', async (t) => {
+  await db.query(`
+    INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok, unit_prices, rates_from,
+                                daily_from, daily_to, time_zone) VALUES
+      ('hist-hours', 'fixture-hours', '2026-01-01', 0.135, 0.55, NULL, NULL, '16:30', '00:30', 'UTC'),
+      ('hist-hours', 'fixture-hours', '2026-01-01', 0.27, 1.10, '{"web_search": 0.01}',
+       '{"cache_read_per_mtok": {"rate": "input_per_mtok", "times": 0.1}}', NULL, NULL, NULL)`);
+  const table = await cli('history', 'hist-hours', 'fixture-hours');
+  t.is(table.code, 0, table.stderr);
+  const rows = table.stdout.split('\n').filter((line) => /^│ 2026/.test(line)).map((line) => line.split('│').slice(1, -1).map((cell) => cell.trim()));
+  t.deepEqual(rows.map((r) => [r[4], r[5], r[18]]).sort(), [
+    ['', '0.27', 'web_search 0.01/unit; cache read = 0.1 x input'],
+    ['16:30-00:30 UTC', '0.135', ''],
+  ]);
+  const json = JSON.parse((await cli('history', 'hist-hours', 'fixture-hours', '--format', 'json')).stdout) as Array<Record<string, unknown>>;
+  t.deepEqual(json.map((r) => [r.daily_from, r.daily_to, r.time_zone, r.unit_prices, r.rates_from]).sort(), [
+    ['16:30:00', '00:30:00', 'UTC', null, null],
+    [null, null, null, { web_search: '0.01' }, { cache_read_per_mtok: { rate: 'input_per_mtok', times: '0.1' } }],
+  ].sort());
+  const csv = (await cli('history', 'hist-hours', 'fixture-hours', '--format', 'csv')).stdout.trimEnd().split('\n');
+  t.true(csv.some((line) => line.includes(',"{""web_search"":""0.01""}","{""cache_read_per_mtok"":{""rate"":""input_per_mtok"",""times"":""0.1""}}",,,,')), csv.join('\n'));
+  t.true(csv.some((line) => line.includes(',16:30:00,00:30:00,UTC,')), csv.join('\n'));
 });

@@ -89,6 +89,14 @@ const listedSchema = z.object({
   video_input_per_mtok: z.string().nullable(),
   unit: z.string().nullable(),
   unit_price: z.string().nullable(),
+  /** Further units and their USD per unit, e.g. { web_search: '0.01' } (exact decimals as text). */
+  unit_prices: z.record(z.string(), z.string()).nullable(),
+  /** Rates declared as a multiple of another rate of the row, e.g. { cache_read_per_mtok: { rate: 'input_per_mtok', times: '1' } }. */
+  rates_from: z.record(z.string(), z.object({ rate: z.string(), times: z.string() })).nullable(),
+  /** For a price of certain hours of the day: from and until which local time (HH:MM:SS) in time_zone; null all day. */
+  daily_from: z.string().nullable(),
+  daily_to: z.string().nullable(),
+  time_zone: z.string().nullable(),
   source: z.string().nullable(),
   checked_on: z.string().nullable(),
   /** The pg-ai-cost release whose catalog shipped the row. */
@@ -109,7 +117,14 @@ const LISTED_COLUMNS = sql.fragment`
   audio_input_per_mtok::pg_catalog.text, audio_output_per_mtok::pg_catalog.text,
   reasoning_per_mtok::pg_catalog.text, cache_read_audio_per_mtok::pg_catalog.text,
   image_input_per_mtok::pg_catalog.text, image_output_per_mtok::pg_catalog.text, video_input_per_mtok::pg_catalog.text,
-  unit, unit_price::pg_catalog.text, source, checked_on::pg_catalog.text, catalog,
+  unit, unit_price::pg_catalog.text,
+  -- Numbers as text, so that a decimal stays exact in JavaScript.
+  (SELECT pg_catalog.jsonb_object_agg(u.key, u.value OPERATOR(pg_catalog.#>>) '{}') FROM pg_catalog.jsonb_each(unit_prices) u) AS unit_prices,
+  (SELECT pg_catalog.jsonb_object_agg(r.key, pg_catalog.jsonb_build_object(
+            'rate', r.value OPERATOR(pg_catalog.->>) 'rate', 'times', r.value OPERATOR(pg_catalog.->>) 'times'))
+     FROM pg_catalog.jsonb_each(rates_from) r) AS rates_from,
+  daily_from::pg_catalog.text, daily_to::pg_catalog.text, time_zone,
+  source, checked_on::pg_catalog.text, catalog,
   CASE WHEN catalog IS NOT NULL THEN 'catalog' WHEN from_price_list THEN 'price list' ELSE 'yours' END AS origin`;
 
 export interface ListOptions {

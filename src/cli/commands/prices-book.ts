@@ -68,6 +68,7 @@ const CSV_COLUMNS = [
   'input_per_mtok', 'output_per_mtok', 'cache_read_per_mtok', 'cache_write_per_mtok', 'cache_write_1h_per_mtok',
   'audio_input_per_mtok', 'audio_output_per_mtok', 'reasoning_per_mtok', 'cache_read_audio_per_mtok',
   'image_input_per_mtok', 'image_output_per_mtok', 'video_input_per_mtok', 'unit', 'unit_price',
+  'unit_prices', 'rates_from', 'daily_from', 'daily_to', 'time_zone',
   'origin', 'catalog', 'source', 'checked_on',
 ] as const;
 
@@ -81,30 +82,31 @@ export function renderPrices(rows: readonly ListedPrice[], format: BookFormat): 
   if (format === 'json') return JSON.stringify(rows, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value), 2);
   if (format === 'csv') {
     const field = (value: unknown) => {
-      const text = value === null ? '' : value instanceof Date ? value.toISOString() : String(value);
+      const text = value === null ? '' : value instanceof Date ? value.toISOString()
+        : typeof value === 'object' ? JSON.stringify(value) : String(value);
       return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
     };
     return [CSV_COLUMNS.join(','), ...rows.map((r) => CSV_COLUMNS.map((column) => field(r[column])).join(','))].join('\n');
   }
   if (rows.length === 0) return 'no prices';
-  const table = newTable(['provider', 'model', 'tier', 'tenant', ...RATE_COLUMNS.map(([, label]) => label), 'from', 'to', 'set by']);
+  const table = newTable(['provider', 'model', 'tier', 'tenant', 'hours', ...RATE_COLUMNS.map(([, label]) => label), 'also', 'from', 'to', 'set by']);
   for (const r of rows) {
-    table.push([r.provider, r.model, tierOf(r), r.tenant_id ?? '', ...rates(r), from(r), r.valid_to ? instant(r.valid_to) : '', origin(r)]);
+    table.push([r.provider, r.model, tierOf(r), r.tenant_id ?? '', hours(r), ...rates(r), also(r), from(r), r.valid_to ? instant(r.valid_to) : '', origin(r)]);
   }
   return `${table.toString()}\n${UNITS_NOTE}`;
 }
 
 /** One model's rows: when each was in force first, then what it charged, who set it and where it was read. */
 function historyTable(rows: readonly ListedPrice[]): string {
-  const table = newTable(['from', 'to', 'tier', 'tenant', ...RATE_COLUMNS.map(([, label]) => label), 'set by', 'source', 'checked']);
+  const table = newTable(['from', 'to', 'tier', 'tenant', 'hours', ...RATE_COLUMNS.map(([, label]) => label), 'also', 'set by', 'source', 'checked']);
   for (const r of rows) {
-    table.push([from(r), r.valid_to ? instant(r.valid_to) : 'in force', tierOf(r), r.tenant_id ?? '', ...rates(r), origin(r),
+    table.push([from(r), r.valid_to ? instant(r.valid_to) : 'in force', tierOf(r), r.tenant_id ?? '', hours(r), ...rates(r), also(r), origin(r),
       r.source ?? '', r.checked_on ?? '']);
   }
   return `${table.toString()}\n${UNITS_NOTE}`;
 }
 
-const UNITS_NOTE = 'USD per 1M tokens; per unit in USD; an empty rate is not priced, but empty reasoning and image out are billed as output, empty image in and video in as input, and empty cache read audio as cache read.';
+const UNITS_NOTE = 'USD per 1M tokens; per unit in USD; an empty rate is not priced, but empty reasoning and image out are billed as output, empty image in and video in as input, and empty cache read audio as cache read; "also" lists further units and rates declared as a multiple of another; hours: a price of those hours of each day, in its time zone, beside the all-day one.';
 
 function newTable(head: string[]): Table.Table {
   return new Table({ head, style: { head: [], border: [], compact: true } });
@@ -112,6 +114,20 @@ function newTable(head: string[]): Table.Table {
 
 function tierOf(r: ListedPrice): string {
   return r.above_input_tokens > 0n ? `${r.service_tier} >${r.above_input_tokens}` : r.service_tier;
+}
+
+/** The hours of a price of certain hours of the day, e.g. 16:30-00:30 UTC; empty for an all-day price. */
+function hours(r: ListedPrice): string {
+  return r.daily_from && r.daily_to ? `${r.daily_from.slice(0, 5)}-${r.daily_to.slice(0, 5)} ${r.time_zone}` : '';
+}
+
+/** Further units at their prices, and rates declared as a multiple of another, e.g. "web_search 0.01/unit; cache read = 1.25 x input". */
+function also(r: ListedPrice): string {
+  const labels = new Map<string, string>(RATE_COLUMNS);
+  return [
+    ...Object.entries(r.unit_prices ?? {}).map(([unit, price]) => `${unit} ${price}/unit`),
+    ...Object.entries(r.rates_from ?? {}).map(([rate, { rate: base, times }]) => `${labels.get(rate) ?? rate} = ${times} x ${labels.get(base) ?? base}`),
+  ].join('; ');
 }
 
 function rates(r: ListedPrice): string[] {
