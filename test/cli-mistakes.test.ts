@@ -65,6 +65,21 @@ const MISTAKES: Record<string, Mistake> = {
   'a duration in an unknown unit': {
     args: () => ['report', '--since', '3y'], says: /'3y' is not a date, a time or e\.g\. 30m, 12h, 7d, 2w/, usage: 'Usage: ai-cost report [options] (--help for more)',
   },
+  'hours of the day in a time zone that does not exist': {
+    args: () => ['prices', 'set', 'openai', 'gpt-x', '--input', '1', '--hours', '16:30-00:30', '--time-zone', 'Mars/Olympus'],
+    says: /^ai-cost: unknown time zone Mars\/Olympus for a daily price window: give an IANA name such as UTC or Asia\/Shanghai$/,
+    unchanged: async () => (await priceCount()) === 0,
+  },
+  'hours of the day without their time zone': {
+    args: () => ['prices', 'set', 'openai', 'gpt-x', '--input', '1', '--hours', '16:30-00:30'],
+    says: /^ai-cost: invalid price: --hours a price of certain hours needs their start, their end and the time zone they are given in$/,
+    unchanged: async () => (await priceCount()) === 0,
+  },
+  'a further unit without a number': {
+    args: () => ['prices', 'set', 'openai', 'gpt-x', '--input', '1', '--unit-prices', 'web_search=ten cents'],
+    says: /^ai-cost: invalid price: --unit-prices web_search must map each unit to a non-negative decimal number$/,
+    unchanged: async () => (await priceCount()) === 0,
+  },
   'distributing on a server without Citus': {
     args: () => ['distribute'], says: /ai_cost\.distribute\(\) needs Citus, and this database has no citus extension: on a Citus coordinator, CREATE EXTENSION citus/,
     unchanged: async () => (await db.query(`SELECT pg_get_constraintdef(oid) AS key FROM pg_constraint WHERE conname = 'calls_pkey'`))[0]!.key === 'PRIMARY KEY (id)',

@@ -136,3 +136,22 @@ test('hours of the day, further units and declared rates show in every format', 
   t.true(csv.some((line) => line.includes(',"{""web_search"":""0.01""}","{""cache_read_per_mtok"":{""rate"":""input_per_mtok"",""times"":""0.1""}}",,,,')), csv.join('\n'));
   t.true(csv.some((line) => line.includes(',16:30:00,00:30:00,UTC,')), csv.join('\n'));
 });
+
+test('prices set takes hours of the day and further units, stored exactly and shown by history', async (t) => {
+  const offPeak = await cli('set', 'hist-set', 'off-peak', '--input', '0.135', '--output', '0.55', '--hours', '16:30-00:30',
+    '--time-zone', 'UTC', '--from', '2026-01-01');
+  t.is(offPeak.code, 0, offPeak.stderr);
+  const allDay = await cli('set', 'hist-set', 'off-peak', '--input', '0.27', '--output', '1.10', '--unit-prices', 'web_search=0.01,image=0.040',
+    '--from', '2026-01-01');
+  t.is(allDay.code, 0, allDay.stderr);
+  const rows = await db.query<Record<string, unknown>>(`
+    SELECT daily_from::text, daily_to::text, time_zone, unit_prices::text, input_per_mtok::text
+      FROM ai_cost.prices WHERE provider = 'hist-set' ORDER BY daily_from NULLS FIRST`);
+  t.deepEqual(rows, [
+    { daily_from: null, daily_to: null, time_zone: null, unit_prices: '{"image": 0.040, "web_search": 0.01}', input_per_mtok: '0.27' },
+    { daily_from: '16:30:00', daily_to: '00:30:00', time_zone: 'UTC', unit_prices: null, input_per_mtok: '0.135' },
+  ]);
+  const history = await cli('history', 'hist-set', 'off-peak');
+  t.regex(history.stdout, /│ 16:30-00:30 UTC │ 0\.135 /);
+  t.regex(history.stdout, /│ image 0\.040\/unit; web_search 0\.01\/unit │/);
+});

@@ -53,6 +53,8 @@ export function describeError(error: unknown): string | undefined {
       case '42883': // a function of pg-ai-cost this database's install predates
         if (e.message?.includes('ai_cost')) return `${e.message}: this database has an older pg-ai-cost; run \`ai-cost migrate up\``;
         break;
+      case '23514': // a CHECK constraint or a trigger of pg-ai-cost refused a row: both are worded for the user
+      case '23P01': // an exclusion constraint, named in words (prices for one model must not overlap in time)
       case 'P0001': // raised by pg-ai-cost's own SQL, worded for the user
         return e.message;
       case '42501':

@@ -28,11 +28,21 @@ export const priceInputSchema = z
     videoInputPerMtok: decimal.default(null),
     unit: z.string().min(1).nullable().default(null),
     unitPrice: decimal.default(null),
+    /** Further units and their USD per unit, e.g. { web_search: '0.01' }. */
+    unitPrices: z.record(z.string().min(1, 'must name each unit'), z.string().regex(/^\d+(\.\d+)?$/, 'must map each unit to a non-negative decimal number'))
+      .nullable().default(null),
+    /** A price of certain hours of each day: local times HH:MM in timeZone (an IANA zone), dailyTo before dailyFrom past midnight. */
+    dailyFrom: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a time of day such as 16:30').nullable().default(null),
+    dailyTo: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a time of day such as 00:30').nullable().default(null),
+    timeZone: z.string().min(1).nullable().default(null),
     source: z.string().min(1).nullable().default(null),
   })
   .strict()
   .refine((p) => (p.unit === null) === (p.unitPrice === null), { message: 'and the unit price go together: give both or neither', path: ['unit'] })
-  .refine((p) => [p.inputPerMtok, p.outputPerMtok, p.unitPrice].some((v) => v !== null), {
+  .refine((p) => (p.dailyFrom === null) === (p.dailyTo === null) && (p.dailyFrom === null) === (p.timeZone === null), {
+    message: 'a price of certain hours needs their start, their end and the time zone they are given in', path: ['dailyFrom'],
+  })
+  .refine((p) => [p.inputPerMtok, p.outputPerMtok, p.unitPrice].some((v) => v !== null) || Object.keys(p.unitPrices ?? {}).length > 0, {
     message: 'give at least one of an input, output or unit price',
   });
 export type PriceInput = z.input<typeof priceInputSchema>;
@@ -56,12 +66,17 @@ export async function setPrice(db: CommonQueryMethods, input: PriceInput): Promi
     INSERT INTO ai_cost.prices (provider, model, service_tier, above_input_tokens, tenant_id, valid_from,
       input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
       audio_input_per_mtok, audio_output_per_mtok, reasoning_per_mtok, cache_read_audio_per_mtok,
-      image_input_per_mtok, image_output_per_mtok, video_input_per_mtok, unit, unit_price, source, checked_on)
+      image_input_per_mtok, image_output_per_mtok, video_input_per_mtok, unit, unit_price, unit_prices,
+      daily_from, daily_to, time_zone, source, checked_on)
     VALUES (${p.provider}, ${p.model}, ${p.serviceTier}, ${p.aboveInputTokens}, ${p.tenantId},
       ${p.validFrom ? timestamptz(p.validFrom) : sql.fragment`pg_catalog.now()`},
       ${p.inputPerMtok}, ${p.outputPerMtok}, ${p.cacheReadPerMtok}, ${p.cacheWritePerMtok}, ${p.cacheWrite1hPerMtok},
       ${p.audioInputPerMtok}, ${p.audioOutputPerMtok}, ${p.reasoningPerMtok}, ${p.cacheReadAudioPerMtok},
-      ${p.imageInputPerMtok}, ${p.imageOutputPerMtok}, ${p.videoInputPerMtok}, ${p.unit}, ${p.unitPrice}, ${p.source}, current_date)
+      ${p.imageInputPerMtok}, ${p.imageOutputPerMtok}, ${p.videoInputPerMtok}, ${p.unit}, ${p.unitPrice},
+      -- Numbers as JSON numbers, from the exact decimal text.
+      (SELECT pg_catalog.jsonb_object_agg(u.key, u.value::pg_catalog.numeric)
+         FROM pg_catalog.jsonb_each_text(${p.unitPrices ? JSON.stringify(p.unitPrices) : null}::pg_catalog.jsonb) u),
+      ${p.dailyFrom}::pg_catalog.time, ${p.dailyTo}::pg_catalog.time, ${p.timeZone}, ${p.source}, current_date)
     RETURNING id`);
 }
 

@@ -12,7 +12,22 @@ const PRICE_FLAGS: Record<string, string> = {
   reasoningPerMtok: '--reasoning', cacheReadAudioPerMtok: '--cache-read-audio',
   imageInputPerMtok: '--image-input', imageOutputPerMtok: '--image-output', videoInputPerMtok: '--video-input',
   unit: '--unit', unitPrice: '--unit-price', aboveInputTokens: '--above', tenantId: '--tenant', provider: 'provider', model: 'model',
+  unitPrices: '--unit-prices', dailyFrom: '--hours', dailyTo: '--hours', timeZone: '--time-zone',
 };
+
+/** `web_search=0.01,image=0.04` as { web_search: '0.01', image: '0.04' }; the schema checks each price. */
+function parseUnitPrices(value: string): Record<string, string> {
+  return Object.fromEntries(value.split(',').map((pair) => {
+    const at = pair.indexOf('=');
+    return at < 0 ? [pair.trim(), ''] : [pair.slice(0, at).trim(), pair.slice(at + 1).trim()];
+  }));
+}
+
+/** `16:30-00:30` as its two times; anything else leaves both to the schema's message. */
+function parseHours(value: string): { dailyFrom: string; dailyTo: string } {
+  const [from = '', to = ''] = value.split('-');
+  return { dailyFrom: from.trim(), dailyTo: to.trim() };
+}
 
 /** `ai-cost prices list|history|at|set|sync|import|diff`. */
 export function registerPrices(program: Command): void {
@@ -37,6 +52,9 @@ export function registerPrices(program: Command): void {
     .option('--video-input <usd>', 'per 1M video input tokens, where the provider bills them apart from text (default: as input)')
     .option('--unit <unit>', 'what --unit-price is per: image, second, request, query, ...')
     .option('--unit-price <usd>', 'USD per unit')
+    .option('--unit-prices <unit=usd,...>', 'further units billed in the same call, each at its USD per unit, e.g. web_search=0.01', parseUnitPrices)
+    .option('--hours <from-to>', 'a price of these hours of each day only, e.g. 16:30-00:30 (off-peak), beside the all-day price', parseHours)
+    .option('--time-zone <zone>', 'the IANA time zone --hours are given in, as the provider states them, e.g. UTC or Asia/Shanghai')
     .option('--tier <tier>', 'service tier (standard, batch, flex, priority, or another in ai_cost.service_tiers)', 'standard')
     .option('--above <tokens>', 'long-context tier: applies to calls with more input tokens than this', (v) => Number(v), 0)
     .option('--tenant <id>', 'a negotiated price for this tenant only')
@@ -54,9 +72,16 @@ export function registerPrices(program: Command): void {
           reasoningPerMtok: text('reasoning'), cacheReadAudioPerMtok: text('cacheReadAudio'),
           imageInputPerMtok: text('imageInput'), imageOutputPerMtok: text('imageOutput'), videoInputPerMtok: text('videoInput'),
           unit: text('unit'), unitPrice: text('unitPrice'), source: text('source'),
+          unitPrices: (o.unitPrices as unknown as Record<string, string> | undefined) ?? null,
+          ...((o.hours as unknown as { dailyFrom: string; dailyTo: string } | undefined) ?? {}), timeZone: text('timeZone'),
         }).catch((error: unknown) => {
           // Name the problem by the flag the user typed, not the API's field.
-          if (error instanceof InvalidPriceError) throw new InvalidPriceError(error.problems, (field) => PRICE_FLAGS[field] ?? field);
+          if (error instanceof InvalidPriceError) {
+            throw new InvalidPriceError(error.problems, (field) => {
+              const [name = field, unit] = field.split('.');
+              return `${PRICE_FLAGS[name] ?? name}${unit ? ` ${unit}` : ''}`;
+            });
+          }
           throw error;
         });
         console.log(`added price ${id} for ${provider}/${model}; \`ai-cost reprice --unpriced --from <date> --to now\` prices calls that had none`);
