@@ -5,7 +5,7 @@ import test from 'ava';
 import pg from 'pg';
 import { runCli, runPsql } from './support/cli.js';
 import { testOnCitus, useCitusCluster, type CitusDatabase } from './support/citus-cluster.js';
-import { costs, populate, reports } from './support/distributed-ledger.js';
+import { costs, populate, reports, workerOf } from './support/distributed-ledger.js';
 import { pythonWithPsycopg } from './support/tools.js';
 
 // pg-ai-cost on a real Citus cluster (a coordinator and two workers):
@@ -22,15 +22,6 @@ async function distributed(t: Parameters<Parameters<typeof testOnCitus>[2]>[0]):
   const result = await runCli(['distribute', '--database-url', db.url]);
   t.is(result.code, 0, result.stderr);
   return db;
-}
-
-/** The worker port that holds the shard of each tenant. */
-async function workerOf(db: CitusDatabase, tenants: string[]): Promise<Map<string, number>> {
-  const rows = await db.query<{ tenant: string; nodeport: number }>(`
-    SELECT t AS tenant, s.nodeport FROM unnest($1::text[]) AS t
-      JOIN citus_shards s ON s.table_name = 'ai_cost.calls'::regclass
-                         AND s.shardid = get_shard_id_for_distribution_column('ai_cost.calls', t)`, [tenants]);
-  return new Map(rows.map((r) => [r.tenant, r.nodeport]));
 }
 
 /** One tenant whose calls live on each worker. */

@@ -1,5 +1,3 @@
-/** The service tiers every install knows; ai_cost.service_tiers may name more (Anthropic's fast mode). */
-export const SERVICE_TIERS = ['standard', 'batch', 'flex', 'priority'] as const;
 /** A service tier name: one word of lowercase letters, digits, _ or - (which tiers exist is data in ai_cost.service_tiers). */
 export type ServiceTier = string;
 /** The shape of a service tier name, as sql/040_calls.sql checks it. */

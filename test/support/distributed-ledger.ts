@@ -73,3 +73,12 @@ export async function populate(db: CitusDatabase): Promise<void> {
   await db.query(`INSERT INTO ai_cost.budgets (name, scope, scope_value, period, limit_micros)
                   VALUES ('tenant-1 monthly', 'tenant', 'tenant-1', 'month', 1000000)`);
 }
+
+/** The worker port that holds the shard of each tenant's calls. */
+export async function workerOf(db: CitusDatabase, tenants: string[]): Promise<Map<string, number>> {
+  const rows = await db.query<{ tenant: string; nodeport: number }>(`
+    SELECT t AS tenant, s.nodeport FROM unnest($1::text[]) AS t
+      JOIN citus_shards s ON s.table_name = 'ai_cost.calls'::regclass
+                         AND s.shardid = get_shard_id_for_distribution_column('ai_cost.calls', t)`, [tenants]);
+  return new Map(rows.map((r) => [r.tenant, r.nodeport]));
+}

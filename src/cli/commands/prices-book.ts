@@ -62,6 +62,8 @@ export const RATE_COLUMNS = [
   ['image_output_per_mtok', 'image out'], ['video_input_per_mtok', 'video in'], ['unit_price', 'per unit'],
 ] as const;
 
+const RATE_LABELS = new Map<string, string>(RATE_COLUMNS);
+
 /** The CSV columns of a price row, in order. */
 const CSV_COLUMNS = [
   'provider', 'model', 'service_tier', 'above_input_tokens', 'tenant_id', 'valid_from', 'valid_to',
@@ -123,10 +125,9 @@ function hours(r: ListedPrice): string {
 
 /** Further units at their prices, and rates declared as a multiple of another, e.g. "web_search 0.01/unit; cache read = 1.25 x input". */
 function also(r: ListedPrice): string {
-  const labels = new Map<string, string>(RATE_COLUMNS);
   return [
     ...Object.entries(r.unit_prices ?? {}).map(([unit, price]) => `${unit} ${price}/unit`),
-    ...Object.entries(r.rates_from ?? {}).map(([rate, { rate: base, times }]) => `${labels.get(rate) ?? rate} = ${times} x ${labels.get(base) ?? base}`),
+    ...Object.entries(r.rates_from ?? {}).map(([rate, { rate: base, times }]) => `${RATE_LABELS.get(rate) ?? rate} = ${times} x ${RATE_LABELS.get(base) ?? base}`),
   ].join('; ');
 }
 
