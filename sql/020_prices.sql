@@ -500,3 +500,49 @@ COMMENT ON COLUMN ai_cost.tenant_discounts.valid_from IS 'First instant the disc
 COMMENT ON COLUMN ai_cost.tenant_discounts.valid_to IS 'Instant the discount stops applying (exclusive); NULL while in force.';
 COMMENT ON COLUMN ai_cost.tenant_discounts.note IS 'Free text, e.g. the contract it comes from.';
 COMMENT ON COLUMN ai_cost.tenant_discounts.created_at IS 'When this row was inserted.';
+
+-- A markup is what you charge a tenant beyond what its calls cost you, for
+-- teams that resell AI features: a percentage of the cost, a fee per
+-- successful call, and a fee per token, in any combination. Each call's
+-- charge (ai_cost.calls.billed_micros, 065_billing.sql) is computed from its
+-- cost by these rules, exactly and rounded up once, and kept apart from the
+-- cost everywhere. Markups are effective-dated like prices; tenant_id NULL
+-- is every tenant (and calls without one), provider and model NULL every
+-- provider and model. One markup applies to a call, never two compounded:
+-- the tenant's narrowest (its model, then its provider, then all its
+-- calls), else the narrowest for every tenant, as discounts are chosen. A
+-- call no markup covers is not billed (billed_micros NULL, counted apart):
+-- to bill some calls at cost, say so with a markup of 0.
+CREATE TABLE ai_cost.markups (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  tenant_id text,
+  provider text,
+  model text,
+  percent numeric NOT NULL DEFAULT 0,
+  per_call numeric NOT NULL DEFAULT 0,
+  per_mtok numeric NOT NULL DEFAULT 0,
+  valid_from timestamptz NOT NULL DEFAULT '-infinity',
+  valid_to timestamptz,
+  note text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT "markup percent must be from -100 to 10000" CHECK (percent BETWEEN -100 AND 10000),
+  CONSTRAINT "markup per_call and per_mtok must be from 0 to 1000 USD" CHECK (per_call BETWEEN 0 AND 1000 AND per_mtok BETWEEN 0 AND 1000),
+  CONSTRAINT "a markup for a model needs its provider" CHECK (model IS NULL OR provider IS NOT NULL),
+  CONSTRAINT "markup valid_to must be after valid_from" CHECK (valid_to > valid_from),
+  CONSTRAINT "markup tenant_id must not be empty: NULL is every tenant" CHECK (tenant_id <> ''),
+  CONSTRAINT "markups for one tenant and scope must not overlap in time"
+    EXCLUDE USING gist ((coalesce(tenant_id, '')) WITH =, (coalesce(provider, '')) WITH =, (coalesce(model, '')) WITH =,
+                        tstzrange(valid_from, valid_to) WITH &&)
+);
+COMMENT ON TABLE ai_cost.markups IS 'What you charge your tenants beyond what their calls cost you: a percentage, a fee per successful call and a fee per token, for one tenant or (tenant_id NULL) every tenant, on all calls, one provider''s or one model''s, effective-dated. Sets ai_cost.calls.billed_micros; the narrowest markup of the tenant applies, else the narrowest for every tenant; a call none covers is not billed.';
+COMMENT ON COLUMN ai_cost.markups.id IS 'Markup id; ai_cost.calls.markup_id names the row applied to a call.';
+COMMENT ON COLUMN ai_cost.markups.tenant_id IS 'The tenant whose calls it applies to; NULL for every tenant (and calls without one), which a markup of the tenant''s own replaces.';
+COMMENT ON COLUMN ai_cost.markups.provider IS 'NULL: every provider.';
+COMMENT ON COLUMN ai_cost.markups.model IS 'NULL: every model of the provider. Matches the call''s model id or the model of the price that priced it (so a markup on gpt-4o covers a dated snapshot priced as gpt-4o).';
+COMMENT ON COLUMN ai_cost.markups.percent IS 'Percentage added to the call''s cost_micros, e.g. 20 for cost plus 20%; 0 bills at cost; down to -100 for a charge below cost.';
+COMMENT ON COLUMN ai_cost.markups.per_call IS 'Fee in USD added to each successful call (status success, app-cache hits included), e.g. 0.001.';
+COMMENT ON COLUMN ai_cost.markups.per_mtok IS 'Fee in USD per million tokens (input_tokens + output_tokens) added to each call, e.g. 0.50.';
+COMMENT ON COLUMN ai_cost.markups.valid_from IS 'First instant the markup applies (inclusive), compared with ai_cost.calls.created_at.';
+COMMENT ON COLUMN ai_cost.markups.valid_to IS 'Instant the markup stops applying (exclusive); NULL while in force.';
+COMMENT ON COLUMN ai_cost.markups.note IS 'Free text, e.g. the plan or contract it comes from.';
+COMMENT ON COLUMN ai_cost.markups.created_at IS 'When this row was inserted.';

@@ -113,7 +113,7 @@ BEGIN
   RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.price_sources_changed() IS 'Trigger: rebuilds the resolved price lookup after prices, aliases, discounts or service tiers change.';
+COMMENT ON FUNCTION ai_cost_internal.price_sources_changed() IS 'Trigger: rebuilds the resolved price lookup and the compiled book after prices, aliases, discounts, service tiers or markups change.';
 
 CREATE TRIGGER tg_prices__rebuild_lookup
   AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ai_cost.prices
@@ -129,6 +129,12 @@ CREATE TRIGGER tg_tenant_discounts__rebuild_lookup
 
 CREATE TRIGGER tg_service_tiers__rebuild_lookup
   AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ai_cost.service_tiers
+  FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.price_sources_changed();
+
+-- Markups change no price, but the compiled book says whether any exist
+-- (ai_cost_internal.bills_calls), which the billing trigger asks.
+CREATE TRIGGER tg_markups__rebuild_lookup
+  AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ai_cost.markups
   FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.price_sources_changed();
 
 

@@ -169,6 +169,12 @@ ALTER TABLE ai_cost.calls
     CHECK (NOT extra_units ? unit),
   ADD CONSTRAINT "extra_units must be at most 4 kB"
     CHECK (pg_column_size(extra_units) <= 4096);
+-- What the call is billed to its tenant, by ai_cost.markups (065_billing.sql):
+-- set beside the cost, never in its place.
+ALTER TABLE ai_cost.calls ADD COLUMN billed_micros bigint;
+ALTER TABLE ai_cost.calls ADD COLUMN markup_id bigint;
+ALTER TABLE ai_cost.calls
+  ADD CONSTRAINT "total billed_micros must be at most 1e10 ($10,000 a call)" CHECK (billed_micros <= 10000000000);
 COMMENT ON TABLE ai_cost.calls IS 'One row per AI/LLM API call attempt (success, error or cancelled). Insert from any client; cost_micros is computed on insert from ai_cost.prices.';
 COMMENT ON COLUMN ai_cost.calls.id IS 'Row id.';
 COMMENT ON COLUMN ai_cost.calls.created_at IS 'Time of the call. The price in force at this instant applies.';
@@ -210,6 +216,8 @@ COMMENT ON COLUMN ai_cost.calls.cache_read_audio_tokens IS 'Audio input tokens r
 COMMENT ON COLUMN ai_cost.calls.image_input_tokens IS 'Part of input_tokens that was image, without what was read from the prompt cache: a cached image token is a cache read only. OpenAI Images API: input_tokens_details.image_tokens; Gemini: the IMAGE entry of promptTokensDetails less that of cacheTokensDetails. Billed at the price''s image_input_per_mtok, or as other input when it has none.';
 COMMENT ON COLUMN ai_cost.calls.image_output_tokens IS 'Part of output_tokens that was image. OpenAI Images API: output_tokens (all image) or output_tokens_details.image_tokens; Gemini: the IMAGE entry of candidatesTokensDetails. Billed at the price''s image_output_per_mtok, or as other output when it has none.';
 COMMENT ON COLUMN ai_cost.calls.video_input_tokens IS 'Part of input_tokens that was video, without what was read from the prompt cache: a cached video token is a cache read only. Gemini: the VIDEO entry of promptTokensDetails less that of cacheTokensDetails. Billed at the price''s video_input_per_mtok, or as other input when it has none.';
+COMMENT ON COLUMN ai_cost.calls.billed_micros IS 'What you charge your tenant for the call, in integer micro-dollars, set on insert from cost_micros by the ai_cost.markups row in force (markup_id): cost_micros x (1 + percent/100) + per_call (successful calls) + tokens x per_mtok, rounded up once. NULL = not billed: no markup covers the call, or its cost is unknown. Never part of cost_micros.';
+COMMENT ON COLUMN ai_cost.calls.markup_id IS 'The ai_cost.markups row that set billed_micros; NULL when the call is not billed.';
 COMMENT ON COLUMN ai_cost.calls.computed_cost_micros IS 'The cost from ai_cost.prices (tenant prices and discounts applied), set on insert for every call, app-cache hits and provider-reported costs included. Equals cost_micros unless the call was cached (cost 0) or its provider reports its own cost. NULL when no price applies.';
 
 -- The transactions writing ai_cost.calls (or one of its partitions) at this

@@ -309,9 +309,12 @@ BEGIN
   RETURN QUERY SELECT CASE WHEN priced.cost_micros IS NULL THEN 'unpriced' ELSE 'total' END,
     NULL::numeric, NULL::numeric, NULL::text, priced.cost_micros::numeric,
     coalesce(priced.unpriced_reason, 'sum rounded up once to whole micro-dollars');
+  -- What a successful call like it is billed (ai_cost.markups).
+  RETURN QUERY SELECT * FROM ai_cost_internal.explain_billing(explain_cost.tenant_id, provider, model, priced.price_id,
+    'success', at, priced.cost_micros, input_tokens, output_tokens);
 END
 $$;
-COMMENT ON FUNCTION ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb) IS 'Breaks down the cost of a hypothetical call: the price row, tier and tenant price or discount that apply, then quantity, USD rate and micro-dollars of each billing dimension and each billed unit, then the total (or why it is unpriced).';
+COMMENT ON FUNCTION ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb) IS 'Breaks down the cost of a hypothetical call: the price row, tier and tenant price or discount that apply, then quantity, USD rate and micro-dollars of each billing dimension and each billed unit, then the total (or why it is unpriced); then, where ai_cost.markups has rows, what the call is billed if it succeeds.';
 
 -- The same for a recorded call, as it would be priced now.
 CREATE FUNCTION ai_cost.explain_cost(call_id bigint)
@@ -319,15 +322,18 @@ RETURNS TABLE (component text, quantity numeric, usd_rate numeric, rate_per text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   c ai_cost.calls;
+  now_priced record;
 BEGIN
   SELECT * INTO c FROM ai_cost.calls WHERE id = call_id;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no call with id %', call_id USING ERRCODE = 'no_data_found';
   END IF;
-  RETURN QUERY SELECT * FROM ai_cost.explain_cost(c.provider, c.model, c.created_at, c.input_tokens, c.output_tokens,
+  -- The charge comes last, from the cost the call keeps.
+  RETURN QUERY SELECT e.* FROM ai_cost.explain_cost(c.provider, c.model, c.created_at, c.input_tokens, c.output_tokens,
     c.cache_read_tokens, c.cache_write_tokens, c.cache_write_1h_tokens, c.audio_input_tokens, c.audio_output_tokens,
     c.units, c.unit, c.service_tier, c.tenant_id, c.reasoning_tokens, c.cache_read_audio_tokens,
-    c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.extra_units);
+    c.image_input_tokens, c.image_output_tokens, c.video_input_tokens, c.extra_units) AS e
+   WHERE e.component NOT IN ('markup', 'markup on cost', 'fee per call', 'fee per token', 'billed', 'not billed');
   -- The list cost above is computed_cost_micros; say when cost_micros is another number.
   IF c.cached THEN
     RETURN QUERY SELECT 'app cache hit'::text, NULL::numeric, NULL::numeric, NULL::text, 0::numeric,
@@ -341,9 +347,13 @@ BEGIN
         format('%s is not marked as reporting its own cost (ai_cost.providers.reports_own_cost): cost_micros is the total above', c.provider);
     END IF;
   END IF;
+  -- What the call is billed from that cost, with today's markups.
+  now_priced := ai_cost_internal.cost_of(c);
+  RETURN QUERY SELECT * FROM ai_cost_internal.explain_billing(c.tenant_id, c.provider, c.model, now_priced.price_id,
+    c.status, c.created_at, now_priced.cost_micros, c.input_tokens, c.output_tokens);
 END
 $$;
-COMMENT ON FUNCTION ai_cost.explain_cost(bigint) IS 'Breaks down the cost of recorded call call_id at today''s prices for its created_at (price row, tier, each component, total: its computed_cost_micros), then, for an app-cache hit or a provider-reported cost, the number cost_micros took instead; compare with the stored cost_micros and price_id.';
+COMMENT ON FUNCTION ai_cost.explain_cost(bigint) IS 'Breaks down the cost of recorded call call_id at today''s prices for its created_at (price row, tier, each component, total: its computed_cost_micros), then, for an app-cache hit or a provider-reported cost, the number cost_micros took instead, then what the call is billed by today''s ai_cost.markups; compare with the stored cost_micros, price_id and billed_micros.';
 
 -- The cost of a call as the trigger, reprice and explain_cost compute it.
 -- First the list cost (computed_cost_micros, with the price_id and

@@ -45,7 +45,7 @@ COMMENT ON COLUMN ai_cost.reprice_runs.total_calls IS 'Calls in the window when 
 COMMENT ON COLUMN ai_cost.reprice_runs.cursor_created_at IS 'created_at of the last call processed.';
 COMMENT ON COLUMN ai_cost.reprice_runs.cursor_id IS 'id of the last call processed.';
 COMMENT ON COLUMN ai_cost.reprice_runs.calls_done IS 'Calls examined so far.';
-COMMENT ON COLUMN ai_cost.reprice_runs.calls_changed IS 'Calls whose cost, price or reason changed.';
+COMMENT ON COLUMN ai_cost.reprice_runs.calls_changed IS 'Calls whose cost, price, reason or charge changed.';
 COMMENT ON COLUMN ai_cost.reprice_runs.delta_micros IS 'Sum of new minus old cost over changed calls priced both before and after.';
 COMMENT ON COLUMN ai_cost.reprice_runs.finished_at IS 'When the last batch ran; NULL while the run is unfinished.';
 COMMENT ON COLUMN ai_cost.reprice_runs.id IS 'Run id; ai_cost.reprice_audit.run_id names it.';
@@ -64,9 +64,11 @@ CREATE TABLE ai_cost.reprice_audit (
   old_unpriced_reason text,
   new_unpriced_reason text,
   changed_at timestamptz NOT NULL DEFAULT now(),
-  reason text NOT NULL
+  reason text NOT NULL,
+  old_billed_micros bigint,
+  new_billed_micros bigint
 );
-COMMENT ON TABLE ai_cost.reprice_audit IS 'Every change a reprice or backfill made to a call: old and new cost, price row and unpriced reason, when and why.';
+COMMENT ON TABLE ai_cost.reprice_audit IS 'Every change a reprice or backfill made to a call: old and new cost, price row, unpriced reason and charge, when and why.';
 COMMENT ON COLUMN ai_cost.reprice_audit.run_id IS 'The ai_cost.reprice_runs row that made the change.';
 COMMENT ON COLUMN ai_cost.reprice_audit.call_id IS 'The ai_cost.calls row changed.';
 COMMENT ON COLUMN ai_cost.reprice_audit.reason IS 'The run''s reason.';
@@ -78,6 +80,8 @@ COMMENT ON COLUMN ai_cost.reprice_audit.new_price_id IS 'The ai_cost.prices row 
 COMMENT ON COLUMN ai_cost.reprice_audit.old_unpriced_reason IS 'Why the call had no cost before; NULL when it was priced.';
 COMMENT ON COLUMN ai_cost.reprice_audit.new_unpriced_reason IS 'Why the call has no cost after; NULL when it is priced.';
 COMMENT ON COLUMN ai_cost.reprice_audit.changed_at IS 'When the change was made.';
+COMMENT ON COLUMN ai_cost.reprice_audit.old_billed_micros IS 'What the call was charged to its tenant before (ai_cost.calls.billed_micros), in micro-dollars; NULL: not billed.';
+COMMENT ON COLUMN ai_cost.reprice_audit.new_billed_micros IS 'What the call is charged after, in micro-dollars; NULL: not billed.';
 
 CREATE INDEX reprice_audit_call_idx ON ai_cost.reprice_audit (call_id);
 
@@ -143,9 +147,10 @@ $$;
 COMMENT ON FUNCTION ai_cost.start_reprice(timestamptz, timestamptz, text, text, text, boolean) IS 'Starts a repricing run over a created_at window (optionally one provider/model, optionally only unpriced calls) and returns its id; run it with ai_cost.reprice_batch or CALL ai_cost.resume_reprice.';
 
 -- One batch of a run: the next batch_size calls in (created_at, id) order,
--- re-costed with ai_cost_internal.cost_of; only calls whose cost, price or
--- reason changed are updated (the cost trigger recomputes the same values)
--- and audited, and in a catalog backfill only those a built-in catalog row
+-- re-costed with ai_cost_internal.cost_of and re-billed with the markups now
+-- in force (ai_cost_internal.billing_of); only calls whose cost, price,
+-- reason or charge changed are updated (the cost and billing triggers
+-- recompute the same values) and audited, and in a catalog backfill only those a built-in catalog row
 -- now prices. Returns the calls examined; 0 when the run is finished.
 -- Each call is its own short transaction when made from a client or from
 -- ai_cost.resume_reprice, so no lock is held over more than one batch.
@@ -183,25 +188,30 @@ BEGIN
   ),
   repriced AS (
     SELECT b.id, b.created_at, b.cost_micros AS old_cost, b.price_id AS old_price,
-           b.unpriced_reason AS old_reason, b.discount_id AS old_discount, n.*
+           b.unpriced_reason AS old_reason, b.discount_id AS old_discount, b.billed_micros AS old_billed,
+           b.markup_id AS old_markup, n.*, m.billed_micros, m.markup_id
       FROM batch b CROSS JOIN LATERAL ai_cost_internal.cost_of(b) n
+     CROSS JOIN LATERAL ai_cost_internal.billing_of(b.tenant_id, b.provider, b.model, n.price_id, b.status, b.created_at,
+                                                    n.cost_micros, b.input_tokens, b.output_tokens) m
   ),
   updated AS (
     UPDATE ai_cost.calls c
        SET cost_micros = r.cost_micros, price_id = r.price_id, discount_id = r.discount_id,
-           unpriced_reason = r.unpriced_reason
+           unpriced_reason = r.unpriced_reason, billed_micros = r.billed_micros, markup_id = r.markup_id
       FROM repriced r
      WHERE c.id = r.id
        AND (r.cost_micros IS DISTINCT FROM r.old_cost OR r.price_id IS DISTINCT FROM r.old_price
-            OR r.discount_id IS DISTINCT FROM r.old_discount OR r.unpriced_reason IS DISTINCT FROM r.old_reason)
+            OR r.discount_id IS DISTINCT FROM r.old_discount OR r.unpriced_reason IS DISTINCT FROM r.old_reason
+            OR r.billed_micros IS DISTINCT FROM r.old_billed OR r.markup_id IS DISTINCT FROM r.old_markup)
        AND (run.catalog IS NULL
             OR EXISTS (SELECT FROM ai_cost.prices p WHERE p.id = r.price_id AND p.catalog IS NOT NULL))
-    RETURNING c.id, c.cost_micros, c.price_id, c.unpriced_reason
+    RETURNING c.id, c.cost_micros, c.price_id, c.unpriced_reason, c.billed_micros
   ),
   audited AS (
     INSERT INTO ai_cost.reprice_audit (run_id, call_id, old_cost_micros, new_cost_micros, old_price_id, new_price_id,
-                                       old_unpriced_reason, new_unpriced_reason, reason)
-    SELECT run.id, u.id, r.old_cost, u.cost_micros, r.old_price, u.price_id, r.old_reason, u.unpriced_reason, run.reason
+                                       old_unpriced_reason, new_unpriced_reason, reason, old_billed_micros, new_billed_micros)
+    SELECT run.id, u.id, r.old_cost, u.cost_micros, r.old_price, u.price_id, r.old_reason, u.unpriced_reason, run.reason,
+           r.old_billed, u.billed_micros
       FROM updated u JOIN repriced r USING (id)
     RETURNING new_cost_micros - old_cost_micros AS delta
   )
@@ -225,7 +235,7 @@ BEGIN
   RETURN examined;
 END
 $$;
-COMMENT ON FUNCTION ai_cost.reprice_batch(bigint, integer) IS 'Reprices the next batch_size calls of a run, updating and auditing only calls whose cost changed; returns the number examined (0 once the run is finished). Call it in a loop, one transaction per call.';
+COMMENT ON FUNCTION ai_cost.reprice_batch(bigint, integer) IS 'Reprices the next batch_size calls of a run, updating and auditing only calls whose cost or charge changed; returns the number examined (0 once the run is finished). Call it in a loop, one transaction per call.';
 
 -- Runs a reprice to the end from SQL, committing after every batch so locks
 -- are short and an interruption loses at most one batch: CALL it outside a

@@ -75,6 +75,31 @@ CREATE TABLE ai_cost_internal.call_changes (
 );
 COMMENT ON TABLE ai_cost_internal.call_changes IS 'Internal: versions of calls removed (-1) and added (+1) by updates and deletes since the last ai_cost.refresh(), written by triggers on ai_cost.calls.';
 
+-- Changes the refresh could not fold, with the reason, out of every rollup
+-- and report until retried (ai_cost.retry_set_aside_changes in
+-- 130_refresh.sql). A change is set aside when it adds a value past the
+-- per-call ceilings of 040_calls.sql (so no such value ever reaches a
+-- rollup, where it would make every later call of its group overflow), when
+-- folding it fails (found by ai_cost_internal.fold_changes_apart), or when
+-- its call already has a change here: a call's changes wait and are folded
+-- together, so a removal is never subtracted without its addition.
+CREATE TABLE ai_cost_internal.set_aside_changes (
+  -- Every column of a captured change, so a change moves between the two
+  -- tables as it is.
+  LIKE ai_cost_internal.call_changes,
+  reason text NOT NULL,
+  set_aside_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX set_aside_changes_call_id_idx ON ai_cost_internal.set_aside_changes (call_id);
+COMMENT ON TABLE ai_cost_internal.set_aside_changes IS 'Internal: call changes ai_cost.refresh() could not fold into the rollups, with the reason; listed by ai_cost.set_aside_calls, retried by ai_cost.retry_set_aside_changes().';
+
+-- The charge of the call in a change (ai_cost.calls.billed_micros). It
+-- follows the set-aside table's own columns there, where an upgrade adds
+-- it, so the copies between the two tables name their columns.
+ALTER TABLE ai_cost_internal.call_changes ADD COLUMN billed_micros bigint;
+ALTER TABLE ai_cost_internal.set_aside_changes ADD COLUMN billed_micros bigint;
+
 -- Copies the rows an UPDATE or DELETE statement changed into the change
 -- table. SECURITY DEFINER: whoever may change ai_cost.calls must not need
 -- (or get) rights on the internal table. Updates copy every row as
@@ -86,13 +111,13 @@ BEGIN
   INSERT INTO ai_cost_internal.call_changes
   SELECT -1, created_at, provider, model, operation, status, service_tier, nullif(tenant_id, ''), user_id,
          feature, conversation_id, cached, streamed, unpriced_reason, cost_micros, input_tokens,
-         output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms, id
+         output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms, id, billed_micros
     FROM old_calls;
   IF TG_OP = 'UPDATE' THEN
     INSERT INTO ai_cost_internal.call_changes
     SELECT 1, created_at, provider, model, operation, status, service_tier, nullif(tenant_id, ''), user_id,
            feature, conversation_id, cached, streamed, unpriced_reason, cost_micros, input_tokens,
-           output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms, id
+           output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms, id, billed_micros
       FROM new_calls;
   END IF;
   RETURN NULL;
@@ -150,14 +175,14 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET j
   SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
          c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
          c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
-         c.ttft_ms, c.total_ms, c.id
+         c.ttft_ms, c.total_ms, c.id, c.billed_micros
     FROM ai_cost.calls c
    WHERE c.id > (SELECT s.folded_through FROM ai_cost_internal.fold_state s)
   UNION ALL
   SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
          c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
          c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
-         c.ttft_ms, c.total_ms, c.id
+         c.ttft_ms, c.total_ms, c.id, c.billed_micros
     FROM ai_cost_internal.unfolded_ids u
     JOIN ai_cost.calls c ON c.id BETWEEN u.first_id AND u.last_id
 $$;
@@ -202,7 +227,9 @@ CREATE TABLE ai_cost.calls_hourly (
   total_ms_hist bigint[],
   ttft_ms_calls bigint NOT NULL,
   ttft_ms_sum bigint NOT NULL,
-  ttft_ms_hist bigint[]
+  ttft_ms_hist bigint[],
+  billed_micros bigint NOT NULL,
+  unbilled_calls bigint NOT NULL
 ) WITH (fillfactor = 80);
 
 CREATE UNIQUE INDEX calls_hourly_key_idx ON ai_cost.calls_hourly
@@ -250,6 +277,8 @@ COMMENT ON COLUMN ai_cost.calls_hourly.total_ms_hist IS 'Histogram of total_ms (
 COMMENT ON COLUMN ai_cost.calls_hourly.ttft_ms_calls IS 'Streamed calls with a ttft_ms.';
 COMMENT ON COLUMN ai_cost.calls_hourly.ttft_ms_sum IS 'Sum of ttft_ms of streamed calls.';
 COMMENT ON COLUMN ai_cost.calls_hourly.ttft_ms_hist IS 'Histogram of ttft_ms of streamed calls.';
+COMMENT ON COLUMN ai_cost.calls_hourly.billed_micros IS 'Sum of what the billed calls were charged to their tenants (ai_cost.calls.billed_micros, set by ai_cost.markups), in micro-dollars; never part of cost_micros. Calls not billed add nothing (see unbilled_calls). To aggregate: CASE WHEN sum(calls) > sum(unbilled_calls) THEN sum(billed_micros) END (NULL = none billed).';
+COMMENT ON COLUMN ai_cost.calls_hourly.unbilled_calls IS 'Calls with billed_micros NULL: no markup covers them, or their cost is unknown.';
 
 COMMENT ON TABLE ai_cost.conversations_hourly IS 'Hourly (UTC) rollup of the calls that carry a conversation_id, maintained incrementally by ai_cost.refresh(). A conversation is too fine a key for ai_cost.calls_hourly, and rarely spans many hours.';
 COMMENT ON COLUMN ai_cost.conversations_hourly.hour IS 'Start of the UTC hour of created_at.';
@@ -280,13 +309,15 @@ CREATE TABLE ai_cost_internal.calls_daily (
   output_tokens bigint NOT NULL,
   cache_read_tokens bigint NOT NULL,
   cache_write_tokens bigint NOT NULL,
-  reasoning_tokens bigint NOT NULL
+  reasoning_tokens bigint NOT NULL,
+  billed_micros bigint NOT NULL,
+  unbilled_calls bigint NOT NULL
 ) WITH (fillfactor = 70);
 
 CREATE UNIQUE INDEX calls_daily_key_idx ON ai_cost_internal.calls_daily
   (day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason)
   NULLS NOT DISTINCT;
-COMMENT ON TABLE ai_cost_internal.calls_daily IS 'Internal: daily (UTC) rollup of ai_cost.calls by every dimension but the user (day is the start of the UTC day): calls, cost and tokens, maintained with calls_hourly by ai_cost.refresh(); what the windowed materialized views and budgets read.';
+COMMENT ON TABLE ai_cost_internal.calls_daily IS 'Internal: daily (UTC) rollup of ai_cost.calls by every dimension but the user (day is the start of the UTC day): calls, cost, tokens and charges, maintained with calls_hourly by ai_cost.refresh(); what the windowed materialized views and budgets read.';
 
 CREATE TABLE ai_cost_internal.users_daily (
   day timestamptz NOT NULL,
@@ -413,24 +444,6 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 COMMENT ON FUNCTION ai_cost_internal.dimension_values(text, text, text, text, text, text, text) IS 'Internal: the (dimension, value) pairs of a call for ai_cost.spend_daily_by_dimension.';
 
--- Changes the refresh could not fold, with the reason, out of every rollup
--- and report until retried (ai_cost.retry_set_aside_changes in
--- 130_refresh.sql). A change is set aside when it adds a value past the
--- per-call ceilings of 040_calls.sql (so no such value ever reaches a
--- rollup, where it would make every later call of its group overflow), when
--- folding it fails (found by ai_cost_internal.fold_changes_apart), or when
--- its call already has a change here: a call's changes wait and are folded
--- together, so a removal is never subtracted without its addition.
-CREATE TABLE ai_cost_internal.set_aside_changes (
-  -- Every column of a captured change, so a change moves between the two
-  -- tables as it is.
-  LIKE ai_cost_internal.call_changes,
-  reason text NOT NULL,
-  set_aside_at timestamptz NOT NULL DEFAULT now()
-);
-
-CREATE INDEX set_aside_changes_call_id_idx ON ai_cost_internal.set_aside_changes (call_id);
-COMMENT ON TABLE ai_cost_internal.set_aside_changes IS 'Internal: call changes ai_cost.refresh() could not fold into the rollups, with the reason; listed by ai_cost.set_aside_calls, retried by ai_cost.retry_set_aside_changes().';
 
 -- The call changes the refresh could not fold, for doctor and for whoever
 -- fixes them: which call, what happened to it, and why.
@@ -463,7 +476,8 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
                  (5, 'cache_write_tokens', change.cache_write_tokens, 10000000000),
                  (6, 'reasoning_tokens', change.reasoning_tokens, 10000000000),
                  (7, 'ttft_ms', change.ttft_ms, 2147483647),
-                 (8, 'total_ms', change.total_ms, 2147483647)) AS b(position, name, value, ceiling)
+                 (8, 'total_ms', change.total_ms, 2147483647),
+                 (9, 'billed_micros', change.billed_micros, 10000000000)) AS b(position, name, value, ceiling)
    WHERE b.value NOT BETWEEN 0 AND b.ceiling
    ORDER BY b.position
    LIMIT 1
@@ -523,6 +537,7 @@ BEGIN
   ), consumed AS (
     SELECT c.*,
            CASE WHEN c.sign > 0 AND NOT (coalesce(c.cost_micros, 0) BETWEEN 0 AND 10000000000
+                                         AND coalesce(c.billed_micros, 0) BETWEEN 0 AND 10000000000
                                          AND coalesce(c.input_tokens, 0) BETWEEN 0 AND 10000000000
                                          AND coalesce(c.output_tokens, 0) BETWEEN 0 AND 10000000000
                                          AND coalesce(c.cache_read_tokens, 0) BETWEEN 0 AND 10000000000
@@ -540,11 +555,14 @@ BEGIN
      WHERE EXISTS (SELECT FROM ai_cost_internal.set_aside_changes)
        AND EXISTS (SELECT FROM ai_cost_internal.set_aside_changes s WHERE s.call_id = c.call_id)
   ), aside AS (
-    INSERT INTO ai_cost_internal.set_aside_changes
+    INSERT INTO ai_cost_internal.set_aside_changes (sign, created_at, provider, model, operation, status, service_tier,
+           tenant_id, user_id, feature, conversation_id, cached, streamed, unpriced_reason, cost_micros, input_tokens,
+           output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, ttft_ms, total_ms, call_id,
+           billed_micros, reason)
     SELECT c.sign, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, c.tenant_id,
            c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
            c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
-           c.ttft_ms, c.total_ms, c.call_id,
+           c.ttft_ms, c.total_ms, c.call_id, c.billed_micros,
            coalesce(c.refusal, format('call %s has another change set aside, to be folded with it', c.call_id))
       FROM consumed c
      WHERE c.refusal IS NOT NULL OR c.call_id IN (SELECT r.call_id FROM refused_calls r)
@@ -570,7 +588,9 @@ BEGIN
            coalesce(sum(sign) FILTER (WHERE total_ms IS NOT NULL), 0)::bigint AS total_ms_calls,
            coalesce(sum(sign * total_ms), 0)::bigint AS total_ms_sum,
            coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0)::bigint AS ttft_ms_calls,
-           coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint AS ttft_ms_sum
+           coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint AS ttft_ms_sum,
+           coalesce(sum(sign * billed_micros), 0)::bigint AS billed_micros,
+           coalesce(sum(sign) FILTER (WHERE billed_micros IS NULL), 0)::bigint AS unbilled_calls
       FROM folded
      GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
               unpriced_reason, total_bucket, ttft_bucket
@@ -588,7 +608,8 @@ BEGIN
            sum(ttft_ms_calls)::bigint AS ttft_ms_calls, sum(ttft_ms_sum)::bigint AS ttft_ms_sum,
            ai_cost_internal.histogram_apply(NULL,
              array_agg(ttft_bucket) FILTER (WHERE ttft_ms_calls <> 0),
-             array_agg(ttft_ms_calls) FILTER (WHERE ttft_ms_calls <> 0)) AS ttft_ms_hist
+             array_agg(ttft_ms_calls) FILTER (WHERE ttft_ms_calls <> 0)) AS ttft_ms_hist,
+           sum(billed_micros)::bigint AS billed_micros, sum(unbilled_calls)::bigint AS unbilled_calls
       FROM cells
      GROUP BY hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason
   ), hourly AS (
@@ -609,13 +630,16 @@ BEGIN
       total_ms_hist = ai_cost_internal.histogram_add(h.total_ms_hist, excluded.total_ms_hist),
       ttft_ms_calls = h.ttft_ms_calls + excluded.ttft_ms_calls,
       ttft_ms_sum = h.ttft_ms_sum + excluded.ttft_ms_sum,
-      ttft_ms_hist = ai_cost_internal.histogram_add(h.ttft_ms_hist, excluded.ttft_ms_hist)
+      ttft_ms_hist = ai_cost_internal.histogram_add(h.ttft_ms_hist, excluded.ttft_ms_hist),
+      billed_micros = h.billed_micros + excluded.billed_micros,
+      unbilled_calls = h.unbilled_calls + excluded.unbilled_calls
     RETURNING h.ctid, h.calls
   ), daily AS (
     INSERT INTO ai_cost_internal.calls_daily AS d
     SELECT date_trunc('day', hour, 'UTC'), provider, model, operation, status, service_tier, tenant_id, feature,
            cached, unpriced_reason, sum(calls), sum(unpriced_calls), sum(cost_micros), sum(input_tokens),
-           sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens)
+           sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens),
+           sum(billed_micros), sum(unbilled_calls)
       FROM delta
      GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason
     ON CONFLICT (day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason)
@@ -627,7 +651,9 @@ BEGIN
       output_tokens = d.output_tokens + excluded.output_tokens,
       cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
       cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
-      reasoning_tokens = d.reasoning_tokens + excluded.reasoning_tokens
+      reasoning_tokens = d.reasoning_tokens + excluded.reasoning_tokens,
+      billed_micros = d.billed_micros + excluded.billed_micros,
+      unbilled_calls = d.unbilled_calls + excluded.unbilled_calls
     RETURNING d.ctid, d.calls
   ), users AS (
     INSERT INTO ai_cost_internal.users_daily AS u
@@ -853,7 +879,15 @@ BEGIN
         WITH moved AS (
           DELETE FROM ai_cost_internal.call_changes WHERE ctid = ANY (changes[first:last]) RETURNING *
         )
-        INSERT INTO ai_cost_internal.set_aside_changes SELECT moved.*, failure FROM moved;
+        INSERT INTO ai_cost_internal.set_aside_changes (sign, created_at, provider, model, operation, status,
+               service_tier, tenant_id, user_id, feature, conversation_id, cached, streamed, unpriced_reason,
+               cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+               ttft_ms, total_ms, call_id, billed_micros, reason)
+        SELECT m.sign, m.created_at, m.provider, m.model, m.operation, m.status, m.service_tier, m.tenant_id,
+               m.user_id, m.feature, m.conversation_id, m.cached, m.streamed, m.unpriced_reason, m.cost_micros,
+               m.input_tokens, m.output_tokens, m.cache_read_tokens, m.cache_write_tokens, m.reasoning_tokens,
+               m.ttft_ms, m.total_ms, m.call_id, m.billed_micros, failure
+          FROM moved m;
         set_aside := set_aside + (last - first + 1);
       ELSE
         -- Split between two calls, at the boundary nearest the middle.

@@ -24,7 +24,9 @@ SELECT date_trunc('hour', created_at, 'UTC') AS hour, provider, model, operation
        ai_cost_internal.histogram(total_ms, sign) AS total_ms_hist,
        coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0)::bigint AS ttft_ms_calls,
        coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint AS ttft_ms_sum,
-       ai_cost_internal.histogram(ttft_ms, sign) FILTER (WHERE streamed) AS ttft_ms_hist
+       ai_cost_internal.histogram(ttft_ms, sign) FILTER (WHERE streamed) AS ttft_ms_hist,
+       coalesce(sum(sign * billed_micros), 0)::bigint AS billed_micros,
+       coalesce(sum(sign) FILTER (WHERE billed_micros IS NULL), 0)::bigint AS unbilled_calls
   FROM ai_cost_internal.pending_changes
  GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason;
 COMMENT ON VIEW ai_cost_internal.calls_hourly_pending IS 'Internal: the changes since the last refresh in the shape of ai_cost.calls_hourly; ai_cost.calls_hourly_live adds them to it.';
@@ -50,13 +52,13 @@ CREATE VIEW ai_cost.calls_hourly_live AS
 SELECT hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
        unpriced_reason, calls, unpriced_calls, cost_micros, input_tokens, output_tokens,
        cache_read_tokens, cache_write_tokens, reasoning_tokens, total_ms_calls, total_ms_sum,
-       total_ms_hist, ttft_ms_calls, ttft_ms_sum, ttft_ms_hist
+       total_ms_hist, ttft_ms_calls, ttft_ms_sum, ttft_ms_hist, billed_micros, unbilled_calls
   FROM ai_cost.calls_hourly
 UNION ALL
 SELECT hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
        unpriced_reason, calls, unpriced_calls, cost_micros, input_tokens, output_tokens,
        cache_read_tokens, cache_write_tokens, reasoning_tokens, total_ms_calls, total_ms_sum,
-       total_ms_hist, ttft_ms_calls, ttft_ms_sum, ttft_ms_hist
+       total_ms_hist, ttft_ms_calls, ttft_ms_sum, ttft_ms_hist, billed_micros, unbilled_calls
   FROM ai_cost_internal.calls_hourly_pending;
 COMMENT ON VIEW ai_cost.calls_hourly_live IS 'ai_cost.calls_hourly plus the changes since the last refresh: exact now. Several rows can share a key, so always aggregate (sum; ai_cost.histogram_merge for histograms).';
 COMMENT ON COLUMN ai_cost.calls_hourly_live.hour IS 'Start of the UTC hour of the calls.';
@@ -84,6 +86,8 @@ COMMENT ON COLUMN ai_cost.calls_hourly_live.total_ms_hist IS 'Histogram of total
 COMMENT ON COLUMN ai_cost.calls_hourly_live.ttft_ms_calls IS 'Streamed calls with a time to first token (ttft_ms).';
 COMMENT ON COLUMN ai_cost.calls_hourly_live.ttft_ms_sum IS 'Sum of time to first token in ms of streamed calls; divided by ttft_ms_calls, the average.';
 COMMENT ON COLUMN ai_cost.calls_hourly_live.ttft_ms_hist IS 'Histogram of time to first token in ms of streamed calls (NULL: none): merge with ai_cost.histogram_merge.';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.billed_micros IS 'What the billed calls were charged to their tenants (ai_cost.markups), in micro-dollars, never part of cost_micros; calls not billed add nothing (see unbilled_calls).';
+COMMENT ON COLUMN ai_cost.calls_hourly_live.unbilled_calls IS 'Calls not billed: no markup covers them, or their cost is unknown.';
 
 -- The conversation rollup plus the changes not consumed yet (see
 -- ai_cost.calls_hourly_live). Several rows may share a key: aggregate.
@@ -145,17 +149,18 @@ BEGIN
          coalesce(sum(c.reasoning_tokens), 0)::bigint,
          count(c.total_ms), coalesce(sum(c.total_ms), 0)::bigint, ai_cost_internal.histogram(c.total_ms, 1),
          count(c.ttft_ms) FILTER (WHERE c.streamed), coalesce(sum(c.ttft_ms) FILTER (WHERE c.streamed), 0)::bigint,
-         ai_cost_internal.histogram(c.ttft_ms, 1) FILTER (WHERE c.streamed)
+         ai_cost_internal.histogram(c.ttft_ms, 1) FILTER (WHERE c.streamed),
+         coalesce(sum(c.billed_micros), 0)::bigint, count(*) FILTER (WHERE c.billed_micros IS NULL)
     -- Only the columns it reads: a BI login may read only some of them.
     FROM (SELECT id, created_at, provider, model, operation, status, service_tier, nullif(tenant_id, '') AS tenant_id, user_id, feature, cached,
                  unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-                 reasoning_tokens, total_ms, streamed, ttft_ms
+                 reasoning_tokens, total_ms, streamed, ttft_ms, billed_micros
             FROM ai_cost.calls
            WHERE created_at >= since AND created_at < least(until, first_hour)
           UNION ALL
           SELECT id, created_at, provider, model, operation, status, service_tier, nullif(tenant_id, ''), user_id, feature, cached,
                  unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-                 reasoning_tokens, total_ms, streamed, ttft_ms
+                 reasoning_tokens, total_ms, streamed, ttft_ms, billed_micros
             FROM ai_cost.calls
            WHERE created_at >= greatest(since, end_hour, first_hour)
              AND created_at < until) AS c
@@ -175,7 +180,8 @@ SELECT day, provider, model, operation, service_tier, tenant_id, user_id, featur
        cancelled,
        CASE WHEN calls <> unpriced_calls THEN cost_micros END AS cost_micros,
        CASE WHEN successes = 0 OR successes <> unpriced_successes THEN success_cost_micros END AS success_cost_micros,
-       unpriced_calls, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens
+       unpriced_calls, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+       CASE WHEN calls <> unbilled_calls THEN billed_micros END AS billed_micros, unbilled_calls
   FROM (SELECT (hour AT TIME ZONE 'UTC')::date AS day, provider, model, operation, service_tier,
                tenant_id, user_id, feature,
                sum(calls)::bigint AS calls,
@@ -190,7 +196,9 @@ SELECT day, provider, model, operation, service_tier, tenant_id, user_id, featur
                sum(output_tokens)::bigint AS output_tokens,
                sum(cache_read_tokens)::bigint AS cache_read_tokens,
                sum(cache_write_tokens)::bigint AS cache_write_tokens,
-               sum(reasoning_tokens)::bigint AS reasoning_tokens
+               sum(reasoning_tokens)::bigint AS reasoning_tokens,
+               sum(billed_micros)::bigint AS billed_micros,
+               sum(unbilled_calls)::bigint AS unbilled_calls
           FROM ai_cost.calls_hourly_live
          GROUP BY 1, provider, model, operation, service_tier, tenant_id, user_id, feature
         HAVING sum(calls) <> 0) AS d;
@@ -215,6 +223,8 @@ COMMENT ON COLUMN ai_cost.spend_daily.output_tokens IS 'Sum of output tokens (re
 COMMENT ON COLUMN ai_cost.spend_daily.cache_read_tokens IS 'Sum of input tokens read from the provider''s prompt cache.';
 COMMENT ON COLUMN ai_cost.spend_daily.cache_write_tokens IS 'Sum of input tokens written to the provider''s prompt cache.';
 COMMENT ON COLUMN ai_cost.spend_daily.reasoning_tokens IS 'Sum of output tokens spent on reasoning.';
+COMMENT ON COLUMN ai_cost.spend_daily.billed_micros IS 'What the calls were charged to their tenants (ai_cost.markups), in micro-dollars, beside their cost and never part of it: the sum over the billed calls. NULL when none of the calls is billed; see unbilled_calls.';
+COMMENT ON COLUMN ai_cost.spend_daily.unbilled_calls IS 'Calls not billed: no markup covers them, or their cost is unknown.';
 
 -- The daily rollups plus the changes no refresh has consumed yet (see
 -- ai_cost.calls_hourly_live): exact at any moment. Several rows may share a
@@ -222,7 +232,7 @@ COMMENT ON COLUMN ai_cost.spend_daily.reasoning_tokens IS 'Sum of output tokens 
 CREATE VIEW ai_cost_internal.calls_daily_live AS
 SELECT day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason,
        calls, unpriced_calls, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-       reasoning_tokens
+       reasoning_tokens, billed_micros, unbilled_calls
   FROM ai_cost_internal.calls_daily
 UNION ALL
 SELECT date_trunc('day', created_at, 'UTC'), provider, model, operation, status, service_tier, tenant_id,
@@ -234,7 +244,9 @@ SELECT date_trunc('day', created_at, 'UTC'), provider, model, operation, status,
        coalesce(sum(sign * output_tokens), 0)::bigint,
        coalesce(sum(sign * cache_read_tokens), 0)::bigint,
        coalesce(sum(sign * cache_write_tokens), 0)::bigint,
-       coalesce(sum(sign * reasoning_tokens), 0)::bigint
+       coalesce(sum(sign * reasoning_tokens), 0)::bigint,
+       coalesce(sum(sign * billed_micros), 0)::bigint,
+       coalesce(sum(sign) FILTER (WHERE billed_micros IS NULL), 0)::bigint
   FROM ai_cost_internal.pending_changes
  GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason;
 COMMENT ON VIEW ai_cost_internal.calls_daily_live IS 'Internal: the daily calls rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';

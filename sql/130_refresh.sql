@@ -120,7 +120,7 @@ BEGIN
     SELECT a.sign, a.created_at, a.provider, a.model, a.operation, a.status, a.service_tier, a.tenant_id,
            a.user_id, a.feature, a.conversation_id, a.cached, a.streamed, a.unpriced_reason, a.cost_micros,
            a.input_tokens, a.output_tokens, a.cache_read_tokens, a.cache_write_tokens, a.reasoning_tokens,
-           a.ttft_ms, a.total_ms, a.call_id
+           a.ttft_ms, a.total_ms, a.call_id, a.billed_micros
       FROM numbered a
      WHERE NOT EXISTS (SELECT FROM numbered b WHERE b.version = a.version AND b.n = a.n AND b.sign = -a.sign)
     RETURNING 1

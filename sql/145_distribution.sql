@@ -7,8 +7,8 @@
 --   the price tables (providers,   reference tables: a copy on every node, so
 --   service_tiers, prices,         the cost trigger, which runs on the node
 --   model_aliases, model_patterns, that holds the call's shard, reads them
---   tenant_discounts) and          there.
---   tenant_access
+--   tenant_discounts, markups and  there.
+--   tenant_access)
 --   the price lookup and the       node-local on every node: each node builds
 --   compiled price book            its own from its copy of the price tables,
 --                                  in the statement trigger that fires on its
@@ -109,9 +109,11 @@ CREATE FUNCTION ai_cost.distribute() RETURNS TABLE (step text, detail text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   price_tables CONSTANT regclass[] := ARRAY['ai_cost.providers', 'ai_cost.service_tiers', 'ai_cost.prices', 'ai_cost.model_aliases',
-                                            'ai_cost.model_patterns', 'ai_cost.tenant_discounts', 'ai_cost.tenant_access'];
+                                            'ai_cost.model_patterns', 'ai_cost.tenant_discounts', 'ai_cost.tenant_access',
+                                            'ai_cost.markups'];
   node_local_tables CONSTANT regclass[] := ARRAY['ai_cost_internal.price_lookup', 'ai_cost_internal.price_book',
                                                  'ai_cost_internal.price_book_generation'];
+  local_price_tables regclass[];
   t regclass;
   trigger_name name;
   source_triggers text[];
@@ -166,31 +168,37 @@ BEGIN
   -- the shard it filters: a read Citus calls nested, and which is local.
   ALTER FUNCTION ai_cost_internal.may_read_tenant(text) SET citus.allow_nested_distributed_execution = on;
 
-  IF NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'ai_cost.prices'::regclass) THEN
+  -- The price tables not yet distributed: all of them on the first run, a
+  -- table an upgrade added on a later one.
+  local_price_tables := ARRAY(SELECT p FROM unnest(price_tables) AS p
+                               WHERE NOT EXISTS (SELECT FROM pg_dist_partition d WHERE d.logicalrelid = p));
+  IF cardinality(local_price_tables) > 0 THEN
     -- Copying a table's rows to its shard copies would fire its triggers
     -- there: they go first and come back on the reference tables, where they
     -- fire on each node's copy. They come back without TRUNCATE among their
     -- events: Citus does not run TRUNCATE triggers on shards.
     source_triggers := ARRAY(
       SELECT regexp_replace(pg_get_triggerdef(g.oid), ' OR TRUNCATE', '')
-        FROM pg_trigger g WHERE g.tgrelid = ANY (price_tables) AND NOT g.tgisinternal ORDER BY g.tgrelid, g.tgname);
+        FROM pg_trigger g WHERE g.tgrelid = ANY (local_price_tables) AND NOT g.tgisinternal ORDER BY g.tgrelid, g.tgname);
     FOR trigger_name, t IN
-      SELECT g.tgname, g.tgrelid::regclass FROM pg_trigger g WHERE g.tgrelid = ANY (price_tables) AND NOT g.tgisinternal
+      SELECT g.tgname, g.tgrelid::regclass FROM pg_trigger g WHERE g.tgrelid = ANY (local_price_tables) AND NOT g.tgisinternal
     LOOP
       EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, t);
     END LOOP;
     -- A role's oid differs from node to node: the copy of tenant_access on
     -- every node names its roles.
-    DROP POLICY own_tenants ON ai_cost.tenant_access;
-    ALTER TABLE ai_cost.tenant_access ALTER reader TYPE name USING pg_get_userbyid(reader::oid);
-    CREATE POLICY own_tenants ON ai_cost.tenant_access FOR SELECT USING (pg_has_role(reader, 'USAGE'));
-    FOREACH t IN ARRAY price_tables LOOP
+    IF 'ai_cost.tenant_access'::regclass = ANY (local_price_tables) THEN
+      DROP POLICY own_tenants ON ai_cost.tenant_access;
+      ALTER TABLE ai_cost.tenant_access ALTER reader TYPE name USING pg_get_userbyid(reader::oid);
+      CREATE POLICY own_tenants ON ai_cost.tenant_access FOR SELECT USING (pg_has_role(reader, 'USAGE'));
+    END IF;
+    FOREACH t IN ARRAY local_price_tables LOOP
       EXECUTE 'SELECT create_reference_table($1)' USING t;
     END LOOP;
     FOREACH definition IN ARRAY source_triggers LOOP
       EXECUTE definition;
     END LOOP;
-    step := 'price tables'; detail := (SELECT string_agg(replace(p::text, 'ai_cost.', ''), ', ') FROM unnest(price_tables) AS p)
+    step := 'price tables'; detail := (SELECT string_agg(replace(p::text, 'ai_cost.', ''), ', ') FROM unnest(local_price_tables) AS p)
                                       || ' are reference tables'; RETURN NEXT;
   END IF;
 
@@ -211,7 +219,8 @@ BEGIN
     -- which the rollups read as none (090_rollups.sql), so they do not
     -- change. The rows keep their costs: the cost trigger and the capture
     -- stay out of it.
-    ALTER TABLE ai_cost.calls DISABLE TRIGGER tg_calls__price_call, DISABLE TRIGGER tg_calls__capture_updates;
+    ALTER TABLE ai_cost.calls DISABLE TRIGGER tg_calls__price_call, DISABLE TRIGGER tg_calls__set_billed,
+                              DISABLE TRIGGER tg_calls__capture_updates;
     UPDATE ai_cost.calls SET tenant_id = '' WHERE tenant_id IS NULL;
     GET DIAGNOSTICS moved = ROW_COUNT;
     ALTER TABLE ai_cost.calls ALTER tenant_id SET DEFAULT '', ALTER tenant_id SET NOT NULL;
@@ -249,7 +258,7 @@ BEGIN
     CREATE TRIGGER tg_calls__refuse_changes BEFORE UPDATE OR DELETE ON ai_cost.calls
       FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.refuse_call_changes();
     EXECUTE 'SELECT create_distributed_table(''ai_cost.calls'', ''tenant_id'')';
-    ALTER TABLE ai_cost.calls ENABLE TRIGGER tg_calls__price_call;
+    ALTER TABLE ai_cost.calls ENABLE TRIGGER tg_calls__price_call, ENABLE TRIGGER tg_calls__set_billed;
     PERFORM ai_cost_internal.distribute_functions();
     step := 'calls'; detail := format('ai_cost.calls is distributed by tenant_id over %s shard(s)',
                                       (SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'ai_cost.calls'::regclass));

@@ -71,7 +71,9 @@ BEGIN
       ai_cost_internal.price_call_slowly(ai_cost.calls), ai_cost_internal.cost_of(ai_cost.calls),
       ai_cost_internal.priced(text, text, text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, jsonb),
       ai_cost_internal.no_price_reason(text, text, text, timestamptz), ai_cost_internal.pattern_model(text, text),
-      ai_cost_internal.in_daily_window(timestamptz, time, time, text)
+      ai_cost_internal.in_daily_window(timestamptz, time, time, text), ai_cost_internal.bills_calls(),
+      ai_cost_internal.billing_of(text, text, text, bigint, text, timestamptz, bigint, bigint, bigint),
+      ai_cost_internal.explain_billing(text, text, text, bigint, text, timestamptz, bigint, bigint, bigint)
     TO %I', grantee);
 END
 $$;
@@ -116,7 +118,8 @@ BEGIN
                   cache_read_tokens, cache_write_tokens, reasoning_tokens, cache_write_1h_tokens,
                   audio_input_tokens, audio_output_tokens, units, unit, streamed, cached, ttft_ms, total_ms,
                   provided_cost_micros, cost_micros, price_id, unpriced_reason, discount_id, computed_cost_micros,
-                  cache_read_audio_tokens, image_input_tokens, image_output_tokens, video_input_tokens, extra_units)
+                  cache_read_audio_tokens, image_input_tokens, image_output_tokens, video_input_tokens, extra_units,
+                  billed_micros, markup_id)
        ON ai_cost.calls TO ai_cost_reader;
     -- The functions of the reporting views, and the histogram and price
     -- helpers a dashboard query may call itself.
@@ -143,7 +146,7 @@ BEGIN
     GRANT SELECT (id, request_id, cost_micros, price_id, unpriced_reason) ON ai_cost.calls TO ai_cost_writer;
     GRANT SELECT ON ai_cost.prices, ai_cost_internal.price_lookup, ai_cost.providers,
                     ai_cost.model_aliases, ai_cost.model_patterns, ai_cost.tenant_discounts,
-                    ai_cost.service_tiers
+                    ai_cost.service_tiers, ai_cost.markups
        TO ai_cost_writer;
     GRANT EXECUTE ON FUNCTION ai_cost.insert_calls(jsonb), ai_cost.price_at(text, text, timestamptz),
       ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb)
@@ -155,14 +158,15 @@ BEGIN
     GRANT USAGE ON SCHEMA ai_cost, ai_cost_internal TO ai_cost_admin;
     GRANT SELECT ON ai_cost.calls, ai_cost.budget_alerts, ai_cost.reprice_runs, ai_cost.reprice_audit
        TO ai_cost_admin;
-    -- Repricing rewrites the cost columns; the cost trigger recomputes them
-    -- from the prices, so this cannot set an arbitrary cost either.
-    GRANT UPDATE (cost_micros, price_id, discount_id, unpriced_reason) ON ai_cost.calls TO ai_cost_admin;
+    -- Repricing rewrites the cost and charge columns; the cost and billing
+    -- triggers recompute them from the prices and markups, so this cannot
+    -- set an arbitrary cost or charge either.
+    GRANT UPDATE (cost_micros, price_id, discount_id, unpriced_reason, billed_micros, markup_id) ON ai_cost.calls TO ai_cost_admin;
     GRANT SELECT, INSERT, UPDATE ON ai_cost.prices, ai_cost.reprice_runs TO ai_cost_admin;
     GRANT INSERT ON ai_cost.reprice_audit TO ai_cost_admin;
     GRANT SELECT, INSERT, UPDATE, DELETE ON ai_cost.model_aliases, ai_cost.model_patterns,
                                            ai_cost.tenant_discounts, ai_cost.providers, ai_cost.budgets,
-                                           ai_cost.tenant_access, ai_cost.service_tiers
+                                           ai_cost.tenant_access, ai_cost.service_tiers, ai_cost.markups
        TO ai_cost_admin;
     -- Operators choose whether the refresh announces unpriced models.
     GRANT SELECT, UPDATE (enabled) ON ai_cost.unpriced_model_alert_settings TO ai_cost_admin;
