@@ -12,6 +12,8 @@ const NOT_WRITTEN: Record<string, string> = {
   discount_id: 'the cost trigger',
   unpriced_reason: 'the cost trigger',
   computed_cost_micros: 'the cost trigger (or ai_cost.insert_calls())',
+  billed_micros: 'the billing trigger (ai_cost.markups)',
+  markup_id: 'the billing trigger (ai_cost.markups)',
 };
 
 const written = Object.values(CALL_COLUMNS).map(({ column, type }) => ({ column, type }));

@@ -21,10 +21,14 @@ interface SpendRow {
   costMicros: bigint | null;
   unpricedCalls: bigint;
   shareOfCost: number | null;
+  /** What the calls were charged to their tenants; null: none of them is billed. */
+  billedMicros: bigint | null;
+  unbilledCalls: bigint;
 }
 
 /** The figures' columns of every CSV report, after the columns that name a row. */
-const CSV_FIGURE_COLUMNS = ['calls', 'failed_calls', 'input_tokens', 'output_tokens', 'cost_micros', 'unpriced_calls', 'share_of_cost'];
+const CSV_FIGURE_COLUMNS = ['calls', 'failed_calls', 'input_tokens', 'output_tokens', 'cost_micros', 'unpriced_calls', 'share_of_cost',
+  'billed_micros', 'unbilled_calls'];
 
 /** Spend by model as a terminal table with bars and a total row, as CSV, or as JSON (micro-dollars as strings). */
 export function renderSpend(rows: ModelSpend[], format: OutputFormat): string {
@@ -34,6 +38,7 @@ export function renderSpend(rows: ModelSpend[], format: OutputFormat): string {
     keys: [r.provider, r.model], calls: r.calls, failedCalls: r.failedCalls, inputTokens: r.inputTokens,
     outputTokens: r.outputTokens, costMicros: r.costMicros, unpricedCalls: r.unpricedCalls,
     shareOfCost: r.costMicros === null || priced === 0n ? null : Number((r.costMicros * 1_000_000n) / priced) / 1_000_000,
+    billedMicros: r.billedMicros, unbilledCalls: r.unbilledCalls,
   })), format);
 }
 
@@ -43,6 +48,7 @@ export function renderBreakdown(by: string, rows: BreakdownRow[], format: Output
   return render([by], rows.map((r) => ({
     keys: [r.key], calls: r.calls, failedCalls: r.failures, inputTokens: r.inputTokens, outputTokens: r.outputTokens,
     costMicros: r.costMicros, unpricedCalls: r.unpricedCalls, shareOfCost: r.shareOfCost,
+    billedMicros: r.billedMicros, unbilledCalls: r.unbilledCalls,
   })), format);
 }
 
@@ -50,10 +56,10 @@ function render(keyColumns: string[], rows: SpendRow[], format: 'table' | 'csv')
   return format === 'csv' ? csv(keyColumns, rows) : spendTable(keyColumns, rows);
 }
 
-/** Exact micro-dollars; an unknown cost (and its share) is an empty field, never 0. */
+/** Exact micro-dollars; an unknown cost (and its share) and a charge of calls none billed are empty fields, never 0. */
 function csv(keyColumns: string[], rows: SpendRow[]): string {
   const lines = rows.map((r) => [...r.keys.map((key) => csvField(key ?? '')), r.calls, r.failedCalls, r.inputTokens,
-    r.outputTokens, r.costMicros ?? '', r.unpricedCalls, r.shareOfCost ?? ''].join(','));
+    r.outputTokens, r.costMicros ?? '', r.unpricedCalls, r.shareOfCost ?? '', r.billedMicros ?? '', r.unbilledCalls].join(','));
   return [[...keyColumns, ...CSV_FIGURE_COLUMNS].join(','), ...lines].join('\n');
 }
 
@@ -74,30 +80,45 @@ export function bar(value: bigint, max: bigint): string {
 /**
  * Rows as a terminal table with a cost bar each and a total row. A cost
  * none of whose calls is priced reads "unpriced" (a free one $0.00), and
- * every row's unpriced calls are counted beside its cost.
+ * every row's unpriced calls are counted beside its cost. Where any call of
+ * the window is billed to its tenant (ai_cost.markups), what they were
+ * billed follows in columns of its own: "not billed" where none of a row's
+ * calls is, with the calls not billed counted beside it.
  */
 function spendTable(keyColumns: string[], rows: SpendRow[]): string {
   if (rows.length === 0) return 'No calls in this window.';
   const max = rows.reduce((m, r) => (r.costMicros !== null && r.costMicros > m ? r.costMicros : m), 0n);
+  const billing = rows.some((r) => r.billedMicros !== null);
+  const billed = (micros: bigint | null) => (micros === null ? 'not billed' : formatMicros(micros));
   const table = new Table({
-    head: [...keyColumns, 'calls', 'failed', 'input tokens', 'output tokens', 'cost', 'share', '', 'unpriced'],
-    colAligns: [...keyColumns.map(() => 'left' as const), 'right', 'right', 'right', 'right', 'right', 'right', 'left', 'right'],
+    head: [...keyColumns, 'calls', 'failed', 'input tokens', 'output tokens', 'cost', 'share', '', 'unpriced',
+      ...(billing ? ['billed', 'not billed'] : [])],
+    colAligns: [...keyColumns.map(() => 'left' as const), 'right', 'right', 'right', 'right', 'right', 'right', 'left', 'right',
+      ...(billing ? ['right' as const, 'right' as const] : [])],
     style: { head: [], border: [], compact: true },
   });
   for (const r of rows) {
     table.push([...r.keys.map((key) => key ?? '(none)'), count(r.calls), count(r.failedCalls), count(r.inputTokens),
       count(r.outputTokens), formatMicros(r.costMicros), r.shareOfCost === null ? '' : `${(r.shareOfCost * 100).toFixed(1)}%`,
-      bar(r.costMicros ?? 0n, max), r.unpricedCalls > 0n ? count(r.unpricedCalls) : '']);
+      bar(r.costMicros ?? 0n, max), r.unpricedCalls > 0n ? count(r.unpricedCalls) : '',
+      ...(billing ? [billed(r.billedMicros), r.unbilledCalls > 0n ? count(r.unbilledCalls) : ''] : [])]);
   }
   const sum = (pick: (r: SpendRow) => bigint) => rows.reduce((total, r) => total + pick(r), 0n);
   const unpriced = sum((r) => r.unpricedCalls);
+  const unbilled = sum((r) => r.unbilledCalls);
   const calls = sum((r) => r.calls);
   const cost = unpriced === calls ? null : sum((r) => r.costMicros ?? 0n);
+  const totalBilled = unbilled === calls ? null : sum((r) => r.billedMicros ?? 0n);
   table.push(['total', ...keyColumns.slice(1).map(() => ''), count(calls), count(sum((r) => r.failedCalls)),
     count(sum((r) => r.inputTokens)), count(sum((r) => r.outputTokens)), formatMicros(cost), '', '',
-    unpriced > 0n ? count(unpriced) : '']);
-  const note = unpriced > 0n ? `\n${count(unpriced)} call(s) have no price in force: their cost is unknown and not in the total.` : '';
-  return table.toString() + note;
+    unpriced > 0n ? count(unpriced) : '', ...(billing ? [billed(totalBilled), unbilled > 0n ? count(unbilled) : ''] : [])]);
+  const notes = [
+    ...(unpriced > 0n ? [`${count(unpriced)} call(s) have no price in force: their cost is unknown and not in the total.`] : []),
+    ...(billing && unbilled > 0n
+      ? [`${count(unbilled)} call(s) are not billed (no markup covers them, or their cost is unknown) and are not in the billed total.`]
+      : []),
+  ];
+  return table.toString() + notes.map((note) => `\n${note}`).join('');
 }
 
 /** JSON with bigints (micro-dollars, counts) as exact decimal strings; an unknown cost is null. */

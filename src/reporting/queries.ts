@@ -71,6 +71,15 @@ const costColumn = sql.fragment`(CASE WHEN pg_catalog.sum(r.calls) OPERATOR(pg_c
                  AND pg_catalog.sum(r.unpriced_calls) OPERATOR(pg_catalog.=) pg_catalog.sum(r.calls) THEN NULL
             ELSE coalesce(pg_catalog.sum(r.cost_micros), 0) END)::bigint`;
 
+/**
+ * What the rollup rows `r` were billed to tenants (ai_cost.markups), by the
+ * same rule as the cost: NULL where none of the calls is billed, 0 without
+ * any call.
+ */
+const billedColumn = sql.fragment`(CASE WHEN pg_catalog.sum(r.calls) OPERATOR(pg_catalog.>) 0
+                 AND pg_catalog.sum(r.unbilled_calls) OPERATOR(pg_catalog.=) pg_catalog.sum(r.calls) THEN NULL
+            ELSE coalesce(pg_catalog.sum(r.billed_micros), 0) END)::bigint`;
+
 const totalsColumns = sql.fragment`
   coalesce(pg_catalog.sum(r.calls), 0)::bigint AS calls,
   coalesce(pg_catalog.sum(r.calls) FILTER (WHERE r.status OPERATOR(pg_catalog.=) 'success'), 0)::bigint AS successes,
@@ -78,7 +87,9 @@ const totalsColumns = sql.fragment`
   ${costColumn} AS cost_micros,
   coalesce(pg_catalog.sum(r.unpriced_calls), 0)::bigint AS unpriced_calls,
   coalesce(pg_catalog.sum(r.input_tokens), 0)::bigint AS input_tokens,
-  coalesce(pg_catalog.sum(r.output_tokens), 0)::bigint AS output_tokens`;
+  coalesce(pg_catalog.sum(r.output_tokens), 0)::bigint AS output_tokens,
+  ${billedColumn} AS billed_micros,
+  coalesce(pg_catalog.sum(r.unbilled_calls), 0)::bigint AS unbilled_calls`;
 
 const totalsShape = {
   calls: z.bigint(),
@@ -88,6 +99,8 @@ const totalsShape = {
   unpriced_calls: z.bigint(),
   input_tokens: z.bigint(),
   output_tokens: z.bigint(),
+  billed_micros: z.bigint().nullable(),
+  unbilled_calls: z.bigint(),
 };
 
 export interface Totals {
@@ -101,6 +114,10 @@ export interface Totals {
   unpricedCalls: bigint;
   inputTokens: bigint;
   outputTokens: bigint;
+  /** What the billed calls were charged to their tenants (ai_cost.markups), never part of costMicros; null when none is billed. */
+  billedMicros: Micros | null;
+  /** Calls not billed: no markup covers them, or their cost is unknown. */
+  unbilledCalls: bigint;
 }
 
 const totals = (row: z.infer<z.ZodObject<typeof totalsShape>>): Totals => ({
@@ -111,6 +128,8 @@ const totals = (row: z.infer<z.ZodObject<typeof totalsShape>>): Totals => ({
   unpricedCalls: row.unpriced_calls,
   inputTokens: row.input_tokens,
   outputTokens: row.output_tokens,
+  billedMicros: row.billed_micros,
+  unbilledCalls: row.unbilled_calls,
 });
 
 export interface Summary extends Totals {
@@ -173,7 +192,7 @@ export async function breakdown(
     ? sql.fragment`key`
     : sql.fragment`cost_micros DESC NULLS LAST, calls DESC, key NULLS LAST`;
   const rows = await db.any(sql.type(z.object({ key: z.string().nullable(), share: z.string().nullable(), ...totalsShape }))`
-    SELECT key, calls, successes, failures, cost_micros, unpriced_calls, input_tokens, output_tokens,
+    SELECT key, calls, successes, failures, cost_micros, unpriced_calls, input_tokens, output_tokens, billed_micros, unbilled_calls,
            pg_catalog.round(cost_micros OPERATOR(pg_catalog./) ${nonZeroOrNull(sql.fragment`pg_catalog.sum(cost_micros) OVER ()`)}, 6)::pg_catalog.text AS share
       FROM (SELECT ${key} AS key, ${totalsColumns}
               FROM ${windowRows(f)}
@@ -198,6 +217,10 @@ export interface ModelSpend {
   costMicros: Micros | null;
   /** Calls with no price in force: their cost is unknown, not zero. */
   unpricedCalls: bigint;
+  /** What the billed calls were charged to their tenants (ai_cost.markups); null when none is billed. */
+  billedMicros: Micros | null;
+  /** Calls not billed: no markup covers them, or their cost is unknown. */
+  unbilledCalls: bigint;
 }
 
 /**
@@ -226,6 +249,8 @@ export async function spendByModel(db: CommonQueryMethods, filters: ReportFilter
     outputTokens: row.output_tokens,
     costMicros: row.cost_micros,
     unpricedCalls: row.unpriced_calls,
+    billedMicros: row.billed_micros,
+    unbilledCalls: row.unbilled_calls,
   }));
 }
 
