@@ -258,7 +258,9 @@ BEGIN
     CREATE TRIGGER tg_calls__refuse_changes BEFORE UPDATE OR DELETE ON ai_cost.calls
       FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.refuse_call_changes();
     EXECUTE 'SELECT create_distributed_table(''ai_cost.calls'', ''tenant_id'')';
-    ALTER TABLE ai_cost.calls ENABLE TRIGGER tg_calls__price_call, ENABLE TRIGGER tg_calls__set_billed;
+    -- Citus takes one ENABLE TRIGGER per statement.
+    ALTER TABLE ai_cost.calls ENABLE TRIGGER tg_calls__price_call;
+    ALTER TABLE ai_cost.calls ENABLE TRIGGER tg_calls__set_billed;
     PERFORM ai_cost_internal.distribute_functions();
     step := 'calls'; detail := format('ai_cost.calls is distributed by tenant_id over %s shard(s)',
                                       (SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'ai_cost.calls'::regclass));

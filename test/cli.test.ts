@@ -115,8 +115,9 @@ test('report --format csv', async (t) => {
   await db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens) VALUES ('openai', 'gpt-4o-mini', 1000)`);
   const report = await runCli(['report', '--format', 'csv', '--database-url', db.url]);
   t.deepEqual(report.stdout.trim().split('\n'), [
-    'provider,model,calls,failed_calls,input_tokens,output_tokens,cost_micros,unpriced_calls,share_of_cost',
-    'openai,gpt-4o-mini,1,0,1000,0,150,0,1',
+    'provider,model,calls,failed_calls,input_tokens,output_tokens,cost_micros,unpriced_calls,share_of_cost,billed_micros,unbilled_calls',
+    // Without markups nothing is billed: an empty charge, never 0.
+    'openai,gpt-4o-mini,1,0,1000,0,150,0,1,,1',
   ]);
 });
 

@@ -55,6 +55,7 @@ testOnCitus(test.serial, 'ai-cost distribute spreads a ledger in use over the cl
       FROM pg_dist_partition WHERE logicalrelid::text LIKE 'ai_cost.%' ORDER BY 1`);
   t.deepEqual(layout, [
     { table: 'ai_cost.calls', method: 'h', column: 'tenant_id' },
+    { table: 'ai_cost.markups', method: 'n', column: null },
     { table: 'ai_cost.model_aliases', method: 'n', column: null },
     { table: 'ai_cost.model_patterns', method: 'n', column: null },
     { table: 'ai_cost.prices', method: 'n', column: null },
@@ -124,6 +125,9 @@ async function recordEveryWay(db: CitusDatabase): Promise<string[]> {
   await db.query(`INSERT INTO ai_cost.tenant_discounts (tenant_id, provider, percent_off, valid_from) VALUES ('acme', 'openai', 20, '2020-01-01')`);
   await db.query(`INSERT INTO ai_cost.prices (provider, model, tenant_id, input_per_mtok, output_per_mtok, valid_from)
                   VALUES ('openai', 'gpt-4o-mini', 'globex', 0.1, 0.4, '2020-01-01')`);
+  // Each call is billed too: acme by a markup of its own, everyone else by the one for every tenant.
+  await db.query(`INSERT INTO ai_cost.markups (tenant_id, provider, percent, per_call, per_mtok)
+                  VALUES (NULL, NULL, 20, 0, 0.1), ('acme', 'openai', 5, 0.002, 0)`);
   // Tenants of no terms of their own for half the calls, spreading them over the shards.
   const calls = CALLS.map((call, i) => ('tenant_id' in call || i % 2 ? call : { ...call, tenant_id: `tenant-${i}` }));
   for (const [i, call] of calls.entries()) {
@@ -136,7 +140,8 @@ async function recordEveryWay(db: CitusDatabase): Promise<string[]> {
   }
   await db.query('SELECT ai_cost.insert_calls($1::jsonb)', [JSON.stringify(calls.map((call, i) => ({ ...call, request_id: `batch-${i}` })))]);
   const rows = await db.query<{ row: string }>(`
-    SELECT concat_ws(' | ', request_id, cost_micros, computed_cost_micros, price_id, discount_id, unpriced_reason) AS row
+    SELECT concat_ws(' | ', request_id, cost_micros, computed_cost_micros, price_id, discount_id, unpriced_reason,
+                     'billed ' || billed_micros, 'markup ' || markup_id) AS row
       FROM ai_cost.calls ORDER BY request_id`);
   return rows.map((r) => r.row);
 }

@@ -30,6 +30,7 @@ const EXCEPTIONS: Record<string, string> = {
   'ai_cost_internal.price_book_rates': 'generated constant the cost trigger inlines: a SET clause prevents inlining; its body names its type by schema',
   'ai_cost_internal.price_book_windows': 'generated constant the cost trigger inlines: a SET clause prevents inlining; its body names its type by schema',
   'ai_cost_internal.price_book_has_tenant': 'generated constant the cost trigger inlines: a SET clause prevents inlining; its body names its operator and type by schema',
+  'ai_cost_internal.bills_calls': 'generated constant the billing trigger\'s condition inlines: a SET clause prevents inlining; its body is true or false',
   'ai_cost.insert_calls': 'SECURITY DEFINER: prices a batch in its own statement, which the cost trigger trusts only from its owner',
   'ai_cost_internal.tenant_of_calls_without_one': 'inlinable SQL constant for ai_cost.insert_calls: a SET clause prevents inlining; its body has no operator',
   'ai_cost_internal.dimension_values': 'inlinable SQL unpivot used by refresh and a view: a SET clause prevents inlining; names its operator by its schema',

@@ -59,6 +59,8 @@ test('spend by model equals the raw group by provider and model, most expensive 
   t.deepEqual(rows, expected.map((e) => ({
     provider: e.provider!, model: e.model!, calls: BigInt(e.calls!), failedCalls: BigInt(e.failed!), inputTokens: BigInt(e.input!),
     outputTokens: BigInt(e.output!), costMicros: e.cost === null ? null : BigInt(e.cost!), unpricedCalls: BigInt(e.unpriced!),
+    // No markup: nothing is billed.
+    billedMicros: null, unbilledCalls: BigInt(e.calls!),
   })));
   t.is(rows.at(-1)!.model, 'nobody-priced');
 });

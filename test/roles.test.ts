@@ -172,7 +172,7 @@ test('a BI login listing schema ai_cost, as JDBC and information_schema do, sees
   }
   const columns = await as(logins.reader, `
     SELECT count(*)::int AS n FROM information_schema.columns WHERE table_schema = 'ai_cost' AND table_name = 'calls'`);
-  t.deepEqual(columns, [{ n: 39 }], 'information_schema shows the calls columns the reader may read');
+  t.deepEqual(columns, [{ n: 41 }], 'information_schema shows the calls columns the reader may read');
   const internals = await as(logins.reader, `
     SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'ai_cost_internal'`);
   t.deepEqual(internals, [{ n: 0 }]);

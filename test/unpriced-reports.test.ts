@@ -195,18 +195,18 @@ test('report --format csv: an empty cost for the unpriced model, 0 for the free 
   const byModel = await runCli(['report', '--month', '2025-03', '--format', 'csv', ...url()]);
   t.is(byModel.code, 0, byModel.stderr);
   t.deepEqual(byModel.stdout.trim().split('\n'), [
-    'provider,model,calls,failed_calls,input_tokens,output_tokens,cost_micros,unpriced_calls,share_of_cost',
-    'test,normal,2,1,1500,100,1700,0,0.85',
-    'test,partly,2,0,130,0,300,1,0.15',
-    'test,free,1,0,100000,10,0,0,0',
-    'test,never,2,0,120,0,,2,',
+    'provider,model,calls,failed_calls,input_tokens,output_tokens,cost_micros,unpriced_calls,share_of_cost,billed_micros,unbilled_calls',
+    'test,normal,2,1,1500,100,1700,0,0.85,,2',
+    'test,partly,2,0,130,0,300,1,0.15,,2',
+    'test,free,1,0,100000,10,0,0,0,,1',
+    'test,never,2,0,120,0,,2,,,2',
   ]);
   const byDay = await runCli(['report', '--by', 'day', '--month', '2025-03', '--format', 'csv', ...url()]);
   t.deepEqual(byDay.stdout.trim().split('\n'), [
-    'day,calls,failed_calls,input_tokens,output_tokens,cost_micros,unpriced_calls,share_of_cost',
-    '2025-03-05,1,0,50,0,,1,',
-    '2025-03-10,3,0,101100,110,1200,1,0.6',
-    '2025-03-20,3,1,600,0,800,1,0.4',
+    'day,calls,failed_calls,input_tokens,output_tokens,cost_micros,unpriced_calls,share_of_cost,billed_micros,unbilled_calls',
+    '2025-03-05,1,0,50,0,,1,,,1',
+    '2025-03-10,3,0,101100,110,1200,1,0.6,,3',
+    '2025-03-20,3,1,600,0,800,1,0.4,,3',
   ]);
 });
 
@@ -252,7 +252,7 @@ test('every CSV report names the same figure the same: its columns after the one
     t.deepEqual(header.slice(0, keyColumns(by).length), keyColumns(by), by);
     return header.slice(keyColumns(by).length).join(',');
   });
-  t.deepEqual(new Set(figures), new Set(['calls,failed_calls,input_tokens,output_tokens,cost_micros,unpriced_calls,share_of_cost']));
+  t.deepEqual(new Set(figures), new Set(['calls,failed_calls,input_tokens,output_tokens,cost_micros,unpriced_calls,share_of_cost,billed_micros,unbilled_calls']));
 });
 
 test('report --month: the calendar month in UTC, in every format', async (t) => {

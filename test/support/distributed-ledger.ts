@@ -44,7 +44,7 @@ export async function reports(db: CitusDatabase, options: { live?: boolean } = {
 /** Every call's cost as stored, by id. */
 export async function costs(db: CitusDatabase): Promise<string[]> {
   const rows = await db.query<{ row: string }>(`
-    SELECT concat_ws(' ', id, cost_micros, computed_cost_micros, price_id, discount_id, unpriced_reason) AS row
+    SELECT concat_ws(' ', id, cost_micros, computed_cost_micros, price_id, discount_id, unpriced_reason, billed_micros, markup_id) AS row
       FROM ai_cost.calls ORDER BY id`);
   return rows.map((r) => r.row);
 }
@@ -53,9 +53,11 @@ export async function costs(db: CitusDatabase): Promise<string[]> {
  * A ledger in use: 1,000 calls over the last 20 hours (so every report
  * window holds all of them whenever the test runs) from seven tenants and
  * calls without one, with users, features, conversations, errors,
- * app-cache hits, streamed calls, an unpriced model and a tenant budget.
+ * app-cache hits, streamed calls, an unpriced model, a tenant billed by a
+ * markup and a tenant budget.
  */
 export async function populate(db: CitusDatabase): Promise<void> {
+  await db.query(`INSERT INTO ai_cost.markups (tenant_id, percent, per_call) VALUES ('tenant-2', 25, 0.0001)`);
   await db.query(`
     INSERT INTO ai_cost.calls (created_at, provider, model, status, tenant_id, user_id, feature, conversation_id,
                                cached, streamed, input_tokens, output_tokens, cache_read_tokens, ttft_ms, total_ms, request_id)
