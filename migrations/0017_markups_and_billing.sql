@@ -57,15 +57,34 @@ COMMENT ON COLUMN ai_cost.markups.valid_to IS 'Instant the markup stops applying
 COMMENT ON COLUMN ai_cost.markups.note IS 'Free text, e.g. the plan or contract it comes from.';
 COMMENT ON COLUMN ai_cost.markups.created_at IS 'When this row was inserted.';
 
--- What the call is billed to its tenant, by ai_cost.markups (065_billing.sql):
--- set beside the cost, never in its place.
-ALTER TABLE ai_cost.calls ADD COLUMN billed_micros bigint;
-ALTER TABLE ai_cost.calls ADD COLUMN markup_id bigint;
-ALTER TABLE ai_cost.calls
-  ADD CONSTRAINT "total billed_micros must be at most 1e10 ($10,000 a call)" CHECK (billed_micros <= 10000000000);
+-- On a Citus coordinator (a ledger distributed by ai_cost.distribute()):
+-- the shards of ai_cost.calls are changed one after another, since Citus
+-- cannot create functions on the workers after a parallel change in the
+-- same transaction, and a trigger on a distributed table needs
+-- citus.enable_unsafe_triggers (145_distribution.sql).
+DO $citus$
+BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+    PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+  END IF;
+END
+$citus$;
 
-COMMENT ON COLUMN ai_cost.calls.billed_micros IS 'What you charge your tenant for the call, in integer micro-dollars, set on insert from cost_micros by the ai_cost.markups row in force (markup_id): cost_micros x (1 + percent/100) + per_call (successful calls) + tokens x per_mtok, rounded up once. NULL = not billed: no markup covers the call, or its cost is unknown. Never part of cost_micros.';
-COMMENT ON COLUMN ai_cost.calls.markup_id IS 'The ai_cost.markups row that set billed_micros; NULL when the call is not billed.';
+-- What the call is billed to its tenant, by ai_cost.markups (065_billing.sql).
+-- On a Citus coordinator the DDL of a distributed ai_cost.calls reaches its
+-- shards as the text of the statement that made it, which must then be one
+-- statement, not this whole file: each is executed on its own.
+DO $citus$
+BEGIN
+  EXECUTE $ddl$ALTER TABLE ai_cost.calls ADD COLUMN billed_micros bigint$ddl$;
+  EXECUTE $ddl$ALTER TABLE ai_cost.calls ADD COLUMN markup_id bigint$ddl$;
+  EXECUTE $ddl$ALTER TABLE ai_cost.calls
+  ADD CONSTRAINT "total billed_micros must be at most 1e10 ($10,000 a call)" CHECK (billed_micros <= 10000000000)$ddl$;
+  EXECUTE $ddl$COMMENT ON COLUMN ai_cost.calls.billed_micros IS 'What you charge your tenant for the call, in integer micro-dollars, set on insert from cost_micros by the ai_cost.markups row in force (markup_id): cost_micros x (1 + percent/100) + per_call (successful calls) + tokens x per_mtok, rounded up once. NULL = not billed: no markup covers the call, or its cost is unknown. Never part of cost_micros.'$ddl$;
+  EXECUTE $ddl$COMMENT ON COLUMN ai_cost.calls.markup_id IS 'The ai_cost.markups row that set billed_micros; NULL when the call is not billed.'$ddl$;
+END
+$citus$;
 
 -- Markups change no price, but the compiled book says whether any exist
 -- (ai_cost_internal.bills_calls), which the billing trigger asks.
@@ -293,13 +312,19 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.set_billed() IS 'Trigger: sets billed_micros and markup_id of a call from ai_cost.markups.';
 
+
 -- It fires on an update of any column the cost trigger fires on (whatever
 -- changes the cost changes the charge), of the status, and of the charge.
 -- Without markups the condition is false for every call that does not try
 -- to set a charge of its own (ai_cost_internal.bills_calls() is a constant
 -- the planner folds), so a ledger that bills nothing pays nothing for it;
 -- a charge a writer sends is always recomputed, to NULL if need be.
-CREATE TRIGGER tg_calls__set_billed
+-- On a Citus coordinator the DDL of a distributed ai_cost.calls reaches its
+-- shards as the text of the statement that made it, which must then be one
+-- statement, not this whole file: each is executed on its own.
+DO $citus$
+BEGIN
+  EXECUTE $ddl$CREATE TRIGGER tg_calls__set_billed
   BEFORE INSERT OR UPDATE OF provider, model, created_at, service_tier, tenant_id, cached, provided_cost_micros,
     cost_micros, price_id, discount_id, unpriced_reason, input_tokens, output_tokens, cache_read_tokens,
     cache_write_tokens, cache_write_1h_tokens, audio_input_tokens, audio_output_tokens, reasoning_tokens,
@@ -308,7 +333,9 @@ CREATE TRIGGER tg_calls__set_billed
   ON ai_cost.calls
   FOR EACH ROW
   WHEN (NEW.billed_micros IS NOT NULL OR NEW.markup_id IS NOT NULL OR ai_cost_internal.bills_calls())
-  EXECUTE FUNCTION ai_cost_internal.set_billed();
+  EXECUTE FUNCTION ai_cost_internal.set_billed()$ddl$;
+END
+$citus$;
 
 -- The charge of a call broken down, in the rows of ai_cost.explain_cost: the
 -- markup row, each part of it that adds something, and the charge; or why
@@ -1265,12 +1292,17 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost.retry_set_aside_changes(bigint) IS 'Puts the set-aside changes of a call (or of all calls) back for the next ai_cost.refresh(), once fixed; changes that undo each other cancel out. Returns how many were put back.';
 
+CREATE FUNCTION ai_cost_internal.reference_tables() RETURNS regclass[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT ARRAY['ai_cost.providers', 'ai_cost.service_tiers', 'ai_cost.prices', 'ai_cost.model_aliases',
+               'ai_cost.model_patterns', 'ai_cost.tenant_discounts', 'ai_cost.tenant_access', 'ai_cost.markups']::regclass[]
+$$;
+COMMENT ON FUNCTION ai_cost_internal.reference_tables() IS 'Internal: the tables ai_cost.distribute() makes reference tables, a copy on every node.';
+
 CREATE OR REPLACE FUNCTION ai_cost.distribute() RETURNS TABLE (step text, detail text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  price_tables CONSTANT regclass[] := ARRAY['ai_cost.providers', 'ai_cost.service_tiers', 'ai_cost.prices', 'ai_cost.model_aliases',
-                                            'ai_cost.model_patterns', 'ai_cost.tenant_discounts', 'ai_cost.tenant_access',
-                                            'ai_cost.markups'];
+  price_tables CONSTANT regclass[] := ai_cost_internal.reference_tables();
   node_local_tables CONSTANT regclass[] := ARRAY['ai_cost_internal.price_lookup', 'ai_cost_internal.price_book',
                                                  'ai_cost_internal.price_book_generation'];
   local_price_tables regclass[];
@@ -1493,7 +1525,8 @@ BEGIN
       ai_cost_internal.split_days(timestamptz, timestamptz[]),
       ai_cost_internal.calls_slices(timestamptz, timestamptz[]),
       ai_cost_internal.user_slices(timestamptz, timestamptz[]),
-      ai_cost_internal.unfolded_calls(), ai_cost_internal.calls_hourly_pending_between(timestamptz, timestamptz)
+      ai_cost_internal.unfolded_calls(), ai_cost_internal.calls_hourly_pending_between(timestamptz, timestamptz),
+      ai_cost_internal.reference_tables()
       TO ai_cost_reader;
   END IF;
 
@@ -1593,8 +1626,34 @@ SELECT ai_cost_internal.grant_roles();
 
 SET LOCAL check_function_bodies = off;
 
-DROP TRIGGER tg_calls__set_billed ON ai_cost.calls;
-DROP TRIGGER tg_markups__rebuild_lookup ON ai_cost.markups;
+-- On a Citus coordinator (a ledger distributed by ai_cost.distribute()):
+-- the shards of ai_cost.calls are changed one after another, since Citus
+-- cannot create functions on the workers after a parallel change in the
+-- same transaction, and a trigger on a distributed table needs
+-- citus.enable_unsafe_triggers (145_distribution.sql).
+DO $citus$
+BEGIN
+  IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+    PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+  END IF;
+END
+$citus$;
+
+-- On a Citus coordinator the DDL of a distributed ai_cost.calls reaches its
+-- shards as the text of the statement that made it, which must then be one
+-- statement, not this whole file: each is executed on its own.
+DO $citus$
+BEGIN
+  EXECUTE $ddl$DROP TRIGGER tg_calls__set_billed ON ai_cost.calls$ddl$;
+END
+$citus$;
+
+DO $citus$
+BEGIN
+  EXECUTE $ddl$DROP TRIGGER tg_markups__rebuild_lookup ON ai_cost.markups$ddl$;
+END
+$citus$;
 
 DROP VIEW ai_cost_internal.pending_changes CASCADE;
 
@@ -3489,11 +3548,21 @@ COMMENT ON COLUMN ai_cost.top_spenders.cost_micros IS 'Cost of every attempt in 
 COMMENT ON COLUMN ai_cost.top_spenders.unpriced_calls IS 'Calls in the window without a price: their cost is unknown and not in cost_micros.';
 COMMENT ON COLUMN ai_cost.top_spenders.share_of_cost IS 'cost_micros as a fraction of all priced spend in the window (0.25 = 25%), 6 decimals; NULL when cost_micros is NULL or the window''s spend is 0.';
 
-DROP FUNCTION ai_cost_internal.explain_billing(text, text, text, bigint, text, timestamptz, bigint, bigint, bigint);
-DROP FUNCTION ai_cost_internal.set_billed();
-DROP FUNCTION ai_cost_internal.billing_of(text, text, text, bigint, text, timestamptz, bigint, bigint, bigint);
-DROP FUNCTION ai_cost_internal.bills_calls();
-ALTER TABLE ai_cost.calls DROP COLUMN billed_micros, DROP COLUMN markup_id;
-DROP TABLE ai_cost.markups;
+-- On a Citus coordinator the DDL of distributed tables and functions
+-- reaches the workers as the text of the statement that made it, which must then be one
+-- statement, not this whole file: each is executed on its own.
+DO $citus$
+BEGIN
+  EXECUTE $ddl$ALTER TABLE ai_cost.calls DROP COLUMN billed_micros$ddl$;
+  EXECUTE $ddl$ALTER TABLE ai_cost.calls DROP COLUMN markup_id$ddl$;
+  EXECUTE $ddl$DROP FUNCTION ai_cost_internal.explain_billing(text, text, text, bigint, text, timestamptz, bigint, bigint, bigint)$ddl$;
+  EXECUTE $ddl$DROP FUNCTION ai_cost_internal.set_billed()$ddl$;
+  EXECUTE $ddl$DROP FUNCTION ai_cost_internal.billing_of(text, text, text, bigint, text, timestamptz, bigint, bigint, bigint)$ddl$;
+  EXECUTE $ddl$DROP FUNCTION ai_cost_internal.bills_calls()$ddl$;
+  EXECUTE $ddl$DROP FUNCTION ai_cost_internal.reference_tables()$ddl$;
+  EXECUTE $ddl$DROP TABLE ai_cost.markups$ddl$;
+END
+$citus$;
+
 SELECT ai_cost_internal.compile_price_book();
 SELECT ai_cost_internal.grant_roles();

@@ -105,12 +105,22 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.node_local_table_ddl(regclass) IS 'Internal: the DDL that creates a node-local copy of a table on a Citus worker (ai_cost.distribute()).';
 
+-- The tables every node of a distributed ledger reads a copy of: the price
+-- tables the cost and billing triggers read on the node of a call's shard,
+-- and the tenant mapping the row-level security there reads. ai_cost.distribute()
+-- makes each a reference table; ai-cost doctor names any that is not (one an
+-- upgrade added since distribute last ran).
+CREATE FUNCTION ai_cost_internal.reference_tables() RETURNS regclass[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT ARRAY['ai_cost.providers', 'ai_cost.service_tiers', 'ai_cost.prices', 'ai_cost.model_aliases',
+               'ai_cost.model_patterns', 'ai_cost.tenant_discounts', 'ai_cost.tenant_access', 'ai_cost.markups']::regclass[]
+$$;
+COMMENT ON FUNCTION ai_cost_internal.reference_tables() IS 'Internal: the tables ai_cost.distribute() makes reference tables, a copy on every node.';
+
 CREATE FUNCTION ai_cost.distribute() RETURNS TABLE (step text, detail text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  price_tables CONSTANT regclass[] := ARRAY['ai_cost.providers', 'ai_cost.service_tiers', 'ai_cost.prices', 'ai_cost.model_aliases',
-                                            'ai_cost.model_patterns', 'ai_cost.tenant_discounts', 'ai_cost.tenant_access',
-                                            'ai_cost.markups'];
+  price_tables CONSTANT regclass[] := ai_cost_internal.reference_tables();
   node_local_tables CONSTANT regclass[] := ARRAY['ai_cost_internal.price_lookup', 'ai_cost_internal.price_book',
                                                  'ai_cost_internal.price_book_generation'];
   local_price_tables regclass[];

@@ -133,7 +133,8 @@ BEGIN
       ai_cost_internal.split_days(timestamptz, timestamptz[]),
       ai_cost_internal.calls_slices(timestamptz, timestamptz[]),
       ai_cost_internal.user_slices(timestamptz, timestamptz[]),
-      ai_cost_internal.unfolded_calls(), ai_cost_internal.calls_hourly_pending_between(timestamptz, timestamptz)
+      ai_cost_internal.unfolded_calls(), ai_cost_internal.calls_hourly_pending_between(timestamptz, timestamptz),
+      ai_cost_internal.reference_tables()
       TO ai_cost_reader;
   END IF;
 

@@ -289,3 +289,42 @@ testOnCitus(test.serial, 'roles and tenant isolation hold on every worker', asyn
   const hidden = await as(reader, 'SELECT error_message FROM ai_cost.calls').then(() => '', (e: Error) => e.message);
   t.regex(hidden, /permission denied for table calls/, 'but not what the calls were about');
 });
+
+testOnCitus(test.serial, 'a distributed ledger takes an upgrade: migrate up, then ai-cost distribute again for the tables it adds', async (t) => {
+  // The ledger as the release before markups left it, distributed and in use.
+  const db = await citus.database(t, { migrated: true });
+  const down = await runCli(['migrate', 'down', '--database-url', db.url]);
+  t.is(down.code, 0, down.stderr);
+  t.is((await db.query(`SELECT to_regclass('ai_cost.markups') AS markups`))[0]!.markups, null);
+  const first = await runCli(['distribute', '--database-url', db.url]);
+  t.is(first.code, 0, first.stderr);
+  const tenants = [...(await tenantPerWorker(db)).values()];
+  const insert = (tenant: string) => db.query<{ cost: string; billed: string | null }>(`
+    INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+    VALUES ('openai', 'gpt-4o', $1, 1000, 100) RETURNING cost_micros::text AS cost, billed_micros::text AS billed`, [tenant]);
+  for (const tenant of tenants) await db.query(`INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+    VALUES ('openai', 'gpt-4o', $1, 1000, 100)`, [tenant]);
+
+  const up = await runCli(['migrate', 'up', '--database-url', db.url]);
+  t.is(up.code, 0, up.stderr);
+  t.regex(up.stdout, /0017_markups_and_billing/);
+  const doctor = await runCli(['doctor', '--database-url', db.url]);
+  t.regex(doctor.stdout, /^FAIL +distribution: markups is not on the workers yet \(added by an upgrade since `ai-cost distribute` last ran\).*run `ai-cost distribute` again$/m);
+  const again = await runCli(['distribute', '--database-url', db.url]);
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stdout, /^price tables: markups are reference tables$/m);
+  const [layout] = await db.query<{ method: string }>(`
+    SELECT partmethod AS method FROM pg_dist_partition WHERE logicalrelid = 'ai_cost.markups'::regclass`);
+  t.is(layout!.method, 'n');
+  t.regex((await runCli(['doctor', '--database-url', db.url])).stdout, /^ok +distribution: /m);
+
+  // Billing works on every worker: 1,000 x $2.50 + 100 x $10 per million tokens = 3,500, plus 10%.
+  await db.query(`INSERT INTO ai_cost.markups (percent) VALUES (10)`);
+  for (const tenant of tenants) t.deepEqual((await insert(tenant))[0], { cost: '3500', billed: '3850' }, `a call of ${tenant}`);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const [rollup] = await db.query<{ calls: string; raw: string; billed: string; unbilled: string }>(`
+    SELECT (SELECT sum(calls) FROM ai_cost.calls_hourly)::text AS calls, (SELECT count(*) FROM ai_cost.calls)::text AS raw,
+           (SELECT sum(billed_micros) FROM ai_cost.calls_hourly)::text AS billed,
+           (SELECT sum(unbilled_calls) FROM ai_cost.calls_hourly)::text AS unbilled`);
+  t.deepEqual(rollup, { calls: String(2 * tenants.length), raw: String(2 * tenants.length), billed: String(3850 * tenants.length), unbilled: String(tenants.length) });
+});

@@ -37,6 +37,7 @@ const READER = [
   'ai_cost_internal.calls_hourly_pending_between(timestamp with time zone,timestamp with time zone)',
   'ai_cost_internal.dimension_values(text,text,text,text,text,text,text)',
   'ai_cost_internal.histogram(integer,integer)',
+  'ai_cost_internal.reference_tables()',
   'ai_cost_internal.split_days(timestamp with time zone,timestamp with time zone[])',
   'ai_cost_internal.unfolded_calls()',
   'ai_cost_internal.user_slices(timestamp with time zone,timestamp with time zone[])',

@@ -300,6 +300,18 @@ async function distributionCheck(pool: DatabasePool): Promise<Check | undefined>
     SELECT pg_catalog.concat(w.nodename, ':', w.nodeport) AS node, w.success AND w.result OPERATOR(pg_catalog.=) 't' AS ready
       FROM pg_catalog.run_command_on_workers($$SELECT pg_catalog.to_regclass('ai_cost_internal.price_lookup') IS NOT NULL$$) w
      ORDER BY 1`);
+  const local = await pool.anyFirst(sql.type(z.object({ table: z.string() }))`
+    SELECT pg_catalog.replace(t.t::pg_catalog.text, 'ai_cost.', '') AS table
+      FROM pg_catalog.unnest(ai_cost_internal.reference_tables()) AS t(t)
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) t.t)
+     ORDER BY 1`);
+  if (local.length > 0) {
+    return {
+      name: 'distribution',
+      level: 'fail',
+      detail: `${local.join(', ')} ${local.length === 1 ? 'is' : 'are'} not on the workers yet (added by an upgrade since \`ai-cost distribute\` last ran): calls on the workers cannot read ${local.length === 1 ? 'it' : 'them'}; run \`ai-cost distribute\` again`,
+    };
+  }
   const missing = workers.filter((worker) => !worker.ready).map((worker) => worker.node);
   if (missing.length > 0) {
     return {
