@@ -191,8 +191,8 @@ BEGIN
            b.unpriced_reason AS old_reason, b.discount_id AS old_discount, b.billed_micros AS old_billed,
            b.markup_id AS old_markup, n.*, m.billed_micros, m.markup_id
       FROM batch b CROSS JOIN LATERAL ai_cost_internal.cost_of(b) n
-     CROSS JOIN LATERAL ai_cost_internal.billing_of(b.tenant_id, b.provider, b.model, n.price_id, b.status, b.created_at,
-                                                    n.cost_micros, b.input_tokens, b.output_tokens) m
+      LEFT JOIN LATERAL ai_cost_internal.billing_of(b.tenant_id, b.provider, b.model, n.price_id, b.status, b.created_at,
+                                                    n.cost_micros, b.input_tokens, b.output_tokens) m ON true
   ),
   updated AS (
     UPDATE ai_cost.calls c

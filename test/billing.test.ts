@@ -263,3 +263,60 @@ test('ai-cost report shows what each tenant was billed beside its cost, and "not
   t.regex(table.stdout, /report-b .*unpriced .*not billed │\s+1 │/);
   t.regex(table.stdout, /1 call\(s\) are not billed/);
 });
+
+test('calls made now are billed from the compiled markups exactly as the query over ai_cost.markups bills them', async (t) => {
+  // Prices of provider bk; bk/alpha-snap is priced as bk/alpha.
+  await db.query(`
+    INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok)
+    VALUES ('bk', 'alpha', '2025-01-01', 2, 8), ('bk', 'beta', '2025-01-01', 1.10, 4.40), ('bk', 'gamma', '2025-01-01', 3, 15);
+    INSERT INTO ai_cost.model_aliases (provider, alias, model) VALUES ('bk', 'alpha-snap', 'alpha');
+    INSERT INTO ai_cost.markups (tenant_id, provider, model, percent, per_call, per_mtok, note)
+    VALUES ('bk-t1', 'bk', 'alpha', 7, 0, 0, 'bk-t1 alpha'),
+           ('bk-t1', 'bk', NULL, 3, 0.0005, 0, 'bk-t1 bk'),
+           ('bk-t2', NULL, NULL, 11, 0, 0.2, 'bk-t2 everything'),
+           (NULL, 'bk', 'beta', 13, 0, 0, 'beta for everyone'),
+           (NULL, 'bk', NULL, 17, 0, 0, 'bk for everyone');`);
+  const [window] = await db.query<{ covers_now: boolean }>(`
+    SELECT (ai_cost_internal.markup_book_window())[1] <= now() AND now() < (ai_cost_internal.markup_book_window())[2] AS covers_now`);
+  t.true(window!.covers_now, 'the compiled markups hold for calls made now');
+  const calls: Array<[string | null, string, string, string]> = [
+    ['bk-t1', 'bk', 'alpha', 'bk-t1 alpha'],
+    ['bk-t1', 'bk', 'gamma', 'bk-t1 bk'],
+    // Priced as alpha: the tenant's alpha markup covers it.
+    ['bk-t1', 'bk', 'alpha-snap', 'bk-t1 alpha'],
+    ['bk-t2', 'bk', 'alpha', 'bk-t2 everything'],
+    ['bk-t3', 'bk', 'beta', 'beta for everyone'],
+    ['bk-t3', 'bk', 'gamma', 'bk for everyone'],
+    [null, 'bk', 'alpha', 'bk for everyone'],
+    ['', 'bk', 'beta', 'beta for everyone'],
+    ['bk-t3', 'bl', 'alpha', 'resale'],
+    ['bk-t3', 'bk', 'unknown', ''],
+  ];
+  const values = calls.map(([tenant, provider, model], i) => ({ tenant_id: tenant, provider, model, input_tokens: 1001, output_tokens: 37,
+    status: i % 4 === 3 ? 'error' : 'success', request_id: `book-${i}` }));
+  for (const call of values) {
+    await db.query(`INSERT INTO ai_cost.calls (tenant_id, provider, model, input_tokens, output_tokens, status, request_id)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [call.tenant_id, call.provider, call.model, call.input_tokens, call.output_tokens, call.status, `${call.request_id}-single`]);
+  }
+  await db.query('SELECT ai_cost.insert_calls($1::jsonb)', [JSON.stringify(values.map((v) => ({ ...v, request_id: `${v.request_id}-batch` })))]);
+  const rows = await db.query<{ request_id: string; stored: string | null; stored_markup: string | null; queried: string | null; queried_markup: string | null; note: string | null }>(`
+    SELECT c.request_id, c.billed_micros::text AS stored, c.markup_id::text AS stored_markup,
+           b.billed_micros::text AS queried, b.markup_id::text AS queried_markup, m.note
+      FROM ai_cost.calls c
+      LEFT JOIN LATERAL ai_cost_internal.billing_of(c.tenant_id, c.provider, c.model, c.price_id, c.status, c.created_at,
+                                                    c.cost_micros, c.input_tokens, c.output_tokens) b ON true
+      LEFT JOIN ai_cost.markups m ON m.id = c.markup_id
+     WHERE c.request_id LIKE 'book-%'
+     ORDER BY split_part(c.request_id, '-', 3), split_part(c.request_id, '-', 2)::int`);
+  t.is(rows.length, 2 * calls.length);
+  for (const row of rows) {
+    const [, , , note] = calls[Number(row.request_id.split('-')[1])]!;
+    t.is(row.note ?? '', note, `${row.request_id} is billed by ${note || 'no markup'}`);
+    t.deepEqual([row.stored, row.stored_markup], [row.queried, row.queried_markup], `${row.request_id} as the query bills it`);
+  }
+  // Two charges by hand. bk-t1 alpha: 2,298 x 1.07 = 2,458.86 -> 2,459.
+  // bk-t2 alpha, failed: 2,298 x 1.11 + 1,038 x 0.2 = 2,550.78 + 207.6 = 2,758.38 -> 2,759.
+  t.is(rows.find((r) => r.request_id === 'book-0-single')!.stored, '2459');
+  t.is(rows.find((r) => r.request_id === 'book-3-batch')!.stored, '2759');
+});

@@ -9,9 +9,12 @@ const db = useTestDatabase(test);
 const TRIGGER_PRICING = [
   'ai_cost_internal.billing_of(text,text,text,bigint,text,timestamp with time zone,bigint,bigint,bigint)',
   'ai_cost_internal.bills_calls()',
+  'ai_cost_internal.charge(bigint,text,bigint,bigint,numeric,numeric,numeric)',
   'ai_cost_internal.cost_of(ai_cost.calls)',
   'ai_cost_internal.explain_billing(text,text,text,bigint,text,timestamp with time zone,bigint,bigint,bigint)',
   'ai_cost_internal.in_daily_window(timestamp with time zone,time without time zone,time without time zone,text)',
+  'ai_cost_internal.markup_book()',
+  'ai_cost_internal.markup_book_window()',
   'ai_cost_internal.no_price_reason(text,text,text,timestamp with time zone)',
   'ai_cost_internal.pattern_model(text,text)',
   'ai_cost_internal.price_book_has_tenant(text)',
