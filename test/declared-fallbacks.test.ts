@@ -1,4 +1,5 @@
 import test from 'ava';
+import { runCli } from './support/cli.js';
 import { useTestDatabase } from './support/database.js';
 import { everywhere, pricingPaths } from './support/pricing-paths.js';
 
@@ -120,4 +121,24 @@ test('the price book compiles a declared rate, and explain_cost names the declar
     ['output', '15', '4995', null],
     ['total', null, '26003', 'sum rounded up once to whole micro-dollars'],
   ]);
+});
+
+test('ai-cost prices set --rates-from declares rates by their flag names, and names a rate that is not one', async (t) => {
+  const set = await runCli(['prices', 'set', 'df', 'set-by-cli', '--input', '3', '--output', '15', '--from', '2025-01-01',
+    '--rates-from', 'cache-write=input*1.25,cache-write-1h=input*2,cache-read=input*0.1', '--database-url', db.url]);
+  t.is(set.code, 0, set.stderr);
+  t.deepEqual(await everyWay([
+    ['set-by-cli', standard({ input_tokens: 10_003, cache_read_tokens: 5_001, cache_write_tokens: 3_001, cache_write_1h_tokens: 1_000,
+      output_tokens: 333 })],
+  ]), [
+    // As the catalog row above declares the same rule: 26,003.
+    everywhere('26003'),
+  ]);
+  const typo = await runCli(['prices', 'set', 'df', 'typo', '--input', '3', '--rates-from', 'cache-reed=input', '--database-url', db.url]);
+  t.is(typo.code, 1);
+  t.regex(typo.stderr, /^ai-cost: option '--rates-from <rate=rate\*times,...>' argument 'cache-reed=input' is invalid\. 'cache-reed' is not a rate: input, output, cache-read,/);
+  const unset = await runCli(['prices', 'set', 'df', 'unset', '--input', '3', '--rates-from', 'cache-read=output', '--database-url', db.url]);
+  t.is(unset.stderr.trim(), 'ai-cost: rates_from: cache_read_per_mtok is declared from output_per_mtok, which is not a rate this price sets');
+  const [stored] = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ai_cost.prices WHERE model IN ('typo', 'unset')`);
+  t.is(stored!.n, '0', 'nothing is written');
 });

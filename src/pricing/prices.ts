@@ -5,6 +5,14 @@ import { SERVICE_TIER_PATTERN, type PriceRow } from './price-row.js';
 
 const decimal = z.string().regex(/^\d+(\.\d+)?$/, 'must be a non-negative decimal number').nullable();
 
+/** The per-token rates of a price, by column. */
+export const TOKEN_RATE_COLUMNS = [
+  'input_per_mtok', 'output_per_mtok', 'cache_read_per_mtok', 'cache_write_per_mtok', 'cache_write_1h_per_mtok',
+  'audio_input_per_mtok', 'audio_output_per_mtok', 'reasoning_per_mtok', 'cache_read_audio_per_mtok',
+  'image_input_per_mtok', 'image_output_per_mtok', 'video_input_per_mtok',
+] as const;
+const tokenRate = z.enum(TOKEN_RATE_COLUMNS, { message: `must name a rate: ${TOKEN_RATE_COLUMNS.join(', ')}` });
+
 /** A price as `ai-cost prices set` or the API takes it; rates in USD per 1M tokens. */
 export const priceInputSchema = z
   .object({
@@ -35,6 +43,19 @@ export const priceInputSchema = z
     dailyFrom: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a time of day such as 16:30').nullable().default(null),
     dailyTo: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a time of day such as 00:30').nullable().default(null),
     timeZone: z.string().min(1).nullable().default(null),
+    /**
+     * Rates the provider bills as a multiple of another rate of this price,
+     * declared (ai_cost.prices.rates_from), e.g. { cache_write_per_mtok:
+     * { rate: 'input_per_mtok', times: '1.25' } }.
+     */
+    ratesFrom: z.record(z.string(), z.object({
+      rate: tokenRate,
+      times: z.string().regex(/^\d+(\.\d+)?$/, 'must be a multiple such as 1.25'),
+    }).strict())
+      .refine((rates) => Object.keys(rates).every((rate) => (TOKEN_RATE_COLUMNS as readonly string[]).includes(rate)), {
+        message: `must declare rates: ${TOKEN_RATE_COLUMNS.join(', ')}`,
+      })
+      .nullable().default(null),
     source: z.string().min(1).nullable().default(null),
   })
   .strict()
@@ -67,7 +88,7 @@ export async function setPrice(db: CommonQueryMethods, input: PriceInput): Promi
       input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
       audio_input_per_mtok, audio_output_per_mtok, reasoning_per_mtok, cache_read_audio_per_mtok,
       image_input_per_mtok, image_output_per_mtok, video_input_per_mtok, unit, unit_price, unit_prices,
-      daily_from, daily_to, time_zone, source, checked_on)
+      daily_from, daily_to, time_zone, rates_from, source, checked_on)
     VALUES (${p.provider}, ${p.model}, ${p.serviceTier}, ${p.aboveInputTokens}, ${p.tenantId},
       ${p.validFrom ? timestamptz(p.validFrom) : sql.fragment`pg_catalog.now()`},
       ${p.inputPerMtok}, ${p.outputPerMtok}, ${p.cacheReadPerMtok}, ${p.cacheWritePerMtok}, ${p.cacheWrite1hPerMtok},
@@ -76,7 +97,11 @@ export async function setPrice(db: CommonQueryMethods, input: PriceInput): Promi
       -- Numbers as JSON numbers, from the exact decimal text.
       (SELECT pg_catalog.jsonb_object_agg(u.key, u.value::pg_catalog.numeric)
          FROM pg_catalog.jsonb_each_text(${p.unitPrices ? JSON.stringify(p.unitPrices) : null}::pg_catalog.jsonb) u),
-      ${p.dailyFrom}::pg_catalog.time, ${p.dailyTo}::pg_catalog.time, ${p.timeZone}, ${p.source}, current_date)
+      ${p.dailyFrom}::pg_catalog.time, ${p.dailyTo}::pg_catalog.time, ${p.timeZone},
+      (SELECT pg_catalog.jsonb_object_agg(d.key, pg_catalog.jsonb_build_object('rate', d.value OPERATOR(pg_catalog.->>) 'rate',
+                                                                             'times', (d.value OPERATOR(pg_catalog.->>) 'times')::pg_catalog.numeric))
+         FROM pg_catalog.jsonb_each(${p.ratesFrom ? JSON.stringify(p.ratesFrom) : null}::pg_catalog.jsonb) d),
+      ${p.source}, current_date)
     RETURNING id`);
 }
 
@@ -212,11 +237,7 @@ export interface ImportOptions {
 }
 
 /** The columns of a price, as opposed to its key. */
-const PRICE_COLUMNS = [
-  'input_per_mtok', 'output_per_mtok', 'cache_read_per_mtok', 'cache_write_per_mtok', 'cache_write_1h_per_mtok',
-  'audio_input_per_mtok', 'audio_output_per_mtok', 'reasoning_per_mtok', 'cache_read_audio_per_mtok',
-  'image_input_per_mtok', 'image_output_per_mtok', 'video_input_per_mtok', 'unit', 'unit_price',
-] as const;
+const PRICE_COLUMNS = [...TOKEN_RATE_COLUMNS, 'unit', 'unit_price'] as const;
 
 const ratesSchema = z.object(Object.fromEntries(PRICE_COLUMNS.map((c) => [c, z.string().nullable()])) as
   Record<(typeof PRICE_COLUMNS)[number], z.ZodNullable<z.ZodString>>);

@@ -1,5 +1,5 @@
-import type { Command } from 'commander';
-import { InvalidPriceError, setPrice } from '../../pricing/prices.js';
+import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidPriceError, setPrice, TOKEN_RATE_COLUMNS, type PriceInput } from '../../pricing/prices.js';
 import { databaseUrlOption, parseWhen } from '../options.js';
 import { registerPriceBook } from './prices-book.js';
 import { withPool } from './prices-pool.js';
@@ -12,7 +12,7 @@ const PRICE_FLAGS: Record<string, string> = {
   reasoningPerMtok: '--reasoning', cacheReadAudioPerMtok: '--cache-read-audio',
   imageInputPerMtok: '--image-input', imageOutputPerMtok: '--image-output', videoInputPerMtok: '--video-input',
   unit: '--unit', unitPrice: '--unit-price', aboveInputTokens: '--above', tenantId: '--tenant', provider: 'provider', model: 'model',
-  unitPrices: '--unit-prices', dailyFrom: '--hours', dailyTo: '--hours', timeZone: '--time-zone',
+  unitPrices: '--unit-prices', dailyFrom: '--hours', dailyTo: '--hours', timeZone: '--time-zone', ratesFrom: '--rates-from',
 };
 
 /** `web_search=0.01,image=0.04` as { web_search: '0.01', image: '0.04' }; the schema checks each price. */
@@ -27,6 +27,28 @@ function parseUnitPrices(value: string): Record<string, string> {
 function parseHours(value: string): { dailyFrom: string; dailyTo: string } {
   const [from = '', to = ''] = value.split('-');
   return { dailyFrom: from.trim(), dailyTo: to.trim() };
+}
+
+/** The rates --rates-from names, as their flags name them (cache-write-1h for cache_write_1h_per_mtok). */
+const RATE_NAMES = new Map(TOKEN_RATE_COLUMNS.map((column) => [column.replace(/_per_mtok$/, '').replaceAll('_', '-'), column]));
+
+function rateColumn(name: string): string {
+  const column = RATE_NAMES.get(name.trim());
+  if (!column) throw new InvalidArgumentError(`'${name.trim()}' is not a rate: ${[...RATE_NAMES.keys()].join(', ')}`);
+  return column;
+}
+
+/**
+ * `cache-read=input,cache-write=input*1.25` as declared rates
+ * ({ cache_read_per_mtok: { rate: 'input_per_mtok', times: '1' }, ... });
+ * the schema and the database say what else is wrong with one.
+ */
+function parseRatesFrom(value: string): Record<string, { rate: string; times: string }> {
+  return Object.fromEntries(value.split(',').map((pair) => {
+    const [target = '', source = ''] = pair.split('=');
+    const [rate = '', times = '1'] = source.split('*');
+    return [rateColumn(target), { rate: rateColumn(rate), times: times.trim() }];
+  }));
 }
 
 /** `ai-cost prices list|history|at|set|sync|import|diff`. */
@@ -55,6 +77,7 @@ export function registerPrices(program: Command): void {
     .option('--unit-prices <unit=usd,...>', 'further units billed in the same call, each at its USD per unit, e.g. web_search=0.01', parseUnitPrices)
     .option('--hours <from-to>', 'a price of these hours of each day only, e.g. 16:30-00:30 (off-peak), beside the all-day price', parseHours)
     .option('--time-zone <zone>', 'the IANA time zone --hours are given in, as the provider states them, e.g. UTC or Asia/Shanghai')
+    .option('--rates-from <rate=rate*times,...>', 'rates the provider bills as a multiple of another rate of this price, e.g. cache-read=input or cache-write=input*1.25 (never assumed otherwise)', parseRatesFrom)
     .option('--tier <tier>', 'service tier (standard, batch, flex, priority, or another in ai_cost.service_tiers)', 'standard')
     .option('--above <tokens>', 'long-context tier: applies to calls with more input tokens than this', (v) => Number(v), 0)
     .option('--tenant <id>', 'a negotiated price for this tenant only')
@@ -74,6 +97,7 @@ export function registerPrices(program: Command): void {
           unit: text('unit'), unitPrice: text('unitPrice'), source: text('source'),
           unitPrices: (o.unitPrices as unknown as Record<string, string> | undefined) ?? null,
           ...((o.hours as unknown as { dailyFrom: string; dailyTo: string } | undefined) ?? {}), timeZone: text('timeZone'),
+          ratesFrom: (o.ratesFrom as unknown as PriceInput['ratesFrom']) ?? null,
         }).catch((error: unknown) => {
           // Name the problem by the flag the user typed, not the API's field.
           if (error instanceof InvalidPriceError) {
