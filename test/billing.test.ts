@@ -320,3 +320,19 @@ test('calls made now are billed from the compiled markups exactly as the query o
   t.is(rows.find((r) => r.request_id === 'book-0-single')!.stored, '2459');
   t.is(rows.find((r) => r.request_id === 'book-3-batch')!.stored, '2759');
 });
+
+test('ai-cost reprice re-bills a provider\'s calls up to now, as `prices set` suggests running it', async (t) => {
+  await db.query(`
+    INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok) VALUES ('rb', 'm', '2025-01-01', 2, 8);
+    INSERT INTO ai_cost.calls (provider, model, tenant_id, created_at, input_tokens, output_tokens)
+    VALUES ('rb', 'm', 'rb-tenant', now() - interval '1 hour', 1001, 37);
+    INSERT INTO ai_cost.markups (tenant_id, provider, percent, valid_from, note)
+    VALUES ('rb-tenant', 'rb', 50, now() - interval '1 day', 'rb agreed late');`);
+  const run = await runCli(['reprice', '--provider', 'rb', '--from', '2d', '--to', 'now', '--reason', 'rb agreed late', '--database-url', db.url]);
+  t.is(run.code, 0, run.stderr);
+  // 2,298 x 1.5, where the every-tenant 20% gave 2,758 before.
+  const [call] = await db.query<{ billed: string; old_billed: string }>(`
+    SELECT c.billed_micros::text AS billed, a.old_billed_micros::text AS old_billed
+      FROM ai_cost.calls c JOIN ai_cost.reprice_audit a ON a.call_id = c.id WHERE c.provider = 'rb'`);
+  t.deepEqual(call, { billed: '3447', old_billed: '2758' });
+});

@@ -63,7 +63,7 @@ const MISTAKES: Record<string, Mistake> = {
     unchanged: async () => !existsSync(join(folder, 'both.html')),
   },
   'a duration in an unknown unit': {
-    args: () => ['report', '--since', '3y'], says: /'3y' is not a date, a time or e\.g\. 30m, 12h, 7d, 2w/, usage: 'Usage: ai-cost report [options] (--help for more)',
+    args: () => ['report', '--since', '3y'], says: /'3y' is not a date, a time, now or e\.g\. 30m, 12h, 7d, 2w/, usage: 'Usage: ai-cost report [options] (--help for more)',
   },
   'hours of the day in a time zone that does not exist': {
     args: () => ['prices', 'set', 'openai', 'gpt-x', '--input', '1', '--hours', '16:30-00:30', '--time-zone', 'Mars/Olympus'],

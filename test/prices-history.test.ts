@@ -109,7 +109,7 @@ test('at TIME gives the whole book in force at that instant', async (t) => {
 test('at with something that is not a time is one line naming it', async (t) => {
   const result = await cli('at', 'last tuesday');
   t.is(result.code, 1);
-  t.regex(result.stderr, /^ai-cost: command-argument value 'last tuesday' is invalid for argument 'when'\. 'last tuesday' is not a date, a time or e\.g\. 30m, 12h, 7d, 2w\n/);
+  t.regex(result.stderr, /^ai-cost: command-argument value 'last tuesday' is invalid for argument 'when'\. 'last tuesday' is not a date, a time, now or e\.g\. 30m, 12h, 7d, 2w\n/);
   t.is(result.stdout, '');
 });
 

@@ -7,12 +7,13 @@ export const databaseUrlOption = () =>
 
 const UNIT_MS: Record<string, number> = { m: 60_000, h: DAY_MS / 24, d: DAY_MS, w: 7 * DAY_MS };
 
-/** Parses an ISO date/time or a relative `<n>m`, `<n>h`, `<n>d` or `<n>w` (that long before now). */
+/** Parses an ISO date/time, `now`, or a relative `<n>m`, `<n>h`, `<n>d` or `<n>w` (that long before now). */
 export function parseWhen(value: string): Date {
+  if (value === 'now') return new Date();
   const relative = /^(\d+)([mhdw])$/.exec(value);
   if (relative) return new Date(Date.now() - Number(relative[1]) * UNIT_MS[relative[2]!]!);
   const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError(`'${value}' is not a date, a time or e.g. 30m, 12h, 7d, 2w`);
+  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError(`'${value}' is not a date, a time, now or e.g. 30m, 12h, 7d, 2w`);
   return date;
 }
 
