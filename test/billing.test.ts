@@ -1,7 +1,7 @@
 import test from 'ava';
 import pg from 'pg';
 import { runCli } from './support/cli.js';
-import { useTestDatabase } from './support/database.js';
+import { createTestDatabase, useTestDatabase } from './support/database.js';
 
 // What a call is billed to its tenant (ai_cost.markups, billed_micros),
 // beside what it cost. Every charge is worked out by hand.
@@ -335,4 +335,26 @@ test('ai-cost reprice re-bills a provider\'s calls up to now, as `prices set` su
     SELECT c.billed_micros::text AS billed, a.old_billed_micros::text AS old_billed
       FROM ai_cost.calls c JOIN ai_cost.reprice_audit a ON a.call_id = c.id WHERE c.provider = 'rb'`);
   t.deepEqual(call, { billed: '3447', old_billed: '2758' });
+});
+
+test('ai-cost doctor names the tenants whose recent calls have a cost that no markup bills', async (t) => {
+  const other = await createTestDatabase();
+  try {
+    const url = ['--database-url', other.url];
+    t.notRegex((await runCli(['doctor', ...url])).stdout, /^\w+ +billing:/m, 'without markups there is nothing to check');
+    await other.query(`
+      INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok) VALUES ('dr', 'm', '2025-01-01', 2, 8);
+      INSERT INTO ai_cost.markups (tenant_id, percent) VALUES ('billed', 10);
+      INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+      SELECT 'dr', 'm', t, 100, 10 FROM unnest(ARRAY['billed', 'forgotten', 'forgotten', NULL]) AS t;
+      INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens) VALUES ('dr', 'unpriced', 'forgotten', 1, 1);`);
+    const warned = await runCli(['doctor', ...url]);
+    t.regex(warned.stdout, /^warn +billing: 3 call\(s\) of the last 7 days have a cost but no markup bills them \(tenant forgotten 2; \(no tenant\) 1\): give them a markup in ai_cost\.markups \(percent 0 bills at cost\), then `ai-cost reprice --from \S+ --to now` bills them$/m);
+    await other.query(`INSERT INTO ai_cost.markups (percent) VALUES (0)`);
+    const from = /--from (\S+) --to now/.exec(warned.stdout)![1]!;
+    t.is((await runCli(['reprice', '--from', from, '--to', 'now', ...url])).code, 0);
+    t.regex((await runCli(['doctor', ...url])).stdout, /^ok +billing: every call of the last 7 days that has a cost is billed by a markup$/m);
+  } finally {
+    await other.drop();
+  }
 });

@@ -27,7 +27,8 @@ const VIEWS_STALE_MS = 15 * 60 * 1000;
  * Checks an installation: migrations, whether anything schedules the
  * refresh (pg_cron here, or pg_cron in another database of the cluster),
  * how fresh the rollups and the materialized views are, the models whose
- * recent calls have no price, and the BI reader role. Any login may run it,
+ * recent calls have no price, the recent calls with a cost that no markup
+ * bills (where markups bill calls), and the BI reader role. Any login may run it,
  * a BI login granted only ai_cost_reader too: what that login may not read
  * is reported as a skipped check saying what and why, and a check the
  * database refuses for another reason is reported as such, so one check
@@ -48,6 +49,7 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
     ['set aside', () => setAsideCheck(pool)],
     ['catalog backfill', () => catalogBackfillCheck(pool)],
     ['unpriced models', () => unpricedModelsCheck(pool)],
+    ['billing', () => billingCheck(pool)],
     ['reader role', () => readerCheck(pool, login)],
     ['distribution', () => distributionCheck(pool)],
   ];
@@ -387,6 +389,37 @@ async function unpricedModelsCheck(pool: DatabasePool): Promise<Check> {
       + `Give each a price in force from its first call (\`ai-cost prices set <provider> <model> --input <usd> --output <usd> --from ${from}\`, `
       + `with --tier for another tier; or \`ai-cost prices sync --apply\` when the community list has it), `
       + `then \`ai-cost reprice --unpriced --from ${from}\`; SELECT * FROM ai_cost.unpriced_models lists them all`,
+  };
+}
+
+/**
+ * Where markups bill calls (ai_cost.markups): the calls of the last days
+ * that have a cost and that no markup bills, by tenant, since a reseller
+ * would otherwise find the gap at invoice time. Calls without a cost are
+ * the unpriced-models check's. Undefined without markups.
+ */
+async function billingCheck(pool: DatabasePool): Promise<Check | undefined> {
+  const bills = await pool.oneFirst(sql.type(z.object({ bills: z.boolean() }))`
+    SELECT pg_catalog.to_regclass('ai_cost.markups') IS NOT NULL AND EXISTS (SELECT FROM ai_cost.markups) AS bills`);
+  if (!bills) return undefined;
+  const tenants = await pool.any(sql.type(z.object({ tenant_id: z.string().nullable(), calls: z.bigint(), first: z.date() }))`
+    SELECT r.tenant_id, pg_catalog.sum(r.unbilled_calls OPERATOR(pg_catalog.-) r.unpriced_calls)::bigint AS calls, pg_catalog.min(r.hour) AS first
+      FROM ai_cost.calls_between(pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => ${UNPRICED_RECENT_DAYS}), pg_catalog.now()) r
+     GROUP BY r.tenant_id
+    HAVING pg_catalog.sum(r.unbilled_calls OPERATOR(pg_catalog.-) r.unpriced_calls) OPERATOR(pg_catalog.>) 0
+     ORDER BY calls DESC, r.tenant_id NULLS LAST`);
+  if (tenants.length === 0) {
+    return { name: 'billing', level: 'ok', detail: `every call of the last ${UNPRICED_RECENT_DAYS} days that has a cost is billed by a markup` };
+  }
+  const total = tenants.reduce((sum, t) => sum + t.calls, 0n);
+  const named = tenants.slice(0, UNPRICED_NAMED).map((t) => `${t.tenant_id === null ? '(no tenant)' : `tenant ${t.tenant_id}`} ${formatCount(t.calls)}`);
+  const more = tenants.length > UNPRICED_NAMED ? `; and ${tenants.length - UNPRICED_NAMED} more tenant(s)` : '';
+  const from = `${new Date(Math.min(...tenants.map((t) => t.first.getTime()))).toISOString().slice(0, 13)}:00Z`;
+  return {
+    name: 'billing',
+    level: 'warn',
+    detail: `${formatCount(total)} call(s) of the last ${UNPRICED_RECENT_DAYS} days have a cost but no markup bills them (${named.join('; ')}${more}): `
+      + `give them a markup in ai_cost.markups (percent 0 bills at cost), then \`ai-cost reprice --from ${from} --to now\` bills them`,
   };
 }
 
