@@ -10,8 +10,9 @@ import { schemaSnapshot } from './support/schema-snapshot.js';
 // run in order on one database and build on each other.
 const db = useTestDatabase(test);
 
-/** Calls over the last ~4 months (one every 2 hours), a third without request_id, some unpriced. */
+/** Calls over the last ~4 months (one every 2 hours), a third without request_id, some unpriced, those of t1 billed by a markup. */
 const HISTORY = `
+  INSERT INTO ai_cost.markups (tenant_id, percent, per_call) VALUES ('t1', 30, 0.0001);
   INSERT INTO ai_cost.calls (created_at, provider, model, tenant_id, request_id, input_tokens, output_tokens,
                              cache_read_tokens, total_ms, streamed, ttft_ms, conversation_id)
   SELECT now() - i * interval '2 hours', 'openai', CASE WHEN i % 11 = 0 THEN 'no-such-model' ELSE 'gpt-4o-mini' END,
@@ -19,7 +20,7 @@ const HISTORY = `
          50 + i % 900, i % 2 = 0, CASE WHEN i % 2 = 0 THEN 20 + i % 300 END, 'conv-' || i % 40
     FROM generate_series(1, 1500) AS i`;
 
-const ROWS = `SELECT id, created_at, request_id, cost_micros, price_id, unpriced_reason, tenant_id, input_tokens
+const ROWS = `SELECT id, created_at, request_id, cost_micros, price_id, unpriced_reason, tenant_id, input_tokens, billed_micros, markup_id
                 FROM ai_cost.calls WHERE NOT cached ORDER BY id`;
 const HOURLY = 'SELECT * FROM ai_cost.calls_hourly ORDER BY hour, model, status, tenant_id, user_id, feature, cached, unpriced_reason';
 const CONVERSATIONS = 'SELECT * FROM ai_cost.conversations_hourly ORDER BY hour, conversation_id, tenant_id, user_id';
@@ -139,9 +140,12 @@ test.serial('rollups stay exact: calls inserted, updated and deleted after the c
   await db.query(`UPDATE ai_cost.calls SET input_tokens = input_tokens + 1 WHERE request_id LIKE 'after-%' AND request_id < 'after-3'`);
   await db.query(`DELETE FROM ai_cost.calls WHERE request_id IN ('after-5', 'after-50')`);
   await db.query('SELECT ai_cost.refresh()');
-  const [raw] = await db.query(`SELECT count(*)::bigint AS calls, sum(cost_micros)::bigint AS cost, sum(input_tokens)::bigint AS input FROM ai_cost.calls`);
-  const [rolled] = await db.query(`SELECT sum(calls)::bigint AS calls, sum(cost_micros)::bigint AS cost, sum(input_tokens)::bigint AS input FROM ai_cost.calls_hourly`);
+  const [raw] = await db.query(`SELECT count(*)::bigint AS calls, sum(cost_micros)::bigint AS cost, sum(input_tokens)::bigint AS input,
+                                      sum(billed_micros)::bigint AS billed FROM ai_cost.calls`);
+  const [rolled] = await db.query(`SELECT sum(calls)::bigint AS calls, sum(cost_micros)::bigint AS cost, sum(input_tokens)::bigint AS input,
+                                         sum(billed_micros)::bigint AS billed FROM ai_cost.calls_hourly`);
   t.deepEqual(rolled, raw);
+  t.true(Number((raw as { billed: string }).billed) > 0, 'the calls of t1 are billed');
 });
 
 test.serial('a known request_id is skipped, as ON CONFLICT (request_id) DO NOTHING did, whatever the statement says', async (t) => {
