@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'ava';
 import pg from 'pg';
 import { runCli } from './support/cli.js';
@@ -262,6 +265,20 @@ test('ai-cost report shows what each tenant was billed beside its cost, and "not
   t.regex(table.stdout, /report-a .*\$0\.004596 .*\$0\.005516 │\s+│/);
   t.regex(table.stdout, /report-b .*unpriced .*not billed │\s+1 │/);
   t.regex(table.stdout, /1 call\(s\) are not billed/);
+
+  const folder = await mkdtemp(join(tmpdir(), 'billing-html-'));
+  try {
+    const html = await runCli([...args.filter((arg) => arg !== '--by' && arg !== 'tenant'), '--html', join(folder, 'report.html')]);
+    t.is(html.code, 0, html.stderr);
+    const page = await readFile(join(folder, 'report.html'), 'utf8');
+    const tenants = /<table id="by-tenant">[\s\S]*?<\/table>/.exec(page)![0];
+    t.regex(tenants, /<th scope="col" class="num">Billed \(USD\)<\/th><th scope="col" class="num">Not billed<\/th>/);
+    t.regex(tenants, /<th scope="row">report-a<\/th>.*<td class="num">\$0\.005516<\/td><td class="num">0<\/td><\/tr>/);
+    t.regex(tenants, /<th scope="row">report-b<\/th>.*<td class="num unpriced">not billed<\/td><td class="num">1<\/td><\/tr>/);
+    t.regex(page, /<div class="figure">Billed to tenants<b>\$0\.005516<\/b>/);
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
 });
 
 test('calls made now are billed from the compiled markups exactly as the query over ai_cost.markups bills them', async (t) => {

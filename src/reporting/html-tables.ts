@@ -18,6 +18,9 @@ export interface FigureRow {
   /** null when every call behind it is unpriced. */
   costMicros: Micros | null;
   unpricedCalls: bigint;
+  /** What the calls were charged to their tenants (markups); null when none of them is billed. */
+  billedMicros: Micros | null;
+  unbilledCalls: bigint;
 }
 
 export function formatCount(n: bigint | number): string {
@@ -52,11 +55,15 @@ const money = (micros: Micros | null) =>
   micros === null ? '<td class="num unpriced">unpriced</td>' : `<td class="num">${formatExactDollars(micros)}</td>`;
 const number = (n: bigint) => `<td class="num">${formatCount(n)}</td>`;
 const share = (text: string | null) => `<td class="num">${text ?? '&#8212;'}</td>`;
+const billed = (micros: Micros | null) =>
+  micros === null ? '<td class="num unpriced">not billed</td>' : `<td class="num">${formatExactDollars(micros)}</td>`;
 
 /**
  * A table of calls, tokens, cost, share of cost and unpriced calls per key,
- * with the period's totals as its last line. `unsetLabel` stands for a key
- * the calls did not set (no tenant, no feature).
+ * with the period's totals as its last line; where calls of the period are
+ * billed to their tenants (markups), what they were billed and the calls not
+ * billed follow. `unsetLabel` stands for a key the calls did not set (no
+ * tenant, no feature).
  */
 export function figureTable(options: {
   id: string;
@@ -67,24 +74,27 @@ export function figureTable(options: {
   total: Omit<FigureRow, 'keys'>;
 }): string {
   const { id, caption, keyHeadings, unsetLabel, rows, total } = options;
+  const billing = total.billedMicros !== null;
+  const charges = (row: Omit<FigureRow, 'keys'>) => (billing ? `${billed(row.billedMicros)}${number(row.unbilledCalls)}` : '');
   const key = (value: string | null, index: number) => {
     const tag = index === 0 ? 'th scope="row"' : 'td';
     const close = index === 0 ? 'th' : 'td';
     return value === null ? `<${tag} class="unset">${escapeHtml(unsetLabel)}</${close}>` : `<${tag}>${escapeHtml(value)}</${close}>`;
   };
   const body = rows.map((row) => `    <tr>${row.keys.map(key).join('')}${number(row.calls)}${number(row.inputTokens)}${number(row.outputTokens)}`
-    + `${money(row.costMicros)}${share(sharePercent(row.costMicros, total.costMicros))}${number(row.unpricedCalls)}</tr>`);
+    + `${money(row.costMicros)}${share(sharePercent(row.costMicros, total.costMicros))}${number(row.unpricedCalls)}${charges(row)}</tr>`);
   return `<table id="${id}">
   <caption>${escapeHtml(caption)}</caption>
   <thead><tr>${keyHeadings.map((h) => `<th scope="col">${escapeHtml(h)}</th>`).join('')}<th scope="col" class="num">Calls</th>`
     + `<th scope="col" class="num">Input tokens</th><th scope="col" class="num">Output tokens</th><th scope="col" class="num">Cost (USD)</th>`
-    + `<th scope="col" class="num">Share of cost</th><th scope="col" class="num">Unpriced calls</th></tr></thead>
+    + `<th scope="col" class="num">Share of cost</th><th scope="col" class="num">Unpriced calls</th>`
+    + `${billing ? '<th scope="col" class="num">Billed (USD)</th><th scope="col" class="num">Not billed</th>' : ''}</tr></thead>
   <tbody>
 ${body.join('\n')}
   </tbody>
   <tfoot><tr><th scope="row" colspan="${keyHeadings.length}">Total</th>${number(total.calls)}${number(total.inputTokens)}`
     + `${number(total.outputTokens)}${money(total.costMicros)}${share(sharePercent(total.costMicros, total.costMicros))}`
-    + `${number(total.unpricedCalls)}</tr></tfoot>
+    + `${number(total.unpricedCalls)}${charges(total)}</tr></tfoot>
 </table>`;
 }
 

@@ -75,13 +75,19 @@ export async function renderHtmlReport(data: HtmlReportData): Promise<string> {
   const { period } = data;
   const filters = Object.entries(data.filters).filter(([, value]) => value !== undefined)
     .map(([key, value]) => `${key} = ${String(value)}`).join(', ');
-  const total = { calls: s.calls, inputTokens: s.inputTokens, outputTokens: s.outputTokens, costMicros: s.costMicros, unpricedCalls: s.unpricedCalls };
+  const total = {
+    calls: s.calls, inputTokens: s.inputTokens, outputTokens: s.outputTokens, costMicros: s.costMicros, unpricedCalls: s.unpricedCalls,
+    billedMicros: s.billedMicros, unbilledCalls: s.unbilledCalls,
+  };
   const ms = (value: number | null) => (value === null ? 'n/a' : `${formatCount(value)} ms`);
   const figures: Array<[string, string, string]> = [
     ['Spend', formatMicros(s.costMicros), s.unpricedCalls > 0n ? `plus ${formatCount(s.unpricedCalls)} unpriced calls` : 'every call priced'],
     ['Calls', formatCount(s.calls), `${formatCount(s.successes)} succeeded`],
     ['Failed', formatCount(s.failures), 'errors and cancellations, billed too'],
     ['Unpriced calls', formatCount(s.unpricedCalls), `of ${formatCount(data.unpriced.length)} model${data.unpriced.length === 1 ? '' : 's'} (list below)`],
+    // What tenants were charged, where markups bill calls: never mixed into Spend.
+    ...(s.billedMicros === null ? [] : [['Billed to tenants', formatMicros(s.billedMicros),
+      s.unbilledCalls > 0n ? `${formatCount(s.unbilledCalls)} calls not billed` : 'every call billed'] as [string, string, string]]),
     ['Tokens in / out', `${formatCount(s.inputTokens)} / ${formatCount(s.outputTokens)}`, `${formatCount(s.cacheReadTokens)} cache reads`],
     ['Latency avg / p95', s.avgLatencyMs === null ? 'n/a' : `${ms(s.avgLatencyMs)} / ${ms(s.p95LatencyMs)}`, 'successful provider calls'],
   ];
