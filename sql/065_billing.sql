@@ -37,14 +37,19 @@ COMMENT ON FUNCTION ai_cost_internal.charge(bigint, text, bigint, bigint, numeri
 -- The charge of a call and the markup that gives it, from ai_cost.markups;
 -- no row when its cost is unknown or no markup covers it. The model is
 -- matched as recorded or as the price that priced it is named, so a markup
--- on a model covers its dated snapshots and aliases. Inlinable SQL, like
--- charge(): reprice and explain_cost read it, and the trigger where the
--- markups in force now do not decide.
+-- on a model covers its dated snapshots and aliases. Reprice and
+-- explain_cost read it, and the trigger where the markups in force now do
+-- not decide. PL/pgSQL, not SQL: on a Citus coordinator a SQL function that
+-- reads the price tables cannot take its arguments from the calls of a
+-- query. Like charge(), it names every operator by its schema instead of
+-- pinning search_path (~5 us a call before PostgreSQL 17).
 CREATE FUNCTION ai_cost_internal.billing_of(
   call_tenant_id text, call_provider text, call_model text, call_price_id bigint, call_status text,
   call_created_at timestamptz, call_cost_micros bigint, call_input_tokens bigint, call_output_tokens bigint
 ) RETURNS TABLE (billed_micros bigint, markup_id bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN QUERY
   SELECT ai_cost_internal.charge(call_cost_micros, call_status, call_input_tokens, call_output_tokens,
                                  m.percent, m.per_call, m.per_mtok),
          m.id
@@ -59,7 +64,8 @@ LANGUAGE sql STABLE AS $$
    -- The tenant's own markups first, then those for every tenant; within
    -- each, a model's before a provider's before all calls'.
    ORDER BY m.tenant_id IS NULL, m.model IS NULL, m.provider IS NULL
-   LIMIT 1
+   LIMIT 1;
+END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.billing_of(text, text, text, bigint, text, timestamptz, bigint, bigint, bigint) IS 'Internal: what a call is billed by the ai_cost.markups row in force for it (billed_micros, markup_id); no row when its cost is unknown or no markup covers it.';
 
@@ -67,7 +73,7 @@ COMMENT ON FUNCTION ai_cost_internal.billing_of(text, text, text, bigint, text, 
 -- event fire in name order: tg_calls__price_call, then tg_calls__set_billed),
 -- so NEW.cost_micros is the cost the ledger keeps, whichever way it was set.
 --
--- A query per call costs about 5 us, as much as the insert: a call made
+-- A query per call costs 5-8 us, more than the insert: a call made
 -- while the markups in force now apply (ai_cost_internal.markup_book(),
 -- compiled with the price book) is billed from them without one, in the
 -- order billing_of() chooses, tenant before every tenant. Where the call's

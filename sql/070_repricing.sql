@@ -175,19 +175,26 @@ BEGIN
     RAISE EXCEPTION 'batch_size must be at least 1, not %', batch_size USING ERRCODE = 'invalid_parameter_value';
   END IF;
 
+  -- On a ledger distributed over Citus the batch cannot be read FOR UPDATE
+  -- (Citus locks rows of one shard only), and the update joins the calls on
+  -- their distribution column. The cost and billing triggers recompute what
+  -- the update writes from the row it updates, so a change made meanwhile
+  -- is never overwritten with a stale cost; only the audit's old values may
+  -- then be older than the row.
+  EXECUTE format($batch$
   WITH batch AS (
     SELECT c.* FROM ai_cost.calls c
-     WHERE c.created_at >= run.from_time AND c.created_at < run.to_time
-       AND (run.cursor_id IS NULL OR (c.created_at, c.id) > (run.cursor_created_at, run.cursor_id))
-       AND (run.provider IS NULL OR c.provider = run.provider)
-       AND (run.model IS NULL OR c.model = run.model)
-       AND (NOT run.only_unpriced OR c.cost_micros IS NULL)
+     WHERE c.created_at >= $2 AND c.created_at < $3
+       AND ($5 IS NULL OR (c.created_at, c.id) > ($4, $5))
+       AND ($6 IS NULL OR c.provider = $6)
+       AND ($7 IS NULL OR c.model = $7)
+       AND (NOT $8 OR c.cost_micros IS NULL)
      ORDER BY c.created_at, c.id
-     LIMIT batch_size
-     FOR UPDATE
+     LIMIT $9
+     %s
   ),
   repriced AS (
-    SELECT b.id, b.created_at, b.cost_micros AS old_cost, b.price_id AS old_price,
+    SELECT b.id, b.tenant_id, b.created_at, b.cost_micros AS old_cost, b.price_id AS old_price,
            b.unpriced_reason AS old_reason, b.discount_id AS old_discount, b.billed_micros AS old_billed,
            b.markup_id AS old_markup, n.*, m.billed_micros, m.markup_id
       FROM batch b CROSS JOIN LATERAL ai_cost_internal.cost_of(b) n
@@ -199,18 +206,18 @@ BEGIN
        SET cost_micros = r.cost_micros, price_id = r.price_id, discount_id = r.discount_id,
            unpriced_reason = r.unpriced_reason, billed_micros = r.billed_micros, markup_id = r.markup_id
       FROM repriced r
-     WHERE c.id = r.id
+     WHERE %s
        AND (r.cost_micros IS DISTINCT FROM r.old_cost OR r.price_id IS DISTINCT FROM r.old_price
             OR r.discount_id IS DISTINCT FROM r.old_discount OR r.unpriced_reason IS DISTINCT FROM r.old_reason
             OR r.billed_micros IS DISTINCT FROM r.old_billed OR r.markup_id IS DISTINCT FROM r.old_markup)
-       AND (run.catalog IS NULL
+       AND ($10 IS NULL
             OR EXISTS (SELECT FROM ai_cost.prices p WHERE p.id = r.price_id AND p.catalog IS NOT NULL))
     RETURNING c.id, c.cost_micros, c.price_id, c.unpriced_reason, c.billed_micros
   ),
   audited AS (
     INSERT INTO ai_cost.reprice_audit (run_id, call_id, old_cost_micros, new_cost_micros, old_price_id, new_price_id,
                                        old_unpriced_reason, new_unpriced_reason, reason, old_billed_micros, new_billed_micros)
-    SELECT run.id, u.id, r.old_cost, u.cost_micros, r.old_price, u.price_id, r.old_reason, u.unpriced_reason, run.reason,
+    SELECT $1, u.id, r.old_cost, u.cost_micros, r.old_price, u.price_id, r.old_reason, u.unpriced_reason, $11,
            r.old_billed, u.billed_micros
       FROM updated u JOIN repriced r USING (id)
     RETURNING new_cost_micros - old_cost_micros AS delta
@@ -219,9 +226,14 @@ BEGIN
          (SELECT count(*) FROM audited),
          (SELECT coalesce(sum(a.delta), 0) FROM audited a),
          last_row.created_at, last_row.id
-    INTO examined, changed, delta, last_created_at, last_id
     FROM (SELECT NULL) one
-    LEFT JOIN LATERAL (SELECT r.created_at, r.id FROM repriced r ORDER BY r.created_at DESC, r.id DESC LIMIT 1) last_row ON true;
+    LEFT JOIN LATERAL (SELECT r.created_at, r.id FROM repriced r ORDER BY r.created_at DESC, r.id DESC LIMIT 1) last_row ON true
+  $batch$,
+    CASE WHEN ai_cost_internal.calls_are_distributed() THEN '' ELSE 'FOR UPDATE' END,
+    CASE WHEN ai_cost_internal.calls_are_distributed() THEN 'c.tenant_id = r.tenant_id AND c.id = r.id' ELSE 'c.id = r.id' END)
+    INTO examined, changed, delta, last_created_at, last_id
+    USING run.id, run.from_time, run.to_time, run.cursor_created_at, run.cursor_id, run.provider, run.model,
+          run.only_unpriced, batch_size, run.catalog, run.reason;
 
   UPDATE ai_cost.reprice_runs r
      SET cursor_created_at = coalesce(last_created_at, r.cursor_created_at),

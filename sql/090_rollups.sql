@@ -188,6 +188,15 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET j
 $$;
 COMMENT ON FUNCTION ai_cost_internal.unfolded_calls() IS 'Internal: the calls visible now that ai_cost.refresh() has not folded into the rollups yet, as additions (+1).';
 
+-- The changes captured on the shards of a distributed ledger and not yet
+-- moved into call_changes (145_distribution.sql, which gives it a body over
+-- them); none on one server, where the planner inlines this and drops it.
+CREATE FUNCTION ai_cost_internal.shard_changes() RETURNS SETOF ai_cost_internal.call_changes
+LANGUAGE sql STABLE AS $$
+  SELECT c.* FROM ai_cost_internal.call_changes c WHERE false
+$$;
+COMMENT ON FUNCTION ai_cost_internal.shard_changes() IS 'Internal: the call changes captured on the shards of a distributed ledger that no refresh has collected yet; none on one server.';
+
 -- Everything the next refresh will fold, in the shape of call_changes: each
 -- unfolded call added (+1), and the captured changes of calls already
 -- folded. The changes of a call not folded yet are left out, since its
@@ -196,7 +205,7 @@ COMMENT ON FUNCTION ai_cost_internal.unfolded_calls() IS 'Internal: the calls vi
 CREATE VIEW ai_cost_internal.pending_changes AS
 SELECT u.* FROM ai_cost_internal.unfolded_calls() u
 UNION ALL
-SELECT c.* FROM ai_cost_internal.call_changes c
+SELECT c.* FROM (SELECT * FROM ai_cost_internal.call_changes UNION ALL SELECT * FROM ai_cost_internal.shard_changes()) c
  WHERE c.call_id IS NULL
     OR (c.call_id <= (SELECT s.folded_through FROM ai_cost_internal.fold_state s)
         AND NOT EXISTS (SELECT FROM ai_cost_internal.unfolded_ids u WHERE c.call_id BETWEEN u.first_id AND u.last_id));
@@ -1004,6 +1013,8 @@ BEGIN
     RAISE EXCEPTION 'the id sequence of ai_cost.calls caches ids (CACHE > 1), so the rollups cannot tell which calls are still to come'
       USING HINT = format('ALTER SEQUENCE %s CACHE 1', pg_get_serial_sequence('ai_cost.calls', 'id'));
   END IF;
+  -- On a distributed ledger, the updates and deletes captured on the shards.
+  PERFORM ai_cost_internal.collect_shard_changes();
   range_end := ai_cost_internal.last_drawn_call_id();
   open_writers := ai_cost_internal.call_writers();
   -- A REPEATABLE READ or SERIALIZABLE snapshot was taken when the transaction

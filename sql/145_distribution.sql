@@ -19,6 +19,9 @@
 --                                  from the distributed table, and the
 --                                  coordinator's lock table shows it every
 --                                  transaction writing calls through it.
+--   the changes of updates and     distributed like the calls, beside them:
+--   deletes                        captured on each shard, moved to the
+--   (shard_call_changes)           coordinator's change table by the refresh.
 --
 -- Citus runs the triggers of a distributed or reference table on each shard
 -- copy (with citus.enable_unsafe_triggers), and a trigger running on a shard
@@ -26,9 +29,8 @@
 -- table (nested distributed execution). Hence the price triggers write only
 -- node-local state (ai_cost_internal.close_previous_price updates its own
 -- copy; the lookup and the book are plain tables on each node), and the
--- capture of updates and deletes, which writes the coordinator's change
--- table, has no equivalent on the shards yet: on a distributed ledger, calls
--- are refused UPDATE and DELETE (see ai_cost_internal.refuse_call_changes).
+-- capture of updates and deletes writes the change shard on the node of the
+-- calls' shard (ai_cost_internal.capture_shard_call_changes).
 
 -- The tenant_id a call recorded without one gets: NULL on one server. A
 -- distribution column cannot be NULL, so ai_cost.distribute() replaces this
@@ -57,18 +59,120 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.may_read_tenant(text) IS 'Internal: whether ai_cost.tenant_access maps the current role to the tenant (row-level security of a distributed ledger).';
 
--- Updates and deletes of calls change the rollups through the capture
--- triggers (090_rollups.sql), which write the coordinator's change table: a
--- trigger on a shard cannot. Refusing them keeps the rollups exact.
-CREATE FUNCTION ai_cost_internal.refuse_call_changes() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- Whether ai_cost.calls is distributed over Citus: false on one server,
+-- made the constant true by ai_cost.distribute(). Inlined where it is asked.
+CREATE FUNCTION ai_cost_internal.calls_are_distributed() RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT false
+$$;
+COMMENT ON FUNCTION ai_cost_internal.calls_are_distributed() IS 'Internal: whether ai_cost.calls is distributed over Citus (ai_cost.distribute() makes it true).';
+
+-- Updates and deletes of a distributed ledger's calls, captured on the
+-- shards. A trigger on a shard cannot write the coordinator's change table
+-- (nested distributed execution), so it writes the shard of
+-- ai_cost_internal.shard_call_changes that lives beside it: distributed by
+-- tenant_id like the calls, so every row of one shard's statement has the
+-- same change shard, on the same node, written as a local table. The refresh
+-- moves those changes into the change table in its own transaction
+-- (collect_shard_changes), and the live views read them where they are
+-- (shard_changes, 090_rollups.sql). Calls without a tenant are '' here, as
+-- in the calls. SECURITY DEFINER, as the one-server capture: whoever may
+-- change calls needs no rights on the change shards.
+CREATE FUNCTION ai_cost_internal.capture_shard_call_changes() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  change_shard text;
 BEGIN
-  RAISE EXCEPTION 'calls of a distributed ledger cannot be updated or deleted yet (call %)', OLD.id
-    USING ERRCODE = 'feature_not_supported',
-          HINT = 'The rollups capture updates and deletes on one server only; see docs/scaling.md.';
+  SELECT format('ai_cost_internal.%I', 'shard_call_changes_' || get_shard_id_for_distribution_column('ai_cost_internal.shard_call_changes', o.tenant_id))
+    INTO change_shard FROM old_calls o LIMIT 1;
+  IF change_shard IS NULL THEN
+    RETURN NULL;
+  END IF;
+  EXECUTE format('INSERT INTO %s
+    SELECT -1, created_at, provider, model, operation, status, service_tier, tenant_id, user_id, feature, conversation_id,
+           cached, streamed, unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+           reasoning_tokens, ttft_ms, total_ms, id, billed_micros
+      FROM old_calls', change_shard);
+  IF TG_OP = 'UPDATE' THEN
+    EXECUTE format('INSERT INTO %s
+      SELECT 1, created_at, provider, model, operation, status, service_tier, tenant_id, user_id, feature, conversation_id,
+             cached, streamed, unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+             reasoning_tokens, ttft_ms, total_ms, id, billed_micros
+        FROM new_calls', change_shard);
+  END IF;
+  RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.refuse_call_changes() IS 'Trigger on the calls of a distributed ledger: refuses UPDATE and DELETE, which the rollups cannot capture there.';
+COMMENT ON FUNCTION ai_cost_internal.capture_shard_call_changes() IS 'Trigger on the shards of a distributed ledger''s calls: records the calls a statement updated or deleted in the co-located shard of ai_cost_internal.shard_call_changes.';
+
+-- Moves the changes captured on the shards into the change table, for the
+-- refresh to fold in the same transaction (ai_cost_internal.refresh_rollups);
+-- nothing on one server.
+CREATE FUNCTION ai_cost_internal.collect_shard_changes() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT ai_cost_internal.calls_are_distributed() THEN
+    RETURN;
+  END IF;
+  WITH moved AS (
+    DELETE FROM ai_cost_internal.shard_call_changes RETURNING *
+  )
+  INSERT INTO ai_cost_internal.call_changes
+  SELECT m.sign, m.created_at, m.provider, m.model, m.operation, m.status, m.service_tier, nullif(m.tenant_id, ''), m.user_id,
+         m.feature, m.conversation_id, m.cached, m.streamed, m.unpriced_reason, m.cost_micros, m.input_tokens, m.output_tokens,
+         m.cache_read_tokens, m.cache_write_tokens, m.reasoning_tokens, m.ttft_ms, m.total_ms, m.call_id, m.billed_micros
+    FROM moved m;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.collect_shard_changes() IS 'Internal: moves the call changes captured on the shards of a distributed ledger into ai_cost_internal.call_changes (ai_cost.refresh()).';
+-- The capture triggers of a distributed ledger's calls (see
+-- capture_shard_call_changes): one per event, as a trigger with transition
+-- tables handles one.
+CREATE FUNCTION ai_cost_internal.create_shard_capture_triggers() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  CREATE TRIGGER tg_calls__capture_updates
+    AFTER UPDATE ON ai_cost.calls REFERENCING OLD TABLE AS old_calls NEW TABLE AS new_calls
+    FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.capture_shard_call_changes();
+  CREATE TRIGGER tg_calls__capture_deletes
+    AFTER DELETE ON ai_cost.calls REFERENCING OLD TABLE AS old_calls
+    FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.capture_shard_call_changes();
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.create_shard_capture_triggers() IS 'Internal: creates the triggers that capture updates and deletes of the calls on the shards of a distributed ledger.';
+
+
+-- Captures updates and deletes of the distributed calls on their shards:
+-- the co-located change table, the capture triggers, and the functions that
+-- read it. The capture triggers must already be on ai_cost.calls.
+CREATE FUNCTION ai_cost_internal.capture_changes_on_shards() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  CREATE TABLE ai_cost_internal.shard_call_changes (LIKE ai_cost_internal.call_changes);
+  ALTER TABLE ai_cost_internal.shard_call_changes ALTER tenant_id SET NOT NULL;
+  COMMENT ON TABLE ai_cost_internal.shard_call_changes IS 'Internal: versions of a distributed ledger''s calls removed (-1) and added (+1) by updates and deletes, captured on the shards; moved into ai_cost_internal.call_changes by the next ai_cost.refresh().';
+  PERFORM create_distributed_table('ai_cost_internal.shard_call_changes', 'tenant_id', colocate_with => 'ai_cost.calls');
+  -- The capture writes the change shard beside the calls' shard directly,
+  -- which Citus allows only where asked.
+  ALTER FUNCTION ai_cost_internal.capture_shard_call_changes() SET citus.enable_manual_changes_to_shards = on;
+  -- Created on the coordinator only: each reads a distributed table there.
+  PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION %s() RETURNS SETOF ai_cost_internal.call_changes
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS %L$f$, 'ai_cost_internal.shard_changes', $body$
+BEGIN
+  RETURN QUERY
+  SELECT s.sign, s.created_at, s.provider, s.model, s.operation, s.status, s.service_tier, nullif(s.tenant_id, ''), s.user_id,
+         s.feature, s.conversation_id, s.cached, s.streamed, s.unpriced_reason, s.cost_micros, s.input_tokens, s.output_tokens,
+         s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens, s.ttft_ms, s.total_ms, s.call_id, s.billed_micros
+    FROM ai_cost_internal.shard_call_changes s;
+END
+$body$);
+  EXECUTE format('CREATE OR REPLACE FUNCTION %s() RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L',
+                 'ai_cost_internal.calls_are_distributed', 'SELECT true');
+  PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.capture_changes_on_shards() IS 'Internal: sets up the capture of updates and deletes on the shards of the distributed calls (ai_cost.distribute()).';
 
 -- CREATE TABLE IF NOT EXISTS for a node-local copy of a table: columns,
 -- defaults, constraints, indexes and grants as on the coordinator.
@@ -262,12 +366,14 @@ BEGIN
       EXECUTE format('CREATE POLICY other_roles_all_rows ON %s
                         USING (NOT ai_cost_internal.is_tenant_reader()) WITH CHECK (true)', t);
     END LOOP;
+    -- Updates and deletes are captured on the shards, which carry the
+    -- triggers of the table; Citus runs no TRUNCATE trigger there.
     DROP TRIGGER tg_calls__capture_updates ON ai_cost.calls;
     DROP TRIGGER tg_calls__capture_deletes ON ai_cost.calls;
     DROP TRIGGER tg_calls__truncate_rollups ON ai_cost.calls;
-    CREATE TRIGGER tg_calls__refuse_changes BEFORE UPDATE OR DELETE ON ai_cost.calls
-      FOR EACH ROW EXECUTE FUNCTION ai_cost_internal.refuse_call_changes();
+    PERFORM ai_cost_internal.create_shard_capture_triggers();
     EXECUTE 'SELECT create_distributed_table(''ai_cost.calls'', ''tenant_id'')';
+    PERFORM ai_cost_internal.capture_changes_on_shards();
     -- Citus takes one ENABLE TRIGGER per statement.
     ALTER TABLE ai_cost.calls ENABLE TRIGGER tg_calls__price_call;
     ALTER TABLE ai_cost.calls ENABLE TRIGGER tg_calls__set_billed;

@@ -136,7 +136,7 @@ BEGIN
       ai_cost_internal.calls_slices(timestamptz, timestamptz[]),
       ai_cost_internal.user_slices(timestamptz, timestamptz[]),
       ai_cost_internal.unfolded_calls(), ai_cost_internal.calls_hourly_pending_between(timestamptz, timestamptz),
-      ai_cost_internal.reference_tables()
+      ai_cost_internal.reference_tables(), ai_cost_internal.shard_changes()
       TO ai_cost_reader;
   END IF;
 
@@ -185,7 +185,8 @@ BEGIN
       ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb),
       ai_cost.start_reprice(timestamptz, timestamptz, text, text, text, boolean), ai_cost.reprice_batch(bigint, integer),
       ai_cost.reprice_preview(timestamptz, timestamptz, text, text, boolean), ai_cost.backfill_unpriced(text),
-      ai_cost_internal.wait_for_call_writers(), ai_cost_internal.call_writers()
+      ai_cost_internal.wait_for_call_writers(), ai_cost_internal.call_writers(),
+      ai_cost_internal.calls_are_distributed()
       TO ai_cost_admin;
     GRANT EXECUTE ON PROCEDURE
       ai_cost.reprice(timestamptz, timestamptz, text, text, text, boolean, integer), ai_cost.resume_reprice(bigint, integer)

@@ -5,7 +5,7 @@ import test from 'ava';
 import pg from 'pg';
 import { runCli, runPsql } from './support/cli.js';
 import { testOnCitus, useCitusCluster, type CitusDatabase } from './support/citus-cluster.js';
-import { costs, populate, reports, workerOf } from './support/distributed-ledger.js';
+import { costs, populate, reports, rollupsAndCalls, workerOf } from './support/distributed-ledger.js';
 import { pythonWithPsycopg } from './support/tools.js';
 
 // pg-ai-cost on a real Citus cluster (a coordinator and two workers):
@@ -79,19 +79,22 @@ testOnCitus(test.serial, 'ai-cost distribute spreads a ledger in use over the cl
   t.regex(again.stdout, /^calls: ai_cost\.calls was already distributed$/m);
   t.deepEqual(await reports(db, { live: true }), before.live, 'running it again changes nothing');
 
-  // The rollups cannot capture updates and deletes on the shards yet: refused, in one line.
-  for (const statement of [`UPDATE ai_cost.calls SET user_id = 'someone else' WHERE tenant_id = 'tenant-1'`,
-    `DELETE FROM ai_cost.calls WHERE tenant_id = 'tenant-2'`]) {
-    const error = await db.query(statement).then(() => undefined, (e: Error) => e);
-    t.regex(error?.message ?? '', /^calls of a distributed ledger cannot be updated or deleted yet \(call \d+\)$/);
-  }
+  // Updates and deletes are captured on the shards: the live views follow them at once, the rollups from the next refresh.
+  await db.query(`UPDATE ai_cost.calls SET user_id = 'someone else' WHERE tenant_id = 'tenant-1'`);
+  await db.query(`DELETE FROM ai_cost.calls WHERE tenant_id = 'tenant-2'`);
+  const live = await rollupsAndCalls(db, { live: true });
+  t.deepEqual(live.rolled, live.raw, 'the live view follows the updates and deletes');
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const folded = await rollupsAndCalls(db);
+  t.deepEqual(folded.rolled, folded.raw, 'and so do the rollups after a refresh');
+  const after = await reports(db, { live: true });
   // A call recorded on a worker would escape the refresh, which reads the ids the coordinator draws.
   const worker = new pg.Client({ connectionString: db.workerUrls[0] });
   await worker.connect();
   const onWorker = await worker.query(`INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens) VALUES ('openai', 'gpt-4o', 'tenant-1', 1)`)
     .then(() => '', (e: Error) => e.message).finally(() => worker.end());
   t.regex(onWorker, /violates check constraint "calls are recorded through the coordinator"/);
-  t.deepEqual(await reports(db, { live: true }), before.live);
+  t.deepEqual(await reports(db, { live: true }), after);
 });
 
 // Calls of every kind the cost trigger prices, with the columns of each.
@@ -225,6 +228,40 @@ testOnCitus(test.serial, 'the rollups equal the calls after writers on two conne
   t.deepEqual(status, { pending: '0', held: false });
 });
 
+testOnCitus(test.serial, 'a reprice on a distributed ledger changes and audits each call whose cost or charge changed, and the rollups follow', async (t) => {
+  const db = await citus.database(t, { migrated: true });
+  await populate(db);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const distribution = await runCli(['distribute', '--database-url', db.url]);
+  t.is(distribution.code, 0, distribution.stderr);
+  // gpt-4o-mini got dearer three hours ago, and tenant-3 is billed 40% from then on.
+  await db.query(`
+    INSERT INTO ai_cost.prices (provider, model, input_per_mtok, output_per_mtok, valid_from)
+    VALUES ('openai', 'gpt-4o-mini', 1, 4, now() - interval '3 hours');
+    INSERT INTO ai_cost.markups (tenant_id, percent, valid_from) VALUES ('tenant-3', 40, now() - interval '3 hours');`);
+  const stale = async () => Number((await db.query<{ n: string }>(`
+    -- Read on the coordinator (ORDER BY and LIMIT keep Citus from pushing the functions down to the shards).
+    WITH c AS (SELECT * FROM ai_cost.calls ORDER BY id LIMIT 1000000)
+    SELECT count(*) AS n FROM c
+     CROSS JOIN LATERAL ai_cost_internal.cost_of(c::ai_cost.calls) n
+      LEFT JOIN LATERAL ai_cost_internal.billing_of(c.tenant_id, c.provider, c.model, n.price_id, c.status, c.created_at,
+                                                    n.cost_micros, c.input_tokens, c.output_tokens) b ON true
+     WHERE n.cost_micros IS DISTINCT FROM c.cost_micros OR n.price_id IS DISTINCT FROM c.price_id
+        OR b.billed_micros IS DISTINCT FROM c.billed_micros`))[0]!.n);
+  const before = await stale();
+  t.true(before > 20, `${before} calls cost, are priced or are billed otherwise at today's prices and markups`);
+  const run = await runCli(['reprice', '--from', '1d', '--to', 'now', '--reason', 'dearer mini', '--batch-size', '100', '--database-url', db.url]);
+  t.is(run.code, 0, run.stderr);
+  t.is(await stale(), 0, 'every call costs, is priced and is billed as it is now');
+  const [audit] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ai_cost.reprice_audit WHERE reason = 'dearer mini'`);
+  t.is(Number(audit!.n), before, 'each changed call is audited once');
+  const live = await rollupsAndCalls(db, { live: true });
+  t.deepEqual(live.rolled, live.raw);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const folded = await rollupsAndCalls(db);
+  t.deepEqual(folded.rolled, folded.raw);
+});
+
 testOnCitus(test.serial, 'the recorder, psql and Python record calls unchanged, each priced as Node records them', async (t) => {
   const db = await distributed(t);
   const env = { ...process.env, DATABASE_URL: db.url };
@@ -291,10 +328,13 @@ testOnCitus(test.serial, 'roles and tenant isolation hold on every worker', asyn
 });
 
 testOnCitus(test.serial, 'a distributed ledger takes an upgrade: migrate up, then ai-cost distribute again for the tables it adds', async (t) => {
-  // The ledger as the release before markups left it, distributed and in use.
+  // The ledger as the release before markups left it (whose distributed
+  // calls refused updates and deletes), distributed and in use.
   const db = await citus.database(t, { migrated: true });
-  const down = await runCli(['migrate', 'down', '--database-url', db.url]);
-  t.is(down.code, 0, down.stderr);
+  for (const step of ['0018', '0017']) {
+    const down = await runCli(['migrate', 'down', '--database-url', db.url]);
+    t.regex(down.stdout, new RegExp(`reverted ${step}_`), down.stderr);
+  }
   t.is((await db.query(`SELECT to_regclass('ai_cost.markups') AS markups`))[0]!.markups, null);
   const first = await runCli(['distribute', '--database-url', db.url]);
   t.is(first.code, 0, first.stderr);
@@ -308,6 +348,7 @@ testOnCitus(test.serial, 'a distributed ledger takes an upgrade: migrate up, the
   const up = await runCli(['migrate', 'up', '--database-url', db.url]);
   t.is(up.code, 0, up.stderr);
   t.regex(up.stdout, /0017_markups_and_billing/);
+  t.regex(up.stdout, /0018_changes_captured_on_shards/);
   const doctor = await runCli(['doctor', '--database-url', db.url]);
   t.regex(doctor.stdout, /^FAIL +distribution: markups is not on the workers yet \(added by an upgrade since `ai-cost distribute` last ran\).*run `ai-cost distribute` again$/m);
   const again = await runCli(['distribute', '--database-url', db.url]);
@@ -327,4 +368,10 @@ testOnCitus(test.serial, 'a distributed ledger takes an upgrade: migrate up, the
            (SELECT sum(billed_micros) FROM ai_cost.calls_hourly)::text AS billed,
            (SELECT sum(unbilled_calls) FROM ai_cost.calls_hourly)::text AS unbilled`);
   t.deepEqual(rollup, { calls: String(2 * tenants.length), raw: String(2 * tenants.length), billed: String(3850 * tenants.length), unbilled: String(tenants.length) });
+  // Its calls, refused updates and deletes before, take them now.
+  await db.query(`UPDATE ai_cost.calls SET input_tokens = 2000 WHERE tenant_id = $1`, [tenants[0]]);
+  await db.query(`DELETE FROM ai_cost.calls WHERE tenant_id = $1`, [tenants[1]]);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const folded = await rollupsAndCalls(db);
+  t.deepEqual(folded.rolled, folded.raw);
 });

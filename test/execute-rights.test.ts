@@ -41,6 +41,7 @@ const READER = [
   'ai_cost_internal.dimension_values(text,text,text,text,text,text,text)',
   'ai_cost_internal.histogram(integer,integer)',
   'ai_cost_internal.reference_tables()',
+  'ai_cost_internal.shard_changes()',
   'ai_cost_internal.split_days(timestamp with time zone,timestamp with time zone[])',
   'ai_cost_internal.unfolded_calls()',
   'ai_cost_internal.user_slices(timestamp with time zone,timestamp with time zone[])',
@@ -74,6 +75,7 @@ const ALLOWED: Record<string, string[]> = {
     'ai_cost_internal.price_book_entries()',
     'ai_cost_internal.rebuild_price_lookup()',
     'ai_cost_internal.call_writers()',
+    'ai_cost_internal.calls_are_distributed()',
     'ai_cost_internal.wait_for_call_writers()',
   ],
 };

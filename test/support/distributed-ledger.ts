@@ -84,3 +84,23 @@ export async function workerOf(db: CitusDatabase, tenants: string[]): Promise<Ma
                          AND s.shardid = get_shard_id_for_distribution_column('ai_cost.calls', t)`, [tenants]);
   return new Map(rows.map((r) => [r.tenant, r.nodeport]));
 }
+
+/**
+ * The rollups (or, with `live`, the live view over them) and the calls
+ * themselves, each summed by tenant, user and model: equal when the rollups
+ * hold every call once, as it is now.
+ */
+export async function rollupsAndCalls(db: CitusDatabase, options: { live?: boolean } = {}): Promise<{ rolled: string[]; raw: string[] }> {
+  const rolled = await db.query<{ row: string }>(`
+    SELECT row_to_json(r)::text AS row FROM (
+      SELECT tenant_id, user_id, model, sum(calls) AS calls, sum(cost_micros) AS cost, sum(billed_micros) AS billed,
+             sum(input_tokens) AS input, sum(unpriced_calls) AS unpriced
+        FROM ${options.live ? 'ai_cost.calls_hourly_live' : 'ai_cost.calls_hourly'} GROUP BY 1, 2, 3 HAVING sum(calls) <> 0) r ORDER BY 1`);
+  const raw = await db.query<{ row: string }>(`
+    SELECT row_to_json(r)::text AS row FROM (
+      SELECT nullif(tenant_id, '') AS tenant_id, user_id, model, count(*) AS calls, coalesce(sum(cost_micros), 0) AS cost,
+             coalesce(sum(billed_micros), 0) AS billed, coalesce(sum(input_tokens), 0) AS input,
+             count(*) FILTER (WHERE cost_micros IS NULL) AS unpriced
+        FROM ai_cost.calls GROUP BY 1, 2, 3) r ORDER BY 1`);
+  return { rolled: rolled.map((r) => r.row), raw: raw.map((r) => r.row) };
+}
