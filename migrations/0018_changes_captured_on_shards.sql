@@ -54,7 +54,7 @@ COMMENT ON FUNCTION ai_cost_internal.billing_of(text, text, text, bigint, text, 
 
 CREATE FUNCTION ai_cost_internal.shard_changes() RETURNS SETOF ai_cost_internal.call_changes
 LANGUAGE sql STABLE AS $$
-  SELECT c.* FROM ai_cost_internal.call_changes c WHERE false
+  SELECT (NULL::ai_cost_internal.call_changes).* WHERE false
 $$;
 COMMENT ON FUNCTION ai_cost_internal.shard_changes() IS 'Internal: the call changes captured on the shards of a distributed ledger that no refresh has collected yet; none on one server.';
 
@@ -292,9 +292,11 @@ BEGIN
   -- which Citus allows only where asked.
   ALTER FUNCTION ai_cost_internal.capture_shard_call_changes() SET citus.enable_manual_changes_to_shards = on;
   -- Created on the coordinator only: each reads a distributed table there.
+  -- SECURITY DEFINER, as ai_cost_internal.unfolded_calls(): the live views
+  -- read the changes for roles without rights on them.
   PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
   EXECUTE format($f$CREATE OR REPLACE FUNCTION %s() RETURNS SETOF ai_cost_internal.call_changes
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS %L$f$, 'ai_cost_internal.shard_changes', $body$
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L$f$, 'ai_cost_internal.shard_changes', $body$
 BEGIN
   RETURN QUERY
   SELECT s.sign, s.created_at, s.provider, s.model, s.operation, s.status, s.service_tier, nullif(s.tenant_id, ''), s.user_id,

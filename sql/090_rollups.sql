@@ -191,9 +191,11 @@ COMMENT ON FUNCTION ai_cost_internal.unfolded_calls() IS 'Internal: the calls vi
 -- The changes captured on the shards of a distributed ledger and not yet
 -- moved into call_changes (145_distribution.sql, which gives it a body over
 -- them); none on one server, where the planner inlines this and drops it.
+-- It names no table: inlined, a table would be read with the rights of the
+-- role reading the live views.
 CREATE FUNCTION ai_cost_internal.shard_changes() RETURNS SETOF ai_cost_internal.call_changes
 LANGUAGE sql STABLE AS $$
-  SELECT c.* FROM ai_cost_internal.call_changes c WHERE false
+  SELECT (NULL::ai_cost_internal.call_changes).* WHERE false
 $$;
 COMMENT ON FUNCTION ai_cost_internal.shard_changes() IS 'Internal: the call changes captured on the shards of a distributed ledger that no refresh has collected yet; none on one server.';
 

@@ -156,9 +156,11 @@ BEGIN
   -- which Citus allows only where asked.
   ALTER FUNCTION ai_cost_internal.capture_shard_call_changes() SET citus.enable_manual_changes_to_shards = on;
   -- Created on the coordinator only: each reads a distributed table there.
+  -- SECURITY DEFINER, as ai_cost_internal.unfolded_calls(): the live views
+  -- read the changes for roles without rights on them.
   PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
   EXECUTE format($f$CREATE OR REPLACE FUNCTION %s() RETURNS SETOF ai_cost_internal.call_changes
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS %L$f$, 'ai_cost_internal.shard_changes', $body$
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L$f$, 'ai_cost_internal.shard_changes', $body$
 BEGIN
   RETURN QUERY
   SELECT s.sign, s.created_at, s.provider, s.model, s.operation, s.status, s.service_tier, nullif(s.tenant_id, ''), s.user_id,

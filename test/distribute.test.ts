@@ -325,6 +325,10 @@ testOnCitus(test.serial, 'roles and tenant isolation hold on every worker', asyn
   t.is(all!.n, '4', 'a reader reads every tenant');
   const hidden = await as(reader, 'SELECT error_message FROM ai_cost.calls').then(() => '', (e: Error) => e.message);
   t.regex(hidden, /permission denied for table calls/, 'but not what the calls were about');
+  // Changes captured on the shards and not collected yet reach the reader's live views.
+  await db.query(`UPDATE ai_cost.calls SET input_tokens = 2000 WHERE tenant_id = $1 AND input_tokens = 1000`, [tenants[0]]);
+  const [live] = await as<{ input: string }>(reader, 'SELECT sum(input_tokens)::text AS input FROM ai_cost.calls_hourly_live');
+  t.is(live!.input, String(2000 + 1000 + 2 * 10), 'a reader\'s live view includes an update no refresh has folded');
 });
 
 testOnCitus(test.serial, 'a distributed ledger takes an upgrade: migrate up, then ai-cost distribute again for the tables it adds', async (t) => {
