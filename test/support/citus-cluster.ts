@@ -115,6 +115,8 @@ export async function startCitusCluster(options: { workers?: number; cronDatabas
 
   const onNode = async (node: Node, database: string, statements: string[]) => {
     const client = new pg.Client({ connectionString: url(node, database) });
+    // As the pools of the databases (below): a statement it runs still fails with its reason.
+    client.on('error', () => {});
     await client.connect();
     try {
       for (const statement of statements) await client.query(statement);
@@ -203,6 +205,11 @@ export function useCitusCluster(test: TestFn, options: { workers?: number; cronD
       const name = `c_${randomBytes(6).toString('hex')}`;
       const url = await cluster.createDatabase(name);
       const pool = new pg.Pool({ connectionString: url, max: 4 });
+      // An idle connection a node ends (Citus and DROP DATABASE ... WITH
+      // (FORCE) end backends of their own accord) must not end the test
+      // process: the pool opens another, and a query that was running fails
+      // its test with the reason.
+      pool.on('error', () => {});
       t.teardown(async () => {
         await pool.end();
         await cluster.dropDatabase(name);
