@@ -73,7 +73,7 @@ COMMENT ON FUNCTION ai_cost_internal.billing_of(text, text, text, bigint, text, 
 -- event fire in name order: tg_calls__price_call, then tg_calls__set_billed),
 -- so NEW.cost_micros is the cost the ledger keeps, whichever way it was set.
 --
--- A query per call costs 5-8 us, more than the insert: a call made
+-- A query per call costs about 10 us, more than the insert: a call made
 -- while the markups in force now apply (ai_cost_internal.markup_book(),
 -- compiled with the price book) is billed from them without one, in the
 -- order billing_of() chooses, tenant before every tenant. Where the call's
