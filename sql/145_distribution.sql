@@ -81,6 +81,10 @@ COMMENT ON FUNCTION ai_cost_internal.calls_are_distributed() IS 'Internal: wheth
 CREATE FUNCTION ai_cost_internal.capture_shard_call_changes() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  -- A change of a call, after its sign, in the columns of call_changes.
+  change CONSTANT text := 'created_at, provider, model, operation, status, service_tier, tenant_id, user_id, feature,
+    conversation_id, cached, streamed, unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens,
+    cache_write_tokens, reasoning_tokens, ttft_ms, total_ms, id, billed_micros';
   change_shard text;
 BEGIN
   SELECT format('ai_cost_internal.%I', 'shard_call_changes_' || get_shard_id_for_distribution_column('ai_cost_internal.shard_call_changes', o.tenant_id))
@@ -88,17 +92,9 @@ BEGIN
   IF change_shard IS NULL THEN
     RETURN NULL;
   END IF;
-  EXECUTE format('INSERT INTO %s
-    SELECT -1, created_at, provider, model, operation, status, service_tier, tenant_id, user_id, feature, conversation_id,
-           cached, streamed, unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-           reasoning_tokens, ttft_ms, total_ms, id, billed_micros
-      FROM old_calls', change_shard);
+  EXECUTE format('INSERT INTO %s SELECT -1, %s FROM old_calls', change_shard, change);
   IF TG_OP = 'UPDATE' THEN
-    EXECUTE format('INSERT INTO %s
-      SELECT 1, created_at, provider, model, operation, status, service_tier, tenant_id, user_id, feature, conversation_id,
-             cached, streamed, unpriced_reason, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-             reasoning_tokens, ttft_ms, total_ms, id, billed_micros
-        FROM new_calls', change_shard);
+    EXECUTE format('INSERT INTO %s SELECT 1, %s FROM new_calls', change_shard, change);
   END IF;
   RETURN NULL;
 END

@@ -51,12 +51,13 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-const money = (micros: Micros | null) =>
-  micros === null ? '<td class="num unpriced">unpriced</td>' : `<td class="num">${formatExactDollars(micros)}</td>`;
+/** An amount to the micro-dollar, or `unknown` (unpriced, not billed) where it is null. */
+const amount = (micros: Micros | null, unknown: string) =>
+  micros === null ? `<td class="num unpriced">${unknown}</td>` : `<td class="num">${formatExactDollars(micros)}</td>`;
+const money = (micros: Micros | null) => amount(micros, 'unpriced');
 const number = (n: bigint) => `<td class="num">${formatCount(n)}</td>`;
 const share = (text: string | null) => `<td class="num">${text ?? '&#8212;'}</td>`;
-const billed = (micros: Micros | null) =>
-  micros === null ? '<td class="num unpriced">not billed</td>' : `<td class="num">${formatExactDollars(micros)}</td>`;
+const billed = (micros: Micros | null) => amount(micros, 'not billed');
 
 /**
  * A table of calls, tokens, cost, share of cost and unpriced calls per key,

@@ -63,22 +63,21 @@ const nonZeroOrNull = (value: FragmentSqlToken) =>
   sql.fragment`(CASE WHEN ${value} OPERATOR(pg_catalog.<>) 0 THEN ${value} END)`;
 
 /**
- * The cost of the rollup rows `r` aggregated. A rollup row's cost_micros is
- * the sum over its priced calls only: where every call is unpriced the cost
- * is NULL (unknown), not that sum's 0. Without any call it is 0.
+ * A money column of the rollup rows `r` aggregated, where a rollup row's sum
+ * covers only its calls with a known amount and `uncounted` counts the
+ * others: where every call is uncounted the amount is NULL (unknown), not
+ * that sum's 0. Without any call it is 0.
  */
-const costColumn = sql.fragment`(CASE WHEN pg_catalog.sum(r.calls) OPERATOR(pg_catalog.>) 0
-                 AND pg_catalog.sum(r.unpriced_calls) OPERATOR(pg_catalog.=) pg_catalog.sum(r.calls) THEN NULL
-            ELSE coalesce(pg_catalog.sum(r.cost_micros), 0) END)::bigint`;
+const knownSum = (sum: FragmentSqlToken, uncounted: FragmentSqlToken) =>
+  sql.fragment`(CASE WHEN pg_catalog.sum(r.calls) OPERATOR(pg_catalog.>) 0
+                 AND pg_catalog.sum(${uncounted}) OPERATOR(pg_catalog.=) pg_catalog.sum(r.calls) THEN NULL
+            ELSE coalesce(pg_catalog.sum(${sum}), 0) END)::bigint`;
 
-/**
- * What the rollup rows `r` were billed to tenants (ai_cost.markups), by the
- * same rule as the cost: NULL where none of the calls is billed, 0 without
- * any call.
- */
-const billedColumn = sql.fragment`(CASE WHEN pg_catalog.sum(r.calls) OPERATOR(pg_catalog.>) 0
-                 AND pg_catalog.sum(r.unbilled_calls) OPERATOR(pg_catalog.=) pg_catalog.sum(r.calls) THEN NULL
-            ELSE coalesce(pg_catalog.sum(r.billed_micros), 0) END)::bigint`;
+/** The cost: the sum over the priced calls, NULL when none is priced. */
+const costColumn = knownSum(sql.fragment`r.cost_micros`, sql.fragment`r.unpriced_calls`);
+
+/** What the calls were billed to tenants (ai_cost.markups): NULL when none is billed. */
+const billedColumn = knownSum(sql.fragment`r.billed_micros`, sql.fragment`r.unbilled_calls`);
 
 const totalsColumns = sql.fragment`
   coalesce(pg_catalog.sum(r.calls), 0)::bigint AS calls,
