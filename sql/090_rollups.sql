@@ -1061,7 +1061,9 @@ COMMENT ON FUNCTION ai_cost_internal.refresh_rollups() IS 'Internal: folds the n
 
 -- TRUNCATE fires no row or DELETE triggers: empty every rollup with the
 -- calls, and start reading after the last id drawn (TRUNCATE ... RESTART
--- IDENTITY has reset the sequence by now). Waits for a running refresh.
+-- IDENTITY has reset the sequence by now). Waits for a running refresh. On
+-- a distributed ledger the changes captured on the shards go too
+-- (145_distribution.sql).
 CREATE FUNCTION ai_cost_internal.truncate_rollups() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -1071,6 +1073,9 @@ BEGIN
            ai_cost_internal.calls_daily, ai_cost_internal.users_daily, ai_cost_internal.models_hourly,
            ai_cost_internal.features_hourly, ai_cost_internal.activity_hourly, ai_cost_internal.unpriced_hourly,
            ai_cost_internal.dimensions_daily;
+  IF ai_cost_internal.calls_are_distributed() THEN
+    TRUNCATE ai_cost_internal.shard_call_changes;
+  END IF;
   UPDATE ai_cost_internal.fold_state SET folded_through = ai_cost_internal.last_drawn_call_id();
   RETURN NULL;
 END

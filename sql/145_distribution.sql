@@ -138,6 +138,20 @@ $$;
 COMMENT ON FUNCTION ai_cost_internal.create_shard_capture_triggers() IS 'Internal: creates the triggers that capture updates and deletes of the calls on the shards of a distributed ledger.';
 
 
+-- Empties the rollups when the distributed calls are truncated. Citus runs
+-- a TRUNCATE trigger on the coordinator's table, where the rollups are, and
+-- never on the shards, so the trigger is created once the table is
+-- distributed (creating it before would put it on each shard it makes).
+CREATE FUNCTION ai_cost_internal.create_truncate_trigger() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  CREATE TRIGGER tg_calls__truncate_rollups
+    AFTER TRUNCATE ON ai_cost.calls
+    FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.truncate_rollups();
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.create_truncate_trigger() IS 'Internal: creates the trigger that empties the rollups when the calls of a distributed ledger are truncated.';
+
 -- Captures updates and deletes of the distributed calls on their shards:
 -- the co-located change table, the capture triggers, and the functions that
 -- read it. The capture triggers must already be on ai_cost.calls.
@@ -365,13 +379,14 @@ BEGIN
                         USING (NOT ai_cost_internal.is_tenant_reader()) WITH CHECK (true)', t);
     END LOOP;
     -- Updates and deletes are captured on the shards, which carry the
-    -- triggers of the table; Citus runs no TRUNCATE trigger there.
+    -- triggers of the table.
     DROP TRIGGER tg_calls__capture_updates ON ai_cost.calls;
     DROP TRIGGER tg_calls__capture_deletes ON ai_cost.calls;
     DROP TRIGGER tg_calls__truncate_rollups ON ai_cost.calls;
     PERFORM ai_cost_internal.create_shard_capture_triggers();
     EXECUTE 'SELECT create_distributed_table(''ai_cost.calls'', ''tenant_id'')';
     PERFORM ai_cost_internal.capture_changes_on_shards();
+    PERFORM ai_cost_internal.create_truncate_trigger();
     -- Citus takes one ENABLE TRIGGER per statement.
     ALTER TABLE ai_cost.calls ENABLE TRIGGER tg_calls__price_call;
     ALTER TABLE ai_cost.calls ENABLE TRIGGER tg_calls__set_billed;

@@ -228,6 +228,33 @@ testOnCitus(test.serial, 'the rollups equal the calls after writers on two conne
   t.deepEqual(status, { pending: '0', held: false });
 });
 
+testOnCitus(test.serial, 'TRUNCATE of a distributed ledger\'s calls empties the rollups and the changes captured on the shards', async (t) => {
+  const db = await citus.database(t, { migrated: true });
+  await populate(db);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const distribution = await runCli(['distribute', '--database-url', db.url]);
+  t.is(distribution.code, 0, distribution.stderr);
+  // Changes captured on the shards and not collected yet, which would subtract from the emptied rollups.
+  await db.query(`UPDATE ai_cost.calls SET input_tokens = input_tokens + 1 WHERE tenant_id = 'tenant-1'`);
+  await db.query(`DELETE FROM ai_cost.calls WHERE tenant_id = 'tenant-2'`);
+  const [pending] = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM ai_cost_internal.shard_call_changes');
+  t.true(Number(pending!.n) > 0, 'updates and deletes wait on the shards');
+  await db.query('TRUNCATE ai_cost.calls');
+  const [left] = await db.query<{ hourly: string; daily: string; live: string; shards: string }>(`
+    SELECT (SELECT count(*) FROM ai_cost.calls_hourly)::text AS hourly,
+           (SELECT count(*) FROM ai_cost_internal.calls_daily)::text AS daily,
+           (SELECT count(*) FROM ai_cost.calls_hourly_live)::text AS live,
+           (SELECT count(*) FROM ai_cost_internal.shard_call_changes)::text AS shards`);
+  t.deepEqual(left, { hourly: '0', daily: '0', live: '0', shards: '0' });
+  // The ledger goes on from empty.
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, tenant_id, user_id, input_tokens, output_tokens)
+                  SELECT 'openai', 'gpt-4o-mini', 'tenant-' || i % 5, 'user-' || i % 3, 100 + i, 10 FROM generate_series(1, 40) AS i`);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const folded = await rollupsAndCalls(db);
+  t.is(folded.raw.length, 15);
+  t.deepEqual(folded.rolled, folded.raw);
+});
+
 testOnCitus(test.serial, 'a reprice on a distributed ledger changes and audits each call whose cost or charge changed, and the rollups follow', async (t) => {
   const db = await citus.database(t, { migrated: true });
   await populate(db);
@@ -335,7 +362,7 @@ testOnCitus(test.serial, 'a distributed ledger takes an upgrade: migrate up, the
   // The ledger as the release before markups left it (whose distributed
   // calls refused updates and deletes), distributed and in use.
   const db = await citus.database(t, { migrated: true });
-  for (const step of ['0018', '0017']) {
+  for (const step of ['0019', '0018', '0017']) {
     const down = await runCli(['migrate', 'down', '--database-url', db.url]);
     t.regex(down.stdout, new RegExp(`reverted ${step}_`), down.stderr);
   }
@@ -378,4 +405,8 @@ testOnCitus(test.serial, 'a distributed ledger takes an upgrade: migrate up, the
   await db.query('SELECT * FROM ai_cost.refresh()');
   const folded = await rollupsAndCalls(db);
   t.deepEqual(folded.rolled, folded.raw);
+  // A TRUNCATE empties the rollups, which the ledger's calls did not do before the upgrade.
+  await db.query('TRUNCATE ai_cost.calls');
+  const [emptied] = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM ai_cost.calls_hourly');
+  t.is(emptied!.n, '0');
 });
