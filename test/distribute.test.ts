@@ -410,3 +410,47 @@ testOnCitus(test.serial, 'a distributed ledger takes an upgrade: migrate up, the
   const [emptied] = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM ai_cost.calls_hourly');
   t.is(emptied!.n, '0');
 });
+
+testOnCitus(test.serial, 'a distributed ledger migrates down to the release before markups and up again, its calls and rollups kept', async (t) => {
+  const db = await citus.database(t, { migrated: true });
+  await populate(db);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const distribution = await runCli(['distribute', '--database-url', db.url]);
+  t.is(distribution.code, 0, distribution.stderr);
+  // The costs of the calls recorded before the downgrade (billing is the release's that comes after).
+  const [last] = await db.query<{ id: string }>('SELECT max(id)::text AS id FROM ai_cost.calls');
+  const priced = async () => (await db.query<{ row: string }>(`
+    SELECT concat_ws(' ', id, cost_micros, computed_cost_micros, price_id, discount_id, unpriced_reason) AS row
+      FROM ai_cost.calls WHERE id <= $1 ORDER BY id`, [last!.id])).map((r) => r.row);
+  const before = await priced();
+  t.true(before.length > 1000);
+  for (const step of ['0019', '0018', '0017']) {
+    const down = await runCli(['migrate', 'down', '--database-url', db.url]);
+    t.is(down.code, 0, down.stderr);
+    t.regex(down.stdout, new RegExp(`reverted ${step}_`));
+  }
+  t.is((await db.query(`SELECT to_regclass('ai_cost.markups') AS markups`))[0]!.markups, null);
+  // That release priced calls on every worker and refused updates of distributed calls.
+  for (const tenant of (await tenantPerWorker(db)).values()) {
+    const [call] = await db.query<{ cost: string }>(`INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+      VALUES ('openai', 'gpt-4o', $1, 1000, 100) RETURNING cost_micros::text AS cost`, [tenant]);
+    t.is(call!.cost, '3500', `a call of ${tenant}`);
+  }
+  await t.throwsAsync(db.query(`UPDATE ai_cost.calls SET user_id = 'x' WHERE tenant_id = 'tenant-1'`), { message: /cannot be updated or deleted yet/ });
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const [sums] = await db.query<{ rolled: string; raw: string }>(`
+    SELECT (SELECT concat_ws(' ', sum(calls), sum(cost_micros), sum(unpriced_calls)) FROM ai_cost.calls_hourly) AS rolled,
+           (SELECT concat_ws(' ', count(*), sum(cost_micros), count(*) FILTER (WHERE cost_micros IS NULL)) FROM ai_cost.calls) AS raw`);
+  t.is(sums!.rolled, sums!.raw);
+
+  const up = await runCli(['migrate', 'up', '--database-url', db.url]);
+  t.is(up.code, 0, up.stderr);
+  const again = await runCli(['distribute', '--database-url', db.url]);
+  t.is(again.code, 0, again.stderr);
+  t.regex((await runCli(['doctor', '--database-url', db.url])).stdout, /^ok +distribution: /m);
+  t.deepEqual(await priced(), before, 'every call costs what it did, priced by the same price');
+  await db.query(`UPDATE ai_cost.calls SET input_tokens = input_tokens + 1 WHERE tenant_id = 'tenant-1'`);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const folded = await rollupsAndCalls(db);
+  t.deepEqual(folded.rolled, folded.raw);
+});
