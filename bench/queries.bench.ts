@@ -41,7 +41,8 @@ const SHAPES: Shape[] = [
   { label: 'activity_hourly, last 30 days by day', sql: `SELECT date_trunc('day', hour), sum(calls), sum(cost_micros) FROM ai_cost.activity_hourly WHERE hour >= now() - interval '30 days' GROUP BY 1` },
   { label: 'unpriced_models', sql: 'SELECT * FROM ai_cost.unpriced_models' },
   { label: 'calls_hourly_live, p95 by model, last 7 days', sql: `SELECT model, ai_cost.histogram_percentile(ai_cost.histogram_merge(total_ms_hist), 0.95) FROM ai_cost.calls_hourly_live WHERE status = 'success' AND NOT cached AND hour >= now() - interval '7 days' GROUP BY model`, slow: true },
-  { label: 'calls_between, last 24 hours by model', sql: `SELECT model, sum(calls), sum(cost_micros) FROM ai_cost.calls_between(now() - interval '24 hours', now()) GROUP BY model` },
+  // Rollup rows at the grain of calls_hourly, every dimension and the user: about a row per call with many users.
+  { label: 'calls_between, last 24 hours by model', sql: `SELECT model, sum(calls), sum(cost_micros) FROM ai_cost.calls_between(now() - interval '24 hours', now()) GROUP BY model`, slow: true },
   { label: 'conversations_hourly_live, one tenant, last 7 days', sql: `SELECT conversation_id, sum(cost_micros) FROM ai_cost.conversations_hourly_live WHERE tenant_id = 'tenant-7' AND hour >= now() - interval '7 days' GROUP BY 1` },
   { label: 'spend_share', sql: 'SELECT * FROM ai_cost.spend_share' },
   { label: 'spend_share top users, 30d', sql: `SELECT value, cost_micros FROM ai_cost.spend_share WHERE "window" = '30d' AND dimension = 'user' ORDER BY cost_micros DESC NULLS LAST LIMIT 10` },
@@ -78,10 +79,11 @@ async function dashboardShapes(): Promise<Shape[]> {
   const selection = { tenant: `'tenant-7'`, feature: `'feature-3'`, model: `'openai/gpt-4.1'`, window: `'7d'` };
   const shapes: Shape[] = [];
   for (const query of queries) {
-    shapes.push({ label: `Grafana: ${query.title}, 30 days, all`, sql: expandGrafana(query.sql, everything) });
+    // Every user of the range with their spend: a row per user and day of the daily per-user rollup, and with
+    // a feature or model chosen, of the detail grain. Documented as slow, as the same ranking above.
+    const slow = query.title.startsWith('Tenants and users');
+    shapes.push({ label: `Grafana: ${query.title}, 30 days, all`, sql: expandGrafana(query.sql, everything), slow });
     if (query.sql.includes(':sqlstring}')) {
-      // With a feature or model chosen, tenants and users come from the detail grain: documented as slow.
-      const slow = query.title.startsWith('Tenants and users');
       shapes.push({ label: `Grafana: ${query.title}, 30 days, one tenant, feature and model`, sql: expandGrafana(query.sql, selection), slow });
     }
   }
