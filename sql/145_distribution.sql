@@ -138,10 +138,10 @@ $$;
 COMMENT ON FUNCTION ai_cost_internal.create_shard_capture_triggers() IS 'Internal: creates the triggers that capture updates and deletes of the calls on the shards of a distributed ledger.';
 
 
--- Empties the rollups when the distributed calls are truncated. Citus runs
+-- Empties the rollups when the distributed calls are truncated: Citus runs
 -- a TRUNCATE trigger on the coordinator's table, where the rollups are, and
--- never on the shards, so the trigger is created once the table is
--- distributed (creating it before would put it on each shard it makes).
+-- never on the shards. ai_cost.distribute() drops the triggers of the calls
+-- before it distributes them, and creates this one again after.
 CREATE FUNCTION ai_cost_internal.create_truncate_trigger() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
