@@ -347,6 +347,8 @@ test('ai-cost reprice re-bills a provider\'s calls up to now, as `prices set` su
     VALUES ('rb-tenant', 'rb', 50, now() - interval '1 day', 'rb agreed late');`);
   const run = await runCli(['reprice', '--provider', 'rb', '--from', '2d', '--to', 'now', '--reason', 'rb agreed late', '--database-url', db.url]);
   t.is(run.code, 0, run.stderr);
+  // The cost is unchanged; the charge rises by 3,447 - 2,758 micro-dollars.
+  t.regex(run.stdout, /^reprice run \d+: 1 calls examined, 1 changed, delta \$0\.00; 1 re-billed, charges delta \$0\.000689 \(0 newly billed, 0 no longer billed\); every change is in ai_cost\.reprice_audit/m);
   // 2,298 x 1.5, where the every-tenant 20% gave 2,758 before.
   const [call] = await db.query<{ billed: string; old_billed: string }>(`
     SELECT c.billed_micros::text AS billed, a.old_billed_micros::text AS old_billed

@@ -57,6 +57,37 @@ export async function repriceRun(db: CommonQueryMethods, id: bigint): Promise<Re
   };
 }
 
+const chargesSchema = z.object({
+  rebilled: z.bigint(),
+  delta_micros: z.string(),
+  newly_billed: z.bigint(),
+  no_longer_billed: z.bigint(),
+});
+
+/** What a run changed in the charges to tenants (ai_cost.calls.billed_micros), from its audit rows. */
+export interface RepriceCharges {
+  /** Calls whose charge changed. */
+  rebilled: bigint;
+  /** New minus old charge of the calls billed before and after, micro-dollars. */
+  deltaMicros: bigint;
+  newlyBilled: bigint;
+  noLongerBilled: bigint;
+}
+
+/** The charges a run changed, summed over its audit rows (read once a run ends: it scans them). */
+export async function repriceCharges(db: CommonQueryMethods, id: bigint): Promise<RepriceCharges> {
+  const row = await db.one(sql.type(chargesSchema)`
+    SELECT count(*) FILTER (WHERE a.old_billed_micros IS DISTINCT FROM a.new_billed_micros) AS rebilled,
+           coalesce(sum(a.new_billed_micros OPERATOR(pg_catalog.-) a.old_billed_micros), 0)::pg_catalog.text AS delta_micros,
+           count(*) FILTER (WHERE a.old_billed_micros IS NULL AND a.new_billed_micros IS NOT NULL) AS newly_billed,
+           count(*) FILTER (WHERE a.old_billed_micros IS NOT NULL AND a.new_billed_micros IS NULL) AS no_longer_billed
+      FROM ai_cost.reprice_audit a WHERE a.run_id OPERATOR(pg_catalog.=) ${id}`);
+  return {
+    rebilled: row.rebilled, deltaMicros: BigInt(row.delta_micros),
+    newlyBilled: row.newly_billed, noLongerBilled: row.no_longer_billed,
+  };
+}
+
 /**
  * Runs a started (or interrupted) repricing run to the end, one batch per
  * transaction, so locks last one batch and an interruption loses at most the

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { createPool, resolveDatabaseUrl, UsageError } from '../../db.js';
 import { formatCost, formatMicros } from '../../money.js';
 import {
-  previewReprice, repriceRun, runReprice, startReprice, type RepricePreview, type RepriceRun,
+  previewReprice, repriceCharges, repriceRun, runReprice, startReprice, type RepriceCharges, type RepricePreview, type RepriceRun,
 } from '../../pricing/reprice.js';
 import { databaseUrlOption, parsePositiveInteger, parseWhen } from '../options.js';
 
@@ -39,7 +39,8 @@ export function registerReprice(program: Command): void {
       const pool = await createPool(resolveDatabaseUrl(options.databaseUrl), 1);
       try {
         if (options.resume !== undefined) {
-          report(await runWithProgress(pool, await repriceRun(pool, BigInt(options.resume)), options.batchSize));
+          const run = await runWithProgress(pool, await repriceRun(pool, BigInt(options.resume)), options.batchSize);
+          report(run, await repriceCharges(pool, run.id));
           return;
         }
         if (!options.from) throw new UsageError('reprice needs --from (or --resume <run>)');
@@ -61,8 +62,9 @@ export function registerReprice(program: Command): void {
             + 'on the calls priced before and after; nothing was written');
           return;
         }
-        const run = await startReprice(pool, { ...window, reason: options.reason ?? 'ai-cost reprice' });
-        report(await runWithProgress(pool, run, options.batchSize));
+        const started = await startReprice(pool, { ...window, reason: options.reason ?? 'ai-cost reprice' });
+        const run = await runWithProgress(pool, started, options.batchSize);
+        report(run, await repriceCharges(pool, run.id));
       } finally {
         await pool.end();
       }
@@ -99,7 +101,12 @@ async function runWithProgress(pool: Awaited<ReturnType<typeof createPool>>, run
   }
 }
 
-function report(run: RepriceRun): void {
+/** The run's outcome: calls changed and the cost delta, and the charges to tenants when it changed any. */
+function report(run: RepriceRun, charges: RepriceCharges): void {
+  const rebilled = charges.rebilled > 0n
+    ? `; ${charges.rebilled} re-billed, charges delta ${formatMicros(charges.deltaMicros)} `
+      + `(${charges.newlyBilled} newly billed, ${charges.noLongerBilled} no longer billed)`
+    : '';
   console.log(`reprice run ${run.id}: ${run.callsDone} calls examined, ${run.callsChanged} changed, `
-    + `delta ${formatMicros(run.deltaMicros)}; every change is in ai_cost.reprice_audit (run_id ${run.id})`);
+    + `delta ${formatMicros(run.deltaMicros)}${rebilled}; every change is in ai_cost.reprice_audit (run_id ${run.id})`);
 }
