@@ -581,13 +581,10 @@ BEGIN
   ), folded AS NOT MATERIALIZED (
     SELECT * FROM consumed c
      WHERE c.refusal IS NULL AND NOT EXISTS (SELECT FROM refused_calls r WHERE r.call_id = c.call_id)
-  ), cells AS (
-    -- One row per hourly group and pair of latency buckets: plain sums, no
-    -- arrays built per change.
+  ), delta AS (
+    -- The hourly groups, each histogram built from the buckets of its changes.
     SELECT date_trunc('hour', created_at, 'UTC') AS hour, provider, model, operation, status, service_tier,
            tenant_id, user_id, feature, cached, unpriced_reason,
-           ai_cost.latency_bucket(total_ms) AS total_bucket,
-           ai_cost.latency_bucket(CASE WHEN streamed THEN ttft_ms END) AS ttft_bucket,
            sum(sign)::bigint AS calls,
            coalesce(sum(sign) FILTER (WHERE cost_micros IS NULL), 0)::bigint AS unpriced_calls,
            coalesce(sum(sign * cost_micros), 0)::bigint AS cost_micros,
@@ -598,31 +595,18 @@ BEGIN
            coalesce(sum(sign * reasoning_tokens), 0)::bigint AS reasoning_tokens,
            coalesce(sum(sign) FILTER (WHERE total_ms IS NOT NULL), 0)::bigint AS total_ms_calls,
            coalesce(sum(sign * total_ms), 0)::bigint AS total_ms_sum,
+           ai_cost_internal.histogram_apply(NULL,
+             array_agg(ai_cost.latency_bucket(total_ms)) FILTER (WHERE total_ms IS NOT NULL),
+             array_agg(sign::bigint) FILTER (WHERE total_ms IS NOT NULL)) AS total_ms_hist,
            coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0)::bigint AS ttft_ms_calls,
            coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0)::bigint AS ttft_ms_sum,
+           ai_cost_internal.histogram_apply(NULL,
+             array_agg(ai_cost.latency_bucket(ttft_ms)) FILTER (WHERE streamed AND ttft_ms IS NOT NULL),
+             array_agg(sign::bigint) FILTER (WHERE streamed AND ttft_ms IS NOT NULL)) AS ttft_ms_hist,
            coalesce(sum(sign * billed_micros), 0)::bigint AS billed_micros,
            coalesce(sum(sign) FILTER (WHERE billed_micros IS NULL), 0)::bigint AS unbilled_calls
       FROM folded
-     GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached,
-              unpriced_reason, total_bucket, ttft_bucket
-  ), delta AS (
-    -- The hourly groups, with their histograms built from the (few) buckets their changes touched.
-    SELECT hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason,
-           sum(calls)::bigint AS calls, sum(unpriced_calls)::bigint AS unpriced_calls,
-           sum(cost_micros)::bigint AS cost_micros, sum(input_tokens)::bigint AS input_tokens,
-           sum(output_tokens)::bigint AS output_tokens, sum(cache_read_tokens)::bigint AS cache_read_tokens,
-           sum(cache_write_tokens)::bigint AS cache_write_tokens, sum(reasoning_tokens)::bigint AS reasoning_tokens,
-           sum(total_ms_calls)::bigint AS total_ms_calls, sum(total_ms_sum)::bigint AS total_ms_sum,
-           ai_cost_internal.histogram_apply(NULL,
-             array_agg(total_bucket) FILTER (WHERE total_ms_calls <> 0),
-             array_agg(total_ms_calls) FILTER (WHERE total_ms_calls <> 0)) AS total_ms_hist,
-           sum(ttft_ms_calls)::bigint AS ttft_ms_calls, sum(ttft_ms_sum)::bigint AS ttft_ms_sum,
-           ai_cost_internal.histogram_apply(NULL,
-             array_agg(ttft_bucket) FILTER (WHERE ttft_ms_calls <> 0),
-             array_agg(ttft_ms_calls) FILTER (WHERE ttft_ms_calls <> 0)) AS ttft_ms_hist,
-           sum(billed_micros)::bigint AS billed_micros, sum(unbilled_calls)::bigint AS unbilled_calls
-      FROM cells
-     GROUP BY hour, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason
+     GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, user_id, feature, cached, unpriced_reason
   ), hourly AS (
     INSERT INTO ai_cost.calls_hourly AS h
     SELECT * FROM delta
@@ -684,16 +668,18 @@ BEGIN
     RETURNING u.ctid, u.calls
   ), models AS (
     INSERT INTO ai_cost_internal.models_hourly AS m
-    SELECT hour, provider, model, status, cached, sum(calls), sum(total_ms_calls), sum(total_ms_sum),
+    SELECT date_trunc('hour', created_at, 'UTC'), provider, model, status, cached, sum(sign),
+           coalesce(sum(sign) FILTER (WHERE total_ms IS NOT NULL), 0), coalesce(sum(sign * total_ms), 0),
            ai_cost_internal.histogram_apply(NULL,
-             array_agg(total_bucket) FILTER (WHERE total_ms_calls <> 0),
-             array_agg(total_ms_calls) FILTER (WHERE total_ms_calls <> 0)),
-           sum(ttft_ms_calls), sum(ttft_ms_sum),
+             array_agg(ai_cost.latency_bucket(total_ms)) FILTER (WHERE total_ms IS NOT NULL),
+             array_agg(sign::bigint) FILTER (WHERE total_ms IS NOT NULL)),
+           coalesce(sum(sign) FILTER (WHERE streamed AND ttft_ms IS NOT NULL), 0),
+           coalesce(sum(sign * ttft_ms) FILTER (WHERE streamed), 0),
            ai_cost_internal.histogram_apply(NULL,
-             array_agg(ttft_bucket) FILTER (WHERE ttft_ms_calls <> 0),
-             array_agg(ttft_ms_calls) FILTER (WHERE ttft_ms_calls <> 0))
-      FROM cells
-     GROUP BY hour, provider, model, status, cached
+             array_agg(ai_cost.latency_bucket(ttft_ms)) FILTER (WHERE streamed AND ttft_ms IS NOT NULL),
+             array_agg(sign::bigint) FILTER (WHERE streamed AND ttft_ms IS NOT NULL))
+      FROM folded
+     GROUP BY 1, provider, model, status, cached
     ON CONFLICT (hour, provider, model, status, cached)
     DO UPDATE SET
       calls = m.calls + excluded.calls,
@@ -736,15 +722,25 @@ BEGIN
       output_tokens = n.output_tokens + excluded.output_tokens
     RETURNING n.ctid, n.calls
   ), dimensions AS (
+    -- One pass over the hourly groups into a group per day and value of each
+    -- dimension (GROUPING SETS), the pairs ai_cost_internal.dimension_values names.
     INSERT INTO ai_cost_internal.dimensions_daily AS x
-    SELECT date_trunc('day', hour, 'UTC'), v.dimension, v.value, sum(calls),
+    SELECT date_trunc('day', hour, 'UTC'),
+           CASE GROUPING(provider, model, operation, service_tier, tenant_id, user_id, feature)
+                WHEN 63 THEN 'provider' WHEN 31 THEN 'model' WHEN 111 THEN 'operation' WHEN 119 THEN 'service_tier'
+                WHEN 123 THEN 'tenant' WHEN 125 THEN 'user' ELSE 'feature' END,
+           CASE GROUPING(provider, model, operation, service_tier, tenant_id, user_id, feature)
+                WHEN 63 THEN provider WHEN 31 THEN provider || '/' || model WHEN 111 THEN operation
+                WHEN 119 THEN service_tier WHEN 123 THEN tenant_id WHEN 125 THEN user_id ELSE feature END,
+           sum(calls),
            coalesce(sum(calls) FILTER (WHERE status = 'success'), 0), coalesce(sum(calls) FILTER (WHERE status = 'error'), 0),
            coalesce(sum(calls) FILTER (WHERE status = 'cancelled'), 0), sum(cost_micros),
            coalesce(sum(cost_micros) FILTER (WHERE status = 'success'), 0), sum(unpriced_calls),
            sum(input_tokens), sum(output_tokens),
            coalesce(sum(unpriced_calls) FILTER (WHERE status = 'success'), 0)
-      FROM delta CROSS JOIN LATERAL ai_cost_internal.dimension_values(provider, model, operation, service_tier, tenant_id, user_id, feature) AS v
-     GROUP BY 1, v.dimension, v.value
+      FROM delta
+     GROUP BY date_trunc('day', hour, 'UTC'),
+              GROUPING SETS ((provider), (provider, model), (operation), (service_tier), (tenant_id), (user_id), (feature))
     ON CONFLICT (day, dimension, value)
     DO UPDATE SET
       calls = x.calls + excluded.calls,
