@@ -348,7 +348,7 @@ test('ai-cost reprice re-bills a provider\'s calls up to now, as `prices set` su
   const run = await runCli(['reprice', '--provider', 'rb', '--from', '2d', '--to', 'now', '--reason', 'rb agreed late', '--database-url', db.url]);
   t.is(run.code, 0, run.stderr);
   // The cost is unchanged; the charge rises by 3,447 - 2,758 micro-dollars.
-  t.regex(run.stdout, /^reprice run \d+: 1 calls examined, 1 changed, delta \$0\.00; 1 re-billed, charges delta \$0\.000689 \(0 newly billed, 0 no longer billed\); every change is in ai_cost\.reprice_audit/m);
+  t.regex(run.stdout, /^reprice run \d+: 1 calls examined, 1 changed, delta \$0\.00; charges: 1 re-billed, delta \$0\.000689; every change is in ai_cost\.reprice_audit/m);
   // 2,298 x 1.5, where the every-tenant 20% gave 2,758 before.
   const [call] = await db.query<{ billed: string; old_billed: string }>(`
     SELECT c.billed_micros::text AS billed, a.old_billed_micros::text AS old_billed
@@ -371,7 +371,10 @@ test('ai-cost doctor names the tenants whose recent calls have a cost that no ma
     t.regex(warned.stdout, /^warn +billing: 3 call\(s\) of the last 7 days have a cost but no markup bills them \(tenant forgotten 2; \(no tenant\) 1\): give them a markup in ai_cost\.markups \(percent 0 bills at cost\), then `ai-cost reprice --from \S+ --to now` bills them$/m);
     await other.query(`INSERT INTO ai_cost.markups (percent) VALUES (0)`);
     const from = /--from (\S+) --to now/.exec(warned.stdout)![1]!;
-    t.is((await runCli(['reprice', '--from', from, '--to', 'now', ...url])).code, 0);
+    const billed = await runCli(['reprice', '--from', from, '--to', 'now', ...url]);
+    t.is(billed.code, 0, billed.stderr);
+    // At cost: 100 x $2 + 10 x $8 per million tokens = 280 micro-dollars, each of the three calls.
+    t.regex(billed.stdout, /; charges: 3 newly billed, \$0\.00084; /);
     t.regex((await runCli(['doctor', ...url])).stdout, /^ok +billing: every call of the last 7 days that has a cost is billed by a markup$/m);
   } finally {
     await other.drop();

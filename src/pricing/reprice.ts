@@ -61,30 +61,39 @@ const chargesSchema = z.object({
   rebilled: z.bigint(),
   delta_micros: z.string(),
   newly_billed: z.bigint(),
+  newly_billed_micros: z.string(),
   no_longer_billed: z.bigint(),
+  no_longer_billed_micros: z.string(),
 });
 
 /** What a run changed in the charges to tenants (ai_cost.calls.billed_micros), from its audit rows. */
 export interface RepriceCharges {
-  /** Calls whose charge changed. */
+  /** Calls billed before and after whose charge changed. */
   rebilled: bigint;
-  /** New minus old charge of the calls billed before and after, micro-dollars. */
+  /** New minus old charge of those calls, micro-dollars. */
   deltaMicros: bigint;
+  /** Calls billed now and not before, and what they are charged. */
   newlyBilled: bigint;
+  newlyBilledMicros: bigint;
+  /** Calls billed before and not now, and what they were charged. */
   noLongerBilled: bigint;
+  noLongerBilledMicros: bigint;
 }
 
 /** The charges a run changed, summed over its audit rows (read once a run ends: it scans them). */
 export async function repriceCharges(db: CommonQueryMethods, id: bigint): Promise<RepriceCharges> {
   const row = await db.one(sql.type(chargesSchema)`
-    SELECT count(*) FILTER (WHERE a.old_billed_micros IS DISTINCT FROM a.new_billed_micros) AS rebilled,
+    SELECT count(*) FILTER (WHERE a.old_billed_micros OPERATOR(pg_catalog.<>) a.new_billed_micros) AS rebilled,
            coalesce(sum(a.new_billed_micros OPERATOR(pg_catalog.-) a.old_billed_micros), 0)::pg_catalog.text AS delta_micros,
            count(*) FILTER (WHERE a.old_billed_micros IS NULL AND a.new_billed_micros IS NOT NULL) AS newly_billed,
-           count(*) FILTER (WHERE a.old_billed_micros IS NOT NULL AND a.new_billed_micros IS NULL) AS no_longer_billed
+           coalesce(sum(a.new_billed_micros) FILTER (WHERE a.old_billed_micros IS NULL), 0)::pg_catalog.text AS newly_billed_micros,
+           count(*) FILTER (WHERE a.old_billed_micros IS NOT NULL AND a.new_billed_micros IS NULL) AS no_longer_billed,
+           coalesce(sum(a.old_billed_micros) FILTER (WHERE a.new_billed_micros IS NULL), 0)::pg_catalog.text AS no_longer_billed_micros
       FROM ai_cost.reprice_audit a WHERE a.run_id OPERATOR(pg_catalog.=) ${id}`);
   return {
     rebilled: row.rebilled, deltaMicros: BigInt(row.delta_micros),
-    newlyBilled: row.newly_billed, noLongerBilled: row.no_longer_billed,
+    newlyBilled: row.newly_billed, newlyBilledMicros: BigInt(row.newly_billed_micros),
+    noLongerBilled: row.no_longer_billed, noLongerBilledMicros: BigInt(row.no_longer_billed_micros),
   };
 }
 

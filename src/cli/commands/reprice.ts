@@ -101,12 +101,14 @@ async function runWithProgress(pool: Awaited<ReturnType<typeof createPool>>, run
   }
 }
 
-/** The run's outcome: calls changed and the cost delta, and the charges to tenants when it changed any. */
+/** The run's outcome: calls changed and the cost delta, and what changed in the charges to tenants, if anything. */
 function report(run: RepriceRun, charges: RepriceCharges): void {
-  const rebilled = charges.rebilled > 0n
-    ? `; ${charges.rebilled} re-billed, charges delta ${formatMicros(charges.deltaMicros)} `
-      + `(${charges.newlyBilled} newly billed, ${charges.noLongerBilled} no longer billed)`
-    : '';
+  const changes = [
+    ...(charges.rebilled > 0n ? [`${charges.rebilled} re-billed, delta ${formatMicros(charges.deltaMicros)}`] : []),
+    ...(charges.newlyBilled > 0n ? [`${charges.newlyBilled} newly billed, ${formatMicros(charges.newlyBilledMicros)}`] : []),
+    ...(charges.noLongerBilled > 0n ? [`${charges.noLongerBilled} no longer billed, were ${formatMicros(charges.noLongerBilledMicros)}`] : []),
+  ];
   console.log(`reprice run ${run.id}: ${run.callsDone} calls examined, ${run.callsChanged} changed, `
-    + `delta ${formatMicros(run.deltaMicros)}${rebilled}; every change is in ai_cost.reprice_audit (run_id ${run.id})`);
+    + `delta ${formatMicros(run.deltaMicros)}${changes.length > 0 ? `; charges: ${changes.join(', ')}` : ''}; `
+    + `every change is in ai_cost.reprice_audit (run_id ${run.id})`);
 }
