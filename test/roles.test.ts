@@ -4,6 +4,7 @@ import pg from 'pg';
 import { createPool } from '../src/db.js';
 import { createRecorder, recordCall, type RecorderEvent } from '../src/recorder/index.js';
 import { chooseInsertPath } from '../src/recorder/insert.js';
+import { runCli } from './support/cli.js';
 import { serverUrl, useTestDatabase } from './support/database.js';
 import { loginUrl, runAs } from './support/logins.js';
 
@@ -211,4 +212,10 @@ test('no role may call a trigger function, and only the admin may recompile the 
   const allowed = rows.filter((r) => r.allowed).map((r) => `${r.role} ${r.fn}`);
   t.deepEqual(allowed, ['ai_cost_admin ai_cost_internal.compile_price_book()']);
   t.regex(String(await as(logins.reader, 'SELECT ai_cost_internal.compile_price_book()')), denied);
+});
+
+test('`ai-cost refresh` as the admin is refused in one line that says who refreshes', async (t) => {
+  const result = await runCli(['refresh', '--database-url', loginUrl(db.url, logins.admin, PASSWORD)]);
+  t.is(result.code, 1);
+  t.is(result.stderr, 'ai-cost: permission denied: permission denied for function refresh: the rollups are refreshed as the owner that installed pg-ai-cost (pg_cron runs it so); run this with that login\n');
 });
