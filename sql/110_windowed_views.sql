@@ -43,11 +43,14 @@ COMMENT ON FUNCTION ai_cost_internal.split_days(timestamptz, timestamptz[]) IS '
 -- rows are spread over many pages, as after history is backfilled and folded
 -- in bulk: with 10M calls over 500 days that reads 67,000 pages for 30 days'
 -- 7,600, and makes the rebuild of every view on it grow with history.
+-- Turning sequential scans off prices every plan of the function in the
+-- billions, far past jit_above_cost: jit = off, or each of its queries would
+-- spend about 0.2 s compiling a scan of a few milliseconds.
 CREATE FUNCTION ai_cost_internal.calls_slices(since timestamptz, cuts timestamptz[])
 RETURNS TABLE (start timestamptz, provider text, model text, operation text, status text, service_tier text,
                tenant_id text, feature text, cached boolean, unpriced_reason text, calls bigint,
                unpriced_calls bigint, cost_micros bigint)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
 DECLARE
   first timestamptz := date_trunc('hour', since, 'UTC');
   split timestamptz[] := ai_cost_internal.split_days(first, cuts);
@@ -73,7 +76,7 @@ COMMENT ON FUNCTION ai_cost_internal.calls_slices(timestamptz, timestamptz[]) IS
 CREATE FUNCTION ai_cost_internal.user_slices(since timestamptz, cuts timestamptz[])
 RETURNS TABLE (start timestamptz, tenant_id text, user_id text, calls bigint, successes bigint,
                unpriced_calls bigint, cost_micros bigint)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
 DECLARE
   first timestamptz := date_trunc('hour', since, 'UTC');
   split timestamptz[] := ai_cost_internal.split_days(first, cuts);
@@ -95,20 +98,23 @@ $$;
 COMMENT ON FUNCTION ai_cost_internal.user_slices(timestamptz, timestamptz[]) IS 'Internal: per-user spend rows from the hour of since on, daily except hourly in the UTC days that since or a cut falls inside; start is the day or hour.';
 
 -- Calls in each report window (label), read once for all three windows:
--- daily rows except in the three UTC days the windows start in.
+-- daily rows except in the three UTC days the windows start in. The windows
+-- are computed once (MATERIALIZED): inlined, their bounds would be computed
+-- again from now() for every row and window they are compared with, about a
+-- tenth of a rebuild.
 CREATE VIEW ai_cost_internal.window_calls AS
+WITH w AS MATERIALIZED (SELECT label, since FROM ai_cost_internal.windows)
 SELECT w.label, s.*
-  FROM ai_cost_internal.calls_slices((SELECT min(since) FROM ai_cost_internal.windows),
-                                     ARRAY(SELECT since FROM ai_cost_internal.windows)) AS s
-  JOIN ai_cost_internal.windows w ON s.start >= w.since;
+  FROM ai_cost_internal.calls_slices((SELECT min(since) FROM w), ARRAY(SELECT since FROM w)) AS s
+  JOIN w ON s.start >= w.since;
 COMMENT ON VIEW ai_cost_internal.window_calls IS 'Internal: rollup rows (all dimensions but the user) of the 24h, 7d and 30d windows, labelled; a row belongs to every window it starts in.';
 
 -- Spend per user in each report window (see ai_cost_internal.window_calls).
 CREATE VIEW ai_cost_internal.window_users AS
+WITH w AS MATERIALIZED (SELECT label, since FROM ai_cost_internal.windows)
 SELECT w.label, s.*
-  FROM ai_cost_internal.user_slices((SELECT min(since) FROM ai_cost_internal.windows),
-                                    ARRAY(SELECT since FROM ai_cost_internal.windows)) AS s
-  JOIN ai_cost_internal.windows w ON s.start >= w.since;
+  FROM ai_cost_internal.user_slices((SELECT min(since) FROM w), ARRAY(SELECT since FROM w)) AS s
+  JOIN w ON s.start >= w.since;
 COMMENT ON VIEW ai_cost_internal.window_users IS 'Internal: per-user spend rows of the 24h, 7d and 30d windows, labelled.';
 
 -- One pass over the window rows per dimension set (GROUPING SETS), not one
