@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import pg from 'pg';
+import { previewReprice, repriceCharges, runReprice, startReprice } from '../src/pricing/reprice.js';
 import { runCli } from './support/cli.js';
 import { createTestDatabase, useTestDatabase } from './support/database.js';
 
@@ -345,7 +346,15 @@ test('ai-cost reprice re-bills a provider\'s calls up to now, as `prices set` su
     VALUES ('rb', 'm', 'rb-tenant', now() - interval '1 hour', 1001, 37);
     INSERT INTO ai_cost.markups (tenant_id, provider, percent, valid_from, note)
     VALUES ('rb-tenant', 'rb', 50, now() - interval '1 day', 'rb agreed late');`);
-  const run = await runCli(['reprice', '--provider', 'rb', '--from', '2d', '--to', 'now', '--reason', 'rb agreed late', '--database-url', db.url]);
+  const window = ['--provider', 'rb', '--from', '2d', '--to', 'now', '--database-url', db.url];
+  // A dry run counts the call whose cost stays and whose charge changes, and writes nothing.
+  const dry = await runCli(['reprice', ...window, '--dry-run']);
+  t.is(dry.code, 0, dry.stderr);
+  t.regex(dry.stdout, /^rb\/m: 1 of 1 calls change, \$0\.002298 -> \$0\.002298 \(delta \$0\.00 on 1 call\(s\) priced before and after\), 0 newly priced, 0 newly unpriced; charges: 1 re-billed, delta \$0\.000689$/m);
+  t.regex(dry.stdout, /^dry run: 1 calls would change \(0 newly priced, 0 newly unpriced\), delta \$0\.00 on the calls priced before and after; charges: 1 re-billed, delta \$0\.000689; nothing was written$/m);
+  const [unchanged] = await db.query<{ billed: string }>(`SELECT billed_micros::text AS billed FROM ai_cost.calls WHERE provider = 'rb'`);
+  t.is(unchanged!.billed, '2758');
+  const run = await runCli(['reprice', ...window, '--reason', 'rb agreed late']);
   t.is(run.code, 0, run.stderr);
   // The cost is unchanged; the charge rises by 3,447 - 2,758 micro-dollars.
   t.regex(run.stdout, /^reprice run \d+: 1 calls examined, 1 changed, delta \$0\.00; charges: 1 re-billed, delta \$0\.000689; every change is in ai_cost\.reprice_audit/m);
@@ -354,6 +363,35 @@ test('ai-cost reprice re-bills a provider\'s calls up to now, as `prices set` su
     SELECT c.billed_micros::text AS billed, a.old_billed_micros::text AS old_billed
       FROM ai_cost.calls c JOIN ai_cost.reprice_audit a ON a.call_id = c.id WHERE c.provider = 'rb'`);
   t.deepEqual(call, { billed: '3447', old_billed: '2758' });
+});
+
+test('a dry run predicts every charge the reprice then changes: re-billed, newly billed, no longer billed', async (t) => {
+  const other = await createTestDatabase();
+  try {
+    // alpha costs 2,298 a call (above). Billed now: tenant kept at 10% (2,527.8 -> 2,528),
+    // raised at 10% (2,528), dropped at 10% (2,528); new is not billed.
+    await other.query(`
+      INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok) VALUES ('bl', 'alpha', '2025-01-01', 2, 8);
+      INSERT INTO ai_cost.markups (tenant_id, percent, note) VALUES ('kept', 10, 'kept'), ('raised', 10, 'raised'), ('dropped', 10, 'dropped');
+      INSERT INTO ai_cost.calls (provider, model, tenant_id, created_at, input_tokens, output_tokens)
+      SELECT 'bl', 'alpha', t, '2025-04-03', 1001, 37 FROM unnest(ARRAY['kept', 'raised', 'dropped', 'new']) AS t;
+      -- raised: 50% (3,447, +919); new: at cost (2,298); dropped: no markup (was 2,528).
+      UPDATE ai_cost.markups SET percent = 50 WHERE note = 'raised';
+      INSERT INTO ai_cost.markups (tenant_id, percent) VALUES ('new', 0);
+      DELETE FROM ai_cost.markups WHERE note = 'dropped';`);
+    const window = { from: new Date('2025-04-03T00:00:00Z'), to: new Date('2025-04-04T00:00:00Z') };
+    const [preview] = await previewReprice(other.pool, window);
+    t.is(preview!.callsChanged, 3n);
+    t.deepEqual(preview!.charges, {
+      rebilled: 1n, deltaMicros: 919n, newlyBilled: 1n, newlyBilledMicros: 2_298n, noLongerBilled: 1n, noLongerBilledMicros: 2_528n,
+    });
+    t.is((await other.query<{ n: string }>('SELECT count(*)::text AS n FROM ai_cost.reprice_audit'))[0]!.n, '0');
+    const run = await runReprice(other.pool, (await startReprice(other.pool, { ...window, reason: 'markups changed' })).id);
+    t.is(run.callsChanged, preview!.callsChanged);
+    t.deepEqual(await repriceCharges(other.pool, run.id), preview!.charges);
+  } finally {
+    await other.drop();
+  }
 });
 
 test('ai-cost doctor names the tenants whose recent calls have a cost that no markup bills', async (t) => {
@@ -371,6 +409,8 @@ test('ai-cost doctor names the tenants whose recent calls have a cost that no ma
     t.regex(warned.stdout, /^warn +billing: 3 call\(s\) of the last 7 days have a cost but no markup bills them \(tenant forgotten 2; \(no tenant\) 1\): give them a markup in ai_cost\.markups \(percent 0 bills at cost\), then `ai-cost reprice --from \S+ --to now` bills them$/m);
     await other.query(`INSERT INTO ai_cost.markups (percent) VALUES (0)`);
     const from = /--from (\S+) --to now/.exec(warned.stdout)![1]!;
+    const dry = await runCli(['reprice', '--from', from, '--to', 'now', '--dry-run', ...url]);
+    t.regex(dry.stdout, /; charges: 3 newly billed, \$0\.00084; nothing was written$/m);
     const billed = await runCli(['reprice', '--from', from, '--to', 'now', ...url]);
     t.is(billed.code, 0, billed.stderr);
     // At cost: 100 x $2 + 10 x $8 per million tokens = 280 micro-dollars, each of the three calls.

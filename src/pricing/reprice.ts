@@ -127,6 +127,12 @@ const previewSchema = z.object({
   delta_micros: z.string(),
   newly_priced: z.bigint(),
   newly_unpriced: z.bigint(),
+  rebilled: z.bigint(),
+  billed_delta_micros: z.string(),
+  newly_billed: z.bigint(),
+  newly_billed_micros: z.string(),
+  no_longer_billed: z.bigint(),
+  no_longer_billed_micros: z.string(),
 });
 
 export interface RepricePreview {
@@ -144,13 +150,17 @@ export interface RepricePreview {
   deltaMicros: bigint;
   newlyPriced: bigint;
   newlyUnpriced: bigint;
+  /** What the reprice would change in the charges to tenants, as a run reports it. */
+  charges: RepriceCharges;
 }
 
 /** What a reprice of the window would change, per model, without writing anything. */
 export async function previewReprice(db: CommonQueryMethods, window: RepriceWindow): Promise<RepricePreview[]> {
   const rows = await db.any(sql.type(previewSchema)`
     SELECT provider, model, calls, calls_changed, old_cost_micros::pg_catalog.text, old_unpriced_calls,
-           new_cost_micros::pg_catalog.text, new_unpriced_calls, delta_micros::pg_catalog.text, newly_priced, newly_unpriced
+           new_cost_micros::pg_catalog.text, new_unpriced_calls, delta_micros::pg_catalog.text, newly_priced, newly_unpriced,
+           rebilled, billed_delta_micros::pg_catalog.text, newly_billed, newly_billed_micros::pg_catalog.text,
+           no_longer_billed, no_longer_billed_micros::pg_catalog.text
       FROM ai_cost.reprice_preview(${timestamptz(window.from)}, ${timestamptz(window.to)},
         ${window.provider ?? null}, ${window.model ?? null}, ${window.onlyUnpriced ?? false})`);
   const big = (v: string | null) => (v === null ? null : BigInt(v));
@@ -159,5 +169,10 @@ export async function previewReprice(db: CommonQueryMethods, window: RepriceWind
     oldCostMicros: big(r.old_cost_micros), oldUnpricedCalls: r.old_unpriced_calls,
     newCostMicros: big(r.new_cost_micros), newUnpricedCalls: r.new_unpriced_calls,
     deltaMicros: BigInt(r.delta_micros), newlyPriced: r.newly_priced, newlyUnpriced: r.newly_unpriced,
+    charges: {
+      rebilled: r.rebilled, deltaMicros: BigInt(r.billed_delta_micros),
+      newlyBilled: r.newly_billed, newlyBilledMicros: BigInt(r.newly_billed_micros),
+      noLongerBilled: r.no_longer_billed, noLongerBilledMicros: BigInt(r.no_longer_billed_micros),
+    },
   }));
 }

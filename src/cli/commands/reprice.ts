@@ -57,9 +57,14 @@ export function registerReprice(program: Command): void {
           const changed = rows.filter((r) => r.callsChanged > 0n);
           for (const r of changed) console.log(`${r.provider}/${r.model}: ${describePreview(r)}`);
           const sum = (pick: (r: RepricePreview) => bigint) => changed.reduce((total, r) => total + pick(r), 0n);
+          const charges = describeCharges({
+            rebilled: sum((r) => r.charges.rebilled), deltaMicros: sum((r) => r.charges.deltaMicros),
+            newlyBilled: sum((r) => r.charges.newlyBilled), newlyBilledMicros: sum((r) => r.charges.newlyBilledMicros),
+            noLongerBilled: sum((r) => r.charges.noLongerBilled), noLongerBilledMicros: sum((r) => r.charges.noLongerBilledMicros),
+          });
           console.log(`dry run: ${sum((r) => r.callsChanged)} calls would change (${sum((r) => r.newlyPriced)} newly priced, `
             + `${sum((r) => r.newlyUnpriced)} newly unpriced), delta ${formatMicros(sum((r) => r.deltaMicros))} `
-            + 'on the calls priced before and after; nothing was written');
+            + `on the calls priced before and after${charges ? `; charges: ${charges}` : ''}; nothing was written`);
           return;
         }
         const started = await startReprice(pool, { ...window, reason: options.reason ?? 'ai-cost reprice' });
@@ -75,14 +80,17 @@ export function registerReprice(program: Command): void {
  * One model's line of a dry run: its cost before and after, each the priced
  * sum with the unpriced calls beside it ("unpriced -> $0.03331",
  * "$0.0012 + 2 unpriced -> $0.0040"), and the delta on the calls priced
- * both times, when there are any.
+ * both times, when there are any; then what would change in the charges to
+ * tenants, if anything.
  */
 function describePreview(r: RepricePreview): string {
   const repriced = r.callsChanged - r.newlyPriced - r.newlyUnpriced;
+  const charges = describeCharges(r.charges);
   return `${r.callsChanged} of ${r.calls} calls change, `
     + `${formatCost(r.oldCostMicros, r.oldUnpricedCalls)} -> ${formatCost(r.newCostMicros, r.newUnpricedCalls)}`
     + (repriced > 0n ? ` (delta ${formatMicros(r.deltaMicros)} on ${repriced} call(s) priced before and after)` : '')
-    + `, ${r.newlyPriced} newly priced, ${r.newlyUnpriced} newly unpriced`;
+    + `, ${r.newlyPriced} newly priced, ${r.newlyUnpriced} newly unpriced`
+    + (charges ? `; charges: ${charges}` : '');
 }
 
 /** Runs the batches, with a progress bar when stdout is a terminal (none in pipes and logs). */
@@ -101,14 +109,20 @@ async function runWithProgress(pool: Awaited<ReturnType<typeof createPool>>, run
   }
 }
 
-/** The run's outcome: calls changed and the cost delta, and what changed in the charges to tenants, if anything. */
-function report(run: RepriceRun, charges: RepriceCharges): void {
+/** What changed in the charges to tenants ("1 re-billed, delta $0.000689, ..."); undefined when nothing did. */
+function describeCharges(charges: RepriceCharges): string | undefined {
   const changes = [
     ...(charges.rebilled > 0n ? [`${charges.rebilled} re-billed, delta ${formatMicros(charges.deltaMicros)}`] : []),
     ...(charges.newlyBilled > 0n ? [`${charges.newlyBilled} newly billed, ${formatMicros(charges.newlyBilledMicros)}`] : []),
     ...(charges.noLongerBilled > 0n ? [`${charges.noLongerBilled} no longer billed, were ${formatMicros(charges.noLongerBilledMicros)}`] : []),
   ];
+  return changes.length > 0 ? changes.join(', ') : undefined;
+}
+
+/** The run's outcome: calls changed and the cost delta, and what changed in the charges to tenants, if anything. */
+function report(run: RepriceRun, charges: RepriceCharges): void {
+  const changes = describeCharges(charges);
   console.log(`reprice run ${run.id}: ${run.callsDone} calls examined, ${run.callsChanged} changed, `
-    + `delta ${formatMicros(run.deltaMicros)}${changes.length > 0 ? `; charges: ${changes.join(', ')}` : ''}; `
+    + `delta ${formatMicros(run.deltaMicros)}${changes ? `; charges: ${changes}` : ''}; `
     + `every change is in ai_cost.reprice_audit (run_id ${run.id})`);
 }
