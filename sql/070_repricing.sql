@@ -282,16 +282,31 @@ END
 $$;
 COMMENT ON PROCEDURE ai_cost.reprice(timestamptz, timestamptz, text, text, text, boolean, integer) IS 'Recomputes the cost of calls created in [from_time, to_time) in committed batches with an audit trail (ai_cost.reprice_audit). CALL outside a transaction block; if interrupted, CALL ai_cost.resume_reprice(<run id>) continues.';
 
--- What a reprice would change, per model, without writing anything.
-CREATE FUNCTION ai_cost.reprice_preview(
-  from_time timestamptz, to_time timestamptz,
-  provider text DEFAULT NULL, model text DEFAULT NULL, only_unpriced boolean DEFAULT false
+-- What a reprice would change, per model, without writing anything (read
+-- through ai_cost.reprice_preview below). PL/pgSQL, since Citus cannot plan
+-- the parameters of a SQL function over a distributed table; its own
+-- parameter names, since PL/pgSQL allows none named as a result column.
+CREATE FUNCTION ai_cost_internal.reprice_preview_rows(
+  from_time timestamptz, to_time timestamptz, only_provider text, only_model text, only_unpriced boolean
 ) RETURNS TABLE (provider text, model text, calls bigint, calls_changed bigint,
                  old_cost_micros numeric, new_cost_micros numeric, delta_micros numeric,
                  newly_priced bigint, newly_unpriced bigint, old_unpriced_calls bigint, new_unpriced_calls bigint,
                  rebilled bigint, billed_delta_micros numeric, newly_billed bigint, newly_billed_micros numeric,
                  no_longer_billed bigint, no_longer_billed_micros numeric)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- On a ledger distributed over Citus the window's calls are collected on
+  -- the coordinator first (the LIMIT makes Citus do so) and priced there, as
+  -- a reprice batch is; on one server the window is read in place.
+  RETURN QUERY EXECUTE format($preview$
+  WITH window_calls AS (
+    SELECT c.* FROM ai_cost.calls c
+     WHERE c.created_at >= $1 AND c.created_at < $2
+       AND ($3 IS NULL OR c.provider = $3)
+       AND ($4 IS NULL OR c.model = $4)
+       AND (NOT $5 OR c.cost_micros IS NULL)
+     %s
+  )
   SELECT c.provider, c.model, count(*),
          -- What ai_cost.reprice_batch updates: a change of cost, price row,
          -- discount, reason or charge.
@@ -310,15 +325,27 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
          coalesce(sum(b.billed_micros) FILTER (WHERE c.billed_micros IS NULL), 0),
          count(*) FILTER (WHERE c.billed_micros IS NOT NULL AND b.billed_micros IS NULL),
          coalesce(sum(c.billed_micros) FILTER (WHERE b.billed_micros IS NULL), 0)
-    FROM ai_cost.calls c CROSS JOIN LATERAL ai_cost_internal.cost_of(c) n
+    FROM window_calls c CROSS JOIN LATERAL ai_cost_internal.cost_of(c) n
     LEFT JOIN LATERAL ai_cost_internal.billing_of(c.tenant_id, c.provider, c.model, n.price_id, c.status, c.created_at,
                                                   n.cost_micros, c.input_tokens, c.output_tokens) b ON true
-   WHERE c.created_at >= reprice_preview.from_time AND c.created_at < reprice_preview.to_time
-     AND (reprice_preview.provider IS NULL OR c.provider = reprice_preview.provider)
-     AND (reprice_preview.model IS NULL OR c.model = reprice_preview.model)
-     AND (NOT reprice_preview.only_unpriced OR c.cost_micros IS NULL)
    GROUP BY c.provider, c.model
    ORDER BY c.provider, c.model
+  $preview$, CASE WHEN ai_cost_internal.calls_are_distributed() THEN 'LIMIT 9223372036854775807' ELSE '' END)
+  USING from_time, to_time, only_provider, only_model, only_unpriced;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.reprice_preview_rows(timestamptz, timestamptz, text, text, boolean) IS 'Internal: the rows of ai_cost.reprice_preview().';
+
+CREATE FUNCTION ai_cost.reprice_preview(
+  from_time timestamptz, to_time timestamptz,
+  provider text DEFAULT NULL, model text DEFAULT NULL, only_unpriced boolean DEFAULT false
+) RETURNS TABLE (provider text, model text, calls bigint, calls_changed bigint,
+                 old_cost_micros numeric, new_cost_micros numeric, delta_micros numeric,
+                 newly_priced bigint, newly_unpriced bigint, old_unpriced_calls bigint, new_unpriced_calls bigint,
+                 rebilled bigint, billed_delta_micros numeric, newly_billed bigint, newly_billed_micros numeric,
+                 no_longer_billed bigint, no_longer_billed_micros numeric)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT * FROM ai_cost_internal.reprice_preview_rows(from_time, to_time, provider, model, only_unpriced)
 $$;
 COMMENT ON FUNCTION ai_cost.reprice_preview(timestamptz, timestamptz, text, text, boolean) IS 'Dry run of a reprice: per provider/model, calls examined and changed (cost, price row, discount, reason or charge, as a reprice updates them); old and new cost, each the sum over the calls priced then (NULL when none is), with the unpriced calls counted beside them; delta over the calls priced both before and after; calls newly priced and newly unpriced; and the charges to tenants (billed_micros): calls re-billed with the delta, newly billed with what they would be charged, no longer billed with what they were. Writes nothing.';
 

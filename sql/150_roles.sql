@@ -184,7 +184,8 @@ BEGIN
       ai_cost.explain_cost(bigint),
       ai_cost.explain_cost(text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb),
       ai_cost.start_reprice(timestamptz, timestamptz, text, text, text, boolean), ai_cost.reprice_batch(bigint, integer),
-      ai_cost.reprice_preview(timestamptz, timestamptz, text, text, boolean), ai_cost.backfill_unpriced(text),
+      ai_cost.reprice_preview(timestamptz, timestamptz, text, text, boolean),
+      ai_cost_internal.reprice_preview_rows(timestamptz, timestamptz, text, text, boolean), ai_cost.backfill_unpriced(text),
       ai_cost_internal.wait_for_call_writers(), ai_cost_internal.call_writers(),
       ai_cost_internal.calls_are_distributed()
       TO ai_cost_admin;

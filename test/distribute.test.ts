@@ -287,8 +287,13 @@ testOnCitus(test.serial, 'a reprice on a distributed ledger changes and audits e
         OR b.billed_micros IS DISTINCT FROM c.billed_micros`))[0]!.n);
   const before = await stale();
   t.true(before > 20, `${before} calls cost, are priced or are billed otherwise at today's prices and markups`);
+  const dry = await runCli(['reprice', '--from', '1d', '--to', 'now', '--dry-run', '--database-url', db.url]);
+  t.is(dry.code, 0, dry.stderr);
+  const predicted = new RegExp(`^dry run: ${before} calls would change .*; charges: (.*); nothing was written$`, 'm').exec(dry.stdout);
+  t.truthy(predicted, dry.stdout);
   const run = await runCli(['reprice', '--from', '1d', '--to', 'now', '--reason', 'dearer mini', '--batch-size', '100', '--database-url', db.url]);
   t.is(run.code, 0, run.stderr);
+  t.is(/; charges: (.*); every change is in/.exec(run.stdout)?.[1], predicted?.[1], 'the dry run predicted the charges the run changed');
   t.is(await stale(), 0, 'every call costs, is priced and is billed as it is now');
   const [audit] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ai_cost.reprice_audit WHERE reason = 'dearer mini'`);
   t.is(Number(audit!.n), before, 'each changed call is audited once');

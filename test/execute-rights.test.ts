@@ -74,6 +74,7 @@ const ALLOWED: Record<string, string[]> = {
     'ai_cost_internal.compile_price_book()',
     'ai_cost_internal.price_book_entries()',
     'ai_cost_internal.rebuild_price_lookup()',
+    'ai_cost_internal.reprice_preview_rows(timestamp with time zone,timestamp with time zone,text,text,boolean)',
     'ai_cost_internal.call_writers()',
     'ai_cost_internal.calls_are_distributed()',
     'ai_cost_internal.wait_for_call_writers()',
