@@ -214,6 +214,14 @@ test('no role may call a trigger function, and only the admin may recompile the 
   t.regex(String(await as(logins.reader, 'SELECT ai_cost_internal.compile_price_book()')), denied);
 });
 
+test('`ai-cost reprice` as a reader is refused in one line that says who reprices, the dry run too', async (t) => {
+  for (const dryRun of [['--dry-run'], []]) {
+    const result = await runCli(['reprice', '--from', '1d', ...dryRun, '--database-url', loginUrl(db.url, logins.reader, PASSWORD)]);
+    t.is(result.code, 1);
+    t.regex(result.stderr, /^ai-cost: permission denied: permission denied for function (reprice_preview|start_reprice): repricing is for logins granted ai_cost_admin, or the owner that installed pg-ai-cost\n$/);
+  }
+});
+
 test('`ai-cost refresh` as the admin is refused in one line that says who refreshes', async (t) => {
   const result = await runCli(['refresh', '--database-url', loginUrl(db.url, logins.admin, PASSWORD)]);
   t.is(result.code, 1);

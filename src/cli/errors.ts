@@ -62,6 +62,10 @@ export function describeError(error: unknown): string | undefined {
         if (/\bfunction (refresh|retry_set_aside_changes)\b/.test(e.message ?? '')) {
           return `permission denied: ${e.message}: the rollups are refreshed as the owner that installed pg-ai-cost (pg_cron runs it so); run this with that login`;
         }
+        // Repricing rewrites costs and charges: the admin's job (and the owner's).
+        if (/\bfunction (reprice_preview|start_reprice|reprice_batch)\b/.test(e.message ?? '')) {
+          return `permission denied: ${e.message}: repricing is for logins granted ai_cost_admin, or the owner that installed pg-ai-cost`;
+        }
         return `permission denied: ${e.message}`;
       case 'ENOENT':
       case 'ENOTDIR':
