@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { sql } from 'slonik';
 import { distribute } from '../src/distribute.js';
 import { createPool } from '../src/db.js';
 import { migrate } from '../src/migrate.js';
@@ -131,6 +132,18 @@ const bench: Benchmark = {
           results.push(m(`cluster, ${setting}: recorder, ${recorded} calls`, rate, 'calls/s'));
           results.push(m(`cluster, ${setting} / one server: recorder throughput`, rate / oneServerRate, 'x'));
         }
+        // A batch of many tenants writes every shard it touches: the same
+        // recorder on a ledger distributed over 8 shards instead of 32
+        // (ai-cost distribute --shard-count 8), with connections kept.
+        const fewerShards = await cluster.createDatabase('bench_citus_8_shards');
+        await migrate(fewerShards);
+        const fewerShardsPool = await createPool(fewerShards, 1);
+        await distribute(fewerShardsPool, { shardCount: 8 });
+        await fewerShardsPool.query(sql.unsafe`ALTER DATABASE bench_citus_8_shards SET citus.max_cached_conns_per_worker = 16`);
+        await fewerShardsPool.end();
+        const fewerShardsRate = await recorderRate(fewerShards, recorded, 'cluster-8-shards');
+        results.push(m(`cluster of 8 shards, citus.max_cached_conns_per_worker = 16: recorder, ${recorded} calls`, fewerShardsRate, 'calls/s'));
+        results.push(m('cluster of 8 shards / one server: recorder throughput', fewerShardsRate / oneServerRate, 'x'));
       } finally {
         await Promise.all(Object.values(clients).map((client) => client.end()));
       }

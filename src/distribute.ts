@@ -7,14 +7,37 @@ export interface DistributionStep {
   detail: string;
 }
 
+/** The most shards Citus gives a table (its citus.shard_count range). */
+export const MAX_SHARD_COUNT = 64_000;
+
+export interface DistributeOptions {
+  /**
+   * Shards of ai_cost.calls when they are first distributed (Citus's
+   * citus.shard_count, 32 unless set). A batch of many tenants writes every
+   * shard it touches, so fewer shards record faster; shards are also what
+   * Citus moves to new workers, so more leave room to grow (docs/scaling.md).
+   * A ledger already distributed keeps its shards.
+   */
+  shardCount?: number;
+}
+
+const stepSchema = z.object({ step: z.string(), detail: z.string() });
+
 /**
  * Runs ai_cost.distribute() on a Citus coordinator: calls distributed by
  * tenant_id, the price tables as reference tables, a price lookup and book
  * on every node (docs/scaling.md). Idempotent; run it again after adding a
  * worker. Refuses with a one-line reason on a server without Citus.
  */
-export async function distribute(db: CommonQueryMethods): Promise<DistributionStep[]> {
-  const rows = await db.any(sql.type(z.object({ step: z.string(), detail: z.string() }))`
-    SELECT step, detail FROM ai_cost.distribute()`);
-  return [...rows];
+export async function distribute(db: CommonQueryMethods, options: DistributeOptions = {}): Promise<DistributionStep[]> {
+  const { shardCount } = options;
+  if (shardCount === undefined) return [...await db.any(sql.type(stepSchema)`SELECT step, detail FROM ai_cost.distribute()`)];
+  if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > MAX_SHARD_COUNT) {
+    throw new RangeError(`shardCount must be a whole number from 1 to ${MAX_SHARD_COUNT}, not ${shardCount}`);
+  }
+  // The setting lasts for this transaction only, and create_distributed_table() reads it.
+  return db.transaction(async (transaction) => {
+    await transaction.query(sql.unsafe`SELECT pg_catalog.set_config('citus.shard_count', ${String(shardCount)}, true)`);
+    return [...await transaction.any(sql.type(stepSchema)`SELECT step, detail FROM ai_cost.distribute()`)];
+  });
 }

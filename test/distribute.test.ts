@@ -171,6 +171,32 @@ testOnCitus(test.serial, 'a call costs on every worker what it costs on one serv
   t.is(workers.size, 2, 'the calls landed on both workers');
 });
 
+testOnCitus(test.serial, 'ai-cost distribute --shard-count spreads the calls over that many shards, each call costing what it costs on one server', async (t) => {
+  const single = await citus.database(t, { migrated: true });
+  const cluster = await citus.database(t, { migrated: true });
+  const refused = await runCli(['distribute', '--shard-count', '0', '--database-url', cluster.url]);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /--shard-count <n>' argument '0' is invalid\. '0' is not a positive whole number/);
+  const distribution = await runCli(['distribute', '--shard-count', '4', '--database-url', cluster.url]);
+  t.is(distribution.code, 0, distribution.stderr);
+  t.regex(distribution.stdout, /^calls: ai_cost\.calls is distributed by tenant_id over 4 shard\(s\)$/m);
+  const shards = await cluster.query<{ relation: string; shards: number }>(`
+    SELECT logicalrelid::text AS relation, count(*)::int AS shards FROM pg_dist_shard
+     WHERE logicalrelid IN ('ai_cost.calls'::regclass, 'ai_cost_internal.shard_call_changes'::regclass)
+     GROUP BY 1 ORDER BY 1`);
+  t.deepEqual(shards, [{ relation: 'ai_cost.calls', shards: 4 }, { relation: 'ai_cost_internal.shard_call_changes', shards: 4 }],
+    'the changes captured on the shards lie beside the calls');
+  t.deepEqual(await recordEveryWay(cluster), await recordEveryWay(single));
+  await cluster.query(`UPDATE ai_cost.calls SET output_tokens = output_tokens + 1 WHERE request_id LIKE 'batch-%'`);
+  await cluster.query('SELECT * FROM ai_cost.refresh()');
+  const folded = await rollupsAndCalls(cluster);
+  t.deepEqual(folded.rolled, folded.raw);
+  const again = await runCli(['distribute', '--shard-count', '8', '--database-url', cluster.url]);
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stdout, /^calls: ai_cost\.calls was already distributed$/m);
+  t.regex(again.stdout, /^note: --shard-count applies when the calls are first distributed; they keep the shards they have/m);
+});
+
 testOnCitus(test.serial, 'a price change reaches every worker in the transaction that makes it', async (t) => {
   const db = await distributed(t);
   const tenants = await tenantPerWorker(db);

@@ -1,17 +1,30 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { createPool, resolveDatabaseUrl } from '../../db.js';
-import { distribute } from '../../distribute.js';
-import { databaseUrlOption } from '../options.js';
+import { distribute, MAX_SHARD_COUNT } from '../../distribute.js';
+import { databaseUrlOption, parsePositiveInteger } from '../options.js';
+
+function parseShardCount(value: string): number {
+  const n = parsePositiveInteger(value);
+  if (n > MAX_SHARD_COUNT) throw new InvalidArgumentError(`'${value}' is more shards than Citus makes (at most ${MAX_SHARD_COUNT})`);
+  return n;
+}
 
 export function registerDistribute(program: Command): void {
   program
     .command('distribute')
     .description('spread an installed ledger over the Citus cluster of this coordinator (calls by tenant; again after adding a worker)')
     .addOption(databaseUrlOption())
-    .action(async (options: { databaseUrl?: string }) => {
+    .option('--shard-count <n>', 'shards of ai_cost.calls when first distributed (default: citus.shard_count, 32): '
+      + 'fewer record batches of many tenants faster, more spread over more workers', parseShardCount)
+    .action(async (options: { databaseUrl?: string; shardCount?: number }) => {
       const pool = await createPool(resolveDatabaseUrl(options.databaseUrl), 1);
       try {
-        for (const { step, detail } of await distribute(pool)) console.log(`${step}: ${detail}`);
+        const steps = await distribute(pool, options.shardCount === undefined ? {} : { shardCount: options.shardCount });
+        for (const { step, detail } of steps) console.log(`${step}: ${detail}`);
+        if (options.shardCount !== undefined && steps.some((s) => s.step === 'calls' && s.detail.includes('already distributed'))) {
+          console.log('note: --shard-count applies when the calls are first distributed; they keep the shards they have '
+            + "(Citus's alter_distributed_table() changes them)");
+        }
       } finally {
         await pool.end();
       }
