@@ -22,8 +22,7 @@ export function registerDistribute(program: Command): void {
         const steps = await distribute(pool, options.shardCount === undefined ? {} : { shardCount: options.shardCount });
         for (const { step, detail } of steps) console.log(`${step}: ${detail}`);
         if (options.shardCount !== undefined && steps.some((s) => s.step === 'calls' && s.detail.includes('already distributed'))) {
-          console.log('note: --shard-count applies when the calls are first distributed; they keep the shards they have '
-            + "(Citus's alter_distributed_table() changes them)");
+          console.log('note: --shard-count applies when the calls are first distributed; they keep the shards they have');
         }
       } finally {
         await pool.end();
