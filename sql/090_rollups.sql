@@ -163,28 +163,36 @@ COMMENT ON TABLE ai_cost_internal.unfolded_ids IS 'Internal: ranges of call ids 
 
 -- The calls no refresh has folded yet, as far as this snapshot sees them
 -- (those above folded_through and those in the unfolded ranges below it),
--- each as an addition in the shape of call_changes. A function, not a view,
--- so that nothing depends on ai_cost.calls itself (ai_cost.partition_calls()
--- replaces the table). SECURITY DEFINER: the live views read it for roles
--- that may not read the raw calls or the internal tables, as they read the
--- change table; it returns only the columns the rollups keep. JIT off: the
--- planner cannot know how few ids lie above folded_through and would spend
--- milliseconds compiling a plan that reads a handful of rows.
-CREATE FUNCTION ai_cost_internal.unfolded_calls() RETURNS SETOF ai_cost_internal.call_changes
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+-- up to the id range_end, each as an addition in the shape of call_changes.
+-- A function, not a view, so that nothing depends on ai_cost.calls itself
+-- (ai_cost.partition_calls() replaces the table); it returns only the
+-- columns the rollups keep. JIT off: the planner cannot know how few ids
+-- lie above folded_through and would spend milliseconds compiling a plan
+-- that reads a handful of rows.
+CREATE FUNCTION ai_cost_internal.unfolded_calls_through(range_end bigint) RETURNS SETOF ai_cost_internal.call_changes
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
   SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
          c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
          c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
          c.ttft_ms, c.total_ms, c.id, c.billed_micros
     FROM ai_cost.calls c
-   WHERE c.id > (SELECT s.folded_through FROM ai_cost_internal.fold_state s)
+   WHERE c.id > (SELECT s.folded_through FROM ai_cost_internal.fold_state s) AND c.id <= range_end
   UNION ALL
   SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
          c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
          c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
          c.ttft_ms, c.total_ms, c.id, c.billed_micros
     FROM ai_cost_internal.unfolded_ids u
-    JOIN ai_cost.calls c ON c.id BETWEEN u.first_id AND u.last_id
+    JOIN ai_cost.calls c ON c.id BETWEEN u.first_id AND least(u.last_id, range_end)
+$$;
+COMMENT ON FUNCTION ai_cost_internal.unfolded_calls_through(bigint) IS 'Internal: the calls visible now, with ids up to range_end, that ai_cost.refresh() has not folded into the rollups yet, as additions (+1).';
+
+-- Every one of them: what the live views add to the rollups. SECURITY
+-- DEFINER: the live views read it for roles that may not read the raw calls
+-- or the internal tables, as they read the change table.
+CREATE FUNCTION ai_cost_internal.unfolded_calls() RETURNS SETOF ai_cost_internal.call_changes
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+  SELECT * FROM ai_cost_internal.unfolded_calls_through(9223372036854775807)
 $$;
 COMMENT ON FUNCTION ai_cost_internal.unfolded_calls() IS 'Internal: the calls visible now that ai_cost.refresh() has not folded into the rollups yet, as additions (+1).';
 
@@ -535,7 +543,7 @@ BEGIN
      WHERE only_changes IS NULL OR c.ctid = ANY (only_changes)
     RETURNING c.*
   ), arrived AS MATERIALIZED (
-    SELECT u.* FROM ai_cost_internal.unfolded_calls() u WHERE only_changes IS NULL AND u.call_id <= range_end
+    SELECT u.* FROM ai_cost_internal.unfolded_calls_through(range_end) u WHERE only_changes IS NULL
   ), changes AS (
     -- The same rule as ai_cost_internal.pending_changes: a change counts
     -- only for a call already folded.
@@ -942,7 +950,7 @@ BEGIN
         OR EXISTS (SELECT FROM ai_cost_internal.unfolded_ids u WHERE t.call_id BETWEEN u.first_id AND u.last_id)
   ), staged AS (
     INSERT INTO ai_cost_internal.call_changes
-    SELECT u.* FROM ai_cost_internal.unfolded_calls() u WHERE u.call_id <= range_end
+    SELECT u.* FROM ai_cost_internal.unfolded_calls_through(range_end) u
     RETURNING call_id
   )
   SELECT array_agg(call_id) INTO staged_ids FROM staged;
@@ -999,12 +1007,27 @@ COMMENT ON FUNCTION ai_cost_internal.record_unfolded_ids(bigint, text[], bigint[
 -- transaction that drew one up to range_end and has not ended is among
 -- open_writers, and the fold's snapshot, taken after both, sees every call
 -- of the others (with a snapshot per statement, as READ COMMITTED takes).
+--
+-- A backlog of more new calls than a part (history loaded in bulk, or a
+-- scheduler that stopped for a while) is folded a part at a time: the ids
+-- from the lowest unfolded one on, as many as fold_part_calls (a million,
+-- or the setting ai_cost.fold_part_calls). One statement over ten million
+-- calls costs about twice as much a call as ten over a million each, its
+-- sorts and hash tables spilling to disk. A part ends at or below
+-- range_end, so open_writers still holds every writer that can fill it,
+-- and each part's statement sees the changes made meanwhile as the next
+-- refresh would.
 CREATE FUNCTION ai_cost_internal.refresh_rollups(OUT applied bigint, OUT set_aside bigint, OUT alerts bigint)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  fold_part_calls CONSTANT bigint :=
+    greatest(coalesce(nullif(current_setting('ai_cost.fold_part_calls', true), '')::bigint, 1000000), 1);
   range_end bigint;
+  part_end bigint;
   open_writers text[];
   arrived_ids bigint[];
+  part_applied bigint;
+  part_set_aside bigint;
 BEGIN
   IF (SELECT q.seqcache FROM pg_catalog.pg_sequence q
        WHERE q.seqrelid = pg_get_serial_sequence('ai_cost.calls', 'id')::regclass) > 1 THEN
@@ -1022,14 +1045,29 @@ BEGIN
   IF current_setting('transaction_isolation') <> 'read committed' THEN
     open_writers := open_writers || 'next refresh'::text;
   END IF;
-  BEGIN
-    SELECT f.applied, f.set_aside, f.arrived_ids INTO applied, set_aside, arrived_ids
-      FROM ai_cost_internal.fold_changes(NULL, range_end) AS f;
-  EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
-    arrived_ids := ai_cost_internal.stage_unfolded_calls(range_end);
-    SELECT f.applied, f.set_aside INTO applied, set_aside FROM ai_cost_internal.fold_changes_apart() AS f;
-  END;
-  PERFORM ai_cost_internal.record_unfolded_ids(range_end, open_writers, arrived_ids);
+  applied := 0;
+  set_aside := 0;
+  LOOP
+    part_end := range_end;
+    IF range_end - (SELECT s.folded_through FROM ai_cost_internal.fold_state s) > fold_part_calls THEN
+      -- From the lowest id above folded_through, so that a gap in the ids
+      -- (a sequence moved on) is passed in one step.
+      part_end := least(range_end, (SELECT min(c.id) FROM ai_cost.calls c
+                                     WHERE c.id > (SELECT s.folded_through FROM ai_cost_internal.fold_state s))
+                                   + fold_part_calls - 1);
+    END IF;
+    BEGIN
+      SELECT f.applied, f.set_aside, f.arrived_ids INTO part_applied, part_set_aside, arrived_ids
+        FROM ai_cost_internal.fold_changes(NULL, part_end) AS f;
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
+      arrived_ids := ai_cost_internal.stage_unfolded_calls(part_end);
+      SELECT f.applied, f.set_aside INTO part_applied, part_set_aside FROM ai_cost_internal.fold_changes_apart() AS f;
+    END;
+    PERFORM ai_cost_internal.record_unfolded_ids(part_end, open_writers, arrived_ids);
+    applied := applied + part_applied;
+    set_aside := set_aside + part_set_aside;
+    EXIT WHEN part_end >= range_end;
+  END LOOP;
 
   -- Each threshold crossed is recorded once per period and announced; the
   -- notification is delivered when this transaction commits.

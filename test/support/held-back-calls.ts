@@ -63,6 +63,31 @@ export function heldBackCallTests(test: TestFn, { partitioned }: { partitioned: 
     await db.query('TRUNCATE ai_cost.calls');
   });
 
+  test.serial('a backlog larger than a fold part is folded part by part, once each, past a gap in the ids and a writer still open', async (t) => {
+    const open = await connect();
+    const refresher = await connect();
+    try {
+      await open.query('BEGIN');
+      await open.query(insert('open', 3));
+      await db.query(insert('before the gap', 10));
+      // Ids drawn far ahead, as after setval(): a part is counted from the lowest id above the gap.
+      await db.query(`SELECT setval(pg_get_serial_sequence('ai_cost.calls', 'id'), nextval(pg_get_serial_sequence('ai_cost.calls', 'id')) + 1000000000000)`);
+      await db.query(insert('after the gap', 10));
+      await refresher.query('SET ai_cost.fold_part_calls = 4');
+      const { rows: [folded] } = await refresher.query<{ changes_applied: string }>('SELECT changes_applied FROM ai_cost.refresh(views => false)');
+      t.is(Number(folded!.changes_applied), 20, 'every committed call, once, in parts of 4');
+      const raw = await db.query(PER_TENANT.raw);
+      t.deepEqual(await db.query(PER_TENANT.rollup), raw, 'the rollup equals the raw calls');
+      await open.query('COMMIT');
+      const { rows: [later] } = await refresher.query<{ changes_applied: string }>('SELECT changes_applied FROM ai_cost.refresh(views => false)');
+      t.is(Number(later!.changes_applied), 3, 'the calls held back, once their writer committed');
+      await assertFoldedExactly(t);
+    } finally {
+      await open.end();
+      await refresher.end();
+    }
+  });
+
   test.serial('an open transaction holds back only its own calls, and they are folded once it commits', async (t) => {
     const open = await connect();
     try {
