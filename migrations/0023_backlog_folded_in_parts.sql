@@ -7,7 +7,9 @@
 SET LOCAL check_function_bodies = off;
 
 CREATE FUNCTION ai_cost_internal.unfolded_calls_through(range_end bigint) RETURNS SETOF ai_cost_internal.call_changes
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+BEGIN
+  RETURN QUERY
   SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
          c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
          c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
@@ -20,7 +22,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
          c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
          c.ttft_ms, c.total_ms, c.id, c.billed_micros
     FROM ai_cost_internal.unfolded_ids u
-    JOIN ai_cost.calls c ON c.id BETWEEN u.first_id AND least(u.last_id, range_end)
+    JOIN ai_cost.calls c ON c.id BETWEEN u.first_id AND least(u.last_id, range_end);
+END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.unfolded_calls_through(bigint) IS 'Internal: the calls visible now, with ids up to range_end, that ai_cost.refresh() has not folded into the rollups yet, as additions (+1).';
 

@@ -168,9 +168,12 @@ COMMENT ON TABLE ai_cost_internal.unfolded_ids IS 'Internal: ranges of call ids 
 -- (ai_cost.partition_calls() replaces the table); it returns only the
 -- columns the rollups keep. JIT off: the planner cannot know how few ids
 -- lie above folded_through and would spend milliseconds compiling a plan
--- that reads a handful of rows.
+-- that reads a handful of rows. PL/pgSQL, since Citus cannot plan the
+-- parameters of a SQL function over a distributed table.
 CREATE FUNCTION ai_cost_internal.unfolded_calls_through(range_end bigint) RETURNS SETOF ai_cost_internal.call_changes
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+BEGIN
+  RETURN QUERY
   SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
          c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
          c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
@@ -183,7 +186,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
          c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
          c.ttft_ms, c.total_ms, c.id, c.billed_micros
     FROM ai_cost_internal.unfolded_ids u
-    JOIN ai_cost.calls c ON c.id BETWEEN u.first_id AND least(u.last_id, range_end)
+    JOIN ai_cost.calls c ON c.id BETWEEN u.first_id AND least(u.last_id, range_end);
+END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.unfolded_calls_through(bigint) IS 'Internal: the calls visible now, with ids up to range_end, that ai_cost.refresh() has not folded into the rollups yet, as additions (+1).';
 
