@@ -1018,10 +1018,10 @@ COMMENT ON FUNCTION ai_cost_internal.record_unfolded_ids(bigint, text[], bigint[
 -- or the setting ai_cost.fold_part_calls). Over ten million calls one
 -- statement took 324 s and wrote its 12 GB of temporary files at once;
 -- parts took 255 s, each writing about 1 GB and freeing it when done (by
--- hand, PostgreSQL 15, a backlog of the queries bench's shape). A part ends at or below
--- range_end, so open_writers still holds every writer that can fill it,
--- and each part's statement sees the changes made meanwhile as the next
--- refresh would.
+-- hand, PostgreSQL 15, a backlog of the queries bench's shape). A part
+-- ends at or below range_end, so open_writers still holds every writer
+-- that can fill it, and each part's statement sees the changes made
+-- meanwhile as the next refresh would.
 CREATE FUNCTION ai_cost_internal.refresh_rollups(OUT applied bigint, OUT set_aside bigint, OUT alerts bigint)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
