@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { sql, type CommonQueryMethods } from 'slonik';
+import { UsageError } from './db.js';
 
 /** One thing ai_cost.distribute() did, in its words. */
 export interface DistributionStep {
@@ -8,7 +9,7 @@ export interface DistributionStep {
 }
 
 /** The most shards Citus gives a table (its citus.shard_count range). */
-export const MAX_SHARD_COUNT = 64_000;
+const MAX_SHARD_COUNT = 64_000;
 
 export interface DistributeOptions {
   /**
@@ -30,14 +31,15 @@ const stepSchema = z.object({ step: z.string(), detail: z.string() });
  * worker. Refuses with a one-line reason on a server without Citus.
  */
 export async function distribute(db: CommonQueryMethods, options: DistributeOptions = {}): Promise<DistributionStep[]> {
+  const run = async (on: CommonQueryMethods) => [...await on.any(sql.type(stepSchema)`SELECT step, detail FROM ai_cost.distribute()`)];
   const { shardCount } = options;
-  if (shardCount === undefined) return [...await db.any(sql.type(stepSchema)`SELECT step, detail FROM ai_cost.distribute()`)];
+  if (shardCount === undefined) return run(db);
   if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > MAX_SHARD_COUNT) {
-    throw new RangeError(`shardCount must be a whole number from 1 to ${MAX_SHARD_COUNT}, not ${shardCount}`);
+    throw new UsageError(`the shard count must be a whole number from 1 to ${MAX_SHARD_COUNT} (Citus's range), not ${shardCount}`);
   }
   // The setting lasts for this transaction only, and create_distributed_table() reads it.
   return db.transaction(async (transaction) => {
     await transaction.query(sql.unsafe`SELECT pg_catalog.set_config('citus.shard_count', ${String(shardCount)}, true)`);
-    return [...await transaction.any(sql.type(stepSchema)`SELECT step, detail FROM ai_cost.distribute()`)];
+    return run(transaction);
   });
 }

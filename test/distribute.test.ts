@@ -177,6 +177,9 @@ testOnCitus(test.serial, 'ai-cost distribute --shard-count spreads the calls ove
   const refused = await runCli(['distribute', '--shard-count', '0', '--database-url', cluster.url]);
   t.is(refused.code, 1);
   t.regex(refused.stderr, /--shard-count <n>' argument '0' is invalid\. '0' is not a positive whole number/);
+  const tooMany = await runCli(['distribute', '--shard-count', '70000', '--database-url', cluster.url]);
+  t.is(tooMany.code, 1);
+  t.is(tooMany.stderr, "ai-cost: the shard count must be a whole number from 1 to 64000 (Citus's range), not 70000\n");
   const distribution = await runCli(['distribute', '--shard-count', '4', '--database-url', cluster.url]);
   t.is(distribution.code, 0, distribution.stderr);
   t.regex(distribution.stdout, /^calls: ai_cost\.calls is distributed by tenant_id over 4 shard\(s\)$/m);

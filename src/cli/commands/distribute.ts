@@ -1,13 +1,7 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { createPool, resolveDatabaseUrl } from '../../db.js';
-import { distribute, MAX_SHARD_COUNT } from '../../distribute.js';
+import { distribute } from '../../distribute.js';
 import { databaseUrlOption, parsePositiveInteger } from '../options.js';
-
-function parseShardCount(value: string): number {
-  const n = parsePositiveInteger(value);
-  if (n > MAX_SHARD_COUNT) throw new InvalidArgumentError(`'${value}' is more shards than Citus makes (at most ${MAX_SHARD_COUNT})`);
-  return n;
-}
 
 export function registerDistribute(program: Command): void {
   program
@@ -15,7 +9,7 @@ export function registerDistribute(program: Command): void {
     .description('spread an installed ledger over the Citus cluster of this coordinator (calls by tenant; again after adding a worker)')
     .addOption(databaseUrlOption())
     .option('--shard-count <n>', 'shards of ai_cost.calls when first distributed (default: citus.shard_count, 32): '
-      + 'fewer record batches of many tenants faster, more spread over more workers', parseShardCount)
+      + 'fewer record batches of many tenants faster, more spread over more workers', parsePositiveInteger)
     .action(async (options: { databaseUrl?: string; shardCount?: number }) => {
       const pool = await createPool(resolveDatabaseUrl(options.databaseUrl), 1);
       try {
