@@ -450,11 +450,14 @@ CREATE TABLE ai_cost_internal.dimensions_daily (
 CREATE UNIQUE INDEX dimensions_daily_key_idx ON ai_cost_internal.dimensions_daily (day, dimension, value) NULLS NOT DISTINCT;
 
 CREATE INDEX dimensions_daily_dimension_idx ON ai_cost_internal.dimensions_daily (dimension, day);
-COMMENT ON TABLE ai_cost_internal.dimensions_daily IS 'Internal: daily (UTC) calls, spend and tokens per dimension and value (one row per provider, model, operation, service tier, tenant, user and feature a day), maintained by ai_cost.refresh(); what ai_cost.spend_daily_by_dimension reads.';
+COMMENT ON TABLE ai_cost_internal.dimensions_daily IS 'Internal: daily (UTC) calls, spend and tokens per dimension and value (one row per provider, model, operation, service tier, tenant, user and feature a day, and per model id whatever its provider), maintained by ai_cost.refresh(); what ai_cost.spend_daily_by_dimension and the windowed views read.';
 
 -- The values a call has, one row per dimension: how a group of calls is
 -- counted once under each. A model is named with its provider, since two
--- providers can serve the same model id. No SET clause, so the planner
+-- providers can serve the same model id; model_id is the model id alone,
+-- what the windowed views (110_windowed_views.sql) count as a model. It
+-- cannot be split off the provider/model value, since either may hold a
+-- '/', and spend_daily_by_dimension leaves it out. No SET clause, so the planner
 -- inlines it into the queries that use it instead of calling it per row; its
 -- one operator is named by its schema (see 080_histograms.sql on such helpers).
 CREATE FUNCTION ai_cost_internal.dimension_values(
@@ -463,9 +466,10 @@ CREATE FUNCTION ai_cost_internal.dimension_values(
 ) RETURNS SETOF record
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   VALUES ('provider', provider), ('model', provider OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) model), ('operation', operation),
-         ('service_tier', service_tier), ('tenant', tenant_id), ('user', user_id), ('feature', feature)
+         ('service_tier', service_tier), ('tenant', tenant_id), ('user', user_id), ('feature', feature),
+         ('model_id', model)
 $$;
-COMMENT ON FUNCTION ai_cost_internal.dimension_values(text, text, text, text, text, text, text) IS 'Internal: the (dimension, value) pairs of a call for ai_cost.spend_daily_by_dimension.';
+COMMENT ON FUNCTION ai_cost_internal.dimension_values(text, text, text, text, text, text, text) IS 'Internal: the (dimension, value) pairs of a call, as ai_cost_internal.dimensions_daily counts them.';
 
 
 -- The call changes the refresh could not fold, for doctor and for whoever
@@ -740,10 +744,11 @@ BEGIN
     SELECT date_trunc('day', hour, 'UTC'),
            CASE GROUPING(provider, model, operation, service_tier, tenant_id, user_id, feature)
                 WHEN 63 THEN 'provider' WHEN 31 THEN 'model' WHEN 111 THEN 'operation' WHEN 119 THEN 'service_tier'
-                WHEN 123 THEN 'tenant' WHEN 125 THEN 'user' ELSE 'feature' END,
+                WHEN 123 THEN 'tenant' WHEN 125 THEN 'user' WHEN 95 THEN 'model_id' ELSE 'feature' END,
            CASE GROUPING(provider, model, operation, service_tier, tenant_id, user_id, feature)
                 WHEN 63 THEN provider WHEN 31 THEN provider || '/' || model WHEN 111 THEN operation
-                WHEN 119 THEN service_tier WHEN 123 THEN tenant_id WHEN 125 THEN user_id ELSE feature END,
+                WHEN 119 THEN service_tier WHEN 123 THEN tenant_id WHEN 125 THEN user_id WHEN 95 THEN model
+                ELSE feature END,
            sum(calls),
            coalesce(sum(calls) FILTER (WHERE status = 'success'), 0), coalesce(sum(calls) FILTER (WHERE status = 'error'), 0),
            coalesce(sum(calls) FILTER (WHERE status = 'cancelled'), 0), sum(cost_micros),
@@ -752,7 +757,8 @@ BEGIN
            coalesce(sum(unpriced_calls) FILTER (WHERE status = 'success'), 0)
       FROM delta
      GROUP BY date_trunc('day', hour, 'UTC'),
-              GROUPING SETS ((provider), (provider, model), (operation), (service_tier), (tenant_id), (user_id), (feature))
+              GROUPING SETS ((provider), (provider, model), (operation), (service_tier), (tenant_id), (user_id), (feature),
+                            (model))
     ON CONFLICT (day, dimension, value)
     DO UPDATE SET
       calls = x.calls + excluded.calls,

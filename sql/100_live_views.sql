@@ -468,7 +468,8 @@ SELECT day, dimension, value, calls, successes, errors, cancelled,
        CASE WHEN calls <> unpriced_calls THEN cost_micros END AS cost_micros,
        CASE WHEN successes = 0 OR successes <> unpriced_successes THEN success_cost_micros END AS success_cost_micros,
        unpriced_calls, input_tokens, output_tokens
-  FROM ai_cost_internal.dimensions_daily_live;
+  FROM ai_cost_internal.dimensions_daily_live
+ WHERE dimension <> 'model_id';
 COMMENT ON VIEW ai_cost.spend_daily_by_dimension IS 'Spend per UTC day for one dimension at a time: dimension is provider, model (as provider/model), operation, service_tier, tenant, user or feature, value its value (NULL: calls without one). Filter on dimension; always current. cost_micros counts every attempt, success_cost_micros only successes; both are sums over priced calls, NULL when every call behind them is unpriced, and unpriced_calls counts the calls whose cost is unknown.';
 COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.day IS 'UTC calendar day of the calls.';
 COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.dimension IS 'What value is: provider, model, operation, service_tier, tenant, user or feature. Filter on one: the rows of one dimension add up to the whole day.';

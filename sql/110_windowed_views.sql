@@ -26,16 +26,18 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION ai_cost_internal.split_days(timestamptz, timestamptz[]) IS 'Internal: the UTC days that first or a later cut falls inside of.';
 
--- Calls and spend (by everything but the user) from the hour of `since` on,
+-- Calls and spend per value of the dimensions named (of provider, model,
+-- operation, tenant, user and feature) from the hour of `since` on,
 -- in the coarsest rows that keep every instant in `cuts` on a row boundary:
--- whole UTC days from the daily rollup, and hours from the hourly one in each
--- day that `since` or a cut falls inside of. A filter like start >= cut or
--- start < cut is then exact to the hour, while a 30-day window reads about
--- 30 daily rows per group instead of 720 hourly rows per group and user.
--- PL/pgSQL so that each bound reaches the live views as a value: a bound
--- taken from a join would not be pushed into the UNION ALL of a live view,
--- which would then scan its whole rollup. Days are 24 hours: UTC has no
--- daylight saving, whatever the session's time zone.
+-- whole UTC days from the daily dimension rollup, and hours from the hourly
+-- one in each day that `since` or a cut falls inside of. A filter like
+-- start >= cut or start < cut is then exact to the hour, while a 30-day
+-- window reads about 30 daily rows per value instead of 720 hourly rows per
+-- group and user. A model is its model id, whoever served it: the daily
+-- rollup's model_id rows. PL/pgSQL so that each bound reaches the live
+-- views as a value: a bound taken from a join would not be pushed into the
+-- UNION ALL of a live view, which would then scan its whole rollup. Days are
+-- 24 hours: UTC has no daylight saving, whatever the session's time zone.
 --
 -- A window is a few weeks of a rollup that holds all history, so it is read
 -- through the rollup's index on the day, never by a sequential scan. The
@@ -46,9 +48,8 @@ COMMENT ON FUNCTION ai_cost_internal.split_days(timestamptz, timestamptz[]) IS '
 -- Turning sequential scans off prices every plan of the function in the
 -- billions, far past jit_above_cost: jit = off, or each of its queries would
 -- spend about 0.2 s compiling a scan of a few milliseconds.
-CREATE FUNCTION ai_cost_internal.calls_slices(since timestamptz, cuts timestamptz[])
-RETURNS TABLE (start timestamptz, provider text, model text, operation text, status text, service_tier text,
-               tenant_id text, feature text, cached boolean, unpriced_reason text, calls bigint,
+CREATE FUNCTION ai_cost_internal.dimension_slices(since timestamptz, cuts timestamptz[], dimensions text[])
+RETURNS TABLE (start timestamptz, dimension text, value text, calls bigint, successes bigint,
                unpriced_calls bigint, cost_micros bigint)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
 DECLARE
@@ -57,22 +58,26 @@ DECLARE
   day timestamptz;
 BEGIN
   RETURN QUERY
-    SELECT d.day, d.provider, d.model, d.operation, d.status, d.service_tier, d.tenant_id, d.feature, d.cached,
-           d.unpriced_reason, d.calls, d.unpriced_calls, d.cost_micros
-      FROM ai_cost_internal.calls_daily_live d
-     WHERE d.day >= first AND d.day <> ALL (split);
+    SELECT d.day::timestamp AT TIME ZONE 'UTC', CASE WHEN d.dimension = 'model_id' THEN 'model' ELSE d.dimension END,
+           d.value, d.calls, d.successes, d.unpriced_calls, d.cost_micros
+      FROM ai_cost_internal.dimensions_daily_live d
+     WHERE d.dimension = ANY (array_replace(dimensions, 'model', 'model_id'))
+       AND d.day >= (first AT TIME ZONE 'UTC')::date
+       AND d.day::timestamp AT TIME ZONE 'UTC' <> ALL (split);
   FOREACH day IN ARRAY split LOOP
     RETURN QUERY
-      SELECT h.hour, h.provider, h.model, h.operation, h.status, h.service_tier, h.tenant_id, h.feature, h.cached,
-             h.unpriced_reason, h.calls, h.unpriced_calls, h.cost_micros
+      SELECT h.hour, v.dimension, v.value, h.calls, CASE WHEN h.status = 'success' THEN h.calls ELSE 0 END,
+             h.unpriced_calls, h.cost_micros
         FROM ai_cost.calls_hourly_live h
-       WHERE h.hour >= greatest(day, first) AND h.hour < day + interval '24 hours';
+       CROSS JOIN LATERAL (VALUES ('provider', h.provider), ('model', h.model), ('operation', h.operation),
+                                  ('tenant', h.tenant_id), ('user', h.user_id), ('feature', h.feature)) AS v(dimension, value)
+       WHERE h.hour >= greatest(day, first) AND h.hour < day + interval '24 hours' AND v.dimension = ANY (dimensions);
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.calls_slices(timestamptz, timestamptz[]) IS 'Internal: rollup rows from the hour of since on, daily except hourly in the UTC days that since or a cut falls inside; start is the day or hour.';
+COMMENT ON FUNCTION ai_cost_internal.dimension_slices(timestamptz, timestamptz[], text[]) IS 'Internal: calls and spend per value of the dimensions named (provider, model as its id, operation, tenant, user, feature) from the hour of since on, daily except hourly in the UTC days that since or a cut falls inside; start is the day or hour.';
 
--- The same for spend per user (see ai_cost_internal.calls_slices).
+-- Spend per user and tenant, sliced as ai_cost_internal.dimension_slices slices.
 CREATE FUNCTION ai_cost_internal.user_slices(since timestamptz, cuts timestamptz[])
 RETURNS TABLE (start timestamptz, tenant_id text, user_id text, calls bigint, successes bigint,
                unpriced_calls bigint, cost_micros bigint)
@@ -97,19 +102,20 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.user_slices(timestamptz, timestamptz[]) IS 'Internal: per-user spend rows from the hour of since on, daily except hourly in the UTC days that since or a cut falls inside; start is the day or hour.';
 
--- Calls in each report window (label), read once for all three windows:
--- daily rows except in the three UTC days the windows start in. The windows
--- are computed once (MATERIALIZED): inlined, their bounds would be computed
--- again from now() for every row and window they are compared with, about a
--- tenth of a rebuild.
-CREATE VIEW ai_cost_internal.window_calls AS
+-- Calls per dimension value in each report window (label), read once for
+-- all three windows: daily rows except in the three UTC days the windows
+-- start in. The windows are computed once (MATERIALIZED): inlined, their
+-- bounds would be computed again from now() for every row and window they
+-- are compared with, about a tenth of a rebuild.
+CREATE VIEW ai_cost_internal.window_dimensions AS
 WITH w AS MATERIALIZED (SELECT label, since FROM ai_cost_internal.windows)
 SELECT w.label, s.*
-  FROM ai_cost_internal.calls_slices((SELECT min(since) FROM w), ARRAY(SELECT since FROM w)) AS s
+  FROM ai_cost_internal.dimension_slices((SELECT min(since) FROM w), ARRAY(SELECT since FROM w),
+                                         ARRAY['provider', 'model', 'operation', 'tenant', 'user', 'feature']) AS s
   JOIN w ON s.start >= w.since;
-COMMENT ON VIEW ai_cost_internal.window_calls IS 'Internal: rollup rows (all dimensions but the user) of the 24h, 7d and 30d windows, labelled; a row belongs to every window it starts in.';
+COMMENT ON VIEW ai_cost_internal.window_dimensions IS 'Internal: calls and spend per provider, model, operation, tenant, user and feature in the 24h, 7d and 30d windows, labelled; a row belongs to every window it starts in.';
 
--- Spend per user in each report window (see ai_cost_internal.window_calls).
+-- Spend per user in each report window (see ai_cost_internal.window_dimensions).
 CREATE VIEW ai_cost_internal.window_users AS
 WITH w AS MATERIALIZED (SELECT label, since FROM ai_cost_internal.windows)
 SELECT w.label, s.*
@@ -117,29 +123,16 @@ SELECT w.label, s.*
   JOIN w ON s.start >= w.since;
 COMMENT ON VIEW ai_cost_internal.window_users IS 'Internal: per-user spend rows of the 24h, 7d and 30d windows, labelled.';
 
--- One pass over the window rows per dimension set (GROUPING SETS), not one
--- copy of each row per dimension.
+-- The window rows hold a row per dimension value a day, about as many as
+-- the dimensions have values, not one per group of every dimension.
 CREATE MATERIALIZED VIEW ai_cost.mv_spend_share AS
 WITH grouped AS (
-  SELECT r.label AS "window",
-         CASE WHEN GROUPING(r.provider) = 0 THEN 'provider' WHEN GROUPING(r.model) = 0 THEN 'model'
-              WHEN GROUPING(r.operation) = 0 THEN 'operation' WHEN GROUPING(r.tenant_id) = 0 THEN 'tenant'
-              ELSE 'feature' END AS dimension,
-         CASE WHEN GROUPING(r.provider) = 0 THEN r.provider WHEN GROUPING(r.model) = 0 THEN r.model
-              WHEN GROUPING(r.operation) = 0 THEN r.operation WHEN GROUPING(r.tenant_id) = 0 THEN r.tenant_id
-              ELSE r.feature END AS value,
-         sum(r.calls)::bigint AS calls, coalesce(sum(r.calls) FILTER (WHERE r.status = 'success'), 0)::bigint AS successes,
-         sum(r.cost_micros)::bigint AS cost_micros, sum(r.unpriced_calls)::bigint AS unpriced_calls
-    FROM ai_cost_internal.window_calls r
-   GROUP BY GROUPING SETS ((r.label, r.provider), (r.label, r.model), (r.label, r.operation),
-                           (r.label, r.tenant_id), (r.label, r.feature))
+  SELECT r.label AS "window", r.dimension, r.value, sum(r.calls)::bigint AS calls,
+         sum(r.successes)::bigint AS successes, sum(r.cost_micros)::bigint AS cost_micros,
+         sum(r.unpriced_calls)::bigint AS unpriced_calls
+    FROM ai_cost_internal.window_dimensions r
+   GROUP BY r.label, r.dimension, r.value
   HAVING sum(r.calls) <> 0
-  UNION ALL
-  SELECT u.label, 'user', u.user_id, sum(u.calls)::bigint, sum(u.successes)::bigint, sum(u.cost_micros)::bigint,
-         sum(u.unpriced_calls)::bigint
-    FROM ai_cost_internal.window_users u
-   GROUP BY u.label, u.user_id
-  HAVING sum(u.calls) <> 0
 )
 SELECT "window", dimension, value, calls, successes,
        CASE WHEN calls <> unpriced_calls THEN cost_micros END AS cost_micros, unpriced_calls,
@@ -305,9 +298,9 @@ COMMENT ON COLUMN ai_cost.mv_top_spenders.cost_micros IS 'Cost of every attempt 
 COMMENT ON COLUMN ai_cost.mv_top_spenders.unpriced_calls IS 'Calls in the window without a price: their cost is unknown and not in cost_micros.';
 COMMENT ON COLUMN ai_cost.mv_top_spenders.share_of_cost IS 'cost_micros as a fraction of all priced spend in the window (0.25 = 25%), 6 decimals; NULL when cost_micros is NULL or the window''s spend is 0.';
 
--- Trends per dimension value (and the total): every bound is a
--- cut of the slices, so each stays exact to the hour; one pass per
--- dimension set (GROUPING SETS).
+-- Trends per dimension value (and the total): every bound is a cut of the
+-- slices, so each stays exact to the hour. Every call has one provider, so
+-- the provider rows count the total too.
 CREATE MATERIALIZED VIEW ai_cost.mv_spend_trends AS
 WITH marks AS (
   SELECT now() AS at,
@@ -319,16 +312,14 @@ WITH marks AS (
          (month_utc - interval '1 month') AT TIME ZONE 'UTC' AS previous_month_start,
          (month_utc + interval '1 month') AT TIME ZONE 'UTC' AS month_end
     FROM marks
-), cutoffs AS (
-  -- The instant as far into last month as now is into this one.
+), cutoffs AS MATERIALIZED (
+  -- The instant as far into last month as now is into this one. Computed
+  -- once (MATERIALIZED): inlined, every bound would be computed again from
+  -- now() for each slice and sum it filters, most of a rebuild.
   SELECT *, previous_month_start + make_interval(secs => extract(epoch FROM at - month_start)) AS previous_month_same_point
     FROM bounds
 ), summed AS (
-  SELECT CASE WHEN GROUPING(r.provider) = 0 THEN 'provider' WHEN GROUPING(r.model) = 0 THEN 'model'
-              WHEN GROUPING(r.tenant_id) = 0 THEN 'tenant' WHEN GROUPING(r.feature) = 0 THEN 'feature'
-              ELSE 'total' END AS dimension,
-         CASE WHEN GROUPING(r.provider) = 0 THEN r.provider WHEN GROUPING(r.model) = 0 THEN r.model
-              WHEN GROUPING(r.tenant_id) = 0 THEN r.tenant_id WHEN GROUPING(r.feature) = 0 THEN r.feature END AS value,
+  SELECT d.dimension, d.value,
          coalesce(sum(r.calls) FILTER (WHERE r.start >= c.week_start), 0)::bigint AS last_7d_calls,
          coalesce(sum(r.unpriced_calls) FILTER (WHERE r.start >= c.week_start), 0)::bigint AS last_7d_unpriced_calls,
          coalesce(sum(r.calls) FILTER (WHERE r.start >= c.previous_week_start AND r.start < c.week_start), 0)::bigint AS previous_7d_calls,
@@ -346,11 +337,12 @@ WITH marks AS (
          coalesce(sum(r.cost_micros) FILTER (WHERE r.start >= c.previous_month_start AND r.start < c.previous_month_same_point), 0)::bigint AS last_month_to_date_micros,
          extract(epoch FROM max(c.month_end) - max(c.month_start)) / greatest(extract(epoch FROM max(c.at) - max(c.month_start)), 1) AS month_scale
     FROM cutoffs c
-   CROSS JOIN LATERAL ai_cost_internal.calls_slices(
+   CROSS JOIN LATERAL ai_cost_internal.dimension_slices(
            least(c.previous_week_start, c.previous_month_start),
-           ARRAY[c.week_start, c.previous_week_start, c.month_start, c.previous_month_start, c.previous_month_same_point]) AS r
-   GROUP BY GROUPING SETS ((), (r.provider), (r.model), (r.tenant_id), (r.feature))
-  HAVING count(*) > 0
+           ARRAY[c.week_start, c.previous_week_start, c.month_start, c.previous_month_start, c.previous_month_same_point],
+           ARRAY['provider', 'model', 'tenant', 'feature']) AS r
+   CROSS JOIN LATERAL (SELECT r.dimension, r.value UNION ALL SELECT 'total', NULL WHERE r.dimension = 'provider') AS d
+   GROUP BY d.dimension, d.value
 ), known AS (
   -- A figure with calls behind it and none priced is unknown, not 0.
   SELECT dimension, value, last_7d_unpriced_calls, previous_7d_unpriced_calls, month_to_date_unpriced_calls,

@@ -170,8 +170,9 @@ const PRICED_SUCCESS_COST = `coalesce(sum(cost_micros) FILTER (WHERE status = 's
 
 /**
  * Spend per day and dimension straight from the raw table, with `day` as the
- * day expression over c: as the rollup stores it (sums over priced calls, and
- * the unpriced successes last) or as the view reports it.
+ * day expression over c: as the rollup stores it (sums over priced calls, the
+ * unpriced successes last, and the model ids the windowed views read) or as
+ * the view reports it.
  */
 function rawByDimension(day: string, as: 'stored' | 'reported'): string {
   const cost = as === 'stored'
@@ -186,7 +187,7 @@ function rawByDimension(day: string, as: 'stored' | 'reported'): string {
       FROM ai_cost.calls c
      CROSS JOIN LATERAL (VALUES ('provider', c.provider), ('model', c.provider || '/' || c.model), ('operation', c.operation),
                                 ('service_tier', c.service_tier), ('tenant', c.tenant_id), ('user', c.user_id),
-                                ('feature', c.feature)) AS v(dimension, value)
+                                ('feature', c.feature)${as === 'stored' ? ", ('model_id', c.model)" : ''}) AS v(dimension, value)
      GROUP BY 1, 2, 3`;
 }
 

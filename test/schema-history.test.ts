@@ -123,11 +123,13 @@ test.serial('every frozen release, upgraded with data in place, equals a fresh i
       Object.fromEntries(Object.entries(after).map(([table, rows]) => [table, rows.filter((row) => keepKeysOf(before, before)[table]!.includes(row))])),
       keepKeysOf(before, before), `${version}: no row lost or changed by the upgrade`);
     // What an upgrade may add: the price rows and aliases of a newer catalog,
-    // and the reprice runs that backfill the calls they price.
+    // the reprice runs that backfill the calls they price, and the rows a
+    // rollup gains for a new dimension of the calls already folded.
     const added = (table: string) => after[table]!.length - before[table]!.length;
     t.deepEqual(
       Object.keys(after).filter((table) => added(table) !== 0),
-      ['ai_cost.prices', 'ai_cost.model_aliases', 'ai_cost.reprice_runs'].filter((table) => added(table) !== 0),
+      ['ai_cost.prices', 'ai_cost.model_aliases', 'ai_cost_internal.dimensions_daily', 'ai_cost.reprice_runs']
+        .filter((table) => added(table) !== 0),
       `${version}: rows added to no other table`);
     t.deepEqual(await catalogData(db), await catalogData(fresh), `${version} upgraded has the prices and aliases of a fresh install`);
     // Counts a rollup gained in an upgrade are filled from the calls already folded.
@@ -138,6 +140,13 @@ test.serial('every frozen release, upgraded with data in place, equals a fresh i
                         FROM ai_cost.calls WHERE cost_micros IS NULL AND status = 'success' AND request_id <> 'pending'
                        GROUP BY 1, 2 ORDER BY 1, 2`),
       `${version}: unpriced successes per day`);
+    t.deepEqual(
+      await db.query(`SELECT day, value, calls, cost_micros FROM ai_cost_internal.dimensions_daily
+                       WHERE dimension = 'model_id' ORDER BY 1, 2`),
+      await db.query(`SELECT date_trunc('day', created_at, 'UTC') AS day, model AS value, count(*) AS calls,
+                             coalesce(sum(cost_micros), 0) AS cost_micros
+                        FROM ai_cost.calls WHERE request_id <> 'pending' GROUP BY 1, 2 ORDER BY 1, 2`),
+      `${version}: calls and spend per model id and day`);
     t.deepEqual(
       await db.query(`SELECT hour, sum(unpriced_calls) AS unpriced_calls FROM ai_cost_internal.activity_hourly
                        GROUP BY 1 HAVING sum(unpriced_calls) <> 0 ORDER BY 1`),
