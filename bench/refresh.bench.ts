@@ -34,8 +34,8 @@ const bench: Benchmark = {
     const client = new pg.Client({ connectionString: await database('refresh') });
     await client.connect();
     const results: Measurement[] = [];
-    const metric = (name: string, value: number, unit = 'ms', target?: number) =>
-      results.push({ bench: 'refresh', metric: name, value, unit, ...(target === undefined ? {} : { target }) });
+    const metric = (name: string, value: number, unit = 'ms', target?: number, heldBy?: string) =>
+      results.push({ bench: 'refresh', metric: name, value, unit, ...(target === undefined ? {} : { target, heldBy }) });
     try {
       await client.query(`
         CREATE MATERIALIZED VIEW naive_daily AS
@@ -67,13 +67,25 @@ const bench: Benchmark = {
           refreshes.push(await timed(() => client.query('SELECT * FROM ai_cost.refresh(views => false)')));
         }
         const refresh = refreshes.sort((a, b) => a - b)[Math.floor(ROUNDS / 2)]!;
-        metric(`${label}: ai_cost.refresh(views => false) after 10k new rows`, refresh, 'ms', TARGET.refreshMs);
+        await insertCalls(client, (recent += NEW_ROWS), NEW_ROWS, true);
+        const written = await rollupRowsWritten(client);
+        const total = [...written.values()].reduce((sum, rows) => sum + rows, 0);
+        metric(`${label}: ai_cost.refresh(views => false) after 10k new rows`, refresh, 'ms', TARGET.refreshMs,
+          `a refresh of 10k new calls upserts ${total.toLocaleString('en-US')} rollup rows ` +
+          `(${[...written].map(([rollup, rows]) => `${rollup} ${rows.toLocaleString('en-US')}`).join(', ')}), ` +
+          `${Math.round((refresh * 1000) / total)} us each; variants tried: docs/reporting.md, "Sizes and costs"`);
         metric(`${label}: per change`, (refresh * 1000) / NEW_ROWS, 'us');
+        metric(`${label}: rollup rows a refresh of 10k new rows writes`, total, 'rows');
         const rebuild = await medianMs(ROUNDS, () => client.query('SELECT * FROM ai_cost.refresh()'));
         const naive = await medianMs(ROUNDS, () => client.query('REFRESH MATERIALIZED VIEW naive_daily'));
+        const views = await viewRebuilds(client);
         metric(`${label}: rebuild of the windowed materialized views (every 5 min)`, rebuild);
         metric(`${label}: REFRESH MATERIALIZED VIEW naive_daily (full)`, naive);
-        metric(`${label}: view rebuild / naive full refresh`, rebuild / naive, 'x', TARGET.rebuildOverNaive);
+        metric(`${label}: view rebuild / naive full refresh`, rebuild / naive, 'x', TARGET.rebuildOverNaive,
+          `${label} are ${Math.round(size / ROWS_PER_DAY)} days of history and the windows reach back 30 days ` +
+          `(the trends 60), so each rebuild reads that much of it; one by one: ` +
+          `${[...views].map(([view, ms]) => `${view} ${Math.round(ms)} ms`).join(', ')}; ` +
+          'variants tried: docs/reporting.md, "Sizes and costs"');
         const { rows: [rollups] } = await client.query<{ hourly: string; daily: string; users: string }>(`
           SELECT (SELECT count(*) FROM ai_cost.calls_hourly) AS hourly,
                  (SELECT count(*) FROM ai_cost_internal.calls_daily) AS daily,
@@ -96,6 +108,47 @@ const bench: Benchmark = {
   },
 };
 export default bench;
+
+/** The rollups a refresh folds new calls into. */
+const ROLLUPS = ['calls_hourly', 'calls_daily', 'users_daily', 'conversations_hourly', 'models_hourly', 'features_hourly',
+  'activity_hourly', 'unpriced_hourly', 'dimensions_daily'];
+
+/**
+ * Refreshes and counts the rows it inserted, updated or deleted in each
+ * rollup, from the table statistics before and after. Each read asks for
+ * the statistics of the statements before it first: a backend sends them in
+ * its own time otherwise.
+ */
+async function rollupRowsWritten(client: pg.Client): Promise<Map<string, number>> {
+  const counts = async () => {
+    await client.query('SELECT pg_stat_force_next_flush()');
+    const { rows } = await client.query<{ rollup: string; rows: string }>(`
+      SELECT relname AS rollup, (n_tup_ins + n_tup_upd + n_tup_del)::text AS rows, pg_stat_clear_snapshot()
+        FROM pg_stat_user_tables WHERE schemaname IN ('ai_cost', 'ai_cost_internal') AND relname = ANY ($1)`, [ROLLUPS]);
+    return new Map(rows.map((row) => [row.rollup, Number(row.rows)]));
+  };
+  const before = await counts();
+  await client.query('SELECT * FROM ai_cost.refresh(views => false)');
+  const after = await counts();
+  return new Map([...after].map(([rollup, rows]): [string, number] => [rollup, rows - (before.get(rollup) ?? 0)])
+    .filter(([, rows]) => rows > 0).sort(([, a], [, b]) => b - a));
+}
+
+/** Each windowed materialized view rebuilt alone, as ai_cost.refresh() rebuilds it (without JIT), in ms. */
+async function viewRebuilds(client: pg.Client): Promise<Map<string, number>> {
+  const { rows } = await client.query<{ view: string }>(
+    "SELECT matviewname AS view FROM pg_matviews WHERE schemaname = 'ai_cost' ORDER BY 1");
+  const times = new Map<string, number>();
+  await client.query('SET jit = off');
+  try {
+    for (const { view } of rows) {
+      times.set(view, await timed(() => client.query(`REFRESH MATERIALIZED VIEW CONCURRENTLY ai_cost.${view}`)));
+    }
+  } finally {
+    await client.query('RESET jit');
+  }
+  return new Map([...times].sort(([, a], [, b]) => b - a));
+}
 
 /**
  * Inserts `count` calls numbered from `offset`: history spreads backwards

@@ -53,6 +53,11 @@ if (targeted.length > 0) {
     targets.push([`${m.bench}: ${m.metric}`, `${formatValue(m.value)} ${m.unit}`, bound(m.target), bound(limit), verdict(m)]);
   }
   console.log(`targets\n${targets.toString()}`);
+  const held = targeted.filter((m) => verdict(m) !== 'met' && m.heldBy !== undefined);
+  if (held.length > 0) {
+    console.log('what holds each target not met');
+    for (const m of held) console.log(`- ${m.bench}: ${m.metric}: ${m.heldBy}`);
+  }
 }
 
 const commit = gitCommit();

@@ -16,6 +16,12 @@ export interface Measurement {
   limit?: number;
   /** For rates (calls/s): the target is a floor, not a ceiling. */
   higherIsBetter?: boolean;
+  /**
+   * What holds the figure where it is, should it miss its target: measured
+   * in the same run, with where the variants tried are written down. Printed
+   * under the targets for each target not met.
+   */
+  heldBy?: string;
 }
 
 export interface BenchContext {
