@@ -88,10 +88,10 @@ const bench: Benchmark = {
           'variants tried: docs/reporting.md, "Sizes and costs"');
         const { rows: [rollups] } = await client.query<{ hourly: string; daily: string; users: string }>(`
           SELECT (SELECT count(*) FROM ai_cost.calls_hourly) AS hourly,
-                 (SELECT count(*) FROM ai_cost_internal.calls_daily) AS daily,
+                 (SELECT count(*) FROM ai_cost_internal.dimensions_daily) AS daily,
                  (SELECT count(*) FROM ai_cost_internal.users_daily) AS users`);
         metric(`${label}: rows in calls_hourly`, Number(rollups!.hourly), 'rows');
-        metric(`${label}: rows in the daily calls rollup`, Number(rollups!.daily), 'rows');
+        metric(`${label}: rows in the daily per-dimension rollup`, Number(rollups!.daily), 'rows');
         metric(`${label}: rows in the daily per-user rollup`, Number(rollups!.users), 'rows');
       }
       const ratio = (part: string) => {
@@ -110,7 +110,7 @@ const bench: Benchmark = {
 export default bench;
 
 /** The rollups a refresh folds new calls into. */
-const ROLLUPS = ['calls_hourly', 'calls_daily', 'users_daily', 'conversations_hourly', 'models_hourly', 'features_hourly',
+const ROLLUPS = ['calls_hourly', 'users_daily', 'conversations_hourly', 'models_hourly', 'features_hourly',
   'activity_hourly', 'unpriced_hourly', 'dimensions_daily'];
 
 /**

@@ -5,13 +5,14 @@
 -- rollup, and the trends compute their bounds once (sql/ holds each
 -- definition; this step brings the schema there). The dimension rollup
 -- gains the model id alone (model_id), what these views count as a model,
--- filled here from the daily calls rollup, which holds the same folded
--- changes.
+-- filled here from the hourly rollup, which holds the same folded changes.
+-- The daily calls rollup, which nothing reads any more, goes, and with it
+-- its share of every refresh.
 
 SET LOCAL check_function_bodies = off;
 
 -- The refresh lock: a refresh folding meanwhile would count new calls in
--- the daily calls rollup and miss them in the model ids filled from it.
+-- the hourly rollup and miss them in the model ids filled from it.
 SELECT pg_advisory_xact_lock(x'6169636f73745f72'::bigint);
 
 CREATE OR REPLACE FUNCTION ai_cost_internal.dimension_values(
@@ -32,7 +33,6 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = for
 DECLARE
   previous_through bigint := (SELECT s.folded_through FROM ai_cost_internal.fold_state s);
   emptied_hourly tid[];
-  emptied_daily tid[];
   emptied_users tid[];
   emptied_conversations tid[];
   emptied_models tid[];
@@ -143,27 +143,6 @@ BEGIN
       billed_micros = h.billed_micros + excluded.billed_micros,
       unbilled_calls = h.unbilled_calls + excluded.unbilled_calls
     RETURNING h.ctid, h.calls
-  ), daily AS (
-    INSERT INTO ai_cost_internal.calls_daily AS d
-    SELECT date_trunc('day', hour, 'UTC'), provider, model, operation, status, service_tier, tenant_id, feature,
-           cached, unpriced_reason, sum(calls), sum(unpriced_calls), sum(cost_micros), sum(input_tokens),
-           sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens),
-           sum(billed_micros), sum(unbilled_calls)
-      FROM delta
-     GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason
-    ON CONFLICT (day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason)
-    DO UPDATE SET
-      calls = d.calls + excluded.calls,
-      unpriced_calls = d.unpriced_calls + excluded.unpriced_calls,
-      cost_micros = d.cost_micros + excluded.cost_micros,
-      input_tokens = d.input_tokens + excluded.input_tokens,
-      output_tokens = d.output_tokens + excluded.output_tokens,
-      cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
-      cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
-      reasoning_tokens = d.reasoning_tokens + excluded.reasoning_tokens,
-      billed_micros = d.billed_micros + excluded.billed_micros,
-      unbilled_calls = d.unbilled_calls + excluded.unbilled_calls
-    RETURNING d.ctid, d.calls
   ), users AS (
     INSERT INTO ai_cost_internal.users_daily AS u
     SELECT date_trunc('day', hour, 'UTC'), tenant_id, user_id, sum(calls),
@@ -292,7 +271,6 @@ BEGIN
          (SELECT count(*) FROM aside),
          (SELECT array_agg(a.call_id) FROM arrived a),
          (SELECT array_agg(ctid) FROM hourly WHERE calls = 0),
-         (SELECT array_agg(ctid) FROM daily WHERE calls = 0),
          (SELECT array_agg(ctid) FROM users WHERE calls = 0),
          (SELECT array_agg(ctid) FROM conversations WHERE calls = 0),
          (SELECT array_agg(ctid) FROM models WHERE calls = 0),
@@ -300,16 +278,13 @@ BEGIN
          (SELECT array_agg(ctid) FROM activity WHERE calls = 0),
          (SELECT array_agg(ctid) FROM unpriced WHERE calls = 0),
          (SELECT array_agg(ctid) FROM dimensions WHERE calls = 0)
-    INTO applied, set_aside, arrived_ids, emptied_hourly, emptied_daily, emptied_users, emptied_conversations, emptied_models, emptied_features,
+    INTO applied, set_aside, arrived_ids, emptied_hourly, emptied_users, emptied_conversations, emptied_models, emptied_features,
          emptied_activity, emptied_unpriced, emptied_dimensions;
 
   -- The addresses stay valid: this transaction updated those rows last and
   -- holds their locks, and the refresh lock keeps other refreshes out.
   IF emptied_hourly IS NOT NULL THEN
     DELETE FROM ai_cost.calls_hourly WHERE ctid = ANY (emptied_hourly) AND calls = 0;
-  END IF;
-  IF emptied_daily IS NOT NULL THEN
-    DELETE FROM ai_cost_internal.calls_daily WHERE ctid = ANY (emptied_daily) AND calls = 0;
   END IF;
   IF emptied_users IS NOT NULL THEN
     DELETE FROM ai_cost_internal.users_daily WHERE ctid = ANY (emptied_users) AND calls = 0;
@@ -341,12 +316,12 @@ COMMENT ON TABLE ai_cost_internal.dimensions_daily IS 'Internal: daily (UTC) cal
 INSERT INTO ai_cost_internal.dimensions_daily (day, dimension, value, calls, successes, errors, cancelled, cost_micros,
                                                success_cost_micros, unpriced_calls, input_tokens, output_tokens,
                                                unpriced_successes)
-SELECT day, 'model_id', model, sum(calls), coalesce(sum(calls) FILTER (WHERE status = 'success'), 0),
+SELECT date_trunc('day', hour, 'UTC'), 'model_id', model, sum(calls), coalesce(sum(calls) FILTER (WHERE status = 'success'), 0),
        coalesce(sum(calls) FILTER (WHERE status = 'error'), 0), coalesce(sum(calls) FILTER (WHERE status = 'cancelled'), 0),
        sum(cost_micros), coalesce(sum(cost_micros) FILTER (WHERE status = 'success'), 0), sum(unpriced_calls),
        sum(input_tokens), sum(output_tokens), coalesce(sum(unpriced_calls) FILTER (WHERE status = 'success'), 0)
-  FROM ai_cost_internal.calls_daily
- GROUP BY day, model
+  FROM ai_cost.calls_hourly
+ GROUP BY 1, model
 HAVING sum(calls) <> 0;
 
 CREATE OR REPLACE VIEW ai_cost.spend_daily_by_dimension AS
@@ -361,6 +336,28 @@ DROP VIEW ai_cost.spend_share, ai_cost.spend_trends;
 DROP MATERIALIZED VIEW ai_cost.mv_spend_share, ai_cost.mv_spend_trends;
 DROP VIEW ai_cost_internal.window_calls;
 DROP FUNCTION ai_cost_internal.calls_slices(timestamptz, timestamptz[]);
+
+-- Nothing reads the daily calls rollup any more.
+DROP VIEW ai_cost_internal.calls_daily_live;
+DROP TABLE ai_cost_internal.calls_daily;
+
+CREATE OR REPLACE FUNCTION ai_cost_internal.truncate_rollups() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock(x'6169636f73745f72'::bigint);
+  TRUNCATE ai_cost_internal.call_changes, ai_cost_internal.set_aside_changes, ai_cost_internal.unfolded_ids,
+           ai_cost.calls_hourly, ai_cost.conversations_hourly,
+           ai_cost_internal.users_daily, ai_cost_internal.models_hourly,
+           ai_cost_internal.features_hourly, ai_cost_internal.activity_hourly, ai_cost_internal.unpriced_hourly,
+           ai_cost_internal.dimensions_daily;
+  IF ai_cost_internal.calls_are_distributed() THEN
+    TRUNCATE ai_cost_internal.shard_call_changes;
+  END IF;
+  UPDATE ai_cost_internal.fold_state SET folded_through = ai_cost_internal.last_drawn_call_id();
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.truncate_rollups() IS 'Trigger: empties the rollups and pending changes when ai_cost.calls is truncated.';
 
 CREATE FUNCTION ai_cost_internal.dimension_slices(since timestamptz, cuts timestamptz[], dimensions text[])
 RETURNS TABLE (start timestamptz, dimension text, value text, calls bigint, successes bigint,
@@ -682,7 +679,7 @@ SELECT ai_cost_internal.grant_roles();
 SET LOCAL check_function_bodies = off;
 
 -- The refresh lock: a refresh folding meanwhile would count new calls in
--- the daily calls rollup and miss them in the model ids filled from it.
+-- the hourly rollup and miss them in the model ids filled from it.
 SELECT pg_advisory_xact_lock(x'6169636f73745f72'::bigint);
 
 CREATE OR REPLACE FUNCTION ai_cost_internal.dimension_values(
@@ -1019,6 +1016,82 @@ DROP VIEW ai_cost.spend_share, ai_cost.spend_trends;
 DROP MATERIALIZED VIEW ai_cost.mv_spend_share, ai_cost.mv_spend_trends;
 DROP VIEW ai_cost_internal.window_dimensions;
 DROP FUNCTION ai_cost_internal.dimension_slices(timestamptz, timestamptz[], text[]);
+
+CREATE TABLE ai_cost_internal.calls_daily (
+  day timestamptz NOT NULL,
+  provider text NOT NULL,
+  model text NOT NULL,
+  operation text NOT NULL,
+  status text NOT NULL,
+  service_tier text NOT NULL,
+  tenant_id text,
+  feature text,
+  cached boolean NOT NULL,
+  unpriced_reason text,
+  calls bigint NOT NULL,
+  unpriced_calls bigint NOT NULL,
+  cost_micros bigint NOT NULL,
+  input_tokens bigint NOT NULL,
+  output_tokens bigint NOT NULL,
+  cache_read_tokens bigint NOT NULL,
+  cache_write_tokens bigint NOT NULL,
+  reasoning_tokens bigint NOT NULL,
+  billed_micros bigint NOT NULL,
+  unbilled_calls bigint NOT NULL
+) WITH (fillfactor = 70);
+
+CREATE UNIQUE INDEX calls_daily_key_idx ON ai_cost_internal.calls_daily
+  (day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason)
+  NULLS NOT DISTINCT;
+COMMENT ON TABLE ai_cost_internal.calls_daily IS 'Internal: daily (UTC) rollup of ai_cost.calls by every dimension but the user (day is the start of the UTC day): calls, cost, tokens and charges, maintained with calls_hourly by ai_cost.refresh(); what the windowed materialized views and budgets read.';
+CREATE INDEX calls_daily_tenant_idx ON ai_cost_internal.calls_daily (tenant_id, day);
+CREATE INDEX calls_daily_feature_idx ON ai_cost_internal.calls_daily (feature, day);
+INSERT INTO ai_cost_internal.calls_daily
+SELECT date_trunc('day', hour, 'UTC'), provider, model, operation, status, service_tier, tenant_id, feature, cached,
+       unpriced_reason, sum(calls), sum(unpriced_calls), sum(cost_micros), sum(input_tokens), sum(output_tokens),
+       sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens), sum(billed_micros), sum(unbilled_calls)
+  FROM ai_cost.calls_hourly
+ GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason;
+
+CREATE VIEW ai_cost_internal.calls_daily_live AS
+SELECT day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason,
+       calls, unpriced_calls, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+       reasoning_tokens, billed_micros, unbilled_calls
+  FROM ai_cost_internal.calls_daily
+UNION ALL
+SELECT date_trunc('day', created_at, 'UTC'), provider, model, operation, status, service_tier, tenant_id,
+       feature, cached, unpriced_reason,
+       sum(sign)::bigint,
+       coalesce(sum(sign) FILTER (WHERE cost_micros IS NULL), 0)::bigint,
+       coalesce(sum(sign * cost_micros), 0)::bigint,
+       coalesce(sum(sign * input_tokens), 0)::bigint,
+       coalesce(sum(sign * output_tokens), 0)::bigint,
+       coalesce(sum(sign * cache_read_tokens), 0)::bigint,
+       coalesce(sum(sign * cache_write_tokens), 0)::bigint,
+       coalesce(sum(sign * reasoning_tokens), 0)::bigint,
+       coalesce(sum(sign * billed_micros), 0)::bigint,
+       coalesce(sum(sign) FILTER (WHERE billed_micros IS NULL), 0)::bigint
+  FROM ai_cost_internal.pending_changes
+ GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason;
+COMMENT ON VIEW ai_cost_internal.calls_daily_live IS 'Internal: the daily calls rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';
+
+CREATE OR REPLACE FUNCTION ai_cost_internal.truncate_rollups() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock(x'6169636f73745f72'::bigint);
+  TRUNCATE ai_cost_internal.call_changes, ai_cost_internal.set_aside_changes, ai_cost_internal.unfolded_ids,
+           ai_cost.calls_hourly, ai_cost.conversations_hourly,
+           ai_cost_internal.calls_daily, ai_cost_internal.users_daily, ai_cost_internal.models_hourly,
+           ai_cost_internal.features_hourly, ai_cost_internal.activity_hourly, ai_cost_internal.unpriced_hourly,
+           ai_cost_internal.dimensions_daily;
+  IF ai_cost_internal.calls_are_distributed() THEN
+    TRUNCATE ai_cost_internal.shard_call_changes;
+  END IF;
+  UPDATE ai_cost_internal.fold_state SET folded_through = ai_cost_internal.last_drawn_call_id();
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.truncate_rollups() IS 'Trigger: empties the rollups and pending changes when ai_cost.calls is truncated.';
 
 CREATE FUNCTION ai_cost_internal.calls_slices(since timestamptz, cuts timestamptz[])
 RETURNS TABLE (start timestamptz, provider text, model text, operation text, status text, service_tier text,

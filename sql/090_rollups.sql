@@ -314,34 +314,6 @@ COMMENT ON COLUMN ai_cost.conversations_hourly.cost_micros IS 'Sum of the costs 
 COMMENT ON COLUMN ai_cost.conversations_hourly.input_tokens IS 'Sum of input_tokens.';
 COMMENT ON COLUMN ai_cost.conversations_hourly.output_tokens IS 'Sum of output_tokens.';
 
-CREATE TABLE ai_cost_internal.calls_daily (
-  day timestamptz NOT NULL,
-  provider text NOT NULL,
-  model text NOT NULL,
-  operation text NOT NULL,
-  status text NOT NULL,
-  service_tier text NOT NULL,
-  tenant_id text,
-  feature text,
-  cached boolean NOT NULL,
-  unpriced_reason text,
-  calls bigint NOT NULL,
-  unpriced_calls bigint NOT NULL,
-  cost_micros bigint NOT NULL,
-  input_tokens bigint NOT NULL,
-  output_tokens bigint NOT NULL,
-  cache_read_tokens bigint NOT NULL,
-  cache_write_tokens bigint NOT NULL,
-  reasoning_tokens bigint NOT NULL,
-  billed_micros bigint NOT NULL,
-  unbilled_calls bigint NOT NULL
-) WITH (fillfactor = 70);
-
-CREATE UNIQUE INDEX calls_daily_key_idx ON ai_cost_internal.calls_daily
-  (day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason)
-  NULLS NOT DISTINCT;
-COMMENT ON TABLE ai_cost_internal.calls_daily IS 'Internal: daily (UTC) rollup of ai_cost.calls by every dimension but the user (day is the start of the UTC day): calls, cost, tokens and charges, maintained with calls_hourly by ai_cost.refresh(); what the windowed materialized views and budgets read.';
-
 CREATE TABLE ai_cost_internal.users_daily (
   day timestamptz NOT NULL,
   tenant_id text,
@@ -389,12 +361,7 @@ CREATE TABLE ai_cost_internal.features_hourly (
 CREATE UNIQUE INDEX features_hourly_key_idx ON ai_cost_internal.features_hourly (hour, feature, status) NULLS NOT DISTINCT;
 COMMENT ON TABLE ai_cost_internal.features_hourly IS 'Internal: hourly (UTC) calls per feature and status, maintained with calls_hourly by ai_cost.refresh(); what the error rate per feature reads.';
 
--- budget_status has one branch per scope with a plain equality on it: these
--- indexes serve the tenant, feature and user branches.
-CREATE INDEX calls_daily_tenant_idx ON ai_cost_internal.calls_daily (tenant_id, day);
-
-CREATE INDEX calls_daily_feature_idx ON ai_cost_internal.calls_daily (feature, day);
-
+-- The drill-down to one user (spend_daily_by_user) reads that user's days.
 CREATE INDEX users_daily_user_idx ON ai_cost_internal.users_daily (user_id, day);
 
 -- Rollups as small as the question of the view that reads them: activity
@@ -534,7 +501,6 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = for
 DECLARE
   previous_through bigint := (SELECT s.folded_through FROM ai_cost_internal.fold_state s);
   emptied_hourly tid[];
-  emptied_daily tid[];
   emptied_users tid[];
   emptied_conversations tid[];
   emptied_models tid[];
@@ -645,27 +611,6 @@ BEGIN
       billed_micros = h.billed_micros + excluded.billed_micros,
       unbilled_calls = h.unbilled_calls + excluded.unbilled_calls
     RETURNING h.ctid, h.calls
-  ), daily AS (
-    INSERT INTO ai_cost_internal.calls_daily AS d
-    SELECT date_trunc('day', hour, 'UTC'), provider, model, operation, status, service_tier, tenant_id, feature,
-           cached, unpriced_reason, sum(calls), sum(unpriced_calls), sum(cost_micros), sum(input_tokens),
-           sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens),
-           sum(billed_micros), sum(unbilled_calls)
-      FROM delta
-     GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason
-    ON CONFLICT (day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason)
-    DO UPDATE SET
-      calls = d.calls + excluded.calls,
-      unpriced_calls = d.unpriced_calls + excluded.unpriced_calls,
-      cost_micros = d.cost_micros + excluded.cost_micros,
-      input_tokens = d.input_tokens + excluded.input_tokens,
-      output_tokens = d.output_tokens + excluded.output_tokens,
-      cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
-      cache_write_tokens = d.cache_write_tokens + excluded.cache_write_tokens,
-      reasoning_tokens = d.reasoning_tokens + excluded.reasoning_tokens,
-      billed_micros = d.billed_micros + excluded.billed_micros,
-      unbilled_calls = d.unbilled_calls + excluded.unbilled_calls
-    RETURNING d.ctid, d.calls
   ), users AS (
     INSERT INTO ai_cost_internal.users_daily AS u
     SELECT date_trunc('day', hour, 'UTC'), tenant_id, user_id, sum(calls),
@@ -794,7 +739,6 @@ BEGIN
          (SELECT count(*) FROM aside),
          (SELECT array_agg(a.call_id) FROM arrived a),
          (SELECT array_agg(ctid) FROM hourly WHERE calls = 0),
-         (SELECT array_agg(ctid) FROM daily WHERE calls = 0),
          (SELECT array_agg(ctid) FROM users WHERE calls = 0),
          (SELECT array_agg(ctid) FROM conversations WHERE calls = 0),
          (SELECT array_agg(ctid) FROM models WHERE calls = 0),
@@ -802,16 +746,13 @@ BEGIN
          (SELECT array_agg(ctid) FROM activity WHERE calls = 0),
          (SELECT array_agg(ctid) FROM unpriced WHERE calls = 0),
          (SELECT array_agg(ctid) FROM dimensions WHERE calls = 0)
-    INTO applied, set_aside, arrived_ids, emptied_hourly, emptied_daily, emptied_users, emptied_conversations, emptied_models, emptied_features,
+    INTO applied, set_aside, arrived_ids, emptied_hourly, emptied_users, emptied_conversations, emptied_models, emptied_features,
          emptied_activity, emptied_unpriced, emptied_dimensions;
 
   -- The addresses stay valid: this transaction updated those rows last and
   -- holds their locks, and the refresh lock keeps other refreshes out.
   IF emptied_hourly IS NOT NULL THEN
     DELETE FROM ai_cost.calls_hourly WHERE ctid = ANY (emptied_hourly) AND calls = 0;
-  END IF;
-  IF emptied_daily IS NOT NULL THEN
-    DELETE FROM ai_cost_internal.calls_daily WHERE ctid = ANY (emptied_daily) AND calls = 0;
   END IF;
   IF emptied_users IS NOT NULL THEN
     DELETE FROM ai_cost_internal.users_daily WHERE ctid = ANY (emptied_users) AND calls = 0;
@@ -1115,7 +1056,7 @@ BEGIN
   PERFORM pg_advisory_xact_lock(x'6169636f73745f72'::bigint);
   TRUNCATE ai_cost_internal.call_changes, ai_cost_internal.set_aside_changes, ai_cost_internal.unfolded_ids,
            ai_cost.calls_hourly, ai_cost.conversations_hourly,
-           ai_cost_internal.calls_daily, ai_cost_internal.users_daily, ai_cost_internal.models_hourly,
+           ai_cost_internal.users_daily, ai_cost_internal.models_hourly,
            ai_cost_internal.features_hourly, ai_cost_internal.activity_hourly, ai_cost_internal.unpriced_hourly,
            ai_cost_internal.dimensions_daily;
   IF ai_cost_internal.calls_are_distributed() THEN

@@ -226,31 +226,9 @@ COMMENT ON COLUMN ai_cost.spend_daily.reasoning_tokens IS 'Sum of output tokens 
 COMMENT ON COLUMN ai_cost.spend_daily.billed_micros IS 'What the calls were charged to their tenants (ai_cost.markups), in micro-dollars, beside their cost and never part of it: the sum over the billed calls. NULL when none of the calls is billed; see unbilled_calls.';
 COMMENT ON COLUMN ai_cost.spend_daily.unbilled_calls IS 'Calls not billed: no markup covers them, or their cost is unknown.';
 
--- The daily rollups plus the changes no refresh has consumed yet (see
--- ai_cost.calls_hourly_live): exact at any moment. Several rows may share a
--- key: always aggregate.
-CREATE VIEW ai_cost_internal.calls_daily_live AS
-SELECT day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason,
-       calls, unpriced_calls, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-       reasoning_tokens, billed_micros, unbilled_calls
-  FROM ai_cost_internal.calls_daily
-UNION ALL
-SELECT date_trunc('day', created_at, 'UTC'), provider, model, operation, status, service_tier, tenant_id,
-       feature, cached, unpriced_reason,
-       sum(sign)::bigint,
-       coalesce(sum(sign) FILTER (WHERE cost_micros IS NULL), 0)::bigint,
-       coalesce(sum(sign * cost_micros), 0)::bigint,
-       coalesce(sum(sign * input_tokens), 0)::bigint,
-       coalesce(sum(sign * output_tokens), 0)::bigint,
-       coalesce(sum(sign * cache_read_tokens), 0)::bigint,
-       coalesce(sum(sign * cache_write_tokens), 0)::bigint,
-       coalesce(sum(sign * reasoning_tokens), 0)::bigint,
-       coalesce(sum(sign * billed_micros), 0)::bigint,
-       coalesce(sum(sign) FILTER (WHERE billed_micros IS NULL), 0)::bigint
-  FROM ai_cost_internal.pending_changes
- GROUP BY 1, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason;
-COMMENT ON VIEW ai_cost_internal.calls_daily_live IS 'Internal: the daily calls rollup plus the changes since the last refresh. Several rows can share a key: aggregate.';
-
+-- The daily per-user rollup plus the changes no refresh has consumed yet
+-- (see ai_cost.calls_hourly_live): exact at any moment. Several rows may
+-- share a key: always aggregate.
 CREATE VIEW ai_cost_internal.users_daily_live AS
 SELECT day, tenant_id, user_id, calls, successes, unpriced_calls, cost_micros, input_tokens, output_tokens
   FROM ai_cost_internal.users_daily
@@ -485,8 +463,7 @@ COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.input_tokens IS 'Sum of input
 COMMENT ON COLUMN ai_cost.spend_daily_by_dimension.output_tokens IS 'Sum of output tokens (reasoning included).';
 
 -- Whole days: every call has exactly one provider, so the provider rows of
--- a day add up to the day (a few rows a day, against every group of the
--- daily calls rollup before).
+-- a day add up to the day, a few rows a day.
 CREATE VIEW ai_cost.spend_by_day AS
 SELECT day, calls, successes, errors, cancelled,
        CASE WHEN calls <> unpriced_calls THEN cost_micros END AS cost_micros,

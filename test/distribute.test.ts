@@ -283,7 +283,7 @@ testOnCitus(test.serial, 'TRUNCATE of a distributed ledger\'s calls empties the 
   await db.query('TRUNCATE ai_cost.calls');
   const [left] = await db.query<{ hourly: string; daily: string; live: string; shards: string }>(`
     SELECT (SELECT count(*) FROM ai_cost.calls_hourly)::text AS hourly,
-           (SELECT count(*) FROM ai_cost_internal.calls_daily)::text AS daily,
+           (SELECT count(*) FROM ai_cost_internal.dimensions_daily)::text AS daily,
            (SELECT count(*) FROM ai_cost.calls_hourly_live)::text AS live,
            (SELECT count(*) FROM ai_cost_internal.shard_call_changes)::text AS shards`);
   t.deepEqual(left, { hourly: '0', daily: '0', live: '0', shards: '0' });

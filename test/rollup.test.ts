@@ -193,17 +193,6 @@ function rawByDimension(day: string, as: 'stored' | 'reported'): string {
 
 /** The internal daily and per-model/feature rollups, and the raw aggregates they must equal. */
 const NARROW_ROLLUPS: Array<[string, string, string]> = [
-  ['daily calls rollup', `
-    SELECT day, provider, model, operation, status, service_tier, tenant_id, feature, cached, unpriced_reason,
-           calls, unpriced_calls, cost_micros, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-           reasoning_tokens
-      FROM ai_cost_internal.calls_daily`, `
-    SELECT date_trunc('day', created_at, 'UTC'), provider, model, operation, status, service_tier, tenant_id, feature,
-           cached, unpriced_reason, count(*)::bigint, count(*) FILTER (WHERE cost_micros IS NULL)::bigint,
-           coalesce(sum(cost_micros), 0)::bigint, coalesce(sum(input_tokens), 0)::bigint,
-           coalesce(sum(output_tokens), 0)::bigint, coalesce(sum(cache_read_tokens), 0)::bigint,
-           coalesce(sum(cache_write_tokens), 0)::bigint, coalesce(sum(reasoning_tokens), 0)::bigint
-      FROM ai_cost.calls GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10`],
   ['daily per-user rollup', `
     SELECT day, tenant_id, user_id, calls, successes, unpriced_calls, cost_micros, input_tokens, output_tokens
       FROM ai_cost_internal.users_daily`, `
