@@ -2,12 +2,13 @@
 --
 -- The spend share and the spend trends read the daily dimension rollup, a
 -- row per dimension value a day, instead of every group of the daily calls
--- rollup, and the trends compute their bounds once (sql/ holds each
--- definition; this step brings the schema there). The dimension rollup
--- gains the model id alone (model_id), what these views count as a model,
--- filled here from the hourly rollup, which holds the same folded changes.
--- The daily calls rollup, which nothing reads any more, goes, and with it
--- its share of every refresh.
+-- rollup; the trends compute their bounds once; and the top spenders sum
+-- each conversation once for both windows (sql/ holds each definition;
+-- this step brings the schema there). The dimension rollup gains the model
+-- id alone (model_id), what these views count as a model, filled here from
+-- the hourly rollup, which holds the same folded changes. The daily calls
+-- rollup, which nothing reads any more, goes, and with it its share of
+-- every refresh.
 
 SET LOCAL check_function_bodies = off;
 
@@ -332,8 +333,8 @@ SELECT day, dimension, value, calls, successes, errors, cancelled,
   FROM ai_cost_internal.dimensions_daily_live
  WHERE dimension <> 'model_id';
 
-DROP VIEW ai_cost.spend_share, ai_cost.spend_trends;
-DROP MATERIALIZED VIEW ai_cost.mv_spend_share, ai_cost.mv_spend_trends;
+DROP VIEW ai_cost.spend_share, ai_cost.top_spenders, ai_cost.spend_trends;
+DROP MATERIALIZED VIEW ai_cost.mv_spend_share, ai_cost.mv_top_spenders, ai_cost.mv_spend_trends;
 DROP VIEW ai_cost_internal.window_calls;
 DROP FUNCTION ai_cost_internal.calls_slices(timestamptz, timestamptz[]);
 
@@ -432,6 +433,82 @@ COMMENT ON COLUMN ai_cost.spend_share.successes IS 'Calls with status success in
 COMMENT ON COLUMN ai_cost.spend_share.cost_micros IS 'Cost of every attempt in the window, in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
 COMMENT ON COLUMN ai_cost.spend_share.unpriced_calls IS 'Calls in the window without a price: their cost is unknown and not in cost_micros.';
 COMMENT ON COLUMN ai_cost.spend_share.share_of_cost IS 'cost_micros as a fraction of the priced spend of the dimension''s values in the window (0.25 = 25%), 6 decimals; NULL when cost_micros is NULL or the window''s spend is 0.';
+
+CREATE MATERIALIZED VIEW ai_cost.mv_top_spenders AS
+WITH users AS MATERIALIZED (
+  SELECT label, tenant_id, user_id, calls, cost_micros, unpriced_calls
+    FROM ai_cost_internal.window_users WHERE label IN ('7d', '30d')
+), totals AS (
+  SELECT label, sum(cost_micros) AS cost_micros FROM users GROUP BY label
+), week AS MATERIALIZED (
+  SELECT since FROM ai_cost_internal.windows WHERE label = '7d'
+), conversations AS MATERIALIZED (
+  SELECT c.conversation_id AS id, sum(c.calls) AS calls, sum(c.cost_micros) AS cost_micros,
+         sum(c.unpriced_calls) AS unpriced_calls,
+         coalesce(sum(c.calls) FILTER (WHERE c.hour >= w.since), 0) AS week_calls,
+         coalesce(sum(c.cost_micros) FILTER (WHERE c.hour >= w.since), 0) AS week_cost_micros,
+         coalesce(sum(c.unpriced_calls) FILTER (WHERE c.hour >= w.since), 0) AS week_unpriced_calls
+    FROM ai_cost.conversations_hourly_live c
+   CROSS JOIN week w
+   WHERE c.hour >= date_trunc('hour', now(), 'UTC') - interval '719 hours'
+   GROUP BY c.conversation_id
+), spend AS (
+  SELECT label, 'tenant' AS kind, tenant_id AS id, sum(calls) AS calls, sum(cost_micros) AS cost_micros,
+         sum(unpriced_calls) AS unpriced_calls
+    FROM users
+   WHERE tenant_id IS NOT NULL
+   GROUP BY label, tenant_id
+  UNION ALL
+  SELECT label, 'user', user_id, sum(calls), sum(cost_micros), sum(unpriced_calls)
+    FROM users
+   WHERE user_id IS NOT NULL
+   GROUP BY label, user_id
+  UNION ALL
+  SELECT '30d', 'conversation', top.id, top.calls, top.cost_micros, top.unpriced_calls
+    FROM (SELECT c.id, c.calls, c.cost_micros, c.unpriced_calls
+            FROM conversations c
+           WHERE c.calls <> 0
+           ORDER BY c.cost_micros DESC, c.calls DESC, c.id
+           LIMIT 100) AS top
+  UNION ALL
+  SELECT '7d', 'conversation', top.id, top.week_calls, top.week_cost_micros, top.week_unpriced_calls
+    FROM (SELECT c.id, c.week_calls, c.week_cost_micros, c.week_unpriced_calls
+            FROM conversations c
+           WHERE c.week_calls <> 0
+           ORDER BY c.week_cost_micros DESC, c.week_calls DESC, c.id
+           LIMIT 100) AS top
+), ranked AS (
+  SELECT s.*, row_number() OVER (PARTITION BY s.label, s.kind ORDER BY s.cost_micros DESC, s.calls DESC, s.id) AS rank
+    FROM spend s
+   WHERE s.calls <> 0
+)
+SELECT r.label AS "window", r.kind, r.rank, r.id, r.calls::bigint AS calls,
+       CASE WHEN r.calls <> r.unpriced_calls THEN r.cost_micros::bigint END AS cost_micros,
+       r.unpriced_calls::bigint AS unpriced_calls,
+       CASE WHEN r.calls <> r.unpriced_calls THEN round(r.cost_micros / nullif(t.cost_micros, 0), 6) END AS share_of_cost
+  FROM ranked r JOIN totals t USING (label)
+ WHERE r.rank <= 100;
+CREATE UNIQUE INDEX mv_top_spenders_key_idx ON ai_cost.mv_top_spenders ("window", kind, rank);
+COMMENT ON MATERIALIZED VIEW ai_cost.mv_top_spenders IS 'Top 100 tenants, users and conversations by spend over the last 7d and 30d, with their share of all spend in the window; rebuilt by ai_cost.refresh(). Read ai_cost.top_spenders.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.window IS '7d or 30d: the last 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.kind IS 'What id is: tenant, user or conversation.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.rank IS '1 for the highest spend of its kind in the window, up to 100; ties by calls, then id.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.id IS 'The tenant_id, user_id or conversation_id.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.calls IS 'Call attempts in the window.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.cost_micros IS 'Cost of every attempt in the window, in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.unpriced_calls IS 'Calls in the window without a price: their cost is unknown and not in cost_micros.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.share_of_cost IS 'cost_micros as a fraction of all priced spend in the window (0.25 = 25%), 6 decimals; NULL when cost_micros is NULL or the window''s spend is 0.';
+CREATE VIEW ai_cost.top_spenders AS
+SELECT "window", kind, rank, id, calls, cost_micros, unpriced_calls, share_of_cost FROM ai_cost.mv_top_spenders;
+COMMENT ON VIEW ai_cost.top_spenders IS 'Top 100 tenants, users and conversations (column kind) by spend over the last 7d and 30d. As of the last ai_cost.refresh().';
+COMMENT ON COLUMN ai_cost.top_spenders.window IS '7d or 30d: the last 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.top_spenders.kind IS 'What id is: tenant, user or conversation.';
+COMMENT ON COLUMN ai_cost.top_spenders.rank IS '1 for the highest spend of its kind in the window, up to 100; ties by calls, then id.';
+COMMENT ON COLUMN ai_cost.top_spenders.id IS 'The tenant_id, user_id or conversation_id.';
+COMMENT ON COLUMN ai_cost.top_spenders.calls IS 'Call attempts in the window.';
+COMMENT ON COLUMN ai_cost.top_spenders.cost_micros IS 'Cost of every attempt in the window, in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.top_spenders.unpriced_calls IS 'Calls in the window without a price: their cost is unknown and not in cost_micros.';
+COMMENT ON COLUMN ai_cost.top_spenders.share_of_cost IS 'cost_micros as a fraction of all priced spend in the window (0.25 = 25%), 6 decimals; NULL when cost_micros is NULL or the window''s spend is 0.';
 
 CREATE MATERIALIZED VIEW ai_cost.mv_spend_trends AS
 WITH marks AS (
@@ -1012,8 +1089,8 @@ SELECT day, dimension, value, calls, successes, errors, cancelled,
        unpriced_calls, input_tokens, output_tokens
   FROM ai_cost_internal.dimensions_daily_live;
 
-DROP VIEW ai_cost.spend_share, ai_cost.spend_trends;
-DROP MATERIALIZED VIEW ai_cost.mv_spend_share, ai_cost.mv_spend_trends;
+DROP VIEW ai_cost.spend_share, ai_cost.top_spenders, ai_cost.spend_trends;
+DROP MATERIALIZED VIEW ai_cost.mv_spend_share, ai_cost.mv_top_spenders, ai_cost.mv_spend_trends;
 DROP VIEW ai_cost_internal.window_dimensions;
 DROP FUNCTION ai_cost_internal.dimension_slices(timestamptz, timestamptz[], text[]);
 
@@ -1175,6 +1252,71 @@ COMMENT ON COLUMN ai_cost.spend_share.successes IS 'Calls with status success in
 COMMENT ON COLUMN ai_cost.spend_share.cost_micros IS 'Cost of every attempt in the window, in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
 COMMENT ON COLUMN ai_cost.spend_share.unpriced_calls IS 'Calls in the window without a price: their cost is unknown and not in cost_micros.';
 COMMENT ON COLUMN ai_cost.spend_share.share_of_cost IS 'cost_micros as a fraction of the priced spend of the dimension''s values in the window (0.25 = 25%), 6 decimals; NULL when cost_micros is NULL or the window''s spend is 0.';
+
+CREATE MATERIALIZED VIEW ai_cost.mv_top_spenders AS
+WITH users AS MATERIALIZED (
+  SELECT label, tenant_id, user_id, calls, cost_micros, unpriced_calls
+    FROM ai_cost_internal.window_users WHERE label IN ('7d', '30d')
+), totals AS (
+  SELECT label, sum(cost_micros) AS cost_micros FROM users GROUP BY label
+), conversations AS MATERIALIZED (
+  SELECT w.label, c.conversation_id AS id, sum(c.calls) AS calls, sum(c.cost_micros) AS cost_micros,
+         sum(c.unpriced_calls) AS unpriced_calls
+    FROM ai_cost_internal.windows w
+    JOIN ai_cost.conversations_hourly_live c ON c.hour >= w.since
+   WHERE w.label IN ('7d', '30d') AND c.hour >= date_trunc('hour', now(), 'UTC') - interval '719 hours'
+   GROUP BY w.label, c.conversation_id
+), spend AS (
+  SELECT label, 'tenant' AS kind, tenant_id AS id, sum(calls) AS calls, sum(cost_micros) AS cost_micros,
+         sum(unpriced_calls) AS unpriced_calls
+    FROM users
+   WHERE tenant_id IS NOT NULL
+   GROUP BY label, tenant_id
+  UNION ALL
+  SELECT label, 'user', user_id, sum(calls), sum(cost_micros), sum(unpriced_calls)
+    FROM users
+   WHERE user_id IS NOT NULL
+   GROUP BY label, user_id
+  UNION ALL
+  SELECT l.label, 'conversation', top.id, top.calls, top.cost_micros, top.unpriced_calls
+    FROM (VALUES ('7d'), ('30d')) AS l(label)
+   CROSS JOIN LATERAL (SELECT c.id, c.calls, c.cost_micros, c.unpriced_calls
+                         FROM conversations c
+                        WHERE c.label = l.label AND c.calls <> 0
+                        ORDER BY c.cost_micros DESC, c.calls DESC, c.id
+                        LIMIT 100) AS top
+), ranked AS (
+  SELECT s.*, row_number() OVER (PARTITION BY s.label, s.kind ORDER BY s.cost_micros DESC, s.calls DESC, s.id) AS rank
+    FROM spend s
+   WHERE s.calls <> 0
+)
+SELECT r.label AS "window", r.kind, r.rank, r.id, r.calls::bigint AS calls,
+       CASE WHEN r.calls <> r.unpriced_calls THEN r.cost_micros::bigint END AS cost_micros,
+       r.unpriced_calls::bigint AS unpriced_calls,
+       CASE WHEN r.calls <> r.unpriced_calls THEN round(r.cost_micros / nullif(t.cost_micros, 0), 6) END AS share_of_cost
+  FROM ranked r JOIN totals t USING (label)
+ WHERE r.rank <= 100;
+CREATE UNIQUE INDEX mv_top_spenders_key_idx ON ai_cost.mv_top_spenders ("window", kind, rank);
+COMMENT ON MATERIALIZED VIEW ai_cost.mv_top_spenders IS 'Top 100 tenants, users and conversations by spend over the last 7d and 30d, with their share of all spend in the window; rebuilt by ai_cost.refresh(). Read ai_cost.top_spenders.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.window IS '7d or 30d: the last 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.kind IS 'What id is: tenant, user or conversation.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.rank IS '1 for the highest spend of its kind in the window, up to 100; ties by calls, then id.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.id IS 'The tenant_id, user_id or conversation_id.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.calls IS 'Call attempts in the window.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.cost_micros IS 'Cost of every attempt in the window, in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.unpriced_calls IS 'Calls in the window without a price: their cost is unknown and not in cost_micros.';
+COMMENT ON COLUMN ai_cost.mv_top_spenders.share_of_cost IS 'cost_micros as a fraction of all priced spend in the window (0.25 = 25%), 6 decimals; NULL when cost_micros is NULL or the window''s spend is 0.';
+CREATE VIEW ai_cost.top_spenders AS
+SELECT "window", kind, rank, id, calls, cost_micros, unpriced_calls, share_of_cost FROM ai_cost.mv_top_spenders;
+COMMENT ON VIEW ai_cost.top_spenders IS 'Top 100 tenants, users and conversations (column kind) by spend over the last 7d and 30d. As of the last ai_cost.refresh().';
+COMMENT ON COLUMN ai_cost.top_spenders.window IS '7d or 30d: the last 168 or 720 UTC hours, counting the hour of the last ai_cost.refresh(). Every figure here is as of that refresh (ai_cost.refresh_status.views_refreshed_at).';
+COMMENT ON COLUMN ai_cost.top_spenders.kind IS 'What id is: tenant, user or conversation.';
+COMMENT ON COLUMN ai_cost.top_spenders.rank IS '1 for the highest spend of its kind in the window, up to 100; ties by calls, then id.';
+COMMENT ON COLUMN ai_cost.top_spenders.id IS 'The tenant_id, user_id or conversation_id.';
+COMMENT ON COLUMN ai_cost.top_spenders.calls IS 'Call attempts in the window.';
+COMMENT ON COLUMN ai_cost.top_spenders.cost_micros IS 'Cost of every attempt in the window, in micro-dollars (1 = $0.000001): the sum over the priced calls. NULL when there were calls and none of them is priced (cost unknown); 0 = free, or no calls; see unpriced_calls.';
+COMMENT ON COLUMN ai_cost.top_spenders.unpriced_calls IS 'Calls in the window without a price: their cost is unknown and not in cost_micros.';
+COMMENT ON COLUMN ai_cost.top_spenders.share_of_cost IS 'cost_micros as a fraction of all priced spend in the window (0.25 = 25%), 6 decimals; NULL when cost_micros is NULL or the window''s spend is 0.';
 
 CREATE MATERIALIZED VIEW ai_cost.mv_spend_trends AS
 WITH marks AS (

@@ -241,21 +241,27 @@ COMMENT ON COLUMN ai_cost.mv_latency_by_model.ttft_p99_ms IS '99th percentile of
 -- user and day, the narrowest that holds the tenant), conversations from the
 -- conversation rollup (a conversation rarely spans more than an hour or two,
 -- so its hourly rows are already few). A month holds many conversations:
--- each window keeps its 100 biggest with a top-N sort instead of ranking
--- them all.
+-- each is summed once, for 30 days and for the last 7 beside it, and each
+-- window keeps its 100 biggest with a top-N sort instead of ranking them
+-- all.
 CREATE MATERIALIZED VIEW ai_cost.mv_top_spenders AS
 WITH users AS MATERIALIZED (
   SELECT label, tenant_id, user_id, calls, cost_micros, unpriced_calls
     FROM ai_cost_internal.window_users WHERE label IN ('7d', '30d')
 ), totals AS (
   SELECT label, sum(cost_micros) AS cost_micros FROM users GROUP BY label
+), week AS MATERIALIZED (
+  SELECT since FROM ai_cost_internal.windows WHERE label = '7d'
 ), conversations AS MATERIALIZED (
-  SELECT w.label, c.conversation_id AS id, sum(c.calls) AS calls, sum(c.cost_micros) AS cost_micros,
-         sum(c.unpriced_calls) AS unpriced_calls
-    FROM ai_cost_internal.windows w
-    JOIN ai_cost.conversations_hourly_live c ON c.hour >= w.since
-   WHERE w.label IN ('7d', '30d') AND c.hour >= date_trunc('hour', now(), 'UTC') - interval '719 hours'
-   GROUP BY w.label, c.conversation_id
+  SELECT c.conversation_id AS id, sum(c.calls) AS calls, sum(c.cost_micros) AS cost_micros,
+         sum(c.unpriced_calls) AS unpriced_calls,
+         coalesce(sum(c.calls) FILTER (WHERE c.hour >= w.since), 0) AS week_calls,
+         coalesce(sum(c.cost_micros) FILTER (WHERE c.hour >= w.since), 0) AS week_cost_micros,
+         coalesce(sum(c.unpriced_calls) FILTER (WHERE c.hour >= w.since), 0) AS week_unpriced_calls
+    FROM ai_cost.conversations_hourly_live c
+   CROSS JOIN week w
+   WHERE c.hour >= date_trunc('hour', now(), 'UTC') - interval '719 hours'
+   GROUP BY c.conversation_id
 ), spend AS (
   SELECT label, 'tenant' AS kind, tenant_id AS id, sum(calls) AS calls, sum(cost_micros) AS cost_micros,
          sum(unpriced_calls) AS unpriced_calls
@@ -268,13 +274,19 @@ WITH users AS MATERIALIZED (
    WHERE user_id IS NOT NULL
    GROUP BY label, user_id
   UNION ALL
-  SELECT l.label, 'conversation', top.id, top.calls, top.cost_micros, top.unpriced_calls
-    FROM (VALUES ('7d'), ('30d')) AS l(label)
-   CROSS JOIN LATERAL (SELECT c.id, c.calls, c.cost_micros, c.unpriced_calls
-                         FROM conversations c
-                        WHERE c.label = l.label AND c.calls <> 0
-                        ORDER BY c.cost_micros DESC, c.calls DESC, c.id
-                        LIMIT 100) AS top
+  SELECT '30d', 'conversation', top.id, top.calls, top.cost_micros, top.unpriced_calls
+    FROM (SELECT c.id, c.calls, c.cost_micros, c.unpriced_calls
+            FROM conversations c
+           WHERE c.calls <> 0
+           ORDER BY c.cost_micros DESC, c.calls DESC, c.id
+           LIMIT 100) AS top
+  UNION ALL
+  SELECT '7d', 'conversation', top.id, top.week_calls, top.week_cost_micros, top.week_unpriced_calls
+    FROM (SELECT c.id, c.week_calls, c.week_cost_micros, c.week_unpriced_calls
+            FROM conversations c
+           WHERE c.week_calls <> 0
+           ORDER BY c.week_cost_micros DESC, c.week_calls DESC, c.id
+           LIMIT 100) AS top
 ), ranked AS (
   SELECT s.*, row_number() OVER (PARTITION BY s.label, s.kind ORDER BY s.cost_micros DESC, s.calls DESC, s.id) AS rank
     FROM spend s
