@@ -133,22 +133,26 @@ export function withSafeSearchPath(databaseUrl: string): string {
  * The URL with the libpq query parameters host, port, user and password
  * moved into its authority, where slonik reads them: slonik takes only host
  * from the query, so `postgresql:///db?host=/var/run/postgresql&port=5433`,
- * a usual form for a Unix socket, would reach port 5432 as the OS user.
- * A socket folder goes in percent-encoded, as libpq and pg read it too.
+ * a usual form for a Unix socket, would reach port 5432 as the OS user. A
+ * query parameter wins over the authority's part, as in libpq and pg (which
+ * the migrations connect with), so both reach the same server as the same
+ * user. A socket folder goes in percent-encoded, as libpq and pg read it too.
  */
 export function withConnectionParametersInAuthority(databaseUrl: string): string {
   const url = new URL(databaseUrl);
   const query = url.searchParams;
-  const host = url.host === '' ? query.get('host') : null;
-  const port = url.port === '' ? query.get('port') : null;
-  const user = url.username === '' ? query.get('user') : null;
-  const password = url.password === '' ? query.get('password') : null;
+  const host = query.get('host');
+  const port = query.get('port');
+  const user = query.get('user');
+  const password = query.get('password');
   if (host === null && port === null && user === null && password === null) return databaseUrl;
   for (const name of ['host', 'port', 'user', 'password']) query.delete(name);
-  const userInfo = user === null ? '' : `${encodeURIComponent(user)}${password === null ? '' : `:${encodeURIComponent(password)}`}@`;
-  const authority = `${userInfo}${encodeURIComponent(host ?? url.hostname)}${port === null ? (url.port ? `:${url.port}` : '') : `:${port}`}`;
+  const username = user ?? decodeURIComponent(url.username);
+  const secret = password ?? decodeURIComponent(url.password);
+  const userInfo = username === '' ? '' : `${encodeURIComponent(username)}${secret === '' ? '' : `:${encodeURIComponent(secret)}`}@`;
+  const hostPort = `${host === null ? url.hostname : encodeURIComponent(host)}${(port ?? url.port) === '' ? '' : `:${port ?? url.port}`}`;
   const search = query.toString();
-  return `${url.protocol}//${authority}${url.pathname}${search ? `?${search}` : ''}`;
+  return `${url.protocol}//${userInfo}${hostPort}${url.pathname}${search ? `?${search}` : ''}`;
 }
 
 /** Runs `work` with a plain pg client of its own (its search_path pinned), closed afterwards. */

@@ -90,12 +90,18 @@ const MISTAKES: Record<string, Mistake> = {
   },
 };
 
-// A Unix socket URL in the libpq form (host and port as query parameters),
-// for a socket folder where no server listens: the port the URL names is the
-// one tried, by every command, and the answer is one line.
-for (const command of [['doctor'], ['refresh'], ['migrate', 'up'], ['report']]) {
-  test(`a socket URL where no server listens: ${command.join(' ')}`, async (t) => {
-    const url = `postgresql:///${new URL(db.url).pathname.slice(1)}?host=${encodeURIComponent(join(folder, 'no-server'))}&port=6543`;
+// A Unix socket URL in the libpq form (host and port as query parameters,
+// with or without a user and a host in the authority, which the query
+// overrides), for a socket folder where no server listens: the socket the
+// URL names is the one tried, by every command, and the answer is one line.
+const socketUrls = {
+  'a socket URL': (database: string, socket: string) => `postgresql:///${database}?host=${socket}&port=6543`,
+  'a socket URL with a user and host before it': (database: string, socket: string) =>
+    `postgresql://someone:secret@localhost/${database}?host=${socket}&port=6543`,
+};
+for (const [form, socketUrl] of Object.entries(socketUrls)) for (const command of [['doctor'], ['refresh'], ['migrate', 'up'], ['report']]) {
+  test(`${form} where no server listens: ${command.join(' ')}`, async (t) => {
+    const url = socketUrl(new URL(db.url).pathname.slice(1), encodeURIComponent(join(folder, 'no-server')));
     const result = await runCli([...command, '--database-url', url]);
     t.is(result.code, 1, result.stderr);
     t.deepEqual(result.stderr.trim().split('\n'), [
