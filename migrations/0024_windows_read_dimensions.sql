@@ -368,6 +368,7 @@ DECLARE
   first timestamptz := date_trunc('hour', since, 'UTC');
   split timestamptz[] := ai_cost_internal.split_days(first, cuts);
   day timestamptz;
+  bounds timestamptz[];
 BEGIN
   RETURN QUERY
     SELECT d.day::timestamp AT TIME ZONE 'UTC', CASE WHEN d.dimension = 'model_id' THEN 'model' ELSE d.dimension END,
@@ -377,17 +378,22 @@ BEGIN
        AND d.day >= (first AT TIME ZONE 'UTC')::date
        AND d.day::timestamp AT TIME ZONE 'UTC' <> ALL (split);
   FOREACH day IN ARRAY split LOOP
+    bounds := ARRAY(SELECT b FROM unnest(cuts || greatest(day, first)) AS b
+                     WHERE b >= greatest(day, first) AND b < day + interval '24 hours');
     RETURN QUERY
-      SELECT h.hour, v.dimension, v.value, h.calls, CASE WHEN h.status = 'success' THEN h.calls ELSE 0 END,
-             h.unpriced_calls, h.cost_micros
+      SELECT p.start, v.dimension, v.value, sum(h.calls)::bigint,
+             coalesce(sum(h.calls) FILTER (WHERE h.status = 'success'), 0)::bigint,
+             sum(h.unpriced_calls)::bigint, sum(h.cost_micros)::bigint
         FROM ai_cost.calls_hourly_live h
+       CROSS JOIN LATERAL (SELECT max(b) AS start FROM unnest(bounds) AS b WHERE b <= h.hour) AS p
        CROSS JOIN LATERAL (VALUES ('provider', h.provider), ('model', h.model), ('operation', h.operation),
                                   ('tenant', h.tenant_id), ('user', h.user_id), ('feature', h.feature)) AS v(dimension, value)
-       WHERE h.hour >= greatest(day, first) AND h.hour < day + interval '24 hours' AND v.dimension = ANY (dimensions);
+       WHERE h.hour >= greatest(day, first) AND h.hour < day + interval '24 hours' AND v.dimension = ANY (dimensions)
+       GROUP BY p.start, v.dimension, v.value;
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.dimension_slices(timestamptz, timestamptz[], text[]) IS 'Internal: calls and spend per value of the dimensions named (provider, model as its id, operation, tenant, user, feature) from the hour of since on, daily except hourly in the UTC days that since or a cut falls inside; start is the day or hour.';
+COMMENT ON FUNCTION ai_cost_internal.dimension_slices(timestamptz, timestamptz[], text[]) IS 'Internal: calls and spend per value of the dimensions named (provider, model as its id, operation, tenant, user, feature) from the hour of since on, daily except between the cuts in the UTC days that since or a cut falls inside; start is the day or the cut.';
 
 CREATE VIEW ai_cost_internal.window_dimensions AS
 WITH w AS MATERIALIZED (SELECT label, since FROM ai_cost_internal.windows)

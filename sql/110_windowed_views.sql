@@ -29,12 +29,14 @@ COMMENT ON FUNCTION ai_cost_internal.split_days(timestamptz, timestamptz[]) IS '
 -- Calls and spend per value of the dimensions named (of provider, model,
 -- operation, tenant, user and feature) from the hour of `since` on,
 -- in the coarsest rows that keep every instant in `cuts` on a row boundary:
--- whole UTC days from the daily dimension rollup, and hours from the hourly
--- one in each day that `since` or a cut falls inside of. A filter like
--- start >= cut or start < cut is then exact to the hour, while a 30-day
--- window reads about 30 daily rows per value instead of 720 hourly rows per
--- group and user. A model is its model id, whoever served it: the daily
--- rollup's model_id rows. PL/pgSQL so that each bound reaches the live
+-- whole UTC days from the daily dimension rollup, and in each day that
+-- `since` or a cut falls inside of, the hourly rollup's rows summed between
+-- the cuts (start is then the cut, or the hour of `since`; an hour a cut
+-- falls inside counts before it). A filter like start >= cut or start < cut
+-- is then exact to the hour, while a 30-day window reads about 30 daily rows
+-- per value, and a day cut in two about two rows per value, instead of 24
+-- hourly rows per group and user. A model is its model id, whoever served
+-- it: the daily rollup's model_id rows. PL/pgSQL so that each bound reaches the live
 -- views as a value: a bound taken from a join would not be pushed into the
 -- UNION ALL of a live view, which would then scan its whole rollup. Days are
 -- 24 hours: UTC has no daylight saving, whatever the session's time zone.
@@ -56,6 +58,7 @@ DECLARE
   first timestamptz := date_trunc('hour', since, 'UTC');
   split timestamptz[] := ai_cost_internal.split_days(first, cuts);
   day timestamptz;
+  bounds timestamptz[];
 BEGIN
   RETURN QUERY
     SELECT d.day::timestamp AT TIME ZONE 'UTC', CASE WHEN d.dimension = 'model_id' THEN 'model' ELSE d.dimension END,
@@ -65,17 +68,22 @@ BEGIN
        AND d.day >= (first AT TIME ZONE 'UTC')::date
        AND d.day::timestamp AT TIME ZONE 'UTC' <> ALL (split);
   FOREACH day IN ARRAY split LOOP
+    bounds := ARRAY(SELECT b FROM unnest(cuts || greatest(day, first)) AS b
+                     WHERE b >= greatest(day, first) AND b < day + interval '24 hours');
     RETURN QUERY
-      SELECT h.hour, v.dimension, v.value, h.calls, CASE WHEN h.status = 'success' THEN h.calls ELSE 0 END,
-             h.unpriced_calls, h.cost_micros
+      SELECT p.start, v.dimension, v.value, sum(h.calls)::bigint,
+             coalesce(sum(h.calls) FILTER (WHERE h.status = 'success'), 0)::bigint,
+             sum(h.unpriced_calls)::bigint, sum(h.cost_micros)::bigint
         FROM ai_cost.calls_hourly_live h
+       CROSS JOIN LATERAL (SELECT max(b) AS start FROM unnest(bounds) AS b WHERE b <= h.hour) AS p
        CROSS JOIN LATERAL (VALUES ('provider', h.provider), ('model', h.model), ('operation', h.operation),
                                   ('tenant', h.tenant_id), ('user', h.user_id), ('feature', h.feature)) AS v(dimension, value)
-       WHERE h.hour >= greatest(day, first) AND h.hour < day + interval '24 hours' AND v.dimension = ANY (dimensions);
+       WHERE h.hour >= greatest(day, first) AND h.hour < day + interval '24 hours' AND v.dimension = ANY (dimensions)
+       GROUP BY p.start, v.dimension, v.value;
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.dimension_slices(timestamptz, timestamptz[], text[]) IS 'Internal: calls and spend per value of the dimensions named (provider, model as its id, operation, tenant, user, feature) from the hour of since on, daily except hourly in the UTC days that since or a cut falls inside; start is the day or hour.';
+COMMENT ON FUNCTION ai_cost_internal.dimension_slices(timestamptz, timestamptz[], text[]) IS 'Internal: calls and spend per value of the dimensions named (provider, model as its id, operation, tenant, user, feature) from the hour of since on, daily except between the cuts in the UTC days that since or a cut falls inside; start is the day or the cut.';
 
 -- Spend per user and tenant, sliced as ai_cost_internal.dimension_slices slices.
 CREATE FUNCTION ai_cost_internal.user_slices(since timestamptz, cuts timestamptz[])
