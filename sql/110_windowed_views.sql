@@ -36,10 +36,11 @@ COMMENT ON FUNCTION ai_cost_internal.split_days(timestamptz, timestamptz[]) IS '
 -- is then exact to the hour, while a 30-day window reads about 30 daily rows
 -- per value, and a day cut in two about two rows per value, instead of 24
 -- hourly rows per group and user. A model is its model id, whoever served
--- it: the daily rollup's model_id rows. PL/pgSQL so that each bound reaches the live
--- views as a value: a bound taken from a join would not be pushed into the
--- UNION ALL of a live view, which would then scan its whole rollup. Days are
--- 24 hours: UTC has no daylight saving, whatever the session's time zone.
+-- it: the daily rollup's model_id rows. PL/pgSQL so that each bound reaches
+-- the live views as a value: a bound taken from a join would not be pushed
+-- into the UNION ALL of a live view, which would then scan its whole rollup.
+-- Days are 24 hours: UTC has no daylight saving, whatever the session's time
+-- zone.
 --
 -- A window is a few weeks of a rollup that holds all history, so it is read
 -- through the rollup's index on the day, never by a sequential scan. The
