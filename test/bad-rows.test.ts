@@ -165,14 +165,17 @@ test.serial('a change that fails while folding is found and set aside; after a f
     INSERT INTO ai_cost.calls (created_at, provider, model, tenant_id, feature, input_tokens, output_tokens)
     VALUES (${at(5, 30)}, 'test', 'mini', 'tenant-0', 'before', 1000, 10) RETURNING id`);
   await insertGoodCalls('fallback');
-  const [run] = await db.query<{ changes_applied: string }>('SELECT * FROM ai_cost.refresh()');
+  // While the group is damaged the rollups are folded alone: a view that sums
+  // its hour (one whose window starts the day before, as from 00:00 to 05:00
+  // UTC) would rightly overflow too.
+  const [run] = await db.query<{ changes_applied: string }>('SELECT * FROM ai_cost.refresh(views => false)');
   t.is(run!.changes_applied, '18');
   const reasons = await setAside();
   t.is(reasons.length, 2);
   t.deepEqual(reasons[1], { call_id: victim!.id, change: 'added', reason: 'bigint out of range' });
   // Its later changes wait beside it, so they fold together.
   await db.query(`UPDATE ai_cost.calls SET feature = 'moved' WHERE id = $1`, [victim!.id]);
-  await db.query('SELECT ai_cost.refresh()');
+  await db.query('SELECT ai_cost.refresh(views => false)');
   t.is((await setAside()).filter((change) => change.call_id === victim!.id).length, 3);
 
   // Repaired, then retried: the change of the damaged hour cancels out, the current version folds.
