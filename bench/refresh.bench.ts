@@ -79,10 +79,10 @@ const bench: Benchmark = {
         const rebuild = await medianMs(ROUNDS, () => client.query('SELECT * FROM ai_cost.refresh()'));
         const naive = await medianMs(ROUNDS, () => client.query('REFRESH MATERIALIZED VIEW naive_daily'));
         const views = await viewRebuilds(client);
-        // The windows start at the hour after now's, a day (or 7, or 30) before: the rest of that
-        // day is read from the hourly rollup, so the rebuild costs more the closer that hour is to midnight.
+        // The rest of the day a window starts in is read from the hourly rollup, so the rebuild
+        // costs more the closer that hour is to midnight (every window starts at the same hour).
         const { rows: [clock] } = await client.query<{ start: number }>(
-          "SELECT (extract(hour FROM now() AT TIME ZONE 'UTC')::int + 1) % 24 AS start");
+          "SELECT extract(hour FROM since AT TIME ZONE 'UTC')::int AS start FROM ai_cost_internal.windows WHERE label = '24h'");
         const hourly = clock!.start === 0 ? 0 : 24 - clock!.start;
         metric(`${label}: rebuild of the windowed materialized views (every 5 min)`, rebuild);
         metric(`${label}: REFRESH MATERIALIZED VIEW naive_daily (full)`, naive);
