@@ -26,20 +26,44 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION ai_cost_internal.split_days(timestamptz, timestamptz[]) IS 'Internal: the UTC days that first or a later cut falls inside of.';
 
+-- The parts that `first` and the `cuts` at or after it cut the UTC day
+-- `day` into, from the later of `day` and `first` on: each part's start
+-- (the cut, or that later one) and the whole hours [from_hour, to_hour)
+-- that count in it. An hour a cut falls inside counts before the cut.
+CREATE FUNCTION ai_cost_internal.day_parts(day timestamptz, first timestamptz, cuts timestamptz[])
+RETURNS TABLE (start timestamptz, from_hour timestamptz, to_hour timestamptz)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT b.start, b.from_hour, lead(b.from_hour, 1, day + interval '24 hours') OVER (ORDER BY b.start)
+    FROM (SELECT DISTINCT c AS start,
+                 date_trunc('hour', c, 'UTC')
+                   + CASE WHEN date_trunc('hour', c, 'UTC') = c THEN interval '0' ELSE interval '1 hour' END AS from_hour
+            FROM unnest(cuts || greatest(day, first)) AS c
+           WHERE c >= greatest(day, first) AND c < day + interval '24 hours') AS b
+$$;
+COMMENT ON FUNCTION ai_cost_internal.day_parts(timestamptz, timestamptz, timestamptz[]) IS 'Internal: the parts first and the cuts cut a UTC day into: each part''s start and the whole hours that count in it.';
+
 -- Calls and spend per value of the dimensions named (of provider, model,
 -- operation, tenant, user and feature) from the hour of `since` on,
 -- in the coarsest rows that keep every instant in `cuts` on a row boundary:
 -- whole UTC days from the daily dimension rollup, and in each day that
--- `since` or a cut falls inside of, the hourly rollup's rows summed between
--- the cuts (start is then the cut, or the hour of `since`; an hour a cut
--- falls inside counts before it). A filter like start >= cut or start < cut
--- is then exact to the hour, while a 30-day window reads about 30 daily rows
--- per value, and a day cut in two about two rows per value, instead of 24
--- hourly rows per group and user. A model is its model id, whoever served
--- it: the daily rollup's model_id rows. PL/pgSQL so that each bound reaches
--- the live views as a value: a bound taken from a join would not be pushed
--- into the UNION ALL of a live view, which would then scan its whole rollup.
--- Days are 24 hours: UTC has no daylight saving, whatever the session's time
+-- `since` or a cut falls inside of, a row per part of the day between the
+-- cuts (start is then the cut, or the hour of `since`; an hour a cut falls
+-- inside counts before it). A filter like start >= cut or start < cut is
+-- then exact to the hour, while a 30-day window reads about 30 daily rows
+-- per value instead of 720 hourly rows per group and user.
+--
+-- A cut day is read from its smaller side: the longest part is the day's
+-- daily row less the day's other hours, when those are fewer hours of the
+-- hourly rollup than the part itself (a window starting at 01:00 reads the
+-- one hour before it, not the 23 after it); the other parts are the hourly
+-- rollup's rows summed between the cuts. A model is its model id, whoever
+-- served it: the daily rollup's model_id rows. PL/pgSQL so that each bound
+-- reaches the live views as a value: a bound taken from a join would not be
+-- pushed into the UNION ALL of a live view, which would then scan its whole
+-- rollup; planned for each call's values (force_custom_plan), so that the
+-- hours a bound covers are estimated from the rollup's statistics and the
+-- hourly rows are summed in a hash table rather than sorted on disk. Days
+-- are 24 hours: UTC has no daylight saving, whatever the session's time
 -- zone.
 --
 -- A window is a few weeks of a rollup that holds all history, so it is read
@@ -54,12 +78,16 @@ COMMENT ON FUNCTION ai_cost_internal.split_days(timestamptz, timestamptz[]) IS '
 CREATE FUNCTION ai_cost_internal.dimension_slices(since timestamptz, cuts timestamptz[], dimensions text[])
 RETURNS TABLE (start timestamptz, dimension text, value text, calls bigint, successes bigint,
                unpriced_calls bigint, cost_micros bigint)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
+SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
   first timestamptz := date_trunc('hour', since, 'UTC');
   split timestamptz[] := ai_cost_internal.split_days(first, cuts);
-  day timestamptz;
+  cut_day timestamptz;
   bounds timestamptz[];
+  longest record;
+  derived boolean;
+  read_from timestamptz;
 BEGIN
   RETURN QUERY
     SELECT d.day::timestamp AT TIME ZONE 'UTC', CASE WHEN d.dimension = 'model_id' THEN 'model' ELSE d.dimension END,
@@ -68,48 +96,127 @@ BEGIN
      WHERE d.dimension = ANY (array_replace(dimensions, 'model', 'model_id'))
        AND d.day >= (first AT TIME ZONE 'UTC')::date
        AND d.day::timestamp AT TIME ZONE 'UTC' <> ALL (split);
-  FOREACH day IN ARRAY split LOOP
-    bounds := ARRAY(SELECT b FROM unnest(cuts || greatest(day, first)) AS b
-                     WHERE b >= greatest(day, first) AND b < day + interval '24 hours');
+  FOREACH cut_day IN ARRAY split LOOP
+    bounds := ARRAY(SELECT p.start FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p);
+    SELECT p.* INTO longest FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p
+     ORDER BY p.to_hour - p.from_hour DESC, p.start LIMIT 1;
+    derived := longest.to_hour - longest.from_hour > greatest(cut_day, first) - cut_day + interval '1 hour';
+    IF NOT derived THEN
+      -- Nothing left out: the hours from the first part's on.
+      longest.from_hour := cut_day + interval '24 hours';
+      longest.to_hour := cut_day + interval '24 hours';
+    END IF;
+    read_from := CASE WHEN derived THEN cut_day ELSE greatest(cut_day, first) END;
     RETURN QUERY
-      SELECT p.start, v.dimension, v.value, sum(h.calls)::bigint,
-             coalesce(sum(h.calls) FILTER (WHERE h.status = 'success'), 0)::bigint,
-             sum(h.unpriced_calls)::bigint, sum(h.cost_micros)::bigint
-        FROM ai_cost.calls_hourly_live h
-       CROSS JOIN LATERAL (SELECT max(b) AS start FROM unnest(bounds) AS b WHERE b <= h.hour) AS p
-       CROSS JOIN LATERAL (VALUES ('provider', h.provider), ('model', h.model), ('operation', h.operation),
-                                  ('tenant', h.tenant_id), ('user', h.user_id), ('feature', h.feature)) AS v(dimension, value)
-       WHERE h.hour >= greatest(day, first) AND h.hour < day + interval '24 hours' AND v.dimension = ANY (dimensions)
-       GROUP BY p.start, v.dimension, v.value;
+      WITH hours AS MATERIALIZED (
+        -- The hours read by the hour, each summed into its part (start NULL:
+        -- before the first part, read only to be taken off the daily row).
+        SELECT p.start, v.dimension, v.value, sum(h.calls) AS calls,
+               coalesce(sum(h.calls) FILTER (WHERE h.status = 'success'), 0) AS successes,
+               sum(h.unpriced_calls) AS unpriced_calls, sum(h.cost_micros) AS cost_micros
+          FROM (SELECT r.hour, r.status, r.provider, r.model, r.operation, r.tenant_id, r.user_id, r.feature,
+                       r.calls, r.unpriced_calls, r.cost_micros
+                  FROM ai_cost.calls_hourly_live r
+                 WHERE r.hour >= read_from AND r.hour < longest.from_hour
+                UNION ALL
+                SELECT r.hour, r.status, r.provider, r.model, r.operation, r.tenant_id, r.user_id, r.feature,
+                       r.calls, r.unpriced_calls, r.cost_micros
+                  FROM ai_cost.calls_hourly_live r
+                 WHERE r.hour >= longest.to_hour AND r.hour < cut_day + interval '24 hours') AS h
+         CROSS JOIN LATERAL (SELECT max(b) AS start FROM unnest(bounds) AS b WHERE b <= h.hour) AS p
+         CROSS JOIN LATERAL (VALUES ('provider', h.provider), ('model', h.model), ('operation', h.operation),
+                                    ('tenant', h.tenant_id), ('user', h.user_id), ('feature', h.feature)) AS v(dimension, value)
+         WHERE v.dimension = ANY (dimensions)
+         GROUP BY p.start, v.dimension, v.value
+      )
+      SELECT h.start, h.dimension, h.value, h.calls::bigint, h.successes::bigint, h.unpriced_calls::bigint,
+             h.cost_micros::bigint
+        FROM hours h
+       WHERE h.start IS NOT NULL
+      UNION ALL
+      SELECT longest.start, t.dimension, t.value, sum(t.calls)::bigint, sum(t.successes)::bigint,
+             sum(t.unpriced_calls)::bigint, sum(t.cost_micros)::bigint
+        FROM (SELECT CASE WHEN d.dimension = 'model_id' THEN 'model' ELSE d.dimension END AS dimension, d.value,
+                     d.calls, d.successes, d.unpriced_calls, d.cost_micros
+                FROM ai_cost_internal.dimensions_daily_live d
+               WHERE derived AND d.day = (cut_day AT TIME ZONE 'UTC')::date
+                 AND d.dimension = ANY (array_replace(dimensions, 'model', 'model_id'))
+              UNION ALL
+              SELECT h.dimension, h.value, -h.calls, -h.successes, -h.unpriced_calls, -h.cost_micros
+                FROM hours h
+               WHERE derived) AS t
+       GROUP BY t.dimension, t.value
+      HAVING sum(t.calls) <> 0;
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.dimension_slices(timestamptz, timestamptz[], text[]) IS 'Internal: calls and spend per value of the dimensions named (provider, model as its id, operation, tenant, user, feature) from the hour of since on, daily except between the cuts in the UTC days that since or a cut falls inside; start is the day or the cut.';
+COMMENT ON FUNCTION ai_cost_internal.dimension_slices(timestamptz, timestamptz[], text[]) IS 'Internal: calls and spend per value of the dimensions named (provider, model as its id, operation, tenant, user, feature) from the hour of since on, daily except a row per part between the cuts in the UTC days that since or a cut falls inside; start is the day or the cut.';
 
--- Spend per user and tenant, sliced as ai_cost_internal.dimension_slices slices.
+-- Spend per user and tenant, sliced as ai_cost_internal.dimension_slices
+-- slices, a cut day read from its smaller side the same way.
 CREATE FUNCTION ai_cost_internal.user_slices(since timestamptz, cuts timestamptz[])
 RETURNS TABLE (start timestamptz, tenant_id text, user_id text, calls bigint, successes bigint,
                unpriced_calls bigint, cost_micros bigint)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
+SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
   first timestamptz := date_trunc('hour', since, 'UTC');
   split timestamptz[] := ai_cost_internal.split_days(first, cuts);
-  day timestamptz;
+  cut_day timestamptz;
+  bounds timestamptz[];
+  longest record;
+  derived boolean;
+  read_from timestamptz;
 BEGIN
   RETURN QUERY
     SELECT d.day, d.tenant_id, d.user_id, d.calls, d.successes, d.unpriced_calls, d.cost_micros
       FROM ai_cost_internal.users_daily_live d
      WHERE d.day >= first AND d.day <> ALL (split);
-  FOREACH day IN ARRAY split LOOP
+  FOREACH cut_day IN ARRAY split LOOP
+    bounds := ARRAY(SELECT p.start FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p);
+    SELECT p.* INTO longest FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p
+     ORDER BY p.to_hour - p.from_hour DESC, p.start LIMIT 1;
+    derived := longest.to_hour - longest.from_hour > greatest(cut_day, first) - cut_day + interval '1 hour';
+    IF NOT derived THEN
+      longest.from_hour := cut_day + interval '24 hours';
+      longest.to_hour := cut_day + interval '24 hours';
+    END IF;
+    read_from := CASE WHEN derived THEN cut_day ELSE greatest(cut_day, first) END;
     RETURN QUERY
-      SELECT h.hour, h.tenant_id, h.user_id, h.calls, CASE WHEN h.status = 'success' THEN h.calls ELSE 0 END,
-             h.unpriced_calls, h.cost_micros
-        FROM ai_cost.calls_hourly_live h
-       WHERE h.hour >= greatest(day, first) AND h.hour < day + interval '24 hours';
+      WITH hours AS MATERIALIZED (
+        SELECT p.start, h.tenant_id, h.user_id, sum(h.calls) AS calls,
+               coalesce(sum(h.calls) FILTER (WHERE h.status = 'success'), 0) AS successes,
+               sum(h.unpriced_calls) AS unpriced_calls, sum(h.cost_micros) AS cost_micros
+          FROM (SELECT r.hour, r.status, r.tenant_id, r.user_id, r.calls, r.unpriced_calls, r.cost_micros
+                  FROM ai_cost.calls_hourly_live r
+                 WHERE r.hour >= read_from AND r.hour < longest.from_hour
+                UNION ALL
+                SELECT r.hour, r.status, r.tenant_id, r.user_id, r.calls, r.unpriced_calls, r.cost_micros
+                  FROM ai_cost.calls_hourly_live r
+                 WHERE r.hour >= longest.to_hour AND r.hour < cut_day + interval '24 hours') AS h
+         CROSS JOIN LATERAL (SELECT max(b) AS start FROM unnest(bounds) AS b WHERE b <= h.hour) AS p
+         GROUP BY p.start, h.tenant_id, h.user_id
+      )
+      SELECT h.start, h.tenant_id, h.user_id, h.calls::bigint, h.successes::bigint, h.unpriced_calls::bigint,
+             h.cost_micros::bigint
+        FROM hours h
+       WHERE h.start IS NOT NULL
+      UNION ALL
+      SELECT longest.start, t.tenant_id, t.user_id, sum(t.calls)::bigint, sum(t.successes)::bigint,
+             sum(t.unpriced_calls)::bigint, sum(t.cost_micros)::bigint
+        FROM (SELECT d.tenant_id, d.user_id, d.calls, d.successes, d.unpriced_calls, d.cost_micros
+                FROM ai_cost_internal.users_daily_live d
+               WHERE derived AND d.day = cut_day
+              UNION ALL
+              SELECT h.tenant_id, h.user_id, -h.calls, -h.successes, -h.unpriced_calls, -h.cost_micros
+                FROM hours h
+               WHERE derived) AS t
+       GROUP BY t.tenant_id, t.user_id
+      HAVING sum(t.calls) <> 0;
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.user_slices(timestamptz, timestamptz[]) IS 'Internal: per-user spend rows from the hour of since on, daily except hourly in the UTC days that since or a cut falls inside; start is the day or hour.';
+COMMENT ON FUNCTION ai_cost_internal.user_slices(timestamptz, timestamptz[]) IS 'Internal: per-user spend rows from the hour of since on, daily except a row per part between the cuts in the UTC days that since or a cut falls inside; start is the day or the cut.';
 
 -- Calls per dimension value in each report window (label), read once for
 -- all three windows: daily rows except in the three UTC days the windows
@@ -124,13 +231,15 @@ SELECT w.label, s.*
   JOIN w ON s.start >= w.since;
 COMMENT ON VIEW ai_cost_internal.window_dimensions IS 'Internal: calls and spend per provider, model, operation, tenant, user and feature in the 24h, 7d and 30d windows, labelled; a row belongs to every window it starts in.';
 
--- Spend per user in each report window (see ai_cost_internal.window_dimensions).
+-- Spend per user in the 7d and 30d windows, the ones the top spenders rank
+-- (see ai_cost_internal.window_dimensions): the 24-hour window would cut one
+-- more day for nothing.
 CREATE VIEW ai_cost_internal.window_users AS
-WITH w AS MATERIALIZED (SELECT label, since FROM ai_cost_internal.windows)
+WITH w AS MATERIALIZED (SELECT label, since FROM ai_cost_internal.windows WHERE label IN ('7d', '30d'))
 SELECT w.label, s.*
   FROM ai_cost_internal.user_slices((SELECT min(since) FROM w), ARRAY(SELECT since FROM w)) AS s
   JOIN w ON s.start >= w.since;
-COMMENT ON VIEW ai_cost_internal.window_users IS 'Internal: per-user spend rows of the 24h, 7d and 30d windows, labelled.';
+COMMENT ON VIEW ai_cost_internal.window_users IS 'Internal: per-user spend rows of the 7d and 30d windows, labelled.';
 
 -- The window rows hold a row per dimension value a day, about as many as
 -- the dimensions have values, not one per group of every dimension.

@@ -336,39 +336,67 @@ test.serial('rollups and every BI view equal the raw aggregates after inserts', 
  * that every way a window can split a day is checked whatever the time the
  * test runs; and the same from the raw calls, by the hour of each call.
  */
-const SLICES_FROM_EACH_CUT = {
-  cuts: `
-    SELECT k, date_trunc('hour', now(), 'UTC') - (719 + k) * interval '1 hour' AS since,
-           ARRAY[date_trunc('hour', now(), 'UTC') - (23 + k) * interval '1 hour',
-                 date_trunc('hour', now(), 'UTC') - (167 + k) * interval '1 hour',
-                 now() - interval '20 days' - k * interval '1 hour'] AS cuts
-      FROM generate_series(0, 23) AS k`,
-  sliced: `
-    SELECT c.k, x.cut, s.dimension, s.value, sum(s.calls)::bigint AS calls, sum(s.cost_micros)::bigint AS cost_micros
-      FROM cuts c
-     CROSS JOIN LATERAL ai_cost_internal.dimension_slices(
-             c.since, c.cuts, ARRAY['provider', 'model', 'operation', 'tenant', 'user', 'feature']) AS s
-      JOIN unnest(c.cuts) AS x(cut) ON s.start >= x.cut
-     GROUP BY 1, 2, 3, 4
-    HAVING sum(s.calls) <> 0`,
-  raw: `
-    SELECT c.k, x.cut, v.dimension, v.value, count(*)::bigint, coalesce(sum(a.cost_micros), 0)::bigint
-      FROM cuts c
-     CROSS JOIN unnest(c.cuts) AS x(cut)
-      JOIN ai_cost.calls a ON date_trunc('hour', a.created_at, 'UTC') >= x.cut
-     CROSS JOIN LATERAL (VALUES ('provider', a.provider), ('model', a.model), ('operation', a.operation),
-                                ('tenant', a.tenant_id), ('user', a.user_id), ('feature', a.feature)) AS v(dimension, value)
-     GROUP BY 1, 2, 3, 4`,
-};
+/** Each slice function against the raw calls, summed from every cut of a window starting at each hour of a day. */
+const CUTS_AT_EVERY_HOUR = `
+  SELECT k, date_trunc('hour', now(), 'UTC') - (719 + k) * interval '1 hour' AS since,
+         ARRAY[date_trunc('hour', now(), 'UTC') - (23 + k) * interval '1 hour',
+               date_trunc('hour', now(), 'UTC') - (167 + k) * interval '1 hour',
+               now() - interval '20 days' - k * interval '1 hour'] AS cuts
+    FROM generate_series(0, 23) AS k`;
+const SLICE_SUMS = `sum(s.calls)::bigint AS calls, sum(s.successes)::bigint AS successes,
+  sum(s.unpriced_calls)::bigint AS unpriced_calls, sum(s.cost_micros)::bigint AS cost_micros`;
+const RAW_SUMS = `count(*)::bigint, count(*) FILTER (WHERE a.status = 'success')::bigint,
+  count(*) FILTER (WHERE a.cost_micros IS NULL)::bigint, coalesce(sum(a.cost_micros), 0)::bigint`;
+const SLICES_FROM_EACH_CUT = [
+  {
+    name: 'dimension_slices',
+    sliced: `
+      SELECT c.k, x.cut, s.dimension, s.value, ${SLICE_SUMS}
+        FROM cuts c
+       CROSS JOIN LATERAL ai_cost_internal.dimension_slices(
+               c.since, c.cuts, ARRAY['provider', 'model', 'operation', 'tenant', 'user', 'feature']) AS s
+        JOIN unnest(c.cuts) AS x(cut) ON s.start >= x.cut
+       GROUP BY 1, 2, 3, 4
+      HAVING sum(s.calls) <> 0`,
+    raw: `
+      SELECT c.k, x.cut, v.dimension, v.value, ${RAW_SUMS}
+        FROM cuts c
+       CROSS JOIN unnest(c.cuts) AS x(cut)
+        JOIN ai_cost.calls a ON date_trunc('hour', a.created_at, 'UTC') >= x.cut
+       CROSS JOIN LATERAL (VALUES ('provider', a.provider), ('model', a.model), ('operation', a.operation),
+                                  ('tenant', a.tenant_id), ('user', a.user_id), ('feature', a.feature)) AS v(dimension, value)
+       GROUP BY 1, 2, 3, 4`,
+  },
+  {
+    name: 'user_slices',
+    sliced: `
+      SELECT c.k, x.cut, s.tenant_id, s.user_id, ${SLICE_SUMS}
+        FROM cuts c
+       CROSS JOIN LATERAL ai_cost_internal.user_slices(c.since, c.cuts) AS s
+        JOIN unnest(c.cuts) AS x(cut) ON s.start >= x.cut
+       GROUP BY 1, 2, 3, 4
+      HAVING sum(s.calls) <> 0`,
+    raw: `
+      SELECT c.k, x.cut, a.tenant_id, a.user_id, ${RAW_SUMS}
+        FROM cuts c
+       CROSS JOIN unnest(c.cuts) AS x(cut)
+        JOIN ai_cost.calls a ON date_trunc('hour', a.created_at, 'UTC') >= x.cut
+       GROUP BY 1, 2, 3, 4`,
+  },
+];
 
 test.serial('the windowed views read exact sums from any hour a window starts at', async (t) => {
   // Some calls not folded yet: the slices read the live rollups.
   await insertCalls(db, 300, 30 * 24);
-  const { cuts, sliced, raw } = SLICES_FROM_EACH_CUT;
-  const [counted] = await db.query<{ rows: string }>(`WITH cuts AS (${cuts}) SELECT count(*)::text AS rows FROM (${sliced}) s`);
-  t.true(Number(counted!.rows) > 24 * 3 * 6, 'every cut has rows to compare');
-  t.deepEqual(await db.query(`WITH cuts AS (${cuts}) (${sliced}) EXCEPT (${raw})`), [], 'no sum the calls lack');
-  t.deepEqual(await db.query(`WITH cuts AS (${cuts}) (${raw}) EXCEPT (${sliced})`), [], 'no sum the slices lack');
+  for (const { name, sliced, raw } of SLICES_FROM_EACH_CUT) {
+    const [counted] = await db.query<{ rows: string }>(
+      `WITH cuts AS (${CUTS_AT_EVERY_HOUR}) SELECT count(*)::text AS rows FROM (${sliced}) s`);
+    t.true(Number(counted!.rows) > 24 * 3 * 6, `${name}: every cut has rows to compare`);
+    t.deepEqual(await db.query(`WITH cuts AS (${CUTS_AT_EVERY_HOUR}) (${sliced}) EXCEPT (${raw})`), [],
+      `${name}: no sum the calls lack`);
+    t.deepEqual(await db.query(`WITH cuts AS (${CUTS_AT_EVERY_HOUR}) (${raw}) EXCEPT (${sliced})`), [],
+      `${name}: no sum the slices lack`);
+  }
 });
 
 test.serial('late rows, repricing, moved and deleted calls reach the rollups', async (t) => {
