@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { medianMs, timed, type Benchmark, type Measurement } from './support.js';
+import { median, medianMs, timed, type Benchmark, type Measurement } from './support.js';
 
 /**
  * What partitioning costs and buys:
@@ -60,7 +60,6 @@ const bench: Benchmark = {
         bulk.plain.push(await timed(() => plain.query(BULK_INSERT, [`k${i}`, bulkRows])));
         bulk.split.push(await timed(() => split.query(BULK_INSERT, [`k${i}`, bulkRows])));
       }
-      const median = (values: number[]) => values.sort((a, b) => a - b)[1]!;
       add('bulk INSERT ... SELECT: plain table', bulkRows / (median(bulk.plain) / 1000), 'rows/s');
       add('bulk INSERT ... SELECT: partitioned', bulkRows / (median(bulk.split) / 1000), 'rows/s');
       add('bulk INSERT ... SELECT: partitioned / plain time', median(bulk.split) / median(bulk.plain), 'x');

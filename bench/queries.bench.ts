@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import pg from 'pg';
-import { medianMs, timed, type Benchmark, type Measurement } from './support.js';
+import { median, medianMs, timed, type Benchmark, type Measurement } from './support.js';
 
 /**
  * How fast the BI objects answer with 10M calls of history (1M at
@@ -109,6 +109,17 @@ function expandGrafana(sql: string, values: Record<string, string>): string {
     .replace(/\$\{(\w+):sqlstring\}/g, (_, name: string) => values[name]!);
 }
 
+/** The server's own execution time of a query, without planning or sending rows: the median of five runs. */
+async function serverExecutionMs(client: pg.Client, sql: string): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < 5; i += 1) {
+    const { rows } = await client.query<{ 'QUERY PLAN': Array<{ 'Execution Time': number }> }>(
+      `EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${sql}`);
+    times.push(rows[0]!['QUERY PLAN'][0]!['Execution Time']);
+  }
+  return median(times);
+}
+
 const bench: Benchmark = {
   name: 'queries',
   async run({ database, scale }) {
@@ -146,10 +157,21 @@ const bench: Benchmark = {
         { bench: 'queries', metric: `first refresh after loading ${total} calls`, value: refreshMs / 1000, unit: 's' },
       );
       for (const shape of [...SHAPES, ...(await dashboardShapes())]) {
-        const value = await medianMs(5, () => client.query(shape.sql));
-        results.push(shape.slow
-          ? { bench: 'queries', metric: `${shape.label} (${total} calls; documented as slow)`, value, unit: 'ms' }
-          : { bench: 'queries', metric: `${shape.label} (${total} calls)`, value, unit: 'ms', target: TARGET_MS });
+        let rows = 0;
+        const value = await medianMs(5, async () => {
+          rows = (await client.query(shape.sql)).rowCount ?? 0;
+        });
+        if (shape.slow) {
+          results.push({ bench: 'queries', metric: `${shape.label} (${total} calls; documented as slow)`, value, unit: 'ms' });
+          continue;
+        }
+        const executionMs = await serverExecutionMs(client, shape.sql);
+        results.push({
+          bench: 'queries', metric: `${shape.label} (${total} calls)`, value, unit: 'ms', target: TARGET_MS,
+          heldBy: `the server executes it in ${executionMs.toFixed(1)} ms (median of 5, EXPLAIN ANALYZE without ` +
+            `timing); the other ${Math.max(0, value - executionMs).toFixed(1)} ms are planning, sending its ` +
+            `${rows} rows and parsing them here`,
+        });
       }
       return results;
     } finally {

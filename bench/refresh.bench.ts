@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { medianMs, timed, type Benchmark, type Measurement } from './support.js';
+import { median, medianMs, timed, type Benchmark, type Measurement } from './support.js';
 
 /**
  * Refresh cost after 10k new calls, at two sizes of history (1M and 10M
@@ -66,7 +66,7 @@ const bench: Benchmark = {
           await insertCalls(client, (recent += NEW_ROWS), NEW_ROWS, true);
           refreshes.push(await timed(() => client.query('SELECT * FROM ai_cost.refresh(views => false)')));
         }
-        const refresh = refreshes.sort((a, b) => a - b)[Math.floor(ROUNDS / 2)]!;
+        const refresh = median(refreshes);
         await insertCalls(client, (recent += NEW_ROWS), NEW_ROWS, true);
         const written = await rollupRowsWritten(client);
         const total = [...written.values()].reduce((sum, rows) => sum + rows, 0);

@@ -45,12 +45,17 @@ export async function timed(work: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
-/** The median of `runs` timings: one slow outlier on a shared machine does not move it. */
+/** The middle value: one slow outlier on a shared machine does not move it. */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** The median of `runs` timings of `work`, in milliseconds. */
 export async function medianMs(runs: number, work: () => Promise<unknown>): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < runs; i += 1) times.push(await timed(work));
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  return median(times);
 }
 
 export interface Timing {
@@ -118,7 +123,6 @@ export async function compareInterleaved<K extends string>(
       runs.get(name)!.push({ wall, cpu: cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null });
     }
   }
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   const baseline = runs.get(names[0]!)!;
   const result = {} as Record<K, Compared>;
   for (const name of names) {
