@@ -3,10 +3,11 @@
 -- tools like them (small, indexed, refreshed CONCURRENTLY by refresh()).
 --
 -- Each reads the narrow rollups, not the raw calls: daily rows for the whole
--- days of a window and hourly rows only in the UTC day a window starts in,
--- so windows stay exact to the hour and a rebuild reads about 30 daily rows
--- per group instead of 720 hourly rows per group and user. The plain views
--- of the same names without mv_ read the live rollups: exact now, slower.
+-- days of a window and hourly rows only in the UTC day a window starts in
+-- (from its smaller side, see dimension_slices), so windows stay exact to
+-- the hour and a rebuild reads about 30 daily rows per value instead of 720
+-- hourly rows per group and user. The plain views of the same names without
+-- mv_ read the live rollups: exact now, slower.
 
 -- The report windows, each the last N UTC hours up to and including the
 -- current one. Windows keep each rebuild proportional to recent rollup rows,
@@ -97,7 +98,7 @@ BEGIN
        AND d.day >= (first AT TIME ZONE 'UTC')::date
        AND d.day::timestamp AT TIME ZONE 'UTC' <> ALL (split);
   FOREACH cut_day IN ARRAY split LOOP
-    bounds := ARRAY(SELECT p.start FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p);
+    bounds := ARRAY(SELECT p.start FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p ORDER BY p.start);
     SELECT p.* INTO longest FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p
      ORDER BY p.to_hour - p.from_hour DESC, p.start LIMIT 1;
     derived := longest.to_hour - longest.from_hour > greatest(cut_day, first) - cut_day + interval '1 hour';
@@ -110,29 +111,35 @@ BEGIN
     RETURN QUERY
       WITH hours AS MATERIALIZED (
         -- The hours read by the hour, each summed into its part (start NULL:
-        -- before the first part, read only to be taken off the daily row).
-        SELECT p.start, v.dimension, v.value, sum(h.calls) AS calls,
+        -- before the first part, read only to be taken off the daily row):
+        -- width_bucket finds the last bound at or before the hour in the
+        -- sorted bounds, and one pass groups every dimension at once.
+        SELECT h.start,
+               CASE GROUPING(h.provider, h.model, h.operation, h.tenant_id, h.user_id, h.feature)
+                    WHEN 31 THEN 'provider' WHEN 47 THEN 'model' WHEN 55 THEN 'operation' WHEN 59 THEN 'tenant'
+                    WHEN 61 THEN 'user' ELSE 'feature' END AS dimension,
+               CASE GROUPING(h.provider, h.model, h.operation, h.tenant_id, h.user_id, h.feature)
+                    WHEN 31 THEN h.provider WHEN 47 THEN h.model WHEN 55 THEN h.operation WHEN 59 THEN h.tenant_id
+                    WHEN 61 THEN h.user_id ELSE h.feature END AS value,
+               sum(h.calls) AS calls,
                coalesce(sum(h.calls) FILTER (WHERE h.status = 'success'), 0) AS successes,
                sum(h.unpriced_calls) AS unpriced_calls, sum(h.cost_micros) AS cost_micros
-          FROM (SELECT r.hour, r.status, r.provider, r.model, r.operation, r.tenant_id, r.user_id, r.feature,
-                       r.calls, r.unpriced_calls, r.cost_micros
+          FROM (SELECT bounds[width_bucket(r.hour, bounds)] AS start, r.status, r.provider, r.model, r.operation,
+                       r.tenant_id, r.user_id, r.feature, r.calls, r.unpriced_calls, r.cost_micros
                   FROM ai_cost.calls_hourly_live r
                  WHERE r.hour >= read_from AND r.hour < longest.from_hour
                 UNION ALL
-                SELECT r.hour, r.status, r.provider, r.model, r.operation, r.tenant_id, r.user_id, r.feature,
-                       r.calls, r.unpriced_calls, r.cost_micros
+                SELECT bounds[width_bucket(r.hour, bounds)], r.status, r.provider, r.model, r.operation,
+                       r.tenant_id, r.user_id, r.feature, r.calls, r.unpriced_calls, r.cost_micros
                   FROM ai_cost.calls_hourly_live r
                  WHERE r.hour >= longest.to_hour AND r.hour < cut_day + interval '24 hours') AS h
-         CROSS JOIN LATERAL (SELECT max(b) AS start FROM unnest(bounds) AS b WHERE b <= h.hour) AS p
-         CROSS JOIN LATERAL (VALUES ('provider', h.provider), ('model', h.model), ('operation', h.operation),
-                                    ('tenant', h.tenant_id), ('user', h.user_id), ('feature', h.feature)) AS v(dimension, value)
-         WHERE v.dimension = ANY (dimensions)
-         GROUP BY p.start, v.dimension, v.value
+         GROUP BY GROUPING SETS ((h.start, h.provider), (h.start, h.model), (h.start, h.operation), (h.start, h.tenant_id),
+                                 (h.start, h.user_id), (h.start, h.feature))
       )
       SELECT h.start, h.dimension, h.value, h.calls::bigint, h.successes::bigint, h.unpriced_calls::bigint,
              h.cost_micros::bigint
         FROM hours h
-       WHERE h.start IS NOT NULL
+       WHERE h.start IS NOT NULL AND h.dimension = ANY (dimensions)
       UNION ALL
       SELECT longest.start, t.dimension, t.value, sum(t.calls)::bigint, sum(t.successes)::bigint,
              sum(t.unpriced_calls)::bigint, sum(t.cost_micros)::bigint
@@ -144,7 +151,7 @@ BEGIN
               UNION ALL
               SELECT h.dimension, h.value, -h.calls, -h.successes, -h.unpriced_calls, -h.cost_micros
                 FROM hours h
-               WHERE derived) AS t
+               WHERE derived AND h.dimension = ANY (dimensions)) AS t
        GROUP BY t.dimension, t.value
       HAVING sum(t.calls) <> 0;
   END LOOP;
@@ -173,7 +180,7 @@ BEGIN
       FROM ai_cost_internal.users_daily_live d
      WHERE d.day >= first AND d.day <> ALL (split);
   FOREACH cut_day IN ARRAY split LOOP
-    bounds := ARRAY(SELECT p.start FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p);
+    bounds := ARRAY(SELECT p.start FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p ORDER BY p.start);
     SELECT p.* INTO longest FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p
      ORDER BY p.to_hour - p.from_hour DESC, p.start LIMIT 1;
     derived := longest.to_hour - longest.from_hour > greatest(cut_day, first) - cut_day + interval '1 hour';
@@ -184,18 +191,19 @@ BEGIN
     read_from := CASE WHEN derived THEN cut_day ELSE greatest(cut_day, first) END;
     RETURN QUERY
       WITH hours AS MATERIALIZED (
-        SELECT p.start, h.tenant_id, h.user_id, sum(h.calls) AS calls,
+        SELECT h.start, h.tenant_id, h.user_id, sum(h.calls) AS calls,
                coalesce(sum(h.calls) FILTER (WHERE h.status = 'success'), 0) AS successes,
                sum(h.unpriced_calls) AS unpriced_calls, sum(h.cost_micros) AS cost_micros
-          FROM (SELECT r.hour, r.status, r.tenant_id, r.user_id, r.calls, r.unpriced_calls, r.cost_micros
+          FROM (SELECT bounds[width_bucket(r.hour, bounds)] AS start, r.status, r.tenant_id, r.user_id, r.calls,
+                       r.unpriced_calls, r.cost_micros
                   FROM ai_cost.calls_hourly_live r
                  WHERE r.hour >= read_from AND r.hour < longest.from_hour
                 UNION ALL
-                SELECT r.hour, r.status, r.tenant_id, r.user_id, r.calls, r.unpriced_calls, r.cost_micros
+                SELECT bounds[width_bucket(r.hour, bounds)], r.status, r.tenant_id, r.user_id, r.calls,
+                       r.unpriced_calls, r.cost_micros
                   FROM ai_cost.calls_hourly_live r
                  WHERE r.hour >= longest.to_hour AND r.hour < cut_day + interval '24 hours') AS h
-         CROSS JOIN LATERAL (SELECT max(b) AS start FROM unnest(bounds) AS b WHERE b <= h.hour) AS p
-         GROUP BY p.start, h.tenant_id, h.user_id
+         GROUP BY h.start, h.tenant_id, h.user_id
       )
       SELECT h.start, h.tenant_id, h.user_id, h.calls::bigint, h.successes::bigint, h.unpriced_calls::bigint,
              h.cost_micros::bigint
