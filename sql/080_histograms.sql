@@ -63,12 +63,17 @@ COMMENT ON FUNCTION ai_cost_internal.histogram_trim(bigint[]) IS 'Drops trailing
 
 -- Adds two histograms bucket by bucket (counts may be negative in a change
 -- set), into a copy of the longer one assigned in place; an all-zero sum is
--- NULL again.
+-- NULL again. The shorter is walked with an array iterator and only its
+-- non-empty buckets are added: a refresh adds the few calls of a group's
+-- last minutes to its hour, a histogram with a handful of buckets set among
+-- forty or so, twice for each hourly group it updates.
 CREATE FUNCTION ai_cost_internal.histogram_add(a bigint[], b bigint[]) RETURNS bigint[]
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
   total bigint[];
   other bigint[];
+  count bigint;
+  slot integer := 0;
 BEGIN
   IF a IS NULL THEN
     RETURN b;
@@ -83,10 +88,16 @@ BEGIN
     total := b;
     other := a;
   END IF;
-  FOR slot IN 1 .. pg_catalog.cardinality(other) LOOP
-    total[slot] := total[slot] OPERATOR(pg_catalog.+) other[slot];
+  FOREACH count IN ARRAY other LOOP
+    slot := slot OPERATOR(pg_catalog.+) 1;
+    IF count OPERATOR(pg_catalog.<>) 0::bigint THEN
+      total[slot] := total[slot] OPERATOR(pg_catalog.+) count;
+    END IF;
   END LOOP;
-  RETURN ai_cost_internal.histogram_trim(total);
+  IF total[pg_catalog.cardinality(total)] OPERATOR(pg_catalog.=) 0::bigint THEN
+    RETURN ai_cost_internal.histogram_trim(total);
+  END IF;
+  RETURN total;
 END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.histogram_add(bigint[], bigint[]) IS 'Adds two latency histograms bucket by bucket.';
