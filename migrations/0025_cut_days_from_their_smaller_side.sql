@@ -9,17 +9,33 @@
 
 SET LOCAL check_function_bodies = off;
 
-CREATE FUNCTION ai_cost_internal.day_parts(day timestamptz, first timestamptz, cuts timestamptz[])
-RETURNS TABLE (start timestamptz, from_hour timestamptz, to_hour timestamptz)
+CREATE FUNCTION ai_cost_internal.day_reading(day timestamptz, first timestamptz, cuts timestamptz[],
+                                             OUT bounds timestamptz[], OUT read_from timestamptz,
+                                             OUT skip_from timestamptz, OUT skip_to timestamptz,
+                                             OUT derived_start timestamptz)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT b.start, b.from_hour, lead(b.from_hour, 1, day + interval '24 hours') OVER (ORDER BY b.start)
-    FROM (SELECT DISTINCT c AS start,
-                 date_trunc('hour', c, 'UTC')
-                   + CASE WHEN date_trunc('hour', c, 'UTC') = c THEN interval '0' ELSE interval '1 hour' END AS from_hour
-            FROM unnest(cuts || greatest(day, first)) AS c
-           WHERE c >= greatest(day, first) AND c < day + interval '24 hours') AS b
+  WITH parts AS (
+    SELECT b.start, b.from_hour, lead(b.from_hour, 1, day + interval '24 hours') OVER (ORDER BY b.start) AS to_hour
+      FROM (SELECT DISTINCT c AS start,
+                   date_trunc('hour', c, 'UTC')
+                     + CASE WHEN date_trunc('hour', c, 'UTC') = c THEN interval '0' ELSE interval '1 hour' END AS from_hour
+              FROM unnest(cuts || greatest(day, first)) AS c
+             WHERE c >= greatest(day, first) AND c < day + interval '24 hours') AS b
+  ), longest AS (
+    SELECT p.start, p.from_hour, p.to_hour,
+           p.to_hour - p.from_hour > greatest(day, first) - day + interval '1 hour' AS derived
+      FROM parts p
+     ORDER BY p.to_hour - p.from_hour DESC, p.start
+     LIMIT 1
+  )
+  SELECT ARRAY(SELECT p.start FROM parts p ORDER BY p.start),
+         CASE WHEN l.derived THEN day ELSE greatest(day, first) END,
+         CASE WHEN l.derived THEN l.from_hour ELSE day + interval '24 hours' END,
+         CASE WHEN l.derived THEN l.to_hour ELSE day + interval '24 hours' END,
+         CASE WHEN l.derived THEN l.start END
+    FROM longest l
 $$;
-COMMENT ON FUNCTION ai_cost_internal.day_parts(timestamptz, timestamptz, timestamptz[]) IS 'Internal: the parts first and the cuts cut a UTC day into: each part''s start and the whole hours that count in it.';
+COMMENT ON FUNCTION ai_cost_internal.day_reading(timestamptz, timestamptz, timestamptz[]) IS 'Internal: how the slices read a UTC day that first or a cut falls inside: the parts'' starts, the hours read by the hour, and the part summed as the daily row less them.';
 
 CREATE OR REPLACE FUNCTION ai_cost_internal.dimension_slices(since timestamptz, cuts timestamptz[], dimensions text[])
 RETURNS TABLE (start timestamptz, dimension text, value text, calls bigint, successes bigint,
@@ -30,10 +46,13 @@ DECLARE
   first timestamptz := date_trunc('hour', since, 'UTC');
   split timestamptz[] := ai_cost_internal.split_days(first, cuts);
   cut_day timestamptz;
+  -- Scalars, not a record: the planner sees a scalar's value when it plans
+  -- each call (a record's fields stay parameters, estimated blind).
   bounds timestamptz[];
-  longest record;
-  derived boolean;
   read_from timestamptz;
+  skip_from timestamptz;
+  skip_to timestamptz;
+  derived_start timestamptz;
 BEGIN
   RETURN QUERY
     SELECT d.day::timestamp AT TIME ZONE 'UTC', CASE WHEN d.dimension = 'model_id' THEN 'model' ELSE d.dimension END,
@@ -43,16 +62,8 @@ BEGIN
        AND d.day >= (first AT TIME ZONE 'UTC')::date
        AND d.day::timestamp AT TIME ZONE 'UTC' <> ALL (split);
   FOREACH cut_day IN ARRAY split LOOP
-    bounds := ARRAY(SELECT p.start FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p ORDER BY p.start);
-    SELECT p.* INTO longest FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p
-     ORDER BY p.to_hour - p.from_hour DESC, p.start LIMIT 1;
-    derived := longest.to_hour - longest.from_hour > greatest(cut_day, first) - cut_day + interval '1 hour';
-    IF NOT derived THEN
-      -- Nothing left out: the hours from the first part's on.
-      longest.from_hour := cut_day + interval '24 hours';
-      longest.to_hour := cut_day + interval '24 hours';
-    END IF;
-    read_from := CASE WHEN derived THEN cut_day ELSE greatest(cut_day, first) END;
+    SELECT * INTO bounds, read_from, skip_from, skip_to, derived_start
+      FROM ai_cost_internal.day_reading(cut_day, first, cuts);
     RETURN QUERY
       WITH hours AS MATERIALIZED (
         -- The hours read by the hour, each summed into its part (start NULL:
@@ -72,12 +83,12 @@ BEGIN
           FROM (SELECT bounds[width_bucket(r.hour, bounds)] AS start, r.status, r.provider, r.model, r.operation,
                        r.tenant_id, r.user_id, r.feature, r.calls, r.unpriced_calls, r.cost_micros
                   FROM ai_cost.calls_hourly_live r
-                 WHERE r.hour >= read_from AND r.hour < longest.from_hour
+                 WHERE r.hour >= read_from AND r.hour < skip_from
                 UNION ALL
                 SELECT bounds[width_bucket(r.hour, bounds)], r.status, r.provider, r.model, r.operation,
                        r.tenant_id, r.user_id, r.feature, r.calls, r.unpriced_calls, r.cost_micros
                   FROM ai_cost.calls_hourly_live r
-                 WHERE r.hour >= longest.to_hour AND r.hour < cut_day + interval '24 hours') AS h
+                 WHERE r.hour >= skip_to AND r.hour < cut_day + interval '24 hours') AS h
          GROUP BY GROUPING SETS ((h.start, h.provider), (h.start, h.model), (h.start, h.operation), (h.start, h.tenant_id),
                                  (h.start, h.user_id), (h.start, h.feature))
       )
@@ -86,17 +97,17 @@ BEGIN
         FROM hours h
        WHERE h.start IS NOT NULL AND h.dimension = ANY (dimensions)
       UNION ALL
-      SELECT longest.start, t.dimension, t.value, sum(t.calls)::bigint, sum(t.successes)::bigint,
+      SELECT derived_start, t.dimension, t.value, sum(t.calls)::bigint, sum(t.successes)::bigint,
              sum(t.unpriced_calls)::bigint, sum(t.cost_micros)::bigint
         FROM (SELECT CASE WHEN d.dimension = 'model_id' THEN 'model' ELSE d.dimension END AS dimension, d.value,
                      d.calls, d.successes, d.unpriced_calls, d.cost_micros
                 FROM ai_cost_internal.dimensions_daily_live d
-               WHERE derived AND d.day = (cut_day AT TIME ZONE 'UTC')::date
+               WHERE derived_start IS NOT NULL AND d.day = (cut_day AT TIME ZONE 'UTC')::date
                  AND d.dimension = ANY (array_replace(dimensions, 'model', 'model_id'))
               UNION ALL
               SELECT h.dimension, h.value, -h.calls, -h.successes, -h.unpriced_calls, -h.cost_micros
                 FROM hours h
-               WHERE derived AND h.dimension = ANY (dimensions)) AS t
+               WHERE derived_start IS NOT NULL AND h.dimension = ANY (dimensions)) AS t
        GROUP BY t.dimension, t.value
       HAVING sum(t.calls) <> 0;
   END LOOP;
@@ -114,38 +125,32 @@ DECLARE
   split timestamptz[] := ai_cost_internal.split_days(first, cuts);
   cut_day timestamptz;
   bounds timestamptz[];
-  longest record;
-  derived boolean;
   read_from timestamptz;
+  skip_from timestamptz;
+  skip_to timestamptz;
+  derived_start timestamptz;
 BEGIN
   RETURN QUERY
     SELECT d.day, d.tenant_id, d.user_id, d.calls, d.successes, d.unpriced_calls, d.cost_micros
       FROM ai_cost_internal.users_daily_live d
      WHERE d.day >= first AND d.day <> ALL (split);
   FOREACH cut_day IN ARRAY split LOOP
-    bounds := ARRAY(SELECT p.start FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p ORDER BY p.start);
-    SELECT p.* INTO longest FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p
-     ORDER BY p.to_hour - p.from_hour DESC, p.start LIMIT 1;
-    derived := longest.to_hour - longest.from_hour > greatest(cut_day, first) - cut_day + interval '1 hour';
-    IF NOT derived THEN
-      longest.from_hour := cut_day + interval '24 hours';
-      longest.to_hour := cut_day + interval '24 hours';
-    END IF;
-    read_from := CASE WHEN derived THEN cut_day ELSE greatest(cut_day, first) END;
+    SELECT * INTO bounds, read_from, skip_from, skip_to, derived_start
+      FROM ai_cost_internal.day_reading(cut_day, first, cuts);
     RETURN QUERY
       WITH hours AS MATERIALIZED (
         SELECT h.start, h.tenant_id, h.user_id, sum(h.calls) AS calls,
                coalesce(sum(h.calls) FILTER (WHERE h.status = 'success'), 0) AS successes,
                sum(h.unpriced_calls) AS unpriced_calls, sum(h.cost_micros) AS cost_micros
-          FROM (SELECT bounds[width_bucket(r.hour, bounds)] AS start, r.status, r.tenant_id, r.user_id, r.calls,
-                       r.unpriced_calls, r.cost_micros
+          FROM (SELECT bounds[width_bucket(r.hour, bounds)] AS start, r.status, r.tenant_id,
+                       r.user_id, r.calls, r.unpriced_calls, r.cost_micros
                   FROM ai_cost.calls_hourly_live r
-                 WHERE r.hour >= read_from AND r.hour < longest.from_hour
+                 WHERE r.hour >= read_from AND r.hour < skip_from
                 UNION ALL
-                SELECT bounds[width_bucket(r.hour, bounds)], r.status, r.tenant_id, r.user_id, r.calls,
-                       r.unpriced_calls, r.cost_micros
+                SELECT bounds[width_bucket(r.hour, bounds)], r.status, r.tenant_id,
+                       r.user_id, r.calls, r.unpriced_calls, r.cost_micros
                   FROM ai_cost.calls_hourly_live r
-                 WHERE r.hour >= longest.to_hour AND r.hour < cut_day + interval '24 hours') AS h
+                 WHERE r.hour >= skip_to AND r.hour < cut_day + interval '24 hours') AS h
          GROUP BY h.start, h.tenant_id, h.user_id
       )
       SELECT h.start, h.tenant_id, h.user_id, h.calls::bigint, h.successes::bigint, h.unpriced_calls::bigint,
@@ -153,15 +158,15 @@ BEGIN
         FROM hours h
        WHERE h.start IS NOT NULL
       UNION ALL
-      SELECT longest.start, t.tenant_id, t.user_id, sum(t.calls)::bigint, sum(t.successes)::bigint,
+      SELECT derived_start, t.tenant_id, t.user_id, sum(t.calls)::bigint, sum(t.successes)::bigint,
              sum(t.unpriced_calls)::bigint, sum(t.cost_micros)::bigint
         FROM (SELECT d.tenant_id, d.user_id, d.calls, d.successes, d.unpriced_calls, d.cost_micros
                 FROM ai_cost_internal.users_daily_live d
-               WHERE derived AND d.day = cut_day
+               WHERE derived_start IS NOT NULL AND d.day = cut_day
               UNION ALL
               SELECT h.tenant_id, h.user_id, -h.calls, -h.successes, -h.unpriced_calls, -h.cost_micros
                 FROM hours h
-               WHERE derived) AS t
+               WHERE derived_start IS NOT NULL) AS t
        GROUP BY t.tenant_id, t.user_id
       HAVING sum(t.calls) <> 0;
   END LOOP;
@@ -219,7 +224,7 @@ BEGIN
       ai_cost_internal.histogram(integer, integer),
       ai_cost_internal.dimension_values(text, text, text, text, text, text, text),
       ai_cost_internal.split_days(timestamptz, timestamptz[]),
-      ai_cost_internal.day_parts(timestamptz, timestamptz, timestamptz[]),
+      ai_cost_internal.day_reading(timestamptz, timestamptz, timestamptz[]),
       ai_cost_internal.dimension_slices(timestamptz, timestamptz[], text[]),
       ai_cost_internal.user_slices(timestamptz, timestamptz[]),
       ai_cost_internal.unfolded_calls(), ai_cost_internal.calls_hourly_pending_between(timestamptz, timestamptz),
@@ -391,7 +396,7 @@ SELECT w.label, s.*
   JOIN w ON s.start >= w.since;
 COMMENT ON VIEW ai_cost_internal.window_users IS 'Internal: per-user spend rows of the 24h, 7d and 30d windows, labelled.';
 
-DROP FUNCTION ai_cost_internal.day_parts(timestamptz, timestamptz, timestamptz[]);
+DROP FUNCTION ai_cost_internal.day_reading(timestamptz, timestamptz, timestamptz[]);
 
 CREATE OR REPLACE FUNCTION ai_cost_internal.grant_roles() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -27,21 +27,43 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION ai_cost_internal.split_days(timestamptz, timestamptz[]) IS 'Internal: the UTC days that first or a later cut falls inside of.';
 
--- The parts that `first` and the `cuts` at or after it cut the UTC day
--- `day` into, from the later of `day` and `first` on: each part's start
--- (the cut, or that later one) and the whole hours [from_hour, to_hour)
--- that count in it. An hour a cut falls inside counts before the cut.
-CREATE FUNCTION ai_cost_internal.day_parts(day timestamptz, first timestamptz, cuts timestamptz[])
-RETURNS TABLE (start timestamptz, from_hour timestamptz, to_hour timestamptz)
+-- How the slices below read a UTC day that `first` or one of the `cuts` at
+-- or after it falls inside. The day is cut into parts from the later of the
+-- day and `first` on, each starting at a cut (or that later one) and
+-- counting the whole hours from there to the next: an hour a cut falls
+-- inside counts before the cut. `bounds` are the parts' starts, sorted. The
+-- hours read from the hourly rollup are [read_from, skip_from) and
+-- [skip_to, the day's end). When the longest part has more hours than the
+-- rest of the day read by the hour and one more (the daily row), it is
+-- skipped and summed as the day's daily row less the hours read:
+-- derived_start is then its start, else NULL and nothing is skipped.
+CREATE FUNCTION ai_cost_internal.day_reading(day timestamptz, first timestamptz, cuts timestamptz[],
+                                             OUT bounds timestamptz[], OUT read_from timestamptz,
+                                             OUT skip_from timestamptz, OUT skip_to timestamptz,
+                                             OUT derived_start timestamptz)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT b.start, b.from_hour, lead(b.from_hour, 1, day + interval '24 hours') OVER (ORDER BY b.start)
-    FROM (SELECT DISTINCT c AS start,
-                 date_trunc('hour', c, 'UTC')
-                   + CASE WHEN date_trunc('hour', c, 'UTC') = c THEN interval '0' ELSE interval '1 hour' END AS from_hour
-            FROM unnest(cuts || greatest(day, first)) AS c
-           WHERE c >= greatest(day, first) AND c < day + interval '24 hours') AS b
+  WITH parts AS (
+    SELECT b.start, b.from_hour, lead(b.from_hour, 1, day + interval '24 hours') OVER (ORDER BY b.start) AS to_hour
+      FROM (SELECT DISTINCT c AS start,
+                   date_trunc('hour', c, 'UTC')
+                     + CASE WHEN date_trunc('hour', c, 'UTC') = c THEN interval '0' ELSE interval '1 hour' END AS from_hour
+              FROM unnest(cuts || greatest(day, first)) AS c
+             WHERE c >= greatest(day, first) AND c < day + interval '24 hours') AS b
+  ), longest AS (
+    SELECT p.start, p.from_hour, p.to_hour,
+           p.to_hour - p.from_hour > greatest(day, first) - day + interval '1 hour' AS derived
+      FROM parts p
+     ORDER BY p.to_hour - p.from_hour DESC, p.start
+     LIMIT 1
+  )
+  SELECT ARRAY(SELECT p.start FROM parts p ORDER BY p.start),
+         CASE WHEN l.derived THEN day ELSE greatest(day, first) END,
+         CASE WHEN l.derived THEN l.from_hour ELSE day + interval '24 hours' END,
+         CASE WHEN l.derived THEN l.to_hour ELSE day + interval '24 hours' END,
+         CASE WHEN l.derived THEN l.start END
+    FROM longest l
 $$;
-COMMENT ON FUNCTION ai_cost_internal.day_parts(timestamptz, timestamptz, timestamptz[]) IS 'Internal: the parts first and the cuts cut a UTC day into: each part''s start and the whole hours that count in it.';
+COMMENT ON FUNCTION ai_cost_internal.day_reading(timestamptz, timestamptz, timestamptz[]) IS 'Internal: how the slices read a UTC day that first or a cut falls inside: the parts'' starts, the hours read by the hour, and the part summed as the daily row less them.';
 
 -- Calls and spend per value of the dimensions named (of provider, model,
 -- operation, tenant, user and feature) from the hour of `since` on,
@@ -53,11 +75,11 @@ COMMENT ON FUNCTION ai_cost_internal.day_parts(timestamptz, timestamptz, timesta
 -- then exact to the hour, while a 30-day window reads about 30 daily rows
 -- per value instead of 720 hourly rows per group and user.
 --
--- A cut day is read from its smaller side: the longest part is the day's
--- daily row less the day's other hours, when those are fewer hours of the
--- hourly rollup than the part itself (a window starting at 01:00 reads the
--- one hour before it, not the 23 after it); the other parts are the hourly
--- rollup's rows summed between the cuts. A model is its model id, whoever
+-- A cut day is read from its smaller side (ai_cost_internal.day_reading):
+-- the longest part is the day's daily row less the day's other hours, when
+-- those are fewer hours of the hourly rollup than the part itself (a window
+-- starting at 01:00 reads the one hour before it, not the 23 after it); the
+-- other parts are the hourly rollup's rows summed between the cuts. A model is its model id, whoever
 -- served it: the daily rollup's model_id rows. PL/pgSQL so that each bound
 -- reaches the live views as a value: a bound taken from a join would not be
 -- pushed into the UNION ALL of a live view, which would then scan its whole
@@ -85,10 +107,13 @@ DECLARE
   first timestamptz := date_trunc('hour', since, 'UTC');
   split timestamptz[] := ai_cost_internal.split_days(first, cuts);
   cut_day timestamptz;
+  -- Scalars, not a record: the planner sees a scalar's value when it plans
+  -- each call (a record's fields stay parameters, estimated blind).
   bounds timestamptz[];
-  longest record;
-  derived boolean;
   read_from timestamptz;
+  skip_from timestamptz;
+  skip_to timestamptz;
+  derived_start timestamptz;
 BEGIN
   RETURN QUERY
     SELECT d.day::timestamp AT TIME ZONE 'UTC', CASE WHEN d.dimension = 'model_id' THEN 'model' ELSE d.dimension END,
@@ -98,16 +123,8 @@ BEGIN
        AND d.day >= (first AT TIME ZONE 'UTC')::date
        AND d.day::timestamp AT TIME ZONE 'UTC' <> ALL (split);
   FOREACH cut_day IN ARRAY split LOOP
-    bounds := ARRAY(SELECT p.start FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p ORDER BY p.start);
-    SELECT p.* INTO longest FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p
-     ORDER BY p.to_hour - p.from_hour DESC, p.start LIMIT 1;
-    derived := longest.to_hour - longest.from_hour > greatest(cut_day, first) - cut_day + interval '1 hour';
-    IF NOT derived THEN
-      -- Nothing left out: the hours from the first part's on.
-      longest.from_hour := cut_day + interval '24 hours';
-      longest.to_hour := cut_day + interval '24 hours';
-    END IF;
-    read_from := CASE WHEN derived THEN cut_day ELSE greatest(cut_day, first) END;
+    SELECT * INTO bounds, read_from, skip_from, skip_to, derived_start
+      FROM ai_cost_internal.day_reading(cut_day, first, cuts);
     RETURN QUERY
       WITH hours AS MATERIALIZED (
         -- The hours read by the hour, each summed into its part (start NULL:
@@ -127,12 +144,12 @@ BEGIN
           FROM (SELECT bounds[width_bucket(r.hour, bounds)] AS start, r.status, r.provider, r.model, r.operation,
                        r.tenant_id, r.user_id, r.feature, r.calls, r.unpriced_calls, r.cost_micros
                   FROM ai_cost.calls_hourly_live r
-                 WHERE r.hour >= read_from AND r.hour < longest.from_hour
+                 WHERE r.hour >= read_from AND r.hour < skip_from
                 UNION ALL
                 SELECT bounds[width_bucket(r.hour, bounds)], r.status, r.provider, r.model, r.operation,
                        r.tenant_id, r.user_id, r.feature, r.calls, r.unpriced_calls, r.cost_micros
                   FROM ai_cost.calls_hourly_live r
-                 WHERE r.hour >= longest.to_hour AND r.hour < cut_day + interval '24 hours') AS h
+                 WHERE r.hour >= skip_to AND r.hour < cut_day + interval '24 hours') AS h
          GROUP BY GROUPING SETS ((h.start, h.provider), (h.start, h.model), (h.start, h.operation), (h.start, h.tenant_id),
                                  (h.start, h.user_id), (h.start, h.feature))
       )
@@ -141,17 +158,17 @@ BEGIN
         FROM hours h
        WHERE h.start IS NOT NULL AND h.dimension = ANY (dimensions)
       UNION ALL
-      SELECT longest.start, t.dimension, t.value, sum(t.calls)::bigint, sum(t.successes)::bigint,
+      SELECT derived_start, t.dimension, t.value, sum(t.calls)::bigint, sum(t.successes)::bigint,
              sum(t.unpriced_calls)::bigint, sum(t.cost_micros)::bigint
         FROM (SELECT CASE WHEN d.dimension = 'model_id' THEN 'model' ELSE d.dimension END AS dimension, d.value,
                      d.calls, d.successes, d.unpriced_calls, d.cost_micros
                 FROM ai_cost_internal.dimensions_daily_live d
-               WHERE derived AND d.day = (cut_day AT TIME ZONE 'UTC')::date
+               WHERE derived_start IS NOT NULL AND d.day = (cut_day AT TIME ZONE 'UTC')::date
                  AND d.dimension = ANY (array_replace(dimensions, 'model', 'model_id'))
               UNION ALL
               SELECT h.dimension, h.value, -h.calls, -h.successes, -h.unpriced_calls, -h.cost_micros
                 FROM hours h
-               WHERE derived AND h.dimension = ANY (dimensions)) AS t
+               WHERE derived_start IS NOT NULL AND h.dimension = ANY (dimensions)) AS t
        GROUP BY t.dimension, t.value
       HAVING sum(t.calls) <> 0;
   END LOOP;
@@ -171,38 +188,32 @@ DECLARE
   split timestamptz[] := ai_cost_internal.split_days(first, cuts);
   cut_day timestamptz;
   bounds timestamptz[];
-  longest record;
-  derived boolean;
   read_from timestamptz;
+  skip_from timestamptz;
+  skip_to timestamptz;
+  derived_start timestamptz;
 BEGIN
   RETURN QUERY
     SELECT d.day, d.tenant_id, d.user_id, d.calls, d.successes, d.unpriced_calls, d.cost_micros
       FROM ai_cost_internal.users_daily_live d
      WHERE d.day >= first AND d.day <> ALL (split);
   FOREACH cut_day IN ARRAY split LOOP
-    bounds := ARRAY(SELECT p.start FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p ORDER BY p.start);
-    SELECT p.* INTO longest FROM ai_cost_internal.day_parts(cut_day, first, cuts) AS p
-     ORDER BY p.to_hour - p.from_hour DESC, p.start LIMIT 1;
-    derived := longest.to_hour - longest.from_hour > greatest(cut_day, first) - cut_day + interval '1 hour';
-    IF NOT derived THEN
-      longest.from_hour := cut_day + interval '24 hours';
-      longest.to_hour := cut_day + interval '24 hours';
-    END IF;
-    read_from := CASE WHEN derived THEN cut_day ELSE greatest(cut_day, first) END;
+    SELECT * INTO bounds, read_from, skip_from, skip_to, derived_start
+      FROM ai_cost_internal.day_reading(cut_day, first, cuts);
     RETURN QUERY
       WITH hours AS MATERIALIZED (
         SELECT h.start, h.tenant_id, h.user_id, sum(h.calls) AS calls,
                coalesce(sum(h.calls) FILTER (WHERE h.status = 'success'), 0) AS successes,
                sum(h.unpriced_calls) AS unpriced_calls, sum(h.cost_micros) AS cost_micros
-          FROM (SELECT bounds[width_bucket(r.hour, bounds)] AS start, r.status, r.tenant_id, r.user_id, r.calls,
-                       r.unpriced_calls, r.cost_micros
+          FROM (SELECT bounds[width_bucket(r.hour, bounds)] AS start, r.status, r.tenant_id,
+                       r.user_id, r.calls, r.unpriced_calls, r.cost_micros
                   FROM ai_cost.calls_hourly_live r
-                 WHERE r.hour >= read_from AND r.hour < longest.from_hour
+                 WHERE r.hour >= read_from AND r.hour < skip_from
                 UNION ALL
-                SELECT bounds[width_bucket(r.hour, bounds)], r.status, r.tenant_id, r.user_id, r.calls,
-                       r.unpriced_calls, r.cost_micros
+                SELECT bounds[width_bucket(r.hour, bounds)], r.status, r.tenant_id,
+                       r.user_id, r.calls, r.unpriced_calls, r.cost_micros
                   FROM ai_cost.calls_hourly_live r
-                 WHERE r.hour >= longest.to_hour AND r.hour < cut_day + interval '24 hours') AS h
+                 WHERE r.hour >= skip_to AND r.hour < cut_day + interval '24 hours') AS h
          GROUP BY h.start, h.tenant_id, h.user_id
       )
       SELECT h.start, h.tenant_id, h.user_id, h.calls::bigint, h.successes::bigint, h.unpriced_calls::bigint,
@@ -210,15 +221,15 @@ BEGIN
         FROM hours h
        WHERE h.start IS NOT NULL
       UNION ALL
-      SELECT longest.start, t.tenant_id, t.user_id, sum(t.calls)::bigint, sum(t.successes)::bigint,
+      SELECT derived_start, t.tenant_id, t.user_id, sum(t.calls)::bigint, sum(t.successes)::bigint,
              sum(t.unpriced_calls)::bigint, sum(t.cost_micros)::bigint
         FROM (SELECT d.tenant_id, d.user_id, d.calls, d.successes, d.unpriced_calls, d.cost_micros
                 FROM ai_cost_internal.users_daily_live d
-               WHERE derived AND d.day = cut_day
+               WHERE derived_start IS NOT NULL AND d.day = cut_day
               UNION ALL
               SELECT h.tenant_id, h.user_id, -h.calls, -h.successes, -h.unpriced_calls, -h.cost_micros
                 FROM hours h
-               WHERE derived) AS t
+               WHERE derived_start IS NOT NULL) AS t
        GROUP BY t.tenant_id, t.user_id
       HAVING sum(t.calls) <> 0;
   END LOOP;

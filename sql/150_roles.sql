@@ -133,7 +133,7 @@ BEGIN
       ai_cost_internal.histogram(integer, integer),
       ai_cost_internal.dimension_values(text, text, text, text, text, text, text),
       ai_cost_internal.split_days(timestamptz, timestamptz[]),
-      ai_cost_internal.day_parts(timestamptz, timestamptz, timestamptz[]),
+      ai_cost_internal.day_reading(timestamptz, timestamptz, timestamptz[]),
       ai_cost_internal.dimension_slices(timestamptz, timestamptz[], text[]),
       ai_cost_internal.user_slices(timestamptz, timestamptz[]),
       ai_cost_internal.unfolded_calls(), ai_cost_internal.calls_hourly_pending_between(timestamptz, timestamptz),

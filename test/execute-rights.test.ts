@@ -36,7 +36,7 @@ const READER = [
   'ai_cost.cost_micros(ai_cost.prices,bigint,bigint,bigint,bigint)',
   'ai_cost.latency_bucket(integer)',
   'ai_cost.price_at(text,text,timestamp with time zone)',
-  'ai_cost_internal.day_parts(timestamp with time zone,timestamp with time zone,timestamp with time zone[])',
+  'ai_cost_internal.day_reading(timestamp with time zone,timestamp with time zone,timestamp with time zone[])',
   'ai_cost_internal.dimension_slices(timestamp with time zone,timestamp with time zone[],text[])',
   'ai_cost_internal.calls_hourly_pending_between(timestamp with time zone,timestamp with time zone)',
   'ai_cost_internal.dimension_values(text,text,text,text,text,text,text)',
