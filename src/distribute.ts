@@ -43,3 +43,15 @@ export async function distribute(db: CommonQueryMethods, options: DistributeOpti
     return run(transaction);
   });
 }
+
+/**
+ * Whether ai_cost.calls is distributed already, so that ai_cost.distribute()
+ * keeps the shards it has. False where the ledger is not installed:
+ * ai_cost.distribute() then says so.
+ */
+export async function callsAreDistributed(db: CommonQueryMethods): Promise<boolean> {
+  const installed = await db.oneFirst(sql.type(z.object({ installed: z.boolean() }))`
+    SELECT pg_catalog.to_regprocedure('ai_cost_internal.calls_are_distributed()') IS NOT NULL AS installed`);
+  return installed && db.oneFirst(sql.type(z.object({ distributed: z.boolean() }))`
+    SELECT ai_cost_internal.calls_are_distributed() AS distributed`);
+}

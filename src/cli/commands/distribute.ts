@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createPool, resolveDatabaseUrl } from '../../db.js';
-import { distribute } from '../../distribute.js';
+import { callsAreDistributed, distribute } from '../../distribute.js';
 import { databaseUrlOption, parsePositiveInteger } from '../options.js';
 
 export function registerDistribute(program: Command): void {
@@ -13,9 +13,10 @@ export function registerDistribute(program: Command): void {
     .action(async (options: { databaseUrl?: string; shardCount?: number }) => {
       const pool = await createPool(resolveDatabaseUrl(options.databaseUrl), 1);
       try {
+        const keepsShards = options.shardCount !== undefined && await callsAreDistributed(pool);
         const steps = await distribute(pool, options.shardCount === undefined ? {} : { shardCount: options.shardCount });
         for (const { step, detail } of steps) console.log(`${step}: ${detail}`);
-        if (options.shardCount !== undefined && steps.some((s) => s.step === 'calls' && s.detail.includes('already distributed'))) {
+        if (keepsShards) {
           console.log('note: --shard-count applies when the calls are first distributed; they keep the shards they have');
         }
       } finally {
