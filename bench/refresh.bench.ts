@@ -172,11 +172,10 @@ async function viewRebuilds(client: pg.Client): Promise<Map<string, number>> {
  * three, in ms. The trends' month bounds stay where they are.
  */
 async function sliceReadsByStartHour(client: pg.Client): Promise<Array<{ startHour: number; ms: number }>> {
+  const { rows: [window] } = await client.query<{ start_hour: number }>(
+    "SELECT extract(hour FROM since AT TIME ZONE 'UTC')::int AS start_hour FROM ai_cost_internal.windows WHERE label = '24h'");
   const reads: Array<{ startHour: number; ms: number }> = [];
   for (let back = 0; back < 24; back += 1) {
-    const { rows: [window] } = await client.query<{ start_hour: number }>(
-      "SELECT extract(hour FROM since AT TIME ZONE 'UTC' - $1 * interval '1 hour')::int AS start_hour " +
-      "FROM ai_cost_internal.windows WHERE label = '24h'", [back]);
     const ms = await medianMs(3, () => client.query(`
       WITH w AS (
         SELECT max(since) FILTER (WHERE label = '24h') - $1 * interval '1 hour' AS day,
@@ -193,7 +192,7 @@ async function sliceReadsByStartHour(client: pg.Client): Promise<Array<{ startHo
                 ARRAY[w.week, w.week - interval '168 hours', w.month_start, w.month_start - interval '1 month',
                       w.month_start - interval '1 month' + (now() - w.month_start)],
                 ARRAY['provider', 'model', 'tenant', 'feature']))`, [back]));
-    reads.push({ startHour: window!.start_hour, ms });
+    reads.push({ startHour: (window!.start_hour - back + 24) % 24, ms });
   }
   return reads;
 }
