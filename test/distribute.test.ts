@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
 import pg from 'pg';
+import { createRecorder } from '../src/recorder/index.js';
 import { runCli, runPsql } from './support/cli.js';
 import { testOnCitus, useCitusCluster, type CitusDatabase } from './support/citus-cluster.js';
 import { costs, populate, reports, rollupsAndCalls, workerOf } from './support/distributed-ledger.js';
@@ -359,6 +360,34 @@ testOnCitus(test.serial, 'the recorder, psql and Python record calls unchanged, 
   for (const language of languages.slice(1)) t.deepEqual(await stored(language), node, `${language} stores what Node stores, once`);
 });
 
+testOnCitus(test.serial, 'a batch sent again counts as duplicates, not as new calls, in insert_calls and the recorder', async (t) => {
+  const db = await distributed(t);
+  const tenants = [...(await tenantPerWorker(db)).values()];
+  const calls = (prefix: string) => tenants.flatMap((tenant) => [0, 1, 2].map((i) => (
+    { provider: 'openai', model: 'gpt-4o', tenant_id: tenant, request_id: `${prefix}-${tenant}-${i}`, input_tokens: 10 })));
+  const insertCalls = async (batch: unknown[]) =>
+    (await db.query<{ inserted: string }>('SELECT ai_cost.insert_calls($1::jsonb)::text AS inserted', [JSON.stringify(batch)]))[0]!.inserted;
+  t.is(await insertCalls(calls('again')), String(3 * tenants.length));
+  t.is(await insertCalls([...calls('again'), ...calls('new').slice(0, 1)]), '1', 'only the call not sent before is new');
+
+  const recorder = createRecorder({ databaseUrl: db.url, flushOnExit: false });
+  const record = (prefix: string) => {
+    for (const tenant of tenants) {
+      for (const i of [0, 1, 2]) {
+        recorder.record({ provider: 'openai', model: 'gpt-4o', tenantId: tenant, requestId: `${prefix}-${tenant}-${i}`, inputTokens: 10 });
+      }
+    }
+    return recorder.flush();
+  };
+  t.true(await record('recorded'));
+  t.true(await record('recorded'));
+  const { written, duplicates } = recorder.metrics();
+  await recorder.close();
+  t.deepEqual({ written, duplicates }, { written: 3 * tenants.length, duplicates: 3 * tenants.length });
+  const [stored] = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ai_cost.calls WHERE request_id LIKE 'recorded-%'`);
+  t.is(stored!.n, String(3 * tenants.length));
+});
+
 testOnCitus(test.serial, 'roles and tenant isolation hold on every worker', async (t) => {
   const db = await distributed(t);
   const suffix = db.name.slice(2);
@@ -423,6 +452,10 @@ testOnCitus(test.serial, 'a distributed ledger takes an upgrade: migrate up, the
   t.is(up.code, 0, up.stderr);
   t.regex(up.stdout, /0017_markups_and_billing/);
   t.regex(up.stdout, /0018_changes_captured_on_shards/);
+  // An upgrade that replaces insert_calls keeps the setting distribute gave it.
+  const [batches] = await db.query<{ settings: string[] }>(
+    `SELECT proconfig AS settings FROM pg_proc WHERE oid = 'ai_cost.insert_calls(jsonb)'::regprocedure`);
+  t.true(batches!.settings.includes('citus.all_modifications_commutative=on'), batches!.settings.join(', '));
   const doctor = await runCli(['doctor', '--database-url', db.url]);
   t.regex(doctor.stdout, /^FAIL +distribution: markups is not on the workers yet \(added by an upgrade since `ai-cost distribute` last ran\).*run `ai-cost distribute` again$/m);
   const again = await runCli(['distribute', '--database-url', db.url]);
