@@ -74,6 +74,21 @@ export class MigrationFailedError extends Error {
 }
 
 /**
+ * The upgrade steps were applied and committed (node-pg-migrate runs them in
+ * a transaction of its own), then giving the pg-ai-cost roles their rights
+ * again was refused: says what was applied, so that nobody is told that
+ * nothing changed.
+ */
+export class RolesNotGrantedError extends Error {
+  constructor(ran: string[], refusal: DatabaseRefusal, cause: unknown) {
+    super(`migrate up ${ran.length > 0 ? `applied ${ran.join(', ')}` : 'had no step to apply'}, then could not give the pg-ai-cost roles their rights: ` +
+      `${refusal.message} [SQLSTATE ${refusal.code}]; ` +
+      'has the pg-ai-cost schema been changed by hand? Once it is mended, `ai-cost migrate up` grants them again', { cause });
+    this.name = 'RolesNotGrantedError';
+  }
+}
+
+/**
  * Installs, upgrades or uninstalls pg-ai-cost, in one transaction, under an
  * advisory lock. Needs no superuser: the database owner is enough.
  *
@@ -125,11 +140,18 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
         } else {
           ran = (await runner(runnerOptions)).map((migration) => migration.name);
           if (direction === 'down') await dropWhenEmpty(client);
-          else await grantRoles(client);
+          else {
+            const steps = ran;
+            await grantRoles(client).catch((error: unknown) => {
+              const refusal = databaseRefusal(error);
+              throw refusal ? new RolesNotGrantedError(steps, refusal, error) : error;
+            });
+          }
         }
       } catch (error) {
         // A database error here is the database refusing a step; anything
         // else (a bug, a lost connection) keeps its own message and stack.
+        if (error instanceof RolesNotGrantedError) throw error;
         const refusal = databaseRefusal(error);
         if (!refusal) throw error;
         const steps = direction === 'up' ? [...SHIPPED].filter((name) => !applied.includes(name)) : applied.slice(-(options.count ?? 1));
