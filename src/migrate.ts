@@ -90,7 +90,8 @@ export class RolesNotGrantedError extends Error {
 
 /**
  * Installs, upgrades or uninstalls pg-ai-cost, in one transaction, under an
- * advisory lock. Needs no superuser: the database owner is enough.
+ * advisory lock; an upgrade gives the roles their rights again in a second
+ * one (RolesNotGrantedError). Needs no superuser: the database owner is enough.
  *
  * A database without pg-ai-cost gets the current schema straight from sql/,
  * and every shipped migration is recorded as applied (as pg-boss and pgmq
