@@ -3,9 +3,9 @@ import { sql } from 'slonik';
 import { distribute } from '../src/distribute.js';
 import { createPool } from '../src/db.js';
 import { migrate } from '../src/migrate.js';
-import { createRecorder } from '../src/recorder/index.js';
 import { findCitus, startCitusCluster } from '../test/support/citus-cluster.js';
-import { medianMs, timed, type Benchmark, type Measurement } from './support.js';
+import type { RecorderRun } from './recorder-client.js';
+import { inApplicationProcess, medianMs, timed, type Benchmark, type Measurement } from './support.js';
 
 /**
  * What Citus costs and buys here: the same work on one server (the bench
@@ -14,11 +14,6 @@ import { medianMs, timed, type Benchmark, type Measurement } from './support.js'
  * machine's cores with the coordinator, so this measures the overhead of
  * distribution, not the capacity more machines add.
  */
-const call = (i: number) => ({
-  provider: 'openai', model: i % 2 ? 'gpt-4o-mini' : 'gpt-4.1', tenantId: `tenant-${i % 300}`, userId: `user-${i % 3000}`,
-  feature: `feature-${i % 12}`, inputTokens: 1_000 + (i % 500), outputTokens: 200 + (i % 100), totalMs: 800,
-});
-
 /** The report shapes of docs/reporting.md a dashboard asks most. */
 const QUERIES: Record<string, string> = {
   'spend_by_day, last 30 days': `SELECT * FROM ai_cost.spend_by_day WHERE day >= current_date - 30`,
@@ -34,18 +29,9 @@ const QUERIES: Record<string, string> = {
     WHERE created_at >= now() - interval '7 days' GROUP BY 1`,
 };
 
+/** The recorder's throughput into `url`, run as an application runs it (bench/recorder-client.ts). */
 async function recorderRate(url: string, calls: number, prefix: string): Promise<number> {
-  const recorder = createRecorder({ databaseUrl: url, maxQueue: calls + 2_000, flushOnExit: false, flushTimeoutMs: 600_000 });
-  for (let i = 0; i < 2_000; i += 1) recorder.record({ ...call(i), requestId: `${prefix}-warm-${i}` });
-  await recorder.flush();
-  const ms = await timed(async () => {
-    for (let i = 0; i < calls; i += 1) recorder.record({ ...call(i), requestId: `${prefix}-${i}` });
-    await recorder.flush();
-  });
-  const { written } = recorder.metrics();
-  await recorder.close();
-  if (written !== calls + 2_000) throw new Error(`the recorder wrote ${written} of ${calls + 2_000} calls`);
-  return calls / (ms / 1000);
+  return (await inApplicationProcess<RecorderRun>(['run', url, String(calls), prefix])).rate;
 }
 
 /** Loads `rows` calls of history over 30 days in one INSERT ... SELECT, returning its time in ms. */

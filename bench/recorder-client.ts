@@ -1,13 +1,18 @@
 /**
- * The application's side of `npm run bench recorder`, run by bench/recorder.bench.ts
- * in a process of its own: plain Node running the built package, imported by
- * its name as an application imports it. The bench itself runs under tsx,
- * with whose loader and source maps the same recorder costs 11-14 µs of this
- * process's CPU a call against 7-9 under plain Node (runs by hand); on two
- * shared cores that CPU is taken from the database.
+ * The application's side of `npm run bench recorder`, and of the recorder's
+ * runs in `npm run bench citus`, each in a process of its own
+ * (inApplicationProcess in support.ts): plain Node running the built
+ * package, imported by its name as an application imports it. The benches
+ * themselves run under tsx, with whose loader and source maps the same
+ * recorder costs 11-14 µs of this process's CPU a call against 7-9 under
+ * plain Node (runs by hand); on two shared cores that CPU is taken from the
+ * database.
  *
- * Usage: node bench/recorder-client.ts <database url> <recorder calls> <awaited calls>.
- * Prints one JSON object (RecorderClientResult) on stdout.
+ * Usage, printing one JSON object on stdout:
+ *   node bench/recorder-client.ts measure <database url> <recorder calls> <awaited calls>
+ *     everything the recorder bench reports (RecorderClientResult);
+ *   node bench/recorder-client.ts run <database url> <calls> <request id prefix>
+ *     one run of the recorder (RecorderRun), as the Citus bench times it.
  */
 import { readFileSync } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -36,9 +41,10 @@ export interface RecorderClientResult {
   serverOptimisation: string | null;
 }
 
+/** Calls of 300 tenants and 3,000 users: on a Citus cluster, a batch of them writes every shard. */
 const call = (i: number) => ({
-  provider: 'openai', model: i % 2 ? 'gpt-4o-mini' : 'gpt-4.1', tenantId: `tenant-${i % 50}`, feature: 'bench',
-  inputTokens: 1_000 + (i % 500), outputTokens: 200 + (i % 100), cacheReadTokens: i % 400, totalMs: 800,
+  provider: 'openai', model: i % 2 ? 'gpt-4o-mini' : 'gpt-4.1', tenantId: `tenant-${i % 300}`, userId: `user-${i % 3000}`,
+  feature: `feature-${i % 12}`, inputTokens: 1_000 + (i % 500), outputTokens: 200 + (i % 100), cacheReadTokens: i % 400, totalMs: 800,
 });
 
 /** Runs of the recorder as a whole; the machine is shared, so one slow run does not decide the figure. */
@@ -76,7 +82,8 @@ async function backends(client: pg.Client): Promise<Map<number, number>> {
  * runs from the first record() to flush() resolving.
  */
 async function recorderRun(url: string, client: pg.Client, calls: number, prefix: string): Promise<RecorderRun> {
-  const recorder = createRecorder({ databaseUrl: url, maxQueue: calls, flushOnExit: false });
+  // A cluster without kept connections writes a few thousand calls a second: flush() may take minutes.
+  const recorder = createRecorder({ databaseUrl: url, maxQueue: calls, flushOnExit: false, flushTimeoutMs: 600_000 });
   // Warm up: a batch on each connection, so that the run does not include connecting.
   for (let i = 0; i < 2_000; i += 1) recorder.record({ ...call(i), requestId: `${prefix}-warm-${i}` });
   await recorder.flush();
@@ -165,6 +172,22 @@ async function measure(url: string, recorderCalls: number, directCalls: number):
   }
 }
 
-const [url, recorderCalls, directCalls] = process.argv.slice(2);
-if (!url || !recorderCalls || !directCalls) throw new Error('usage: node bench/recorder-client.ts <database url> <recorder calls> <awaited calls>');
-process.stdout.write(`${JSON.stringify(await measure(url, Number(recorderCalls), Number(directCalls)))}\n`);
+/** One run of the recorder, on a connection of its own for reading the backends' CPU. */
+async function runOnce(url: string, calls: number, prefix: string): Promise<RecorderRun> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await recorderRun(url, client, calls, prefix);
+  } finally {
+    await client.end();
+  }
+}
+
+const [mode, url, count, more] = process.argv.slice(2);
+if (mode === 'measure' && url && count && more) {
+  process.stdout.write(`${JSON.stringify(await measure(url, Number(count), Number(more)))}\n`);
+} else if (mode === 'run' && url && count && more) {
+  process.stdout.write(`${JSON.stringify(await runOnce(url, Number(count), more))}\n`);
+} else {
+  throw new Error('usage: node bench/recorder-client.ts measure <database url> <recorder calls> <awaited calls> | run <database url> <calls> <request id prefix>');
+}

@@ -1,14 +1,9 @@
-import { execFile } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { RecorderClientResult } from './recorder-client.js';
-import type { Benchmark, Measurement } from './support.js';
+import { inApplicationProcess, type Benchmark, type Measurement } from './support.js';
 
 /** Issue 16: one process writes 50,000 calls/s through the recorder into one PostgreSQL, and record() stays at most 5 µs (p50). */
 const TARGET = { callsPerSecond: 50_000, recordP50Us: 5 };
-
-const CLIENT = fileURLToPath(new URL('recorder-client.ts', import.meta.url));
 
 /**
  * What recording costs the application: the batching recorder (record()
@@ -27,9 +22,8 @@ const bench: Benchmark = {
     const url = await database('recorder');
     const directCalls = Math.max(200, Math.round(3_000 * scale));
     const recorderCalls = Math.max(2_000, Math.round(50_000 * scale));
-    const { stdout } = await promisify(execFile)(process.execPath, [CLIENT, url, String(recorderCalls), String(directCalls)],
-      { maxBuffer: 1 << 20 });
-    const { direct, parts, runs, serverOptimisation } = JSON.parse(stdout) as RecorderClientResult;
+    const { direct, parts, runs, serverOptimisation } = await inApplicationProcess<RecorderClientResult>(
+      ['measure', url, String(recorderCalls), String(directCalls)]);
     const run = [...runs].sort((a, b) => a.rate - b.rate)[Math.floor(runs.length / 2)]!;
     const m = (metric: string, value: number, unit: string, more: Partial<Measurement> = {}): Measurement =>
       ({ bench: 'recorder', metric, value, unit, ...more });

@@ -1,5 +1,7 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { migrate } from '../src/migrate.js';
 import type { TestServer } from '../test/support/server.js';
@@ -36,6 +38,16 @@ export interface BenchContext {
 export interface Benchmark {
   name: string;
   run(context: BenchContext): Promise<Measurement[]>;
+}
+
+/**
+ * Runs bench/recorder-client.ts with `args` under plain Node, as an
+ * application runs the recorder (see that file), and returns the JSON it prints.
+ */
+export async function inApplicationProcess<T>(args: string[]): Promise<T> {
+  const client = fileURLToPath(new URL('recorder-client.ts', import.meta.url));
+  const { stdout } = await promisify(execFile)(process.execPath, [client, ...args], { maxBuffer: 1 << 20 });
+  return JSON.parse(stdout) as T;
 }
 
 /** Wall time of `work` in milliseconds. */
