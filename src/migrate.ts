@@ -74,24 +74,8 @@ export class MigrationFailedError extends Error {
 }
 
 /**
- * The upgrade steps were applied and committed (node-pg-migrate runs them in
- * a transaction of its own), then giving the pg-ai-cost roles their rights
- * again was refused: says what was applied, so that nobody is told that
- * nothing changed.
- */
-export class RolesNotGrantedError extends Error {
-  constructor(ran: string[], refusal: DatabaseRefusal, cause: unknown) {
-    super(`migrate up ${ran.length > 0 ? `applied ${ran.join(', ')}` : 'had no step to apply'}, then could not give the pg-ai-cost roles their rights: ` +
-      `${refusal.message} [SQLSTATE ${refusal.code}]; ` +
-      'has the pg-ai-cost schema been changed by hand? Once it is mended, `ai-cost migrate up` grants them again', { cause });
-    this.name = 'RolesNotGrantedError';
-  }
-}
-
-/**
  * Installs, upgrades or uninstalls pg-ai-cost, in one transaction, under an
- * advisory lock; an upgrade gives the roles their rights again in a second
- * one (RolesNotGrantedError). Needs no superuser: the database owner is enough.
+ * advisory lock. Needs no superuser: the database owner is enough.
  *
  * A database without pg-ai-cost gets the current schema straight from sql/,
  * and every shipped migration is recorded as applied (as pg-boss and pgmq
@@ -138,21 +122,21 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
         if (direction === 'up' && applied.length === 0) {
           ran = await install(client, runnerOptions);
           installed = true;
-        } else {
+        } else if (direction === 'down') {
           ran = (await runner(runnerOptions)).map((migration) => migration.name);
-          if (direction === 'down') await dropWhenEmpty(client);
-          else {
-            const steps = ran;
-            await grantRoles(client).catch((error: unknown) => {
-              const refusal = databaseRefusal(error);
-              throw refusal ? new RolesNotGrantedError(steps, refusal, error) : error;
-            });
-          }
+          await dropWhenEmpty(client);
+        } else {
+          // The steps and the grants after them commit together: a grant
+          // refused after the steps leaves the database as it was.
+          ran = await inTransaction(client, async () => {
+            const steps = await runner({ ...runnerOptions, dbClient: withoutTransactionControl(client) });
+            await grantRoles(client);
+            return steps.map((migration) => migration.name);
+          });
         }
       } catch (error) {
         // A database error here is the database refusing a step; anything
         // else (a bug, a lost connection) keeps its own message and stack.
-        if (error instanceof RolesNotGrantedError) throw error;
         const refusal = databaseRefusal(error);
         if (!refusal) throw error;
         const steps = direction === 'up' ? [...SHIPPED].filter((name) => !applied.includes(name)) : applied.slice(-(options.count ?? 1));
@@ -197,10 +181,21 @@ async function grantRoles(client: pg.Client): Promise<void> {
   const { rows: [present] } = await client.query<{ exists: boolean }>(
     "SELECT pg_catalog.to_regprocedure('ai_cost_internal.grant_roles()') IS NOT NULL AS exists");
   if (!present?.exists) return;
-  await inTransaction(client, async () => {
-    await client.query('SELECT ai_cost_internal.create_roles()');
-    await client.query('SELECT ai_cost_internal.grant_roles()');
-  });
+  await client.query('SELECT ai_cost_internal.create_roles()');
+  await client.query('SELECT ai_cost_internal.grant_roles()');
+}
+
+/**
+ * The client as node-pg-migrate's runner sees it inside a transaction of
+ * ours: its own BEGIN, COMMIT and ROLLBACK (singleTransaction) are left out,
+ * so what follows the steps commits or rolls back with them.
+ */
+function withoutTransactionControl(client: pg.Client): pg.Client {
+  const query = (text: unknown, values?: unknown) =>
+    typeof text === 'string' && /^(BEGIN|COMMIT|ROLLBACK)$/.test(text)
+      ? Promise.resolve({ rows: [], rowCount: 0 })
+      : client.query(text as string, values as unknown[]);
+  return new Proxy(client, { get: (target, property) => (property === 'query' ? query : Reflect.get(target, property)) });
 }
 
 export interface MigrationStatus {
