@@ -162,9 +162,6 @@ BEGIN
   ALTER TABLE ai_cost_internal.shard_call_changes ALTER tenant_id SET NOT NULL;
   COMMENT ON TABLE ai_cost_internal.shard_call_changes IS 'Internal: versions of a distributed ledger''s calls removed (-1) and added (+1) by updates and deletes, captured on the shards; moved into ai_cost_internal.call_changes by the next ai_cost.refresh().';
   PERFORM create_distributed_table('ai_cost_internal.shard_call_changes', 'tenant_id', colocate_with => 'ai_cost.calls');
-  -- The capture writes the change shard beside the calls' shard directly,
-  -- which Citus allows only where asked.
-  ALTER FUNCTION ai_cost_internal.capture_shard_call_changes() SET citus.enable_manual_changes_to_shards = on;
   -- Created on the coordinator only: each reads a distributed table there.
   -- SECURITY DEFINER, as ai_cost_internal.unfolded_calls(): the live views
   -- read the changes for roles without rights on them.
@@ -233,6 +230,47 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION ai_cost_internal.reference_tables() IS 'Internal: the tables ai_cost.distribute() makes reference tables, a copy on every node.';
 
+-- The settings functions of a distributed ledger need from Citus, each
+-- given by ai_cost.distribute(). CREATE OR REPLACE FUNCTION sets a
+-- function's settings to those its statement names, so an upgrade that
+-- replaces one of these drops its setting: migrate puts them back after its
+-- steps on a distributed ledger (src/migrate.ts), and ai-cost doctor names
+-- any function that lacks its setting.
+CREATE FUNCTION ai_cost_internal.cluster_function_settings(OUT function regprocedure, OUT setting text, OUT value text)
+RETURNS SETOF record
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  VALUES
+    -- Every node compiles its own price book: its DDL stays on the node.
+    ('ai_cost_internal.compile_price_book()'::regprocedure, 'citus.enable_ddl_propagation', 'off'),
+    -- Otherwise Citus locks every shard an INSERT ... SELECT ... ON CONFLICT
+    -- writes against every other one (to keep several copies of a shard
+    -- alike): two batches would wait for each other, and all of them for one
+    -- long transaction. The calls' shards have one copy, whose unique index
+    -- settles a conflict by itself.
+    ('ai_cost.insert_calls(jsonb)'::regprocedure, 'citus.all_modifications_commutative', 'on'),
+    -- The calls' policy reads the tenant_access reference table on the node
+    -- of the shard it filters: a read Citus calls nested, and which is local.
+    ('ai_cost_internal.may_read_tenant(text)'::regprocedure, 'citus.allow_nested_distributed_execution', 'on'),
+    -- The capture writes the change shard beside the calls' shard directly,
+    -- which Citus allows only where asked.
+    ('ai_cost_internal.capture_shard_call_changes()'::regprocedure, 'citus.enable_manual_changes_to_shards', 'on')
+$$;
+COMMENT ON FUNCTION ai_cost_internal.cluster_function_settings() IS 'Internal: the Citus setting each function of a distributed ledger needs, which ai_cost.distribute() gives it.';
+
+-- Gives each function its setting. ALTER FUNCTION on a function Citus has
+-- created on the workers changes their copies too.
+CREATE FUNCTION ai_cost_internal.apply_cluster_function_settings() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  wanted record;
+BEGIN
+  FOR wanted IN SELECT * FROM ai_cost_internal.cluster_function_settings() LOOP
+    EXECUTE format('ALTER FUNCTION %s SET %s = %L', wanted.function, wanted.setting, wanted.value);
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.apply_cluster_function_settings() IS 'Internal: gives the functions of a distributed ledger the Citus settings they need (ai_cost.distribute(), and migrate after an upgrade of a distributed ledger).';
+
 CREATE FUNCTION ai_cost.distribute() RETURNS TABLE (step text, detail text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -282,17 +320,7 @@ BEGIN
   SELECT count(*) INTO workers FROM pg_dist_node WHERE groupid <> 0 AND isactive AND noderole = 'primary';
   step := 'workers'; detail := format('%s worker(s) have the node-local price lookup and book', workers); RETURN NEXT;
 
-  -- Every node compiles its own price book: its DDL stays on the node.
-  ALTER FUNCTION ai_cost_internal.compile_price_book() SET citus.enable_ddl_propagation = off;
-  -- Otherwise Citus locks every shard an INSERT ... SELECT ... ON CONFLICT
-  -- writes against every other one (to keep several copies of a shard
-  -- alike): two batches would wait for each other, and all of them for one
-  -- long transaction. The calls' shards have one copy, whose unique index
-  -- settles a conflict by itself.
-  ALTER FUNCTION ai_cost.insert_calls(jsonb) SET citus.all_modifications_commutative = on;
-  -- The calls' policy reads the tenant_access reference table on the node of
-  -- the shard it filters: a read Citus calls nested, and which is local.
-  ALTER FUNCTION ai_cost_internal.may_read_tenant(text) SET citus.allow_nested_distributed_execution = on;
+  PERFORM ai_cost_internal.apply_cluster_function_settings();
 
   -- The price tables not yet distributed: all of them on the first run, a
   -- table an upgrade added on a later one.

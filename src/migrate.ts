@@ -125,12 +125,14 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
         } else if (direction === 'down') {
           ran = (await runner(runnerOptions)).map((migration) => migration.name);
           await dropWhenEmpty(client);
+          await restoreClusterFunctionSettings(client);
         } else {
           // The steps and the grants after them commit together: a grant
           // refused after the steps leaves the database as it was.
           ran = await inTransaction(client, async () => {
             const steps = await runner({ ...runnerOptions, dbClient: withoutTransactionControl(client) });
             await grantRoles(client);
+            await restoreClusterFunctionSettings(client);
             return steps.map((migration) => migration.name);
           });
         }
@@ -227,6 +229,25 @@ async function appliedMigrations(client: pg.ClientBase): Promise<string[]> {
   const rows = await client.query<{ name: string }>(
     `SELECT name FROM ${INTERNAL_SCHEMA}.${MIGRATIONS_TABLE} ORDER BY run_on, id`);
   return rows.rows.map((row) => row.name);
+}
+
+/**
+ * On a ledger distributed over Citus, gives its functions back the Citus
+ * settings `ai-cost distribute` gave them: a step that replaces one of
+ * them drops its setting (sql/145_distribution.sql lists them). Nothing on
+ * one server, or on a schema older than that list.
+ */
+async function restoreClusterFunctionSettings(client: pg.Client): Promise<void> {
+  await client.query(`
+    DO $$
+    BEGIN
+      IF pg_catalog.to_regprocedure('ai_cost_internal.apply_cluster_function_settings()') IS NOT NULL THEN
+        IF ai_cost_internal.calls_are_distributed() THEN
+          PERFORM ai_cost_internal.apply_cluster_function_settings();
+        END IF;
+      END IF;
+    END
+    $$`);
 }
 
 /** After the last migration is reverted: the migrations table and the internal schema go too. */

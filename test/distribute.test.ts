@@ -487,6 +487,40 @@ testOnCitus(test.serial, 'a distributed ledger takes an upgrade: migrate up, the
   t.is(emptied!.n, '0');
 });
 
+testOnCitus(test.serial, 'doctor names a function that lacks its Citus setting, and migrate and distribute give it back', async (t) => {
+  const db = await distributed(t);
+  const settings = async () => (await db.query<{ setting: string }>(`
+    SELECT concat(p.oid::regprocedure, ' ', c.setting) AS setting
+      FROM pg_proc p CROSS JOIN LATERAL unnest(p.proconfig) AS c(setting)
+     WHERE p.oid IN ('ai_cost.insert_calls(jsonb)'::regprocedure, 'ai_cost_internal.may_read_tenant(text)'::regprocedure)
+       AND c.setting LIKE 'citus.%'
+     ORDER BY 1`)).map((row) => row.setting);
+  const given = await settings();
+  t.deepEqual(given, ['ai_cost.insert_calls(jsonb) citus.all_modifications_commutative=on',
+    'ai_cost_internal.may_read_tenant(text) citus.allow_nested_distributed_execution=on']);
+  t.regex((await runCli(['doctor', '--database-url', db.url])).stdout, /^ok +distribution: /m);
+  // What CREATE OR REPLACE in an upgrade step does to a function's settings.
+  const replaced = async () => {
+    await db.query('ALTER FUNCTION ai_cost.insert_calls(jsonb) RESET citus.all_modifications_commutative');
+    await db.query('ALTER FUNCTION ai_cost_internal.may_read_tenant(text) RESET citus.allow_nested_distributed_execution');
+  };
+  await replaced();
+  const doctor = await runCli(['doctor', '--database-url', db.url]);
+  t.regex(doctor.stdout, /^FAIL +distribution: ai_cost\.insert_calls\(jsonb\) \(citus\.all_modifications_commutative = on\), ai_cost_internal\.may_read_tenant\(text\) \(citus\.allow_nested_distributed_execution = on\) lack the settings `ai-cost distribute` gave .*run `ai-cost distribute` again$/m);
+
+  // An upgrade: the step that adds the list, reverted and applied again.
+  await migrateDownThrough(t, db, '0028_cluster_settings_listed_once');
+  const up = await runCli(['migrate', 'up', '--database-url', db.url]);
+  t.is(up.code, 0, up.stderr);
+  t.deepEqual(await settings(), given, 'migrate up gives the settings back');
+  t.regex((await runCli(['doctor', '--database-url', db.url])).stdout, /^ok +distribution: /m);
+
+  await replaced();
+  const again = await runCli(['distribute', '--database-url', db.url]);
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(await settings(), given, 'ai-cost distribute gives the settings back');
+});
+
 testOnCitus(test.serial, 'a distributed ledger migrates down to the release before markups and up again, its calls and rollups kept', async (t) => {
   const db = await citus.database(t, { migrated: true });
   await populate(db);

@@ -39,6 +39,7 @@ const READER = [
   'ai_cost_internal.day_reading(timestamp with time zone,timestamp with time zone,timestamp with time zone[])',
   'ai_cost_internal.dimension_slices(timestamp with time zone,timestamp with time zone[],text[])',
   'ai_cost_internal.calls_hourly_pending_between(timestamp with time zone,timestamp with time zone)',
+  'ai_cost_internal.cluster_function_settings()',
   'ai_cost_internal.dimension_values(text,text,text,text,text,text,text)',
   'ai_cost_internal.histogram(integer,integer)',
   'ai_cost_internal.reference_tables()',

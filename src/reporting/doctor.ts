@@ -322,7 +322,32 @@ async function distributionCheck(pool: DatabasePool): Promise<Check | undefined>
       detail: `worker(s) ${missing.join(', ')} have no price lookup of their own (added since \`ai-cost distribute\` last ran): calls on their shards cannot be priced; run \`ai-cost distribute\` again`,
     };
   }
+  const unset = await functionsWithoutTheirClusterSetting(pool);
+  if (unset.length > 0) {
+    return {
+      name: 'distribution',
+      level: 'fail',
+      detail: `${unset.join(', ')} ${unset.length === 1 ? 'lacks the setting' : 'lack the settings'} \`ai-cost distribute\` gave (replaced since, by hand or by an upgrade): run \`ai-cost distribute\` again`,
+    };
+  }
   return { name: 'distribution', level: 'ok', detail: `ai_cost.calls is distributed by tenant_id; each of the ${workers.length} worker(s) has its price lookup and book` };
+}
+
+/**
+ * The functions of a distributed ledger that lack the Citus setting
+ * `ai-cost distribute` gave them, each as `function (setting = value)`.
+ * None on a schema older than the list of those settings.
+ */
+async function functionsWithoutTheirClusterSetting(pool: DatabasePool): Promise<readonly string[]> {
+  const listed = await pool.oneFirst(sql.type(z.object({ listed: z.boolean() }))`
+    SELECT pg_catalog.to_regprocedure('ai_cost_internal.cluster_function_settings()') IS NOT NULL AS listed`);
+  if (!listed) return [];
+  return pool.anyFirst(sql.type(z.object({ unset: z.string() }))`
+    SELECT pg_catalog.concat(s.function, ' (', s.setting, ' = ', s.value, ')') AS unset
+      FROM ai_cost_internal.cluster_function_settings() s
+      JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) s.function
+     WHERE NOT pg_catalog.concat(s.setting, '=', s.value) OPERATOR(pg_catalog.=) ANY (COALESCE(p.proconfig, '{}'))
+     ORDER BY 1`);
 }
 
 /**
