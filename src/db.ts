@@ -33,10 +33,12 @@ const validateRows: Interceptor = {
  * type parsers never turn money into a float: int8 becomes a JS bigint,
  * numeric stays a decimal string, timestamptz a Date. (slonik's preset parses
  * numeric with parseFloat and timestamps to numbers.) Its connections use
- * the search_path pg_catalog, pg_temp (see withSafeSearchPath).
+ * the search_path pg_catalog, pg_temp (see withSafeSearchPath), and the
+ * settings given as further startup options (`-c name=value`).
  */
-export async function createPool(databaseUrl: string, maximumPoolSize = 10): Promise<DatabasePool> {
-  return createSlonikPool(withConnectionParametersInAuthority(withSafeSearchPath(databaseUrl)), {
+export async function createPool(databaseUrl: string, maximumPoolSize = 10, startupOptions: readonly string[] = []): Promise<DatabasePool> {
+  const url = startupOptions.reduce(withStartupOption, withSafeSearchPath(databaseUrl));
+  return createSlonikPool(withConnectionParametersInAuthority(url), {
     maximumPoolSize,
     captureStackTrace: false,
     interceptors: [validateRows],
@@ -118,6 +120,11 @@ const SAFE_SEARCH_PATH_OPTION = '-c search_path=pg_catalog,pg_temp';
  * same whatever the search_path, on a pool of the user's too.
  */
 export function withSafeSearchPath(databaseUrl: string): string {
+  return withStartupOption(databaseUrl, SAFE_SEARCH_PATH_OPTION);
+}
+
+/** The connection string with `option` (such as `-c name=value`) appended to its startup options. */
+function withStartupOption(databaseUrl: string, option: string): string {
   let url: URL;
   try {
     url = new URL(databaseUrl);
@@ -125,7 +132,7 @@ export function withSafeSearchPath(databaseUrl: string): string {
     throw new UsageError('invalid database URL: expected postgres://user:password@host:port/database');
   }
   const options = url.searchParams.get('options');
-  url.searchParams.set('options', options ? `${options} ${SAFE_SEARCH_PATH_OPTION}` : SAFE_SEARCH_PATH_OPTION);
+  url.searchParams.set('options', options ? `${options} ${option}` : option);
   return url.toString();
 }
 

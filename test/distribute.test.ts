@@ -388,6 +388,41 @@ testOnCitus(test.serial, 'a batch sent again counts as duplicates, not as new ca
   t.is(stored!.n, String(3 * tenants.length));
 });
 
+testOnCitus(test.serial, 'the recorder keeps its connections to the workers from one batch to the next', async (t) => {
+  const db = await distributed(t);
+  const writer = `rw_${db.name.slice(2)}`;
+  // No slow start: the executor opens a connection for each shard's task of a batch at once.
+  await db.query(`CREATE ROLE ${writer} LOGIN; GRANT ai_cost_writer TO ${writer};
+                  ALTER ROLE ${writer} SET citus.executor_slow_start_interval = 0`);
+  t.teardown(() => db.query(`DROP OWNED BY ${writer}; DROP ROLE ${writer}`).then(() => undefined));
+  const url = new URL(db.url);
+  url.username = writer;
+  const recorder = createRecorder({ databaseUrl: url.toString(), concurrency: 1, flushOnExit: false });
+  t.teardown(() => recorder.close());
+  // Two batches of calls of 300 tenants, which write every shard.
+  for (let i = 0; i < 1000; i += 1) recorder.record({ provider: 'openai', model: 'gpt-4o', tenantId: `kept-${i % 300}`, inputTokens: 10 });
+  t.true(await recorder.flush());
+  t.is(recorder.metrics().written, 1000);
+  // Citus names a connection it opens for a session after that session's
+  // global pid: the coordinator's node id times 10^10, plus its pid.
+  const [session] = await db.query<{ gpid: string }>(`
+    SELECT ((SELECT nodeid FROM pg_dist_node WHERE groupid = 0)::bigint * 10000000000 + a.pid)::text AS gpid
+      FROM pg_stat_activity a WHERE a.usename = $1 AND a.datname = current_database()`, [writer]);
+  t.truthy(session, 'the recorder\'s connection');
+  for (const workerUrl of db.workerUrls) {
+    const worker = new pg.Client({ connectionString: workerUrl });
+    await worker.connect();
+    try {
+      const { rows: [kept] } = await worker.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [`citus_internal gpid=${session!.gpid}`]);
+      // Citus keeps one by default (citus.max_cached_conns_per_worker = 1).
+      t.true(kept!.n > 1, `connections of the recorder kept open on ${workerUrl}: ${kept!.n}`);
+    } finally {
+      await worker.end();
+    }
+  }
+});
+
 testOnCitus(test.serial, 'roles and tenant isolation hold on every worker', async (t) => {
   const db = await distributed(t);
   const suffix = db.name.slice(2);
