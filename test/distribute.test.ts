@@ -270,6 +270,36 @@ testOnCitus(test.serial, 'the rollups equal the calls after writers on two conne
   t.deepEqual(status, { pending: '0', held: false });
 });
 
+testOnCitus(test.serial, 'the calls no refresh has folded are read in one round of queries to the shards, and none when there are none', async (t) => {
+  const db = await citus.database(t, { migrated: true });
+  await populate(db);
+  t.is((await runCli(['distribute', '--database-url', db.url])).code, 0);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const session = new pg.Client({ connectionString: db.url });
+  await session.connect();
+  t.teardown(() => session.end());
+  const remote: string[] = [];
+  session.on('notice', (notice) => { if (notice.message?.startsWith('issuing ')) remote.push(notice.message); });
+  await session.query('SET citus.log_remote_commands = on; SET client_min_messages = log');
+  const sent = async (query: string) => {
+    remote.length = 0;
+    const { rows: [row] } = await session.query<{ n: number }>(query);
+    return { calls: row!.n, commands: [...remote] };
+  };
+  const folding = `SELECT count(*)::int AS n FROM ai_cost_internal.unfolded_calls_through(ai_cost_internal.last_drawn_call_id())`;
+  t.deepEqual(await sent(folding), { calls: 0, commands: [] }, 'the refresh asks the shards nothing when no id was drawn since it last ran');
+
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+    SELECT 'openai', 'gpt-4o', 'round-' || i, 10, 10 FROM generate_series(1, 40) AS i`);
+  const live = await sent('SELECT count(*)::int AS n FROM ai_cost_internal.unfolded_calls()');
+  t.is(live.calls, 40);
+  const queries = live.commands.filter((command) => /\bSELECT\b/.test(command));
+  t.true(queries.length > 0, 'the shards are asked');
+  t.deepEqual(live.commands.filter((command) => /intermediate_result|COPY/i.test(command)), [],
+    'no local table is sent to the workers first');
+  t.is(new Set(queries.map((command) => command.replace(/calls_\d+/g, 'calls_*'))).size, 1, `one query, sent to each shard: ${queries[0]}`);
+});
+
 testOnCitus(test.serial, 'TRUNCATE of a distributed ledger\'s calls empties the rollups and the changes captured on the shards', async (t) => {
   const db = await citus.database(t, { migrated: true });
   await populate(db);
