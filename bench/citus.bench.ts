@@ -107,11 +107,35 @@ const bench: Benchmark = {
             await session.end();
           }
         }
+        // The queries above ran right after a refresh, with no call waiting
+        // for the next one. The live views add the calls that wait, which on
+        // the cluster are on the shards: spend_by_day again with 1,000 of them.
+        const waitingQuery = QUERIES['spend_by_day, last 30 days']!;
+        const waitingTime = async (url: string) => {
+          const session = new pg.Client({ connectionString: url });
+          await session.connect();
+          try {
+            return await medianMs(5, () => session.query(waitingQuery));
+          } finally {
+            await session.end();
+          }
+        };
+        await bulkInsert(clients['one server'], 1_000, history + 10_000);
+        await bulkInsert(clients.cluster, 1_000, history + 10_000);
+        const oneServerWaiting = await waitingTime(urls['one server']);
+        results.push(m('one server: spend_by_day, last 30 days, 1,000 calls waiting for the refresh', oneServerWaiting, 'ms'));
+        for (const cached of [1, 16]) {
+          const setting = `citus.max_cached_conns_per_worker = ${cached}`;
+          await clients.cluster.query(`ALTER DATABASE bench_citus SET citus.max_cached_conns_per_worker = ${cached}`);
+          const time = await waitingTime(urls.cluster);
+          results.push(m(`cluster, ${setting}: spend_by_day, last 30 days, 1,000 calls waiting for the refresh`, time, 'ms'));
+          results.push(m(`cluster, ${setting} / one server: spend_by_day, 1,000 calls waiting for the refresh`, time / oneServerWaiting, 'x'));
+        }
+        await clients.cluster.query('ALTER DATABASE bench_citus RESET citus.max_cached_conns_per_worker');
         const oneServerRate = await recorderRate(urls['one server'], recorded, 'one-server');
         results.push(m(`one server: recorder, ${recorded} calls`, oneServerRate, 'calls/s'));
         // The recorder keeps its connections to the workers itself
         // (src/recorder/recorder.ts), whatever the database's default.
-        await clients.cluster.query('ALTER DATABASE bench_citus RESET citus.max_cached_conns_per_worker');
         const clusterRate = await recorderRate(distributedUrl, recorded, 'cluster');
         results.push(m(`cluster: recorder, ${recorded} calls`, clusterRate, 'calls/s'));
         results.push(m('cluster / one server: recorder throughput', clusterRate / oneServerRate, 'x'));
