@@ -95,9 +95,10 @@ interface Batch {
  * every shard, over up to 16 connections per worker
  * (citus.max_adaptive_executor_pool_size), and by default a session keeps
  * one of them between transactions and opens the others again for the next
- * batch: the recorder then wrote 2,900 calls/s against 18,000 with them kept
- * (npm run bench citus). Its own connections keep them. Elsewhere the setting
- * is an unused placeholder: PostgreSQL accepts any two-part name.
+ * batch: the recorder then wrote 300 calls/s against 6,000 with them kept
+ * (bench/recorder-client.ts by hand, on a coordinator and two workers on
+ * one machine). Its own connections keep them. Elsewhere the setting is an
+ * unused placeholder: PostgreSQL accepts any two-part name.
  */
 const CITUS_KEEPS_SHARD_CONNECTIONS = '-c citus.max_cached_conns_per_worker=16';
 
