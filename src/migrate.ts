@@ -1,4 +1,5 @@
 import { readdir } from 'node:fs/promises';
+import { setTimeout } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { runner, type RunnerOption } from 'node-pg-migrate';
@@ -17,6 +18,17 @@ const MIGRATIONS_TABLE = 'schema_migrations';
  * started at once queue on it; the second then finds nothing left to run.
  */
 const MIGRATION_LOCK = 0x6169636f7374;
+
+/**
+ * Errors that come from another session, not from the schema: a deadlock,
+ * or a serialization failure. The roles of pg-ai-cost are the server's, so
+ * installs and upgrades in two databases of one server at once can deadlock
+ * on them. The run is one transaction and rolled back whole, so it is tried
+ * again, up to ATTEMPTS times in all, after a short random wait.
+ */
+const CONFLICTS_WITH_OTHER_SESSIONS = new Set(['40P01', '40001']);
+const ATTEMPTS = 3;
+const RETRY_DELAY_MS = 200;
 
 /** Migrations ship inside the package, next to dist/ and src/, never in the user's cwd. */
 const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
@@ -66,9 +78,11 @@ export class NewerSchemaError extends Error {
  */
 export class MigrationFailedError extends Error {
   constructor(direction: 'up' | 'down', steps: string[], refusal: DatabaseRefusal, cause: unknown) {
-    super(`migrate ${direction} failed and changed nothing (${steps.length > 0 ? `applying ${steps.join(', ')}` : 'installing'}): ` +
-      `${refusal.message} [SQLSTATE ${refusal.code}]; ` +
-      'has the pg-ai-cost schema been changed by hand? `ai-cost migrate status` lists the steps', { cause });
+    const doing = steps.length === 0 ? 'installing' : `${direction === 'up' ? 'applying' : 'reverting'} ${steps.join(', ')}`;
+    super(`migrate ${direction} failed and changed nothing (${doing}): ${refusal.message} [SQLSTATE ${refusal.code}]; ` +
+      (CONFLICTS_WITH_OTHER_SESSIONS.has(refusal.code)
+        ? `other sessions kept getting in its way (${ATTEMPTS} tries): run it again`
+        : 'has the pg-ai-cost schema been changed by hand? `ai-cost migrate status` lists the steps'), { cause });
     this.name = 'MigrationFailedError';
   }
 }
@@ -100,9 +114,6 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
     await client.query('SET search_path = pg_catalog, pg_temp');
     await client.query('SELECT pg_catalog.pg_advisory_lock($1)', [MIGRATION_LOCK]);
     try {
-      const applied = await appliedMigrations(client);
-      const unknown = applied.filter((name) => !SHIPPED.has(name));
-      if (unknown.length > 0) throw new NewerSchemaError(unknown);
       const runnerOptions: RunnerOption = {
         dbClient: client,
         dir: MIGRATIONS_DIR,
@@ -116,33 +127,45 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
         checkOrder: true,
         logger: { debug: () => {}, info: log, warn: log, error: log },
       };
-      let ran: string[];
+      let ran: string[] | undefined;
       let installed = false;
-      try {
-        if (direction === 'up' && applied.length === 0) {
-          ran = await install(client, runnerOptions);
-          installed = true;
-        } else if (direction === 'down') {
-          ran = (await runner(runnerOptions)).map((migration) => migration.name);
-          await dropWhenEmpty(client);
-          await restoreClusterFunctionSettings(client);
-        } else {
-          // The steps and the grants after them commit together: a grant
-          // refused after the steps leaves the database as it was.
-          ran = await inTransaction(client, async () => {
-            const steps = await runner({ ...runnerOptions, dbClient: withoutTransactionControl(client) });
-            await grantRoles(client);
-            await restoreClusterFunctionSettings(client);
-            return steps.map((migration) => migration.name);
-          });
+      for (let attempt = 1; ran === undefined; attempt += 1) {
+        const applied = await appliedMigrations(client);
+        const unknown = applied.filter((name) => !SHIPPED.has(name));
+        if (unknown.length > 0) throw new NewerSchemaError(unknown);
+        try {
+          if (direction === 'up' && applied.length === 0) {
+            ran = await install(client, runnerOptions);
+            installed = true;
+          } else if (direction === 'down') {
+            ran = (await runner(runnerOptions)).map((migration) => migration.name);
+          } else {
+            // The steps and the grants after them commit together: a grant
+            // refused after the steps leaves the database as it was.
+            ran = await inTransaction(client, async () => {
+              const steps = await runner({ ...runnerOptions, dbClient: withoutTransactionControl(client) });
+              await grantRoles(client);
+              await restoreClusterFunctionSettings(client);
+              return steps.map((migration) => migration.name);
+            });
+          }
+        } catch (error) {
+          // A database error here is the database refusing a step; anything
+          // else (a bug, a lost connection) keeps its own message and stack.
+          const refusal = databaseRefusal(error);
+          if (!refusal) throw error;
+          // The run was rolled back whole, so it can start again.
+          if (CONFLICTS_WITH_OTHER_SESSIONS.has(refusal.code) && attempt < ATTEMPTS) {
+            await setTimeout(RETRY_DELAY_MS * attempt * (1 + Math.random()));
+            continue;
+          }
+          const steps = direction === 'up' ? [...SHIPPED].filter((name) => !applied.includes(name)) : applied.slice(-(options.count ?? 1));
+          throw new MigrationFailedError(direction, applied.length === 0 ? [] : steps, refusal, error);
         }
-      } catch (error) {
-        // A database error here is the database refusing a step; anything
-        // else (a bug, a lost connection) keeps its own message and stack.
-        const refusal = databaseRefusal(error);
-        if (!refusal) throw error;
-        const steps = direction === 'up' ? [...SHIPPED].filter((name) => !applied.includes(name)) : applied.slice(-(options.count ?? 1));
-        throw new MigrationFailedError(direction, applied.length === 0 ? [] : steps, refusal, error);
+      }
+      if (direction === 'down') {
+        await dropWhenEmpty(client);
+        await restoreClusterFunctionSettings(client);
       }
       const pgCron = await hasPgCron(client);
       // pg_cron 1.4 reloads its jobs when told that cron.job changed, but a

@@ -87,6 +87,37 @@ test('an upgrade whose grants are refused after its steps leaves the database as
   t.deepEqual((await migrationStatus(db.url)).pending, [last]);
 });
 
+test('an upgrade another session deadlocks is tried again, and after three tries it says so', async (t) => {
+  const db = await emptyDatabase();
+  await migrate(db.url);
+  const [last] = (await shippedMigrations()).slice(-1);
+  await migrate(db.url, { direction: 'down' });
+  // A deadlock detected in migrate's session, for the first `failing` tries
+  // (counted by a sequence: nextval is not rolled back with the run).
+  const deadlockedTries = async (failing: number) => {
+    await db.query(`DROP SEQUENCE IF EXISTS public.grant_tries; CREATE SEQUENCE public.grant_tries`);
+    await db.query(`CREATE OR REPLACE FUNCTION ai_cost_internal.grant_roles() RETURNS void LANGUAGE plpgsql AS
+      $$ BEGIN
+        IF pg_catalog.nextval('public.grant_tries') <= ${failing} THEN
+          RAISE EXCEPTION 'deadlock detected' USING ERRCODE = 'deadlock_detected';
+        END IF;
+      END $$`);
+  };
+  const tries = async () => (await db.query<{ tries: string }>('SELECT last_value::text AS tries FROM public.grant_tries'))[0]!.tries;
+
+  await deadlockedTries(1);
+  t.deepEqual((await migrate(db.url)).ran, [last], 'the second try applies the step');
+  t.is(await tries(), '2');
+
+  await migrate(db.url, { direction: 'down' });
+  await deadlockedTries(100);
+  const refused = await t.throwsAsync(migrate(db.url), { instanceOf: MigrationFailedError });
+  t.is(refused.message, `migrate up failed and changed nothing (applying ${last}): deadlock detected [SQLSTATE 40P01]; ` +
+    'other sessions kept getting in its way (3 tries): run it again');
+  t.is(await tries(), '3');
+  t.deepEqual((await migrationStatus(db.url)).pending, [last]);
+});
+
 test('installs as a non-superuser that owns the database, as on managed PostgreSQL', async (t) => {
   const suffix = randomBytes(4).toString('hex');
   const role = `owner_${suffix}`;
