@@ -203,11 +203,16 @@ async function install(client: pg.Client, runnerOptions: RunnerOption): Promise<
  * (through a NOTICE) which roles it could not create, and how to.
  */
 async function grantRoles(client: pg.Client): Promise<void> {
-  const { rows: [present] } = await client.query<{ exists: boolean }>(
-    "SELECT pg_catalog.to_regprocedure('ai_cost_internal.grant_roles()') IS NOT NULL AS exists");
-  if (!present?.exists) return;
+  if (!(await functionExists(client, 'ai_cost_internal.grant_roles()'))) return;
   await client.query('SELECT ai_cost_internal.create_roles()');
   await client.query('SELECT ai_cost_internal.grant_roles()');
+}
+
+/** Whether the schema at hand (of any release) has the function `signature`. */
+async function functionExists(client: pg.Client, signature: string): Promise<boolean> {
+  const { rows: [found] } = await client.query<{ exists: boolean }>(
+    'SELECT pg_catalog.to_regprocedure($1) IS NOT NULL AS exists', [signature]);
+  return found?.exists ?? false;
 }
 
 /**
@@ -261,16 +266,8 @@ async function appliedMigrations(client: pg.ClientBase): Promise<string[]> {
  * one server, or on a schema older than that list.
  */
 async function restoreClusterFunctionSettings(client: pg.Client): Promise<void> {
-  await client.query(`
-    DO $$
-    BEGIN
-      IF pg_catalog.to_regprocedure('ai_cost_internal.apply_cluster_function_settings()') IS NOT NULL THEN
-        IF ai_cost_internal.calls_are_distributed() THEN
-          PERFORM ai_cost_internal.apply_cluster_function_settings();
-        END IF;
-      END IF;
-    END
-    $$`);
+  if (!(await functionExists(client, 'ai_cost_internal.apply_cluster_function_settings()'))) return;
+  await client.query('SELECT ai_cost_internal.apply_cluster_function_settings() WHERE ai_cost_internal.calls_are_distributed()');
 }
 
 /** After the last migration is reverted: the migrations table and the internal schema go too. */
