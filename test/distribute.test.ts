@@ -453,6 +453,38 @@ testOnCitus(test.serial, 'the recorder keeps its connections to the workers from
   }
 });
 
+testOnCitus(test.serial, 'the recorder writes batches of 64 calls per shard to a distributed ledger', async (t) => {
+  const db = await distributed(t);
+  const writer = `rb_${db.name.slice(2)}`;
+  // Counts the writer's calls of insert_calls (pg_stat_user_functions), one per batch.
+  await db.query(`CREATE ROLE ${writer} LOGIN; GRANT ai_cost_writer TO ${writer};
+                  ALTER ROLE ${writer} SET track_functions = 'all'`);
+  t.teardown(() => db.query(`DROP OWNED BY ${writer}; DROP ROLE ${writer}`).then(() => undefined));
+  const url = new URL(db.url);
+  url.username = writer;
+  const recorder = createRecorder({ databaseUrl: url.toString(), concurrency: 1, flushOnExit: false });
+  // The first batch (500, the one-server size) is on its way while the
+  // recorder learns the shards; the other 4,500 calls wait for it.
+  for (let i = 0; i < 5000; i += 1) recorder.record({ provider: 'openai', model: 'gpt-4o', tenantId: `batched-${i % 300}`, inputTokens: 10 });
+  t.true(await recorder.flush());
+  t.is(recorder.metrics().written, 5000);
+  // Closing ends the recorder's backends, which report their counts as they exit.
+  await recorder.close();
+  let batches = 0;
+  for (let waited = 0; waited < 10_000; waited += 100) {
+    const [row] = await db.query<{ gone: boolean; batches: number }>(`
+      SELECT pg_stat_clear_snapshot() IS NULL
+             AND NOT EXISTS (SELECT FROM pg_stat_activity WHERE usename = $1 AND datname = current_database()) AS gone,
+             coalesce((SELECT sum(calls) FROM pg_stat_user_functions WHERE schemaname = 'ai_cost' AND funcname = 'insert_calls'), 0)::int AS batches`,
+      [writer]);
+    batches = row!.batches;
+    if (row!.gone && batches > 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // 32 shards: 500, then 2,048, 2,048 and 404; batches of 500 would take ten.
+  t.is(batches, 4, `5,000 calls written in ${batches} batches`);
+});
+
 testOnCitus(test.serial, 'roles and tenant isolation hold on every worker', async (t) => {
   const db = await distributed(t);
   const suffix = db.name.slice(2);

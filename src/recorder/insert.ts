@@ -16,11 +16,29 @@ export type QueuedCall = Call & { requestId: string; createdAt: Date };
  */
 export type InsertPath = 'insert_calls' | 'statement';
 
-/** The path this login can take: insert_calls where it exists and may be executed. */
-export async function chooseInsertPath(db: CommonQueryMethods): Promise<InsertPath> {
-  const usable = await db.oneFirst(sql.type(z.object({ usable: z.boolean() }))`
-    SELECT coalesce(pg_catalog.has_function_privilege(pg_catalog.to_regprocedure('ai_cost.insert_calls(pg_catalog.jsonb)'), 'EXECUTE'), false) AS usable`);
-  return usable ? 'insert_calls' : 'statement';
+/** What the recorder learns of the ledger on its first write, and again after every failed one. */
+export interface Ledger {
+  path: InsertPath;
+  /** How many shards hold ai_cost.calls when it is distributed over Citus (docs/scaling.md); 0 on one server. */
+  shards: number;
+}
+
+/**
+ * The path this login can take (insert_calls where it exists and may be
+ * executed), and how many shards the calls are spread over. Citus's
+ * catalog of shards is readable by every login; a server without Citus
+ * has none, so it is asked only where it exists.
+ */
+export async function learnLedger(db: CommonQueryMethods): Promise<Ledger> {
+  const { usable, citus } = await db.one(sql.type(z.object({ usable: z.boolean(), citus: z.boolean() }))`
+    SELECT coalesce(pg_catalog.has_function_privilege(pg_catalog.to_regprocedure('ai_cost.insert_calls(pg_catalog.jsonb)'), 'EXECUTE'), false) AS usable,
+           pg_catalog.to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL AS citus`);
+  const shards = citus
+    ? await db.oneFirst(sql.type(z.object({ shards: z.number() }))`
+        SELECT pg_catalog.count(*)::int AS shards FROM pg_catalog.pg_dist_shard
+         WHERE logicalrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('ai_cost.calls')`)
+    : 0;
+  return { path: usable ? 'insert_calls' : 'statement', shards };
 }
 
 const insertedSchema = z.object({ request_id: z.string() });
