@@ -169,6 +169,10 @@ BEGIN
     GRANT UPDATE (cost_micros, price_id, discount_id, unpriced_reason, billed_micros, markup_id) ON ai_cost.calls TO ai_cost_admin;
     GRANT SELECT, INSERT, UPDATE ON ai_cost.prices, ai_cost.reprice_runs TO ai_cost_admin;
     GRANT INSERT ON ai_cost.reprice_audit TO ai_cost_admin;
+    -- On a ledger distributed over Citus, a reprice batch's audit rows are
+    -- written by a statement over the distributed calls, and Citus draws
+    -- their ids with nextval(), which needs USAGE on the sequence.
+    GRANT USAGE ON SEQUENCE ai_cost.reprice_audit_id_seq TO ai_cost_admin;
     GRANT SELECT, INSERT, UPDATE, DELETE ON ai_cost.model_aliases, ai_cost.model_patterns,
                                            ai_cost.tenant_discounts, ai_cost.providers, ai_cost.budgets,
                                            ai_cost.tenant_access, ai_cost.service_tiers, ai_cost.markups

@@ -366,6 +366,34 @@ testOnCitus(test.serial, 'a reprice on a distributed ledger changes and audits e
   t.deepEqual(folded.rolled, folded.raw);
 });
 
+testOnCitus(test.serial, 'an admin login prices a new model and backfills its calls on a distributed ledger with the CLI', async (t) => {
+  const db = await distributed(t);
+  const admin = `ad_${db.name.slice(2)}`;
+  await db.query(`CREATE ROLE ${admin} LOGIN; GRANT ai_cost_admin TO ${admin}`);
+  t.teardown(() => db.query(`DROP OWNED BY ${admin}; DROP ROLE ${admin}`).then(() => undefined));
+  const url = new URL(db.url);
+  url.username = admin;
+  const asAdmin = ['--database-url', url.toString()];
+  // Calls of a model with no price yet, for a tenant on each worker.
+  const tenants = [...(await tenantPerWorker(db)).values()];
+  t.is(tenants.length, 2);
+  for (const tenant of tenants) {
+    await db.query(`INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens, created_at)
+                    VALUES ('acme', 'late-model', $1, 1000, 100, now() - interval '2 hours')`, [tenant]);
+  }
+  const priced = await runCli(['prices', 'set', 'acme', 'late-model', '--input', '2', '--output', '8', '--from', '1d', ...asAdmin]);
+  t.is(priced.code, 0, priced.stderr);
+  const backfill = await runCli(['reprice', '--unpriced', '--from', '1d', '--reason', 'late price', ...asAdmin]);
+  t.is(backfill.code, 0, backfill.stderr);
+  // 1,000 x 2 + 100 x 8 = 2,800 micro-dollars a call.
+  t.regex(backfill.stdout, /2 changed \(2 newly priced, now \$0\.0056\)/);
+  const calls = await db.query<{ tenant_id: string; cost_micros: string }>(
+    `SELECT tenant_id, cost_micros::text FROM ai_cost.calls WHERE model = 'late-model' ORDER BY tenant_id`);
+  t.deepEqual(calls, tenants.sort().map((tenant) => ({ tenant_id: tenant, cost_micros: '2800' })));
+  const [audit] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ai_cost.reprice_audit WHERE reason = 'late price'`);
+  t.is(audit!.n, 2);
+});
+
 testOnCitus(test.serial, 'the recorder, psql and Python record calls unchanged, each priced as Node records them', async (t) => {
   const db = await distributed(t);
   const env = { ...process.env, DATABASE_URL: db.url };

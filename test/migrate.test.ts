@@ -74,8 +74,9 @@ test('an upgrade whose grants are refused after its steps leaves the database as
   await migrate(db.url);
   const [last] = (await shippedMigrations()).slice(-1);
   await migrate(db.url, { direction: 'down' });
-  // A schema changed by hand: giving the roles their rights fails, after the steps have run.
-  await db.query(`CREATE OR REPLACE FUNCTION ai_cost_internal.grant_roles() RETURNS void LANGUAGE plpgsql AS
+  // A schema changed by hand: creating the roles, which migrate does after
+  // the steps, fails (create_roles, which no step replaces, unlike grant_roles).
+  await db.query(`CREATE OR REPLACE FUNCTION ai_cost_internal.create_roles() RETURNS text[] LANGUAGE plpgsql AS
     $$ BEGIN RAISE EXCEPTION 'changed by hand'; END $$`);
   const refused = await t.throwsAsync(migrate(db.url), { instanceOf: MigrationFailedError });
   t.regex(refused.message, new RegExp(`^migrate up failed and changed nothing \\(applying ${last}\\): changed by hand`));
@@ -96,11 +97,12 @@ test('an upgrade another session deadlocks is tried again, and after three tries
   // (counted by a sequence: nextval is not rolled back with the run).
   const deadlockedTries = async (failing: number) => {
     await db.query(`DROP SEQUENCE IF EXISTS public.grant_tries; CREATE SEQUENCE public.grant_tries`);
-    await db.query(`CREATE OR REPLACE FUNCTION ai_cost_internal.grant_roles() RETURNS void LANGUAGE plpgsql AS
+    await db.query(`CREATE OR REPLACE FUNCTION ai_cost_internal.create_roles() RETURNS text[] LANGUAGE plpgsql AS
       $$ BEGIN
         IF pg_catalog.nextval('public.grant_tries') <= ${failing} THEN
           RAISE EXCEPTION 'deadlock detected' USING ERRCODE = 'deadlock_detected';
         END IF;
+        RETURN '{}';
       END $$`);
   };
   const tries = async () => (await db.query<{ tries: string }>('SELECT last_value::text AS tries FROM public.grant_tries'))[0]!.tries;

@@ -83,13 +83,16 @@ export async function setPrice(db: CommonQueryMethods, input: PriceInput): Promi
     throw new InvalidPriceError(parsed.error.issues.map((i) => ({ field: i.path.length ? i.path.join('.') : undefined, message: i.message })));
   }
   const p = parsed.data;
+  // INSERT ... SELECT, not VALUES: on a ledger distributed over Citus the
+  // prices are a reference table, and Citus refuses subqueries in an
+  // INSERT ... VALUES into one.
   return db.oneFirst(sql.type(z.object({ id: z.bigint() }))`
     INSERT INTO ai_cost.prices (provider, model, service_tier, above_input_tokens, tenant_id, valid_from,
       input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok,
       audio_input_per_mtok, audio_output_per_mtok, reasoning_per_mtok, cache_read_audio_per_mtok,
       image_input_per_mtok, image_output_per_mtok, video_input_per_mtok, unit, unit_price, unit_prices,
       daily_from, daily_to, time_zone, rates_from, source, checked_on)
-    VALUES (${p.provider}, ${p.model}, ${p.serviceTier}, ${p.aboveInputTokens}, ${p.tenantId},
+    SELECT ${p.provider}, ${p.model}, ${p.serviceTier}, ${p.aboveInputTokens}, ${p.tenantId},
       ${p.validFrom ? timestamptz(p.validFrom) : sql.fragment`pg_catalog.now()`},
       ${p.inputPerMtok}, ${p.outputPerMtok}, ${p.cacheReadPerMtok}, ${p.cacheWritePerMtok}, ${p.cacheWrite1hPerMtok},
       ${p.audioInputPerMtok}, ${p.audioOutputPerMtok}, ${p.reasoningPerMtok}, ${p.cacheReadAudioPerMtok},
@@ -101,7 +104,7 @@ export async function setPrice(db: CommonQueryMethods, input: PriceInput): Promi
       (SELECT pg_catalog.jsonb_object_agg(d.key, pg_catalog.jsonb_build_object('rate', d.value OPERATOR(pg_catalog.->>) 'rate',
                                                                              'times', (d.value OPERATOR(pg_catalog.->>) 'times')::pg_catalog.numeric))
          FROM pg_catalog.jsonb_each(${p.ratesFrom ? JSON.stringify(p.ratesFrom) : null}::pg_catalog.jsonb) d),
-      ${p.source}, current_date)
+      ${p.source}, current_date
     RETURNING id`);
 }
 
