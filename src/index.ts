@@ -18,4 +18,4 @@ export { runDemo } from './demo.js';
 export { distribute, type DistributionStep } from './distribute.js';
 export { setPrice, listPrices, importPrices, priceInputSchema, type PriceInput, type ListedPrice, type ListOptions, type ImportedRow, type ImportOptions } from './pricing/prices.js';
 export { parseLiteLlmPriceList, InvalidPriceListError, type ParsedPriceList } from './pricing/litellm.js';
-export { startReprice, runReprice, repriceRun, repriceCharges, previewReprice, type RepriceRun, type RepriceCharges, type RepriceOptions, type RepriceWindow, type RepricePreview } from './pricing/reprice.js';
+export { startReprice, runReprice, repriceRun, repriceCharges, repriceCosts, previewReprice, type RepriceRun, type RepriceCharges, type RepriceCosts, type RepriceOptions, type RepriceWindow, type RepricePreview } from './pricing/reprice.js';

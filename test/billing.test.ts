@@ -357,7 +357,7 @@ test('ai-cost reprice re-bills a provider\'s calls up to now, as `prices set` su
   const run = await runCli(['reprice', ...window, '--reason', 'rb agreed late']);
   t.is(run.code, 0, run.stderr);
   // The cost is unchanged; the charge rises by 3,447 - 2,758 micro-dollars.
-  t.regex(run.stdout, /^reprice run \d+: 1 calls examined, 1 changed, delta \$0\.00; charges: 1 re-billed, delta \$0\.000689; every change is in ai_cost\.reprice_audit/m);
+  t.regex(run.stdout, /^reprice run \d+: 1 calls examined, 1 changed, delta \$0\.00 on the calls priced before and after; charges: 1 re-billed, delta \$0\.000689; every change is in ai_cost\.reprice_audit/m);
   // 2,298 x 1.5, where the every-tenant 20% gave 2,758 before.
   const [call] = await db.query<{ billed: string; old_billed: string }>(`
     SELECT c.billed_micros::text AS billed, a.old_billed_micros::text AS old_billed

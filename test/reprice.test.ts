@@ -1,5 +1,6 @@
 import test from 'ava';
-import { previewReprice, repriceRun, runReprice, startReprice } from '../src/pricing/reprice.js';
+import { previewReprice, repriceCosts, repriceRun, runReprice, startReprice } from '../src/pricing/reprice.js';
+import { runCli } from './support/cli.js';
 import { useTestDatabase, type TestDatabase } from './support/database.js';
 
 // Each test uses a provider of its own, so the tests can run side by side.
@@ -78,6 +79,23 @@ test('backfill prices unpriced calls once a price arrives, and leaves priced his
   await runReprice(db.pool, run.id);
   // 1,000 x 3 = 3,000 and 2,000 x 3 = 6,000
   t.deepEqual(await costs('p-backfill'), ['3000', '6000']);
+});
+
+test('a run that prices unpriced calls, or leaves priced ones without a price, says how many and what they cost: not a $0 delta', async (t) => {
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens, created_at)
+                  VALUES ('p-said', 'late', 1000, '2025-03-01'), ('p-said', 'late', 2000, '2025-03-02')`);
+  await db.query(`INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok) VALUES ('p-said', 'late', '-infinity', 3)`);
+  const run = await runCli(['reprice', '--from', '2025-01-01', '--to', '2026-01-01', '--provider', 'p-said', '--unpriced',
+                            '--database-url', db.url]);
+  t.is(run.code, 0, run.stderr);
+  // 3,000 + 6,000 micro-dollars, unknown before: no delta over calls priced before and after.
+  t.regex(run.stdout, /: 2 calls examined, 2 changed \(2 newly priced, now \$0\.009\), delta \$0\.00 on the calls priced before and after;/);
+
+  // The price is withdrawn: ending it leaves those calls with no price in force.
+  await db.query(`UPDATE ai_cost.prices SET valid_to = '2025-03-01' WHERE provider = 'p-said'`);
+  const started = await startReprice(db.pool, { ...window, provider: 'p-said', reason: 'withdrawn' });
+  await runReprice(db.pool, started.id);
+  t.deepEqual(await repriceCosts(db.pool, started.id), { newlyPriced: 0n, newlyPricedMicros: 0n, newlyUnpriced: 2n, newlyUnpricedMicros: 9000n });
 });
 
 test('calls inserted while a reprice runs are priced right and none is missed', async (t) => {

@@ -97,6 +97,41 @@ export async function repriceCharges(db: CommonQueryMethods, id: bigint): Promis
   };
 }
 
+const costsSchema = z.object({
+  newly_priced: z.bigint(),
+  newly_priced_micros: z.string(),
+  newly_unpriced: z.bigint(),
+  newly_unpriced_micros: z.string(),
+});
+
+/**
+ * What a run changed in whether calls have a cost at all, which the run's
+ * delta (over calls priced before and after) leaves out: an unknown cost
+ * is not $0.
+ */
+export interface RepriceCosts {
+  /** Calls with a cost now and none before, and what they cost now, micro-dollars. */
+  newlyPriced: bigint;
+  newlyPricedMicros: bigint;
+  /** Calls with a cost before and none now, and what they cost before. */
+  newlyUnpriced: bigint;
+  newlyUnpricedMicros: bigint;
+}
+
+/** The calls a run priced or left unpriced, summed over its audit rows (read once a run ends: it scans them). */
+export async function repriceCosts(db: CommonQueryMethods, id: bigint): Promise<RepriceCosts> {
+  const row = await db.one(sql.type(costsSchema)`
+    SELECT count(*) FILTER (WHERE a.old_cost_micros IS NULL AND a.new_cost_micros IS NOT NULL) AS newly_priced,
+           coalesce(sum(a.new_cost_micros) FILTER (WHERE a.old_cost_micros IS NULL), 0)::pg_catalog.text AS newly_priced_micros,
+           count(*) FILTER (WHERE a.old_cost_micros IS NOT NULL AND a.new_cost_micros IS NULL) AS newly_unpriced,
+           coalesce(sum(a.old_cost_micros) FILTER (WHERE a.new_cost_micros IS NULL), 0)::pg_catalog.text AS newly_unpriced_micros
+      FROM ai_cost.reprice_audit a WHERE a.run_id OPERATOR(pg_catalog.=) ${id}`);
+  return {
+    newlyPriced: row.newly_priced, newlyPricedMicros: BigInt(row.newly_priced_micros),
+    newlyUnpriced: row.newly_unpriced, newlyUnpricedMicros: BigInt(row.newly_unpriced_micros),
+  };
+}
+
 /**
  * Runs a started (or interrupted) repricing run to the end, one batch per
  * transaction, so locks last one batch and an interruption loses at most the

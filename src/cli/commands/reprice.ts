@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { createPool, resolveDatabaseUrl, UsageError } from '../../db.js';
 import { formatCost, formatMicros } from '../../money.js';
 import {
-  previewReprice, repriceCharges, repriceRun, runReprice, startReprice, type RepriceCharges, type RepricePreview, type RepriceRun,
+  previewReprice, repriceCharges, repriceCosts, repriceRun, runReprice, startReprice, type RepriceCharges, type RepriceCosts, type RepricePreview,
+  type RepriceRun,
 } from '../../pricing/reprice.js';
 import { databaseUrlOption, parsePositiveInteger, parseWhen } from '../options.js';
 
@@ -40,7 +41,7 @@ export function registerReprice(program: Command): void {
       try {
         if (options.resume !== undefined) {
           const run = await runWithProgress(pool, await repriceRun(pool, BigInt(options.resume)), options.batchSize);
-          report(run, await repriceCharges(pool, run.id));
+          report(run, await repriceCosts(pool, run.id), await repriceCharges(pool, run.id));
           return;
         }
         if (!options.from) throw new UsageError('reprice needs --from (or --resume <run>)');
@@ -69,7 +70,7 @@ export function registerReprice(program: Command): void {
         }
         const started = await startReprice(pool, { ...window, reason: options.reason ?? 'ai-cost reprice' });
         const run = await runWithProgress(pool, started, options.batchSize);
-        report(run, await repriceCharges(pool, run.id));
+        report(run, await repriceCosts(pool, run.id), await repriceCharges(pool, run.id));
       } finally {
         await pool.end();
       }
@@ -119,10 +120,19 @@ function describeCharges(charges: RepriceCharges): string | undefined {
   return changes.length > 0 ? changes.join(', ') : undefined;
 }
 
-/** The run's outcome: calls changed and the cost delta, and what changed in the charges to tenants, if anything. */
-function report(run: RepriceRun, charges: RepriceCharges): void {
+/**
+ * The run's outcome: calls changed; the calls it priced or left unpriced,
+ * with what they cost, where there are any (their costs are not in the
+ * delta, which a NULL cost would turn into $0); the delta on the calls
+ * priced before and after; what changed in the charges to tenants.
+ */
+function report(run: RepriceRun, costs: RepriceCosts, charges: RepriceCharges): void {
+  const pricing = [
+    ...(costs.newlyPriced > 0n ? [`${costs.newlyPriced} newly priced, now ${formatMicros(costs.newlyPricedMicros)}`] : []),
+    ...(costs.newlyUnpriced > 0n ? [`${costs.newlyUnpriced} newly unpriced, were ${formatMicros(costs.newlyUnpricedMicros)}`] : []),
+  ];
   const changes = describeCharges(charges);
-  console.log(`reprice run ${run.id}: ${run.callsDone} calls examined, ${run.callsChanged} changed, `
-    + `delta ${formatMicros(run.deltaMicros)}${changes ? `; charges: ${changes}` : ''}; `
-    + `every change is in ai_cost.reprice_audit (run_id ${run.id})`);
+  console.log(`reprice run ${run.id}: ${run.callsDone} calls examined, ${run.callsChanged} changed`
+    + `${pricing.length > 0 ? ` (${pricing.join(', ')})` : ''}, delta ${formatMicros(run.deltaMicros)} on the calls priced before and after`
+    + `${changes ? `; charges: ${changes}` : ''}; every change is in ai_cost.reprice_audit (run_id ${run.id})`);
 }
