@@ -29,6 +29,8 @@ const MIGRATION_LOCK = 0x6169636f7374;
 const CONFLICTS_WITH_OTHER_SESSIONS = new Set(['40P01', '40001']);
 const ATTEMPTS = 3;
 const RETRY_DELAY_MS = 200;
+/** The SQLSTATE of a refusal for want of a right: the login is not the one to run migrate. */
+const INSUFFICIENT_PRIVILEGE = '42501';
 
 /** Migrations ship inside the package, next to dist/ and src/, never in the user's cwd. */
 const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
@@ -82,7 +84,9 @@ export class MigrationFailedError extends Error {
     super(`migrate ${direction} failed and changed nothing (${doing}): ${refusal.message} [SQLSTATE ${refusal.code}]; ` +
       (CONFLICTS_WITH_OTHER_SESSIONS.has(refusal.code)
         ? `other sessions kept getting in its way (${ATTEMPTS} tries): run it again`
-        : 'has the pg-ai-cost schema been changed by hand? `ai-cost migrate status` lists the steps'), { cause });
+        : refusal.code === INSUFFICIENT_PRIVILEGE
+          ? 'run it as the owner of the database (on a Citus coordinator, as a superuser: Citus copies the pg-ai-cost roles to the workers with ALTER ROLE, see docs/scaling.md)'
+          : 'has the pg-ai-cost schema been changed by hand? `ai-cost migrate status` lists the steps'), { cause });
     this.name = 'MigrationFailedError';
   }
 }

@@ -142,6 +142,26 @@ test('an upgrade the database refuses (a schema changed by hand) is one line, an
   }
 });
 
+test('an install by a login that does not own the database says to run it as the owner, in one line, and writes nothing', async (t) => {
+  const empty = await createTestDatabase({ migrated: false });
+  const login = `notowner_${empty.name.slice(2)}`;
+  try {
+    await empty.query(`CREATE ROLE ${login} LOGIN PASSWORD 'pw'`);
+    const url = new URL(empty.url);
+    url.username = login;
+    url.password = 'pw';
+    const result = await runCli(['migrate', 'up', '--database-url', url.toString()]);
+    t.is(result.code, 1, result.stderr);
+    const lines = result.stderr.trim().split('\n');
+    t.is(lines.length, 1, result.stderr);
+    t.regex(lines[0]!, /^ai-cost: migrate up failed and changed nothing \(installing\): permission denied .+ \[SQLSTATE 42501\]; run it as the owner of the database/);
+    t.deepEqual(await empty.query(`SELECT to_regnamespace('ai_cost')::text AS schema`), [{ schema: null }]);
+  } finally {
+    await empty.query(`DROP ROLE IF EXISTS ${login}`);
+    await empty.drop();
+  }
+});
+
 test('durations in minutes and weeks are understood', async (t) => {
   for (const since of ['30m', '2w']) {
     const result = await runCli(['report', '--since', since, '--format', 'json', '--database-url', db.url]);
