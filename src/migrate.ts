@@ -5,6 +5,7 @@ import pg from 'pg';
 import { runner, type RunnerOption } from 'node-pg-migrate';
 import { finishCatalogBackfills, type CatalogBackfill } from './catalog-backfill.js';
 import { schemaScript } from './sql-files.js';
+import { callsAreDistributed, uninstallDistributed } from './uninstall-distributed.js';
 import { databaseRefusal, inTransaction, withClient, type DatabaseRefusal } from './db.js';
 
 /** The schema users and BI tools read. */
@@ -142,7 +143,9 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
             ran = await install(client, runnerOptions);
             installed = true;
           } else if (direction === 'down') {
-            ran = (await runner(runnerOptions)).map((migration) => migration.name);
+            ran = (options.count ?? 1) >= applied.length && await callsAreDistributed(client)
+              ? await uninstallDistributed(client, applied)
+              : (await runner(runnerOptions)).map((migration) => migration.name);
           } else {
             // The steps and the grants after them commit together: a grant
             // refused after the steps leaves the database as it was.

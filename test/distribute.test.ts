@@ -394,6 +394,46 @@ testOnCitus(test.serial, 'an admin login prices a new model and backfills its ca
   t.is(audit!.n, 2);
 });
 
+testOnCitus(test.serial, 'migrate down --all uninstalls a distributed ledger from every node, and it installs and distributes again', async (t) => {
+  const db = await distributed(t);
+  await db.query(`SELECT ai_cost.enable_tenant_isolation();
+                  INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens) VALUES ('openai', 'gpt-4o', 'gone', 1000, 100)`);
+  const everywhere = async () => {
+    const counts: number[] = [];
+    for (const url of [db.url, ...db.workerUrls]) {
+      const node = new pg.Client({ connectionString: url });
+      await node.connect();
+      try {
+        const { rows: [row] } = await node.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname IN ('ai_cost', 'ai_cost_internal')`);
+        counts.push(row!.n);
+      } finally {
+        await node.end();
+      }
+    }
+    return counts;
+  };
+  t.deepEqual(await everywhere(), [2, 2, 2]);
+  // A view of the user's own over the calls stops it, as on one server.
+  await db.query('CREATE VIEW public.my_calls AS SELECT id FROM ai_cost.calls');
+  const refused = await runCli(['migrate', 'down', '--all', '--yes', '--database-url', db.url]);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /your views public\.my_calls read its objects; drop them first/);
+  t.deepEqual(await everywhere(), [2, 2, 2], 'nothing was dropped');
+  await db.query('DROP VIEW public.my_calls');
+
+  const uninstall = await runCli(['migrate', 'down', '--all', '--yes', '--database-url', db.url]);
+  t.is(uninstall.code, 0, uninstall.stderr);
+  t.regex(uninstall.stdout, /reverted 0001_baseline/);
+  t.deepEqual(await everywhere(), [0, 0, 0], 'both schemas are gone from the coordinator and the workers');
+  t.deepEqual(await db.query(`SELECT count(*)::int AS n FROM pg_dist_partition`), [{ n: 0 }]);
+
+  t.is((await runCli(['migrate', 'up', '--database-url', db.url])).code, 0);
+  t.is((await runCli(['distribute', '--database-url', db.url])).code, 0);
+  const [call] = await db.query<{ cost_micros: string }>(`INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+    VALUES ('openai', 'gpt-4o', 'back', 1000, 100) RETURNING cost_micros::text`);
+  t.is(call!.cost_micros, '3500');
+});
+
 testOnCitus(test.serial, 'the recorder, psql and Python record calls unchanged, each priced as Node records them', async (t) => {
   const db = await distributed(t);
   const env = { ...process.env, DATABASE_URL: db.url };

@@ -1,0 +1,60 @@
+import type pg from 'pg';
+import { inTransaction } from './db.js';
+
+/**
+ * Whether ai_cost.calls is distributed over Citus (`ai-cost distribute`).
+ * Asked only where Citus is installed: elsewhere its catalog does not exist.
+ */
+export async function callsAreDistributed(client: pg.ClientBase): Promise<boolean> {
+  const { rows: [citus] } = await client.query<{ installed: boolean }>(
+    "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') AS installed");
+  if (!citus?.installed) return false;
+  const { rows: [calls] } = await client.query<{ distributed: boolean }>(`
+    SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
+                    WHERE p.logicalrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('ai_cost.calls')) AS distributed`);
+  return calls?.distributed ?? false;
+}
+
+/**
+ * Uninstalls a ledger distributed over Citus, in one transaction, and
+ * returns the steps it reverted, newest first. The steps' Down sections
+ * cannot take such a ledger apart (the one of 0016 drops functions that the
+ * policies ai_cost.distribute() made still use), and need not: dropping
+ * both schemas on the coordinator drops them on every worker too, with the
+ * shards, the copies of the reference tables and each node's own price
+ * lookup and book, which live in ai_cost_internal there; the migrations
+ * table goes with them. As the baseline's Down does, it refuses while views
+ * of the user's own read pg-ai-cost objects, and unschedules the refresh.
+ */
+export async function uninstallDistributed(client: pg.Client, applied: string[]): Promise<string[]> {
+  return inTransaction(client, async () => {
+    await client.query(`
+      DO $$
+      DECLARE
+        dependents text;
+      BEGIN
+        SELECT string_agg(DISTINCT v.oid::regclass::text, ', ')
+          INTO dependents
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND r.oid = d.objid
+          JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+          JOIN pg_catalog.pg_class used ON d.refclassid = 'pg_catalog.pg_class'::regclass AND used.oid = d.refobjid
+         WHERE used.relnamespace IN ('ai_cost'::regnamespace, 'ai_cost_internal'::regnamespace)
+           AND v.relnamespace NOT IN ('ai_cost'::regnamespace, 'ai_cost_internal'::regnamespace);
+        IF dependents IS NOT NULL THEN
+          RAISE EXCEPTION 'pg-ai-cost was not uninstalled: your views % read its objects; drop them first', dependents;
+        END IF;
+        IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron')
+           AND pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+          PERFORM cron.unschedule(jobid)
+             FROM cron.job
+            WHERE jobname IN ('ai_cost_refresh', 'ai_cost_refresh_views', 'ai_cost_trim_job_history')
+              AND database = pg_catalog.current_database() AND username = current_user;
+        END IF;
+      END
+      $$`);
+    await client.query('DROP SCHEMA ai_cost CASCADE');
+    await client.query('DROP SCHEMA ai_cost_internal CASCADE');
+    return [...applied].reverse();
+  });
+}
