@@ -74,6 +74,18 @@ export class NewerSchemaError extends Error {
   }
 }
 
+/** The step that made a ledger distributable over Citus; its Down section assumes one that is not distributed. */
+const DISTRIBUTION_STEP = '0016_distribution_over_citus';
+
+/** migrate down would take a ledger distributed over Citus below the step that made that possible. */
+export class DistributedDowngradeError extends Error {
+  constructor(count: number) {
+    super(`migrate down refused: reverting ${count} step(s) would take this ledger, distributed over Citus, below ${DISTRIBUTION_STEP}, ` +
+      'whose Down section cannot undo ai-cost distribute; revert fewer steps, or uninstall with migrate down --all --yes');
+    this.name = 'DistributedDowngradeError';
+  }
+}
+
 /**
  * A migration step the database refused: a schema changed by hand, or a
  * step that does not fit this database. The run was one transaction, so
@@ -143,9 +155,15 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
             ran = await install(client, runnerOptions);
             installed = true;
           } else if (direction === 'down') {
-            ran = (options.count ?? 1) >= applied.length && await callsAreDistributed(client)
-              ? await uninstallDistributed(client, applied)
-              : (await runner(runnerOptions)).map((migration) => migration.name);
+            const reverting = applied.slice(-(options.count ?? 1));
+            const distributed = await callsAreDistributed(client);
+            if (distributed && reverting.length === applied.length) {
+              ran = await uninstallDistributed(client, applied);
+            } else if (distributed && reverting.includes(DISTRIBUTION_STEP)) {
+              throw new DistributedDowngradeError(reverting.length);
+            } else {
+              ran = (await runner(runnerOptions)).map((migration) => migration.name);
+            }
           } else {
             // The steps and the grants after them commit together: a grant
             // refused after the steps leaves the database as it was.

@@ -420,6 +420,11 @@ testOnCitus(test.serial, 'migrate down --all uninstalls a distributed ledger fro
   t.regex(refused.stderr, /your views public\.my_calls read its objects; drop them first/);
   t.deepEqual(await everywhere(), [2, 2, 2], 'nothing was dropped');
   await db.query('DROP VIEW public.my_calls');
+  // Stepping down past the step that made distribution possible is refused in one line.
+  const tooFar = await runCli(['migrate', 'down', '--count', '15', '--database-url', db.url]);
+  t.is(tooFar.code, 1);
+  t.regex(tooFar.stderr, /^ai-cost: migrate down refused: reverting 15 step\(s\) would take this ledger, distributed over Citus, below 0016_distribution_over_citus, .*migrate down --all --yes\n$/);
+  t.deepEqual((await runCli(['migrate', 'status', '--database-url', db.url])).code, 0, 'nothing pending: no step was reverted');
 
   const uninstall = await runCli(['migrate', 'down', '--all', '--yes', '--database-url', db.url]);
   t.is(uninstall.code, 0, uninstall.stderr);

@@ -1,5 +1,5 @@
 import { UsageError } from '../db.js';
-import { MigrationFailedError, NewerSchemaError } from '../migrate.js';
+import { DistributedDowngradeError, MigrationFailedError, NewerSchemaError } from '../migrate.js';
 import { CannotScheduleError } from '../reporting/schedule.js';
 import { InvalidReportError } from '../reporting/filters.js';
 import { InvalidPriceError } from '../pricing/prices.js';
@@ -31,7 +31,7 @@ const FILE_ERRORS: Record<string, string> = {
  * invalid input. Anything else is a bug, and the caller shows its stack.
  */
 export function describeError(error: unknown): string | undefined {
-  const worded = [UsageError, InvalidCallError, NewerSchemaError, MigrationFailedError, CannotScheduleError, InvalidReportError, InvalidPriceError, MissingEmbeddedPostgresError];
+  const worded = [UsageError, InvalidCallError, NewerSchemaError, DistributedDowngradeError, MigrationFailedError, CannotScheduleError, InvalidReportError, InvalidPriceError, MissingEmbeddedPostgresError];
   if (worded.some((kind) => error instanceof kind)) return (error as Error).message;
   for (const e of causes(error)) {
     switch (e.code) {
