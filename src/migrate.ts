@@ -5,7 +5,7 @@ import pg from 'pg';
 import { runner, type RunnerOption } from 'node-pg-migrate';
 import { finishCatalogBackfills, type CatalogBackfill } from './catalog-backfill.js';
 import { schemaScript } from './sql-files.js';
-import { callsAreDistributed, uninstallDistributed } from './uninstall-distributed.js';
+import { uninstallDistributed } from './uninstall-distributed.js';
 import { databaseRefusal, inTransaction, withClient, type DatabaseRefusal } from './db.js';
 
 /** The schema users and BI tools read. */
@@ -156,10 +156,11 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
             installed = true;
           } else if (direction === 'down') {
             const reverting = applied.slice(-(options.count ?? 1));
-            const distributed = await callsAreDistributed(client);
+            // Only reverting through the distribution step can meet what distribute() made.
+            const distributed = reverting.includes(DISTRIBUTION_STEP) && await callsAreDistributed(client);
             if (distributed && reverting.length === applied.length) {
               ran = await uninstallDistributed(client, applied);
-            } else if (distributed && reverting.includes(DISTRIBUTION_STEP)) {
+            } else if (distributed) {
               throw new DistributedDowngradeError(reverting.length);
             } else {
               ran = (await runner(runnerOptions)).map((migration) => migration.name);
@@ -292,7 +293,19 @@ async function appliedMigrations(client: pg.ClientBase): Promise<string[]> {
  */
 async function restoreClusterFunctionSettings(client: pg.Client): Promise<void> {
   if (!(await functionExists(client, 'ai_cost_internal.apply_cluster_function_settings()'))) return;
-  await client.query('SELECT ai_cost_internal.apply_cluster_function_settings() WHERE ai_cost_internal.calls_are_distributed()');
+  if (await callsAreDistributed(client)) await client.query('SELECT ai_cost_internal.apply_cluster_function_settings()');
+}
+
+/**
+ * Whether ai_cost.calls is distributed over Citus, as the schema itself
+ * says (ai_cost.distribute() makes ai_cost_internal.calls_are_distributed()
+ * true); false on a schema older than distribution, which lacks it.
+ */
+async function callsAreDistributed(client: pg.Client): Promise<boolean> {
+  if (!(await functionExists(client, 'ai_cost_internal.calls_are_distributed()'))) return false;
+  const { rows: [answer] } = await client.query<{ distributed: boolean }>(
+    'SELECT ai_cost_internal.calls_are_distributed() AS distributed');
+  return answer?.distributed ?? false;
 }
 
 /** After the last migration is reverted: the migrations table and the internal schema go too. */

@@ -2,20 +2,6 @@ import type pg from 'pg';
 import { inTransaction } from './db.js';
 
 /**
- * Whether ai_cost.calls is distributed over Citus (`ai-cost distribute`).
- * Asked only where Citus is installed: elsewhere its catalog does not exist.
- */
-export async function callsAreDistributed(client: pg.ClientBase): Promise<boolean> {
-  const { rows: [citus] } = await client.query<{ installed: boolean }>(
-    "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') AS installed");
-  if (!citus?.installed) return false;
-  const { rows: [calls] } = await client.query<{ distributed: boolean }>(`
-    SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
-                    WHERE p.logicalrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('ai_cost.calls')) AS distributed`);
-  return calls?.distributed ?? false;
-}
-
-/**
  * Uninstalls a ledger distributed over Citus, in one transaction, and
  * returns the steps it reverted, newest first. The steps' Down sections
  * cannot take such a ledger apart (the one of 0016 drops functions that the
