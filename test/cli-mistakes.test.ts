@@ -162,6 +162,21 @@ test('an install by a login that does not own the database says to run it as the
   }
 });
 
+test('an upgrade by a reader says migrate is the owner\'s, in one line', async (t) => {
+  const login = `reader_${db.name.slice(2)}`;
+  await db.query(`CREATE ROLE ${login} LOGIN PASSWORD 'pw'; GRANT ai_cost_reader TO ${login}`);
+  try {
+    const url = new URL(db.url);
+    url.username = login;
+    url.password = 'pw';
+    const result = await runCli(['migrate', 'up', '--database-url', url.toString()]);
+    t.is(result.code, 1, result.stderr);
+    t.regex(result.stderr, /^ai-cost: permission denied: permission denied for table schema_migrations: migrate is run by the owner of the database that installed pg-ai-cost\n$/);
+  } finally {
+    await db.query(`DROP ROLE ${login}`);
+  }
+});
+
 test('durations in minutes and weeks are understood', async (t) => {
   for (const since of ['30m', '2w']) {
     const result = await runCli(['report', '--since', since, '--format', 'json', '--database-url', db.url]);

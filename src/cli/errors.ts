@@ -66,6 +66,10 @@ export function describeError(error: unknown): string | undefined {
         if (/\bfunction (reprice_preview|start_reprice|reprice_batch)\b/.test(e.message ?? '')) {
           return `permission denied: ${e.message}: repricing is for logins granted ai_cost_admin, or the owner that installed pg-ai-cost`;
         }
+        // Installing and upgrading are the database owner's job.
+        if (/\btable schema_migrations\b/.test(e.message ?? '')) {
+          return `permission denied: ${e.message}: migrate is run by the owner of the database that installed pg-ai-cost`;
+        }
         return `permission denied: ${e.message} (the reports need a login granted ai_cost_reader; prices, discounts and reprices ai_cost_admin: docs/security.md)`;
       case 'ENOENT':
       case 'ENOTDIR':
