@@ -4,7 +4,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { parseCall } from '../src/recorder/call.js';
 import { CALL_COLUMNS, callRecord } from '../src/recorder/call-columns.js';
-import { compareInterleaved, type Benchmark, type Compared, type Measurement } from './support.js';
+import { compareInterleaved, median, timed, type Benchmark, type Compared, type Measurement } from './support.js';
 
 /**
  * What the cost trigger adds to each way of writing calls: the same rows into
@@ -112,6 +112,8 @@ const TARGET = {
 
 /** Rounds of each comparison; every round runs every variant once, interleaved. */
 const ROUNDS = 7;
+/** New connections per table for the first insert of a connection, interleaved. */
+const FIRST_INSERT_ROUNDS = 15;
 
 const TABLES = {
   plain: 'plain_calls', costOnly: 'cost_only_calls', calls: 'ai_cost.calls',
@@ -124,7 +126,8 @@ type Variant = keyof typeof TABLES;
 const bench: Benchmark = {
   name: 'trigger',
   async run({ database, scale }) {
-    const client = new pg.Client({ connectionString: await database('trigger') });
+    const url = await database('trigger');
+    const client = new pg.Client({ connectionString: url });
     await client.connect();
     const results: Measurement[] = [];
     const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
@@ -231,6 +234,29 @@ const bench: Benchmark = {
         SELECT 'openai', (ARRAY['gpt-4o-mini', 'gpt-4.1', 'o4-mini'])[1 + i % 3], 'tenant-' || i % 50, 'feature-' || i % 7,
                1000 + i % 500, 200 + i % 100, i % 400
           FROM generate_series(0, ${bulkCount - 1}) AS i`));
+
+      // The first insert of a new connection plans the triggers it fires: what a client that
+      // connects per call (a serverless function, say) pays each time, and what a kept
+      // connection pays again after each price change (and, on Citus, once per shard).
+      const firstInserts: Record<string, number[]> = { plain: [], costOnly: [], calls: [] };
+      for (let round = 0; round < FIRST_INSERT_ROUNDS; round += 1) {
+        for (const variant of Object.keys(firstInserts) as Array<keyof typeof firstInserts>) {
+          const fresh = new pg.Client({ connectionString: url });
+          await fresh.connect();
+          try {
+            firstInserts[variant]!.push(await timed(() => fresh.query(multiRowInsert(TABLES[variant as Variant], [single[0]!], false))));
+          } finally {
+            await fresh.end();
+          }
+        }
+      }
+      const firstMs = (variant: string) => median(firstInserts[variant]!);
+      results.push(
+        { bench: 'trigger', metric: 'first INSERT of a new connection: no trigger', value: firstMs('plain'), unit: 'ms' },
+        { bench: 'trigger', metric: 'first INSERT of a new connection: cost trigger only', value: firstMs('costOnly'), unit: 'ms' },
+        { bench: 'trigger', metric: 'first INSERT of a new connection: ai_cost.calls (as shipped)', value: firstMs('calls'), unit: 'ms' },
+        { bench: 'trigger', metric: 'first INSERT of a new connection: time ratio ai_cost.calls / none', value: firstMs('calls') / firstMs('plain'), unit: 'x' },
+      );
 
       // Exact decimal prices in the trigger against float dollars in the app, on the same 1,000-row batches:
       // every row where they differ is a row the hand-built way bills wrong.

@@ -590,6 +590,122 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost.insert_calls(jsonb) IS 'Inserts a batch of calls given as a JSON array of objects keyed by ai_cost.calls columns, pricing list-priced calls in the statement itself (the cost trigger prices the rest); skips request_ids already recorded; returns how many calls were new.';
 
+-- The cost trigger's use of the compiled book (050_price_book.sql), as SQL
+-- functions the planner inlines into the trigger's expressions. The book's
+-- functions are constants in the plan of each expression that names them,
+-- and planning one reference to the rates (a literal of some 135 kB with the
+-- shipped catalog) takes about 3 ms. A backend plans the trigger on the
+-- first insert of each connection (on Citus, of each connection into each
+-- shard) and again after every compile, so each expression names each array
+-- once, as an argument of these functions: inlining passes the parsed
+-- constant to every use of the parameter. No SET clause, which would stop the
+-- inlining: every operator and non-keyword type is named by its schema.
+
+-- The cost of a plain call (no cache writes, audio, image or video) at its
+-- slot of the book, or NULL where the book does not price it: outside the
+-- price's validity, a token count past its mask, reasoning billed apart (a
+-- call with reasoning at a price that bills it apart, Perplexity's Sonar Deep
+-- Research, takes the lookup), or a slot of another compile (NULL).
+-- Reasoning is output here, at the output rate. The same sum as priced()'s
+-- numeric one, in picodollars, rounded up once. Uncached input needs no
+-- clamp at 0 here: with no cache writes or audio it is negative only in a
+-- row the CHECK constraints refuse next, and the masks keep every count
+-- below 2^30, so nothing overflows first. OPERATOR(...) gives every operator
+-- the same precedence: each product is in parentheses.
+CREATE FUNCTION ai_cost_internal.book_cost_of_plain_call(
+  rates bigint[], windows pg_catalog.timestamptz[], slot integer, created_at pg_catalog.timestamptz,
+  input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, reasoning_tokens bigint
+) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN windows[slot][1] OPERATOR(pg_catalog.<=) created_at
+       AND created_at OPERATOR(pg_catalog.<) windows[slot][2]
+       AND ((coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][14])
+            OPERATOR(pg_catalog.|) (coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][15])
+            OPERATOR(pg_catalog.|) (coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][16]))
+           OPERATOR(pg_catalog.=) 0::bigint
+       AND (coalesce(reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.=) 0::bigint
+            OR rates[slot][9] OPERATOR(pg_catalog.=) rates[slot][3])
+  THEN (((coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_tokens, 0::bigint))
+                            OPERATOR(pg_catalog.*) rates[slot][2])
+                          OPERATOR(pg_catalog.+) (coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][3])
+                          OPERATOR(pg_catalog.+) (coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][4])
+                          OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.book_cost_of_plain_call(bigint[], timestamptz[], integer, timestamptz, bigint, bigint, bigint, bigint) IS 'Internal, inlined into the cost trigger: the cost of a call without cache writes, audio, image or video from the compiled book at its slot, or NULL where the book does not price it.';
+
+-- The same with cache writes, audio, image or video: all twelve dimensions.
+-- Once the masks hold every count below 2^30, reasoning, audio and image
+-- output beyond the output, and image and video input beyond the rest of the
+-- input, are left to the lookup, which bills the text as 0 then: the sum
+-- would bill the output negative, and image and video at the input rate
+-- where priced() leaves them in a text input of 0. Any other negative part
+-- can only come from a row the CHECK constraints refuse next
+-- (audio_output_tokens above output_tokens, say). Reasoning and image output
+-- are at the output rate, cached audio at the cache read rate, image and
+-- video input at the input rate where the price has no rate of their own
+-- (050_price_book.sql).
+CREATE FUNCTION ai_cost_internal.book_cost_of_call(
+  rates bigint[], windows pg_catalog.timestamptz[], slot integer, created_at pg_catalog.timestamptz,
+  input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
+  cache_write_1h_tokens bigint, audio_input_tokens bigint, audio_output_tokens bigint, reasoning_tokens bigint,
+  cache_read_audio_tokens bigint, image_input_tokens bigint, image_output_tokens bigint, video_input_tokens bigint
+) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN windows[slot][1] OPERATOR(pg_catalog.<=) created_at
+       AND created_at OPERATOR(pg_catalog.<) windows[slot][2]
+       AND ((coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][14])
+            OPERATOR(pg_catalog.|) (coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][15])
+            OPERATOR(pg_catalog.|) (coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][16])
+            OPERATOR(pg_catalog.|) (coalesce(cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][17])
+            OPERATOR(pg_catalog.|) (coalesce(cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][18])
+            OPERATOR(pg_catalog.|) (coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][19])
+            OPERATOR(pg_catalog.|) (coalesce(audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][20])
+            OPERATOR(pg_catalog.|) (coalesce(reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][21])
+            OPERATOR(pg_catalog.|) (coalesce(cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][22])
+            OPERATOR(pg_catalog.|) (coalesce(image_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][23])
+            OPERATOR(pg_catalog.|) (coalesce(image_output_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][24])
+            OPERATOR(pg_catalog.|) (coalesce(video_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][25]))
+           OPERATOR(pg_catalog.=) 0::bigint
+       AND coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(audio_output_tokens, 0::bigint)
+           OPERATOR(pg_catalog.-) coalesce(reasoning_tokens, 0::bigint)
+           OPERATOR(pg_catalog.-) coalesce(image_output_tokens, 0::bigint) OPERATOR(pg_catalog.>=) 0::bigint
+       AND (coalesce(image_input_tokens, video_input_tokens) IS NULL
+            OR coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_tokens, 0::bigint)
+               OPERATOR(pg_catalog.-) coalesce(cache_write_tokens, 0::bigint)
+               OPERATOR(pg_catalog.-) (coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint))
+               OPERATOR(pg_catalog.-) coalesce(image_input_tokens, 0::bigint)
+               OPERATOR(pg_catalog.-) coalesce(video_input_tokens, 0::bigint) OPERATOR(pg_catalog.>=) 0::bigint)
+  THEN ((greatest(coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_tokens, 0::bigint)
+                                   OPERATOR(pg_catalog.-) coalesce(cache_write_tokens, 0::bigint)
+                                   OPERATOR(pg_catalog.-) (coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint))
+                                   OPERATOR(pg_catalog.-) coalesce(image_input_tokens, 0::bigint)
+                                   OPERATOR(pg_catalog.-) coalesce(video_input_tokens, 0::bigint), 0::bigint)
+                            OPERATOR(pg_catalog.*) rates[slot][2])
+                          OPERATOR(pg_catalog.+) (coalesce(image_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][11])
+                          OPERATOR(pg_catalog.+) (coalesce(video_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][13])
+                          OPERATOR(pg_catalog.+) ((coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(audio_output_tokens, 0::bigint)
+                                                   OPERATOR(pg_catalog.-) coalesce(reasoning_tokens, 0::bigint)
+                                                   OPERATOR(pg_catalog.-) coalesce(image_output_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][3])
+                          OPERATOR(pg_catalog.+) (coalesce(reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][9])
+                          OPERATOR(pg_catalog.+) (coalesce(image_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][12])
+                          OPERATOR(pg_catalog.+) ((coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][4])
+                          OPERATOR(pg_catalog.+) (coalesce(cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][10])
+                          OPERATOR(pg_catalog.+) ((coalesce(cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_write_1h_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][5])
+                          OPERATOR(pg_catalog.+) (coalesce(cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][6])
+                          OPERATOR(pg_catalog.+) ((coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][7])
+                          OPERATOR(pg_catalog.+) (coalesce(audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][8])
+                          OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.book_cost_of_call(bigint[], timestamptz[], integer, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint) IS 'Internal, inlined into the cost trigger: the cost of a call over all twelve token dimensions from the compiled book at its slot, or NULL where the book does not price it.';
+
+-- The organisation discount of the book at a slot: NULL for none (the book
+-- writes it as 0), 0 for a read outside the book.
+CREATE FUNCTION ai_cost_internal.book_discount_id(rates bigint[], slot integer) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN rates[slot][26] OPERATOR(pg_catalog.=) 0::bigint THEN NULL ELSE coalesce(rates[slot][26], 0::bigint) END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.book_discount_id(bigint[], integer) IS 'Internal, inlined into the cost trigger: the organisation discount the compiled book applies at a slot; NULL for none, 0 outside the book.';
+
 -- The cost trigger. A call the compiled price book covers is priced from its
 -- constants with no query; everything else goes through the lookup, as
 -- ai_cost_internal.cost_of() does. The book path is split in two: calls
@@ -600,15 +716,15 @@ COMMENT ON FUNCTION ai_cost.insert_calls(jsonb) IS 'Inserts a batch of calls giv
 -- PostgreSQL 15: the trigger's share of the backend's time went from
 -- 9.1-9.3% to 5.9-6.7%).
 --
--- The slot, the test and each assignment are PL/pgSQL expressions planned
--- apart, with the book's functions folded into each plan, so a compile that
--- commits while they are being planned can give them different books. Slots
--- are numbered per compile (050_price_book.sql): a slot read against another
--- compile's arrays subscripts outside them and reads NULL, which fails the
--- test or leaves the cost or price NULL (the discount 0); the book path
--- returns only when all three were read from the slot's compile, and
--- otherwise the call takes the lookup. A read of the book is thus checked
--- once, by one more IF per call.
+-- The slot, the cost (the test and the sum, above) and the price and
+-- discount ids are PL/pgSQL expressions planned apart, with the book's
+-- functions folded into each plan, so a compile that commits while they are
+-- being planned can give them different books. Slots are numbered per
+-- compile (050_price_book.sql): a slot read against another compile's arrays
+-- subscripts outside them and reads NULL, which leaves the cost or price NULL
+-- (the discount 0); the book path returns only when all three were read from
+-- the slot's compile, and otherwise the call takes the lookup. A read of the
+-- book is thus checked once, by one more IF per call.
 --
 -- It is STABLE: it writes nothing itself (it sets NEW, and refuses a call
 -- by raising), and a VOLATILE PL/pgSQL function takes a snapshot and a
@@ -643,37 +759,15 @@ BEGIN
                   NEW.image_input_tokens, NEW.image_output_tokens, NEW.video_input_tokens) IS NULL
      AND NOT ai_cost_internal.price_book_has_tenant(NEW.tenant_id) THEN
     slot := ai_cost_internal.price_book_slot(NEW.provider OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.service_tier OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.model);
-    -- Reasoning is output here, at the output rate; a call with reasoning at
-    -- a price that bills it apart (Perplexity's Sonar Deep Research) takes
-    -- the lookup.
-    IF slot IS NOT NULL
-       AND (ai_cost_internal.price_book_windows())[slot][1] OPERATOR(pg_catalog.<=) NEW.created_at
-       AND NEW.created_at OPERATOR(pg_catalog.<) (ai_cost_internal.price_book_windows())[slot][2]
-       AND ((coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][14])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][15])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][16]))
-           OPERATOR(pg_catalog.=) 0::bigint
-       AND (coalesce(NEW.reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.=) 0::bigint
-            OR (ai_cost_internal.price_book_rates())[slot][9] OPERATOR(pg_catalog.=) (ai_cost_internal.price_book_rates())[slot][3]) THEN
-      -- The same sum as priced()'s numeric one, in picodollars, rounded up once.
-      -- Uncached input needs no clamp at 0 here: with no cache writes or audio
-      -- it is negative only in a row the CHECK constraints refuse next, and
-      -- the masks keep every count below 2^30, so nothing overflows first.
-      -- OPERATOR(...) gives every operator the same precedence: each product is in parentheses.
-      NEW.cost_micros := (((coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint))
-                            OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][2])
-                          OPERATOR(pg_catalog.+) (coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][3])
-                          OPERATOR(pg_catalog.+) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][4])
-                          OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
+    NEW.cost_micros := ai_cost_internal.book_cost_of_plain_call(
+      ai_cost_internal.price_book_rates(), ai_cost_internal.price_book_windows(), slot, NEW.created_at,
+      NEW.input_tokens, NEW.output_tokens, NEW.cache_read_tokens, NEW.reasoning_tokens);
+    IF NEW.cost_micros IS NOT NULL THEN
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
-      -- The book writes no discount as 0: NULL here is no discount, and 0 a
-      -- read outside the book.
-      NEW.discount_id := CASE WHEN (ai_cost_internal.price_book_rates())[slot][26] OPERATOR(pg_catalog.=) 0::bigint THEN NULL
-                              ELSE coalesce((ai_cost_internal.price_book_rates())[slot][26], 0::bigint) END;
-      -- Each assignment is planned apart, and reads NULL (0 for the
+      NEW.discount_id := ai_cost_internal.book_discount_id(ai_cost_internal.price_book_rates(), slot);
+      -- Each expression is planned apart, and reads NULL (0 for the
       -- discount) where planned with another compile's book.
-      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL
-         AND coalesce(NEW.discount_id OPERATOR(pg_catalog.>) 0::bigint, true) THEN
+      IF NEW.price_id IS NOT NULL AND coalesce(NEW.discount_id OPERATOR(pg_catalog.>) 0::bigint, true) THEN
         NEW.computed_cost_micros := NEW.cost_micros;
         RETURN NEW;
       END IF;
@@ -687,66 +781,15 @@ BEGIN
      AND NEW.unpriced_reason IS NULL
      AND NOT ai_cost_internal.price_book_has_tenant(NEW.tenant_id) THEN
     slot := ai_cost_internal.price_book_slot(NEW.provider OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.service_tier OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.model);
-    -- Once the masks hold every count below 2^30, reasoning, audio and image
-    -- output beyond the output, and image and video input beyond the rest of
-    -- the input, are left to the lookup, which bills the text as 0 then: the
-    -- sum below would bill the output negative, and image and video at the
-    -- input rate where priced() leaves them in a text input of 0.
-    IF slot IS NOT NULL
-       AND (ai_cost_internal.price_book_windows())[slot][1] OPERATOR(pg_catalog.<=) NEW.created_at
-       AND NEW.created_at OPERATOR(pg_catalog.<) (ai_cost_internal.price_book_windows())[slot][2]
-       AND ((coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][14])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][15])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][16])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][17])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][18])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][19])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][20])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][21])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][22])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.image_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][23])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.image_output_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][24])
-            OPERATOR(pg_catalog.|) (coalesce(NEW.video_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) (ai_cost_internal.price_book_rates())[slot][25]))
-           OPERATOR(pg_catalog.=) 0::bigint
-       AND coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.audio_output_tokens, 0::bigint)
-           OPERATOR(pg_catalog.-) coalesce(NEW.reasoning_tokens, 0::bigint)
-           OPERATOR(pg_catalog.-) coalesce(NEW.image_output_tokens, 0::bigint) OPERATOR(pg_catalog.>=) 0::bigint
-       AND (coalesce(NEW.image_input_tokens, NEW.video_input_tokens) IS NULL
-            OR coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint)
-               OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_tokens, 0::bigint)
-               OPERATOR(pg_catalog.-) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint))
-               OPERATOR(pg_catalog.-) coalesce(NEW.image_input_tokens, 0::bigint)
-               OPERATOR(pg_catalog.-) coalesce(NEW.video_input_tokens, 0::bigint) OPERATOR(pg_catalog.>=) 0::bigint) THEN
-      -- Any other negative part can only come from a row the CHECK
-      -- constraints refuse next (audio_output_tokens above output_tokens, say).
-      -- Reasoning and image output are at the output rate, cached audio at
-      -- the cache read rate, image and video input at the input rate where
-      -- the price has no rate of their own (050_price_book.sql).
-      NEW.cost_micros := ((greatest(coalesce(NEW.input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_tokens, 0::bigint)
-                                   OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_tokens, 0::bigint)
-                                   OPERATOR(pg_catalog.-) (coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint))
-                                   OPERATOR(pg_catalog.-) coalesce(NEW.image_input_tokens, 0::bigint)
-                                   OPERATOR(pg_catalog.-) coalesce(NEW.video_input_tokens, 0::bigint), 0::bigint)
-                            OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][2])
-                          OPERATOR(pg_catalog.+) (coalesce(NEW.image_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][11])
-                          OPERATOR(pg_catalog.+) (coalesce(NEW.video_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][13])
-                          OPERATOR(pg_catalog.+) ((coalesce(NEW.output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.audio_output_tokens, 0::bigint)
-                                                   OPERATOR(pg_catalog.-) coalesce(NEW.reasoning_tokens, 0::bigint)
-                                                   OPERATOR(pg_catalog.-) coalesce(NEW.image_output_tokens, 0::bigint)) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][3])
-                          OPERATOR(pg_catalog.+) (coalesce(NEW.reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][9])
-                          OPERATOR(pg_catalog.+) (coalesce(NEW.image_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][12])
-                          OPERATOR(pg_catalog.+) ((coalesce(NEW.cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][4])
-                          OPERATOR(pg_catalog.+) (coalesce(NEW.cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][10])
-                          OPERATOR(pg_catalog.+) ((coalesce(NEW.cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_write_1h_tokens, 0::bigint)) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][5])
-                          OPERATOR(pg_catalog.+) (coalesce(NEW.cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][6])
-                          OPERATOR(pg_catalog.+) ((coalesce(NEW.audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(NEW.cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][7])
-                          OPERATOR(pg_catalog.+) (coalesce(NEW.audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) (ai_cost_internal.price_book_rates())[slot][8])
-                          OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint;
+    NEW.cost_micros := ai_cost_internal.book_cost_of_call(
+      ai_cost_internal.price_book_rates(), ai_cost_internal.price_book_windows(), slot, NEW.created_at,
+      NEW.input_tokens, NEW.output_tokens, NEW.cache_read_tokens, NEW.cache_write_tokens, NEW.cache_write_1h_tokens,
+      NEW.audio_input_tokens, NEW.audio_output_tokens, NEW.reasoning_tokens, NEW.cache_read_audio_tokens,
+      NEW.image_input_tokens, NEW.image_output_tokens, NEW.video_input_tokens);
+    IF NEW.cost_micros IS NOT NULL THEN
       NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
-      NEW.discount_id := CASE WHEN (ai_cost_internal.price_book_rates())[slot][26] OPERATOR(pg_catalog.=) 0::bigint THEN NULL
-                              ELSE coalesce((ai_cost_internal.price_book_rates())[slot][26], 0::bigint) END;
-      IF NEW.cost_micros IS NOT NULL AND NEW.price_id IS NOT NULL
-         AND coalesce(NEW.discount_id OPERATOR(pg_catalog.>) 0::bigint, true) THEN
+      NEW.discount_id := ai_cost_internal.book_discount_id(ai_cost_internal.price_book_rates(), slot);
+      IF NEW.price_id IS NOT NULL AND coalesce(NEW.discount_id OPERATOR(pg_catalog.>) 0::bigint, true) THEN
         NEW.computed_cost_micros := NEW.cost_micros;
         RETURN NEW;
       END IF;

@@ -68,6 +68,9 @@ BEGIN
   EXECUTE format('GRANT EXECUTE ON FUNCTION
       ai_cost_internal.price_book_slot(text), ai_cost_internal.price_book_rates(),
       ai_cost_internal.price_book_windows(), ai_cost_internal.price_book_has_tenant(text),
+      ai_cost_internal.book_cost_of_plain_call(bigint[], timestamptz[], integer, timestamptz, bigint, bigint, bigint, bigint),
+      ai_cost_internal.book_cost_of_call(bigint[], timestamptz[], integer, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint),
+      ai_cost_internal.book_discount_id(bigint[], integer),
       ai_cost_internal.price_call_slowly(ai_cost.calls), ai_cost_internal.cost_of(ai_cost.calls),
       ai_cost_internal.priced(text, text, text, text, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, numeric, text, jsonb),
       ai_cost_internal.no_price_reason(text, text, text, timestamptz), ai_cost_internal.pattern_model(text, text),

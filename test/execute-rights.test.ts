@@ -9,6 +9,9 @@ const db = useTestDatabase(test);
 const TRIGGER_PRICING = [
   'ai_cost_internal.billing_of(text,text,text,bigint,text,timestamp with time zone,bigint,bigint,bigint)',
   'ai_cost_internal.bills_calls()',
+  'ai_cost_internal.book_cost_of_call(bigint[],timestamp with time zone[],integer,timestamp with time zone,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint,bigint)',
+  'ai_cost_internal.book_cost_of_plain_call(bigint[],timestamp with time zone[],integer,timestamp with time zone,bigint,bigint,bigint,bigint)',
+  'ai_cost_internal.book_discount_id(bigint[],integer)',
   'ai_cost_internal.charge(bigint,text,bigint,bigint,numeric,numeric,numeric)',
   'ai_cost_internal.cost_of(ai_cost.calls)',
   'ai_cost_internal.explain_billing(text,text,text,bigint,text,timestamp with time zone,bigint,bigint,bigint)',

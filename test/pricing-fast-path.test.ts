@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import pg from 'pg';
 import { useTestDatabase } from './support/database.js';
+import { dropLogins } from './support/logins.js';
 
 // The cost trigger prices the common case itself and leaves the rest to
 // ai_cost_internal.cost_of(), which reprice and explain_cost also use
@@ -255,4 +257,42 @@ test('a strict provider still refuses what it cannot price, on either path', asy
   t.regex(noPrice!.message, /cannot price call of fp-strict\/x/);
   const noUsage = await t.throwsAsync(db.query(`INSERT INTO ai_cost.calls (provider, model) VALUES ('fp-strict', 'x')`));
   t.regex(noUsage!.message, /no usage reported/);
+});
+
+const WRITER = `fast_path_w_${randomBytes(4).toString('hex')}`;
+test.after.always(() => dropLogins(WRITER));
+
+// The trigger names each of the book's arrays once per expression, through
+// SQL functions the planner inlines (sql/060_cost.sql): one not inlined (a
+// SET clause, a writer without EXECUTE on it) would be called for every call
+// and plan the arrays as often as before. A function inlined is never
+// called, so statistics count no call of it.
+test('the book helpers of the cost trigger are inlined, for the owner and for a writer login', async (t) => {
+  await db.query(`CREATE ROLE ${WRITER} LOGIN PASSWORD 'fast-path-pw'; GRANT ai_cost_writer TO ${WRITER};
+                  ALTER ROLE ${WRITER} SET track_functions = 'all'`);
+  const [book] = await db.query<{ slot: number | null }>(`SELECT ai_cost_internal.price_book_slot('fp standard full') AS slot`);
+  t.not(book!.slot, null, 'the calls below are priced from the book');
+  const writerUrl = new URL(db.url);
+  writerUrl.username = WRITER;
+  writerUrl.password = 'fast-path-pw';
+  for (const [who, url] of [['the owner', db.url], ['a writer login', writerUrl.toString()]] as const) {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query('BEGIN');
+      if (who === 'the owner') await client.query(`SET LOCAL track_functions = 'all'`);
+      const { rows: priced } = await client.query<{ cost_micros: string | null }>(`
+        INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens, cache_write_tokens)
+        VALUES ('fp', 'full', 1000, 100, NULL), ('fp', 'full', 1000, 100, 200) RETURNING cost_micros::text`);
+      t.true(priced.every((row) => row.cost_micros !== null), who);
+      const { rows: called } = await client.query<{ name: string; calls: string }>(`
+        SELECT funcname AS name, calls::text FROM pg_stat_xact_user_functions
+         WHERE schemaname = 'ai_cost_internal' AND funcname IN ('price_call', 'book_cost_of_plain_call', 'book_cost_of_call', 'book_discount_id')
+         ORDER BY funcname`);
+      t.deepEqual(called, [{ name: 'price_call', calls: '2' }], `${who}: only the trigger function itself is called`);
+      await client.query('ROLLBACK');
+    } finally {
+      await client.end();
+    }
+  }
 });
