@@ -13,6 +13,8 @@ export const SCHEMA = 'ai_cost';
 /** The schema of pg-ai-cost's internals, its migrations table included. */
 export const INTERNAL_SCHEMA = 'ai_cost_internal';
 const MIGRATIONS_TABLE = 'schema_migrations';
+/** The roles the install creates (sql/150_roles.sql). */
+const ROLES = ['ai_cost_reader', 'ai_cost_writer', 'ai_cost_admin', 'ai_cost_tenant_reader'];
 
 /**
  * Advisory lock key held while migrating ("aicost" in ASCII). Two installers
@@ -98,7 +100,7 @@ export class MigrationFailedError extends Error {
       (CONFLICTS_WITH_OTHER_SESSIONS.has(refusal.code)
         ? `other sessions kept getting in its way (${ATTEMPTS} tries): run it again`
         : refusal.code === INSUFFICIENT_PRIVILEGE
-          ? 'run it as the owner of the database (on a Citus coordinator, as a superuser: Citus copies the pg-ai-cost roles to the workers with ALTER ROLE, see docs/scaling.md)'
+          ? 'run it as the owner of the database'
           : 'has the pg-ai-cost schema been changed by hand? `ai-cost migrate status` lists the steps'), { cause });
     this.name = 'MigrationFailedError';
   }
@@ -129,6 +131,23 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
     // that option, and migrate needs a session of its own anyway (it holds a
     // session-level advisory lock), so a SET holds for the whole run.
     await client.query('SET search_path = pg_catalog, pg_temp');
+    // On a Citus coordinator, Citus copies each role the install grants
+    // rights to onto the workers the first time a database uses it: it
+    // alters a role there already (made by another database of the cluster)
+    // to match, with ALTER ROLE ... NOSUPERUSER, and grants it its
+    // memberships again as whoever granted them, both of which only a
+    // superuser may do. pg-ai-cost never changes its roles' attributes, and
+    // roles are the cluster's: Citus only creates the roles missing, and once
+    // all of them exist it copies none, so that a database owner that is not
+    // a superuser can install there.
+    await client.query(`
+      SELECT pg_catalog.set_config('citus.enable_alter_role_propagation', 'off', false),
+             pg_catalog.set_config('citus.enable_create_role_propagation', 'off', false)
+        FROM pg_catalog.pg_extension
+       WHERE extname = 'citus'
+         AND (SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = ANY ($1)) = cardinality($1)`, [ROLES]);
+    await client.query(`SELECT pg_catalog.set_config('citus.enable_alter_role_propagation', 'off', false)
+                          FROM pg_catalog.pg_extension WHERE extname = 'citus'`);
     await client.query('SELECT pg_catalog.pg_advisory_lock($1)', [MIGRATION_LOCK]);
     try {
       const runnerOptions: RunnerOption = {

@@ -561,6 +561,34 @@ testOnCitus(test.serial, 'the recorder writes batches of 64 calls per shard to a
   t.is(batches, 4, `5,000 calls written in ${batches} batches`);
 });
 
+testOnCitus(test.serial, 'a database owner that is not a superuser installs and distributes where the pg-ai-cost roles exist already', async (t) => {
+  // The roles are the cluster's: an install in another database made them on every node.
+  const first = await citus.database(t, { migrated: true });
+  const owner = `o_${first.name.slice(2)}`;
+  // Runs after the database below is dropped (teardowns run last first), when the owner owns nothing.
+  t.teardown(() => first.query(`DROP ROLE IF EXISTS ${owner}`).then(() => undefined));
+  const db = await citus.database(t);
+  await db.query(`CREATE ROLE ${owner} LOGIN CREATEROLE; ALTER DATABASE ${db.name} OWNER TO ${owner}`);
+  const url = new URL(db.url);
+  url.username = owner;
+  const install = await runCli(['migrate', 'up', '--database-url', url.toString()]);
+  t.is(install.code, 0, install.stderr);
+  const distribute = await runCli(['distribute', '--database-url', url.toString()]);
+  t.is(distribute.code, 0, distribute.stderr);
+  t.regex(distribute.stdout, /ai_cost\.calls is distributed by tenant_id/);
+  const [ledger] = await db.query<{ owner: string }>(`SELECT pg_catalog.pg_get_userbyid(nspowner) AS owner FROM pg_catalog.pg_namespace WHERE nspname = 'ai_cost'`);
+  t.is(ledger!.owner, owner, 'the owner, not a superuser, owns the ledger');
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ cost_micros: string }>(`INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+      SELECT 'openai', 'gpt-4o', 'owner-' || i, 1000, 100 FROM generate_series(1, 20) AS i RETURNING cost_micros::text`);
+    t.deepEqual([...new Set(rows.map((row) => row.cost_micros))], ['3500'], 'calls on every worker are priced');
+  } finally {
+    await client.end();
+  }
+});
+
 testOnCitus(test.serial, 'roles and tenant isolation hold on every worker', async (t) => {
   const db = await distributed(t);
   const suffix = db.name.slice(2);
