@@ -594,7 +594,7 @@ COMMENT ON FUNCTION ai_cost.insert_calls(jsonb) IS 'Inserts a batch of calls giv
 -- functions the planner inlines into the trigger's expressions. The book's
 -- functions are constants in the plan of each expression that names them,
 -- and planning one reference to the rates (a literal of some 135 kB with the
--- shipped catalog) takes about 3 ms. A backend plans the trigger on the
+-- shipped catalog) takes 2 to 3 ms. A backend plans the trigger on the
 -- first insert of each connection (on Citus, of each connection into each
 -- shard) and again after every compile, so each expression names each array
 -- once, as an argument of these functions: inlining passes the parsed
@@ -626,10 +626,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
        AND (coalesce(reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.=) 0::bigint
             OR rates[slot][9] OPERATOR(pg_catalog.=) rates[slot][3])
   THEN (((coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_tokens, 0::bigint))
-                            OPERATOR(pg_catalog.*) rates[slot][2])
-                          OPERATOR(pg_catalog.+) (coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][3])
-                          OPERATOR(pg_catalog.+) (coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][4])
-                          OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint END
+         OPERATOR(pg_catalog.*) rates[slot][2])
+       OPERATOR(pg_catalog.+) (coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][3])
+       OPERATOR(pg_catalog.+) (coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][4])
+       OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.book_cost_of_plain_call(bigint[], timestamptz[], integer, timestamptz, bigint, bigint, bigint, bigint) IS 'Internal, inlined into the cost trigger: the cost of a call without cache writes, audio, image or video from the compiled book at its slot, or NULL where the book does not price it.';
 
@@ -676,25 +676,25 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                OPERATOR(pg_catalog.-) coalesce(image_input_tokens, 0::bigint)
                OPERATOR(pg_catalog.-) coalesce(video_input_tokens, 0::bigint) OPERATOR(pg_catalog.>=) 0::bigint)
   THEN ((greatest(coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_tokens, 0::bigint)
-                                   OPERATOR(pg_catalog.-) coalesce(cache_write_tokens, 0::bigint)
-                                   OPERATOR(pg_catalog.-) (coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint))
-                                   OPERATOR(pg_catalog.-) coalesce(image_input_tokens, 0::bigint)
-                                   OPERATOR(pg_catalog.-) coalesce(video_input_tokens, 0::bigint), 0::bigint)
-                            OPERATOR(pg_catalog.*) rates[slot][2])
-                          OPERATOR(pg_catalog.+) (coalesce(image_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][11])
-                          OPERATOR(pg_catalog.+) (coalesce(video_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][13])
-                          OPERATOR(pg_catalog.+) ((coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(audio_output_tokens, 0::bigint)
-                                                   OPERATOR(pg_catalog.-) coalesce(reasoning_tokens, 0::bigint)
-                                                   OPERATOR(pg_catalog.-) coalesce(image_output_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][3])
-                          OPERATOR(pg_catalog.+) (coalesce(reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][9])
-                          OPERATOR(pg_catalog.+) (coalesce(image_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][12])
-                          OPERATOR(pg_catalog.+) ((coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][4])
-                          OPERATOR(pg_catalog.+) (coalesce(cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][10])
-                          OPERATOR(pg_catalog.+) ((coalesce(cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_write_1h_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][5])
-                          OPERATOR(pg_catalog.+) (coalesce(cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][6])
-                          OPERATOR(pg_catalog.+) ((coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][7])
-                          OPERATOR(pg_catalog.+) (coalesce(audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][8])
-                          OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint END
+                OPERATOR(pg_catalog.-) coalesce(cache_write_tokens, 0::bigint)
+                OPERATOR(pg_catalog.-) (coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint))
+                OPERATOR(pg_catalog.-) coalesce(image_input_tokens, 0::bigint)
+                OPERATOR(pg_catalog.-) coalesce(video_input_tokens, 0::bigint), 0::bigint)
+         OPERATOR(pg_catalog.*) rates[slot][2])
+       OPERATOR(pg_catalog.+) (coalesce(image_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][11])
+       OPERATOR(pg_catalog.+) (coalesce(video_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][13])
+       OPERATOR(pg_catalog.+) ((coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(audio_output_tokens, 0::bigint)
+                                OPERATOR(pg_catalog.-) coalesce(reasoning_tokens, 0::bigint)
+                                OPERATOR(pg_catalog.-) coalesce(image_output_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][3])
+       OPERATOR(pg_catalog.+) (coalesce(reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][9])
+       OPERATOR(pg_catalog.+) (coalesce(image_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][12])
+       OPERATOR(pg_catalog.+) ((coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][4])
+       OPERATOR(pg_catalog.+) (coalesce(cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][10])
+       OPERATOR(pg_catalog.+) ((coalesce(cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_write_1h_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][5])
+       OPERATOR(pg_catalog.+) (coalesce(cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][6])
+       OPERATOR(pg_catalog.+) ((coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][7])
+       OPERATOR(pg_catalog.+) (coalesce(audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][8])
+       OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.book_cost_of_call(bigint[], timestamptz[], integer, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint) IS 'Internal, inlined into the cost trigger: the cost of a call over all twelve token dimensions from the compiled book at its slot, or NULL where the book does not price it.';
 
