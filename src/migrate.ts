@@ -142,12 +142,11 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
     // a superuser can install there.
     await client.query(`
       SELECT pg_catalog.set_config('citus.enable_alter_role_propagation', 'off', false),
-             pg_catalog.set_config('citus.enable_create_role_propagation', 'off', false)
+             pg_catalog.set_config('citus.enable_create_role_propagation',
+                                   CASE WHEN (SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = ANY ($1)) = cardinality($1)
+                                        THEN 'off' ELSE pg_catalog.current_setting('citus.enable_create_role_propagation') END, false)
         FROM pg_catalog.pg_extension
-       WHERE extname = 'citus'
-         AND (SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = ANY ($1)) = cardinality($1)`, [ROLES]);
-    await client.query(`SELECT pg_catalog.set_config('citus.enable_alter_role_propagation', 'off', false)
-                          FROM pg_catalog.pg_extension WHERE extname = 'citus'`);
+       WHERE extname = 'citus'`, [ROLES]);
     await client.query('SELECT pg_catalog.pg_advisory_lock($1)', [MIGRATION_LOCK]);
     try {
       const runnerOptions: RunnerOption = {
