@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import pg from 'pg';
 import { useTestDatabase } from './support/database.js';
-import { dropLogins } from './support/logins.js';
+import { dropLogins, loginUrl } from './support/logins.js';
 
 // The cost trigger prices the common case itself and leaves the rest to
 // ai_cost_internal.cost_of(), which reprice and explain_cost also use
@@ -272,10 +272,7 @@ test('the book helpers of the cost trigger are inlined, for the owner and for a 
                   ALTER ROLE ${WRITER} SET track_functions = 'all'`);
   const [book] = await db.query<{ slot: number | null }>(`SELECT ai_cost_internal.price_book_slot('fp standard full') AS slot`);
   t.not(book!.slot, null, 'the calls below are priced from the book');
-  const writerUrl = new URL(db.url);
-  writerUrl.username = WRITER;
-  writerUrl.password = 'fast-path-pw';
-  for (const [who, url] of [['the owner', db.url], ['a writer login', writerUrl.toString()]] as const) {
+  for (const [who, url] of [['the owner', db.url], ['a writer login', loginUrl(db.url, WRITER, 'fast-path-pw')]] as const) {
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {
