@@ -8,14 +8,17 @@
 -- tier, model) that ai_cost.insert_calls() hashes once per batch, and into
 -- small SQL functions whose bodies are literals: a jsonb object from "provider
 -- tier model" to a slot number, a bigint[][] of price ids, rates and token
--- limits per slot, a timestamptz[][] of validity per slot, the set of tenants
--- with prices or discounts of their own, the time the book next goes stale,
--- whether any markup bills calls, and the markups in force now
--- (065_billing.sql). The planner inlines SQL functions, so in the trigger these are
--- constants in the plan: finding the price is a binary search over the jsonb
--- keys and an array subscript, with no query. One indexed probe of the lookup
--- per row cost about 5 us on PostgreSQL 15, as much as the insert itself
--- (docs/pricing.md has the measurements).
+-- limits per slot and two small extracts of it (the rates and limits of a
+-- plain call, and the price and discount ids: the planner parses every
+-- literal the trigger names, see 060_cost.sql), a timestamptz[][] of
+-- validity per slot, the set of tenants with prices or discounts of their
+-- own, the time the book next goes stale, whether any markup bills calls,
+-- and the markups in force now (065_billing.sql). The planner inlines SQL
+-- functions, so in the trigger these are constants in the plan: finding the
+-- price is a binary search over the jsonb keys and an array subscript, with
+-- no query. One indexed probe of the lookup per row cost about 5 us on
+-- PostgreSQL 15, as much as the insert itself (docs/pricing.md has the
+-- measurements).
 --
 -- Rates are held as whole picodollars per token (USD per 1M tokens times
 -- 10^6), with the organisation's discount already taken off, so the cost is
@@ -57,8 +60,8 @@
 -- recompiles when a price in the lookup starts or ends since the last compile,
 -- so a scheduled price change gets the fast path back within a refresh.
 --
--- Slots are numbered per compile. The trigger reads the slot, the rates and
--- the windows in separate PL/pgSQL expressions, each planned on its own with
+-- Slots are numbered per compile. The trigger reads the slot, the rates, the
+-- ids and the windows in separate PL/pgSQL expressions, each planned on its own with
 -- the functions' constants folded in, and a compile that commits while a
 -- backend is planning them can leave one expression with the book before it
 -- and another with the book after it. Each compile takes the next
@@ -140,6 +143,8 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET "Tim
 DECLARE
   book_slots jsonb;
   book_rates text;
+  book_plain_rates text;
+  book_ids text;
   book_windows text;
   own_price_tenants jsonb;
   stale_at timestamptz;
@@ -245,8 +250,15 @@ BEGIN
                                            -(1::bigint << b.image_output_bits), -(1::bigint << b.video_input_bits),
                                            coalesce(b.discount_id, 0)),
                                     ',' ORDER BY b.slot) || '}', '{}'),
+         coalesce(format('[%s:%s][1:7]={', base, max(b.slot)) || string_agg(format('{%s,%s,%s,%s,%s,%s,%s}',
+                                           b.input_rate, b.output_rate, b.cache_read_rate, b.reasoning_rate,
+                                           -(1::bigint << b.input_bits), -(1::bigint << b.output_bits),
+                                           -(1::bigint << b.cache_read_bits)),
+                                    ',' ORDER BY b.slot) || '}', '{}'),
+         coalesce(format('[%s:%s][1:2]={', base, max(b.slot)) || string_agg(format('{%s,%s}', b.price_id, coalesce(b.discount_id, 0)),
+                                    ',' ORDER BY b.slot) || '}', '{}'),
          coalesce(format('[%s:%s][1:2]={', base, max(b.slot)) || string_agg('{"' || b.valid_from || '","' || b.valid_to || '"}', ',' ORDER BY b.slot) || '}', '{}')
-    INTO book_slots, book_rates, book_windows
+    INTO book_slots, book_rates, book_plain_rates, book_ids, book_windows
     FROM ai_cost_internal.price_book b;
 
   SELECT jsonb_object_agg(t.tenant_id, true) INTO own_price_tenants
@@ -287,6 +299,12 @@ BEGIN
   EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost_internal.price_book_rates() RETURNS bigint[]
     LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
     format('SELECT CAST(%L AS pg_catalog.int8[])', book_rates));
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost_internal.price_book_plain_rates() RETURNS bigint[]
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    format('SELECT CAST(%L AS pg_catalog.int8[])', book_plain_rates));
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost_internal.price_book_ids() RETURNS bigint[]
+    LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
+    format('SELECT CAST(%L AS pg_catalog.int8[])', book_ids));
   EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost_internal.price_book_windows() RETURNS timestamptz[]
     LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$,
     format('SELECT CAST(%L AS pg_catalog.timestamptz[])', book_windows));
@@ -319,6 +337,8 @@ COMMENT ON FUNCTION ai_cost_internal.compile_price_book() IS 'Internal: rewrites
 SELECT ai_cost_internal.compile_price_book();
 COMMENT ON FUNCTION ai_cost_internal.price_book_slot(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): the slot of a current list price by "provider service_tier model", or NULL; slots are numbered from 1 + generation x 2^20, so no two consecutive compiles share one.';
 COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id; the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning, cached audio input, image input, image output and video input rates in picodollars per token, less the organisation''s discount (0: none; reasoning and image output at the output rate, cached audio at the cache read rate, image and video input at the input rate when the price has no rate of their own); then for the same twelve token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL); then the id of the organisation discount applied (0: none). Its first slot is the compile''s first, 1 + generation x 2^20, so a slot of another compile reads NULL.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_plain_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot what a call without cache writes, audio, image or video is priced from: the input, output, cache read and reasoning rates and the masks of the input, output and cache read counts, as in ai_cost_internal.price_book_rates() and numbered as it is.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_ids() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id and the id of the organisation discount applied (0: none), as in ai_cost_internal.price_book_rates() and numbered as it is.';
 COMMENT ON FUNCTION ai_cost_internal.price_book_windows() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot when its price and discount apply, [from, to); numbered as ai_cost_internal.price_book_rates().';
 COMMENT ON FUNCTION ai_cost_internal.price_book_has_tenant(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): whether a tenant has prices or discounts of its own (the compiled book holds list prices only).';
 COMMENT ON FUNCTION ai_cost_internal.bills_calls() IS 'Internal, generated by ai_cost_internal.compile_price_book(): whether ai_cost.markups has any row, so that calls are billed (065_billing.sql).';

@@ -593,45 +593,51 @@ COMMENT ON FUNCTION ai_cost.insert_calls(jsonb) IS 'Inserts a batch of calls giv
 -- The cost trigger's use of the compiled book (050_price_book.sql), as SQL
 -- functions the planner inlines into the trigger's expressions. The book's
 -- functions are constants in the plan of each expression that names them,
--- and planning one reference to the rates (a literal of some 135 kB with the
--- shipped catalog) takes 2 to 3 ms. A backend plans the trigger on the
--- first insert of each connection (on Citus, of each connection into each
--- shard) and again after every compile, so each expression names each array
--- once, as an argument of these functions: inlining passes the parsed
--- constant to every use of the parameter. No SET clause, which would stop the
--- inlining: every operator and non-keyword type is named by its schema.
+-- and the planner parses each one it meets: about 4 ms for the full rates
+-- (a literal of some 135 kB with the shipped catalog), about 1 ms for the
+-- rates of a plain call, a tenth of that for the ids. A backend plans the
+-- trigger on the first insert of each connection (on Citus, of each
+-- connection into each shard) and again after every compile, so each
+-- expression names only the smallest array that holds what it reads, and
+-- each array once, as an argument of these functions: inlining passes the
+-- parsed constant to every use of the parameter. No SET clause, which would
+-- stop the inlining: every operator and non-keyword type is named by its
+-- schema.
 
 -- The cost of a plain call (no cache writes, audio, image or video) at its
 -- slot of the book, or NULL where the book does not price it: outside the
 -- price's validity, a token count past its mask, reasoning billed apart (a
 -- call with reasoning at a price that bills it apart, Perplexity's Sonar Deep
 -- Research, takes the lookup), or a slot of another compile (NULL).
--- Reasoning is output here, at the output rate. The same sum as priced()'s
--- numeric one, in picodollars, rounded up once. Uncached input needs no
--- clamp at 0 here: with no cache writes or audio it is negative only in a
--- row the CHECK constraints refuse next, and the masks keep every count
--- below 2^30, so nothing overflows first. OPERATOR(...) gives every operator
--- the same precedence: each product is in parentheses.
+-- plain_rates is ai_cost_internal.price_book_plain_rates(): per slot the
+-- input, output, cache read and reasoning rates, then the masks of the
+-- input, output and cache read counts. Reasoning is output here, at the
+-- output rate. The same sum as priced()'s numeric one, in picodollars,
+-- rounded up once. Uncached input needs no clamp at 0 here: with no cache
+-- writes or audio it is negative only in a row the CHECK constraints refuse
+-- next, and the masks keep every count below 2^30, so nothing overflows
+-- first. OPERATOR(...) gives every operator the same precedence: each
+-- product is in parentheses.
 CREATE FUNCTION ai_cost_internal.book_cost_of_plain_call(
-  rates bigint[], windows pg_catalog.timestamptz[], slot integer, created_at pg_catalog.timestamptz,
+  plain_rates bigint[], windows pg_catalog.timestamptz[], slot integer, created_at pg_catalog.timestamptz,
   input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, reasoning_tokens bigint
 ) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE WHEN windows[slot][1] OPERATOR(pg_catalog.<=) created_at
        AND created_at OPERATOR(pg_catalog.<) windows[slot][2]
-       AND ((coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][14])
-            OPERATOR(pg_catalog.|) (coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][15])
-            OPERATOR(pg_catalog.|) (coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][16]))
+       AND ((coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.&) plain_rates[slot][5])
+            OPERATOR(pg_catalog.|) (coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.&) plain_rates[slot][6])
+            OPERATOR(pg_catalog.|) (coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) plain_rates[slot][7]))
            OPERATOR(pg_catalog.=) 0::bigint
        AND (coalesce(reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.=) 0::bigint
-            OR rates[slot][9] OPERATOR(pg_catalog.=) rates[slot][3])
+            OR plain_rates[slot][4] OPERATOR(pg_catalog.=) plain_rates[slot][2])
   THEN (((coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_tokens, 0::bigint))
-         OPERATOR(pg_catalog.*) rates[slot][2])
-       OPERATOR(pg_catalog.+) (coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][3])
-       OPERATOR(pg_catalog.+) (coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][4])
+         OPERATOR(pg_catalog.*) plain_rates[slot][1])
+       OPERATOR(pg_catalog.+) (coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.*) plain_rates[slot][2])
+       OPERATOR(pg_catalog.+) (coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.*) plain_rates[slot][3])
        OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.book_cost_of_plain_call(bigint[], timestamptz[], integer, timestamptz, bigint, bigint, bigint, bigint) IS 'Internal, inlined into the cost trigger: the cost of a call without cache writes, audio, image or video from the compiled book at its slot, or NULL where the book does not price it.';
+COMMENT ON FUNCTION ai_cost_internal.book_cost_of_plain_call(bigint[], timestamptz[], integer, timestamptz, bigint, bigint, bigint, bigint) IS 'Internal, inlined into the cost trigger: the cost of a call without cache writes, audio, image or video from the plain rates of the compiled book at its slot, or NULL where the book does not price it.';
 
 -- The same with cache writes, audio, image or video: all twelve dimensions.
 -- Once the masks hold every count below 2^30, reasoning, audio and image
@@ -698,11 +704,12 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 COMMENT ON FUNCTION ai_cost_internal.book_cost_of_call(bigint[], timestamptz[], integer, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint) IS 'Internal, inlined into the cost trigger: the cost of a call over all twelve token dimensions from the compiled book at its slot, or NULL where the book does not price it.';
 
--- The organisation discount of the book at a slot: NULL for none (the book
--- writes it as 0), 0 for a read outside the book.
-CREATE FUNCTION ai_cost_internal.book_discount_id(rates bigint[], slot integer) RETURNS bigint
+-- The organisation discount of the book at a slot, from
+-- ai_cost_internal.price_book_ids(): NULL for none (the book writes it as
+-- 0), 0 for a read outside the book.
+CREATE FUNCTION ai_cost_internal.book_discount_id(ids bigint[], slot integer) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT CASE WHEN rates[slot][26] OPERATOR(pg_catalog.=) 0::bigint THEN NULL ELSE coalesce(rates[slot][26], 0::bigint) END
+  SELECT CASE WHEN ids[slot][2] OPERATOR(pg_catalog.=) 0::bigint THEN NULL ELSE coalesce(ids[slot][2], 0::bigint) END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.book_discount_id(bigint[], integer) IS 'Internal, inlined into the cost trigger: the organisation discount the compiled book applies at a slot; NULL for none, 0 outside the book.';
 
@@ -760,20 +767,8 @@ BEGIN
      AND NOT ai_cost_internal.price_book_has_tenant(NEW.tenant_id) THEN
     slot := ai_cost_internal.price_book_slot(NEW.provider OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.service_tier OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) NEW.model);
     NEW.cost_micros := ai_cost_internal.book_cost_of_plain_call(
-      ai_cost_internal.price_book_rates(), ai_cost_internal.price_book_windows(), slot, NEW.created_at,
+      ai_cost_internal.price_book_plain_rates(), ai_cost_internal.price_book_windows(), slot, NEW.created_at,
       NEW.input_tokens, NEW.output_tokens, NEW.cache_read_tokens, NEW.reasoning_tokens);
-    IF NEW.cost_micros IS NOT NULL THEN
-      NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
-      NEW.discount_id := ai_cost_internal.book_discount_id(ai_cost_internal.price_book_rates(), slot);
-      -- Each expression is planned apart, and reads NULL (0 for the
-      -- discount) where planned with another compile's book.
-      IF NEW.price_id IS NOT NULL AND coalesce(NEW.discount_id OPERATOR(pg_catalog.>) 0::bigint, true) THEN
-        NEW.computed_cost_micros := NEW.cost_micros;
-        RETURN NEW;
-      END IF;
-      -- A read across two compiles: nothing of it is kept.
-      NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;
-    END IF;
   -- The same with cache writes, audio, image or video: all twelve dimensions.
   ELSIF NEW.units IS NULL AND NEW.extra_units IS NULL AND coalesce(NEW.input_tokens, NEW.output_tokens) IS NOT NULL
      AND NOT NEW.cached AND NEW.provided_cost_micros IS NULL
@@ -786,15 +781,20 @@ BEGIN
       NEW.input_tokens, NEW.output_tokens, NEW.cache_read_tokens, NEW.cache_write_tokens, NEW.cache_write_1h_tokens,
       NEW.audio_input_tokens, NEW.audio_output_tokens, NEW.reasoning_tokens, NEW.cache_read_audio_tokens,
       NEW.image_input_tokens, NEW.image_output_tokens, NEW.video_input_tokens);
-    IF NEW.cost_micros IS NOT NULL THEN
-      NEW.price_id := (ai_cost_internal.price_book_rates())[slot][1];
-      NEW.discount_id := ai_cost_internal.book_discount_id(ai_cost_internal.price_book_rates(), slot);
-      IF NEW.price_id IS NOT NULL AND coalesce(NEW.discount_id OPERATOR(pg_catalog.>) 0::bigint, true) THEN
-        NEW.computed_cost_micros := NEW.cost_micros;
-        RETURN NEW;
-      END IF;
-      NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;
+  END IF;
+  -- Only the two book paths set the slot; where the book priced the call,
+  -- its price and discount ids.
+  IF slot IS NOT NULL AND NEW.cost_micros IS NOT NULL THEN
+    NEW.price_id := (ai_cost_internal.price_book_ids())[slot][1];
+    NEW.discount_id := ai_cost_internal.book_discount_id(ai_cost_internal.price_book_ids(), slot);
+    -- Each expression is planned apart, and reads NULL (0 for the discount)
+    -- where planned with another compile's book.
+    IF NEW.price_id IS NOT NULL AND coalesce(NEW.discount_id OPERATOR(pg_catalog.>) 0::bigint, true) THEN
+      NEW.computed_cost_micros := NEW.cost_micros;
+      RETURN NEW;
     END IF;
+    -- A read across two compiles: nothing of it is kept.
+    NEW.cost_micros := NULL; NEW.price_id := NULL; NEW.discount_id := NULL;
   END IF;
 
   -- A call dated more than a day ahead of the database clock is refused: a

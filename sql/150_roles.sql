@@ -67,6 +67,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   EXECUTE format('GRANT EXECUTE ON FUNCTION
       ai_cost_internal.price_book_slot(text), ai_cost_internal.price_book_rates(),
+      ai_cost_internal.price_book_plain_rates(), ai_cost_internal.price_book_ids(),
       ai_cost_internal.price_book_windows(), ai_cost_internal.price_book_has_tenant(text),
       ai_cost_internal.book_cost_of_plain_call(bigint[], timestamptz[], integer, timestamptz, bigint, bigint, bigint, bigint),
       ai_cost_internal.book_cost_of_call(bigint[], timestamptz[], integer, timestamptz, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint),

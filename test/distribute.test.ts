@@ -722,6 +722,29 @@ testOnCitus(test.serial, 'doctor names a function that lacks its Citus setting, 
   t.deepEqual(await settings(), given, 'ai-cost distribute gives the settings back');
 });
 
+// Each node compiles its own price book (sql/145_distribution.sql), so an
+// upgrade that changes what the book holds must have every node compile it
+// again, or the cost trigger the upgrade gives the workers would name
+// functions their book lacks.
+testOnCitus(test.serial, 'an upgrade that changes the compiled book has every worker compile its own again, and calls there are priced at once', async (t) => {
+  const db = await distributed(t);
+  const generations = async () => (await db.query<{ generation: string }>(`
+    SELECT result AS generation FROM run_command_on_workers('SELECT generation FROM ai_cost_internal.price_book_generation')
+     ORDER BY nodeport`)).map((row) => Number(row.generation));
+  await migrateDownThrough(t, db, '0032_plain_calls_read_small_constants');
+  const before = await generations();
+  const up = await runCli(['migrate', 'up', '--database-url', db.url]);
+  t.is(up.code, 0, up.stderr);
+  t.deepEqual(await generations(), before.map((generation) => (generation + 1) % 2047), 'each worker compiled once more');
+  for (const tenant of (await tenantPerWorker(db)).values()) {
+    const [call] = await db.query<{ cost: string; priced: boolean }>(`
+      INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens) VALUES ('openai', 'gpt-4o', $1, 1000, 100)
+      RETURNING cost_micros::text AS cost, price_id IS NOT NULL AS priced`, [tenant]);
+    t.deepEqual(call, { cost: '3500', priced: true }, `a call of ${tenant}`);
+  }
+  t.regex((await runCli(['doctor', '--database-url', db.url])).stdout, /^ok +distribution: /m);
+});
+
 testOnCitus(test.serial, 'a distributed ledger migrates down to the release before markups and up again, its calls and rollups kept', async (t) => {
   const db = await citus.database(t, { migrated: true });
   await populate(db);

@@ -21,6 +21,8 @@ const TRIGGER_PRICING = [
   'ai_cost_internal.no_price_reason(text,text,text,timestamp with time zone)',
   'ai_cost_internal.pattern_model(text,text)',
   'ai_cost_internal.price_book_has_tenant(text)',
+  'ai_cost_internal.price_book_ids()',
+  'ai_cost_internal.price_book_plain_rates()',
   'ai_cost_internal.price_book_rates()',
   'ai_cost_internal.price_book_slot(text)',
   'ai_cost_internal.price_book_windows()',

@@ -29,6 +29,8 @@ const EXCEPTIONS: Record<string, string> = {
   'ai_cost_internal.compile_price_book': 'SECURITY DEFINER: replaces the price book functions, which needs their owner, for whoever changes prices',
   'ai_cost_internal.price_book_slot': 'generated constant the cost trigger inlines: a SET clause prevents inlining; its body names its operator and types by schema',
   'ai_cost_internal.price_book_rates': 'generated constant the cost trigger inlines: a SET clause prevents inlining; its body names its type by schema',
+  'ai_cost_internal.price_book_plain_rates': 'generated constant the cost trigger inlines: a SET clause prevents inlining; its body names its type by schema',
+  'ai_cost_internal.price_book_ids': 'generated constant the cost trigger inlines: a SET clause prevents inlining; its body names its type by schema',
   'ai_cost_internal.price_book_windows': 'generated constant the cost trigger inlines: a SET clause prevents inlining; its body names its type by schema',
   'ai_cost_internal.book_cost_of_plain_call': 'inlinable SQL the cost trigger evaluates for every plain call: a SET clause prevents inlining; names every operator and type by its schema',
   'ai_cost_internal.book_cost_of_call': 'inlinable SQL the cost trigger evaluates for every call with cache writes, audio, image or video: a SET clause prevents inlining; names every operator and type by its schema',

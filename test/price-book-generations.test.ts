@@ -54,13 +54,16 @@ async function insertCalls(query: (text: string) => Promise<Array<Record<string,
 /** The calls whose cost, price or discount differ from what the lookup gives. */
 const mismatches = (calls: Priced[]) => calls.filter((c) => !c.same);
 
-interface Bounds { lower: number; upper: number; windows_lower: number; windows_upper: number; table_lower: number; table_upper: number }
+/** The generated arrays of the book, each numbered by slot. */
+const BOOK_ARRAYS = ['price_book_rates', 'price_book_plain_rates', 'price_book_ids', 'price_book_windows'] as const;
 
+interface Bounds { lower: number; upper: number; arrays: string[]; table_lower: number; table_upper: number }
+
+/** The rates' first and last slot, and every array's and the table's as "first..last". */
 async function bounds(): Promise<Bounds> {
   const [row] = await db.query<Bounds>(`
     SELECT array_lower(ai_cost_internal.price_book_rates(), 1) AS lower, array_upper(ai_cost_internal.price_book_rates(), 1) AS upper,
-           array_lower(ai_cost_internal.price_book_windows(), 1) AS windows_lower,
-           array_upper(ai_cost_internal.price_book_windows(), 1) AS windows_upper,
+           ARRAY[${BOOK_ARRAYS.map((f) => `array_lower(ai_cost_internal.${f}(), 1) || '..' || array_upper(ai_cost_internal.${f}(), 1)`).join(', ')}] AS arrays,
            (SELECT min(slot) FROM ai_cost_internal.price_book) AS table_lower,
            (SELECT max(slot) FROM ai_cost_internal.price_book) AS table_upper`);
   return row!;
@@ -76,7 +79,7 @@ test.serial('a slot of the book before a compile reads NULL from the book after 
   await db.query(`INSERT INTO ai_cost.prices (provider, model, input_per_mtok, output_per_mtok) VALUES ('gen', 'a-first', 1, 2)`);
   const now = await bounds();
 
-  t.deepEqual([now.windows_lower, now.windows_upper, now.table_lower, now.table_upper], [now.lower, now.upper, now.lower, now.upper],
+  t.deepEqual([...now.arrays, `${now.table_lower}..${now.table_upper}`], Array(BOOK_ARRAYS.length + 1).fill(`${now.lower}..${now.upper}`),
     'the arrays and the table share one numbering');
   t.is(now.upper - now.lower, old.upper - old.lower + 1, 'one more list price');
   t.true(now.upper < old.lower || now.lower > old.upper, `the ranges ${old.lower}..${old.upper} and ${now.lower}..${now.upper} are apart`);
@@ -84,21 +87,32 @@ test.serial('a slot of the book before a compile reads NULL from the book after 
 
   const [stale] = await db.query(`
     SELECT (ai_cost_internal.price_book_rates())[$1::int][1] AS price_id, (ai_cost_internal.price_book_rates())[$1::int][2] AS input_rate,
-           (ai_cost_internal.price_book_rates())[$1::int][26] AS discount_id, (ai_cost_internal.price_book_windows())[$1::int][1] AS valid_from`,
+           (ai_cost_internal.price_book_rates())[$1::int][26] AS discount_id, (ai_cost_internal.price_book_windows())[$1::int][1] AS valid_from,
+           (ai_cost_internal.price_book_plain_rates())[$1::int][1] AS plain_input_rate,
+           (ai_cost_internal.price_book_ids())[$1::int][1] AS ids_price_id, (ai_cost_internal.price_book_ids())[$1::int][2] AS ids_discount_id`,
   [before!.slot]);
-  t.deepEqual(stale, { price_id: null, input_rate: null, discount_id: null, valid_from: null });
+  t.deepEqual(stale, {
+    price_id: null, input_rate: null, discount_id: null, valid_from: null, plain_input_rate: null, ids_price_id: null, ids_discount_id: null,
+  });
 
-  const [after] = await db.query<{ slot: number; price_id: string; discount_id: string }>(`
-    SELECT s.slot, r[s.slot][1]::text AS price_id, r[s.slot][26]::text AS discount_id
+  const [after] = await db.query<{
+    slot: number; price_id: string; discount_id: string; ids: string; plain: string; expected_ids: string; expected_plain: string;
+  }>(`
+    SELECT s.slot, r[s.slot][1]::text AS price_id, r[s.slot][26]::text AS discount_id,
+           (ai_cost_internal.price_book_ids())[s.slot:s.slot]::text AS ids,
+           (ai_cost_internal.price_book_plain_rates())[s.slot:s.slot]::text AS plain,
+           ARRAY[[r[s.slot][1], r[s.slot][26]]]::text AS expected_ids,
+           ARRAY[[r[s.slot][2], r[s.slot][3], r[s.slot][4], r[s.slot][9], r[s.slot][14], r[s.slot][15], r[s.slot][16]]]::text AS expected_plain
       FROM (SELECT ai_cost_internal.price_book_slot('${key}') AS slot, ai_cost_internal.price_book_rates() AS r) s`);
   t.not(after!.slot, before!.slot);
   t.is(after!.price_id, before!.price_id);
   t.is(after!.discount_id, '0', 'no discount is 0 in the book, so NULL means another compile');
+  t.is(after!.ids, after!.expected_ids, 'the ids are the rates\' first and last columns');
+  t.is(after!.plain, after!.expected_plain, 'the plain rates are the rates\' input, output, cache read, reasoning and their masks');
   // An array with a NULL finds an element by walking the ones before it (docs/pricing.md).
   const [nulls] = await db.query(`
-    SELECT array_position(ARRAY(SELECT unnest(ai_cost_internal.price_book_rates())), NULL) AS in_rates,
-           array_position(ARRAY(SELECT unnest(ai_cost_internal.price_book_windows())), NULL) AS in_windows`);
-  t.deepEqual(nulls, { in_rates: null, in_windows: null });
+    SELECT ${BOOK_ARRAYS.map((f) => `array_position(ARRAY(SELECT unnest(ai_cost_internal.${f}())), NULL) AS ${f}`).join(', ')}`);
+  t.deepEqual(nulls, Object.fromEntries(BOOK_ARRAYS.map((f) => [f, null])));
   const calls = await insertCalls(db.query);
   t.deepEqual(mismatches(calls), []);
   t.is(calls[0]!.cost, '4500'); // 1,000 x 3 + 100 x 15
@@ -133,42 +147,46 @@ test.serial('calls inserted right after compiles are priced as the lookup prices
 });
 
 /**
- * Replaces ai_cost_internal.price_book_rates() inside the client's open transaction
- * with the current book changed by `change`, a PL/pgSQL statement on r (the
- * rates) and s (the slot of "gen standard <model>"), as a plan made with
- * another compile would read it.
+ * Replaces one of the book's bigint arrays (`array`, a function of
+ * BOOK_ARRAYS) inside the client's open transaction with the current one
+ * changed by `change`, a PL/pgSQL statement on r (the array) and s (the
+ * slot of "gen standard <model>"), as a plan made with another compile
+ * would read it.
  */
-async function replaceRates(client: pg.Client, model: string, change: string): Promise<void> {
+async function replaceBookArray(client: pg.Client, array: string, model: string, change: string): Promise<void> {
   await client.query(`
     DO $do$
     DECLARE
-      r bigint[] := ai_cost_internal.price_book_rates();
+      r bigint[] := ai_cost_internal.${array}();
       s integer := ai_cost_internal.price_book_slot('gen standard ${model}');
     BEGIN
       ${change};
-      EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost_internal.price_book_rates() RETURNS bigint[]
+      EXECUTE format($f$CREATE OR REPLACE FUNCTION ai_cost_internal.${array}() RETURNS bigint[]
         LANGUAGE sql STABLE PARALLEL SAFE AS %L$f$, format('SELECT CAST(%L AS pg_catalog.int8[])', r));
     END
     $do$`);
 }
 
 test.serial('where a read of the book is NULL, the trigger takes the lookup and prices the call the same', async (t) => {
-  const cases: Array<[string, string, string]> = [
+  const renumbered = `r := regexp_replace(r::text, '^\\[(\\d+):(\\d+)\\]', '[' || (array_lower(r, 1) + 1048576) || ':' || (array_upper(r, 1) + 1048576) || ']')::bigint[]`;
+  const cases: Array<[string, string, string, string]> = [
     // Another compile's numbering: the trigger's test reads outside the rates.
-    ['plain', `r := regexp_replace(r::text, '^\\[(\\d+):(\\d+)\\]', '[' || (array_lower(r, 1) + 1048576) || ':' || (array_upper(r, 1) + 1048576) || ']')::bigint[]`, 'the test'],
+    ['plain', 'price_book_plain_rates', renumbered, 'the test'],
+    ['rich', 'price_book_rates', renumbered, 'the test, all dimensions'],
+    ['plain', 'price_book_ids', renumbered, 'the ids'],
     // The test passes, but one assignment reads NULL, as one planned with another compile does.
-    ['plain', 'r[s][1] := NULL', 'the price id'],
-    ['plain', 'r[s][2] := NULL', 'the cost'],
-    ['off', 'r[s][26] := NULL', 'the discount id'],
-    ['rich', 'r[s][1] := NULL', 'the price id, all dimensions'],
-    ['rich', 'r[s][8] := NULL', 'the cost, all dimensions'],
+    ['plain', 'price_book_ids', 'r[s][1] := NULL', 'the price id'],
+    ['plain', 'price_book_plain_rates', 'r[s][1] := NULL', 'the cost'],
+    ['off', 'price_book_ids', 'r[s][2] := NULL', 'the discount id'],
+    ['rich', 'price_book_ids', 'r[s][1] := NULL', 'the price id, all dimensions'],
+    ['rich', 'price_book_rates', 'r[s][8] := NULL', 'the cost, all dimensions'],
   ];
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   try {
-    for (const [model, change, what] of cases) {
+    for (const [model, array, change, what] of cases) {
       await client.query('BEGIN');
-      await replaceRates(client, model, change);
+      await replaceBookArray(client, array, model, change);
       const calls = await insertCalls((text) => client.query(text).then((r) => r.rows));
       await client.query('ROLLBACK');
       t.deepEqual(mismatches(calls), [], `${what} NULL for ${model}`);

@@ -293,3 +293,33 @@ test('the book helpers of the cost trigger are inlined, for the owner and for a 
     }
   }
 });
+
+// Planning parses every constant an expression names, and the full rates are
+// the largest by far (sql/060_cost.sql): a plain call's path reads the small
+// extracts of the book instead. Full rates that cannot be parsed stop every
+// plan that names them, so only a call past the plain path fails here.
+test('a plain call is priced from the small extracts of the book, without planning the full rates', async (t) => {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    // Unchecked when created, the literal is parsed where a plan inlines it.
+    await client.query('BEGIN; SET LOCAL check_function_bodies = off');
+    await client.query(`CREATE OR REPLACE FUNCTION ai_cost_internal.price_book_rates() RETURNS bigint[]
+                          LANGUAGE sql STABLE PARALLEL SAFE AS $$SELECT CAST('not an array' AS pg_catalog.int8[])$$`);
+    const { rows: [plain] } = await client.query<{ cost_micros: string | null; price_id: string | null; same: boolean }>(`
+      INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens, cache_read_tokens)
+      VALUES ('fp', 'full', 1000, 100, 200)
+      RETURNING cost_micros::text, price_id::text,
+                (cost_micros, price_id) IS NOT DISTINCT FROM
+                (SELECT (n.cost_micros, n.price_id) FROM ai_cost_internal.cost_of(calls) n) AS same`);
+    t.not(plain!.cost_micros, null);
+    t.true(plain!.same, 'the price the lookup gives');
+    await client.query('SAVEPOINT rich');
+    const rich = await t.throwsAsync(client.query(`
+      INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens, cache_write_tokens) VALUES ('fp', 'full', 1000, 100, 200)`));
+    t.regex(rich!.message, /malformed array literal/, 'a call with cache writes plans the full rates');
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+    await client.end();
+  }
+});
