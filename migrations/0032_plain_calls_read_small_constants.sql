@@ -1,13 +1,13 @@
 -- Up Migration
 --
--- The cost trigger reads a plain call's rates and every call's price and
--- discount ids from two small extracts of the compiled book, so that each
--- expression names the smallest constant that holds what it reads: the
--- planner parses every constant an expression names, about 4 ms for the
--- full rates with the shipped catalog, which a plain call named three
--- times. The first insert of every connection pays it (on Citus, of every
--- connection and shard), and again after every price change (sql/ holds
--- the definitions; this step brings the schema there).
+-- The compiled book's price and discount ids move out of its rates into an
+-- array of their own, and the rates a plain call reads get one too, so that
+-- each expression of the cost trigger names the smallest constant that
+-- holds what it reads: the planner parses every constant an expression
+-- names, about 4 ms for the full rates with the shipped catalog, which a
+-- plain call named three times. The first insert of every connection pays
+-- it (on Citus, of every connection and shard), and again after every price
+-- change (sql/ holds the definitions; this step brings the schema there).
 
 CREATE OR REPLACE FUNCTION ai_cost_internal.compile_price_book() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET "TimeZone" = 'UTC' AS $$
@@ -108,7 +108,7 @@ BEGIN
   -- no null bitmap either, and a subscript is an offset rather than a walk
   -- over the elements before it.
   SELECT coalesce(jsonb_object_agg(b.key, b.slot), '{}'),
-         coalesce(format('[%s:%s][1:26]={', base, max(b.slot)) || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
+         coalesce(format('[%s:%s][1:24]={', base, max(b.slot)) || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}',
                                            b.input_rate, b.output_rate, b.cache_read_rate, b.cache_write_rate,
                                            b.cache_write_1h_rate, b.audio_input_rate, b.audio_output_rate,
                                            b.reasoning_rate, b.cache_read_audio_rate,
@@ -118,8 +118,7 @@ BEGIN
                                            -(1::bigint << b.cache_write_1h_bits), -(1::bigint << b.audio_input_bits),
                                            -(1::bigint << b.audio_output_bits), -(1::bigint << b.reasoning_bits),
                                            -(1::bigint << b.cache_read_audio_bits), -(1::bigint << b.image_input_bits),
-                                           -(1::bigint << b.image_output_bits), -(1::bigint << b.video_input_bits),
-                                           coalesce(b.discount_id, 0)),
+                                           -(1::bigint << b.image_output_bits), -(1::bigint << b.video_input_bits)),
                                     ',' ORDER BY b.slot) || '}', '{}'),
          coalesce(format('[%s:%s][1:7]={', base, max(b.slot)) || string_agg(format('{%s,%s,%s,%s,%s,%s,%s}',
                                            b.input_rate, b.output_rate, b.cache_read_rate, b.reasoning_rate,
@@ -239,6 +238,59 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
        OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.book_cost_of_plain_call(bigint[], timestamptz[], integer, timestamptz, bigint, bigint, bigint, bigint) IS 'Internal, inlined into the cost trigger: the cost of a call without cache writes, audio, image or video from the plain rates of the compiled book at its slot, or NULL where the book does not price it.';
+
+CREATE OR REPLACE FUNCTION ai_cost_internal.book_cost_of_call(
+  rates bigint[], windows pg_catalog.timestamptz[], slot integer, created_at pg_catalog.timestamptz,
+  input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
+  cache_write_1h_tokens bigint, audio_input_tokens bigint, audio_output_tokens bigint, reasoning_tokens bigint,
+  cache_read_audio_tokens bigint, image_input_tokens bigint, image_output_tokens bigint, video_input_tokens bigint
+) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN windows[slot][1] OPERATOR(pg_catalog.<=) created_at
+       AND created_at OPERATOR(pg_catalog.<) windows[slot][2]
+       AND ((coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][13])
+            OPERATOR(pg_catalog.|) (coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][14])
+            OPERATOR(pg_catalog.|) (coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][15])
+            OPERATOR(pg_catalog.|) (coalesce(cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][16])
+            OPERATOR(pg_catalog.|) (coalesce(cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][17])
+            OPERATOR(pg_catalog.|) (coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][18])
+            OPERATOR(pg_catalog.|) (coalesce(audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][19])
+            OPERATOR(pg_catalog.|) (coalesce(reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][20])
+            OPERATOR(pg_catalog.|) (coalesce(cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][21])
+            OPERATOR(pg_catalog.|) (coalesce(image_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][22])
+            OPERATOR(pg_catalog.|) (coalesce(image_output_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][23])
+            OPERATOR(pg_catalog.|) (coalesce(video_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][24]))
+           OPERATOR(pg_catalog.=) 0::bigint
+       AND coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(audio_output_tokens, 0::bigint)
+           OPERATOR(pg_catalog.-) coalesce(reasoning_tokens, 0::bigint)
+           OPERATOR(pg_catalog.-) coalesce(image_output_tokens, 0::bigint) OPERATOR(pg_catalog.>=) 0::bigint
+       AND (coalesce(image_input_tokens, video_input_tokens) IS NULL
+            OR coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_tokens, 0::bigint)
+               OPERATOR(pg_catalog.-) coalesce(cache_write_tokens, 0::bigint)
+               OPERATOR(pg_catalog.-) (coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint))
+               OPERATOR(pg_catalog.-) coalesce(image_input_tokens, 0::bigint)
+               OPERATOR(pg_catalog.-) coalesce(video_input_tokens, 0::bigint) OPERATOR(pg_catalog.>=) 0::bigint)
+  THEN ((greatest(coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_tokens, 0::bigint)
+                OPERATOR(pg_catalog.-) coalesce(cache_write_tokens, 0::bigint)
+                OPERATOR(pg_catalog.-) (coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint))
+                OPERATOR(pg_catalog.-) coalesce(image_input_tokens, 0::bigint)
+                OPERATOR(pg_catalog.-) coalesce(video_input_tokens, 0::bigint), 0::bigint)
+         OPERATOR(pg_catalog.*) rates[slot][1])
+       OPERATOR(pg_catalog.+) (coalesce(image_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][10])
+       OPERATOR(pg_catalog.+) (coalesce(video_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][12])
+       OPERATOR(pg_catalog.+) ((coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(audio_output_tokens, 0::bigint)
+                                OPERATOR(pg_catalog.-) coalesce(reasoning_tokens, 0::bigint)
+                                OPERATOR(pg_catalog.-) coalesce(image_output_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][2])
+       OPERATOR(pg_catalog.+) (coalesce(reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][8])
+       OPERATOR(pg_catalog.+) (coalesce(image_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][11])
+       OPERATOR(pg_catalog.+) ((coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][3])
+       OPERATOR(pg_catalog.+) (coalesce(cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][9])
+       OPERATOR(pg_catalog.+) ((coalesce(cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_write_1h_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][4])
+       OPERATOR(pg_catalog.+) (coalesce(cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][5])
+       OPERATOR(pg_catalog.+) ((coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][6])
+       OPERATOR(pg_catalog.+) (coalesce(audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][7])
+       OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint END
+$$;
 
 DROP FUNCTION ai_cost_internal.book_discount_id(bigint[], integer);
 
@@ -459,8 +511,9 @@ BEGIN
   PERFORM ai_cost_internal.compile_price_book();
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.price_book_plain_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot what a call without cache writes, audio, image or video is priced from: the input, output, cache read and reasoning rates and the masks of the input, output and cache read counts, as in ai_cost_internal.price_book_rates() and numbered as it is.';
-COMMENT ON FUNCTION ai_cost_internal.price_book_ids() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id and the id of the organisation discount applied (0: none), as in ai_cost_internal.price_book_rates() and numbered as it is.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning, cached audio input, image input, image output and video input rates in picodollars per token, less the organisation''s discount (0: none; reasoning and image output at the output rate, cached audio at the cache read rate, image and video input at the input rate when the price has no rate of their own); then for the same twelve token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL). Its first slot is the compile''s first, 1 + generation x 2^20, so a slot of another compile reads NULL.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_plain_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot what a call without cache writes, audio, image or video is priced from: the input, output, cache read and reasoning rates and the masks of the input, output and cache read counts, as in ai_cost_internal.price_book_rates(), and numbered as it is.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_ids() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id and the id of the organisation discount applied (0: none); numbered as ai_cost_internal.price_book_rates().';
 
 -- Down Migration
 
@@ -677,6 +730,59 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 COMMENT ON FUNCTION ai_cost_internal.book_cost_of_plain_call(bigint[], timestamptz[], integer, timestamptz, bigint, bigint, bigint, bigint) IS 'Internal, inlined into the cost trigger: the cost of a call without cache writes, audio, image or video from the compiled book at its slot, or NULL where the book does not price it.';
 
+CREATE OR REPLACE FUNCTION ai_cost_internal.book_cost_of_call(
+  rates bigint[], windows pg_catalog.timestamptz[], slot integer, created_at pg_catalog.timestamptz,
+  input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
+  cache_write_1h_tokens bigint, audio_input_tokens bigint, audio_output_tokens bigint, reasoning_tokens bigint,
+  cache_read_audio_tokens bigint, image_input_tokens bigint, image_output_tokens bigint, video_input_tokens bigint
+) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN windows[slot][1] OPERATOR(pg_catalog.<=) created_at
+       AND created_at OPERATOR(pg_catalog.<) windows[slot][2]
+       AND ((coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][14])
+            OPERATOR(pg_catalog.|) (coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][15])
+            OPERATOR(pg_catalog.|) (coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][16])
+            OPERATOR(pg_catalog.|) (coalesce(cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][17])
+            OPERATOR(pg_catalog.|) (coalesce(cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][18])
+            OPERATOR(pg_catalog.|) (coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][19])
+            OPERATOR(pg_catalog.|) (coalesce(audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][20])
+            OPERATOR(pg_catalog.|) (coalesce(reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][21])
+            OPERATOR(pg_catalog.|) (coalesce(cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][22])
+            OPERATOR(pg_catalog.|) (coalesce(image_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][23])
+            OPERATOR(pg_catalog.|) (coalesce(image_output_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][24])
+            OPERATOR(pg_catalog.|) (coalesce(video_input_tokens, 0::bigint) OPERATOR(pg_catalog.&) rates[slot][25]))
+           OPERATOR(pg_catalog.=) 0::bigint
+       AND coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(audio_output_tokens, 0::bigint)
+           OPERATOR(pg_catalog.-) coalesce(reasoning_tokens, 0::bigint)
+           OPERATOR(pg_catalog.-) coalesce(image_output_tokens, 0::bigint) OPERATOR(pg_catalog.>=) 0::bigint
+       AND (coalesce(image_input_tokens, video_input_tokens) IS NULL
+            OR coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_tokens, 0::bigint)
+               OPERATOR(pg_catalog.-) coalesce(cache_write_tokens, 0::bigint)
+               OPERATOR(pg_catalog.-) (coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint))
+               OPERATOR(pg_catalog.-) coalesce(image_input_tokens, 0::bigint)
+               OPERATOR(pg_catalog.-) coalesce(video_input_tokens, 0::bigint) OPERATOR(pg_catalog.>=) 0::bigint)
+  THEN ((greatest(coalesce(input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_tokens, 0::bigint)
+                OPERATOR(pg_catalog.-) coalesce(cache_write_tokens, 0::bigint)
+                OPERATOR(pg_catalog.-) (coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint))
+                OPERATOR(pg_catalog.-) coalesce(image_input_tokens, 0::bigint)
+                OPERATOR(pg_catalog.-) coalesce(video_input_tokens, 0::bigint), 0::bigint)
+         OPERATOR(pg_catalog.*) rates[slot][2])
+       OPERATOR(pg_catalog.+) (coalesce(image_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][11])
+       OPERATOR(pg_catalog.+) (coalesce(video_input_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][13])
+       OPERATOR(pg_catalog.+) ((coalesce(output_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(audio_output_tokens, 0::bigint)
+                                OPERATOR(pg_catalog.-) coalesce(reasoning_tokens, 0::bigint)
+                                OPERATOR(pg_catalog.-) coalesce(image_output_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][3])
+       OPERATOR(pg_catalog.+) (coalesce(reasoning_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][9])
+       OPERATOR(pg_catalog.+) (coalesce(image_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][12])
+       OPERATOR(pg_catalog.+) ((coalesce(cache_read_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][4])
+       OPERATOR(pg_catalog.+) (coalesce(cache_read_audio_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][10])
+       OPERATOR(pg_catalog.+) ((coalesce(cache_write_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_write_1h_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][5])
+       OPERATOR(pg_catalog.+) (coalesce(cache_write_1h_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][6])
+       OPERATOR(pg_catalog.+) ((coalesce(audio_input_tokens, 0::bigint) OPERATOR(pg_catalog.-) coalesce(cache_read_audio_tokens, 0::bigint)) OPERATOR(pg_catalog.*) rates[slot][7])
+       OPERATOR(pg_catalog.+) (coalesce(audio_output_tokens, 0::bigint) OPERATOR(pg_catalog.*) rates[slot][8])
+       OPERATOR(pg_catalog.+) 999999::bigint) OPERATOR(pg_catalog./) 1000000::bigint END
+$$;
+
 DROP FUNCTION ai_cost_internal.book_discount_id(bigint[], integer);
 
 -- The organisation discount of the book at a slot: NULL for none (the book
@@ -881,8 +987,8 @@ BEGIN
 END
 $$;
 
--- The book is compiled again with the compiler above, which makes no
--- extracts, as in the Up section.
+-- The book is compiled again with the compiler above, which writes the ids
+-- into the rates again, as in the Up section.
 DO $$
 BEGIN
   IF ai_cost_internal.calls_are_distributed() THEN
@@ -897,7 +1003,9 @@ BEGIN
 END
 $$;
 
--- The extracts go. On Citus each worker keeps its own copy, which nothing
--- reads, until the step is applied again (its compile replaces them) or the
--- ledger is uninstalled: they were made on each node, not from here.
+COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id; the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning, cached audio input, image input, image output and video input rates in picodollars per token, less the organisation''s discount (0: none; reasoning and image output at the output rate, cached audio at the cache read rate, image and video input at the input rate when the price has no rate of their own); then for the same twelve token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL); then the id of the organisation discount applied (0: none). Its first slot is the compile''s first, 1 + generation x 2^20, so a slot of another compile reads NULL.';
+
+-- The two small arrays go. On Citus each worker keeps its own copy, which
+-- nothing reads, until the step is applied again (its compile replaces
+-- them) or the ledger is uninstalled: each node made its own, not this one.
 DROP FUNCTION ai_cost_internal.price_book_plain_rates(), ai_cost_internal.price_book_ids();

@@ -1,24 +1,23 @@
 -- The compiled price book: the prices that apply now, as constants the cost
 -- trigger reads without a query.
 --
--- The prices that apply now to anyone without terms of their own (list prices,
--- with the organisation's discount where one is in force, below any
+-- The prices that apply now to anyone without terms of their own (list
+-- prices, with the organisation's discount where one is in force, below any
 -- long-context tier) are compiled whenever the price lookup is rebuilt: into
 -- ai_cost_internal.price_book, a table with one row per (provider, service
 -- tier, model) that ai_cost.insert_calls() hashes once per batch, and into
--- small SQL functions whose bodies are literals: a jsonb object from "provider
--- tier model" to a slot number, a bigint[][] of price ids, rates and token
--- limits per slot and two small extracts of it (the rates and limits of a
--- plain call, and the price and discount ids: the planner parses every
--- literal the trigger names, see 060_cost.sql), a timestamptz[][] of
--- validity per slot, the set of tenants with prices or discounts of their
--- own, the time the book next goes stale, whether any markup bills calls,
--- and the markups in force now (065_billing.sql). The planner inlines SQL
--- functions, so in the trigger these are constants in the plan: finding the
--- price is a binary search over the jsonb keys and an array subscript, with
--- no query. One indexed probe of the lookup per row cost about 5 us on
--- PostgreSQL 15, as much as the insert itself (docs/pricing.md has the
--- measurements).
+-- small SQL functions whose bodies are literals: a jsonb object from
+-- "provider tier model" to a slot number, a bigint[][] of rates and token
+-- limits per slot, a smaller one of the rates and limits a plain call reads
+-- (the planner parses every literal the trigger names, see 060_cost.sql), one
+-- of the price and discount ids per slot, a timestamptz[][] of validity per
+-- slot, the set of tenants with prices or discounts of their own, the time
+-- the book next goes stale, whether any markup bills calls, and the markups
+-- in force now (065_billing.sql). The planner inlines SQL functions, so in
+-- the trigger these are constants in the plan: finding the price is a binary
+-- search over the jsonb keys and an array subscript, with no query. One
+-- indexed probe of the lookup per row cost about 5 us on PostgreSQL 15, as
+-- much as the insert itself (docs/pricing.md has the measurements).
 --
 -- Rates are held as whole picodollars per token (USD per 1M tokens times
 -- 10^6), with the organisation's discount already taken off, so the cost is
@@ -61,8 +60,8 @@
 -- so a scheduled price change gets the fast path back within a refresh.
 --
 -- Slots are numbered per compile. The trigger reads the slot, the rates, the
--- ids and the windows in separate PL/pgSQL expressions, each planned on its own with
--- the functions' constants folded in, and a compile that commits while a
+-- ids and the windows in separate PL/pgSQL expressions, each planned on its
+-- own with the functions' constants folded in, and a compile that commits while a
 -- backend is planning them can leave one expression with the book before it
 -- and another with the book after it. Each compile takes the next
 -- generation, and numbers its slots from 1 + generation x 2^20, where no
@@ -237,7 +236,7 @@ BEGIN
   -- no null bitmap either, and a subscript is an offset rather than a walk
   -- over the elements before it.
   SELECT coalesce(jsonb_object_agg(b.key, b.slot), '{}'),
-         coalesce(format('[%s:%s][1:26]={', base, max(b.slot)) || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}', b.price_id,
+         coalesce(format('[%s:%s][1:24]={', base, max(b.slot)) || string_agg(format('{%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s}',
                                            b.input_rate, b.output_rate, b.cache_read_rate, b.cache_write_rate,
                                            b.cache_write_1h_rate, b.audio_input_rate, b.audio_output_rate,
                                            b.reasoning_rate, b.cache_read_audio_rate,
@@ -247,8 +246,7 @@ BEGIN
                                            -(1::bigint << b.cache_write_1h_bits), -(1::bigint << b.audio_input_bits),
                                            -(1::bigint << b.audio_output_bits), -(1::bigint << b.reasoning_bits),
                                            -(1::bigint << b.cache_read_audio_bits), -(1::bigint << b.image_input_bits),
-                                           -(1::bigint << b.image_output_bits), -(1::bigint << b.video_input_bits),
-                                           coalesce(b.discount_id, 0)),
+                                           -(1::bigint << b.image_output_bits), -(1::bigint << b.video_input_bits)),
                                     ',' ORDER BY b.slot) || '}', '{}'),
          coalesce(format('[%s:%s][1:7]={', base, max(b.slot)) || string_agg(format('{%s,%s,%s,%s,%s,%s,%s}',
                                            b.input_rate, b.output_rate, b.cache_read_rate, b.reasoning_rate,
@@ -336,9 +334,9 @@ COMMENT ON FUNCTION ai_cost_internal.compile_price_book() IS 'Internal: rewrites
 -- The generated functions exist from the first compile on.
 SELECT ai_cost_internal.compile_price_book();
 COMMENT ON FUNCTION ai_cost_internal.price_book_slot(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): the slot of a current list price by "provider service_tier model", or NULL; slots are numbered from 1 + generation x 2^20, so no two consecutive compiles share one.';
-COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id; the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning, cached audio input, image input, image output and video input rates in picodollars per token, less the organisation''s discount (0: none; reasoning and image output at the output rate, cached audio at the cache read rate, image and video input at the input rate when the price has no rate of their own); then for the same twelve token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL); then the id of the organisation discount applied (0: none). Its first slot is the compile''s first, 1 + generation x 2^20, so a slot of another compile reads NULL.';
-COMMENT ON FUNCTION ai_cost_internal.price_book_plain_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot what a call without cache writes, audio, image or video is priced from: the input, output, cache read and reasoning rates and the masks of the input, output and cache read counts, as in ai_cost_internal.price_book_rates() and numbered as it is.';
-COMMENT ON FUNCTION ai_cost_internal.price_book_ids() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id and the id of the organisation discount applied (0: none), as in ai_cost_internal.price_book_rates() and numbered as it is.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the input, output, cache read, cache write, 1-hour cache write, audio input, audio output, reasoning, cached audio input, image input, image output and video input rates in picodollars per token, less the organisation''s discount (0: none; reasoning and image output at the output rate, cached audio at the cache read rate, image and video input at the input rate when the price has no rate of their own); then for the same twelve token counts the mask of the bits they must not use to be priced here, -(2^bits) (-1: must be 0 or NULL). Its first slot is the compile''s first, 1 + generation x 2^20, so a slot of another compile reads NULL.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_plain_rates() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot what a call without cache writes, audio, image or video is priced from: the input, output, cache read and reasoning rates and the masks of the input, output and cache read counts, as in ai_cost_internal.price_book_rates(), and numbered as it is.';
+COMMENT ON FUNCTION ai_cost_internal.price_book_ids() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot the price id and the id of the organisation discount applied (0: none); numbered as ai_cost_internal.price_book_rates().';
 COMMENT ON FUNCTION ai_cost_internal.price_book_windows() IS 'Internal, generated by ai_cost_internal.compile_price_book(): per slot when its price and discount apply, [from, to); numbered as ai_cost_internal.price_book_rates().';
 COMMENT ON FUNCTION ai_cost_internal.price_book_has_tenant(text) IS 'Internal, generated by ai_cost_internal.compile_price_book(): whether a tenant has prices or discounts of its own (the compiled book holds list prices only).';
 COMMENT ON FUNCTION ai_cost_internal.bills_calls() IS 'Internal, generated by ai_cost_internal.compile_price_book(): whether ai_cost.markups has any row, so that calls are billed (065_billing.sql).';

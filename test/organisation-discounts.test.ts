@@ -77,8 +77,9 @@ test('the narrowest organisation discount applies to every call, whatever its te
   // The compiled book holds alpha at 20% off (1.6, 6.4 and 0.4 USD per 1M
   // tokens, in picodollars per token), so a call now is priced without a query.
   const [book] = await db.query(`
-    SELECT r[s][1]::text AS price_id, r[s:s][2:4] AS rates, r[s][26]::text AS discount_id
-      FROM (SELECT ai_cost_internal.price_book_rates() AS r, ai_cost_internal.price_book_slot('od standard alpha') AS s) b`);
+    SELECT i[s][1]::text AS price_id, r[s:s][1:3] AS rates, i[s][2]::text AS discount_id
+      FROM (SELECT ai_cost_internal.price_book_rates() AS r, ai_cost_internal.price_book_ids() AS i,
+                   ai_cost_internal.price_book_slot('od standard alpha') AS s) b`);
   t.deepEqual(book, { price_id: await listPriceId('alpha'), rates: [['1600000', '6400000', '400000']], discount_id: alphaModel });
   // alpha now: 20% off, 0.8 x 2,293.5 = 1,834.8 -> 1,835 (rounding each component up first would give
   // 1,596.8 -> 1,597, 236.8 -> 237, 1.2 -> 2: 1,836)

@@ -14,7 +14,7 @@ interface BookEntry { price_id: string | null; stale_at: string }
 /** The book's entry for "provider tier model": its price id (null when not compiled), and when the book goes stale. */
 async function bookEntry(query: (text: string) => Promise<Array<Record<string, unknown>>>, key: string): Promise<BookEntry> {
   const [row] = await query(`
-    SELECT (ai_cost_internal.price_book_rates())[s.slot][1]::text AS price_id, ai_cost_internal.price_book_stale_at()::text AS stale_at
+    SELECT (ai_cost_internal.price_book_ids())[s.slot][1]::text AS price_id, ai_cost_internal.price_book_stale_at()::text AS stale_at
       FROM (SELECT ai_cost_internal.price_book_slot('${key}') AS slot) s`);
   return row as unknown as BookEntry;
 }

@@ -295,10 +295,10 @@ test('the book helpers of the cost trigger are inlined, for the owner and for a 
 });
 
 // Planning parses every constant an expression names, and the full rates are
-// the largest by far (sql/060_cost.sql): a plain call's path reads the small
-// extracts of the book instead. Full rates that cannot be parsed stop every
+// the largest by far (sql/060_cost.sql): a plain call's path reads the
+// book's small arrays instead. Full rates that cannot be parsed stop every
 // plan that names them, so only a call past the plain path fails here.
-test('a plain call is priced from the small extracts of the book, without planning the full rates', async (t) => {
+test('a plain call is priced from the small arrays of the book, without planning the full rates', async (t) => {
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   try {

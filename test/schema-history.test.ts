@@ -155,7 +155,8 @@ test.serial('every frozen release, upgraded with data in place, equals a fresh i
       `${version}: unpriced calls per hour`);
     // The compiled price book is the one the new compiler writes, which the new trigger reads
     // (each compile numbers its slots afresh: the rows are compared, not their bounds).
-    const book = `SELECT regexp_replace(ai_cost_internal.price_book_rates()::text, '^[^=]*=', '') AS rates`;
+    const book = `SELECT ${['price_book_rates', 'price_book_plain_rates', 'price_book_ids']
+      .map((array) => `regexp_replace(ai_cost_internal.${array}()::text, '^[^=]*=', '') AS ${array}`).join(', ')}`;
     const upgradedBook = await db.query(book);
     await db.query('SELECT ai_cost_internal.compile_price_book()');
     t.deepEqual(upgradedBook, await db.query(book), `${version}: the upgrade compiles the price book again`);
