@@ -137,6 +137,17 @@ test('a bad call is refused before the database with every bad field named', (t)
   t.regex(error!.message, /extra/);
 });
 
+test('a refused count is named once, without the sums it cannot take part in', (t) => {
+  for (const inputTokens of [-3, 1.5, '12']) {
+    const error = t.throws(() => parseCall({ provider: 'openai', model: 'gpt-4o-mini', inputTokens, cacheReadTokens: 1, audioInputTokens: 1 }));
+    t.regex(error!.message, /^invalid call: inputTokens: [^;]+$/, `inputTokens ${JSON.stringify(inputTokens)}`);
+  }
+  const error = t.throws(() => parseCall({ provider: 'openai', model: 'gpt-4o-mini', inputTokens: 10, cacheReadTokens: -1, outputTokens: 5, reasoningTokens: 6 }));
+  t.regex(error!.message, /cacheReadTokens: /);
+  t.regex(error!.message, /outputTokens: must include reasoningTokens \(6\)/);
+  t.notRegex(error!.message, /must include cacheReadTokens/);
+});
+
 test('an uncached-only input count is refused with the OpenTelemetry rule spelled out', (t) => {
   const error = t.throws(() => parseCall({ provider: 'anthropic', model: 'claude-haiku-4-5', inputTokens: 10, cacheReadTokens: 900 }));
   t.regex(error!.message, /inputTokens: must include cacheReadTokens \+ cacheWriteTokens \(900\)/);

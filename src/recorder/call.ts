@@ -25,6 +25,16 @@ const label = text(1, 1_000).nullish();
 const milliseconds = z.number().int().min(0).max(2_147_483_647).nullish();
 
 /**
+ * A token count for the sums between counts: 0 when left out, undefined when
+ * the count itself was refused. zod runs the object's refinement even then,
+ * with the raw value, and a refused count already has its own issue.
+ */
+function validCount(value: unknown): bigint | undefined {
+  if (value == null) return 0n;
+  return typeof value === 'bigint' ? value : undefined;
+}
+
+/**
  * One AI/LLM call as the application reports it. Token counts follow the
  * OpenTelemetry GenAI semantics: inputTokens counts ALL prompt tokens,
  * including cache reads and writes; outputTokens includes reasoning tokens.
@@ -87,17 +97,20 @@ export const callSchema = z
   })
   .strict()
   .superRefine((call, ctx) => {
-    const cacheTokens = (call.cacheReadTokens ?? 0n) + (call.cacheWriteTokens ?? 0n);
-    if (cacheTokens > (call.inputTokens ?? 0n)) {
+    const cacheRead = validCount(call.cacheReadTokens);
+    const cacheWrite = validCount(call.cacheWriteTokens);
+    const input = validCount(call.inputTokens);
+    if (cacheRead !== undefined && cacheWrite !== undefined && input !== undefined && cacheRead + cacheWrite > input) {
       ctx.addIssue({
         code: 'custom',
         path: ['inputTokens'],
-        message: `must include cacheReadTokens + cacheWriteTokens (${cacheTokens}); pass all prompt tokens, not only the uncached ones`,
+        message: `must include cacheReadTokens + cacheWriteTokens (${cacheRead + cacheWrite}); pass all prompt tokens, not only the uncached ones`,
       });
     }
     const within = (part: keyof Call, whole: keyof Call, hint: string) => {
-      const partValue = (call[part] as bigint | null | undefined) ?? 0n;
-      if (partValue > ((call[whole] as bigint | null | undefined) ?? 0n)) {
+      const partValue = validCount(call[part]);
+      const wholeValue = validCount(call[whole]);
+      if (partValue !== undefined && wholeValue !== undefined && partValue > wholeValue) {
         ctx.addIssue({ code: 'custom', path: [whole], message: `must include ${part} (${partValue})${hint}` });
       }
     };
