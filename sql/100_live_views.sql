@@ -250,8 +250,8 @@ COMMENT ON VIEW ai_cost_internal.users_daily_live IS 'Internal: the daily per-us
 -- combination of every dimension and the user (about one per call with many
 -- users). A filter on tenant_id or user_id reaches the rollup's indexes.
 -- The pending changes are added to the rollup rows of their key as
--- ai_cost_internal.dimensions_daily_live does, so a month of every user's
--- rows is read once, not grouped again.
+-- ai_cost_internal.dimensions_daily_live does (OFFSET 0 as there, for
+-- Citus), so a month of every user's rows is read once, not grouped again.
 CREATE VIEW ai_cost.spend_daily_by_user AS
 WITH pending AS (
   SELECT date_trunc('day', created_at, 'UTC') AS day, tenant_id, user_id,
@@ -287,7 +287,7 @@ SELECT day, tenant_id, user_id, calls, successes,
            AND (p.tenant_id IS NOT NULL AND p.user_id IS NOT NULL
                 OR NOT EXISTS (SELECT FROM ai_cost_internal.users_daily r
                                 WHERE r.day = p.day AND r.user_id IS NOT DISTINCT FROM p.user_id
-                                  AND r.tenant_id IS NOT DISTINCT FROM p.tenant_id))) AS u
+                                  AND r.tenant_id IS NOT DISTINCT FROM p.tenant_id OFFSET 0))) AS u
  WHERE calls <> 0;
 COMMENT ON VIEW ai_cost.spend_daily_by_user IS 'Spend per UTC day by tenant and user; always current. What a drill-down from a tenant to its users, or to one user, should read over weeks or months: a row per user and day. cost_micros counts every attempt (failed calls are billed too) and is the sum over priced calls, NULL when every call behind it is unpriced; unpriced_calls counts the calls whose cost is unknown. For a user''s spend by model or feature, filter ai_cost.spend_daily to the user and a few days.';
 COMMENT ON COLUMN ai_cost.spend_daily_by_user.day IS 'UTC calendar day of the calls.';
@@ -393,7 +393,12 @@ COMMENT ON COLUMN ai_cost.unpriced_models.last_hour IS 'Start of the last UTC ho
 -- pending changes, aggregated once, are added to the rollup rows of their
 -- key, and keys only they have are appended: the rollup rows of a window
 -- are read once and never grouped again. The keys compare NULL values as
--- equal in a form a hash join takes.
+-- equal in a form a hash join takes. OFFSET 0 in the NOT EXISTS inside an
+-- OR keeps PostgreSQL from planning it twice, hashed and row by row, and
+-- leaving out the plan it does not use: in a statement that also reads the
+-- distributed calls, Citus 13.2.2's planner reads that left-out plan and
+-- crashes the coordinator (a segmentation fault). Row by row is the plan it
+-- takes anyway, for the few pending keys with a NULL value.
 CREATE VIEW ai_cost_internal.dimensions_daily_live AS
 WITH pending AS (
   SELECT date_trunc('day', c.created_at, 'UTC') AS day, v.dimension, v.value,
@@ -435,7 +440,7 @@ SELECT (p.day AT TIME ZONE 'UTC')::date, p.dimension, p.value, p.calls, p.succes
                     WHERE r.day = p.day AND r.dimension = p.dimension AND r.value = p.value)
    AND (p.value IS NOT NULL
         OR NOT EXISTS (SELECT FROM ai_cost_internal.dimensions_daily r
-                        WHERE r.day = p.day AND r.dimension = p.dimension AND r.value IS NULL));
+                        WHERE r.day = p.day AND r.dimension = p.dimension AND r.value IS NULL OFFSET 0));
 COMMENT ON VIEW ai_cost_internal.dimensions_daily_live IS 'Internal: the daily dimension rollup plus the changes since the last refresh, one row per UTC day, dimension and value; costs are sums over priced calls.';
 
 -- Spend per UTC day for one dimension at a time: what a dashboard's "by

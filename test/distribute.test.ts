@@ -108,6 +108,35 @@ testOnCitus(test.serial, 'ai-cost distribute spreads a ledger in use over the cl
   t.deepEqual(await reports(db, { live: true }), after);
 });
 
+testOnCitus(test.serial, 'a statement that reads the calls and a report together is answered, and never takes the coordinator down', async (t) => {
+  const db = await citus.database(t, { migrated: true });
+  await populate(db);
+  t.is((await runCli(['distribute', '--database-url', db.url])).code, 0);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  // Pending keys with a NULL value, which the live views look up apart.
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, user_id, input_tokens, output_tokens) VALUES ('openai', 'gpt-4o', NULL, 1000, 100)`);
+  await db.query(`UPDATE ai_cost.calls SET input_tokens = input_tokens + 1 WHERE tenant_id = 'tenant-3'`);
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  t.teardown(() => client.end());
+  const alone = async (sql: string) => (await client.query<{ value: string }>(`SELECT (${sql})::text AS value`)).rows[0]!.value;
+  const [calls] = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM ai_cost.calls');
+  for (const view of ['spend_by_day', 'spend_daily_by_dimension', 'spend_daily_by_user']) {
+    const total = `SELECT sum(cost_micros) FROM ai_cost.${view}`;
+    const expected = await alone(total);
+    const { rows } = await client.query<{ calls: string; total: string }>(
+      `SELECT (SELECT count(*) FROM ai_cost.calls)::text AS calls, (${total})::text AS total`);
+    t.deepEqual(rows, [{ calls: calls!.n, total: expected }], `${view} beside the calls says what it says alone`);
+  }
+  // Every other view too: Citus may refuse a statement, but the session (and every other) lives on.
+  const views = await db.query<{ name: string }>(`SELECT relname AS name FROM pg_class
+    WHERE relnamespace = 'ai_cost'::regnamespace AND relkind IN ('v', 'm') ORDER BY 1`);
+  for (const { name } of views) {
+    await client.query(`SELECT (SELECT count(*) FROM ai_cost.calls), (SELECT count(*) FROM ai_cost.${name})`).catch((e: Error) => e);
+    t.is(await alone('SELECT 1'), '1', `the session lives on after reading ${name} beside the calls`);
+  }
+});
+
 // Calls of every kind the cost trigger prices, with the columns of each.
 const CALLS: Array<Record<string, unknown>> = [
   { provider: 'openai', model: 'gpt-4o', input_tokens: 1200, output_tokens: 300 },
