@@ -198,15 +198,16 @@ BEGIN
     FROM pg_attribute a
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
    WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped;
-  -- Constraints and indexes are created with the table or not at all: a
-  -- second run finds the table and skips them.
-  SELECT ddl || format(' DO $ddl$ BEGIN IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = %L::regclass) THEN %s END IF; END $ddl$;',
-                       source, string_agg(stmt, ' '))
+  -- Each constraint and index is created unless the node has it, so that a
+  -- second run goes through to the grants: run_command_on_workers reports
+  -- the first statement's result, and an error after it would pass unseen.
+  SELECT ddl || coalesce(format(' DO $ddl$ BEGIN %s END $ddl$;', string_agg(stmt, ' ')), '')
     INTO ddl
-    FROM (SELECT format('ALTER TABLE %s ADD CONSTRAINT %I %s;', source, c.conname, pg_get_constraintdef(c.oid)) AS stmt
+    FROM (SELECT format('IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = %L::regclass AND conname = %L) THEN ALTER TABLE %s ADD CONSTRAINT %I %s; END IF;',
+                        source, c.conname, source, c.conname, pg_get_constraintdef(c.oid)) AS stmt
             FROM pg_constraint c WHERE c.conrelid = source
           UNION ALL
-          SELECT pg_get_indexdef(i.indexrelid) || ';'
+          SELECT format('IF to_regclass(%L) IS NULL THEN %s; END IF;', i.indexrelid::regclass, pg_get_indexdef(i.indexrelid))
             FROM pg_index i
            WHERE i.indrelid = source AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid)) s;
   RETURN ddl || coalesce((
@@ -356,10 +357,20 @@ BEGIN
                                       || ' are reference tables'; RETURN NEXT;
   END IF;
 
-  IF already THEN
-    -- A worker added since the last run gets its copies of the price tables:
-    -- small tables, copied while writes to them wait (the default would need
-    -- logical replication, wal_level = logical, on every node).
+  -- A worker added since the last run gets its copies of the price tables:
+  -- small tables, copied while writes to them wait (the default would need
+  -- logical replication, wal_level = logical, on every node). Only when a
+  -- node lacks one: Citus lets only a superuser copy them, and the owner
+  -- runs this again after an upgrade too.
+  IF already AND EXISTS (
+       SELECT FROM pg_dist_partition p
+         JOIN pg_dist_shard s ON s.logicalrelid = p.logicalrelid
+        CROSS JOIN pg_dist_node n
+        WHERE p.partmethod = 'n' AND p.repmodel = 't' AND n.isactive AND n.noderole = 'primary'
+          AND NOT EXISTS (SELECT FROM pg_dist_placement pl WHERE pl.shardid = s.shardid AND pl.groupid = n.groupid)) THEN
+    IF NOT has_function_privilege('pg_catalog.replicate_reference_tables(citus.shard_transfer_mode)', 'EXECUTE') THEN
+      RAISE EXCEPTION 'a node added to the cluster has no copy of the reference tables yet, and Citus lets only a superuser copy them: run SELECT replicate_reference_tables(''block_writes'') as a superuser, then this again';
+    END IF;
     EXECUTE 'SELECT replicate_reference_tables(''block_writes'')';
   END IF;
   PERFORM ai_cost_internal.distribute_functions();

@@ -607,6 +607,21 @@ testOnCitus(test.serial, 'a database owner that is not a superuser installs and 
   t.regex(distribute.stdout, /ai_cost\.calls is distributed by tenant_id/);
   const [ledger] = await db.query<{ owner: string }>(`SELECT pg_catalog.pg_get_userbyid(nspowner) AS owner FROM pg_catalog.pg_namespace WHERE nspname = 'ai_cost'`);
   t.is(ledger!.owner, owner, 'the owner, not a superuser, owns the ledger');
+  // Again, as after an upgrade: it completes each worker's price state, grants included.
+  const worker = new pg.Client({ connectionString: db.workerUrls[0] });
+  await worker.connect();
+  const writerReadsLookup = async () => (await worker.query<{ granted: boolean }>(
+    `SELECT has_table_privilege('ai_cost_writer', 'ai_cost_internal.price_lookup', 'SELECT') AS granted`)).rows[0]!.granted;
+  try {
+    t.true(await writerReadsLookup());
+    await worker.query('REVOKE SELECT ON ai_cost_internal.price_lookup FROM ai_cost_writer');
+    const again = await runCli(['distribute', '--database-url', url.toString()]);
+    t.is(again.code, 0, again.stderr);
+    t.regex(again.stdout, /^calls: ai_cost\.calls was already distributed$/m);
+    t.true(await writerReadsLookup(), 'the grant the worker lost is given back');
+  } finally {
+    await worker.end();
+  }
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
   try {

@@ -222,6 +222,14 @@ test('`ai-cost reprice` as a reader is refused in one line that says who reprice
   }
 });
 
+test('`ai-cost distribute` as the admin or a reader is refused in one line that says who distributes', async (t) => {
+  for (const login of [logins.admin, logins.reader]) {
+    const result = await runCli(['distribute', '--database-url', loginUrl(db.url, login, PASSWORD)]);
+    t.is(result.code, 1);
+    t.is(result.stderr, 'ai-cost: permission denied: permission denied for function distribute: ai-cost distribute is run by the owner that installed pg-ai-cost, on the coordinator\n');
+  }
+});
+
 test('`ai-cost refresh` as the admin is refused in one line that says who refreshes', async (t) => {
   const result = await runCli(['refresh', '--database-url', loginUrl(db.url, logins.admin, PASSWORD)]);
   t.is(result.code, 1);

@@ -66,6 +66,10 @@ export function describeError(error: unknown): string | undefined {
         if (/\bfunction (reprice_preview|start_reprice|reprice_batch)\b/.test(e.message ?? '')) {
           return `permission denied: ${e.message}: repricing is for logins granted ai_cost_admin, or the owner that installed pg-ai-cost`;
         }
+        // Distributing changes the ledger's tables: the job of their owner.
+        if (/\bfunction distribute\b/.test(e.message ?? '')) {
+          return `permission denied: ${e.message}: ai-cost distribute is run by the owner that installed pg-ai-cost, on the coordinator`;
+        }
         // Installing and upgrading are the database owner's job.
         if (/\btable schema_migrations\b/.test(e.message ?? '')) {
           return `permission denied: ${e.message}: migrate is run by the owner of the database that installed pg-ai-cost`;
