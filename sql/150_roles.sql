@@ -204,9 +204,13 @@ BEGIN
       TO ai_cost_admin;
     PERFORM ai_cost_internal.grant_pricing_functions('ai_cost_admin');
     -- Membership needs ADMIN OPTION on the role, which a database owner that
-    -- did not create it lacks (as on managed PostgreSQL): then say so.
+    -- did not create it lacks (as on managed PostgreSQL): then say so. Before
+    -- PostgreSQL 16, CREATEROLE grants membership in any role that is not a
+    -- superuser instead, and gives no ADMIN OPTION on the roles it creates.
     IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ai_cost_reader') THEN
-      IF pg_catalog.pg_has_role('ai_cost_reader', 'USAGE WITH ADMIN OPTION') THEN
+      IF pg_catalog.pg_has_role('ai_cost_reader', 'USAGE WITH ADMIN OPTION')
+         OR (pg_catalog.current_setting('server_version_num')::integer < 160000
+             AND (SELECT r.rolcreaterole FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)) THEN
         GRANT ai_cost_reader TO ai_cost_admin;
       ELSE
         RAISE NOTICE 'ai_cost_admin was not made a member of ai_cost_reader: % lacks ADMIN OPTION on it; an administrator can run GRANT ai_cost_reader TO ai_cost_admin', current_user;

@@ -38,6 +38,32 @@ function ownerUrl(): string {
   return url.toString();
 }
 
+serial(title('a database owner with CREATEROLE creates the roles and makes the admin a reader, with nothing left for an administrator'), async (t) => {
+  await asSuperuser(`CREATE ROLE maker LOGIN PASSWORD 'maker-pw' NOSUPERUSER NOCREATEDB CREATEROLE`, 'CREATE DATABASE makerdb OWNER maker');
+  const url = new URL(server!.url('makerdb'));
+  url.username = 'maker';
+  url.password = 'maker-pw';
+  try {
+    for (const run of ['first', 'again']) {
+      const install = await runCli(['migrate', 'up', '--database-url', url.toString()]);
+      t.is(install.code, 0, install.stderr);
+      t.notRegex(install.stdout + install.stderr, /ADMIN OPTION|administrator/, `migrate up (${run}) leaves nothing to do`);
+    }
+    const owner = new pg.Client({ connectionString: url.toString() });
+    await owner.connect();
+    try {
+      const { rows: [membership] } = await owner.query<{ member: boolean }>(
+        `SELECT pg_has_role('ai_cost_admin', 'ai_cost_reader', 'MEMBER') AS member`);
+      t.true(membership!.member, 'ai_cost_admin reads what ai_cost_reader reads');
+    } finally {
+      await owner.end();
+    }
+  } finally {
+    // The next test starts where no ai_cost_* role exists.
+    await asSuperuser('DROP DATABASE makerdb WITH (FORCE)', `DROP ROLE ${ROLES.join(', ')}`, 'DROP ROLE maker');
+  }
+});
+
 serial(title('a database owner without CREATEROLE is told which roles to create, and the next migrate up grants them'), async (t) => {
   await asSuperuser(`CREATE ROLE app LOGIN PASSWORD 'app-pw' NOSUPERUSER NOCREATEDB NOCREATEROLE`, 'CREATE DATABASE appdb OWNER app');
   const url = ['--database-url', ownerUrl()];
