@@ -106,6 +106,15 @@ export class MigrationFailedError extends Error {
   }
 }
 
+/** Notices that are not news to the user, left out of what migrate reports. */
+const QUIET_NOTICES = [
+  // PostgreSQL's own chatter about idempotent statements.
+  /already exists, skipping|does not exist, skipping|is already a member of role|^drop cascades to/,
+  // Citus's, on objects that depend on local tables and so stay on the
+  // coordinator: the ledger is local there until ai-cost distribute.
+  /that is not in Citus' metadata$|has dependency on unsupported object/,
+];
+
 /**
  * Installs, upgrades or uninstalls pg-ai-cost, in one transaction, under an
  * advisory lock. Needs no superuser: the database owner is enough.
@@ -122,8 +131,7 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
   const notices: string[] = [];
   return withClient(databaseUrl, async (client) => {
     client.on('notice', (notice) => {
-      // PostgreSQL's own chatter about idempotent statements is not news.
-      if (!/already exists, skipping|does not exist, skipping|is already a member of role|^drop cascades to/.test(notice.message ?? '')) notices.push(notice.message ?? '');
+      if (!QUIET_NOTICES.some((quiet) => quiet.test(notice.message ?? ''))) notices.push(notice.message ?? '');
     });
     // The install binds every view and default to the operators and functions
     // it finds, as the installing user: nothing on a user's path may take part.
