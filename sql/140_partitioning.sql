@@ -423,7 +423,8 @@ DECLARE
   this_month timestamp := date_trunc('month', now() AT TIME ZONE 'UTC');
   month_start timestamp;
   sequence_name text;
-  next_id bigint;
+  sequence_last bigint;
+  sequence_called boolean;
   table_comment text;
   table_acl aclitem[];
   table_owner oid;
@@ -503,7 +504,7 @@ BEGIN
                           OR (d.refclassid = 'pg_class'::regclass AND d.refobjid = old_table)))), '[]');
 
   sequence_name := pg_get_serial_sequence('ai_cost.calls', 'id');
-  EXECUTE format('SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM %s', sequence_name) INTO next_id;
+  EXECUTE format('SELECT last_value, is_called FROM %s', sequence_name) INTO sequence_last, sequence_called;
 
   CREATE TABLE ai_cost.calls_being_partitioned (
     LIKE ai_cost.calls INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY INCLUDING GENERATED
@@ -539,7 +540,10 @@ BEGIN
   DROP TABLE ai_cost.calls;
   ALTER TABLE ai_cost.calls_being_partitioned RENAME TO calls;
   EXECUTE format('ALTER SEQUENCE %s RENAME TO %I', pg_get_serial_sequence('ai_cost.calls', 'id'), 'calls_id_seq');
-  PERFORM setval('ai_cost.calls_id_seq', next_id, false);
+  -- The sequence as it was, drawn or not: the refresh reads the last id
+  -- drawn from it (ai_cost_internal.last_drawn_call_id), which a sequence
+  -- set but not drawn from does not tell.
+  PERFORM setval('ai_cost.calls_id_seq', sequence_last, sequence_called);
   EXECUTE format('ALTER TABLE ai_cost.calls OWNER TO %s', table_owner::regrole);
   EXECUTE format('COMMENT ON TABLE ai_cost.calls IS %L', table_comment);
   PERFORM ai_cost_internal.restore_acl('TABLE', 'ai_cost.calls', table_owner, table_acl);

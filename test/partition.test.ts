@@ -74,6 +74,7 @@ test.serial('partition_calls keeps every row, cost, rollup and pending change, a
 
     const [result] = await db.query<{ partitions: number; calls_copied: string }>('SELECT * FROM ai_cost.partition_calls()');
     t.is(result?.calls_copied, String(before.rows.length + 1), 'the rows, and the app-cache hit just recorded');
+    t.deepEqual(await db.query(PENDING), before.pending, 'the calls waiting for the refresh wait on, before any call is recorded after');
     t.true(await pricingWorks());
   } finally {
     await session.end();
