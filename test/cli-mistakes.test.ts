@@ -32,14 +32,14 @@ const priceCount = async () => Number((await db.query<{ n: string }>(`SELECT cou
 
 const MISTAKES: Record<string, Mistake> = {
   'a window that ends before it starts': {
-    args: () => ['report', '--since', '2d', '--until', '5d'], says: /since must be before until/,
+    args: () => ['report', '--since', '2d', '--until', '5d'], says: /^ai-cost: since: must be before until$/,
   },
   'an HTML report into a folder that does not exist': {
     args: () => ['report', '--html', join(folder, 'missing', 'report.html')], says: /cannot open .*missing\/report\.html: no such file or folder/,
     unchanged: async () => !existsSync(join(folder, 'missing')),
   },
   'an HTML report of a window in the future': {
-    args: () => ['report', '--since', '2099-01-01', '--html', join(folder, 'future.html')], says: /since must be before until/,
+    args: () => ['report', '--since', '2099-01-01', '--html', join(folder, 'future.html')], says: /since: must be before until$/,
     unchanged: async () => !existsSync(join(folder, 'future.html')),
   },
   'a price without any rate': {
@@ -78,6 +78,18 @@ const MISTAKES: Record<string, Mistake> = {
   'a further unit without a number': {
     args: () => ['prices', 'set', 'openai', 'gpt-x', '--input', '1', '--unit-prices', 'web_search=ten cents'],
     says: /^ai-cost: invalid price: --unit-prices web_search must map each unit to a non-negative decimal number$/,
+    unchanged: async () => (await priceCount()) === 0,
+  },
+  'a price for a service tier nobody named': {
+    args: () => ['prices', 'set', 'openai', 'gpt-x', '--input', '1', '--tier', 'nonesuch'],
+    says: /^ai-cost: unknown service tier nonesuch for provider openai: Add the tier to ai_cost\.service_tiers first, saying how it is priced\.$/,
+    unchanged: async () => (await priceCount()) === 0,
+  },
+  'a day that is not in the calendar': {
+    args: () => ['prices', 'at', '2026-02-30'], says: /'2026-02-30' is not a day of the calendar/, usage: 'Usage: ai-cost prices at [options] <when> (--help for more)',
+  },
+  'a price list file that is not there': {
+    args: () => ['prices', 'import', join(folder, 'no-such-list.json')], says: /^ai-cost: cannot open \S+no-such-list\.json: no such file or folder$/,
     unchanged: async () => (await priceCount()) === 0,
   },
   'distributing on a server without Citus': {

@@ -112,7 +112,7 @@ test('recent calls: newest first, filtered, limited', async (t) => {
 
 test('bad report options fail with an error that names the problem', async (t) => {
   await t.throwsAsync(() => summary(db.pool, { since: now, until: new Date(now.getTime() - HOUR) }), {
-    instanceOf: InvalidReportError, message: /since must be before until/,
+    instanceOf: InvalidReportError, message: /^since: must be before until$/,
   });
   await t.throwsAsync(() => breakdown(db.pool, 'colour' as never), { instanceOf: InvalidReportError, message: /unknown dimension 'colour'/ });
 });

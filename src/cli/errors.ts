@@ -11,6 +11,7 @@ interface PgLikeError {
   path?: string;
   syscall?: string;
   message?: string;
+  hint?: string;
   address?: string;
   port?: number;
   hostname?: string;
@@ -53,6 +54,8 @@ export function describeError(error: unknown): string | undefined {
       case '42883': // a function of pg-ai-cost this database's install predates
         if (e.message?.includes('ai_cost')) return `${e.message}: this database has an older pg-ai-cost; run \`ai-cost migrate up\``;
         break;
+      case '23503': // a reference the row names is not there (a price's service tier, say), with what to do
+        return e.hint ? `${e.message}: ${e.hint}` : e.message;
       case '23514': // a CHECK constraint or a trigger of pg-ai-cost refused a row: both are worded for the user
       case '23P01': // an exclusion constraint, named in words (prices for one model must not overlap in time)
       case 'P0001': // raised by pg-ai-cost's own SQL, worded for the user

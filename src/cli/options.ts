@@ -14,7 +14,17 @@ export function parseWhen(value: string): Date {
   if (relative) return new Date(Date.now() - Number(relative[1]) * UNIT_MS[relative[2]!]!);
   const date = new Date(value);
   if (Number.isNaN(date.getTime())) throw new InvalidArgumentError(`'${value}' is not a date, a time, now or e.g. 30m, 12h, 7d, 2w`);
+  if (!isCalendarDay(value)) throw new InvalidArgumentError(`'${value}' is not a day of the calendar`);
   return date;
+}
+
+/** Whether the YYYY-MM-DD a value starts with (if it does) is a real day: Date reads 2026-02-30 as March 2. */
+function isCalendarDay(value: string): boolean {
+  const day = /^(\d{4})-(\d{2})-(\d{2})/.exec(value);
+  if (!day) return true;
+  const [year, month, dayOfMonth] = day.slice(1).map(Number) as [number, number, number];
+  const read = new Date(new Date(0).setUTCFullYear(year, month - 1, dayOfMonth));
+  return read.getUTCFullYear() === year && read.getUTCMonth() === month - 1 && read.getUTCDate() === dayOfMonth;
 }
 
 export function parsePositiveInteger(value: string): number {

@@ -22,7 +22,7 @@ export const reportFiltersSchema = z
     status: z.enum(['success', 'error', 'cancelled']).optional(),
   })
   .strict()
-  .refine((f) => !f.since || !f.until || f.since < f.until, { message: 'since must be before until', path: ['since'] });
+  .refine((f) => !f.since || !f.until || f.since < f.until, { message: 'must be before until', path: ['since'] });
 
 export type ReportFilters = z.input<typeof reportFiltersSchema>;
 

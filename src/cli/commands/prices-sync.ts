@@ -43,7 +43,7 @@ export function registerPriceLists(prices: Command): void {
     .addOption(overwriteOption())
     .addOption(formatOption())
     .action(async (file: string, options: ListOptions & { effective?: Date }) => {
-      const list = parse(file, await readOrExplain(file), `LiteLLM price list ${basename(file)}`);
+      const list = parse(file, await readFile(file, 'utf8'), `LiteLLM price list ${basename(file)}`);
       await run(list, file, { ...options, write: true, verb: 'import' });
     });
 
@@ -55,7 +55,7 @@ export function registerPriceLists(prices: Command): void {
     .addOption(overwriteOption())
     .addOption(formatOption())
     .action(async (file: string, options: ListOptions & { effective?: Date }) => {
-      const list = parse(file, await readOrExplain(file), `LiteLLM price list ${basename(file)}`);
+      const list = parse(file, await readFile(file, 'utf8'), `LiteLLM price list ${basename(file)}`);
       await run(list, file, { ...options, write: false, verb: 'diff' });
     });
 }
@@ -90,14 +90,6 @@ async function fetchOrExplain(url: string): Promise<string> {
   } catch (error) {
     if (error instanceof PriceListUnavailableError) throw new UsageError(`${error.message}; nothing was written`);
     throw error;
-  }
-}
-
-async function readOrExplain(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    throw new UsageError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
 }
 
