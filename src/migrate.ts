@@ -5,7 +5,7 @@ import pg from 'pg';
 import { runner, type RunnerOption } from 'node-pg-migrate';
 import { finishCatalogBackfills, type CatalogBackfill } from './catalog-backfill.js';
 import { schemaScript } from './sql-files.js';
-import { uninstallDistributed } from './uninstall-distributed.js';
+import { uninstallLedger } from './uninstall.js';
 import { databaseRefusal, inTransaction, withClient, type DatabaseRefusal } from './db.js';
 
 /** The schema users and BI tools read. */
@@ -34,6 +34,8 @@ const ATTEMPTS = 3;
 const RETRY_DELAY_MS = 200;
 /** The SQLSTATE of a refusal for want of a right: the login is not the one to run migrate. */
 const INSUFFICIENT_PRIVILEGE = '42501';
+/** RAISE EXCEPTION in pg-ai-cost's own SQL, worded for the user. */
+const RAISED_BY_PG_AI_COST = 'P0001';
 
 /** Migrations ship inside the package, next to dist/ and src/, never in the user's cwd. */
 const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
@@ -94,9 +96,12 @@ export class DistributedDowngradeError extends Error {
  * nothing of it was written.
  */
 export class MigrationFailedError extends Error {
+  /** steps: those it was applying or reverting; none for an install or an uninstall. */
   constructor(direction: 'up' | 'down', steps: string[], refusal: DatabaseRefusal, cause: unknown) {
-    const doing = steps.length === 0 ? 'installing' : `${direction === 'up' ? 'applying' : 'reverting'} ${steps.join(', ')}`;
-    super(`migrate ${direction} failed and changed nothing (${doing}): ${refusal.message} [SQLSTATE ${refusal.code}]; ` +
+    const doing = steps.length > 0 ? `${direction === 'up' ? 'applying' : 'reverting'} ${steps.join(', ')}` : direction === 'up' ? 'installing' : 'uninstalling';
+    const failed = `migrate ${direction} failed and changed nothing (${doing}): ${refusal.message}`;
+    // The uninstall's own refusal (views of the user's) says what to do.
+    super(doing === 'uninstalling' && refusal.code === RAISED_BY_PG_AI_COST ? failed : `${failed} [SQLSTATE ${refusal.code}]; ` +
       (CONFLICTS_WITH_OTHER_SESSIONS.has(refusal.code)
         ? `other sessions kept getting in its way (${ATTEMPTS} tries): run it again`
         : refusal.code === INSUFFICIENT_PRIVILEGE
@@ -184,8 +189,8 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
             const reverting = applied.slice(-(options.count ?? 1));
             // Only reverting through the distribution step can meet what distribute() made.
             const distributed = reverting.includes(DISTRIBUTION_STEP) && await callsAreDistributed(client);
-            if (distributed && reverting.length === applied.length) {
-              ran = await uninstallDistributed(client, applied);
+            if (applied.length > 0 && reverting.length === applied.length) {
+              ran = await uninstallLedger(client, applied);
             } else if (distributed) {
               throw new DistributedDowngradeError(reverting.length);
             } else {
@@ -212,7 +217,7 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
             continue;
           }
           const steps = direction === 'up' ? [...SHIPPED].filter((name) => !applied.includes(name)) : applied.slice(-(options.count ?? 1));
-          throw new MigrationFailedError(direction, applied.length === 0 ? [] : steps, refusal, error);
+          throw new MigrationFailedError(direction, applied.length === 0 || steps.length === applied.length ? [] : steps, refusal, error);
         }
       }
       if (direction === 'down') {

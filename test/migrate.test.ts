@@ -60,6 +60,25 @@ test('migrate down --all leaves nothing of ai_cost behind, and up works again', 
   t.is(row!.cost, '3');
 });
 
+test('migrate down --all uninstalls whatever the ledger holds, and refuses in one line while views of the user\'s read any of it', async (t) => {
+  const db = await emptyDatabase();
+  await migrate(db.url);
+  // What an earlier release's schema could not hold, which stepping down through the releases refused.
+  await db.query(`INSERT INTO ai_cost.tenant_discounts (tenant_id, provider, percent_off, valid_from, note)
+                  VALUES (NULL, 'openai', 12, '2026-04-01', 'OpenAI enterprise agreement 2026')`);
+  await db.query('CREATE VIEW public.my_calls AS SELECT id FROM ai_cost.calls');
+  await db.query('CREATE VIEW public.my_days AS SELECT day, cost_micros FROM ai_cost.spend_by_day');
+  const refused = await runCli(['migrate', 'down', '--all', '--yes', '--database-url', db.url]);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /^ai-cost: migrate down failed and changed nothing \(uninstalling\): pg-ai-cost was not uninstalled: your views (public\.my_calls, public\.my_days|public\.my_days, public\.my_calls) read its objects; drop them first\n$/);
+  t.true((await leftovers(db)).length > 5, 'nothing was dropped');
+  await db.query('DROP VIEW public.my_calls, public.my_days');
+  const down = await runCli(['migrate', 'down', '--all', '--yes', '--database-url', db.url]);
+  t.is(down.code, 0, down.stderr);
+  t.notRegex(down.stdout + down.stderr, /note:/, 'nothing for anyone to do after it');
+  t.deepEqual(await leftovers(db), []);
+});
+
 test('a failing migration leaves the database as it was (one transaction)', async (t) => {
   const db = await emptyDatabase();
   // Make the install fail halfway: a table in the way of one it creates.

@@ -2,17 +2,20 @@ import type pg from 'pg';
 import { inTransaction } from './db.js';
 
 /**
- * Uninstalls a ledger distributed over Citus, in one transaction, and
- * returns the steps it reverted, newest first. The steps' Down sections
- * cannot take such a ledger apart (the one of 0016 drops functions that the
- * policies ai_cost.distribute() made still use), and need not: dropping
- * both schemas on the coordinator drops them on every worker too, with the
- * shards, the copies of the reference tables and each node's own price
- * lookup and book, which live in ai_cost_internal there; the migrations
- * table goes with them. As the baseline's Down does, it refuses while views
- * of the user's own read pg-ai-cost objects, and unschedules the refresh.
+ * Uninstalls pg-ai-cost, in one transaction, and returns the steps it
+ * reverted, newest first: what the baseline's Down does, on the schema as it
+ * is now. The upgrade steps' Down sections are for going back a release, and
+ * would refuse what the earlier schema cannot hold (organisation-wide
+ * discounts), drop views of the user's over the views they replace without a
+ * word, and cannot take apart a ledger distributed over Citus (the one of
+ * 0016 drops functions that the policies ai_cost.distribute() made still
+ * use). Dropping both schemas drops everything, on a Citus coordinator on
+ * every worker too, with the shards, the copies of the reference tables and
+ * each node's own price lookup and book; the migrations table goes with
+ * them. It refuses while views of the user's own read pg-ai-cost objects,
+ * naming every one, and unschedules the refresh.
  */
-export async function uninstallDistributed(client: pg.Client, applied: string[]): Promise<string[]> {
+export async function uninstallLedger(client: pg.Client, applied: string[]): Promise<string[]> {
   return inTransaction(client, async () => {
     await client.query(`
       DO $$
