@@ -315,3 +315,13 @@ test.serial('reprice --dry-run: unpriced before is "unpriced", not $0.00; a part
   const repriced = await runCli(['reprice', '--dry-run', ...JUNE, '--model', 'reprice-partly', ...url()]);
   t.regex(repriced.stdout, /^test\/reprice-partly: 2 of 2 calls change, \$0\.0002 \+ 1 unpriced -> \$0\.0008 \(delta \$0\.0004 on 1 call\(s\) priced before and after\), 1 newly priced/);
 });
+
+test.serial('reprice --dry-run: a call unpriced before and after, for another reason, is not said to be priced', async (t) => {
+  // Unpriced for want of a price, then for want of a cache-write rate in the price that arrives.
+  await db.query(`INSERT INTO ai_cost.calls (created_at, provider, model, input_tokens, cache_write_tokens, output_tokens)
+                  VALUES ('2024-03-10', 'test', 'reprice-reason', 100, 50, 10)`);
+  await db.query(`INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok) VALUES ('test', 'reprice-reason', '2020-01-01', 1, 1)`);
+  const cli = await runCli(['reprice', '--dry-run', '--from', '2024-03-01', '--to', '2024-04-01', '--model', 'reprice-reason', ...url()]);
+  t.is(cli.code, 0, cli.stderr);
+  t.is(cli.stdout.trim().split('\n')[0], 'test/reprice-reason: 1 of 1 calls change, unpriced -> unpriced, 0 newly priced, 0 newly unpriced');
+});

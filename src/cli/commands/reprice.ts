@@ -85,11 +85,18 @@ export function registerReprice(program: Command): void {
  * tenants, if anything.
  */
 function describePreview(r: RepricePreview): string {
-  const repriced = r.callsChanged - r.newlyPriced - r.newlyUnpriced;
+  // Changed calls neither newly priced nor newly unpriced are priced both
+  // times, or unpriced both times with another reason: counted as priced
+  // only when no call is unpriced both times, and no delta is said when no
+  // call can be priced both times.
+  const changedOtherwise = r.callsChanged - r.newlyPriced - r.newlyUnpriced;
+  const unpricedBothTimes = r.oldUnpricedCalls - r.newlyPriced;
+  const pricedBothTimes = r.oldUnpricedCalls < r.calls && r.newUnpricedCalls < r.calls;
+  const onCalls = unpricedBothTimes === 0n ? `${changedOtherwise} call(s)` : 'the calls';
   const charges = describeCharges(r.charges);
   return `${r.callsChanged} of ${r.calls} calls change, `
     + `${formatCost(r.oldCostMicros, r.oldUnpricedCalls)} -> ${formatCost(r.newCostMicros, r.newUnpricedCalls)}`
-    + (repriced > 0n ? ` (delta ${formatMicros(r.deltaMicros)} on ${repriced} call(s) priced before and after)` : '')
+    + (changedOtherwise > 0n && pricedBothTimes ? ` (delta ${formatMicros(r.deltaMicros)} on ${onCalls} priced before and after)` : '')
     + `, ${r.newlyPriced} newly priced, ${r.newlyUnpriced} newly unpriced`
     + (charges ? `; charges: ${charges}` : '');
 }
