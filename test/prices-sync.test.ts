@@ -96,7 +96,7 @@ test.serial('a dry run only reads: a reader may run it, and --apply needs the ad
   const before = await allRows();
   const apply = await runCli(['prices', 'sync', `${base}/sync-v1.json`, '--apply'], asReader);
   t.is(apply.code, 1);
-  t.regex(apply.stderr, /^ai-cost: permission denied: permission denied for table prices \(the reports need a login granted ai_cost_reader; prices, discounts and reprices ai_cost_admin: docs\/security\.md\)\n$/);
+  t.regex(apply.stderr, /^ai-cost: permission denied: permission denied for table prices \(the reports need a login granted ai_cost_reader, which reads every tenant; prices, discounts and reprices ai_cost_admin: docs\/security\.md\)\n$/);
   t.deepEqual(await allRows(), before);
 });
 

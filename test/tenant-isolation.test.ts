@@ -101,6 +101,9 @@ test.serial('with tenant isolation on, a tenant login reads no view, materialize
   const report = await runCli(['report', '--by', 'tenant', '--database-url', loginUrl(db.url, roles.analyst, PASSWORD)]);
   t.not(report.code, 0);
   t.notRegex(report.stdout + report.stderr, /globex|\n\s+at /, 'no other tenant, no stack trace');
+  const doctor = await runCli(['doctor', '--database-url', loginUrl(db.url, roles.analyst, PASSWORD)]);
+  t.notRegex(doctor.stdout, new RegExp(`GRANT ai_cost_reader TO ${roles.analyst}`), 'doctor never tells a tenant reader to read every tenant');
+  t.regex(doctor.stdout, /^skip .*reads only the rows of its tenants; run doctor as the owner, or as a login granted ai_cost_reader\)$/m);
 });
 
 test.serial('an application serving many tenants from one login takes each request\'s tenant with SET LOCAL ROLE', async (t) => {

@@ -77,7 +77,7 @@ export function describeError(error: unknown): string | undefined {
         if (/\btable schema_migrations\b/.test(e.message ?? '')) {
           return `permission denied: ${e.message}: migrate is run by the owner of the database that installed pg-ai-cost`;
         }
-        return `permission denied: ${e.message} (the reports need a login granted ai_cost_reader; prices, discounts and reprices ai_cost_admin: docs/security.md)`;
+        return `permission denied: ${e.message} (the reports need a login granted ai_cost_reader, which reads every tenant; prices, discounts and reprices ai_cost_admin: docs/security.md)`;
       case 'ENOENT':
       case 'ENOTDIR':
       case 'EACCES':

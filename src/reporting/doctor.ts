@@ -36,8 +36,17 @@ const VIEWS_STALE_MS = 15 * 60 * 1000;
  */
 export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise<Diagnosis> {
   const login = await pool.oneFirst(sql.type(z.object({ login: z.string() }))`SELECT current_user AS login`);
+  const tenantReader = await pool.oneFirst(sql.type(z.object({ member: z.boolean() }))`
+    SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'ai_cost_tenant_reader')
+                THEN pg_catalog.pg_has_role('ai_cost_tenant_reader', 'MEMBER') ELSE false END AS member`);
+  // What would let this login see what it may not: never the reader role for
+  // a tenant reader, which would read every tenant.
+  const remedy = tenantReader
+    ? `${login} reads only the rows of its tenants; run doctor as the owner, or as a login granted ai_cost_reader`
+    : `GRANT ai_cost_reader TO ${login} lets it read what doctor and the reports read`;
+  const guarded = <T extends Check | Check[] | undefined>(name: string, check: () => Promise<T>) => guardedCheck(name, login, remedy, check);
   const checks: Check[] = [];
-  const schema = await guarded('schema', login, () => schemaCheck(databaseUrl, pool, login));
+  const schema = await guarded('schema', () => schemaCheck(databaseUrl, pool, login));
   checks.push(schema);
   if (schema.level === 'fail') return { checks, healthy: false };
 
@@ -54,7 +63,7 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
     ['distribution', () => distributionCheck(pool)],
   ];
   for (const [name, check] of more) {
-    const result = await guarded(name, login, check);
+    const result = await guarded(name, check);
     if (result) checks.push(...[result].flat());
   }
   return { checks, healthy: checks.every((check) => check.level !== 'fail') };
@@ -65,14 +74,14 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
  * the login lacks a right (42501), a warning otherwise. Anything that is not
  * the database answering (a lost connection, a bug) is thrown.
  */
-async function guarded<T extends Check | Check[] | undefined>(name: string, login: string, check: () => Promise<T>): Promise<T | Check> {
+async function guardedCheck<T extends Check | Check[] | undefined>(name: string, login: string, remedy: string, check: () => Promise<T>): Promise<T | Check> {
   try {
     return await check();
   } catch (error) {
     const refused = databaseRefusal(error);
     if (!refused || refused.code.startsWith('08')) throw error;
     return refused.code === '42501'
-      ? { name, level: 'skip', detail: `cannot check as ${login}: ${refused.message} (GRANT ai_cost_reader TO ${login} lets it read what doctor and the reports read)` }
+      ? { name, level: 'skip', detail: `cannot check as ${login}: ${refused.message} (${remedy})` }
       : { name, level: 'warn', detail: `could not check: ${refused.message} (SQLSTATE ${refused.code})` };
   }
 }
