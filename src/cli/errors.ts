@@ -61,8 +61,8 @@ export function describeError(error: unknown): string | undefined {
       case 'P0001': // raised by pg-ai-cost's own SQL, worded for the user
         return e.message;
       case '42501':
-        // Refreshing is the owner's job (and pg_cron's, as the owner): no role is granted it.
-        if (/\bfunction (refresh|retry_set_aside_changes)\b/.test(e.message ?? '')) {
+        // Refreshing, and scheduling it, is the owner's job (and pg_cron's, as the owner): no role is granted it.
+        if (/\bfunction (refresh|retry_set_aside_changes|schedule_refresh)\b/.test(e.message ?? '')) {
           return `permission denied: ${e.message}: the rollups are refreshed as the owner that installed pg-ai-cost (pg_cron runs it so); run this with that login`;
         }
         // Repricing rewrites costs and charges: the admin's job (and the owner's).
