@@ -121,6 +121,24 @@ test('report --format csv', async (t) => {
   ]);
 });
 
+test('report --format csv: the share of cost is rounded alike by model and by any dimension', async (t) => {
+  const db = await database(true);
+  // 880,818 and 9,119,182 micro-dollars: shares 0.0880818 and 0.9119182.
+  await db.query(`INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok) VALUES
+                    ('openai', 'share-a', '2020-01-01', 1), ('openai', 'share-b', '2020-01-01', 1)`);
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens) VALUES
+                    ('openai', 'share-a', 'ta', 880818), ('openai', 'share-b', 'tb', 9119182)`);
+  const shares = async (by: string) => {
+    const report = await runCli(['report', '--format', 'csv', '--by', by, '--database-url', db.url]);
+    t.is(report.code, 0, report.stderr);
+    const [head, ...rows] = report.stdout.trim().split('\n').map((line) => line.split(','));
+    const share = head!.indexOf('share_of_cost');
+    return rows.map((row) => row[share]).sort();
+  };
+  t.deepEqual(await shares('model'), ['0.088082', '0.911918']);
+  t.deepEqual(await shares('tenant'), ['0.088082', '0.911918']);
+});
+
 test('no database given: one clear line', async (t) => {
   assertOneLineError(t, await runCli(['report']), /no database given: pass --database-url or set DATABASE_URL/);
 });

@@ -37,9 +37,14 @@ export function renderSpend(rows: ModelSpend[], format: OutputFormat): string {
   return render(['provider', 'model'], rows.map((r) => ({
     keys: [r.provider, r.model], calls: r.calls, failedCalls: r.failedCalls, inputTokens: r.inputTokens,
     outputTokens: r.outputTokens, costMicros: r.costMicros, unpricedCalls: r.unpricedCalls,
-    shareOfCost: r.costMicros === null || priced === 0n ? null : Number((r.costMicros * 1_000_000n) / priced) / 1_000_000,
+    shareOfCost: r.costMicros === null || priced === 0n ? null : roundedShare(r.costMicros, priced),
     billedMicros: r.billedMicros, unbilledCalls: r.unbilledCalls,
   })), format);
+}
+
+/** part / whole to 6 decimals, halves rounded up, as round(numeric, 6) gives the breakdowns' share in SQL. */
+function roundedShare(part: bigint, whole: bigint): number {
+  return Number((part * 2_000_000n + whole) / (2n * whole)) / 1_000_000;
 }
 
 /** A breakdown (spend per value of one dimension) as a table with bars, CSV or JSON. */
