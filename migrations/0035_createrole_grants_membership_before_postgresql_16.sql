@@ -4,7 +4,8 @@
 -- ai_cost_admin a member of ai_cost_reader no more: the check asked for
 -- ADMIN OPTION, which CREATEROLE there does not give (it lets its holder
 -- grant membership in any role that is not a superuser instead), and every
--- migrate up printed a note telling an administrator to do it (sql/ holds
+-- migrate up printed a note telling an administrator to do it; granting it
+-- again once it holds was a NOTICE of its own on every run (sql/ holds
 -- the definitions; this step brings the schema there; migrate grants the
 -- roles again after its steps).
 
@@ -125,7 +126,11 @@ BEGIN
       IF pg_catalog.pg_has_role('ai_cost_reader', 'USAGE WITH ADMIN OPTION')
          OR (pg_catalog.current_setting('server_version_num')::integer < 160000
              AND (SELECT r.rolcreaterole FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)) THEN
-        GRANT ai_cost_reader TO ai_cost_admin;
+        -- Once: granting it again is a NOTICE on every migrate up.
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                        WHERE m.roleid = 'ai_cost_reader'::regrole AND m.member = 'ai_cost_admin'::regrole) THEN
+          GRANT ai_cost_reader TO ai_cost_admin;
+        END IF;
       ELSE
         RAISE NOTICE 'ai_cost_admin was not made a member of ai_cost_reader: % lacks ADMIN OPTION on it; an administrator can run GRANT ai_cost_reader TO ai_cost_admin', current_user;
       END IF;

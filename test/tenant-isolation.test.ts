@@ -1,5 +1,6 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { runCli } from './support/cli.js';
 import { useTestDatabase } from './support/database.js';
 import { dropLogins, loginUrl, runAs } from './support/logins.js';
@@ -125,4 +126,18 @@ test.serial('with tenant isolation on, every other role still reads and writes e
     `INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens) VALUES ('openai', 'gpt-4o-mini', 'globex', 1) RETURNING cost_micros::text`),
   [{ cost_micros: '1' }]);
   t.deepEqual(await as(roles.admin, 'SELECT count(*)::int AS n FROM ai_cost.tenant_access'), [{ n: 2 }]);
+});
+
+test.serial('turning isolation on and off says nothing when the roles are in place', async (t) => {
+  const client = new pg.Client({ connectionString: db.url });
+  const notices: string[] = [];
+  client.on('notice', (notice) => notices.push(notice.message ?? ''));
+  await client.connect();
+  try {
+    await client.query('SELECT ai_cost.enable_tenant_isolation()');
+    await client.query('SELECT ai_cost.disable_tenant_isolation()');
+  } finally {
+    await client.end();
+  }
+  t.deepEqual(notices, []);
 });
