@@ -408,6 +408,9 @@ test('ai-cost doctor names the tenants whose recent calls have a cost that no ma
     const warned = await runCli(['doctor', ...url]);
     t.regex(warned.stdout, /^warn +billing: 3 call\(s\) of the last 7 days have a cost but no markup bills them \(tenant forgotten 2; \(no tenant\) 1\): give them a markup in ai_cost\.markups \(percent 0 bills at cost\), then `ai-cost reprice --from \S+ --to now` bills them$/m);
     await other.query(`INSERT INTO ai_cost.markups (percent) VALUES (0)`);
+    const covered = await runCli(['doctor', ...url]);
+    t.regex(covered.stdout, /^warn +billing: 3 call\(s\) .*: a markup of every call is in force, added after they were recorded: `ai-cost reprice --from \S+ --to now` bills them$/m,
+      'with a markup of every call in force, only the reprice is left to do');
     const from = /--from (\S+) --to now/.exec(warned.stdout)![1]!;
     const dry = await runCli(['reprice', '--from', from, '--to', 'now', '--dry-run', ...url]);
     t.regex(dry.stdout, /; charges: 3 newly billed, \$0\.00084; nothing was written$/m);

@@ -449,11 +449,20 @@ async function billingCheck(pool: DatabasePool): Promise<Check | undefined> {
   const named = tenants.slice(0, UNPRICED_NAMED).map((t) => `${t.tenant_id === null ? '(no tenant)' : `tenant ${t.tenant_id}`} ${formatCount(t.calls)}`);
   const more = tenants.length > UNPRICED_NAMED ? `; and ${tenants.length - UNPRICED_NAMED} more tenant(s)` : '';
   const from = `${new Date(Math.min(...tenants.map((t) => t.first.getTime()))).toISOString().slice(0, 13)}:00Z`;
+  // A markup of every call in force now bills the calls recorded from now
+  // on: these were recorded before it, and only a reprice bills them.
+  const billsEveryCall = await pool.oneFirst(sql.type(z.object({ every: z.boolean() }))`
+    SELECT EXISTS (SELECT FROM ai_cost.markups m
+                    WHERE m.tenant_id IS NULL AND m.provider IS NULL AND m.model IS NULL
+                      AND m.valid_from OPERATOR(pg_catalog.<=) pg_catalog.now()
+                      AND (m.valid_to IS NULL OR m.valid_to OPERATOR(pg_catalog.>) pg_catalog.now())) AS every`);
+  const remedy = billsEveryCall
+    ? `a markup of every call is in force, added after they were recorded: \`ai-cost reprice --from ${from} --to now\` bills them`
+    : `give them a markup in ai_cost.markups (percent 0 bills at cost), then \`ai-cost reprice --from ${from} --to now\` bills them`;
   return {
     name: 'billing',
     level: 'warn',
-    detail: `${formatCount(total)} call(s) of the last ${UNPRICED_RECENT_DAYS} days have a cost but no markup bills them (${named.join('; ')}${more}): `
-      + `give them a markup in ai_cost.markups (percent 0 bills at cost), then \`ai-cost reprice --from ${from} --to now\` bills them`,
+    detail: `${formatCount(total)} call(s) of the last ${UNPRICED_RECENT_DAYS} days have a cost but no markup bills them (${named.join('; ')}${more}): ${remedy}`,
   };
 }
 
