@@ -217,7 +217,8 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
             continue;
           }
           const steps = direction === 'up' ? [...SHIPPED].filter((name) => !applied.includes(name)) : applied.slice(-(options.count ?? 1));
-          throw new MigrationFailedError(direction, applied.length === 0 || steps.length === applied.length ? [] : steps, refusal, error);
+          const uninstalling = direction === 'down' && steps.length === applied.length;
+          throw new MigrationFailedError(direction, applied.length === 0 || uninstalling ? [] : steps, refusal, error);
         }
       }
       if (direction === 'down') {
