@@ -181,29 +181,28 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
         const applied = await appliedMigrations(client);
         const unknown = applied.filter((name) => !SHIPPED.has(name));
         if (unknown.length > 0) throw new NewerSchemaError(unknown);
+        const steps = direction === 'up' ? [...SHIPPED].filter((name) => !applied.includes(name)) : applied.slice(-(options.count ?? 1));
+        const uninstalling = direction === 'down' && applied.length > 0 && steps.length === applied.length;
         try {
           if (direction === 'up' && applied.length === 0) {
             ran = await install(client, runnerOptions);
             installed = true;
+          } else if (uninstalling) {
+            ran = await uninstallLedger(client, applied);
           } else if (direction === 'down') {
-            const reverting = applied.slice(-(options.count ?? 1));
             // Only reverting through the distribution step can meet what distribute() made.
-            const distributed = reverting.includes(DISTRIBUTION_STEP) && await callsAreDistributed(client);
-            if (applied.length > 0 && reverting.length === applied.length) {
-              ran = await uninstallLedger(client, applied);
-            } else if (distributed) {
-              throw new DistributedDowngradeError(reverting.length);
-            } else {
-              ran = (await runner(runnerOptions)).map((migration) => migration.name);
+            if (steps.includes(DISTRIBUTION_STEP) && await callsAreDistributed(client)) {
+              throw new DistributedDowngradeError(steps.length);
             }
+            ran = (await runner(runnerOptions)).map((migration) => migration.name);
           } else {
             // The steps and the grants after them commit together: a grant
             // refused after the steps leaves the database as it was.
             ran = await inTransaction(client, async () => {
-              const steps = await runner({ ...runnerOptions, dbClient: withoutTransactionControl(client) });
+              const migrations = await runner({ ...runnerOptions, dbClient: withoutTransactionControl(client) });
               await grantRoles(client);
               await restoreClusterFunctionSettings(client);
-              return steps.map((migration) => migration.name);
+              return migrations.map((migration) => migration.name);
             });
           }
         } catch (error) {
@@ -216,8 +215,6 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
             await setTimeout(RETRY_DELAY_MS * attempt * (1 + Math.random()));
             continue;
           }
-          const steps = direction === 'up' ? [...SHIPPED].filter((name) => !applied.includes(name)) : applied.slice(-(options.count ?? 1));
-          const uninstalling = direction === 'down' && steps.length === applied.length;
           throw new MigrationFailedError(direction, applied.length === 0 || uninstalling ? [] : steps, refusal, error);
         }
       }
