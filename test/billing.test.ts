@@ -251,7 +251,7 @@ test('ai-cost report shows what each tenant was billed beside its cost, and "not
   const json = await runCli([...args, '--format', 'json']);
   t.is(json.code, 0, json.stderr);
   const rows = JSON.parse(json.stdout) as Array<Record<string, unknown>>;
-  t.deepEqual(rows.map((r) => [r.key, r.costMicros, r.billedMicros, r.unbilledCalls]), [
+  t.deepEqual(rows.map((r) => [r.tenant, r.costMicros, r.billedMicros, r.unbilledCalls]), [
     // 2 x 2,298 cost; 2 x 2,758 billed by the every-tenant 20%.
     ['report-a', '4596', '5516', '0'],
     ['report-b', null, null, '1'],

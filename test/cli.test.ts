@@ -110,6 +110,32 @@ test('report --format json keeps micro-dollars exact, as strings', async (t) => 
   t.deepEqual(rows.map((r) => [r.model, r.calls, r.costMicros]), [['gpt-4o-mini', '1', '3']]);
 });
 
+test('report --format json has the fields of the CSV, named alike by model and by any dimension', async (t) => {
+  const db = await database(true);
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, tenant_id, status, input_tokens) VALUES
+                    ('openai', 'gpt-4o-mini', 'acme', 'success', 1000), ('openai', 'gpt-4o-mini', 'acme', 'error', 10),
+                    ('openai', 'no-such-model', NULL, 'success', 5)`);
+  const camel = (column: string) => column.replace(/_([a-z])/g, (_match, letter: string) => letter.toUpperCase());
+  for (const by of [[], ['--by', 'model'], ['--by', 'tenant'], ['--by', 'day']]) {
+    const run = async (format: string) => {
+      const result = await runCli(['report', ...by, '--since', '1d', '--format', format, '--database-url', db.url]);
+      t.is(result.code, 0, result.stderr);
+      return result.stdout;
+    };
+    const [head, ...lines] = (await run('csv')).trim().split('\n').map((line) => line.split(','));
+    const fromCsv = lines.map((line) => Object.fromEntries(line.map((field, index) => {
+      const column = head![index]!;
+      // A figure's column is named in camelCase; a column that names the row keeps its name.
+      const name = index < head!.length - 9 ? column : camel(column);
+      return [name, field === '' ? null : field];
+    })));
+    const fromJson = (JSON.parse(await run('json')) as Array<Record<string, unknown>>)
+      .map((row) => Object.fromEntries(Object.entries(row).map(([name, value]) => [name, value === null ? null : String(value)])));
+    t.deepEqual(fromJson, fromCsv, `report ${by.join(' ') || 'by model'}`);
+    t.true(fromJson.every((row) => Object.keys(row).includes('shareOfCost') && Object.keys(row).includes('failedCalls')));
+  }
+});
+
 test('report --format csv', async (t) => {
   const db = await database(true);
   await db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens) VALUES ('openai', 'gpt-4o-mini', 1000)`);

@@ -8,8 +8,8 @@ const count = (n: bigint) => n.toLocaleString('en-US');
 
 /**
  * One row of a spend report, whatever it is split by: the values that name
- * it, then its figures. Every report's table and CSV are drawn from this
- * shape, so the same figure has the same column name in each.
+ * it, then its figures. Every report's table, CSV and JSON are drawn from
+ * this shape, so the same figure has the same name in each.
  */
 interface SpendRow {
   keys: Array<string | null>;
@@ -32,7 +32,6 @@ const CSV_FIGURE_COLUMNS = ['calls', 'failed_calls', 'input_tokens', 'output_tok
 
 /** Spend by model as a terminal table with bars and a total row, as CSV, or as JSON (micro-dollars as strings). */
 export function renderSpend(rows: ModelSpend[], format: OutputFormat): string {
-  if (format === 'json') return json(rows);
   const priced = rows.reduce((sum, r) => sum + (r.costMicros ?? 0n), 0n);
   return render(['provider', 'model'], rows.map((r) => ({
     keys: [r.provider, r.model], calls: r.calls, failedCalls: r.failedCalls, inputTokens: r.inputTokens,
@@ -49,7 +48,6 @@ function roundedShare(part: bigint, whole: bigint): number {
 
 /** A breakdown (spend per value of one dimension) as a table with bars, CSV or JSON. */
 export function renderBreakdown(by: string, rows: BreakdownRow[], format: OutputFormat): string {
-  if (format === 'json') return json(rows);
   return render([by], rows.map((r) => ({
     keys: [r.key], calls: r.calls, failedCalls: r.failures, inputTokens: r.inputTokens, outputTokens: r.outputTokens,
     costMicros: r.costMicros, unpricedCalls: r.unpricedCalls, shareOfCost: r.shareOfCost,
@@ -57,7 +55,8 @@ export function renderBreakdown(by: string, rows: BreakdownRow[], format: Output
   })), format);
 }
 
-function render(keyColumns: string[], rows: SpendRow[], format: 'table' | 'csv'): string {
+function render(keyColumns: string[], rows: SpendRow[], format: OutputFormat): string {
+  if (format === 'json') return json(keyColumns, rows);
   return format === 'csv' ? csv(keyColumns, rows) : spendTable(keyColumns, rows);
 }
 
@@ -126,7 +125,17 @@ function spendTable(keyColumns: string[], rows: SpendRow[]): string {
   return table.toString() + notes.map((note) => `\n${note}`).join('');
 }
 
-/** JSON with bigints (micro-dollars, counts) as exact decimal strings; an unknown cost is null. */
-function json(rows: readonly object[]): string {
-  return JSON.stringify(rows, (_key, value) => (typeof value === 'bigint' ? value.toString() : value), 2);
+/**
+ * The CSV's columns as JSON objects, whatever the report is split by: the
+ * values that name a row under their column's name (provider and model, or
+ * the dimension), then the figures. Bigints (micro-dollars, counts) are
+ * exact decimal strings; an unknown cost, its share and a charge of calls
+ * none billed are null.
+ */
+function json(keyColumns: string[], rows: SpendRow[]): string {
+  const objects = rows.map(({ keys, ...figures }) => ({
+    ...Object.fromEntries(keyColumns.map((column, index) => [column, keys[index]])),
+    ...figures,
+  }));
+  return JSON.stringify(objects, (_key, value) => (typeof value === 'bigint' ? value.toString() : value), 2);
 }
