@@ -129,9 +129,9 @@ test('budget status through the API', async (t) => {
 test('ai-cost report --by tenant --format json matches the API', async (t) => {
   const cli = await runCli(['report', '--by', 'tenant', '--model', 'max', '--since', '3d', '--format', 'json', '--database-url', db.url]);
   t.is(cli.code, 0, cli.stderr);
-  const rows = JSON.parse(cli.stdout) as Array<{ key: string; costMicros: string }>;
+  const rows = JSON.parse(cli.stdout) as Array<{ tenant: string; costMicros: string; shareOfCost: number | null }>;
   const api = await breakdown(db.pool, 'tenant', { model: 'max', since: new Date(Date.now() - 3 * 24 * HOUR) });
-  t.deepEqual(rows.map((r) => [r.key, r.costMicros]), api.map((r) => [r.key, String(r.costMicros)]));
+  t.deepEqual(rows.map((r) => [r.tenant, r.costMicros, r.shareOfCost]), api.map((r) => [r.key, String(r.costMicros), r.shareOfCost]));
 });
 
 // Serial (ava runs serial tests first): its two CLI runs would otherwise take
@@ -144,7 +144,11 @@ test.serial('ai-cost report and ai-cost report --by model print the API\'s spend
   t.is(plain.stdout, byModel.stdout);
   const api = await spendByModel(db.pool, window);
   t.true(api.length > 0);
-  t.deepEqual(JSON.parse(byModel.stdout), JSON.parse(JSON.stringify(api, (_key, value) => (typeof value === 'bigint' ? String(value) : value))));
+  // The API's rows, with each one's share of the priced cost beside them.
+  const rows = JSON.parse(byModel.stdout) as Array<Record<string, unknown> & { shareOfCost: number | null }>;
+  t.deepEqual(rows.map(({ shareOfCost: _share, ...figures }) => figures),
+    JSON.parse(JSON.stringify(api, (_key, value) => (typeof value === 'bigint' ? String(value) : value))));
+  t.true(rows.every((r) => r.shareOfCost === null || (r.shareOfCost > 0 && r.shareOfCost <= 1)));
 });
 
 test('ai-cost report --by model draws bars and names the unpriced calls', async (t) => {

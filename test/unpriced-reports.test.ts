@@ -178,15 +178,15 @@ const url = () => ['--database-url', db.url];
 test('report --format json: null for the unpriced model, "0" for the free one, for every split', async (t) => {
   const byModel = await runCli(['report', '--month', '2025-03', '--format', 'json', ...url()]);
   t.is(byModel.code, 0, byModel.stderr);
-  const models = JSON.parse(byModel.stdout) as Array<{ model: string; costMicros: string | null; unpricedCalls: string }>;
-  t.deepEqual(models.map((r) => [r.model, r.costMicros, r.unpricedCalls]),
-    MODELS.map((m) => [m, EXPECTED[m]!.costMicros?.toString() ?? null, EXPECTED[m]!.unpricedCalls.toString()]));
-  // --by model prints the rows of spendByModel, above; the other splits a breakdown's.
+  const models = JSON.parse(byModel.stdout) as Array<{ model: string; costMicros: string | null; unpricedCalls: string; shareOfCost: number | null }>;
+  t.deepEqual(models.map((r) => [r.model, r.costMicros, r.unpricedCalls, r.shareOfCost]),
+    MODELS.map((m) => [m, EXPECTED[m]!.costMicros?.toString() ?? null, EXPECTED[m]!.unpricedCalls.toString(), EXPECTED[m]!.shareOfCost]));
+  // --by model names each row by provider and model, above; the other splits by the dimension.
   for (const [by, keyOf] of Object.entries(KEY_OF).filter(([by]) => by !== 'model')) {
     const cli = await runCli(['report', '--by', by, '--month', '2025-03', '--format', 'json', ...url()]);
     t.is(cli.code, 0, cli.stderr);
-    const rows = JSON.parse(cli.stdout) as Array<{ key: string; costMicros: string | null; shareOfCost: number | null }>;
-    t.deepEqual(rows.map((r) => [r.key, r.costMicros, r.shareOfCost]),
+    const rows = JSON.parse(cli.stdout) as Array<Record<string, string | null> & { costMicros: string | null; shareOfCost: number | null }>;
+    t.deepEqual(rows.map((r) => [r[by], r.costMicros, r.shareOfCost]),
       MODELS.map((m) => [keyOf(m), EXPECTED[m]!.costMicros?.toString() ?? null, EXPECTED[m]!.shareOfCost]), by);
   }
 });
