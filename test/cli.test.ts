@@ -122,11 +122,13 @@ test('report --format json has the fields of the CSV, named alike by model and b
       t.is(result.code, 0, result.stderr);
       return result.stdout;
     };
+    // By model a row is named by provider and model; by any other dimension, by its value.
+    const keyColumns = by[1] === undefined || by[1] === 'model' ? 2 : 1;
     const [head, ...lines] = (await run('csv')).trim().split('\n').map((line) => line.split(','));
     const fromCsv = lines.map((line) => Object.fromEntries(line.map((field, index) => {
       const column = head![index]!;
       // A figure's column is named in camelCase; a column that names the row keeps its name.
-      const name = index < head!.length - 9 ? column : camel(column);
+      const name = index < keyColumns ? column : camel(column);
       return [name, field === '' ? null : field];
     })));
     const fromJson = (JSON.parse(await run('json')) as Array<Record<string, unknown>>)
