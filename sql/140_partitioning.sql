@@ -222,7 +222,8 @@ COMMENT ON FUNCTION ai_cost_internal.first_partition_month(timestamp, timestamp,
 -- partition (deleted there directly: no statement trigger of ai_cost.calls
 -- fires, so the rollups see no change, which is right: the calls stay), and
 -- attached. ATTACH takes only a SHARE UPDATE EXCLUSIVE lock on ai_cost.calls,
--- so inserts go on meanwhile.
+-- so inserts go on meanwhile. On a distributed ledger the attach distributes
+-- it beside the calls, rows and all.
 CREATE FUNCTION ai_cost_internal.add_month_partition(month_start timestamp) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -238,6 +239,13 @@ BEGIN
   GET DIAGNOSTICS moved = ROW_COUNT;
   EXECUTE format('ALTER TABLE ai_cost.calls ATTACH PARTITION ai_cost.%I FOR VALUES FROM (%L) TO (%L)',
                  name, range_start, range_end);
+  IF ai_cost_internal.calls_are_distributed() THEN
+    -- Attached to the distributed calls, the table was distributed beside
+    -- them: Citus copied its rows to the shards and left them on the
+    -- coordinator's disk too, out of sight. A partition has no TRUNCATE
+    -- trigger, so this empties nothing else.
+    PERFORM truncate_local_data_after_distributing_table(format('ai_cost.%I', name)::regclass);
+  END IF;
   RETURN moved;
 END
 $$;
@@ -265,6 +273,7 @@ DECLARE
   pending bigint;
   old record;
   locked boolean := false;
+  waiting boolean := false;
 BEGIN
   IF NOT ai_cost_internal.calls_partitioned() THEN
     RAISE NOTICE 'ai_cost.calls is not partitioned: nothing to maintain (see ai_cost.partition_calls())';
@@ -308,6 +317,7 @@ BEGIN
       IF pending > 0 THEN
         action := 'waiting';
         detail := pending || ' changes are not in the rollups yet: run ai_cost.refresh(), then this again';
+        waiting := true;
       ELSE
         DELETE FROM ai_cost_internal.request_ids r
          WHERE r.created_at >= old.range_start AND r.created_at < old.range_end;
@@ -325,9 +335,13 @@ BEGIN
 
     -- Calls in the default partition from before the horizon (dated before
     -- the window, or written after their month's partition went): the same
-    -- rule for the rows themselves. Detached, they are kept together in
-    -- ai_cost_internal.calls_default_detached, out of the readers' reach.
-    IF EXISTS (SELECT FROM ai_cost.calls_default d WHERE d.created_at < cutoff) THEN
+    -- rule for the rows themselves, taken once every partition before the
+    -- horizon has gone. Then they are the only calls dated before it, so
+    -- the request ids dated before it are theirs (on a distributed ledger
+    -- too, where a request id is known by its tenant as well). Detached,
+    -- they are kept together in ai_cost_internal.calls_default_detached,
+    -- out of the readers' reach.
+    IF NOT waiting AND EXISTS (SELECT 1 FROM ai_cost.calls_default d WHERE d.created_at < cutoff) THEN
       IF NOT locked THEN
         LOCK TABLE ai_cost.calls IN ACCESS EXCLUSIVE MODE;
         locked := true;
@@ -340,12 +354,9 @@ BEGIN
       -- Deleted from the partition itself: no statement trigger of
       -- ai_cost.calls fires, so the rollups keep these calls' totals.
       ELSIF settings.retention = 'drop' THEN
-        WITH gone AS (
-          DELETE FROM ai_cost.calls_default d WHERE d.created_at < cutoff RETURNING d.request_id
-        ), ids AS (
-          DELETE FROM ai_cost_internal.request_ids r USING gone g WHERE r.request_id = g.request_id
-        )
-        SELECT count(*) INTO moved FROM gone;
+        DELETE FROM ai_cost.calls_default d WHERE d.created_at < cutoff;
+        GET DIAGNOSTICS moved = ROW_COUNT;
+        DELETE FROM ai_cost_internal.request_ids r WHERE r.created_at < cutoff;
         action := 'deleted';
         detail := format('%s calls from before %s; their totals stay in the rollups', moved, cutoff);
       ELSE
@@ -354,12 +365,10 @@ BEGIN
         END IF;
         WITH gone AS (
           DELETE FROM ai_cost.calls_default d WHERE d.created_at < cutoff RETURNING d.*
-        ), kept AS (
-          INSERT INTO ai_cost_internal.calls_default_detached SELECT * FROM gone
-        ), ids AS (
-          DELETE FROM ai_cost_internal.request_ids r USING gone g WHERE r.request_id = g.request_id
         )
-        SELECT count(*) INTO moved FROM gone;
+        INSERT INTO ai_cost_internal.calls_default_detached SELECT * FROM gone;
+        GET DIAGNOSTICS moved = ROW_COUNT;
+        DELETE FROM ai_cost_internal.request_ids r WHERE r.created_at < cutoff;
         action := 'detached';
         detail := format('%s calls from before %s moved to ai_cost_internal.calls_default_detached; their totals stay in the rollups',
                          moved, cutoff);

@@ -101,6 +101,123 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.capture_shard_call_changes() IS 'Trigger on the shards of a distributed ledger''s calls: records the calls a statement updated or deleted in the co-located shard of ai_cost_internal.shard_call_changes.';
 
+-- The request ids of a distributed partitioned ledger (140_partitioning.sql
+-- keeps them in ai_cost_internal.request_ids, since a partitioned table
+-- cannot have UNIQUE (request_id)). There they are distributed like the
+-- calls, by tenant_id, so the claim of a call's request id is made on the
+-- node of its shard, in the shard of request_ids beside it; a trigger on a
+-- shard cannot write a distributed table (nested distributed execution), so
+-- these write that shard directly, as capture_shard_call_changes does. The
+-- name of the shard a tenant's request ids are in.
+CREATE FUNCTION ai_cost_internal.request_id_shard(tenant_id text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT format('ai_cost_internal.%I', 'request_ids_' || get_shard_id_for_distribution_column('ai_cost_internal.request_ids', tenant_id))
+$$;
+COMMENT ON FUNCTION ai_cost_internal.request_id_shard(text) IS 'Internal: the shard of ai_cost_internal.request_ids that holds a tenant''s request ids on a distributed partitioned ledger.';
+
+-- BEFORE INSERT on the shards of a distributed partitioned ledger's calls:
+-- ai_cost_internal.claim_request_id, per tenant. SECURITY DEFINER, as there.
+CREATE FUNCTION ai_cost_internal.claim_shard_request_id() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  claimed bigint;
+BEGIN
+  EXECUTE format('INSERT INTO %s (tenant_id, request_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+                 ai_cost_internal.request_id_shard(NEW.tenant_id))
+    USING NEW.tenant_id, NEW.request_id, NEW.created_at;
+  GET DIAGNOSTICS claimed = ROW_COUNT;
+  IF claimed > 0 THEN
+    RETURN NEW;
+  END IF;
+  IF current_setting('ai_cost.moving_request_id', true) = NEW.request_id THEN
+    PERFORM set_config('ai_cost.moving_request_id', '', true);
+    RETURN NEW;
+  END IF;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.claim_shard_request_id() IS 'Trigger on the shards of a distributed partitioned ledger''s calls: records the request_id of a call in the co-located shard of ai_cost_internal.request_ids, or skips the call when its tenant already has it.';
+
+-- BEFORE UPDATE OF request_id, created_at on those shards:
+-- ai_cost_internal.move_request_id, per tenant (Citus never changes a
+-- distribution column, so a call keeps its tenant).
+CREATE FUNCTION ai_cost_internal.move_shard_request_id() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  shard CONSTANT text := ai_cost_internal.request_id_shard(NEW.tenant_id);
+BEGIN
+  IF OLD.request_id IS NOT DISTINCT FROM NEW.request_id THEN
+    EXECUTE format('UPDATE %s SET created_at = $3 WHERE tenant_id = $1 AND request_id = $2', shard)
+      USING NEW.tenant_id, NEW.request_id, NEW.created_at;
+  ELSE
+    EXECUTE format('DELETE FROM %s WHERE tenant_id = $1 AND request_id = $2', shard) USING OLD.tenant_id, OLD.request_id;
+    IF NEW.request_id IS NOT NULL THEN
+      BEGIN
+        EXECUTE format('INSERT INTO %s (tenant_id, request_id, created_at) VALUES ($1, $2, $3)', shard)
+          USING NEW.tenant_id, NEW.request_id, NEW.created_at;
+      EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION 'duplicate key value violates unique constraint "calls_request_id_key"'
+          USING ERRCODE = 'unique_violation', CONSTRAINT = 'calls_request_id_key', TABLE = 'calls',
+                SCHEMA = 'ai_cost', DETAIL = format('Key (tenant_id, request_id)=(%s, %s) already exists.', NEW.tenant_id, NEW.request_id);
+      END;
+    END IF;
+  END IF;
+  PERFORM set_config('ai_cost.moving_request_id', coalesce(NEW.request_id, ''), true);
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.move_shard_request_id() IS 'Trigger on the shards of a distributed partitioned ledger''s calls: follows a change of request_id or created_at of a call.';
+
+-- After DELETE (statement, transition table) on those shards: the deleted
+-- calls' request ids are free again. Every row of one shard's statement
+-- has its request ids in the same shard.
+CREATE FUNCTION ai_cost_internal.release_shard_request_ids() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  shard text;
+BEGIN
+  SELECT ai_cost_internal.request_id_shard(o.tenant_id) INTO shard FROM old_calls o LIMIT 1;
+  IF shard IS NOT NULL THEN
+    EXECUTE format('DELETE FROM %s r USING old_calls o WHERE r.tenant_id = o.tenant_id AND r.request_id = o.request_id', shard);
+  END IF;
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.release_shard_request_ids() IS 'Trigger on the shards of a distributed partitioned ledger''s calls: frees the request_ids of the calls a statement deleted.';
+
+-- Distributes the request ids of a partitioned ledger beside the calls,
+-- each with its call's tenant, with the shard versions of the triggers that
+-- claim them. Run by ai_cost.distribute() once the calls are distributed,
+-- having dropped the one-server triggers before.
+CREATE FUNCTION ai_cost_internal.distribute_request_ids() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  TRUNCATE ai_cost_internal.request_ids;
+  ALTER TABLE ai_cost_internal.request_ids ADD COLUMN tenant_id text NOT NULL;
+  ALTER TABLE ai_cost_internal.request_ids DROP CONSTRAINT request_ids_pkey;
+  ALTER TABLE ai_cost_internal.request_ids ADD PRIMARY KEY (tenant_id, request_id);
+  PERFORM create_distributed_table('ai_cost_internal.request_ids', 'tenant_id', colocate_with => 'ai_cost.calls');
+  INSERT INTO ai_cost_internal.request_ids (tenant_id, request_id, created_at)
+  SELECT c.tenant_id, c.request_id, c.created_at FROM ai_cost.calls c WHERE c.request_id IS NOT NULL;
+  CREATE TRIGGER tg_calls__claim_request_id
+    BEFORE INSERT ON ai_cost.calls FOR EACH ROW WHEN (NEW.request_id IS NOT NULL)
+    EXECUTE FUNCTION ai_cost_internal.claim_shard_request_id();
+  CREATE TRIGGER tg_calls__move_request_id
+    BEFORE UPDATE OF request_id, created_at ON ai_cost.calls FOR EACH ROW
+    WHEN (OLD.request_id IS DISTINCT FROM NEW.request_id OR OLD.created_at IS DISTINCT FROM NEW.created_at)
+    EXECUTE FUNCTION ai_cost_internal.move_shard_request_id();
+  CREATE TRIGGER tg_calls__release_request_ids
+    AFTER DELETE ON ai_cost.calls REFERENCING OLD TABLE AS old_calls
+    FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.release_shard_request_ids();
+  -- Citus runs a TRUNCATE trigger on the coordinator's table only, where
+  -- request_ids is truncated as a distributed table.
+  CREATE TRIGGER tg_calls__truncate_request_ids
+    AFTER TRUNCATE ON ai_cost.calls
+    FOR EACH STATEMENT EXECUTE FUNCTION ai_cost_internal.release_request_ids();
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.distribute_request_ids() IS 'Internal: distributes the request ids of a partitioned ledger beside its calls, with the triggers that claim them on the shards (ai_cost.distribute()).';
+
 -- Moves the changes captured on the shards into the change table, for the
 -- refresh to fold in the same transaction (ai_cost_internal.refresh_rollups);
 -- nothing on one server.
@@ -254,7 +371,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     ('ai_cost_internal.may_read_tenant(text)'::regprocedure, 'citus.allow_nested_distributed_execution', 'on'),
     -- The capture writes the change shard beside the calls' shard directly,
     -- which Citus allows only where asked.
-    ('ai_cost_internal.capture_shard_call_changes()'::regprocedure, 'citus.enable_manual_changes_to_shards', 'on')
+    ('ai_cost_internal.capture_shard_call_changes()'::regprocedure, 'citus.enable_manual_changes_to_shards', 'on'),
+    -- So do the claims of request ids on a partitioned ledger.
+    ('ai_cost_internal.claim_shard_request_id()'::regprocedure, 'citus.enable_manual_changes_to_shards', 'on'),
+    ('ai_cost_internal.move_shard_request_id()'::regprocedure, 'citus.enable_manual_changes_to_shards', 'on'),
+    ('ai_cost_internal.release_shard_request_ids()'::regprocedure, 'citus.enable_manual_changes_to_shards', 'on')
 $$;
 COMMENT ON FUNCTION ai_cost_internal.cluster_function_settings() IS 'Internal: the Citus setting each function of a distributed ledger needs, which ai_cost.distribute() gives it.';
 
@@ -286,6 +407,7 @@ DECLARE
   worker record;
   workers integer;
   already boolean;
+  partitioned CONSTANT boolean := ai_cost_internal.calls_partitioned();
   moved bigint;
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
@@ -296,9 +418,6 @@ BEGIN
   END IF;
   IF NOT EXISTS (SELECT FROM pg_dist_node WHERE groupid = 0) THEN
     RAISE EXCEPTION 'the coordinator is not in the Citus metadata, so it would hold no copy of the price tables: run SELECT citus_set_coordinator_host(''<its host>'', <its port>) first';
-  END IF;
-  IF (SELECT relkind FROM pg_class WHERE oid = 'ai_cost.calls'::regclass) = 'p' THEN
-    RAISE EXCEPTION 'ai_cost.calls is partitioned, and a partitioned ledger cannot be distributed yet';
   END IF;
   already := EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'ai_cost.calls'::regclass);
   PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
@@ -393,11 +512,13 @@ BEGIN
                    'ai_cost_internal.tenant_of_calls_without_one', 'SELECT ''''::pg_catalog.text');
     step := 'calls without a tenant'; detail := format('%s call(s) without a tenant now have tenant_id '''' (a distribution column cannot be NULL)', moved); RETURN NEXT;
 
-    -- Unique keys must hold the distribution column: request ids are unique
-    -- per tenant, and ON CONFLICT DO NOTHING (no target) works as before.
+    -- Unique keys must hold the distribution column (and on a partitioned
+    -- ledger the partition key, which they hold already): request ids are
+    -- unique per tenant, and ON CONFLICT DO NOTHING (no target) works as before.
     ALTER TABLE ai_cost.calls DROP CONSTRAINT calls_pkey, DROP CONSTRAINT calls_request_id_key;
-    ALTER TABLE ai_cost.calls ADD CONSTRAINT calls_pkey PRIMARY KEY (tenant_id, id),
-                              ADD CONSTRAINT calls_request_id_key UNIQUE (tenant_id, request_id);
+    EXECUTE format('ALTER TABLE ai_cost.calls ADD CONSTRAINT calls_pkey PRIMARY KEY (tenant_id, id%1$s),
+                      ADD CONSTRAINT calls_request_id_key UNIQUE (tenant_id, request_id%1$s)',
+                   CASE WHEN partitioned THEN ', created_at' ELSE '' END);
     -- The refresh and the live views read calls by id alone, which the new
     -- primary key, led by the tenant, cannot serve.
     CREATE INDEX calls_id_idx ON ai_cost.calls (id);
@@ -422,9 +543,24 @@ BEGIN
     DROP TRIGGER tg_calls__capture_updates ON ai_cost.calls;
     DROP TRIGGER tg_calls__capture_deletes ON ai_cost.calls;
     DROP TRIGGER tg_calls__truncate_rollups ON ai_cost.calls;
+    -- So do the claims of request ids, on a partitioned ledger.
+    IF partitioned THEN
+      DROP TRIGGER tg_calls__claim_request_id ON ai_cost.calls;
+      DROP TRIGGER tg_calls__move_request_id ON ai_cost.calls;
+      DROP TRIGGER tg_calls__release_request_ids ON ai_cost.calls;
+      DROP TRIGGER tg_calls__truncate_request_ids ON ai_cost.calls;
+    END IF;
     PERFORM ai_cost_internal.create_shard_capture_triggers();
     EXECUTE 'SELECT create_distributed_table(''ai_cost.calls'', ''tenant_id'')';
+    -- Citus has copied the calls to the shards and left them on the
+    -- coordinator's disk too, out of every query's sight: they go. It
+    -- truncates the table there, which fires no trigger of pg-ai-cost: the
+    -- TRUNCATE triggers, which would empty the rollups, come back below.
+    PERFORM truncate_local_data_after_distributing_table('ai_cost.calls');
     PERFORM ai_cost_internal.capture_changes_on_shards();
+    IF partitioned THEN
+      PERFORM ai_cost_internal.distribute_request_ids();
+    END IF;
     PERFORM ai_cost_internal.create_truncate_trigger();
     -- Citus takes one ENABLE TRIGGER per statement.
     ALTER TABLE ai_cost.calls ENABLE TRIGGER tg_calls__price_call;

@@ -76,6 +76,8 @@ testOnCitus(test.serial, 'ai-cost distribute spreads a ledger in use over the cl
     { table: 'ai_cost.tenant_discounts', method: 'n', column: null },
   ]);
 
+  const [local] = await db.query<{ bytes: string }>(`SELECT pg_relation_size('ai_cost.calls')::text AS bytes`);
+  t.is(local!.bytes, '0', 'the calls are on the shards only, not left on the coordinator\'s disk as well');
   t.deepEqual(await costs(db), before.costs.map((row) => row), 'no call is repriced');
   t.deepEqual(await reports(db), before.reports, 'the live reports are unchanged');
   t.deepEqual(await cliReports(), before.cli, 'and so is `ai-cost report` by every dimension');
