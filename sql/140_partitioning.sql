@@ -454,6 +454,9 @@ BEGIN
     duration_ms := 0;
     RETURN;
   END IF;
+  IF ai_cost_internal.calls_are_distributed() THEN
+    RAISE EXCEPTION 'ai_cost.calls is distributed over Citus, and a distributed ledger cannot be partitioned: partition a ledger before distributing it';
+  END IF;
   LOCK TABLE ai_cost.calls IN ACCESS EXCLUSIVE MODE;
   old_table := 'ai_cost.calls'::regclass;
   SELECT reltype, relowner, relacl INTO old_type, table_owner, table_acl FROM pg_class WHERE oid = old_table;

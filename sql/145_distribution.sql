@@ -108,10 +108,13 @@ COMMENT ON FUNCTION ai_cost_internal.capture_shard_call_changes() IS 'Trigger on
 -- node of its shard, in the shard of request_ids beside it; a trigger on a
 -- shard cannot write a distributed table (nested distributed execution), so
 -- these write that shard directly, as capture_shard_call_changes does. The
--- name of the shard a tenant's request ids are in.
+-- name of the shard a tenant's request ids are in: PL/pgSQL, whose body is
+-- read when it runs, since a server without Citus lacks the function it asks.
 CREATE FUNCTION ai_cost_internal.request_id_shard(tenant_id text) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT format('ai_cost_internal.%I', 'request_ids_' || get_shard_id_for_distribution_column('ai_cost_internal.request_ids', tenant_id))
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN format('ai_cost_internal.%I', 'request_ids_' || get_shard_id_for_distribution_column('ai_cost_internal.request_ids', tenant_id));
+END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.request_id_shard(text) IS 'Internal: the shard of ai_cost_internal.request_ids that holds a tenant''s request ids on a distributed partitioned ledger.';
 

@@ -107,6 +107,8 @@ testOnCitus(test.serial, 'ai-cost distribute spreads a ledger in use over the cl
   const onWorker = await worker.query(`INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens) VALUES ('openai', 'gpt-4o', 'tenant-1', 1)`)
     .then(() => '', (e: Error) => e.message).finally(() => worker.end());
   t.regex(onWorker, /violates check constraint "calls are recorded through the coordinator"/);
+  const partitioned = await db.query('SELECT * FROM ai_cost.partition_calls()').then(() => '', (e: Error) => e.message);
+  t.is(partitioned, 'ai_cost.calls is distributed over Citus, and a distributed ledger cannot be partitioned: partition a ledger before distributing it');
   t.deepEqual(await reports(db, { live: true }), after);
 });
 
