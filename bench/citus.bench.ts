@@ -150,6 +150,35 @@ const bench: Benchmark = {
         const fewerShardsRate = await recorderRate(fewerShards, recorded, 'cluster-8-shards');
         results.push(m(`cluster of 8 shards: recorder, ${recorded} calls`, fewerShardsRate, 'calls/s'));
         results.push(m('cluster of 8 shards / one server: recorder throughput', fewerShardsRate / oneServerRate, 'x'));
+        // A ledger partitioned by month before it was distributed claims each
+        // call's request id on its worker (docs/scaling.md, "A partitioned
+        // ledger"): the recorder, and a bulk load with request ids, into it
+        // and into the plain distributed ledger.
+        const partitioned = await cluster.createDatabase('bench_citus_partitioned');
+        await migrate(partitioned);
+        const partitionedClient = new pg.Client({ connectionString: partitioned });
+        await partitionedClient.connect();
+        try {
+          await partitionedClient.query('SELECT * FROM ai_cost.partition_calls()');
+          const partitionedPool = await createPool(partitioned, 1);
+          await distribute(partitionedPool);
+          await partitionedPool.end();
+          const partitionedRate = await recorderRate(partitioned, recorded, 'cluster-partitioned');
+          results.push(m(`partitioned cluster: recorder, ${recorded} calls`, partitionedRate, 'calls/s'));
+          results.push(m('partitioned cluster / cluster: recorder throughput', partitionedRate / clusterRate, 'x'));
+          const withRequestIds: Record<string, number> = {};
+          for (const [layout, client] of [['cluster', clients.cluster], ['partitioned cluster', partitionedClient]] as const) {
+            withRequestIds[layout] = await timed(() => client.query(`
+              INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens, request_id)
+              SELECT 'openai', 'gpt-4o-mini', 'tenant-' || (i * 7919) % 300, 500, 50, 'bulk-' || i
+                FROM generate_series(1, ${recorded}) AS i`));
+            results.push(m(`${layout}: INSERT ... SELECT of ${recorded} calls with request ids`, recorded / (withRequestIds[layout]! / 1000), 'calls/s'));
+          }
+          results.push(m('partitioned cluster / cluster: INSERT ... SELECT time with request ids',
+            withRequestIds['partitioned cluster']! / withRequestIds.cluster!, 'x'));
+        } finally {
+          await partitionedClient.end();
+        }
       } finally {
         await Promise.all(Object.values(clients).map((client) => client.end()));
       }

@@ -78,13 +78,25 @@ export class NewerSchemaError extends Error {
   }
 }
 
-/** The step that made a ledger distributable over Citus; its Down section assumes one that is not distributed. */
-const DISTRIBUTION_STEP = '0016_distribution_over_citus';
+/** How ai-cost distribute and ai_cost.partition_calls() have laid out a ledger's calls. */
+interface CallsLayout {
+  distributed: boolean;
+  partitioned: boolean;
+}
 
-/** migrate down would take a ledger distributed over Citus below the step that made that possible. */
+/**
+ * The steps that made a layout of the calls possible, latest first: the
+ * Down section of each assumes a ledger not laid out that way.
+ */
+const LAYOUT_STEPS = [
+  { step: '0037_partitioned_ledgers_distribute', layout: 'partitioned and distributed over Citus', holds: (l: CallsLayout) => l.distributed && l.partitioned },
+  { step: '0016_distribution_over_citus', layout: 'distributed over Citus', holds: (l: CallsLayout) => l.distributed },
+];
+
+/** migrate down would take a distributed ledger below the step that made its layout possible. */
 export class DistributedDowngradeError extends Error {
-  constructor(count: number) {
-    super(`migrate down refused: reverting ${count} step(s) would take this ledger, distributed over Citus, below ${DISTRIBUTION_STEP}, ` +
+  constructor(count: number, step: string, layout: string) {
+    super(`migrate down refused: reverting ${count} step(s) would take this ledger, ${layout}, below ${step}, ` +
       'whose Down section cannot undo ai-cost distribute; revert fewer steps, or uninstall with migrate down --all --yes');
     this.name = 'DistributedDowngradeError';
   }
@@ -190,9 +202,12 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
           } else if (uninstalling) {
             ran = await uninstallLedger(client, applied);
           } else if (direction === 'down') {
-            // Only reverting through the distribution step can meet what distribute() made.
-            if (steps.includes(DISTRIBUTION_STEP) && await callsAreDistributed(client)) {
-              throw new DistributedDowngradeError(steps.length);
+            // Only reverting through a step that made a layout possible can meet what distribute() made.
+            const crossed = LAYOUT_STEPS.filter(({ step }) => steps.includes(step));
+            if (crossed.length > 0) {
+              const layout = await callsLayout(client);
+              const refused = crossed.find(({ holds }) => holds(layout));
+              if (refused) throw new DistributedDowngradeError(steps.length, refused.step, refused.layout);
             }
             ran = (await runner(runnerOptions)).map((migration) => migration.name);
           } else {
@@ -335,6 +350,13 @@ async function callsAreDistributed(client: pg.Client): Promise<boolean> {
   const { rows: [answer] } = await client.query<{ distributed: boolean }>(
     'SELECT ai_cost_internal.calls_are_distributed() AS distributed');
   return answer?.distributed ?? false;
+}
+
+/** Whether the calls are distributed, and whether partitioned, as the schema says (false where it is older than either). */
+async function callsLayout(client: pg.Client): Promise<CallsLayout> {
+  const partitioned = await functionExists(client, 'ai_cost_internal.calls_partitioned()') &&
+    (await client.query<{ partitioned: boolean }>('SELECT ai_cost_internal.calls_partitioned() AS partitioned')).rows[0]!.partitioned;
+  return { distributed: await callsAreDistributed(client), partitioned };
 }
 
 /** After the last migration is reverted: the migrations table and the internal schema go too. */

@@ -60,6 +60,11 @@ testOnCitus(test.serial, 'ai-cost distribute spreads a partitioned ledger over t
     SELECT (SELECT count(*) FROM ai_cost_internal.request_ids)::text AS claimed,
            (SELECT count(*) FROM ai_cost.calls WHERE request_id IS NOT NULL)::text AS calls`);
   t.is(ids!.claimed, ids!.calls, 'every request id of the calls is claimed, beside its call');
+
+  const down = await runCli(['migrate', 'down', '--database-url', db.url]);
+  t.is(down.code, 1);
+  t.regex(down.stderr, /^ai-cost: migrate down refused: reverting 1 step\(s\) would take this ledger, partitioned and distributed over Citus, below 0037_partitioned_ledgers_distribute, .*migrate down --all --yes\n$/);
+  t.deepEqual(await reports(db, { live: true }), before.live, 'and changes nothing');
 });
 
 testOnCitus(test.serial, 'a distributed partitioned ledger records a request id once per tenant, whatever the month, and frees it with its call', async (t) => {

@@ -1,23 +1,34 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { runCli } from './support/cli.js';
-import { testOnCitus, useCitusCluster } from './support/citus-cluster.js';
+import { testOnCitus, useCitusCluster, type CitusDatabase } from './support/citus-cluster.js';
 import { costs, populate, reports, workerOf } from './support/distributed-ledger.js';
 
 // Growing the cluster of a distributed ledger: a third worker, `ai-cost
 // distribute` again (the new node's price lookup and book), and a rebalance
-// that moves shards of the calls onto it. A cluster of its own, since the
-// new worker joins every database of the cluster.
+// that moves shards of the calls onto it, for a ledger and for one
+// partitioned by month. A cluster of its own, since the new worker joins
+// every database of the cluster.
 const citus = useCitusCluster(test);
 
-testOnCitus(test, 'a third worker and a rebalance keep every cost, rollup and report, and calls routed there are priced', async (t) => {
-  const db = await citus.database(t, { migrated: true });
-  await populate(db);
-  const first = await runCli(['distribute', '--database-url', db.url]);
-  t.is(first.code, 0, first.stderr);
-  await db.query('SELECT * FROM ai_cost.refresh()');
-  const before = { reports: await reports(db), costs: await costs(db) };
+testOnCitus(test, 'a third worker and a rebalance keep every cost, rollup and report, of a plain and of a partitioned ledger, and calls routed there are priced', async (t) => {
+  const ledgers = [];
+  for (const partitioned of [false, true]) {
+    const db = await citus.database(t, { migrated: true });
+    await populate(db);
+    if (partitioned) await db.query('SELECT * FROM ai_cost.partition_calls()');
+    const first = await runCli(['distribute', '--database-url', db.url]);
+    t.is(first.code, 0, first.stderr);
+    await db.query('SELECT * FROM ai_cost.refresh()');
+    ledgers.push({ db, partitioned, before: { reports: await reports(db), costs: await costs(db) } });
+  }
 
   const { port } = await citus.cluster.addWorker();
+  for (const { db, partitioned, before } of ledgers) await grownLedgerKeepsItsFigures(t, db, port, partitioned, before);
+});
+
+/** What a ledger distributed before the cluster grew is after `ai-cost distribute` again and a rebalance onto the new worker. */
+async function grownLedgerKeepsItsFigures(t: ExecutionContext, db: CitusDatabase, port: number, partitioned: boolean,
+                                           before: { reports: Record<string, string[]>; costs: string[] }): Promise<void> {
   const unready = await runCli(['doctor', '--database-url', db.url]);
   t.regex(unready.stdout, new RegExp(`^FAIL +distribution: worker\\(s\\) localhost:${port} have no price lookup of their own .*run \`ai-cost distribute\` again$`, 'm'));
   const again = await runCli(['distribute', '--database-url', db.url]);
@@ -53,8 +64,17 @@ testOnCitus(test, 'a third worker and a rebalance keep every cost, rollup and re
     INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
     VALUES ('openai', 'gpt-4o', $1, 1000, 100) RETURNING cost_micros::text AS cost, price_id::text`, [placed[0]!.tenant]);
   t.deepEqual(after, { cost: '4200', price_id: priceId }, 'a price change reaches the new worker');
+  if (partitioned) {
+    // Its request ids moved with its calls: a retry on the new worker is skipped.
+    const retry = `INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens, request_id)
+                   VALUES ('openai', 'gpt-4o', $1, 1000, 100, 'moved-request') ON CONFLICT DO NOTHING`;
+    await db.query(retry, [placed[0]!.tenant]);
+    await db.query(retry, [placed[0]!.tenant]);
+    const [recorded] = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ai_cost.calls WHERE request_id = 'moved-request'`);
+    t.is(recorded!.n, '1');
+  }
   await db.query('SELECT * FROM ai_cost.refresh()');
   const [total] = await db.query<{ rolled: string; raw: string }>(`
     SELECT (SELECT sum(calls) FROM ai_cost.calls_hourly)::text AS rolled, (SELECT count(*) FROM ai_cost.calls)::text AS raw`);
   t.is(total!.rolled, total!.raw);
-});
+}
