@@ -22,6 +22,10 @@
 --   the changes of updates and     distributed like the calls, beside them:
 --   deletes                        captured on each shard, moved to the
 --   (shard_call_changes)           coordinator's change table by the refresh.
+--   on a partitioned ledger: its   distributed like the calls, beside them:
+--   partitions and request ids     a call claims its request id on its shard's
+--   (request_ids)                  node, and a partition maintenance adds is
+--                                  distributed as it is attached.
 --
 -- Citus runs the triggers of a distributed or reference table on each shard
 -- copy (with citus.enable_unsafe_triggers), and a trigger running on a shard
@@ -30,7 +34,8 @@
 -- node-local state (ai_cost_internal.close_previous_price updates its own
 -- copy; the lookup and the book are plain tables on each node), and the
 -- capture of updates and deletes writes the change shard on the node of the
--- calls' shard (ai_cost_internal.capture_shard_call_changes).
+-- calls' shard (ai_cost_internal.capture_shard_call_changes), as the claims of
+-- request ids write the request id shard there.
 
 -- The tenant_id a call recorded without one gets: NULL on one server. A
 -- distribution column cannot be NULL, so ai_cost.distribute() replaces this
