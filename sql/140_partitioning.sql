@@ -341,14 +341,14 @@ BEGIN
     -- too, where a request id is known by its tenant as well). Detached,
     -- they are kept together in ai_cost_internal.calls_default_detached,
     -- out of the readers' reach.
-    IF NOT waiting AND EXISTS (SELECT 1 FROM ai_cost.calls_default d WHERE d.created_at < cutoff) THEN
+    IF EXISTS (SELECT 1 FROM ai_cost.calls_default d WHERE d.created_at < cutoff) THEN
       IF NOT locked THEN
         LOCK TABLE ai_cost.calls IN ACCESS EXCLUSIVE MODE;
         locked := true;
       END IF;
       SELECT count(*) INTO pending FROM ai_cost_internal.pending_changes c WHERE c.created_at < cutoff;
       partition_name := 'ai_cost.calls_default';
-      IF pending > 0 THEN
+      IF pending > 0 OR waiting THEN
         action := 'waiting';
         detail := pending || ' changes are not in the rollups yet: run ai_cost.refresh(), then this again';
       -- Deleted from the partition itself: no statement trigger of
