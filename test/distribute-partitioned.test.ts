@@ -155,4 +155,15 @@ testOnCitus(test.serial, 'maintenance of a distributed partitioned ledger adds p
                   VALUES (date_trunc('month', now()) - interval '8 months', 'openai', 'gpt-4o-mini', 'tenant-1', 5, 'older-request')`);
   const [again] = await db.query<{ n: string }>(`SELECT count(*)::text AS n FROM ai_cost.calls WHERE request_id = 'older-request'`);
   t.is(again!.n, '1', 'a forgotten request id is recorded again');
+
+  // The daily run inside ai_cost.refresh() does the same on a cluster, after the refresh's own work on the shards.
+  await db.query(`UPDATE ai_cost.calls SET user_id = 'moved on' WHERE tenant_id = 'tenant-3'`);
+  await db.query('UPDATE ai_cost.partition_settings SET months_ahead = 6');
+  await db.query('UPDATE ai_cost_internal.partition_state SET maintained_at = NULL, attempted_at = NULL');
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const [daily] = await db.query<{ error: string | null; distributed: boolean }>(`
+    SELECT (SELECT last_error FROM ai_cost_internal.partition_state) AS error,
+           EXISTS (SELECT FROM pg_dist_partition
+                    WHERE logicalrelid::text = 'ai_cost.' || ai_cost_internal.partition_name(date_trunc('month', now() AT TIME ZONE 'UTC') + interval '6 months')) AS distributed`);
+  t.deepEqual(daily, { error: null, distributed: true });
 });
