@@ -28,7 +28,8 @@ const VIEWS_STALE_MS = 15 * 60 * 1000;
  * refresh (pg_cron here, or pg_cron in another database of the cluster),
  * how fresh the rollups and the materialized views are, the models whose
  * recent calls have no price, the recent calls with a cost that no markup
- * bills (where markups bill calls), and the BI reader role. Any login may run it,
+ * bills (where markups bill calls), the BI reader role, a distributed
+ * ledger's workers and a partitioned ledger's partitions. Any login may run it,
  * a BI login granted only ai_cost_reader too: what that login may not read
  * is reported as a skipped check saying what and why, and a check the
  * database refuses for another reason is reported as such, so one check
@@ -61,6 +62,7 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
     ['billing', () => billingCheck(pool)],
     ['reader role', () => readerCheck(pool, login)],
     ['distribution', () => distributionCheck(pool)],
+    ['partitions', () => partitionsCheck(pool)],
   ];
   for (const [name, check] of more) {
     const result = await guarded(name, check);
@@ -291,6 +293,54 @@ async function setAsideCheck(pool: DatabasePool): Promise<Check | undefined> {
     level: 'warn',
     detail: `${aside.count} call change(s) could not be folded into the rollups and are left out of every report (${aside.first!.join('; ')}${aside.count > 3 ? '; ...' : ''}): fix or delete those calls, then SELECT ai_cost.retry_set_aside_changes(); SELECT * FROM ai_cost.set_aside_calls lists them`,
   };
+}
+
+/**
+ * On a ledger partitioned by month (ai_cost.partition_calls()): whether the
+ * maintenance keeps a partition ready for next month. It runs inside the
+ * refresh once a day, where a failure is only a WARNING in the refresh's
+ * log; while it fails, the calls of a month without a partition land in
+ * ai_cost.calls_default, and retention waits. Undefined on a ledger that is
+ * not partitioned.
+ */
+async function partitionsCheck(pool: DatabasePool): Promise<Check | undefined> {
+  const partitioned = await pool.oneFirst(sql.type(z.object({ partitioned: z.boolean() }))`
+    SELECT coalesce((SELECT c.relkind OPERATOR(pg_catalog.=) 'p' FROM pg_catalog.pg_class c
+                      WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('ai_cost.calls')), false) AS partitioned`);
+  if (!partitioned) return undefined;
+  const state = await pool.one(sql.type(z.object({
+    maintained_at: z.date().nullable(), attempted_at: z.date().nullable(), last_error: z.string().nullable(),
+    next_month: z.string(), next_month_ready: z.boolean(), last_month: z.string().nullable(),
+  }))`
+    WITH next AS (
+      SELECT pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC') OPERATOR(pg_catalog.+) interval '1 month' AS month
+    )
+    SELECT s.maintained_at, s.attempted_at, s.last_error,
+           pg_catalog.to_char(n.month, 'YYYY-MM') AS next_month,
+           EXISTS (SELECT FROM ai_cost.call_partitions p
+                    WHERE p.range_start OPERATOR(pg_catalog.=) (n.month AT TIME ZONE 'UTC')) AS next_month_ready,
+           (SELECT pg_catalog.to_char(pg_catalog.max(p.range_start) AT TIME ZONE 'UTC', 'YYYY-MM')
+              FROM ai_cost.call_partitions p) AS last_month
+      FROM ai_cost_internal.partition_state s, next n`);
+  const when = (at: Date | null) => (at ? `${at.toISOString().slice(0, 16)}Z` : 'never');
+  if (state.last_error !== null) {
+    return {
+      name: 'partitions',
+      level: 'warn',
+      detail: `partition maintenance failed at ${when(state.attempted_at)}: ${state.last_error}. The refresh tries it again every 10 minutes; `
+        + 'SELECT * FROM ai_cost.maintain_partitions() runs it now and shows the error',
+    };
+  }
+  if (!state.next_month_ready) {
+    return {
+      name: 'partitions',
+      level: 'warn',
+      detail: `no partition is ready for ${state.next_month}: its calls would land in ai_cost.calls_default. `
+        + `Partition maintenance last ran ${when(state.maintained_at)}; it runs inside ai_cost.refresh() once a day, `
+        + 'so schedule the refresh (`ai-cost schedule`), or run SELECT * FROM ai_cost.maintain_partitions()',
+    };
+  }
+  return { name: 'partitions', level: 'ok', detail: `monthly partitions are ready up to ${state.last_month}; maintenance last ran ${when(state.maintained_at)}` };
 }
 
 /**
