@@ -167,3 +167,25 @@ testOnCitus(test.serial, 'maintenance of a distributed partitioned ledger adds p
                     WHERE logicalrelid::text = 'ai_cost.' || ai_cost_internal.partition_name(date_trunc('month', now() AT TIME ZONE 'UTC') + interval '6 months')) AS distributed`);
   t.deepEqual(daily, { error: null, distributed: true });
 });
+
+testOnCitus(test.serial, 'retention = detach on a distributed partitioned ledger keeps each old month as a distributed table, and older calls in one of their own', async (t) => {
+  const db = await partitionedLedger(t);
+  await db.query(`INSERT INTO ai_cost.calls (created_at, provider, model, tenant_id, input_tokens, request_id)
+                  VALUES (date_trunc('month', now()) - interval '8 months', 'openai', 'gpt-4o-mini', 'tenant-1', 5, 'older-request')`);
+  t.is((await runCli(['distribute', '--database-url', db.url])).code, 0);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const before = (await reports(db, { live: true })).spend_by_day;
+  await db.query(`UPDATE ai_cost.partition_settings SET retention = 'detach', retain_months = 1`);
+  const actions = await db.query<{ action: string }>('SELECT action FROM ai_cost.maintain_partitions()');
+  t.deepEqual(actions.map((a) => a.action), ['detached', 'detached', 'detached']);
+
+  const oldMonth = (await db.query<{ name: string }>(`
+    SELECT 'ai_cost.' || ai_cost_internal.partition_name(date_trunc('month', now() AT TIME ZONE 'UTC') - interval '3 months') AS name`))[0]!.name;
+  const [kept] = await db.query<{ distributed: boolean; calls: string; detached: string; ids: string }>(`
+    SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1::regclass) AS distributed,
+           (SELECT count(*) FROM ${oldMonth})::text AS calls,
+           (SELECT count(*) FROM ai_cost_internal.calls_default_detached WHERE request_id = 'older-request')::text AS detached,
+           (SELECT count(*) FROM ai_cost_internal.request_ids WHERE created_at < date_trunc('month', now()) - interval '1 month')::text AS ids`, [oldMonth]);
+  t.deepEqual(kept, { distributed: true, calls: '200', detached: '1', ids: '0' });
+  t.deepEqual((await reports(db, { live: true })).spend_by_day, before, 'the rollups keep their totals');
+});
