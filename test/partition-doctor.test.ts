@@ -1,13 +1,17 @@
 import test from 'ava';
+import { randomBytes } from 'node:crypto';
 import { diagnose } from '../src/reporting/doctor.js';
 import { runCli } from './support/cli.js';
 import { useTestDatabase } from './support/database.js';
+import { dropLogins, loginUrl } from './support/logins.js';
 
 // `ai-cost doctor` on a ledger partitioned by month: ok while next month has
 // its partition, a warning when the maintenance that makes it (inside the
 // refresh, once a day) has failed or has not run, and nothing to say on a
 // ledger that is not partitioned.
 const db = useTestDatabase(test);
+const biLogin = `bi_partitions_${randomBytes(4).toString('hex')}`;
+test.after.always(() => dropLogins(biLogin));
 
 async function partitionsLine(): Promise<string | undefined> {
   const { checks } = await diagnose(db.url, db.pool);
@@ -45,4 +49,10 @@ test.serial('a warning when maintenance failed, with its error, until a run succ
   t.regex((await partitionsLine())!, /^warn partition maintenance failed at .+: canceling statement due to lock timeout\. The refresh tries it again every 10 minutes; SELECT \* FROM ai_cost\.maintain_partitions\(\) runs it now and shows the error$/);
   await db.query('SELECT * FROM ai_cost.maintain_partitions()');
   t.regex((await partitionsLine())!, new RegExp(`^ok monthly partitions are ready up to ${month(3)};`));
+});
+
+test.serial('a BI login is told it cannot see partition maintenance, and why', async (t) => {
+  await db.query(`CREATE ROLE ${biLogin} LOGIN PASSWORD 'bi-pw'; GRANT ai_cost_reader TO ${biLogin}`);
+  const doctor = await runCli(['doctor', '--database-url', loginUrl(db.url, biLogin, 'bi-pw')]);
+  t.regex(doctor.stdout, new RegExp(`^skip +partitions: whether partition maintenance keeps up is not visible to ${biLogin}: ai_cost_internal\\.partition_state is readable by the installing owner only$`, 'm'));
 });

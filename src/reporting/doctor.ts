@@ -62,7 +62,7 @@ export async function diagnose(databaseUrl: string, pool: DatabasePool): Promise
     ['billing', () => billingCheck(pool)],
     ['reader role', () => readerCheck(pool, login)],
     ['distribution', () => distributionCheck(pool)],
-    ['partitions', () => partitionsCheck(pool)],
+    ['partitions', () => partitionsCheck(pool, login)],
   ];
   for (const [name, check] of more) {
     const result = await guarded(name, check);
@@ -303,11 +303,15 @@ async function setAsideCheck(pool: DatabasePool): Promise<Check | undefined> {
  * ai_cost.calls_default, and retention waits. Undefined on a ledger that is
  * not partitioned.
  */
-async function partitionsCheck(pool: DatabasePool): Promise<Check | undefined> {
-  const partitioned = await pool.oneFirst(sql.type(z.object({ partitioned: z.boolean() }))`
+async function partitionsCheck(pool: DatabasePool, login: string): Promise<Check | undefined> {
+  const ledger = await pool.one(sql.type(z.object({ partitioned: z.boolean(), visible: z.boolean() }))`
     SELECT coalesce((SELECT c.relkind OPERATOR(pg_catalog.=) 'p' FROM pg_catalog.pg_class c
-                      WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('ai_cost.calls')), false) AS partitioned`);
-  if (!partitioned) return undefined;
+                      WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('ai_cost.calls')), false) AS partitioned,
+           pg_catalog.has_table_privilege('ai_cost_internal.partition_state', 'SELECT') AS visible`);
+  if (!ledger.partitioned) return undefined;
+  if (!ledger.visible) {
+    return { name: 'partitions', level: 'skip', detail: `whether partition maintenance keeps up is not visible to ${login}: ai_cost_internal.partition_state is readable by the installing owner only` };
+  }
   const state = await pool.one(sql.type(z.object({
     maintained_at: z.date().nullable(), attempted_at: z.date().nullable(), last_error: z.string().nullable(),
     next_month: z.string(), next_month_ready: z.boolean(), last_month: z.string().nullable(),
