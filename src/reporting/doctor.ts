@@ -114,6 +114,11 @@ async function schemaCheck(databaseUrl: string, pool: DatabasePool, login: strin
     : { name: 'schema', level: 'ok', detail: `up to date (${status.applied.at(-1)})` };
 }
 
+/** An instant to the minute, in UTC: 2026-01-02T10:20Z. */
+function utcMinute(at: Date): string {
+  return `${at.toISOString().slice(0, 16)}Z`;
+}
+
 /** How long ago, in seconds up to two hours, then hours, then days (whole units, so the line stays short). */
 function age(ms: number): string {
   const seconds = Math.max(0, Math.round(ms / 1000));
@@ -326,7 +331,7 @@ async function partitionsCheck(pool: DatabasePool, login: string): Promise<Check
            (SELECT pg_catalog.to_char(pg_catalog.max(p.range_start) AT TIME ZONE 'UTC', 'YYYY-MM')
               FROM ai_cost.call_partitions p) AS last_month
       FROM ai_cost_internal.partition_state s, next n`);
-  const when = (at: Date | null) => (at ? `${at.toISOString().slice(0, 16)}Z` : 'never');
+  const when = (at: Date | null) => (at ? utcMinute(at) : 'never');
   if (state.last_error !== null) {
     return {
       name: 'partitions',
@@ -464,12 +469,11 @@ async function unpricedModelsCheck(pool: DatabasePool): Promise<Check> {
   if (models.length === 0) {
     return { name: 'unpriced models', level: 'ok', detail: `every call of the last ${UNPRICED_RECENT_DAYS} days has a price` };
   }
-  const hour = (at: Date) => `${at.toISOString().slice(0, 16)}Z`;
   const named = models.slice(0, UNPRICED_NAMED).map((m) =>
-    `${m.provider}/${m.model} (${m.service_tier}): ${formatCount(m.unpriced_calls)} unpriced call(s) since ${hour(m.first_hour)}, `
+    `${m.provider}/${m.model} (${m.service_tier}): ${formatCount(m.unpriced_calls)} unpriced call(s) since ${utcMinute(m.first_hour)}, `
     + `${m.unpriced_reason}${m.other_reasons > 0 ? ` (and ${m.other_reasons} other reason(s))` : ''}`);
   const more = models.length > UNPRICED_NAMED ? `; and ${models.length - UNPRICED_NAMED} more` : '';
-  const from = hour(new Date(Math.min(...models.map((m) => m.first_hour.getTime()))));
+  const from = utcMinute(new Date(Math.min(...models.map((m) => m.first_hour.getTime()))));
   return {
     name: 'unpriced models',
     level: 'warn',
