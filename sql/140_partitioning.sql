@@ -159,16 +159,68 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION ai_cost_internal.calls_partitioned() IS 'Internal: whether ai_cost.calls is partitioned (ai_cost.partition_calls() was run).';
 
+-- The rows and bytes of each partition of ai_cost.calls. On one server
+-- the catalog has them. On a distributed ledger the coordinator's partitions
+-- hold no rows and the shards hold the calls, so every node is asked once
+-- for its shards of the calls (in one round, in parallel) and each
+-- partition sums its shards; NULL when a node did not answer. PL/pgSQL, whose
+-- body is read when it runs: a server without Citus lacks what the cluster's
+-- branch names.
+CREATE FUNCTION ai_cost_internal.partition_footprints(OUT partition regclass, OUT estimated_rows bigint,
+                                                      OUT total_bytes bigint)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT ai_cost_internal.calls_are_distributed() THEN
+    RETURN QUERY
+    SELECT i.inhrelid::regclass, greatest(c.reltuples, 0)::bigint, pg_total_relation_size(i.inhrelid)
+      FROM pg_catalog.pg_inherits i
+      JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = to_regclass('ai_cost.calls');
+    RETURN;
+  END IF;
+  RETURN QUERY
+  WITH answers AS (
+    SELECT r.success, r.result
+      FROM pg_catalog.run_command_on_all_nodes($node$
+             SELECT coalesce(pg_catalog.jsonb_object_agg(pg_catalog.format('%I.%I', 'ai_cost', c.relname),
+                               pg_catalog.jsonb_build_array(greatest(c.reltuples, 0)::bigint,
+                                                            pg_catalog.pg_total_relation_size(c.oid))), '{}')
+               FROM pg_catalog.pg_class c
+              WHERE c.relnamespace OPERATOR(pg_catalog.=) 'ai_cost'::pg_catalog.regnamespace
+                AND c.relkind OPERATOR(pg_catalog.=) 'r' AND c.relname OPERATOR(pg_catalog.~~) 'calls\_%'
+           $node$) r
+  ), shards AS (
+    SELECT s.key AS shard, (s.value ->> 0)::bigint AS estimated_rows, (s.value ->> 1)::bigint AS total_bytes
+      FROM answers a CROSS JOIN LATERAL jsonb_each(a.result::jsonb) s
+     WHERE a.success
+  )
+  SELECT i.inhrelid::regclass,
+         CASE WHEN (SELECT bool_and(a.success) FROM answers a) THEN coalesce(sum(f.estimated_rows), 0)::bigint END,
+         CASE WHEN (SELECT bool_and(a.success) FROM answers a) THEN coalesce(sum(f.total_bytes), 0)::bigint END
+    FROM pg_catalog.pg_inherits i
+    LEFT JOIN pg_catalog.pg_dist_shard d ON d.logicalrelid = i.inhrelid
+    LEFT JOIN shards f ON f.shard = pg_catalog.shard_name(d.logicalrelid, d.shardid)
+   WHERE i.inhparent = to_regclass('ai_cost.calls')
+   GROUP BY i.inhrelid;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.partition_footprints() IS 'Internal: estimated rows and bytes on disk of each partition of ai_cost.calls, summed over its shards on a distributed ledger.';
+
 -- The partitions of ai_cost.calls with their ranges, read from the catalog.
 -- to_regclass at run time, not a regclass constant: converting replaces the
--- table, and a constant would keep pointing at the old one.
+-- table, and a constant would keep pointing at the old one. The rows and
+-- bytes are joined so that the planner drops the join from a query that
+-- does not read them (as maintenance does, which must not ask the nodes of
+-- a cluster for them from inside its transaction): one row per partition,
+-- which the grouping proves.
 CREATE VIEW ai_cost.call_partitions AS
 SELECT c.oid::regclass AS partition,
        b.range_start,
        b.range_end,
        b.range_start IS NULL AS is_default,
-       greatest(c.reltuples, 0)::bigint AS estimated_rows,
-       pg_total_relation_size(c.oid) AS total_bytes,
+       f.estimated_rows,
+       f.total_bytes,
        CASE WHEN b.range_start IS NULL THEN 'default'
             WHEN s.retain_months IS NOT NULL
              AND b.range_end <= (date_trunc('month', now() AT TIME ZONE 'UTC') - make_interval(months => s.retain_months)) AT TIME ZONE 'UTC'
@@ -181,14 +233,17 @@ SELECT c.oid::regclass AS partition,
     SELECT m[1]::timestamptz AS range_start, m[2]::timestamptz AS range_end
       FROM regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\) TO \(''([^'']+)''\)') AS m
   ) b ON true
+  LEFT JOIN (SELECT p.partition, max(p.estimated_rows) AS estimated_rows, max(p.total_bytes) AS total_bytes
+               FROM ai_cost_internal.partition_footprints() p
+              GROUP BY p.partition) f ON f.partition = c.oid
  WHERE i.inhparent = to_regclass('ai_cost.calls');
 COMMENT ON VIEW ai_cost.call_partitions IS 'Partitions of ai_cost.calls (empty until ai_cost.partition_calls() is run): the UTC month each holds, estimated rows, size on disk, and whether it is past the retention of ai_cost.partition_settings.';
 COMMENT ON COLUMN ai_cost.call_partitions.partition IS 'The partition table, e.g. ai_cost.calls_2025_01 (not readable by BI logins: read ai_cost.calls).';
 COMMENT ON COLUMN ai_cost.call_partitions.range_start IS 'First instant of the UTC month the partition holds (inclusive); NULL for the default partition.';
 COMMENT ON COLUMN ai_cost.call_partitions.range_end IS 'First instant of the next UTC month (exclusive); NULL for the default partition.';
 COMMENT ON COLUMN ai_cost.call_partitions.is_default IS 'True for the default partition, which holds calls outside every month range.';
-COMMENT ON COLUMN ai_cost.call_partitions.estimated_rows IS 'Rows, as estimated by the planner statistics (0 before the first ANALYZE).';
-COMMENT ON COLUMN ai_cost.call_partitions.total_bytes IS 'Size on disk in bytes, indexes and TOAST included.';
+COMMENT ON COLUMN ai_cost.call_partitions.estimated_rows IS 'Rows, as estimated by the planner statistics (0 before the first ANALYZE), summed over the shards on a distributed ledger; NULL when a node of the cluster did not answer.';
+COMMENT ON COLUMN ai_cost.call_partitions.total_bytes IS 'Size on disk in bytes, indexes and TOAST included, summed over the shards on a distributed ledger; NULL when a node of the cluster did not answer.';
 COMMENT ON COLUMN ai_cost.call_partitions.retention IS 'kept, past retention (older than ai_cost.partition_settings.retain_months: dropped or detached by ai_cost.maintain_partitions()), or default.';
 
 -- Name of the partition of the UTC month starting at month_start.

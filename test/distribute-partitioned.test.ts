@@ -1,4 +1,5 @@
 import test from 'ava';
+import pg from 'pg';
 import { runCli } from './support/cli.js';
 import { testOnCitus, useCitusCluster, type CitusDatabase } from './support/citus-cluster.js';
 import { costs, populate, reports, rollupsAndCalls } from './support/distributed-ledger.js';
@@ -52,6 +53,30 @@ testOnCitus(test.serial, 'ai-cost distribute spreads a partitioned ledger over t
   t.true(layout.every((row) => row.column === 'tenant_id' && row.colocated), 'the calls, every partition and the request ids sit together by tenant');
   t.is(await localBytes(db), 0, 'the calls are on the shards only, not left on the coordinator\'s disk as well');
 
+  // The partitions' rows and bytes are their shards', also for a BI login.
+  await db.query('ANALYZE ai_cost.calls');
+  const reader = `r_${db.name.slice(2)}`;
+  await db.query(`CREATE ROLE ${reader} LOGIN IN ROLE ai_cost_reader`);
+  t.teardown(() => db.query(`DROP ROLE ${reader}`).then(() => undefined));
+  const asReader = new pg.Client({ connectionString: Object.assign(new URL(db.url), { username: reader }).toString() });
+  await asReader.connect();
+  t.teardown(() => asReader.end());
+  const listed = (await asReader.query<{ partition: string; estimated_rows: string; total_bytes: string }>(
+    'SELECT partition::text, estimated_rows::text, total_bytes::text FROM ai_cost.call_partitions ORDER BY 1')).rows;
+  const bytes = await db.query<{ partition: string; total_bytes: string }>(`
+    SELECT relid::text AS partition, citus_total_relation_size(relid)::text AS total_bytes
+      FROM pg_partition_tree('ai_cost.calls') WHERE isleaf`);
+  const months = await db.query<{ partition: string; calls: string }>(`
+    SELECT 'ai_cost.calls_' || to_char(created_at AT TIME ZONE 'UTC', 'YYYY_MM') AS partition, count(*)::text AS calls
+      FROM ai_cost.calls GROUP BY 1`);
+  const callsOf = (partition: string) => partition === 'ai_cost.calls_default'
+    ? months.filter((m) => !bytes.some((b) => b.partition === m.partition)).reduce((sum, m) => sum + Number(m.calls), 0)
+    : Number(months.find((m) => m.partition === partition)?.calls ?? 0);
+  const onShards = bytes.map((b) => ({ partition: b.partition, estimated_rows: String(callsOf(b.partition)), total_bytes: b.total_bytes }))
+    .sort((a, b) => (a.partition < b.partition ? -1 : 1));
+  t.deepEqual(listed, onShards, 'call_partitions counts each partition\'s calls and bytes on the shards');
+  t.true(listed.some((row) => Number(row.estimated_rows) > 0));
+
   t.deepEqual(await costs(db), before.costs, 'no call is repriced');
   t.deepEqual(await reports(db), before.reports, 'every report is unchanged');
   await db.query('SELECT * FROM ai_cost.refresh()');
@@ -61,9 +86,12 @@ testOnCitus(test.serial, 'ai-cost distribute spreads a partitioned ledger over t
            (SELECT count(*) FROM ai_cost.calls WHERE request_id IS NOT NULL)::text AS calls`);
   t.is(ids!.claimed, ids!.calls, 'every request id of the calls is claimed, beside its call');
 
-  const down = await runCli(['migrate', 'down', '--database-url', db.url]);
+  const [reverting] = await db.query<{ steps: number }>(
+    `SELECT count(*)::int AS steps FROM ai_cost_internal.schema_migrations WHERE name >= '0037_partitioned_ledgers_distribute'`);
+  const steps = reverting!.steps;
+  const down = await runCli(['migrate', 'down', '--count', String(steps), '--database-url', db.url]);
   t.is(down.code, 1);
-  t.regex(down.stderr, /^ai-cost: migrate down refused: reverting 1 step\(s\) would take this ledger, partitioned and distributed over Citus, below 0037_partitioned_ledgers_distribute, .*migrate down --all --yes\n$/);
+  t.regex(down.stderr, new RegExp(`^ai-cost: migrate down refused: reverting ${steps} step\\(s\\) would take this ledger, partitioned and distributed over Citus, below 0037_partitioned_ledgers_distribute, .*migrate down --all --yes\n$`));
   t.deepEqual(await reports(db, { live: true }), before.live, 'and changes nothing');
 });
 
