@@ -500,6 +500,7 @@ DECLARE
   saved_policies text[];
   saved_column_acls jsonb;
   saved_functions jsonb;
+  ddl_propagation text;
   statement text;
 BEGIN
   IF ai_cost_internal.calls_partitioned() THEN
@@ -621,12 +622,22 @@ BEGIN
   FOREACH statement IN ARRAY saved_constraints || saved_indexes LOOP
     EXECUTE statement;
   END LOOP;
+  -- On a Citus coordinator these functions stay on this node, as the
+  -- install made them, since the calls are not distributed yet; with DDL
+  -- propagation on, Citus would say so in a WARNING for each.
+  ddl_propagation := current_setting('citus.enable_ddl_propagation', true);
+  IF ddl_propagation IS NOT NULL THEN
+    PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+  END IF;
   FOR item IN SELECT * FROM jsonb_to_recordset(saved_functions) AS f(definition text, signature text, comment text, owner oid, acl aclitem[]) LOOP
     EXECUTE item.definition;
     EXECUTE format('ALTER FUNCTION %s OWNER TO %s', item.signature, item.owner::regrole);
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', item.signature, item.comment);
     PERFORM ai_cost_internal.restore_acl('FUNCTION', item.signature, item.owner, item.acl);
   END LOOP;
+  IF ddl_propagation IS NOT NULL THEN
+    PERFORM set_config('citus.enable_ddl_propagation', ddl_propagation, true);
+  END IF;
   FOREACH statement IN ARRAY saved_triggers || saved_policies LOOP
     EXECUTE statement;
   END LOOP;
