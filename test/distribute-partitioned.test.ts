@@ -25,7 +25,7 @@ async function partitionedLedger(t: Parameters<Parameters<typeof testOnCitus>[2]
   const client = new pg.Client({ connectionString: db.url });
   const warnings: string[] = [];
   client.on('notice', (notice) => {
-    if (notice.severity === 'WARNING') warnings.push(notice.message);
+    if (notice.severity === 'WARNING') warnings.push(notice.message ?? '');
   });
   await client.connect();
   try {

@@ -1,12 +1,13 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { useTestDatabase } from './support/database.js';
 import {
-  expandMacros, interpolateVariables, type TemplateVariable, type TimeRange, type VariableChoice,
-} from './support/grafana-macros.js';
+  A_SELECTION, addDashboardData, dashboard, dashboardQueries, dashboardVariables as variables, EVERYTHING, grafanaSql, metabaseQuestions,
+  metabaseSql, metabaseValues, queryPanels, UNPRICED, UNPRICED_MODEL, type Panel,
+} from './support/bi-queries.js';
+import { expandMacros, interpolateVariables, type TemplateVariable, type TimeRange, type VariableChoice } from './support/grafana-macros.js';
 import { dropLogins, loginUrl } from './support/logins.js';
 
 // The shipped Grafana dashboard and the Metabase guide, run as the BI tools
@@ -20,59 +21,17 @@ import { dropLogins, loginUrl } from './support/logins.js';
 const suffix = randomBytes(4).toString('hex');
 const READER = `bi_dashboards_${suffix}`;
 const PASSWORD = 'dashboards-test-pw';
-/** A model no price covers: every one of its calls is unpriced. */
-const UNPRICED = { provider: 'skunkworks-lab', model: 'prototype-1', tenant: 'skunkworks' };
-const UNPRICED_MODEL = `${UNPRICED.provider}/${UNPRICED.model}`;
-const DEMO_CALLS = new URL('../demo/calls.sql', import.meta.url);
-const DASHBOARD = new URL('../dashboards/grafana/pg-ai-cost.json', import.meta.url);
 const PROVISIONED_DATASOURCE = new URL('../dashboards/grafana/provisioning/datasources/pg-ai-cost.yaml', import.meta.url);
-const METABASE_GUIDE = new URL('../docs/metabase.md', import.meta.url);
 
 const db = useTestDatabase(test, {
   setup: async (db) => {
     await db.query(`CREATE ROLE ${READER} LOGIN PASSWORD '${PASSWORD}'; GRANT ai_cost_reader TO ${READER}`);
-    await db.query(await readFile(DEMO_CALLS, 'utf8'));
-    // The unpriced model 40 days ago (alone in its hours) and now (in every current budget period).
-    await db.query(`
-      INSERT INTO ai_cost.calls (created_at, provider, model, tenant_id, feature, input_tokens, output_tokens, total_ms)
-      SELECT now() - interval '40 days' + g * interval '1 minute', '${UNPRICED.provider}', '${UNPRICED.model}',
-             '${UNPRICED.tenant}', 'lab', 1000, 100, 800
-        FROM generate_series(1, 5) AS g
-      UNION ALL
-      SELECT now(), '${UNPRICED.provider}', '${UNPRICED.model}', '${UNPRICED.tenant}', 'lab', 1000, 100, 800;
-      INSERT INTO ai_cost.budgets (name, scope, scope_value, period, limit_micros)
-      VALUES ('all monthly', 'global', NULL, 'month', 2000000000),
-             ('acme-corp weekly', 'tenant', 'acme-corp', 'week', 5000000),
-             ('skunkworks monthly', 'tenant', '${UNPRICED.tenant}', 'month', 1000000);
-      SELECT ai_cost.refresh();`);
+    await addDashboardData((sql) => db.query(sql));
+    await db.query('SELECT ai_cost.refresh()');
   },
 });
 
 test.after.always(() => dropLogins(READER));
-
-interface Override {
-  matcher: { id: string; options: string };
-  properties: { id: string; value: unknown }[];
-}
-interface Panel {
-  id: number;
-  type: string;
-  title: string;
-  datasource?: { type: string; uid: string };
-  targets?: { refId: string; rawSql: string; format: string; rawQuery: boolean; datasource?: { uid: string } }[];
-  fieldConfig?: { defaults: Record<string, unknown>; overrides: Override[] };
-  gridPos: { h: number; w: number; x: number; y: number };
-}
-interface Dashboard {
-  uid: string;
-  panels: Panel[];
-  templating: { list: (TemplateVariable & { query?: string; datasource?: { uid: string } })[] };
-}
-
-// Read synchronously: ava wants every test declared before the file's first await.
-const dashboard: Dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8'));
-const variables = dashboard.templating.list;
-const queryPanels = dashboard.panels.filter((panel) => panel.type !== 'row');
 
 function panel(title: string): Panel {
   const found = queryPanels.find((p) => p.title === title);
@@ -89,11 +48,6 @@ function property(panel: Panel, column: string, id: string): unknown {
   }
   return panel.fieldConfig?.defaults[id];
 }
-
-const EVERYTHING: Record<string, VariableChoice> = { model: { all: true }, tenant: { all: true }, feature: { all: true }, window: '7d' };
-const A_SELECTION: Record<string, VariableChoice> = {
-  model: [UNPRICED_MODEL, 'openai/gpt-4o-mini'], tenant: ['acme-corp', UNPRICED.tenant], feature: ['support-bot'], window: '30d',
-};
 
 /** The range of the demo's calls: the last 15 days up to now, by the database's clock. */
 async function demoRange(): Promise<TimeRange> {
@@ -117,11 +71,6 @@ async function asReader(sql: string): Promise<Result> {
   } finally {
     await client.end();
   }
-}
-
-/** What Grafana sends PostgreSQL for a query of this dashboard. */
-function grafanaSql(rawSql: string, range: TimeRange, choices: Record<string, VariableChoice>, interval = '1h'): string {
-  return expandMacros(interpolateVariables(rawSql, variables, choices, { __interval: interval }), range);
 }
 
 async function runPanel(title: string, range: TimeRange, choices = EVERYTHING): Promise<Result> {
@@ -188,11 +137,7 @@ test('the dashboard is one Grafana dashboard: unique ids, every panel on the dat
 for (const [label, choices] of [['every value', EVERYTHING], ['a selection', A_SELECTION]] as const) {
   test(`every query of the dashboard runs as the reader with ${label}: rows, sorted by time, money as dollars`, async (t) => {
     const range = await demoRange();
-    const queries = [
-      ...variables.filter((v) => v.type === 'query').map((v) => ({ title: `variable $${v.name}`, rawSql: v.query!, format: 'table', panel: undefined })),
-      ...queryPanels.map((p) => ({ title: p.title, rawSql: p.targets![0]!.rawSql, format: p.targets![0]!.format, panel: p })),
-    ];
-    for (const query of queries) {
+    for (const query of dashboardQueries()) {
       let result: Result;
       try {
         result = await asReader(grafanaSql(query.rawSql, range, choices));
@@ -258,35 +203,10 @@ test('a model without a priced call shows no spend, never $0; a range without ca
   t.deepEqual(known, [...known].sort(), 'budgets whose spend is unknown come first');
 });
 
-/** The SQL blocks of the Metabase guide that are questions (the login's setup is run by hand). */
-async function metabaseQuestions(): Promise<string[]> {
-  const guide = await readFile(METABASE_GUIDE, 'utf8');
-  return [...guide.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((sql) => /^\s*(--.*\n\s*)*(SELECT|WITH)\b/i.test(sql));
-}
-
-/**
- * Metabase's substitution: each {{variable}} becomes its value (a text
- * variable a string, a date variable a date), and an optional [[clause]]
- * is kept only when its variables have values.
- */
-function metabaseSql(sql: string, values: Record<string, string>, withOptional: boolean): string {
-  const literal = (name: string): string => {
-    const value = values[name];
-    if (value === undefined) throw new Error(`no value for {{${name}}}`);
-    return /^\d{4}-\d\d-\d\d$/.test(value) ? `DATE '${value}'` : `'${value.replace(/'/g, "''")}'`;
-  };
-  const clauses = sql.replace(/\[\[([\s\S]*?)\]\]/g, (_, clause: string) => (withOptional ? clause : ''));
-  return clauses.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, name: string) => literal(name));
-}
-
 test('every question of the Metabase guide runs as the reader, with and without its optional filters', async (t) => {
-  const questions = await metabaseQuestions();
+  const questions = metabaseQuestions();
   t.true(questions.length >= 10, `the guide asks ${questions.length} questions`);
-  const [row] = await db.query<{ since: string; until: string }>(
-    `SELECT ((now() AT TIME ZONE 'UTC')::date - 15)::text AS since, ((now() AT TIME ZONE 'UTC')::date + 1)::text AS until`);
-  const values = {
-    since: row!.since, until: row!.until, tenant: 'acme-corp', model: 'openai/gpt-4o-mini', feature: 'support-bot', window: '30d',
-  };
+  const values = await metabaseValues((sql) => db.query(sql));
   for (const question of questions) {
     const title = question.split('\n')[0]!;
     for (const withOptional of [false, true]) {
