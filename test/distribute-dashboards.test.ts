@@ -1,5 +1,4 @@
 import test from 'ava';
-import pg from 'pg';
 import {
   A_SELECTION, addDashboardData, dashboardQueries, EVERYTHING, grafanaSql, metabaseQuestions, metabaseSql, metabaseValues,
 } from './support/bi-queries.js';
@@ -51,12 +50,7 @@ testOnCitus(test.serial, 'every query of the Grafana dashboard and the Metabase 
            CASE WHEN i % 4 = 0 THEN 'error' ELSE 'success' END, 1000 + i, 100, 300 + i
       FROM generate_series(1, 20) AS i`);
 
-  const login = `bi_${db.name.slice(2)}`;
-  await db.query(`CREATE ROLE ${login} LOGIN IN ROLE ai_cost_reader`);
-  t.teardown(() => db.query(`DROP ROLE ${login}`).then(() => undefined));
-  const reader = new pg.Client({ connectionString: Object.assign(new URL(db.url), { username: login }).toString() });
-  await reader.connect();
-  t.teardown(() => reader.end());
+  const reader = await db.readerLogin();
   // As BI tools connect: a search_path of their own must not matter.
   await reader.query('SET search_path = pg_catalog, pg_temp');
 

@@ -67,12 +67,7 @@ testOnCitus(test.serial, 'ai-cost distribute spreads a partitioned ledger over t
 
   // The partitions' rows and bytes are their shards', also for a BI login.
   await db.query('ANALYZE ai_cost.calls');
-  const reader = `r_${db.name.slice(2)}`;
-  await db.query(`CREATE ROLE ${reader} LOGIN IN ROLE ai_cost_reader`);
-  t.teardown(() => db.query(`DROP ROLE ${reader}`).then(() => undefined));
-  const asReader = new pg.Client({ connectionString: Object.assign(new URL(db.url), { username: reader }).toString() });
-  await asReader.connect();
-  t.teardown(() => asReader.end());
+  const asReader = await db.readerLogin();
   const listed = (await asReader.query<{ partition: string; estimated_rows: string; total_bytes: string }>(
     'SELECT partition::text, estimated_rows::text, total_bytes::text FROM ai_cost.call_partitions ORDER BY 1')).rows;
   const bytes = await db.query<{ partition: string; total_bytes: string }>(`

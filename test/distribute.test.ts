@@ -141,12 +141,7 @@ testOnCitus(test.serial, 'a statement that reads the calls and a report together
   }
   // Citus plans a view inside such a statement as a subplan of its own, without the view's rights:
   // a reader is refused on the internal tables, and reads the same in two statements (docs/scaling.md).
-  const reader = `r_${db.name.slice(2)}`;
-  await db.query(`CREATE ROLE ${reader} LOGIN IN ROLE ai_cost_reader`);
-  t.teardown(() => db.query(`DROP ROLE ${reader}`).then(() => undefined));
-  const asReader = new pg.Client({ connectionString: Object.assign(new URL(db.url), { username: reader }).toString() });
-  await asReader.connect();
-  t.teardown(() => asReader.end());
+  const asReader = await db.readerLogin();
   const together = await asReader.query(`SELECT (SELECT count(*) FROM ai_cost.calls), (SELECT sum(calls) FROM ai_cost.calls_hourly_live)`)
     .then(() => '', (e: Error) => e.message);
   t.regex(together, /^permission denied for table /);

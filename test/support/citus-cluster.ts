@@ -180,6 +180,8 @@ export interface CitusDatabase {
   workerUrls: string[];
   /** A query on the coordinator (plain pg: int8 arrives as a string). */
   query<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
+  /** A connection to the coordinator as a new login granted only ai_cost_reader, as a BI tool has; both go when the test ends. */
+  readerLogin(): Promise<pg.Client>;
 }
 
 /** The cluster of one test file, started before its tests and stopped after them. */
@@ -215,11 +217,21 @@ export function useCitusCluster(test: TestFn, options: { workers?: number; cronD
         await cluster.dropDatabase(name);
       });
       if (databaseOptions.migrated) await migrate(url);
+      const readerLogin = async () => {
+        const login = `r_${name.slice(2)}`;
+        await pool.query(`CREATE ROLE ${login} LOGIN IN ROLE ai_cost_reader`);
+        t.teardown(() => pool.query(`DROP ROLE ${login}`).then(() => undefined));
+        const client = new pg.Client({ connectionString: Object.assign(new URL(url), { username: login }).toString() });
+        await client.connect();
+        t.teardown(() => client.end());
+        return client;
+      };
       return {
         name,
         url,
         workerUrls: cluster.workerUrls(name),
         query: async (text: string, params?: unknown[]) => (await pool.query(text, params)).rows,
+        readerLogin,
       } as CitusDatabase;
     },
   } as CitusTestCluster;
