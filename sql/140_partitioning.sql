@@ -213,7 +213,7 @@ COMMENT ON FUNCTION ai_cost_internal.partition_footprints() IS 'Internal: estima
 -- bytes are joined so that the planner drops the join from a query that
 -- does not read them (as maintenance does, which must not ask the nodes of
 -- a cluster for them from inside its transaction): one row per partition,
--- which the grouping proves.
+-- which the grouping proves. Listed by month, the default partition first.
 CREATE VIEW ai_cost.call_partitions AS
 SELECT c.oid::regclass AS partition,
        b.range_start,
@@ -236,7 +236,8 @@ SELECT c.oid::regclass AS partition,
   LEFT JOIN (SELECT p.partition, max(p.estimated_rows) AS estimated_rows, max(p.total_bytes) AS total_bytes
                FROM ai_cost_internal.partition_footprints() p
               GROUP BY p.partition) f ON f.partition = c.oid
- WHERE i.inhparent = to_regclass('ai_cost.calls');
+ WHERE i.inhparent = to_regclass('ai_cost.calls')
+ ORDER BY b.range_start NULLS FIRST;
 COMMENT ON VIEW ai_cost.call_partitions IS 'Partitions of ai_cost.calls (empty until ai_cost.partition_calls() is run): the UTC month each holds, estimated rows, size on disk, and whether it is past the retention of ai_cost.partition_settings.';
 COMMENT ON COLUMN ai_cost.call_partitions.partition IS 'The partition table, e.g. ai_cost.calls_2025_01 (not readable by BI logins: read ai_cost.calls).';
 COMMENT ON COLUMN ai_cost.call_partitions.range_start IS 'First instant of the UTC month the partition holds (inclusive); NULL for the default partition.';
