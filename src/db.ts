@@ -35,11 +35,20 @@ const validateRows: Interceptor = {
  * numeric with parseFloat and timestamps to numbers.) Its connections use
  * the search_path pg_catalog, pg_temp (see withSafeSearchPath), and the
  * settings given as further startup options (`-c name=value`).
+ *
+ * Timeouts are the server's and the role's own: slonik would otherwise set
+ * statement_timeout and idle_in_transaction_session_timeout to a minute on
+ * every connection, which cancels work that takes longer by design (a
+ * refresh folding a backlog of a million calls, `ai-cost distribute` on a
+ * ledger of a few million) and overrides what an administrator set for
+ * the role (`ALTER ROLE ... SET statement_timeout`).
  */
 export async function createPool(databaseUrl: string, maximumPoolSize = 10, startupOptions: readonly string[] = []): Promise<DatabasePool> {
   const url = startupOptions.reduce(withStartupOption, withSafeSearchPath(databaseUrl));
   return createSlonikPool(withConnectionParametersInAuthority(url), {
     maximumPoolSize,
+    statementTimeout: 'DISABLE_TIMEOUT',
+    idleInTransactionSessionTimeout: 'DISABLE_TIMEOUT',
     captureStackTrace: false,
     interceptors: [validateRows],
     typeParsers: [
@@ -112,9 +121,8 @@ const SAFE_SEARCH_PATH_OPTION = '-c search_path=pg_catalog,pg_temp';
  * clients, while the next transaction runs on another; SET LOCAL in every
  * transaction would cost a round trip per query.
  *
- * The limit: PgBouncer refuses startup parameters it does not track, as it
- * already refuses the statement_timeout slonik sends, unless they are listed
- * in its ignore_startup_parameters, and then it drops them. So this is the
+ * The limit: PgBouncer refuses startup parameters it does not track, unless
+ * they are listed in its ignore_startup_parameters, and then it drops them. So this is the
  * second line only. The first is that every SQL text of pg-ai-cost names
  * each table, function, operator and type with its schema and so means the
  * same whatever the search_path, on a pool of the user's too.
