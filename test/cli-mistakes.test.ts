@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { runCli } from './support/cli.js';
 import { createTestDatabase, useTestDatabase } from './support/database.js';
 
@@ -187,6 +188,29 @@ test('an upgrade by a reader says migrate is the owner\'s, in one line', async (
   } finally {
     await db.query(`DROP ROLE ${login}`);
   }
+});
+
+test('a refresh a statement_timeout cancels says so, and how to allow more, in one line, and writes nothing', async (t) => {
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens) VALUES ('openai', 'gpt-4o', 1000, 100)`);
+  const [before] = await db.query<{ through: string }>('SELECT folded_through::text AS through FROM ai_cost_internal.fold_state');
+  // Another session holds the fold state, so the refresh waits on it until its timeout ends it.
+  const holder = new pg.Client({ connectionString: db.url });
+  await holder.connect();
+  try {
+    await holder.query('BEGIN; LOCK ai_cost_internal.fold_state IN ACCESS EXCLUSIVE MODE');
+    const url = new URL(db.url);
+    url.searchParams.set('options', '-c statement_timeout=300');
+    const result = await runCli(['refresh', '--no-views', '--database-url', url.toString()]);
+    t.is(result.code, 1, result.stderr);
+    t.deepEqual(result.stderr.trim().split('\n'), [
+      'ai-cost: canceling statement due to statement timeout: this login\'s statement_timeout ended the work before it finished, and nothing was written; '
+      + 'give it longer (ALTER ROLE <login> SET statement_timeout = ..., or options=-c statement_timeout=0 in the database URL) and run it again',
+    ]);
+  } finally {
+    await holder.query('ROLLBACK');
+    await holder.end();
+  }
+  t.deepEqual(await db.query('SELECT folded_through::text AS through FROM ai_cost_internal.fold_state'), [before]);
 });
 
 test('durations in minutes and weeks are understood', async (t) => {

@@ -54,6 +54,12 @@ export function describeError(error: unknown): string | undefined {
       case '42883': // a function of pg-ai-cost this database's install predates
         if (e.message?.includes('ai_cost')) return `${e.message}: this database has an older pg-ai-cost; run \`ai-cost migrate up\``;
         break;
+      case '57014': // cancelled: by a statement_timeout in force for the login, or by hand (pg_cancel_backend, Ctrl-C in psql)
+        if (/statement timeout/.test(e.message ?? '')) {
+          return `${e.message}: this login's statement_timeout ended the work before it finished, and nothing was written; `
+            + 'give it longer (ALTER ROLE <login> SET statement_timeout = ..., or options=-c statement_timeout=0 in the database URL) and run it again';
+        }
+        return `${e.message}, and nothing was written`;
       case '23503': // a reference the row names is not there (a price's service tier, say), with what to do
         return e.hint ? `${e.message}: ${e.hint}` : e.message;
       case '23514': // a CHECK constraint or a trigger of pg-ai-cost refused a row: both are worded for the user
