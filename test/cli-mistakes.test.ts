@@ -190,28 +190,35 @@ test('an upgrade by a reader says migrate is the owner\'s, in one line', async (
   }
 });
 
-test('a refresh a statement_timeout cancels says so, and how to allow more, in one line, and writes nothing', async (t) => {
-  await db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens) VALUES ('openai', 'gpt-4o', 1000, 100)`);
-  const [before] = await db.query<{ through: string }>('SELECT folded_through::text AS through FROM ai_cost_internal.fold_state');
-  // Another session holds the fold state, so the refresh waits on it until its timeout ends it.
-  const holder = new pg.Client({ connectionString: db.url });
-  await holder.connect();
-  try {
-    await holder.query('BEGIN; LOCK ai_cost_internal.fold_state IN ACCESS EXCLUSIVE MODE');
-    const url = new URL(db.url);
-    url.searchParams.set('options', '-c statement_timeout=300');
-    const result = await runCli(['refresh', '--no-views', '--database-url', url.toString()]);
-    t.is(result.code, 1, result.stderr);
-    t.deepEqual(result.stderr.trim().split('\n'), [
-      'ai-cost: canceling statement due to statement timeout: this login\'s statement_timeout ended the work before it finished, and nothing was written; '
-      + 'give it longer (ALTER ROLE <login> SET statement_timeout = ..., or options=-c statement_timeout=0 in the database URL) and run it again',
-    ]);
-  } finally {
-    await holder.query('ROLLBACK');
-    await holder.end();
-  }
-  t.deepEqual(await db.query('SELECT folded_through::text AS through FROM ai_cost_internal.fold_state'), [before]);
-});
+// Another session holds the fold state, so the refresh waits on it until the login's timeout ends it;
+// serial, so that no other test of the file waits on that lock meanwhile.
+const TIMEOUTS = {
+  statement_timeout: 'canceling statement due to statement timeout: this login\'s statement_timeout ended the work before it finished, '
+    + 'and nothing was written; give it longer (ALTER ROLE <login> SET statement_timeout = ..., or options=-c statement_timeout=0 in the database URL) '
+    + 'and run it again',
+  lock_timeout: 'canceling statement due to lock timeout: another session held what this needs longer than this login\'s lock_timeout allows, '
+    + 'and nothing was written; run it again',
+};
+for (const [setting, says] of Object.entries(TIMEOUTS)) {
+  test.serial(`a refresh a ${setting} cancels says so in one line, and writes nothing`, async (t) => {
+    await db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens) VALUES ('openai', 'gpt-4o', 1000, 100)`);
+    const [before] = await db.query<{ through: string }>('SELECT folded_through::text AS through FROM ai_cost_internal.fold_state');
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN; LOCK ai_cost_internal.fold_state IN ACCESS EXCLUSIVE MODE');
+      const url = new URL(db.url);
+      url.searchParams.set('options', `-c ${setting}=300`);
+      const result = await runCli(['refresh', '--no-views', '--database-url', url.toString()]);
+      t.is(result.code, 1, result.stderr);
+      t.deepEqual(result.stderr.trim().split('\n'), [`ai-cost: ${says}`]);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+    }
+    t.deepEqual(await db.query('SELECT folded_through::text AS through FROM ai_cost_internal.fold_state'), [before]);
+  });
+}
 
 test('durations in minutes and weeks are understood', async (t) => {
   for (const since of ['30m', '2w']) {

@@ -60,6 +60,8 @@ export function describeError(error: unknown): string | undefined {
             + 'give it longer (ALTER ROLE <login> SET statement_timeout = ..., or options=-c statement_timeout=0 in the database URL) and run it again';
         }
         return `${e.message}, and nothing was written`;
+      case '55P03': // a lock not granted within the login's lock_timeout
+        return `${e.message}: another session held what this needs longer than this login's lock_timeout allows, and nothing was written; run it again`;
       case '23503': // a reference the row names is not there (a price's service tier, say), with what to do
         return e.hint ? `${e.message}: ${e.hint}` : e.message;
       case '23514': // a CHECK constraint or a trigger of pg-ai-cost refused a row: both are worded for the user
