@@ -37,6 +37,20 @@ async function partitionedLedger(t: Parameters<Parameters<typeof testOnCitus>[2]
   return db;
 }
 
+/**
+ * The partitioned ledger with a call dated before its first partition (so
+ * waiting in the default partition, request id 'older-request'), distributed
+ * and refreshed: what the retention tests start from.
+ */
+async function distributedForRetention(t: Parameters<Parameters<typeof testOnCitus>[2]>[0]): Promise<CitusDatabase> {
+  const db = await partitionedLedger(t);
+  await db.query(`INSERT INTO ai_cost.calls (created_at, provider, model, tenant_id, input_tokens, request_id)
+                  VALUES (date_trunc('month', now()) - interval '8 months', 'openai', 'gpt-4o-mini', 'tenant-1', 5, 'older-request')`);
+  t.is((await runCli(['distribute', '--database-url', db.url])).code, 0);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  return db;
+}
+
 /** What each partition of the calls holds on the coordinator's own disk: nothing, once Citus holds its rows on the shards. */
 async function localBytes(db: CitusDatabase): Promise<number> {
   const [row] = await db.query<{ bytes: string }>(`
@@ -153,12 +167,7 @@ testOnCitus(test.serial, 'a distributed partitioned ledger records a request id 
 });
 
 testOnCitus(test.serial, 'maintenance of a distributed partitioned ledger adds partitions beside the calls and applies retention', async (t) => {
-  const db = await partitionedLedger(t);
-  // A call dated before the first partition waits in the default partition.
-  await db.query(`INSERT INTO ai_cost.calls (created_at, provider, model, tenant_id, input_tokens, request_id)
-                  VALUES (date_trunc('month', now()) - interval '8 months', 'openai', 'gpt-4o-mini', 'tenant-1', 5, 'older-request')`);
-  t.is((await runCli(['distribute', '--database-url', db.url])).code, 0);
-  await db.query('SELECT * FROM ai_cost.refresh()');
+  const db = await distributedForRetention(t);
   const totals = async () => (await reports(db, { live: true })).spend_by_day;
   const before = await totals();
 
@@ -204,11 +213,7 @@ testOnCitus(test.serial, 'maintenance of a distributed partitioned ledger adds p
 });
 
 testOnCitus(test.serial, 'retention = detach on a distributed partitioned ledger keeps each old month as a distributed table, and older calls in one of their own', async (t) => {
-  const db = await partitionedLedger(t);
-  await db.query(`INSERT INTO ai_cost.calls (created_at, provider, model, tenant_id, input_tokens, request_id)
-                  VALUES (date_trunc('month', now()) - interval '8 months', 'openai', 'gpt-4o-mini', 'tenant-1', 5, 'older-request')`);
-  t.is((await runCli(['distribute', '--database-url', db.url])).code, 0);
-  await db.query('SELECT * FROM ai_cost.refresh()');
+  const db = await distributedForRetention(t);
   const before = (await reports(db, { live: true })).spend_by_day;
   await db.query(`UPDATE ai_cost.partition_settings SET retention = 'detach', retain_months = 1`);
   const actions = await db.query<{ action: string }>('SELECT action FROM ai_cost.maintain_partitions()');
