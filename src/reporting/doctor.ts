@@ -309,6 +309,7 @@ async function setAsideCheck(pool: DatabasePool): Promise<Check | undefined> {
  * not partitioned.
  */
 async function partitionsCheck(pool: DatabasePool, login: string): Promise<Check | undefined> {
+  // The catalog, not ai_cost_internal.calls_partitioned(): a BI login may not execute that.
   const ledger = await pool.one(sql.type(z.object({ partitioned: z.boolean(), visible: z.boolean() }))`
     SELECT coalesce((SELECT c.relkind OPERATOR(pg_catalog.=) 'p' FROM pg_catalog.pg_class c
                       WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('ai_cost.calls')), false) AS partitioned,
