@@ -24,7 +24,10 @@
 --   over Citus stores calls without one (145_distribution.sql), so reports
 --   say the same on one server and on a cluster.
 --   3. The refresh folds both in one statement, so one snapshot decides what
---      is folded, and adds them to the rollups in the same transaction.
+--      is folded, and adds them to the rollups in the same transaction. (On a
+--      distributed ledger the changes captured on the shards are collected
+--      by a statement before it, and a call changed in between waits for the
+--      next refresh: see unfolded_calls_through.)
 --      Readers add what no refresh has folded yet (ai_cost_internal.pending_changes,
 --      read by 100_live_views.sql), so the views are exact at any moment.
 --
@@ -178,7 +181,19 @@ COMMENT ON TABLE ai_cost_internal.unfolded_ids IS 'Internal: ranges of call ids 
 -- handful of rows. PL/pgSQL, since Citus cannot plan the parameters of a
 -- SQL function over a distributed table. STABLE: its queries read the
 -- snapshot of the statement that calls it.
-CREATE FUNCTION ai_cost_internal.unfolded_calls_through(range_end bigint) RETURNS SETOF ai_cost_internal.call_changes
+--
+-- For the fold, on a distributed ledger, mark_changed returns with sign 0
+-- (held) each call that has an update or delete waiting on its shard. The
+-- refresh collects those changes in a statement before the fold
+-- (collect_shard_changes), and each worker sees each statement as of its own
+-- start, so a change committed between the two is already in the version of
+-- the call read here, and would be counted a second time by the next
+-- refresh, when the call is folded. Its shard and the call's are read in one
+-- query on their node, so the mark agrees with the version read. The fold
+-- leaves a held call for the next refresh, which collects the change first
+-- and drops it (a change of a call not folded yet never counts).
+CREATE FUNCTION ai_cost_internal.unfolded_calls_through(range_end bigint, mark_changed boolean DEFAULT false)
+RETURNS SETOF ai_cost_internal.call_changes
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
   first_ids bigint[];
@@ -190,18 +205,36 @@ BEGIN
           UNION ALL
           SELECT u.first_id, least(u.last_id, range_end) FROM ai_cost_internal.unfolded_ids u) r
    WHERE r.first_id <= r.last_id;
+  -- Asked only for the fold: the live views run while 110_windowed_views.sql
+  -- installs, before the function this asks exists.
+  IF mark_changed THEN
+    mark_changed := ai_cost_internal.calls_are_distributed();
+  END IF;
   FOR range_number IN 1 .. coalesce(cardinality(first_ids), 0) LOOP
-    RETURN QUERY
-    SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
-           c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
-           c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
-           c.ttft_ms, c.total_ms, c.id, c.billed_micros
-      FROM ai_cost.calls c
-     WHERE c.id BETWEEN first_ids[range_number] AND last_ids[range_number];
+    IF mark_changed THEN
+      -- The table this names exists on a distributed ledger only.
+      RETURN QUERY
+      SELECT CASE WHEN w.call_id IS NULL THEN 1 ELSE 0 END::smallint, c.created_at, c.provider, c.model, c.operation,
+             c.status, c.service_tier, nullif(c.tenant_id, ''), c.user_id, c.feature, c.conversation_id, c.cached,
+             c.streamed, c.unpriced_reason, c.cost_micros, c.input_tokens, c.output_tokens, c.cache_read_tokens,
+             c.cache_write_tokens, c.reasoning_tokens, c.ttft_ms, c.total_ms, c.id, c.billed_micros
+        FROM ai_cost.calls c
+        LEFT JOIN (SELECT DISTINCT s.tenant_id, s.call_id FROM ai_cost_internal.shard_call_changes s) w
+          ON w.tenant_id = c.tenant_id AND w.call_id = c.id
+       WHERE c.id BETWEEN first_ids[range_number] AND last_ids[range_number];
+    ELSE
+      RETURN QUERY
+      SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
+             c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
+             c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
+             c.ttft_ms, c.total_ms, c.id, c.billed_micros
+        FROM ai_cost.calls c
+       WHERE c.id BETWEEN first_ids[range_number] AND last_ids[range_number];
+    END IF;
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.unfolded_calls_through(bigint) IS 'Internal: the calls visible now, with ids up to range_end, that ai_cost.refresh() has not folded into the rollups yet, as additions (+1).';
+COMMENT ON FUNCTION ai_cost_internal.unfolded_calls_through(bigint, boolean) IS 'Internal: the calls visible now, with ids up to range_end, that ai_cost.refresh() has not folded into the rollups yet, as additions (+1); with mark_changed, on a distributed ledger, those with a change waiting on their shard as sign 0 (held for the next refresh).';
 
 -- Every one of them: what the live views add to the rollups. SECURITY
 -- DEFINER: the live views read it for roles that may not read the raw calls
@@ -497,17 +530,18 @@ COMMENT ON FUNCTION ai_cost_internal.ceiling_breach(ai_cost_internal.call_change
 -- captured changes at the given addresses (the unfolded calls having been
 -- staged among them by ai_cost_internal.stage_unfolded_calls). It sets aside
 -- what must not be folded (see set_aside_changes) and returns the ids of the
--- calls it read, from which ai_cost_internal.record_unfolded_ids learns which
--- ids it passed unseen. Groups that reach zero calls are found from the
--- upserts' own RETURNING and deleted. Planned for its arguments every time,
+-- calls it folded and of those it held (see unfolded_calls_through), from
+-- which ai_cost_internal.record_unfolded_ids learns which ids it passed
+-- unseen and which to read again. Groups that reach zero calls are found
+-- from the upserts' own RETURNING and deleted. Planned for its arguments every time,
 -- so that a list of addresses is read by a TID scan and no list by a plain
 -- one. The grouping of a minute's calls, histograms and all, takes more than
 -- the default 4 MB of work_mem and would spill to disk: it gets 64 MB. The
 -- planner cannot estimate how many calls arrive, guesses few, and sorts them
 -- on a dozen keys to group them; hashing them costs less (about 8% of a
 -- refresh after 10,000 calls), so sorting is off here.
-CREATE FUNCTION ai_cost_internal.fold_changes(only_changes tid[], range_end bigint,
-                                              OUT applied bigint, OUT set_aside bigint, OUT arrived_ids bigint[])
+CREATE FUNCTION ai_cost_internal.fold_changes(only_changes tid[], range_end bigint, OUT applied bigint,
+                                              OUT set_aside bigint, OUT arrived_ids bigint[], OUT held_ids bigint[])
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
                  SET work_mem = '64MB' SET enable_sort = off AS $$
 DECLARE
@@ -529,7 +563,7 @@ BEGIN
      WHERE only_changes IS NULL OR c.ctid = ANY (only_changes)
     RETURNING c.*
   ), arrived AS MATERIALIZED (
-    SELECT u.* FROM ai_cost_internal.unfolded_calls_through(range_end) u WHERE only_changes IS NULL
+    SELECT u.* FROM ai_cost_internal.unfolded_calls_through(range_end, true) u WHERE only_changes IS NULL
   ), changes AS (
     -- The same rule as ai_cost_internal.pending_changes: a change counts
     -- only for a call already folded.
@@ -538,7 +572,7 @@ BEGIN
         OR (t.call_id <= previous_through
             AND NOT EXISTS (SELECT FROM ai_cost_internal.unfolded_ids u WHERE t.call_id BETWEEN u.first_id AND u.last_id))
     UNION ALL
-    SELECT * FROM arrived
+    SELECT * FROM arrived WHERE sign <> 0
   ), consumed AS (
     SELECT c.*,
            CASE WHEN c.sign > 0 AND NOT (coalesce(c.cost_micros, 0) BETWEEN 0 AND 10000000000
@@ -749,7 +783,8 @@ BEGIN
   )
   SELECT (SELECT count(*) FROM consumed) - (SELECT count(*) FROM aside),
          (SELECT count(*) FROM aside),
-         (SELECT array_agg(a.call_id) FROM arrived a),
+         (SELECT array_agg(a.call_id) FROM arrived a WHERE a.sign <> 0),
+         (SELECT array_agg(a.call_id) FROM arrived a WHERE a.sign = 0),
          (SELECT array_agg(ctid) FROM hourly WHERE calls = 0),
          (SELECT array_agg(ctid) FROM users WHERE calls = 0),
          (SELECT array_agg(ctid) FROM conversations WHERE calls = 0),
@@ -758,8 +793,8 @@ BEGIN
          (SELECT array_agg(ctid) FROM activity WHERE calls = 0),
          (SELECT array_agg(ctid) FROM unpriced WHERE calls = 0),
          (SELECT array_agg(ctid) FROM dimensions WHERE calls = 0)
-    INTO applied, set_aside, arrived_ids, emptied_hourly, emptied_users, emptied_conversations, emptied_models, emptied_features,
-         emptied_activity, emptied_unpriced, emptied_dimensions;
+    INTO applied, set_aside, arrived_ids, held_ids, emptied_hourly, emptied_users, emptied_conversations, emptied_models,
+         emptied_features, emptied_activity, emptied_unpriced, emptied_dimensions;
 
   -- The addresses stay valid: this transaction updated those rows last and
   -- holds their locks, and the refresh lock keeps other refreshes out.
@@ -789,7 +824,7 @@ BEGIN
   END IF;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.fold_changes(tid[], bigint) IS 'Internal: folds the unfolded calls up to range_end and the changes of folded calls (or the changes at the given addresses) into the rollups, sets aside those that must not be folded, and returns the ids of the calls read; run by ai_cost_internal.refresh_rollups().';
+COMMENT ON FUNCTION ai_cost_internal.fold_changes(tid[], bigint) IS 'Internal: folds the unfolded calls up to range_end and the changes of folded calls (or the changes at the given addresses) into the rollups, sets aside those that must not be folded, and returns the ids of the calls folded and of those held for the next refresh; run by ai_cost_internal.refresh_rollups().';
 
 -- When folding the changes together fails, finds the ones that cannot be
 -- folded by halving: each half is folded on its own (a subtransaction), a
@@ -900,35 +935,41 @@ COMMENT ON FUNCTION ai_cost_internal.last_drawn_call_id() IS 'Internal: the last
 -- so that ai_cost_internal.fold_changes_apart can fold them part by part:
 -- the unfolded calls up to range_end are staged there as additions, and
 -- the changes of calls not folded yet are dropped (their current version
--- is what is staged). Returns the ids of the calls staged.
-CREATE FUNCTION ai_cost_internal.stage_unfolded_calls(range_end bigint) RETURNS bigint[]
+-- is what is staged). Returns the ids of the calls staged, and of those
+-- held for the next refresh as the fold holds them (see
+-- unfolded_calls_through).
+CREATE FUNCTION ai_cost_internal.stage_unfolded_calls(range_end bigint, OUT staged_ids bigint[], OUT held_ids bigint[])
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   previous_through bigint := (SELECT s.folded_through FROM ai_cost_internal.fold_state s);
-  staged_ids bigint[];
 BEGIN
   WITH dropped AS (
     DELETE FROM ai_cost_internal.call_changes t
      WHERE t.call_id > previous_through
         OR EXISTS (SELECT FROM ai_cost_internal.unfolded_ids u WHERE t.call_id BETWEEN u.first_id AND u.last_id)
+  ), unfolded AS MATERIALIZED (
+    SELECT u.* FROM ai_cost_internal.unfolded_calls_through(range_end, true) u
   ), staged AS (
     INSERT INTO ai_cost_internal.call_changes
-    SELECT u.* FROM ai_cost_internal.unfolded_calls_through(range_end) u
+    SELECT u.* FROM unfolded u WHERE u.sign <> 0
     RETURNING call_id
   )
-  SELECT array_agg(call_id) INTO staged_ids FROM staged;
-  RETURN staged_ids;
+  SELECT (SELECT array_agg(t.call_id) FROM staged t), (SELECT array_agg(u.call_id) FROM unfolded u WHERE u.sign = 0)
+    INTO staged_ids, held_ids;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.stage_unfolded_calls(bigint) IS 'Internal: copies the unfolded calls up to range_end into the change table for a fold part by part, dropping the changes of calls not folded yet; returns their ids.';
+COMMENT ON FUNCTION ai_cost_internal.stage_unfolded_calls(bigint) IS 'Internal: copies the unfolded calls up to range_end into the change table for a fold part by part, dropping the changes of calls not folded yet; returns their ids, and those of the calls held for the next refresh.';
 
 -- After a fold: the ids it passed without seeing a call, kept with the
 -- writers that can still fill them (see unfolded_ids), and how far the
 -- rollups have read. The fold read the range above folded_through up to
 -- range_end and every earlier unfolded range; arrived_ids are the ids it
 -- saw there. A range whose writers have all ended is complete: an id it
--- lacks now is one never used, and it is forgotten.
-CREATE FUNCTION ai_cost_internal.record_unfolded_ids(range_end bigint, open_writers text[], arrived_ids bigint[])
+-- lacks now is one never used, and it is forgotten. held_ids are ids of
+-- calls it saw and held (see unfolded_calls_through): kept, in runs of
+-- consecutive ids, for the next refresh to read again.
+CREATE FUNCTION ai_cost_internal.record_unfolded_ids(range_end bigint, open_writers text[], arrived_ids bigint[],
+                                                     held_ids bigint[])
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -944,7 +985,8 @@ BEGIN
      WHERE cardinality(w.writers) > 0
   ), seen AS (
     -- The ids seen in each range, between its two edges.
-    SELECT s.first_id AS span, a.id FROM spans s JOIN unnest(arrived_ids) AS a(id) ON a.id BETWEEN s.first_id AND s.last_id
+    SELECT s.first_id AS span, a.id FROM spans s
+      JOIN unnest(arrived_ids || held_ids) AS a(id) ON a.id BETWEEN s.first_id AND s.last_id
     UNION ALL
     SELECT s.first_id, s.first_id - 1 FROM spans s
     UNION ALL
@@ -953,15 +995,21 @@ BEGIN
     SELECT n.span, n.id + 1 AS first_id, n.next_id - 1 AS last_id
       FROM (SELECT e.span, e.id, lead(e.id) OVER (PARTITION BY e.span ORDER BY e.id) AS next_id FROM seen e) n
      WHERE n.next_id > n.id + 1
+  ), held AS (
+    SELECT min(r.id) AS first_id, max(r.id) AS last_id
+      FROM (SELECT h.id, h.id - row_number() OVER (ORDER BY h.id) AS run FROM unnest(held_ids) AS h(id)) r
+     GROUP BY r.run
   ), cleared AS (
     DELETE FROM ai_cost_internal.unfolded_ids
   )
   INSERT INTO ai_cost_internal.unfolded_ids (first_id, last_id, writers, held_since)
-  SELECT h.first_id, h.last_id, s.writers, s.held_since FROM holes h JOIN spans s ON s.first_id = h.span;
+  SELECT h.first_id, h.last_id, s.writers, s.held_since FROM holes h JOIN spans s ON s.first_id = h.span
+  UNION ALL
+  SELECT h.first_id, h.last_id, ARRAY['next refresh'], now() FROM held h;
   UPDATE ai_cost_internal.fold_state SET folded_through = greatest(previous_through, range_end);
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.record_unfolded_ids(bigint, text[], bigint[]) IS 'Internal: after a fold, records the ids it passed unseen that open writers may still fill, and moves folded_through to range_end.';
+COMMENT ON FUNCTION ai_cost_internal.record_unfolded_ids(bigint, text[], bigint[], bigint[]) IS 'Internal: after a fold, records the ids it passed unseen that open writers may still fill and those of the calls it held, and moves folded_through to range_end.';
 
 -- Folds what is pending, together (the usual case: one statement) or, when
 -- that fails on some bad data, apart (see fold_changes_apart); then records
@@ -990,6 +1038,7 @@ DECLARE
   part_end bigint;
   open_writers text[];
   arrived_ids bigint[];
+  held_ids bigint[];
   part_applied bigint;
   part_set_aside bigint;
 BEGIN
@@ -1021,13 +1070,13 @@ BEGIN
                                    + fold_part_calls - 1);
     END IF;
     BEGIN
-      SELECT f.applied, f.set_aside, f.arrived_ids INTO part_applied, part_set_aside, arrived_ids
+      SELECT f.applied, f.set_aside, f.arrived_ids, f.held_ids INTO part_applied, part_set_aside, arrived_ids, held_ids
         FROM ai_cost_internal.fold_changes(NULL, part_end) AS f;
     EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
-      arrived_ids := ai_cost_internal.stage_unfolded_calls(part_end);
+      SELECT s.staged_ids, s.held_ids INTO arrived_ids, held_ids FROM ai_cost_internal.stage_unfolded_calls(part_end) AS s;
       SELECT f.applied, f.set_aside INTO part_applied, part_set_aside FROM ai_cost_internal.fold_changes_apart() AS f;
     END;
-    PERFORM ai_cost_internal.record_unfolded_ids(part_end, open_writers, arrived_ids);
+    PERFORM ai_cost_internal.record_unfolded_ids(part_end, open_writers, arrived_ids, held_ids);
     applied := applied + part_applied;
     set_aside := set_aside + part_set_aside;
     EXIT WHEN part_end >= range_end;

@@ -311,6 +311,70 @@ testOnCitus(test.serial, 'the rollups equal the calls after writers on two conne
   t.deepEqual(status, { pending: '0', held: false });
 });
 
+/**
+ * Updates a call no refresh has folded yet while a refresh is paused between collecting the changes
+ * captured on the shards and reading the calls: the refresh waits for fold_state, which it first reads
+ * after the collection, while another session holds it. Resolves once the refresh is done.
+ */
+async function updateWhileRefreshReads(db: CitusDatabase, callId: string): Promise<void> {
+  const [holder, refresher] = [new pg.Client({ connectionString: db.url }), new pg.Client({ connectionString: db.url })];
+  await Promise.all([holder.connect(), refresher.connect()]);
+  try {
+    await holder.query('BEGIN; LOCK TABLE ai_cost_internal.fold_state IN ACCESS EXCLUSIVE MODE');
+    const refreshing = refresher.query('SELECT * FROM ai_cost.refresh(views => false)');
+    for (let waited = 0; ; waited += 1) {
+      const [lock] = await db.query<{ waiting: boolean }>(`SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted
+        AND relation = 'ai_cost_internal.fold_state'::regclass AND pid = $1) AS waiting`, [refresher.processID]);
+      if (lock!.waiting) break;
+      if (waited > 200) throw new Error('the refresh never reached fold_state');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await db.query('UPDATE ai_cost.calls SET input_tokens = input_tokens + 4000 WHERE id = $1', [callId]);
+    await holder.query('ROLLBACK');
+    await refreshing;
+  } finally {
+    await Promise.all([holder.end(), refresher.end()]);
+  }
+}
+
+testOnCitus(test.serial, 'an update committed while a refresh is between collecting the shard changes and reading the calls is counted once', async (t) => {
+  const db = await distributed(t);
+  // All in one hour, so that the calls of a tenant are one rollup group.
+  const record = async (tenant: string) => (await db.query<{ id: string }>(`INSERT INTO ai_cost.calls
+    (created_at, provider, model, tenant_id, input_tokens, output_tokens)
+    VALUES ('2026-06-01 12:00Z', 'openai', 'gpt-4o', $1, 1000, 100) RETURNING id::text`, [tenant]))[0]!.id;
+  await record('tenant-1');
+  await db.query('SELECT * FROM ai_cost.refresh()');
+
+  // Folded together.
+  await updateWhileRefreshReads(db, await record('tenant-1'));
+  const [status] = await db.query<{ pending: string; held: boolean }>(
+    'SELECT pending_changes::text AS pending, held_back_since IS NOT NULL AS held FROM ai_cost.refresh_status');
+  t.deepEqual(status, { pending: '1', held: true }, 'the refresh leaves the updated call for the next one');
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  let folded = await rollupsAndCalls(db);
+  t.deepEqual(folded.rolled, folded.raw);
+
+  // Folded apart: a rollup group one call away from overflowing (damaged by hand) fails the fold, so the
+  // calls go through the change table (ai_cost_internal.stage_unfolded_calls).
+  const damaged = `tenant_id = 'tenant-2'`;
+  await record('tenant-2');
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const [group] = await db.query<{ cost: string }>(`SELECT cost_micros::text AS cost FROM ai_cost.calls_hourly WHERE ${damaged}`);
+  await db.query(`UPDATE ai_cost.calls_hourly SET cost_micros = 9223372036854775807 - 1 WHERE ${damaged}`);
+  const victim = await record('tenant-2');
+  await updateWhileRefreshReads(db, await record('tenant-1'));
+  t.deepEqual((await db.query('SELECT call_id::text FROM ai_cost.set_aside_calls')).map((row) => row.call_id), [victim]);
+  await db.query(`UPDATE ai_cost.calls_hourly SET cost_micros = $1 WHERE ${damaged}`, [group!.cost]);
+  await db.query('SELECT ai_cost.retry_set_aside_changes()');
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  folded = await rollupsAndCalls(db);
+  t.deepEqual(folded.rolled, folded.raw);
+  const [after] = await db.query<{ pending: string; held: boolean }>(
+    'SELECT pending_changes::text AS pending, held_back_since IS NOT NULL AS held FROM ai_cost.refresh_status');
+  t.deepEqual(after, { pending: '0', held: false });
+});
+
 testOnCitus(test.serial, 'the calls no refresh has folded are read in one round of queries to the shards, and not at all when no id was drawn since', async (t) => {
   const db = await citus.database(t, { migrated: true });
   await populate(db);
