@@ -36,11 +36,11 @@ BEGIN
       SELECT CASE WHEN w.call_id IS NULL THEN 1 ELSE 0 END::smallint, c.created_at, c.provider, c.model, c.operation,
              c.status, c.service_tier, nullif(c.tenant_id, ''), c.user_id, c.feature, c.conversation_id, c.cached,
              c.streamed, c.unpriced_reason, c.cost_micros, c.input_tokens, c.output_tokens, c.cache_read_tokens,
-             c.cache_write_tokens, c.reasoning_tokens, c.ttft_ms, c.total_ms, c.id, c.billed_micros
-        FROM ai_cost.calls c
-        LEFT JOIN (SELECT DISTINCT s.tenant_id, s.call_id FROM ai_cost_internal.shard_call_changes s) w
-          ON w.tenant_id = c.tenant_id AND w.call_id = c.id
-       WHERE c.id BETWEEN first_ids[range_number] AND last_ids[range_number];
+             c.cache_write_tokens, c.reasoning_tokens, c.ttft_ms, c.total_ms, coalesce(c.id, w.call_id), c.billed_micros
+        FROM (SELECT * FROM ai_cost.calls r WHERE r.id BETWEEN first_ids[range_number] AND last_ids[range_number]) c
+        FULL JOIN (SELECT DISTINCT s.tenant_id, s.call_id FROM ai_cost_internal.shard_call_changes s
+                    WHERE s.call_id BETWEEN first_ids[range_number] AND last_ids[range_number]) w
+          ON w.tenant_id = c.tenant_id AND w.call_id = c.id;
     ELSE
       RETURN QUERY
       SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
@@ -945,6 +945,6 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.refresh_rollups() IS 'Internal: folds the new calls and the captured call changes into the rollups, setting aside those that cannot be folded, and records and announces budget thresholds crossed; run by ai_cost.refresh() under its lock.';
 
-COMMENT ON COLUMN ai_cost.refresh_status.held_back_since IS 'Since when (the refresh that first passed them) call ids have waited for transactions that were writing calls and could still commit some there; NULL when nothing waits. Only those transactions'' own calls wait: every call committed around them is folded.';
+COMMENT ON COLUMN ai_cost.refresh_status.held_back_since IS 'Since when (the refresh that first passed them) call ids have waited for transactions that were writing calls and could still commit some there; NULL when nothing waits. Only those transactions'' own calls wait: every call committed around them is folded. On a distributed ledger a call updated or deleted while a refresh read it waits too, for the next refresh.';
 
 SELECT ai_cost_internal.grant_roles();

@@ -183,15 +183,16 @@ COMMENT ON TABLE ai_cost_internal.unfolded_ids IS 'Internal: ranges of call ids 
 -- snapshot of the statement that calls it.
 --
 -- For the fold, on a distributed ledger, mark_changed returns with sign 0
--- (held) each call that has an update or delete waiting on its shard. The
--- refresh collects those changes in a statement before the fold
--- (collect_shard_changes), and each worker sees each statement as of its own
--- start, so a change committed between the two is already in the version of
--- the call read here, and would be counted a second time by the next
--- refresh, when the call is folded. Its shard and the call's are read in one
--- query on their node, so the mark agrees with the version read. The fold
--- leaves a held call for the next refresh, which collects the change first
--- and drops it (a change of a call not folded yet never counts).
+-- (held) each call that has an update or delete waiting on its shard, and
+-- the id of each call deleted whose delete waits there. The refresh collects
+-- those changes in a statement before the fold (collect_shard_changes), and
+-- each worker sees each statement as of its own start, so a change committed
+-- between the two is already in what is read here (the version of the call,
+-- or its absence), and would be counted a second time by the next refresh,
+-- once the call is folded. The changes' shard and the calls' are read in one
+-- query on their node, so the mark agrees with what is read. The fold leaves
+-- a held call for the next refresh, which collects the change first and
+-- drops it (a change of a call not folded yet never counts).
 CREATE FUNCTION ai_cost_internal.unfolded_calls_through(range_end bigint, mark_changed boolean DEFAULT false)
 RETURNS SETOF ai_cost_internal.call_changes
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
@@ -217,11 +218,11 @@ BEGIN
       SELECT CASE WHEN w.call_id IS NULL THEN 1 ELSE 0 END::smallint, c.created_at, c.provider, c.model, c.operation,
              c.status, c.service_tier, nullif(c.tenant_id, ''), c.user_id, c.feature, c.conversation_id, c.cached,
              c.streamed, c.unpriced_reason, c.cost_micros, c.input_tokens, c.output_tokens, c.cache_read_tokens,
-             c.cache_write_tokens, c.reasoning_tokens, c.ttft_ms, c.total_ms, c.id, c.billed_micros
-        FROM ai_cost.calls c
-        LEFT JOIN (SELECT DISTINCT s.tenant_id, s.call_id FROM ai_cost_internal.shard_call_changes s) w
-          ON w.tenant_id = c.tenant_id AND w.call_id = c.id
-       WHERE c.id BETWEEN first_ids[range_number] AND last_ids[range_number];
+             c.cache_write_tokens, c.reasoning_tokens, c.ttft_ms, c.total_ms, coalesce(c.id, w.call_id), c.billed_micros
+        FROM (SELECT * FROM ai_cost.calls r WHERE r.id BETWEEN first_ids[range_number] AND last_ids[range_number]) c
+        FULL JOIN (SELECT DISTINCT s.tenant_id, s.call_id FROM ai_cost_internal.shard_call_changes s
+                    WHERE s.call_id BETWEEN first_ids[range_number] AND last_ids[range_number]) w
+          ON w.tenant_id = c.tenant_id AND w.call_id = c.id;
     ELSE
       RETURN QUERY
       SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
