@@ -312,11 +312,11 @@ testOnCitus(test.serial, 'the rollups equal the calls after writers on two conne
 });
 
 /**
- * Updates a call no refresh has folded yet while a refresh is paused between collecting the changes
- * captured on the shards and reading the calls: the refresh waits for fold_state, which it first reads
- * after the collection, while another session holds it. Resolves once the refresh is done.
+ * Runs `change` while a refresh is paused between collecting the changes captured on the shards and
+ * reading the calls: the refresh waits for fold_state, which it first reads after the collection, while
+ * another session holds it. Resolves once the refresh is done.
  */
-async function updateWhileRefreshReads(db: CitusDatabase, callId: string): Promise<void> {
+async function changeWhileRefreshReads(db: CitusDatabase, change: string): Promise<void> {
   const [holder, refresher] = [new pg.Client({ connectionString: db.url }), new pg.Client({ connectionString: db.url })];
   await Promise.all([holder.connect(), refresher.connect()]);
   try {
@@ -329,7 +329,7 @@ async function updateWhileRefreshReads(db: CitusDatabase, callId: string): Promi
       if (waited > 200) throw new Error('the refresh never reached fold_state');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    await db.query('UPDATE ai_cost.calls SET input_tokens = input_tokens + 4000 WHERE id = $1', [callId]);
+    await db.query(change);
     await holder.query('ROLLBACK');
     await refreshing;
   } finally {
@@ -337,7 +337,7 @@ async function updateWhileRefreshReads(db: CitusDatabase, callId: string): Promi
   }
 }
 
-testOnCitus(test.serial, 'an update committed while a refresh is between collecting the shard changes and reading the calls is counted once', async (t) => {
+testOnCitus(test.serial, 'updates and deletes committed while a refresh is between collecting the shard changes and reading the calls count once', async (t) => {
   const db = await distributed(t);
   // All in one hour, so that the calls of a tenant are one rollup group.
   const record = async (tenant: string) => (await db.query<{ id: string }>(`INSERT INTO ai_cost.calls
@@ -346,11 +346,14 @@ testOnCitus(test.serial, 'an update committed while a refresh is between collect
   await record('tenant-1');
   await db.query('SELECT * FROM ai_cost.refresh()');
 
-  // Folded together.
-  await updateWhileRefreshReads(db, await record('tenant-1'));
+  const update = (id: string) => `UPDATE ai_cost.calls SET input_tokens = input_tokens + 4000 WHERE id = ${id}`;
+
+  // Folded together: calls not folded yet, one updated and one deleted.
+  const [updated, deleted] = [await record('tenant-1'), await record('tenant-3')];
+  await changeWhileRefreshReads(db, `${update(updated)}; DELETE FROM ai_cost.calls WHERE id = ${deleted}`);
   const [status] = await db.query<{ pending: string; held: boolean }>(
     'SELECT pending_changes::text AS pending, held_back_since IS NOT NULL AS held FROM ai_cost.refresh_status');
-  t.deepEqual(status, { pending: '1', held: true }, 'the refresh leaves the updated call for the next one');
+  t.deepEqual(status, { pending: '1', held: true }, 'the refresh leaves both for the next one, which has the updated call to fold');
   await db.query('SELECT * FROM ai_cost.refresh()');
   let folded = await rollupsAndCalls(db);
   t.deepEqual(folded.rolled, folded.raw);
@@ -363,7 +366,7 @@ testOnCitus(test.serial, 'an update committed while a refresh is between collect
   const [group] = await db.query<{ cost: string }>(`SELECT cost_micros::text AS cost FROM ai_cost.calls_hourly WHERE ${damaged}`);
   await db.query(`UPDATE ai_cost.calls_hourly SET cost_micros = 9223372036854775807 - 1 WHERE ${damaged}`);
   const victim = await record('tenant-2');
-  await updateWhileRefreshReads(db, await record('tenant-1'));
+  await changeWhileRefreshReads(db, update(await record('tenant-1')));
   t.deepEqual((await db.query('SELECT call_id::text FROM ai_cost.set_aside_calls')).map((row) => row.call_id), [victim]);
   await db.query(`UPDATE ai_cost.calls_hourly SET cost_micros = $1 WHERE ${damaged}`, [group!.cost]);
   await db.query('SELECT ai_cost.retry_set_aside_changes()');
@@ -373,6 +376,53 @@ testOnCitus(test.serial, 'an update committed while a refresh is between collect
   const [after] = await db.query<{ pending: string; held: boolean }>(
     'SELECT pending_changes::text AS pending, held_back_since IS NOT NULL AS held FROM ai_cost.refresh_status');
   t.deepEqual(after, { pending: '0', held: false });
+});
+
+testOnCitus(test.serial, 'the rollups and live views equal the calls after writers that insert, update and delete while refreshes run', async (t) => {
+  const db = await distributed(t);
+  let refreshes = 0;
+  // Writers keep going until several refreshes have run in the middle of their work; each updates and
+  // deletes only its own share of ids (id % 3), so writers never wait for one another's rows.
+  const writers = Array.from({ length: 3 }, async (_, w) => {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      for (let round = 0; round < 15 || refreshes < 5; round += 1) {
+        const batch = Array.from({ length: 20 }, (_, i) => ({
+          provider: 'openai', model: 'gpt-4o-mini', tenant_id: `tenant-${(round + i) % 9}`, user_id: `user-${i % 4}`,
+          input_tokens: 100 + i, output_tokens: 10 + i,
+        }));
+        await client.query('BEGIN');
+        await client.query('SELECT ai_cost.insert_calls($1::jsonb)', [JSON.stringify(batch)]);
+        await client.query('COMMIT');
+        // The calls just recorded, most of them not folded yet.
+        await client.query(`UPDATE ai_cost.calls SET input_tokens = input_tokens + 1000
+                             WHERE id % 3 = ${w} AND id > (SELECT max(id) - 60 FROM ai_cost.calls)`);
+        if (round % 4 === 3) await client.query(`DELETE FROM ai_cost.calls WHERE id % 3 = ${w} AND id % 7 = ${round % 7}`);
+      }
+    } finally {
+      await client.end();
+    }
+  });
+  let done = false;
+  const refresher = (async () => {
+    while (!done) {
+      const [row] = await db.query<{ refreshed: boolean }>('SELECT refreshed FROM ai_cost.refresh(views => false)');
+      if (row!.refreshed) refreshes += 1;
+    }
+  })();
+  try {
+    await Promise.all(writers);
+  } finally {
+    done = true;
+    await refresher;
+  }
+  t.true(refreshes >= 5, `refresh ran ${refreshes} times during the writes`);
+  const live = await rollupsAndCalls(db, { live: true });
+  t.deepEqual(live.rolled, live.raw, 'the live views, before the last refresh');
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const folded = await rollupsAndCalls(db);
+  t.deepEqual(folded.rolled, folded.raw, 'the rollups');
 });
 
 testOnCitus(test.serial, 'the calls no refresh has folded are read in one round of queries to the shards, and not at all when no id was drawn since', async (t) => {
