@@ -29,28 +29,30 @@ BEGIN
   IF mark_changed THEN
     mark_changed := ai_cost_internal.calls_are_distributed();
   END IF;
-  FOR range_number IN 1 .. coalesce(cardinality(first_ids), 0) LOOP
-    IF mark_changed THEN
-      -- The table this names exists on a distributed ledger only.
-      RETURN QUERY
-      SELECT CASE WHEN w.call_id IS NULL THEN 1 ELSE 0 END::smallint, c.created_at, c.provider, c.model, c.operation,
-             c.status, c.service_tier, nullif(c.tenant_id, ''), c.user_id, c.feature, c.conversation_id, c.cached,
-             c.streamed, c.unpriced_reason, c.cost_micros, c.input_tokens, c.output_tokens, c.cache_read_tokens,
-             c.cache_write_tokens, c.reasoning_tokens, c.ttft_ms, c.total_ms, coalesce(c.id, w.call_id), c.billed_micros
-        FROM (SELECT * FROM ai_cost.calls r WHERE r.id BETWEEN first_ids[range_number] AND last_ids[range_number]) c
-        FULL JOIN (SELECT DISTINCT s.tenant_id, s.call_id FROM ai_cost_internal.shard_call_changes s
-                    WHERE s.call_id BETWEEN first_ids[range_number] AND last_ids[range_number]) w
-          ON w.tenant_id = c.tenant_id AND w.call_id = c.id;
-    ELSE
-      RETURN QUERY
-      SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
-             c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
-             c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
-             c.ttft_ms, c.total_ms, c.id, c.billed_micros
-        FROM ai_cost.calls c
-       WHERE c.id BETWEEN first_ids[range_number] AND last_ids[range_number];
-    END IF;
-  END LOOP;
+  IF first_ids IS NULL THEN
+    RETURN;
+  END IF;
+  IF mark_changed THEN
+    -- The table this names exists on a distributed ledger only.
+    RETURN QUERY
+    SELECT CASE WHEN w.call_id IS NULL THEN 1 ELSE 0 END::smallint, c.created_at, c.provider, c.model, c.operation,
+           c.status, c.service_tier, nullif(c.tenant_id, ''), c.user_id, c.feature, c.conversation_id, c.cached,
+           c.streamed, c.unpriced_reason, c.cost_micros, c.input_tokens, c.output_tokens, c.cache_read_tokens,
+           c.cache_write_tokens, c.reasoning_tokens, c.ttft_ms, c.total_ms, coalesce(c.id, w.call_id), c.billed_micros
+      FROM (SELECT a.* FROM ai_cost.calls a
+              JOIN unnest(first_ids, last_ids) AS r(first_id, last_id) ON a.id BETWEEN r.first_id AND r.last_id) c
+      FULL JOIN (SELECT DISTINCT s.tenant_id, s.call_id FROM ai_cost_internal.shard_call_changes s
+                   JOIN unnest(first_ids, last_ids) AS r(first_id, last_id) ON s.call_id BETWEEN r.first_id AND r.last_id) w
+        ON w.tenant_id = c.tenant_id AND w.call_id = c.id;
+  ELSE
+    RETURN QUERY
+    SELECT 1::smallint, c.created_at, c.provider, c.model, c.operation, c.status, c.service_tier, nullif(c.tenant_id, ''),
+           c.user_id, c.feature, c.conversation_id, c.cached, c.streamed, c.unpriced_reason, c.cost_micros,
+           c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens, c.reasoning_tokens,
+           c.ttft_ms, c.total_ms, c.id, c.billed_micros
+      FROM ai_cost.calls c
+      JOIN unnest(first_ids, last_ids) AS r(first_id, last_id) ON c.id BETWEEN r.first_id AND r.last_id;
+  END IF;
 END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.unfolded_calls_through(bigint, boolean) IS 'Internal: the calls visible now, with ids up to range_end, that ai_cost.refresh() has not folded into the rollups yet, as additions (+1); with mark_changed, on a distributed ledger, those with a change waiting on their shard as sign 0 (held for the next refresh).';

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { createRecorder } from '../src/recorder/index.js';
 import { runCli, runPsql } from './support/cli.js';
 import { testOnCitus, useCitusCluster, type CitusDatabase } from './support/citus-cluster.js';
-import { costs, populate, reports, rollupsAndCalls, workerOf } from './support/distributed-ledger.js';
+import { costs, populate, reports, rollupsAndCalls, workerOf, writeWhileRefreshing } from './support/distributed-ledger.js';
 import { pythonWithPsycopg } from './support/tools.js';
 
 // pg-ai-cost on a real Citus cluster (a coordinator and two workers):
@@ -320,11 +320,12 @@ async function changeWhileRefreshReads(db: CitusDatabase, change: string): Promi
   const [holder, refresher] = [new pg.Client({ connectionString: db.url }), new pg.Client({ connectionString: db.url })];
   await Promise.all([holder.connect(), refresher.connect()]);
   try {
+    const [{ pid: refresherPid }] = (await refresher.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows as [{ pid: number }];
     await holder.query('BEGIN; LOCK TABLE ai_cost_internal.fold_state IN ACCESS EXCLUSIVE MODE');
     const refreshing = refresher.query('SELECT * FROM ai_cost.refresh(views => false)');
     for (let waited = 0; ; waited += 1) {
       const [lock] = await db.query<{ waiting: boolean }>(`SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted
-        AND relation = 'ai_cost_internal.fold_state'::regclass AND pid = $1) AS waiting`, [refresher.processID]);
+        AND relation = 'ai_cost_internal.fold_state'::regclass AND pid = $1) AS waiting`, [refresherPid]);
       if (lock!.waiting) break;
       if (waited > 200) throw new Error('the refresh never reached fold_state');
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -380,43 +381,7 @@ testOnCitus(test.serial, 'updates and deletes committed while a refresh is betwe
 
 testOnCitus(test.serial, 'the rollups and live views equal the calls after writers that insert, update and delete while refreshes run', async (t) => {
   const db = await distributed(t);
-  let refreshes = 0;
-  // Writers keep going until several refreshes have run in the middle of their work; each updates and
-  // deletes only its own share of ids (id % 3), so writers never wait for one another's rows.
-  const writers = Array.from({ length: 3 }, async (_, w) => {
-    const client = new pg.Client({ connectionString: db.url });
-    await client.connect();
-    try {
-      for (let round = 0; round < 15 || refreshes < 5; round += 1) {
-        const batch = Array.from({ length: 20 }, (_, i) => ({
-          provider: 'openai', model: 'gpt-4o-mini', tenant_id: `tenant-${(round + i) % 9}`, user_id: `user-${i % 4}`,
-          input_tokens: 100 + i, output_tokens: 10 + i,
-        }));
-        await client.query('BEGIN');
-        await client.query('SELECT ai_cost.insert_calls($1::jsonb)', [JSON.stringify(batch)]);
-        await client.query('COMMIT');
-        // The calls just recorded, most of them not folded yet.
-        await client.query(`UPDATE ai_cost.calls SET input_tokens = input_tokens + 1000
-                             WHERE id % 3 = ${w} AND id > (SELECT max(id) - 60 FROM ai_cost.calls)`);
-        if (round % 4 === 3) await client.query(`DELETE FROM ai_cost.calls WHERE id % 3 = ${w} AND id % 7 = ${round % 7}`);
-      }
-    } finally {
-      await client.end();
-    }
-  });
-  let done = false;
-  const refresher = (async () => {
-    while (!done) {
-      const [row] = await db.query<{ refreshed: boolean }>('SELECT refreshed FROM ai_cost.refresh(views => false)');
-      if (row!.refreshed) refreshes += 1;
-    }
-  })();
-  try {
-    await Promise.all(writers);
-  } finally {
-    done = true;
-    await refresher;
-  }
+  const refreshes = await writeWhileRefreshing(db);
   t.true(refreshes >= 5, `refresh ran ${refreshes} times during the writes`);
   const live = await rollupsAndCalls(db, { live: true });
   t.deepEqual(live.rolled, live.raw, 'the live views, before the last refresh');

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import type { CitusDatabase } from './citus-cluster.js';
 
 /**
@@ -103,4 +104,46 @@ export async function rollupsAndCalls(db: CitusDatabase, options: { live?: boole
              count(*) FILTER (WHERE cost_micros IS NULL) AS unpriced
         FROM ai_cost.calls GROUP BY 1, 2, 3) r ORDER BY 1`);
   return { rolled: rolled.map((r) => r.row), raw: raw.map((r) => r.row) };
+}
+
+/**
+ * Three writers that record batches of calls, update the calls just recorded (most not folded yet) and
+ * now and then delete some, while refreshes run one after another, until each writer has done 15 rounds
+ * and at least 5 refreshes have run. Each writer updates and deletes only its own share of ids (id % 3),
+ * so writers never wait for one another's rows. Returns how many refreshes ran.
+ */
+export async function writeWhileRefreshing(db: CitusDatabase): Promise<number> {
+  let refreshes = 0;
+  const writers = Array.from({ length: 3 }, async (_, w) => {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      for (let round = 0; round < 15 || refreshes < 5; round += 1) {
+        const batch = Array.from({ length: 20 }, (_, i) => ({
+          provider: 'openai', model: 'gpt-4o-mini', tenant_id: `tenant-${(round + i) % 9}`, user_id: `user-${i % 4}`,
+          input_tokens: 100 + i, output_tokens: 10 + i,
+        }));
+        await client.query('SELECT ai_cost.insert_calls($1::jsonb)', [JSON.stringify(batch)]);
+        await client.query(`UPDATE ai_cost.calls SET input_tokens = input_tokens + 1000
+                             WHERE id % 3 = ${w} AND id > (SELECT max(id) - 60 FROM ai_cost.calls)`);
+        if (round % 4 === 3) await client.query(`DELETE FROM ai_cost.calls WHERE id % 3 = ${w} AND id % 7 = ${round % 7}`);
+      }
+    } finally {
+      await client.end();
+    }
+  });
+  let done = false;
+  const refresher = (async () => {
+    while (!done) {
+      const [row] = await db.query<{ refreshed: boolean }>('SELECT refreshed FROM ai_cost.refresh(views => false)');
+      if (row!.refreshed) refreshes += 1;
+    }
+  })();
+  try {
+    await Promise.all(writers);
+  } finally {
+    done = true;
+    await refresher;
+  }
+  return refreshes;
 }
