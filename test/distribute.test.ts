@@ -320,7 +320,7 @@ async function changeWhileRefreshReads(db: CitusDatabase, change: string): Promi
   const [holder, refresher] = [new pg.Client({ connectionString: db.url }), new pg.Client({ connectionString: db.url })];
   await Promise.all([holder.connect(), refresher.connect()]);
   try {
-    const [{ pid: refresherPid }] = (await refresher.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows as [{ pid: number }];
+    const refresherPid = (await refresher.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     await holder.query('BEGIN; LOCK TABLE ai_cost_internal.fold_state IN ACCESS EXCLUSIVE MODE');
     const refreshing = refresher.query('SELECT * FROM ai_cost.refresh(views => false)');
     for (let waited = 0; ; waited += 1) {
