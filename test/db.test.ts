@@ -27,8 +27,7 @@ test('money never becomes a float: int8 is a bigint, numeric a decimal string', 
 test('the pool keeps the timeouts of the server and of the role, adding none of its own', async (t) => {
   const timeouts = sql.type(z.object({ statement: z.string(), idle: z.string() }))`
     SELECT current_setting('statement_timeout') AS statement, current_setting('idle_in_transaction_session_timeout') AS idle`;
-  const [plain] = await db.query<{ statement: string; idle: string }>(`
-    SELECT current_setting('statement_timeout') AS statement, current_setting('idle_in_transaction_session_timeout') AS idle`);
+  const [plain] = await db.query<{ statement: string; idle: string }>(timeouts.sql);
   t.deepEqual(await db.pool.one(timeouts), plain, 'as a plain connection has them: a long refresh is not cancelled after a minute');
 
   // An administrator's limit for a login holds.

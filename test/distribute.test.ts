@@ -6,8 +6,9 @@ import pg from 'pg';
 import { createRecorder } from '../src/recorder/index.js';
 import { runCli, runPsql } from './support/cli.js';
 import { testOnCitus, useCitusCluster, type CitusDatabase } from './support/citus-cluster.js';
-import { costs, populate, reports, rollupsAndCalls, workerOf, writeWhileRefreshing } from './support/distributed-ledger.js';
+import { assertExactAfterWritesWhileRefreshing, costs, populate, reports, rollupsAndCalls, workerOf } from './support/distributed-ledger.js';
 import { pythonWithPsycopg } from './support/tools.js';
+import { until } from './support/until.js';
 
 // pg-ai-cost on a real Citus cluster (a coordinator and two workers):
 // `ai-cost distribute` spreads an installed ledger over it, and everything a
@@ -323,13 +324,9 @@ async function changeWhileRefreshReads(db: CitusDatabase, change: string): Promi
     const refresherPid = (await refresher.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     await holder.query('BEGIN; LOCK TABLE ai_cost_internal.fold_state IN ACCESS EXCLUSIVE MODE');
     const refreshing = refresher.query('SELECT * FROM ai_cost.refresh(views => false)');
-    for (let waited = 0; ; waited += 1) {
-      const [lock] = await db.query<{ waiting: boolean }>(`SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted
-        AND relation = 'ai_cost_internal.fold_state'::regclass AND pid = $1) AS waiting`, [refresherPid]);
-      if (lock!.waiting) break;
-      if (waited > 200) throw new Error('the refresh never reached fold_state');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await until(async () => (await db.query<{ waiting: boolean }>(`SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted
+      AND relation = 'ai_cost_internal.fold_state'::regclass AND pid = $1) AS waiting`, [refresherPid]))[0]!.waiting,
+    'the refresh to reach fold_state', 10_000);
     await db.query(change);
     await holder.query('ROLLBACK');
     await refreshing;
@@ -381,13 +378,7 @@ testOnCitus(test.serial, 'updates and deletes committed while a refresh is betwe
 
 testOnCitus(test.serial, 'the rollups and live views equal the calls after writers that insert, update and delete while refreshes run', async (t) => {
   const db = await distributed(t);
-  const refreshes = await writeWhileRefreshing(db);
-  t.true(refreshes >= 5, `refresh ran ${refreshes} times during the writes`);
-  const live = await rollupsAndCalls(db, { live: true });
-  t.deepEqual(live.rolled, live.raw, 'the live views, before the last refresh');
-  await db.query('SELECT * FROM ai_cost.refresh()');
-  const folded = await rollupsAndCalls(db);
-  t.deepEqual(folded.rolled, folded.raw, 'the rollups');
+  await assertExactAfterWritesWhileRefreshing(t, db);
 });
 
 testOnCitus(test.serial, 'the calls no refresh has folded are read in one round of queries to the shards, and not at all when no id was drawn since', async (t) => {

@@ -1,6 +1,7 @@
 import test from 'ava';
 import pg from 'pg';
 import { useTestDatabase } from './support/database.js';
+import { until } from './support/until.js';
 
 // A file of its own: the reprice waits for every open transaction writing
 // calls in its database, and this test holds one open on purpose.
@@ -10,14 +11,6 @@ async function connect(): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   return client;
-}
-
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let tries = 0; tries < 600; tries++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`gave up waiting for ${what}`);
 }
 
 test('a reprice waits for a call still being inserted when a backdated price lands, and reprices it', async (t) => {

@@ -1,3 +1,4 @@
+import type { ExecutionContext } from 'ava';
 import pg from 'pg';
 import type { CitusDatabase } from './citus-cluster.js';
 
@@ -110,9 +111,10 @@ export async function rollupsAndCalls(db: CitusDatabase, options: { live?: boole
  * Three writers that record batches of calls, update the calls just recorded (most not folded yet) and
  * now and then delete some, while refreshes run one after another, until each writer has done 15 rounds
  * and at least 5 refreshes have run. Each writer updates and deletes only its own share of ids (id % 3),
- * so writers never wait for one another's rows. Returns how many refreshes ran.
+ * so writers never wait for one another's rows. Then the live views, and after a last refresh the
+ * rollups, must equal the calls.
  */
-export async function writeWhileRefreshing(db: CitusDatabase): Promise<number> {
+export async function assertExactAfterWritesWhileRefreshing(t: ExecutionContext, db: CitusDatabase): Promise<void> {
   let refreshes = 0;
   const writers = Array.from({ length: 3 }, async (_, w) => {
     const client = new pg.Client({ connectionString: db.url });
@@ -145,5 +147,10 @@ export async function writeWhileRefreshing(db: CitusDatabase): Promise<number> {
     done = true;
     await refresher;
   }
-  return refreshes;
+  t.true(refreshes >= 5, `refresh ran ${refreshes} times during the writes`);
+  const live = await rollupsAndCalls(db, { live: true });
+  t.deepEqual(live.rolled, live.raw, 'the live views, before the last refresh');
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const folded = await rollupsAndCalls(db);
+  t.deepEqual(folded.rolled, folded.raw, 'the rollups');
 }
