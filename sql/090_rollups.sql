@@ -184,8 +184,9 @@ COMMENT ON TABLE ai_cost_internal.unfolded_ids IS 'Internal: ranges of call ids 
 -- that calls it.
 --
 -- For the fold, on a distributed ledger, mark_changed returns with sign 0
--- (held) each call that has an update or delete waiting on its shard, and
--- the id of each call deleted whose delete waits there. The refresh collects
+-- (held) each call that has an update or delete waiting on its shard (not
+-- collected yet), and the id of each call deleted whose delete waits there.
+-- The refresh collects
 -- those changes in a statement before the fold (collect_shard_changes), and
 -- each worker sees each statement as of its own start, so a change committed
 -- between the two is already in what is read here (the version of the call,
@@ -225,7 +226,8 @@ BEGIN
       FROM (SELECT a.* FROM ai_cost.calls a
               JOIN unnest(first_ids, last_ids) AS r(first_id, last_id) ON a.id BETWEEN r.first_id AND r.last_id) c
       FULL JOIN (SELECT DISTINCT s.tenant_id, s.call_id FROM ai_cost_internal.shard_call_changes s
-                   JOIN unnest(first_ids, last_ids) AS r(first_id, last_id) ON s.call_id BETWEEN r.first_id AND r.last_id) w
+                   JOIN unnest(first_ids, last_ids) AS r(first_id, last_id) ON s.call_id BETWEEN r.first_id AND r.last_id
+                  WHERE s.collected_by IS NULL) w
         ON w.tenant_id = c.tenant_id AND w.call_id = c.id;
   ELSE
     RETURN QUERY
@@ -250,7 +252,7 @@ $$;
 COMMENT ON FUNCTION ai_cost_internal.unfolded_calls() IS 'Internal: the calls visible now that ai_cost.refresh() has not folded into the rollups yet, as additions (+1).';
 
 -- The changes captured on the shards of a distributed ledger and not yet
--- moved into call_changes (145_distribution.sql, which gives it a body over
+-- collected into call_changes (145_distribution.sql, which gives it a body over
 -- them); none on one server, where the planner inlines this and drops it.
 -- It names no table: inlined, a table would be read with the rights of the
 -- role reading the live views.

@@ -20,7 +20,7 @@
 --                                  coordinator's lock table shows it every
 --                                  transaction writing calls through it.
 --   the changes of updates and     distributed like the calls, beside them:
---   deletes                        captured on each shard, moved to the
+--   deletes                        captured on each shard, collected into the
 --   (shard_call_changes)           coordinator's change table by the refresh.
 --   on a partitioned ledger: its   distributed like the calls, beside them:
 --   partitions and request ids     a call claims its request id on its shard's
@@ -78,7 +78,7 @@ COMMENT ON FUNCTION ai_cost_internal.calls_are_distributed() IS 'Internal: wheth
 -- ai_cost_internal.shard_call_changes that lives beside it: distributed by
 -- tenant_id like the calls, so every row of one shard's statement has the
 -- same change shard, on the same node, written as a local table. The refresh
--- moves those changes into the change table in its own transaction
+-- collects those changes into the change table in its own transaction
 -- (collect_shard_changes), and the live views read them where they are
 -- (shard_changes, 090_rollups.sql). Calls without a tenant are '' here, as
 -- in the calls. SECURITY DEFINER, as the one-server capture: whoever may
@@ -226,26 +226,45 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.distribute_request_ids() IS 'Internal: distributes the request ids of a partitioned ledger beside its calls, with the triggers that claim them on the shards (ai_cost.distribute()).';
 
--- Moves the changes captured on the shards into the change table, for the
+-- Copies the changes captured on the shards into the change table, for the
 -- refresh to fold in the same transaction (ai_cost_internal.refresh_rollups);
--- nothing on one server.
+-- nothing on one server. A live view reads the rollups as of its snapshot on
+-- the coordinator, and the shards as of each one's own, which can be later:
+-- had the refresh deleted the changes it takes, a view read while it
+-- commits would find them neither in the rollups nor on the shards. So it
+-- stamps them with the number of this collection (shard_changes_collected),
+-- which a live view skips once its snapshot sees that number, and the next
+-- collection deletes them.
 CREATE FUNCTION ai_cost_internal.collect_shard_changes() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  collection bigint;
+  rows_on_shards bigint;
+  stamped bigint;
 BEGIN
   IF NOT ai_cost_internal.calls_are_distributed() THEN
     RETURN;
   END IF;
+  SELECT c.collection, c.rows_on_shards INTO collection, rows_on_shards FROM ai_cost_internal.shard_changes_collected c;
+  IF rows_on_shards > 0 THEN
+    DELETE FROM ai_cost_internal.shard_call_changes WHERE collected_by IS NOT NULL;
+  END IF;
   WITH moved AS (
-    DELETE FROM ai_cost_internal.shard_call_changes RETURNING *
+    UPDATE ai_cost_internal.shard_call_changes SET collected_by = collection + 1
+     WHERE collected_by IS NULL
+    RETURNING *
   )
   INSERT INTO ai_cost_internal.call_changes
   SELECT m.sign, m.created_at, m.provider, m.model, m.operation, m.status, m.service_tier, nullif(m.tenant_id, ''), m.user_id,
          m.feature, m.conversation_id, m.cached, m.streamed, m.unpriced_reason, m.cost_micros, m.input_tokens, m.output_tokens,
          m.cache_read_tokens, m.cache_write_tokens, m.reasoning_tokens, m.ttft_ms, m.total_ms, m.call_id, m.billed_micros
     FROM moved m;
+  GET DIAGNOSTICS stamped = ROW_COUNT;
+  UPDATE ai_cost_internal.shard_changes_collected c
+     SET collection = CASE WHEN stamped > 0 THEN c.collection + 1 ELSE c.collection END, rows_on_shards = stamped;
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.collect_shard_changes() IS 'Internal: moves the call changes captured on the shards of a distributed ledger into ai_cost_internal.call_changes (ai_cost.refresh()).';
+COMMENT ON FUNCTION ai_cost_internal.collect_shard_changes() IS 'Internal: copies the call changes captured on the shards of a distributed ledger into ai_cost_internal.call_changes, stamping them as collected, and deletes those an earlier collection stamped (ai_cost.refresh()).';
 -- The capture triggers of a distributed ledger's calls (see
 -- capture_shard_call_changes): one per event, as a trigger with transition
 -- tables handles one.
@@ -277,30 +296,57 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.create_truncate_trigger() IS 'Internal: creates the trigger that empties the rollups when the calls of a distributed ledger are truncated.';
 
--- Captures updates and deletes of the distributed calls on their shards:
--- the co-located change table, the capture triggers, and the functions that
--- read it. The capture triggers must already be on ai_cost.calls.
-CREATE FUNCTION ai_cost_internal.capture_changes_on_shards() RETURNS void
+-- The live views' reader of the changes waiting on the shards, created on
+-- the coordinator only: it reads a distributed table there. It skips those
+-- a refresh has collected, as far as the coordinator's snapshot of the
+-- calling query sees (see collect_shard_changes): the rollups it adds them
+-- to are read in that snapshot. SECURITY DEFINER, as
+-- ai_cost_internal.unfolded_calls(): the live views read the changes for
+-- roles without rights on them.
+CREATE FUNCTION ai_cost_internal.create_shard_changes_reader() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  CREATE TABLE ai_cost_internal.shard_call_changes (LIKE ai_cost_internal.call_changes);
-  ALTER TABLE ai_cost_internal.shard_call_changes ALTER tenant_id SET NOT NULL;
-  COMMENT ON TABLE ai_cost_internal.shard_call_changes IS 'Internal: versions of a distributed ledger''s calls removed (-1) and added (+1) by updates and deletes, captured on the shards; moved into ai_cost_internal.call_changes by the next ai_cost.refresh().';
-  PERFORM create_distributed_table('ai_cost_internal.shard_call_changes', 'tenant_id', colocate_with => 'ai_cost.calls');
-  -- Created on the coordinator only: each reads a distributed table there.
-  -- SECURITY DEFINER, as ai_cost_internal.unfolded_calls(): the live views
-  -- read the changes for roles without rights on them.
   PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
   EXECUTE format($f$CREATE OR REPLACE FUNCTION %s() RETURNS SETOF ai_cost_internal.call_changes
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L$f$, 'ai_cost_internal.shard_changes', $body$
+DECLARE
+  collection bigint := (SELECT c.collection FROM ai_cost_internal.shard_changes_collected c);
 BEGIN
   RETURN QUERY
   SELECT s.sign, s.created_at, s.provider, s.model, s.operation, s.status, s.service_tier, nullif(s.tenant_id, ''), s.user_id,
          s.feature, s.conversation_id, s.cached, s.streamed, s.unpriced_reason, s.cost_micros, s.input_tokens, s.output_tokens,
          s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens, s.ttft_ms, s.total_ms, s.call_id, s.billed_micros
-    FROM ai_cost_internal.shard_call_changes s;
+    FROM ai_cost_internal.shard_call_changes s
+   WHERE s.collected_by IS NULL OR s.collected_by > collection;
 END
 $body$);
+  PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.create_shard_changes_reader() IS 'Internal: gives ai_cost_internal.shard_changes() its body over the changes captured on the shards of a distributed ledger (ai_cost.distribute()).';
+
+-- Captures updates and deletes of the distributed calls on their shards:
+-- the co-located change table, the count of its collections, and the
+-- functions that read it. The capture triggers must already be on
+-- ai_cost.calls.
+CREATE FUNCTION ai_cost_internal.capture_changes_on_shards() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  CREATE TABLE ai_cost_internal.shard_call_changes (LIKE ai_cost_internal.call_changes, collected_by bigint);
+  ALTER TABLE ai_cost_internal.shard_call_changes ALTER tenant_id SET NOT NULL;
+  COMMENT ON TABLE ai_cost_internal.shard_call_changes IS 'Internal: versions of a distributed ledger''s calls removed (-1) and added (+1) by updates and deletes, captured on the shards; copied into ai_cost_internal.call_changes by the next ai_cost.refresh().';
+  COMMENT ON COLUMN ai_cost_internal.shard_call_changes.collected_by IS 'The collection that copied the change into ai_cost_internal.call_changes (ai_cost_internal.shard_changes_collected), NULL while it waits; deleted by the next collection.';
+  PERFORM create_distributed_table('ai_cost_internal.shard_call_changes', 'tenant_id', colocate_with => 'ai_cost.calls');
+  CREATE TABLE ai_cost_internal.shard_changes_collected (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    collection bigint NOT NULL DEFAULT 0,
+    rows_on_shards bigint NOT NULL DEFAULT 0
+  );
+  INSERT INTO ai_cost_internal.shard_changes_collected DEFAULT VALUES;
+  COMMENT ON TABLE ai_cost_internal.shard_changes_collected IS 'Internal: the number of the last collection of the changes captured on the shards that took any, and how many it stamped there (ai_cost_internal.collect_shard_changes()).';
+  PERFORM ai_cost_internal.create_shard_changes_reader();
+  -- On the coordinator only, as the reader.
+  PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
   EXECUTE format('CREATE OR REPLACE FUNCTION %s() RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L',
                  'ai_cost_internal.calls_are_distributed', 'SELECT true');
   PERFORM set_config('citus.enable_ddl_propagation', 'on', true);

@@ -376,6 +376,39 @@ testOnCitus(test.serial, 'updates and deletes committed while a refresh is betwe
   t.deepEqual(after, { pending: '0', held: false });
 });
 
+testOnCitus(test.serial, 'a live view read in a transaction older than a refresh counts the changes that refresh collected from the shards once', async (t) => {
+  const db = await citus.database(t, { migrated: true });
+  await populate(db);
+  t.is((await runCli(['distribute', '--database-url', db.url])).code, 0);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  await db.query(`UPDATE ai_cost.calls SET input_tokens = input_tokens + 4000 WHERE tenant_id = 'tenant-1'`);
+  await db.query(`DELETE FROM ai_cost.calls WHERE tenant_id = 'tenant-2' AND id % 2 = 0`);
+  const before = await rollupsAndCalls(db, { live: true });
+  t.deepEqual(before.rolled, before.raw);
+
+  // The reader's snapshot of the coordinator is taken before the refresh, which then collects the
+  // changes from the shards; its first query to the shards comes after (a transaction reaches a worker
+  // when it first needs it).
+  const reader = new pg.Client({ connectionString: db.url });
+  await reader.connect();
+  t.teardown(() => reader.end());
+  await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+  await reader.query('SELECT count(*) FROM ai_cost.calls_hourly');
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const read = await rollupsAndCalls({ query: async (sql: string) => (await reader.query(sql)).rows }, { live: true });
+  await reader.query('COMMIT');
+  t.deepEqual(read.rolled, before.raw, 'neither in the rollups the reader sees nor left out on the shards');
+
+  // The next refresh deletes what the last one collected; the views and rollups stay exact.
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const [left] = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM ai_cost_internal.shard_call_changes');
+  t.is(left!.n, '0');
+  const after = await rollupsAndCalls(db, { live: true });
+  t.deepEqual(after.rolled, before.raw);
+  const folded = await rollupsAndCalls(db);
+  t.deepEqual(folded.rolled, before.raw);
+});
+
 testOnCitus(test.serial, 'the rollups and live views equal the calls after writers that insert, update and delete while refreshes run', async (t) => {
   const db = await distributed(t);
   await assertExactAfterWritesWhileRefreshing(t, db);

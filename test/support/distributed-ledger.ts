@@ -92,7 +92,7 @@ export async function workerOf(db: CitusDatabase, tenants: string[]): Promise<Ma
  * themselves, each summed by tenant, user and model: equal when the rollups
  * hold every call once, as it is now.
  */
-export async function rollupsAndCalls(db: CitusDatabase, options: { live?: boolean } = {}): Promise<{ rolled: string[]; raw: string[] }> {
+export async function rollupsAndCalls(db: Pick<CitusDatabase, 'query'>, options: { live?: boolean } = {}): Promise<{ rolled: string[]; raw: string[] }> {
   const rolled = await db.query<{ row: string }>(`
     SELECT row_to_json(r)::text AS row FROM (
       SELECT tenant_id, user_id, model, sum(calls) AS calls, sum(cost_micros) AS cost, sum(billed_micros) AS billed,
