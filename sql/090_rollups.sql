@@ -186,12 +186,11 @@ COMMENT ON TABLE ai_cost_internal.unfolded_ids IS 'Internal: ranges of call ids 
 -- For the fold, on a distributed ledger, mark_changed returns with sign 0
 -- (held) each call that has an update or delete waiting on its shard (not
 -- collected yet), and the id of each call deleted whose delete waits there.
--- The refresh collects
--- those changes in a statement before the fold (collect_shard_changes), and
--- each worker sees each statement as of its own start, so a change committed
--- between the two is already in what is read here (the version of the call,
--- or its absence), and would be counted a second time by the next refresh,
--- once the call is folded. The changes' shard and the calls' are read in one
+-- The refresh collects those changes in a statement before the fold
+-- (collect_shard_changes), and each worker sees each statement as of its own
+-- start, so a change committed between the two is already in what is read
+-- here (the version of the call, or its absence), and would be counted a
+-- second time by the next refresh, once the call is folded. The changes' shard and the calls' are read in one
 -- query on their node, so the mark agrees with what is read. The fold leaves
 -- a held call for the next refresh, which collects the change first and
 -- drops it (a change of a call not folded yet never counts).
