@@ -31,6 +31,24 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.create_shard_changes_reader() IS 'Internal: gives ai_cost_internal.shard_changes() its body over the changes captured on the shards of a distributed ledger (ai_cost.distribute()).';
 
+CREATE FUNCTION ai_cost_internal.stamp_collected_shard_changes() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  ALTER TABLE ai_cost_internal.shard_call_changes ADD COLUMN collected_by bigint;
+  COMMENT ON TABLE ai_cost_internal.shard_call_changes IS 'Internal: versions of a distributed ledger''s calls removed (-1) and added (+1) by updates and deletes, captured on the shards; copied into ai_cost_internal.call_changes by the next ai_cost.refresh().';
+  COMMENT ON COLUMN ai_cost_internal.shard_call_changes.collected_by IS 'The collection that copied the change into ai_cost_internal.call_changes (ai_cost_internal.shard_changes_collected), NULL while it waits; deleted by the next collection.';
+  CREATE TABLE ai_cost_internal.shard_changes_collected (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    collection bigint NOT NULL DEFAULT 0,
+    rows_on_shards bigint NOT NULL DEFAULT 0
+  );
+  INSERT INTO ai_cost_internal.shard_changes_collected DEFAULT VALUES;
+  COMMENT ON TABLE ai_cost_internal.shard_changes_collected IS 'Internal: the number of the last collection of the changes captured on the shards that took any, and how many it stamped there (ai_cost_internal.collect_shard_changes()).';
+  PERFORM ai_cost_internal.create_shard_changes_reader();
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.stamp_collected_shard_changes() IS 'Internal: adds to the changes captured on the shards of a distributed ledger the stamp of their collection, the count of collections, and the live views'' reader of them (ai_cost.distribute()).';
+
 CREATE OR REPLACE FUNCTION ai_cost_internal.collect_shard_changes() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -65,19 +83,10 @@ COMMENT ON FUNCTION ai_cost_internal.collect_shard_changes() IS 'Internal: copie
 CREATE OR REPLACE FUNCTION ai_cost_internal.capture_changes_on_shards() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  CREATE TABLE ai_cost_internal.shard_call_changes (LIKE ai_cost_internal.call_changes, collected_by bigint);
+  CREATE TABLE ai_cost_internal.shard_call_changes (LIKE ai_cost_internal.call_changes);
   ALTER TABLE ai_cost_internal.shard_call_changes ALTER tenant_id SET NOT NULL;
-  COMMENT ON TABLE ai_cost_internal.shard_call_changes IS 'Internal: versions of a distributed ledger''s calls removed (-1) and added (+1) by updates and deletes, captured on the shards; copied into ai_cost_internal.call_changes by the next ai_cost.refresh().';
-  COMMENT ON COLUMN ai_cost_internal.shard_call_changes.collected_by IS 'The collection that copied the change into ai_cost_internal.call_changes (ai_cost_internal.shard_changes_collected), NULL while it waits; deleted by the next collection.';
   PERFORM create_distributed_table('ai_cost_internal.shard_call_changes', 'tenant_id', colocate_with => 'ai_cost.calls');
-  CREATE TABLE ai_cost_internal.shard_changes_collected (
-    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    collection bigint NOT NULL DEFAULT 0,
-    rows_on_shards bigint NOT NULL DEFAULT 0
-  );
-  INSERT INTO ai_cost_internal.shard_changes_collected DEFAULT VALUES;
-  COMMENT ON TABLE ai_cost_internal.shard_changes_collected IS 'Internal: the number of the last collection of the changes captured on the shards that took any, and how many it stamped there (ai_cost_internal.collect_shard_changes()).';
-  PERFORM ai_cost_internal.create_shard_changes_reader();
+  PERFORM ai_cost_internal.stamp_collected_shard_changes();
   -- On the coordinator only, as the reader.
   PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
   EXECUTE format('CREATE OR REPLACE FUNCTION %s() RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS %L',
@@ -137,17 +146,7 @@ COMMENT ON FUNCTION ai_cost_internal.unfolded_calls_through(bigint, boolean) IS 
 DO $$
 BEGIN
   IF ai_cost_internal.calls_are_distributed() THEN
-    ALTER TABLE ai_cost_internal.shard_call_changes ADD COLUMN collected_by bigint;
-    COMMENT ON TABLE ai_cost_internal.shard_call_changes IS 'Internal: versions of a distributed ledger''s calls removed (-1) and added (+1) by updates and deletes, captured on the shards; copied into ai_cost_internal.call_changes by the next ai_cost.refresh().';
-    COMMENT ON COLUMN ai_cost_internal.shard_call_changes.collected_by IS 'The collection that copied the change into ai_cost_internal.call_changes (ai_cost_internal.shard_changes_collected), NULL while it waits; deleted by the next collection.';
-    CREATE TABLE ai_cost_internal.shard_changes_collected (
-      singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-      collection bigint NOT NULL DEFAULT 0,
-      rows_on_shards bigint NOT NULL DEFAULT 0
-    );
-    INSERT INTO ai_cost_internal.shard_changes_collected DEFAULT VALUES;
-    COMMENT ON TABLE ai_cost_internal.shard_changes_collected IS 'Internal: the number of the last collection of the changes captured on the shards that took any, and how many it stamped there (ai_cost_internal.collect_shard_changes()).';
-    PERFORM ai_cost_internal.create_shard_changes_reader();
+    PERFORM ai_cost_internal.stamp_collected_shard_changes();
   END IF;
 END
 $$;
@@ -272,6 +271,7 @@ $body$);
 END
 $$;
 
+DROP FUNCTION ai_cost_internal.stamp_collected_shard_changes();
 DROP FUNCTION ai_cost_internal.create_shard_changes_reader();
 
 SELECT ai_cost_internal.grant_roles();

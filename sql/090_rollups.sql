@@ -190,10 +190,11 @@ COMMENT ON TABLE ai_cost_internal.unfolded_ids IS 'Internal: ranges of call ids 
 -- (collect_shard_changes), and each worker sees each statement as of its own
 -- start, so a change committed between the two is already in what is read
 -- here (the version of the call, or its absence), and would be counted a
--- second time by the next refresh, once the call is folded. The changes' shard and the calls' are read in one
--- query on their node, so the mark agrees with what is read. The fold leaves
--- a held call for the next refresh, which collects the change first and
--- drops it (a change of a call not folded yet never counts).
+-- second time by the next refresh, once the call is folded. The changes'
+-- shard and the calls' are read in one query on their node, so the mark
+-- agrees with what is read. The fold leaves a held call for the next
+-- refresh, which collects the change first and drops it (a change of a call
+-- not folded yet never counts).
 CREATE FUNCTION ai_cost_internal.unfolded_calls_through(range_end bigint, mark_changed boolean DEFAULT false)
 RETURNS SETOF ai_cost_internal.call_changes
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
