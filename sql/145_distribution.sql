@@ -229,17 +229,40 @@ COMMENT ON FUNCTION ai_cost_internal.distribute_request_ids() IS 'Internal: dist
 -- Copies the changes captured on the shards into the change table, for the
 -- refresh to fold in the same transaction (ai_cost_internal.refresh_rollups);
 -- nothing on one server. A live view reads the rollups as of its snapshot on
--- the coordinator, and the shards as of each one's own, which can be later:
--- had the refresh deleted the changes it takes, a view read while it
--- commits would find them neither in the rollups nor on the shards. So it
--- stamps them with the number of this collection (shard_changes_collected),
--- which a live view skips once its snapshot sees that number, and the next
--- collection deletes them.
+-- the coordinator, and the shards as of each one's own, which can be earlier
+-- or later. So the refresh does not delete the changes it takes: it stamps
+-- them with the number of this collection (shard_changes_collected), which
+-- a live view skips once its snapshot on the coordinator sees that number,
+-- and the next collection deletes them.
+--
+-- The stamps must be visible on the shards before the number is on the
+-- coordinator. Citus commits a transaction on the coordinator first and
+-- then on the workers, so stamps written in the refresh's transaction
+-- would leave an instant (or, if a worker cannot be reached then, until
+-- Citus recovers its prepared transaction) in which a view sees the number
+-- and not the stamps, and counts the changes twice. So the stamps are
+-- committed first, by each node in a transaction of its own
+-- (stamp_shard_changes_on_this_node): a view then counts the stamped changes
+-- until the number is committed, and skips them after, as the rollups then
+-- hold them. If the refresh rolls back, they stay stamped with a number the
+-- coordinator never committed, still counted, and the next collection, which
+-- draws the same number, takes them with the changes made since.
+--
+-- The nodes' transactions cannot wait for this one: only when this
+-- transaction has written nothing yet (no transaction id), and reads in READ
+-- COMMITTED, so that its next statement on the shards sees what they
+-- committed. Otherwise, or if a node could not stamp (its lock_timeout
+-- passed), the stamps are written in this transaction.
 CREATE FUNCTION ai_cost_internal.collect_shard_changes() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  -- Asked before this transaction deletes on the shards below.
+  may_stamp_ahead CONSTANT boolean := pg_current_xact_id_if_assigned() IS NULL
+                                      AND current_setting('transaction_isolation') = 'read committed';
   collection bigint;
   rows_on_shards bigint;
+  waiting bigint;
+  stamped_ahead bigint;
   stamped bigint;
 BEGIN
   IF NOT ai_cost_internal.calls_are_distributed() THEN
@@ -247,24 +270,75 @@ BEGIN
   END IF;
   SELECT c.collection, c.rows_on_shards INTO collection, rows_on_shards FROM ai_cost_internal.shard_changes_collected c;
   IF rows_on_shards > 0 THEN
-    DELETE FROM ai_cost_internal.shard_call_changes WHERE collected_by IS NOT NULL;
+    DELETE FROM ai_cost_internal.shard_call_changes WHERE collected_by <= collection;
   END IF;
-  WITH moved AS (
-    UPDATE ai_cost_internal.shard_call_changes SET collected_by = collection + 1
-     WHERE collected_by IS NULL
-    RETURNING *
-  )
-  INSERT INTO ai_cost_internal.call_changes
-  SELECT m.sign, m.created_at, m.provider, m.model, m.operation, m.status, m.service_tier, nullif(m.tenant_id, ''), m.user_id,
-         m.feature, m.conversation_id, m.cached, m.streamed, m.unpriced_reason, m.cost_micros, m.input_tokens, m.output_tokens,
-         m.cache_read_tokens, m.cache_write_tokens, m.reasoning_tokens, m.ttft_ms, m.total_ms, m.call_id, m.billed_micros
-    FROM moved m;
+  SELECT count(*) FILTER (WHERE s.collected_by IS NULL), count(*) FILTER (WHERE s.collected_by > collection)
+    INTO waiting, stamped_ahead
+    FROM ai_cost_internal.shard_call_changes s
+   WHERE s.collected_by IS NULL OR s.collected_by > collection;
+  IF waiting = 0 AND stamped_ahead = 0 THEN
+    UPDATE ai_cost_internal.shard_changes_collected c SET rows_on_shards = 0;
+    RETURN;
+  END IF;
+  IF waiting > 0 AND may_stamp_ahead
+     AND (SELECT bool_and(n.success)
+            FROM run_command_on_all_nodes(format('SELECT ai_cost_internal.stamp_shard_changes_on_this_node(%s)',
+                                                 collection + 1)) n) THEN
+    waiting := 0;
+  END IF;
+  IF waiting = 0 THEN
+    INSERT INTO ai_cost_internal.call_changes
+    SELECT s.sign, s.created_at, s.provider, s.model, s.operation, s.status, s.service_tier, nullif(s.tenant_id, ''), s.user_id,
+           s.feature, s.conversation_id, s.cached, s.streamed, s.unpriced_reason, s.cost_micros, s.input_tokens, s.output_tokens,
+           s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens, s.ttft_ms, s.total_ms, s.call_id, s.billed_micros
+      FROM ai_cost_internal.shard_call_changes s
+     WHERE s.collected_by > collection;
+  ELSE
+    WITH moved AS (
+      UPDATE ai_cost_internal.shard_call_changes s SET collected_by = collection + 1
+       WHERE s.collected_by IS NULL OR s.collected_by > collection
+      RETURNING *
+    )
+    INSERT INTO ai_cost_internal.call_changes
+    SELECT m.sign, m.created_at, m.provider, m.model, m.operation, m.status, m.service_tier, nullif(m.tenant_id, ''), m.user_id,
+           m.feature, m.conversation_id, m.cached, m.streamed, m.unpriced_reason, m.cost_micros, m.input_tokens, m.output_tokens,
+           m.cache_read_tokens, m.cache_write_tokens, m.reasoning_tokens, m.ttft_ms, m.total_ms, m.call_id, m.billed_micros
+      FROM moved m;
+  END IF;
   GET DIAGNOSTICS stamped = ROW_COUNT;
   UPDATE ai_cost_internal.shard_changes_collected c
      SET collection = CASE WHEN stamped > 0 THEN c.collection + 1 ELSE c.collection END, rows_on_shards = stamped;
 END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.collect_shard_changes() IS 'Internal: copies the call changes captured on the shards of a distributed ledger into ai_cost_internal.call_changes, stamping them as collected, and deletes those an earlier collection stamped (ai_cost.refresh()).';
+
+-- Stamps the changes waiting in the shards of shard_call_changes on this
+-- node with a collection's number, in the transaction of the connection
+-- ai_cost_internal.collect_shard_changes opens here: see there. Its
+-- lock_timeout keeps the refresh from waiting for long on a node where a
+-- shard is locked (by a shard move, say); it then stamps them itself.
+CREATE FUNCTION ai_cost_internal.stamp_shard_changes_on_this_node(collection bigint) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET lock_timeout = '1s' AS $$
+DECLARE
+  shard text;
+  shard_stamped bigint;
+  stamped bigint := 0;
+BEGIN
+  FOR shard IN
+    SELECT shard_name(d.logicalrelid, d.shardid)
+      FROM pg_dist_shard d
+      JOIN pg_dist_placement p ON p.shardid = d.shardid
+     WHERE d.logicalrelid = 'ai_cost_internal.shard_call_changes'::regclass
+       AND p.groupid = (SELECT g.groupid FROM pg_dist_local_group g)
+  LOOP
+    EXECUTE format('UPDATE %s SET collected_by = $1 WHERE collected_by IS NULL', shard) USING collection;
+    GET DIAGNOSTICS shard_stamped = ROW_COUNT;
+    stamped := stamped + shard_stamped;
+  END LOOP;
+  RETURN stamped;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.stamp_shard_changes_on_this_node(bigint) IS 'Internal: stamps the call changes waiting in this node''s shards of ai_cost_internal.shard_call_changes with the number of the collection about to take them (ai_cost_internal.collect_shard_changes()).';
 -- The capture triggers of a distributed ledger's calls (see
 -- capture_shard_call_changes): one per event, as a trigger with transition
 -- tables handles one.

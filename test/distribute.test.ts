@@ -317,22 +317,34 @@ testOnCitus(test.serial, 'the rollups equal the calls after writers on two conne
  * reading the calls: the refresh waits for fold_state, which it first reads after the collection, while
  * another session holds it. Resolves once the refresh is done.
  */
-async function changeWhileRefreshReads(db: CitusDatabase, change: string): Promise<void> {
+/**
+ * Runs `during` while a refresh, past collecting the shard changes, waits for a lock on `table` that
+ * another session holds in `mode`.
+ */
+async function whileRefreshWaitsFor(db: CitusDatabase, table: string, mode: string, during: () => Promise<void>): Promise<void> {
   const [holder, refresher] = [new pg.Client({ connectionString: db.url }), new pg.Client({ connectionString: db.url })];
   await Promise.all([holder.connect(), refresher.connect()]);
   try {
     const refresherPid = (await refresher.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-    await holder.query('BEGIN; LOCK TABLE ai_cost_internal.fold_state IN ACCESS EXCLUSIVE MODE');
+    await holder.query(`BEGIN; LOCK TABLE ${table} IN ${mode} MODE`);
     const refreshing = refresher.query('SELECT * FROM ai_cost.refresh(views => false)');
     await until(async () => (await db.query<{ waiting: boolean }>(`SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted
-      AND relation = 'ai_cost_internal.fold_state'::regclass AND pid = $1) AS waiting`, [refresherPid]))[0]!.waiting,
-    'the refresh to reach fold_state', 10_000);
-    await db.query(change);
-    await holder.query('ROLLBACK');
-    await refreshing;
+      AND relation = $1::regclass AND pid = $2) AS waiting`, [table, refresherPid]))[0]!.waiting,
+    `the refresh to reach ${table}`, 10_000);
+    try {
+      await during();
+    } finally {
+      await holder.query('ROLLBACK');
+      await refreshing;
+    }
   } finally {
     await Promise.all([holder.end(), refresher.end()]);
   }
+}
+
+/** Commits `change` while a refresh waits between collecting the shard changes and reading the calls. */
+async function changeWhileRefreshReads(db: CitusDatabase, change: string): Promise<void> {
+  await whileRefreshWaitsFor(db, 'ai_cost_internal.fold_state', 'ACCESS EXCLUSIVE', async () => { await db.query(change); });
 }
 
 testOnCitus(test.serial, 'updates and deletes committed while a refresh is between collecting the shard changes and reading the calls count once', async (t) => {
@@ -407,6 +419,72 @@ testOnCitus(test.serial, 'a live view read in a transaction older than a refresh
   t.deepEqual(after.rolled, before.raw);
   const folded = await rollupsAndCalls(db);
   t.deepEqual(folded.rolled, before.raw);
+});
+
+testOnCitus(test.serial, 'a refresh commits its stamps on the shards before its collection, and live views stay exact through a refresh rolled back', async (t) => {
+  const db = await citus.database(t, { migrated: true });
+  await populate(db);
+  t.is((await runCli(['distribute', '--database-url', db.url])).code, 0);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const collection = async () => {
+    const collection = (await db.query<{ collection: string }>(
+      'SELECT collection::text FROM ai_cost_internal.shard_changes_collected'))[0]!.collection;
+    const [counts] = await db.query<{ waiting: string; stamped: string }>(`SELECT
+        count(*) FILTER (WHERE collected_by IS NULL)::text AS waiting, count(*) FILTER (WHERE collected_by > $1)::text AS stamped
+      FROM ai_cost_internal.shard_call_changes`, [collection]);
+    return { collection, ...counts! };
+  };
+  const exact = async (message: string) => {
+    const live = await rollupsAndCalls(db, { live: true });
+    t.deepEqual(live.rolled, live.raw, message);
+  };
+
+  // Citus commits the coordinator before the workers: the stamps must already be committed when the
+  // number that makes a live view skip them is.
+  await db.query(`UPDATE ai_cost.calls SET input_tokens = input_tokens + 4000 WHERE tenant_id = 'tenant-1'`);
+  await db.query(`DELETE FROM ai_cost.calls WHERE tenant_id = 'tenant-2' AND id % 2 = 0`);
+  const before = await collection();
+  t.true(Number(before.waiting) > 0);
+  // Held before it writes the rollups, which the live views read meanwhile.
+  await whileRefreshWaitsFor(db, 'ai_cost.calls_hourly', 'EXCLUSIVE', async () => {
+    t.deepEqual(await collection(), { collection: before.collection, waiting: '0', stamped: before.waiting },
+      'while the refresh runs, its stamps are committed on the shards and its number is not on the coordinator');
+    await exact('a live view counts the stamped changes until the refresh commits');
+  });
+  await exact('and skips them once the rollups hold them');
+  t.is((await collection()).collection, String(Number(before.collection) + 1));
+
+  // A refresh rolled back after it stamped: its stamps stay, with a number the coordinator never had.
+  await db.query(`UPDATE ai_cost.calls SET output_tokens = output_tokens + 70 WHERE tenant_id = 'tenant-3'`);
+  const rolledBack = new pg.Client({ connectionString: db.url });
+  await rolledBack.connect();
+  t.teardown(() => rolledBack.end());
+  await rolledBack.query('BEGIN');
+  await rolledBack.query('SELECT * FROM ai_cost.refresh(views => false)');
+  await rolledBack.query('ROLLBACK');
+  const left = await collection();
+  t.is(left.waiting, '0');
+  t.true(Number(left.stamped) > 0, 'the stamps of the rolled back refresh stay');
+  await exact('a live view counts the changes of a refresh rolled back');
+  await db.query(`DELETE FROM ai_cost.calls WHERE tenant_id = 'tenant-4' AND id % 3 = 0`);
+  await db.query('SELECT * FROM ai_cost.refresh()');
+  const folded = await rollupsAndCalls(db);
+  t.deepEqual(folded.rolled, folded.raw, 'the next refresh folds them once, with the changes made since');
+  await exact('and the live views skip them');
+
+  // A refresh in a transaction that has written already stamps in its own transaction: the nodes'
+  // transactions could wait for it. TRUNCATE holds every change shard.
+  await rolledBack.query(`BEGIN;
+    TRUNCATE ai_cost.calls;
+    INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+      SELECT 'openai', 'gpt-4o', 'tenant-' || (i % 5), 1000, 100 FROM generate_series(1, 50) AS i`);
+  await rolledBack.query('SELECT * FROM ai_cost.refresh(views => false)');
+  await rolledBack.query(`UPDATE ai_cost.calls SET input_tokens = 7 WHERE tenant_id = 'tenant-1'`);
+  await rolledBack.query('SELECT * FROM ai_cost.refresh(views => false)');
+  await rolledBack.query('COMMIT');
+  await exact('after a truncate, inserts, an update and refreshes in one transaction');
+  const emptied = await rollupsAndCalls(db);
+  t.deepEqual(emptied.rolled, emptied.raw);
 });
 
 testOnCitus(test.serial, 'the rollups and live views equal the calls after writers that insert, update and delete while refreshes run', async (t) => {
