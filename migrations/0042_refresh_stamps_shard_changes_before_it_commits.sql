@@ -7,12 +7,10 @@
 -- stamps are now committed first, by each node (sql/ holds the
 -- definitions; this step brings the schema there).
 
-CREATE FUNCTION ai_cost_internal.stamp_shard_changes_on_this_node(collection bigint) RETURNS bigint
+CREATE FUNCTION ai_cost_internal.stamp_shard_changes_on_this_node(collection bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET lock_timeout = '1s' AS $$
 DECLARE
   shard text;
-  shard_stamped bigint;
-  stamped bigint := 0;
 BEGIN
   FOR shard IN
     SELECT shard_name(d.logicalrelid, d.shardid)
@@ -22,10 +20,7 @@ BEGIN
        AND p.groupid = (SELECT g.groupid FROM pg_dist_local_group g)
   LOOP
     EXECUTE format('UPDATE %s SET collected_by = $1 WHERE collected_by IS NULL', shard) USING collection;
-    GET DIAGNOSTICS shard_stamped = ROW_COUNT;
-    stamped := stamped + shard_stamped;
   END LOOP;
-  RETURN stamped;
 END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.stamp_shard_changes_on_this_node(bigint) IS 'Internal: stamps the call changes waiting in this node''s shards of ai_cost_internal.shard_call_changes with the number of the collection about to take them (ai_cost_internal.collect_shard_changes()).';
@@ -33,7 +28,7 @@ COMMENT ON FUNCTION ai_cost_internal.stamp_shard_changes_on_this_node(bigint) IS
 CREATE OR REPLACE FUNCTION ai_cost_internal.collect_shard_changes() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  -- Asked before this transaction deletes on the shards below.
+  -- Asked before the deletion below, which writes.
   may_stamp_ahead CONSTANT boolean := pg_current_xact_id_if_assigned() IS NULL
                                       AND current_setting('transaction_isolation') = 'read committed';
   collection bigint;

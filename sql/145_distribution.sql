@@ -248,15 +248,16 @@ COMMENT ON FUNCTION ai_cost_internal.distribute_request_ids() IS 'Internal: dist
 -- coordinator never committed, still counted, and the next collection, which
 -- draws the same number, takes them with the changes made since.
 --
--- The nodes' transactions cannot wait for this one: only when this
--- transaction has written nothing yet (no transaction id), and reads in READ
--- COMMITTED, so that its next statement on the shards sees what they
--- committed. Otherwise, or if a node could not stamp (its lock_timeout
--- passed), the stamps are written in this transaction.
+-- The nodes' transactions must not wait for this one, which waits for them,
+-- and its next statement on the shards must see what they committed: so
+-- they stamp only when this transaction has written nothing yet (it has no
+-- transaction id) and reads in READ COMMITTED. Otherwise, or if a node could
+-- not stamp (its lock_timeout passed), the stamps are written in this
+-- transaction.
 CREATE FUNCTION ai_cost_internal.collect_shard_changes() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  -- Asked before this transaction deletes on the shards below.
+  -- Asked before the deletion below, which writes.
   may_stamp_ahead CONSTANT boolean := pg_current_xact_id_if_assigned() IS NULL
                                       AND current_setting('transaction_isolation') = 'read committed';
   collection bigint;
@@ -317,12 +318,10 @@ COMMENT ON FUNCTION ai_cost_internal.collect_shard_changes() IS 'Internal: copie
 -- ai_cost_internal.collect_shard_changes opens here: see there. Its
 -- lock_timeout keeps the refresh from waiting for long on a node where a
 -- shard is locked (by a shard move, say); it then stamps them itself.
-CREATE FUNCTION ai_cost_internal.stamp_shard_changes_on_this_node(collection bigint) RETURNS bigint
+CREATE FUNCTION ai_cost_internal.stamp_shard_changes_on_this_node(collection bigint) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET lock_timeout = '1s' AS $$
 DECLARE
   shard text;
-  shard_stamped bigint;
-  stamped bigint := 0;
 BEGIN
   FOR shard IN
     SELECT shard_name(d.logicalrelid, d.shardid)
@@ -332,13 +331,11 @@ BEGIN
        AND p.groupid = (SELECT g.groupid FROM pg_dist_local_group g)
   LOOP
     EXECUTE format('UPDATE %s SET collected_by = $1 WHERE collected_by IS NULL', shard) USING collection;
-    GET DIAGNOSTICS shard_stamped = ROW_COUNT;
-    stamped := stamped + shard_stamped;
   END LOOP;
-  RETURN stamped;
 END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.stamp_shard_changes_on_this_node(bigint) IS 'Internal: stamps the call changes waiting in this node''s shards of ai_cost_internal.shard_call_changes with the number of the collection about to take them (ai_cost_internal.collect_shard_changes()).';
+
 -- The capture triggers of a distributed ledger's calls (see
 -- capture_shard_call_changes): one per event, as a trigger with transition
 -- tables handles one.
