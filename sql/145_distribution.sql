@@ -232,8 +232,16 @@ COMMENT ON FUNCTION ai_cost_internal.distribute_request_ids() IS 'Internal: dist
 -- the coordinator, and the shards as of each one's own, which can be earlier
 -- or later. So the refresh does not delete the changes it takes: it stamps
 -- them with the number of this collection (shard_changes_collected), which
--- a live view skips once its snapshot on the coordinator sees that number,
--- and the next collection deletes them.
+-- a live view skips once its snapshot on the coordinator sees that number.
+--
+-- A view whose snapshot does not see a collection counts its changes, so
+-- they stay on the shards while such a snapshot may exist: until every
+-- transaction open at the first refresh after the collection (which has
+-- committed by then) has ended (shard_collections_kept). Each refresh
+-- deletes the changes of the collections no open transaction can still
+-- need, and those ten collections old whatever is open: a transaction left
+-- open (idle in REPEATABLE READ, say) would otherwise keep on the shards
+-- every change made meanwhile, for every live view to read past.
 --
 -- The stamps must be visible on the shards before the number is on the
 -- coordinator. Citus commits a transaction on the coordinator first and
@@ -260,8 +268,13 @@ DECLARE
   -- Asked before the deletion below, which writes.
   may_stamp_ahead CONSTANT boolean := pg_current_xact_id_if_assigned() IS NULL
                                       AND current_setting('transaction_isolation') = 'read committed';
-  collection bigint;
-  rows_on_shards bigint;
+  -- Every transaction holds a lock on its own virtual transaction id.
+  open_now CONSTANT text[] := (SELECT coalesce(array_agg(l.virtualxid), '{}')
+                                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                                WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted
+                                  AND l.pid <> pg_backend_pid() AND a.datname = current_database());
+  last_collection bigint;
+  no_longer_needed bigint;
   waiting bigint;
   stamped_ahead bigint;
   stamped bigint;
@@ -269,22 +282,28 @@ BEGIN
   IF NOT ai_cost_internal.calls_are_distributed() THEN
     RETURN;
   END IF;
-  SELECT c.collection, c.rows_on_shards INTO collection, rows_on_shards FROM ai_cost_internal.shard_changes_collected c;
-  IF rows_on_shards > 0 THEN
-    DELETE FROM ai_cost_internal.shard_call_changes WHERE collected_by <= collection;
+  SELECT c.collection INTO last_collection FROM ai_cost_internal.shard_changes_collected c;
+  UPDATE ai_cost_internal.shard_collections_kept k SET open_transactions = open_now WHERE k.open_transactions IS NULL;
+  -- A transaction still open that was open at an earlier collection was
+  -- open at every later one too: the collections no longer needed come first.
+  SELECT greatest(max(k.collection) FILTER (WHERE NOT k.open_transactions && open_now), last_collection - 10)
+    INTO no_longer_needed
+    FROM ai_cost_internal.shard_collections_kept k;
+  IF EXISTS (SELECT FROM ai_cost_internal.shard_collections_kept k WHERE k.collection <= no_longer_needed) THEN
+    DELETE FROM ai_cost_internal.shard_call_changes WHERE collected_by <= no_longer_needed;
+    DELETE FROM ai_cost_internal.shard_collections_kept k WHERE k.collection <= no_longer_needed;
   END IF;
-  SELECT count(*) FILTER (WHERE s.collected_by IS NULL), count(*) FILTER (WHERE s.collected_by > collection)
+  SELECT count(*) FILTER (WHERE s.collected_by IS NULL), count(*) FILTER (WHERE s.collected_by > last_collection)
     INTO waiting, stamped_ahead
     FROM ai_cost_internal.shard_call_changes s
-   WHERE s.collected_by IS NULL OR s.collected_by > collection;
+   WHERE s.collected_by IS NULL OR s.collected_by > last_collection;
   IF waiting = 0 AND stamped_ahead = 0 THEN
-    UPDATE ai_cost_internal.shard_changes_collected c SET rows_on_shards = 0;
     RETURN;
   END IF;
   IF waiting > 0 AND may_stamp_ahead
      AND (SELECT bool_and(n.success)
             FROM run_command_on_all_nodes(format('SELECT ai_cost_internal.stamp_shard_changes_on_this_node(%s)',
-                                                 collection + 1)) n) THEN
+                                                 last_collection + 1)) n) THEN
     waiting := 0;
   END IF;
   IF waiting = 0 THEN
@@ -293,11 +312,11 @@ BEGIN
            s.feature, s.conversation_id, s.cached, s.streamed, s.unpriced_reason, s.cost_micros, s.input_tokens, s.output_tokens,
            s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens, s.ttft_ms, s.total_ms, s.call_id, s.billed_micros
       FROM ai_cost_internal.shard_call_changes s
-     WHERE s.collected_by > collection;
+     WHERE s.collected_by > last_collection;
   ELSE
     WITH moved AS (
-      UPDATE ai_cost_internal.shard_call_changes s SET collected_by = collection + 1
-       WHERE s.collected_by IS NULL OR s.collected_by > collection
+      UPDATE ai_cost_internal.shard_call_changes s SET collected_by = last_collection + 1
+       WHERE s.collected_by IS NULL OR s.collected_by > last_collection
       RETURNING *
     )
     INSERT INTO ai_cost_internal.call_changes
@@ -307,8 +326,10 @@ BEGIN
       FROM moved m;
   END IF;
   GET DIAGNOSTICS stamped = ROW_COUNT;
-  UPDATE ai_cost_internal.shard_changes_collected c
-     SET collection = CASE WHEN stamped > 0 THEN c.collection + 1 ELSE c.collection END, rows_on_shards = stamped;
+  IF stamped > 0 THEN
+    UPDATE ai_cost_internal.shard_changes_collected c SET collection = c.collection + 1;
+    INSERT INTO ai_cost_internal.shard_collections_kept (collection) VALUES (last_collection + 1);
+  END IF;
 END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.collect_shard_changes() IS 'Internal: copies the call changes captured on the shards of a distributed ledger into ai_cost_internal.call_changes, stamping them as collected, and deletes those an earlier collection stamped (ai_cost.refresh()).';
@@ -406,18 +427,33 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   ALTER TABLE ai_cost_internal.shard_call_changes ADD COLUMN collected_by bigint;
   COMMENT ON TABLE ai_cost_internal.shard_call_changes IS 'Internal: versions of a distributed ledger''s calls removed (-1) and added (+1) by updates and deletes, captured on the shards; copied into ai_cost_internal.call_changes by the next ai_cost.refresh().';
-  COMMENT ON COLUMN ai_cost_internal.shard_call_changes.collected_by IS 'The collection that copied the change into ai_cost_internal.call_changes (ai_cost_internal.shard_changes_collected), NULL while it waits; deleted by the next collection.';
+  COMMENT ON COLUMN ai_cost_internal.shard_call_changes.collected_by IS 'The collection that copied the change into ai_cost_internal.call_changes (ai_cost_internal.shard_changes_collected), NULL while it waits; deleted once no transaction that was open when that collection committed is (ai_cost_internal.shard_collections_kept).';
   CREATE TABLE ai_cost_internal.shard_changes_collected (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    collection bigint NOT NULL DEFAULT 0,
-    rows_on_shards bigint NOT NULL DEFAULT 0
+    collection bigint NOT NULL DEFAULT 0
   );
   INSERT INTO ai_cost_internal.shard_changes_collected DEFAULT VALUES;
-  COMMENT ON TABLE ai_cost_internal.shard_changes_collected IS 'Internal: the number of the last collection of the changes captured on the shards that took any, and how many it stamped there (ai_cost_internal.collect_shard_changes()).';
+  COMMENT ON TABLE ai_cost_internal.shard_changes_collected IS 'Internal: the number of the last collection of the changes captured on the shards that took any (ai_cost_internal.collect_shard_changes()).';
+  PERFORM ai_cost_internal.create_shard_collections_kept();
   PERFORM ai_cost_internal.create_shard_changes_reader();
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.stamp_collected_shard_changes() IS 'Internal: adds to the changes captured on the shards of a distributed ledger the stamp of their collection, the count of collections, and the live views'' reader of them (ai_cost.distribute()).';
+COMMENT ON FUNCTION ai_cost_internal.stamp_collected_shard_changes() IS 'Internal: adds to the changes captured on the shards of a distributed ledger the stamp of their collection, the count of collections, the collections kept, and the live views'' reader of them (ai_cost.distribute()).';
+
+-- The collections whose changes are still on the shards (see
+-- collect_shard_changes), with the transactions open when each committed.
+CREATE FUNCTION ai_cost_internal.create_shard_collections_kept() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  CREATE TABLE ai_cost_internal.shard_collections_kept (
+    collection bigint PRIMARY KEY,
+    open_transactions text[]
+  );
+  COMMENT ON TABLE ai_cost_internal.shard_collections_kept IS 'Internal: each collection whose changes are still on the shards, kept for live views in transactions whose snapshot may not see it (ai_cost_internal.collect_shard_changes()).';
+  COMMENT ON COLUMN ai_cost_internal.shard_collections_kept.open_transactions IS 'Virtual transaction ids of the transactions open at the first refresh after the collection, NULL until then: every transaction whose snapshot may not see it. Its changes are deleted once none of them is open.';
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.create_shard_collections_kept() IS 'Internal: creates the table of the collections whose changes are still on the shards of a distributed ledger (ai_cost.distribute()).';
 
 -- Captures updates and deletes of the distributed calls on their shards:
 -- the co-located change table, the count of its collections, and the

@@ -388,7 +388,7 @@ testOnCitus(test.serial, 'updates and deletes committed while a refresh is betwe
   t.deepEqual(after, { pending: '0', held: false });
 });
 
-testOnCitus(test.serial, 'a live view read in a transaction older than a refresh counts the changes that refresh collected from the shards once', async (t) => {
+testOnCitus(test.serial, 'a live view read in a transaction older than two refreshes counts the changes each collected from the shards once', async (t) => {
   const db = await citus.database(t, { migrated: true });
   await populate(db);
   t.is((await runCli(['distribute', '--database-url', db.url])).code, 0);
@@ -398,27 +398,45 @@ testOnCitus(test.serial, 'a live view read in a transaction older than a refresh
   const before = await rollupsAndCalls(db, { live: true });
   t.deepEqual(before.rolled, before.raw);
 
-  // The reader's snapshot of the coordinator is taken before the refresh, which then collects the
-  // changes from the shards; its first query to the shards comes after (a transaction reaches a worker
-  // when it first needs it).
+  // The reader's snapshot of the coordinator is taken before both refreshes, which collect the changes
+  // from the shards; its first query to the shards comes after (a transaction reaches a worker when it
+  // first needs it).
   const reader = new pg.Client({ connectionString: db.url });
   await reader.connect();
   t.teardown(() => reader.end());
+  const asReader = { query: async (sql: string) => (await reader.query(sql)).rows };
   await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
   await reader.query('SELECT count(*) FROM ai_cost.calls_hourly');
   await db.query('SELECT * FROM ai_cost.refresh()');
-  const read = await rollupsAndCalls({ query: async (sql: string) => (await reader.query(sql)).rows }, { live: true });
-  await reader.query('COMMIT');
-  t.deepEqual(read.rolled, before.raw, 'neither in the rollups the reader sees nor left out on the shards');
-
-  // The next refresh deletes what the last one collected; the views and rollups stay exact.
+  await db.query(`UPDATE ai_cost.calls SET output_tokens = output_tokens + 30 WHERE tenant_id = 'tenant-3'`);
   await db.query('SELECT * FROM ai_cost.refresh()');
-  const [left] = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM ai_cost_internal.shard_call_changes');
-  t.is(left!.n, '0');
+  const now = await rollupsAndCalls(db);
+  const read = await rollupsAndCalls(asReader, { live: true });
+  t.deepEqual(read.rolled, now.raw, 'neither in the rollups the reader sees nor left out on the shards');
+
+  // A transaction left open keeps the changes of ten collections at most.
+  const [first] = await db.query<{ collection: string }>(
+    'SELECT min(collected_by)::text AS collection FROM ai_cost_internal.shard_call_changes');
+  for (let collection = 0; collection < 10; collection += 1) {
+    await db.query(`UPDATE ai_cost.calls SET output_tokens = output_tokens + 1 WHERE tenant_id = 'tenant-4'`);
+    await db.query('SELECT * FROM ai_cost.refresh()');
+  }
+  const [kept] = await db.query<{ n: string }>(
+    'SELECT count(*)::text AS n FROM ai_cost_internal.shard_call_changes WHERE collected_by = $1', [first!.collection]);
+  t.is(kept!.n, '0');
+  await reader.query('COMMIT');
+
+  // Once no transaction is open that may need them, a refresh deletes them (another transaction open
+  // at that moment, as Citus's own, keeps them one more refresh).
+  await until(async () => {
+    await db.query('SELECT * FROM ai_cost.refresh()');
+    return (await db.query<{ n: string }>('SELECT count(*)::text AS n FROM ai_cost_internal.shard_call_changes'))[0]!.n === '0';
+  }, 'the refreshes to delete every change collected', 10_000);
+  const expected = (await rollupsAndCalls(db)).raw;
   const after = await rollupsAndCalls(db, { live: true });
-  t.deepEqual(after.rolled, before.raw);
+  t.deepEqual(after.rolled, expected);
   const folded = await rollupsAndCalls(db);
-  t.deepEqual(folded.rolled, before.raw);
+  t.deepEqual(folded.rolled, expected);
 });
 
 testOnCitus(test.serial, 'a refresh commits its stamps on the shards before its collection, and live views stay exact through a refresh rolled back', async (t) => {
