@@ -276,8 +276,9 @@ DECLARE
   last_collection bigint;
   no_longer_needed bigint;
   waiting bigint;
-  stamped_ahead bigint;
-  stamped bigint;
+  stamped_before bigint;
+  nodes_stamped boolean := false;
+  collected bigint;
 BEGIN
   IF NOT ai_cost_internal.calls_are_distributed() THEN
     RETURN;
@@ -294,39 +295,28 @@ BEGIN
     DELETE FROM ai_cost_internal.shard_collections_kept k WHERE k.collection <= no_longer_needed;
   END IF;
   SELECT count(*) FILTER (WHERE s.collected_by IS NULL), count(*) FILTER (WHERE s.collected_by > last_collection)
-    INTO waiting, stamped_ahead
+    INTO waiting, stamped_before
     FROM ai_cost_internal.shard_call_changes s
    WHERE s.collected_by IS NULL OR s.collected_by > last_collection;
-  IF waiting = 0 AND stamped_ahead = 0 THEN
+  IF waiting = 0 AND stamped_before = 0 THEN
     RETURN;
   END IF;
-  IF waiting > 0 AND may_stamp_ahead
-     AND (SELECT bool_and(n.success)
-            FROM run_command_on_all_nodes(format('SELECT ai_cost_internal.stamp_shard_changes_on_this_node(%s)',
-                                                 last_collection + 1)) n) THEN
-    waiting := 0;
+  IF waiting > 0 AND may_stamp_ahead THEN
+    nodes_stamped := (SELECT coalesce(bool_and(n.success), false)
+                        FROM run_command_on_all_nodes(format('SELECT ai_cost_internal.stamp_shard_changes_on_this_node(%s)',
+                                                             last_collection + 1)) n);
   END IF;
-  IF waiting = 0 THEN
-    INSERT INTO ai_cost_internal.call_changes
-    SELECT s.sign, s.created_at, s.provider, s.model, s.operation, s.status, s.service_tier, nullif(s.tenant_id, ''), s.user_id,
-           s.feature, s.conversation_id, s.cached, s.streamed, s.unpriced_reason, s.cost_micros, s.input_tokens, s.output_tokens,
-           s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens, s.ttft_ms, s.total_ms, s.call_id, s.billed_micros
-      FROM ai_cost_internal.shard_call_changes s
-     WHERE s.collected_by > last_collection;
-  ELSE
-    WITH moved AS (
-      UPDATE ai_cost_internal.shard_call_changes s SET collected_by = last_collection + 1
-       WHERE s.collected_by IS NULL OR s.collected_by > last_collection
-      RETURNING *
-    )
-    INSERT INTO ai_cost_internal.call_changes
-    SELECT m.sign, m.created_at, m.provider, m.model, m.operation, m.status, m.service_tier, nullif(m.tenant_id, ''), m.user_id,
-           m.feature, m.conversation_id, m.cached, m.streamed, m.unpriced_reason, m.cost_micros, m.input_tokens, m.output_tokens,
-           m.cache_read_tokens, m.cache_write_tokens, m.reasoning_tokens, m.ttft_ms, m.total_ms, m.call_id, m.billed_micros
-      FROM moved m;
+  IF waiting > 0 AND NOT nodes_stamped THEN
+    UPDATE ai_cost_internal.shard_call_changes s SET collected_by = last_collection + 1 WHERE s.collected_by IS NULL;
   END IF;
-  GET DIAGNOSTICS stamped = ROW_COUNT;
-  IF stamped > 0 THEN
+  INSERT INTO ai_cost_internal.call_changes
+  SELECT s.sign, s.created_at, s.provider, s.model, s.operation, s.status, s.service_tier, nullif(s.tenant_id, ''), s.user_id,
+         s.feature, s.conversation_id, s.cached, s.streamed, s.unpriced_reason, s.cost_micros, s.input_tokens, s.output_tokens,
+         s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens, s.ttft_ms, s.total_ms, s.call_id, s.billed_micros
+    FROM ai_cost_internal.shard_call_changes s
+   WHERE s.collected_by > last_collection;
+  GET DIAGNOSTICS collected = ROW_COUNT;
+  IF collected > 0 THEN
     UPDATE ai_cost_internal.shard_changes_collected c SET collection = c.collection + 1;
     INSERT INTO ai_cost_internal.shard_collections_kept (collection) VALUES (last_collection + 1);
   END IF;
