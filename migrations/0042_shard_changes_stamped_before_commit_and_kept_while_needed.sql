@@ -62,14 +62,8 @@ COMMENT ON FUNCTION ai_cost_internal.stamp_collected_shard_changes() IS 'Interna
 CREATE OR REPLACE FUNCTION ai_cost_internal.collect_shard_changes() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  -- Asked before the deletion below, which writes.
-  may_stamp_ahead CONSTANT boolean := pg_current_xact_id_if_assigned() IS NULL
-                                      AND current_setting('transaction_isolation') = 'read committed';
-  -- Every transaction holds a lock on its own virtual transaction id.
-  open_now CONSTANT text[] := (SELECT coalesce(array_agg(l.virtualxid), '{}')
-                                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                                WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted
-                                  AND l.pid <> pg_backend_pid() AND a.datname = current_database());
+  may_stamp_ahead boolean;
+  open_now text[];
   last_collection bigint;
   no_longer_needed bigint;
   waiting bigint;
@@ -80,6 +74,13 @@ BEGIN
   IF NOT ai_cost_internal.calls_are_distributed() THEN
     RETURN;
   END IF;
+  -- Asked before the deletion below, which writes.
+  may_stamp_ahead := pg_current_xact_id_if_assigned() IS NULL AND current_setting('transaction_isolation') = 'read committed';
+  -- Every transaction holds a lock on its own virtual transaction id.
+  open_now := (SELECT coalesce(array_agg(l.virtualxid), '{}')
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted
+                  AND l.pid <> pg_backend_pid() AND a.datname = current_database());
   SELECT c.collection INTO last_collection FROM ai_cost_internal.shard_changes_collected c;
   UPDATE ai_cost_internal.shard_collections_kept k SET open_transactions = open_now WHERE k.open_transactions IS NULL;
   -- A transaction still open that was open at an earlier collection was

@@ -265,14 +265,8 @@ COMMENT ON FUNCTION ai_cost_internal.distribute_request_ids() IS 'Internal: dist
 CREATE FUNCTION ai_cost_internal.collect_shard_changes() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  -- Asked before the deletion below, which writes.
-  may_stamp_ahead CONSTANT boolean := pg_current_xact_id_if_assigned() IS NULL
-                                      AND current_setting('transaction_isolation') = 'read committed';
-  -- Every transaction holds a lock on its own virtual transaction id.
-  open_now CONSTANT text[] := (SELECT coalesce(array_agg(l.virtualxid), '{}')
-                                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                                WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted
-                                  AND l.pid <> pg_backend_pid() AND a.datname = current_database());
+  may_stamp_ahead boolean;
+  open_now text[];
   last_collection bigint;
   no_longer_needed bigint;
   waiting bigint;
@@ -283,6 +277,13 @@ BEGIN
   IF NOT ai_cost_internal.calls_are_distributed() THEN
     RETURN;
   END IF;
+  -- Asked before the deletion below, which writes.
+  may_stamp_ahead := pg_current_xact_id_if_assigned() IS NULL AND current_setting('transaction_isolation') = 'read committed';
+  -- Every transaction holds a lock on its own virtual transaction id.
+  open_now := (SELECT coalesce(array_agg(l.virtualxid), '{}')
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted
+                  AND l.pid <> pg_backend_pid() AND a.datname = current_database());
   SELECT c.collection INTO last_collection FROM ai_cost_internal.shard_changes_collected c;
   UPDATE ai_cost_internal.shard_collections_kept k SET open_transactions = open_now WHERE k.open_transactions IS NULL;
   -- A transaction still open that was open at an earlier collection was
@@ -409,8 +410,9 @@ COMMENT ON FUNCTION ai_cost_internal.create_shard_changes_reader() IS 'Internal:
 
 -- What lets the live views and the refresh agree on the changes collected
 -- from the shards (see collect_shard_changes): the stamp of the collection
--- that took each change, the coordinator's count of collections, and the
--- live views' reader that skips what the rollups already hold. For a change
+-- that took each change, the coordinator's count of collections, the
+-- collections whose changes are kept, and the live views' reader that skips
+-- what the rollups already hold. For a change
 -- table distributed by an earlier release too.
 CREATE FUNCTION ai_cost_internal.stamp_collected_shard_changes() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -313,13 +313,8 @@ testOnCitus(test.serial, 'the rollups equal the calls after writers on two conne
 });
 
 /**
- * Runs `change` while a refresh is paused between collecting the changes captured on the shards and
- * reading the calls: the refresh waits for fold_state, which it first reads after the collection, while
- * another session holds it. Resolves once the refresh is done.
- */
-/**
  * Runs `during` while a refresh, past collecting the shard changes, waits for a lock on `table` that
- * another session holds in `mode`.
+ * another session holds in `mode`. Resolves once the refresh is done.
  */
 async function whileRefreshWaitsFor(db: CitusDatabase, table: string, mode: string, during: () => Promise<void>): Promise<void> {
   const [holder, refresher] = [new pg.Client({ connectionString: db.url }), new pg.Client({ connectionString: db.url })];
@@ -342,7 +337,10 @@ async function whileRefreshWaitsFor(db: CitusDatabase, table: string, mode: stri
   }
 }
 
-/** Commits `change` while a refresh waits between collecting the shard changes and reading the calls. */
+/**
+ * Commits `change` while a refresh waits between collecting the shard changes and reading the calls:
+ * it first reads fold_state after the collection.
+ */
 async function changeWhileRefreshReads(db: CitusDatabase, change: string): Promise<void> {
   await whileRefreshWaitsFor(db, 'ai_cost_internal.fold_state', 'ACCESS EXCLUSIVE', async () => { await db.query(change); });
 }
