@@ -71,10 +71,23 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost.refresh(boolean) IS 'Brings the rollups and budget alerts up to date (cost proportional to the calls changed since the last run), announces each model newly without a price (NOTIFY ai_cost_unpriced_model, unless ai_cost.unpriced_model_alert_settings turns it off) and, unless views => false, rebuilds the windowed materialized views: SELECT * FROM ai_cost.refresh(). Safe to overlap: a part already running elsewhere is skipped. pg_cron runs it when installed.';
 
+-- The updates and deletes of a distributed ledger that a refresh has folded
+-- but keeps on the shards for open transactions whose live views may still
+-- count them (see collect_shard_changes in 145_distribution.sql): since
+-- when, and the backends of those transactions. 145_distribution.sql gives
+-- it a body over the kept collections; none on one server.
+CREATE FUNCTION ai_cost_internal.shard_changes_kept(OUT kept_since timestamptz, OUT kept_for_pids integer[])
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT NULL::timestamptz, NULL::integer[]
+$$;
+COMMENT ON FUNCTION ai_cost_internal.shard_changes_kept() IS 'Internal: since when updates and deletes already folded are kept on the shards of a distributed ledger for open transactions, and their backends; NULL on one server and when none are kept for one.';
+
 -- How fresh the rollups and materialized views are, how much waits for the
 -- next refresh, and what holds calls back: ids passed while a transaction
 -- that could still commit calls there was open (see unfolded_ids in
--- 090_rollups.sql), with the backends of those transactions still open.
+-- 090_rollups.sql), with the backends of those transactions still open; and
+-- on a distributed ledger, which open transactions keep folded changes on
+-- the shards.
 CREATE VIEW ai_cost.refresh_status AS
 SELECT s.refreshed_at, s.views_refreshed_at, s.duration_ms, s.changes_applied,
        (SELECT count(*) FROM ai_cost_internal.pending_changes) AS pending_changes,
@@ -82,9 +95,12 @@ SELECT s.refreshed_at, s.views_refreshed_at, s.duration_ms, s.changes_applied,
        (SELECT min(u.held_since) FROM ai_cost_internal.unfolded_ids u) AS held_back_since,
        (SELECT array_agg(DISTINCT l.pid ORDER BY l.pid) FROM pg_catalog.pg_locks l
          WHERE l.locktype = 'virtualxid' AND l.pid IS NOT NULL
-           AND l.virtualxid IN (SELECT unnest(u.writers) FROM ai_cost_internal.unfolded_ids u)) AS held_back_by_pids
-  FROM ai_cost_internal.refresh_state s;
-COMMENT ON VIEW ai_cost.refresh_status IS 'When ai_cost.refresh() last refreshed the rollups and the materialized views, how long the last run took, how many call changes it applied, how many wait for the next run, how many it set aside (ai_cost.set_aside_calls), and which open transactions hold calls back.';
+           AND l.virtualxid IN (SELECT unnest(u.writers) FROM ai_cost_internal.unfolded_ids u)) AS held_back_by_pids,
+       k.kept_since AS shard_changes_kept_since,
+       k.kept_for_pids AS shard_changes_kept_for_pids
+  FROM ai_cost_internal.refresh_state s
+ CROSS JOIN ai_cost_internal.shard_changes_kept() k;
+COMMENT ON VIEW ai_cost.refresh_status IS 'When ai_cost.refresh() last refreshed the rollups and the materialized views, how long the last run took, how many call changes it applied, how many wait for the next run, how many it set aside (ai_cost.set_aside_calls), which open transactions hold calls back, and on a distributed ledger which keep folded changes on the shards.';
 COMMENT ON COLUMN ai_cost.refresh_status.refreshed_at IS 'When ai_cost.refresh() last brought the rollups up to date (NULL: never). The plain views are exact whatever this says.';
 COMMENT ON COLUMN ai_cost.refresh_status.views_refreshed_at IS 'When ai_cost.refresh() last rebuilt the materialized views (mv_* and the views over them: spend_share, error_rate_by_model, error_rate_by_feature, latency_by_model, top_spenders, spend_trends); their figures are as of this instant. NULL: never.';
 COMMENT ON COLUMN ai_cost.refresh_status.duration_ms IS 'How long the last ai_cost.refresh() took, in ms.';
@@ -93,6 +109,8 @@ COMMENT ON COLUMN ai_cost.refresh_status.pending_changes IS 'New calls, updates 
 COMMENT ON COLUMN ai_cost.refresh_status.held_back_since IS 'Since when (the refresh that first passed them) call ids have waited for transactions that were writing calls and could still commit some there; NULL when nothing waits. Only those transactions'' own calls wait: every call committed around them is folded. On a distributed ledger a call updated or deleted while a refresh read it waits too, for the next refresh.';
 COMMENT ON COLUMN ai_cost.refresh_status.held_back_by_pids IS 'Process ids (pg_stat_activity.pid) of the open transactions that hold call ids back, as of the last refresh; their calls are folded by the first refresh after they end. NULL when none.';
 COMMENT ON COLUMN ai_cost.refresh_status.set_aside_changes IS 'Call changes a refresh could not fold and set aside: left out of every rollup and report until retried (ai_cost.set_aside_calls).';
+COMMENT ON COLUMN ai_cost.refresh_status.shard_changes_kept_since IS 'On a distributed ledger: since when (the refresh that folded them) updates and deletes already folded have stayed on the shards for transactions still open, whose live views may still count them; every live view and refresh reads past them until those end, for ten refreshes that fold changes at most. NULL when none are kept for an open transaction, and on one server.';
+COMMENT ON COLUMN ai_cost.refresh_status.shard_changes_kept_for_pids IS 'On a distributed ledger: process ids (pg_stat_activity.pid) of the open transactions for which folded updates and deletes stay on the shards. NULL when none.';
 
 -- Puts set-aside changes (of one call, or all) back for the next refresh,
 -- once the calls are fixed. A fix is itself a change of the call, set aside

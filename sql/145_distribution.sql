@@ -433,19 +433,50 @@ $$;
 COMMENT ON FUNCTION ai_cost_internal.stamp_collected_shard_changes() IS 'Internal: adds to the changes captured on the shards of a distributed ledger the stamp of their collection, the count of collections, the collections kept, and the live views'' reader of them (ai_cost.distribute()).';
 
 -- The collections whose changes are still on the shards (see
--- collect_shard_changes), with the transactions open when each committed.
+-- collect_shard_changes), with the transactions open when each committed,
+-- and ai_cost.refresh_status's reader of them.
 CREATE FUNCTION ai_cost_internal.create_shard_collections_kept() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   CREATE TABLE ai_cost_internal.shard_collections_kept (
     collection bigint PRIMARY KEY,
-    open_transactions text[]
+    open_transactions text[],
+    collected_at timestamptz NOT NULL DEFAULT now()
   );
   COMMENT ON TABLE ai_cost_internal.shard_collections_kept IS 'Internal: each collection whose changes are still on the shards, kept for live views in transactions whose snapshot may not see it (ai_cost_internal.collect_shard_changes()).';
   COMMENT ON COLUMN ai_cost_internal.shard_collections_kept.open_transactions IS 'Virtual transaction ids of the transactions open at the first refresh after the collection, NULL until then: every transaction whose snapshot may not see it. Its changes are deleted once none of them is open.';
+  COMMENT ON COLUMN ai_cost_internal.shard_collections_kept.collected_at IS 'When the refresh that made the collection started.';
+  PERFORM ai_cost_internal.create_shard_changes_kept_reader();
 END
 $$;
-COMMENT ON FUNCTION ai_cost_internal.create_shard_collections_kept() IS 'Internal: creates the table of the collections whose changes are still on the shards of a distributed ledger (ai_cost.distribute()).';
+COMMENT ON FUNCTION ai_cost_internal.create_shard_collections_kept() IS 'Internal: creates the table of the collections whose changes are still on the shards of a distributed ledger, and ai_cost.refresh_status''s reader of it (ai_cost.distribute()).';
+
+-- Gives ai_cost_internal.shard_changes_kept() its body over the kept
+-- collections, on the coordinator only, where they are: the oldest kept for
+-- a transaction still open, and the backends of those transactions.
+-- SECURITY DEFINER: ai_cost.refresh_status reads it for roles without rights
+-- on the kept collections, and shows them only when and for whom.
+CREATE FUNCTION ai_cost_internal.create_shard_changes_kept_reader() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION %s(OUT kept_since timestamptz, OUT kept_for_pids integer[])
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L$f$, 'ai_cost_internal.shard_changes_kept', $body$
+  WITH open_now AS (
+    -- Every transaction holds a lock on its own virtual transaction id.
+    SELECT l.virtualxid, l.pid FROM pg_locks l
+     WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted AND l.pid IS NOT NULL
+  ), kept_for AS (
+    SELECT k.collected_at, o.pid
+      FROM ai_cost_internal.shard_collections_kept k
+      JOIN open_now o ON o.virtualxid = ANY (k.open_transactions)
+  )
+  SELECT min(f.collected_at), array_agg(DISTINCT f.pid ORDER BY f.pid) FROM kept_for f
+$body$);
+  PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.create_shard_changes_kept_reader() IS 'Internal: gives ai_cost_internal.shard_changes_kept() its body over the collections kept on a distributed ledger (ai_cost.distribute()).';
 
 -- Captures updates and deletes of the distributed calls on their shards:
 -- the co-located change table, the count of its collections, and the

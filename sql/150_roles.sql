@@ -142,7 +142,7 @@ BEGIN
       ai_cost_internal.user_slices(timestamptz, timestamptz[]),
       ai_cost_internal.unfolded_calls(), ai_cost_internal.calls_hourly_pending_between(timestamptz, timestamptz),
       ai_cost_internal.reference_tables(), ai_cost_internal.cluster_function_settings(),
-      ai_cost_internal.shard_changes(), ai_cost_internal.partition_footprints(),
+      ai_cost_internal.shard_changes(), ai_cost_internal.shard_changes_kept(), ai_cost_internal.partition_footprints(),
       ai_cost_internal.calls_are_distributed()
       TO ai_cost_reader;
   END IF;

@@ -3,7 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
 import pg from 'pg';
+import { createPool } from '../src/db.js';
 import { createRecorder } from '../src/recorder/index.js';
+import { diagnose } from '../src/reporting/doctor.js';
 import { runCli, runPsql } from './support/cli.js';
 import { testOnCitus, useCitusCluster, type CitusDatabase } from './support/citus-cluster.js';
 import { assertExactAfterWritesWhileRefreshing, costs, populate, reports, rollupsAndCalls, workerOf } from './support/distributed-ledger.js';
@@ -412,6 +414,40 @@ testOnCitus(test.serial, 'a live view read in a transaction older than two refre
   const read = await rollupsAndCalls(asReader, { live: true });
   t.deepEqual(read.rolled, now.raw, 'neither in the rollups the reader sees nor left out on the shards');
 
+  // A BI login and doctor see which transaction keeps them, and doctor warns once it has for long.
+  const readerPid = (await reader.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+  const bi = `bi_${db.name.slice(2)}`;
+  await db.query(`CREATE ROLE ${bi} LOGIN IN ROLE ai_cost_reader`);
+  t.teardown(() => db.query(`DROP ROLE ${bi}`).then(() => undefined));
+  const keptStatus = async () => {
+    const client = new pg.Client({ connectionString: Object.assign(new URL(db.url), { username: bi }).toString() });
+    await client.connect();
+    try {
+      return (await client.query<{ since: Date | null; pids: number[] | null }>(
+        'SELECT shard_changes_kept_since AS since, shard_changes_kept_for_pids AS pids FROM ai_cost.refresh_status')).rows[0]!;
+    } finally {
+      await client.end();
+    }
+  };
+  const keptCheck = async () => {
+    const pool = await createPool(db.url);
+    try {
+      return (await diagnose(db.url, pool)).checks.find((check) => check.name === 'kept on shards');
+    } finally {
+      await pool.end();
+    }
+  };
+  const keptForReader = await keptStatus();
+  t.deepEqual(keptForReader.pids, [readerPid], 'refresh_status names the reader\'s backend to a BI login');
+  t.truthy(keptForReader.since);
+  const fresh = await keptCheck();
+  t.is(fresh?.level, 'ok');
+  t.regex(fresh?.detail ?? '', new RegExp(`stay on the shards for the open transaction\\(s\\) of backend\\(s\\) ${readerPid} `));
+  await db.query(`UPDATE ai_cost_internal.shard_collections_kept SET collected_at = collected_at - interval '11 minutes'`);
+  const stale = await keptCheck();
+  t.is(stale?.level, 'warn', 'a transaction open across refreshes for longer than the refresh may lag');
+  t.regex(stale?.detail ?? '', /a live view read in one of those transactions may miss some$/);
+
   // A transaction left open keeps the changes of ten collections at most.
   const [first] = await db.query<{ collection: string }>(
     'SELECT min(collected_by)::text AS collection FROM ai_cost_internal.shard_call_changes');
@@ -435,6 +471,8 @@ testOnCitus(test.serial, 'a live view read in a transaction older than two refre
   t.deepEqual(after.rolled, expected);
   const folded = await rollupsAndCalls(db);
   t.deepEqual(folded.rolled, expected);
+  t.deepEqual(await keptStatus(), { since: null, pids: null });
+  t.is(await keptCheck(), undefined, 'doctor says nothing of it once the reader has ended');
 });
 
 testOnCitus(test.serial, 'a refresh commits its stamps on the shards before its collection, and live views stay exact through a refresh rolled back', async (t) => {
@@ -1058,4 +1096,10 @@ testOnCitus(test.serial, 'a distributed ledger migrates down to the release befo
   await db.query('SELECT * FROM ai_cost.refresh()');
   const folded = await rollupsAndCalls(db);
   t.deepEqual(folded.rolled, folded.raw);
+  // The upgrade gave refresh_status its reader of the collections kept on this ledger.
+  const [kept] = await db.query<{ reads: boolean; dated: boolean }>(`
+    SELECT pg_get_functiondef('ai_cost_internal.shard_changes_kept()'::regprocedure) LIKE '%shard_collections_kept%' AS reads,
+           (SELECT bool_and(collected_at IS NOT NULL) FROM ai_cost_internal.shard_collections_kept) AS dated
+      FROM ai_cost.refresh_status`);
+  t.deepEqual(kept, { reads: true, dated: true });
 });

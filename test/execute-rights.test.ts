@@ -51,6 +51,7 @@ const READER = [
   'ai_cost_internal.partition_footprints()',
   'ai_cost_internal.reference_tables()',
   'ai_cost_internal.shard_changes()',
+  'ai_cost_internal.shard_changes_kept()',
   'ai_cost_internal.split_days(timestamp with time zone,timestamp with time zone[])',
   'ai_cost_internal.unfolded_calls()',
   'ai_cost_internal.user_slices(timestamp with time zone,timestamp with time zone[])',

@@ -29,7 +29,8 @@ const VIEWS_STALE_MS = 15 * 60 * 1000;
  * how fresh the rollups and the materialized views are, the models whose
  * recent calls have no price, the recent calls with a cost that no markup
  * bills (where markups bill calls), the BI reader role, a distributed
- * ledger's workers and a partitioned ledger's partitions. Any login may run it,
+ * ledger's workers and the open transactions it keeps folded changes for,
+ * and a partitioned ledger's partitions. Any login may run it,
  * a BI login granted only ai_cost_reader too: what that login may not read
  * is reported as a skipped check saying what and why, and a check the
  * database refuses for another reason is reported as such, so one check
@@ -161,7 +162,7 @@ async function freshnessChecks(pool: DatabasePool): Promise<Check[]> {
         + (viewsAge > VIEWS_STALE_MS ? '; nothing has rebuilt them since (see scheduling)' : ''),
     };
   }
-  return [rollups, materialized, ...heldBackCheck(refreshed, now)];
+  return [rollups, materialized, ...heldBackCheck(refreshed, now), ...keptOnShardsCheck(refreshed, now)];
 }
 
 /**
@@ -180,6 +181,28 @@ function heldBackCheck(refreshed: Awaited<ReturnType<typeof refreshStatus>>, now
     name: 'held back',
     level: waited > REFRESH_STALE_MS ? 'warn' : 'ok',
     detail: `calls have waited for the rollups for ${age(waited)}, held back ${backends}; only their own calls wait, every call committed around them is folded`,
+  }];
+}
+
+/**
+ * On a distributed ledger, a refresh keeps the updates and deletes it folded
+ * on the shards while a transaction open since may still count them in its
+ * live views, and every live view and refresh reads past them meanwhile.
+ * Ten refreshes that fold changes on, they go whatever is open, and a live
+ * view in such a transaction may then miss some: a transaction left open
+ * that long is worth a look.
+ */
+function keptOnShardsCheck(refreshed: Awaited<ReturnType<typeof refreshStatus>>, now: number): Check[] {
+  if (!refreshed.shardChangesKeptSince || refreshed.shardChangesKeptForPids.length === 0) return [];
+  const kept = now - refreshed.shardChangesKeptSince.getTime();
+  const stale = kept > REFRESH_STALE_MS;
+  return [{
+    name: 'kept on shards',
+    level: stale ? 'warn' : 'ok',
+    detail: `updates and deletes folded ${age(kept)} ago stay on the shards for the open transaction(s) of backend(s) `
+      + `${refreshed.shardChangesKeptForPids.join(', ')} (see pg_stat_activity), whose live views may still count them; `
+      + 'every live view and refresh reads past them until those transactions end'
+      + (stale ? ', and after ten refreshes that fold changes they go, so a live view read in one of those transactions may miss some' : ''),
   }];
 }
 

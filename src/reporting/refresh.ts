@@ -44,13 +44,22 @@ export interface RefreshStatus {
   heldBackSince: Date | null;
   /** Backends (pg_stat_activity.pid) of those transactions, as of the last refresh. */
   heldBackByPids: number[];
+  /**
+   * On a distributed ledger: since when updates and deletes already folded
+   * have stayed on the shards for transactions still open; null when none.
+   */
+  shardChangesKeptSince: Date | null;
+  /** Backends of those transactions. */
+  shardChangesKeptForPids: number[];
 }
 
 export async function refreshStatus(db: CommonQueryMethods): Promise<RefreshStatus> {
   const row = await db.one(sql.type(z.object({
     refreshed_at: z.date().nullable(), views_refreshed_at: z.date().nullable(), duration_ms: z.string().nullable(), changes_applied: z.bigint().nullable(),
     pending_changes: z.bigint(), held_back_since: z.date().nullable(), held_back_by_pids: z.array(z.number()).nullable(),
-  }))`SELECT refreshed_at, views_refreshed_at, duration_ms, changes_applied, pending_changes, held_back_since, held_back_by_pids
+    shard_changes_kept_since: z.date().nullable(), shard_changes_kept_for_pids: z.array(z.number()).nullable(),
+  }))`SELECT refreshed_at, views_refreshed_at, duration_ms, changes_applied, pending_changes, held_back_since, held_back_by_pids,
+             shard_changes_kept_since, shard_changes_kept_for_pids
         FROM ai_cost.refresh_status`);
   return {
     refreshedAt: row.refreshed_at,
@@ -60,5 +69,7 @@ export async function refreshStatus(db: CommonQueryMethods): Promise<RefreshStat
     pendingChanges: row.pending_changes,
     heldBackSince: row.held_back_since,
     heldBackByPids: row.held_back_by_pids ?? [],
+    shardChangesKeptSince: row.shard_changes_kept_since,
+    shardChangesKeptForPids: row.shard_changes_kept_for_pids ?? [],
   };
 }
