@@ -455,7 +455,7 @@ COMMENT ON FUNCTION ai_cost_internal.create_shard_collections_kept() IS 'Interna
 -- collections, on the coordinator only, where they are: the oldest kept for
 -- a transaction still open, and the backends of those transactions.
 -- SECURITY DEFINER: ai_cost.refresh_status reads it for roles without rights
--- on the kept collections, and shows them only when and for whom.
+-- on the kept collections, to which it shows only a time and process ids.
 CREATE FUNCTION ai_cost_internal.create_shard_changes_kept_reader() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
