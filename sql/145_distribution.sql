@@ -236,12 +236,14 @@ COMMENT ON FUNCTION ai_cost_internal.distribute_request_ids() IS 'Internal: dist
 --
 -- A view whose snapshot does not see a collection counts its changes, so
 -- they stay on the shards while such a snapshot may exist: until every
--- transaction open at the first refresh after the collection (which has
--- committed by then) has ended (shard_collections_kept). Each refresh
--- deletes the changes of the collections no open transaction can still
--- need, and those ten collections old whatever is open: a transaction left
--- open (idle in REPEATABLE READ, say) would otherwise keep on the shards
--- every change made meanwhile, for every live view to read past.
+-- transaction that held a snapshot at the first refresh after the
+-- collection (which has committed by then) has ended
+-- (shard_collections_kept). A transaction that held none then, idle in
+-- READ COMMITTED say, takes its next snapshot after the collection, which
+-- it sees. Each refresh deletes the changes of the collections no open
+-- transaction can still need, and those ten collections old whatever is
+-- open: a transaction left open in REPEATABLE READ would otherwise keep on
+-- the shards every change made meanwhile, for every live view to read past.
 --
 -- The stamps must be visible on the shards before the number is on the
 -- coordinator. Citus commits a transaction on the coordinator first and
@@ -279,11 +281,15 @@ BEGIN
   END IF;
   -- Asked before the deletion below, which writes.
   may_stamp_ahead := pg_current_xact_id_if_assigned() IS NULL AND current_setting('transaction_isolation') = 'read committed';
-  -- Every transaction holds a lock on its own virtual transaction id.
+  -- The open transactions that hold a snapshot: each holds a lock on its
+  -- own virtual transaction id, and while it holds a snapshot its
+  -- backend_xmin is set (which any login can see). Read afresh, not from
+  -- this transaction's cached copy of pg_stat_activity.
+  PERFORM pg_stat_clear_snapshot();
   open_now := (SELECT coalesce(array_agg(l.virtualxid), '{}')
                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                 WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted
-                  AND l.pid <> pg_backend_pid() AND a.datname = current_database());
+                  AND l.pid <> pg_backend_pid() AND a.datname = current_database() AND a.backend_xmin IS NOT NULL);
   SELECT c.collection INTO last_collection FROM ai_cost_internal.shard_changes_collected c;
   UPDATE ai_cost_internal.shard_collections_kept k SET open_transactions = open_now WHERE k.open_transactions IS NULL;
   -- A transaction still open that was open at an earlier collection was
@@ -419,7 +425,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   ALTER TABLE ai_cost_internal.shard_call_changes ADD COLUMN collected_by bigint;
   COMMENT ON TABLE ai_cost_internal.shard_call_changes IS 'Internal: versions of a distributed ledger''s calls removed (-1) and added (+1) by updates and deletes, captured on the shards; copied into ai_cost_internal.call_changes by the next ai_cost.refresh().';
-  COMMENT ON COLUMN ai_cost_internal.shard_call_changes.collected_by IS 'The collection that copied the change into ai_cost_internal.call_changes (ai_cost_internal.shard_changes_collected), NULL while it waits; deleted once no transaction that was open when that collection committed is (ai_cost_internal.shard_collections_kept).';
+  COMMENT ON COLUMN ai_cost_internal.shard_call_changes.collected_by IS 'The collection that copied the change into ai_cost_internal.call_changes (ai_cost_internal.shard_changes_collected), NULL while it waits; deleted once no transaction open is one that may hold a snapshot older than that collection (ai_cost_internal.shard_collections_kept).';
   CREATE TABLE ai_cost_internal.shard_changes_collected (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     collection bigint NOT NULL DEFAULT 0
@@ -433,8 +439,8 @@ $$;
 COMMENT ON FUNCTION ai_cost_internal.stamp_collected_shard_changes() IS 'Internal: adds to the changes captured on the shards of a distributed ledger the stamp of their collection, the count of collections, the collections kept, and the live views'' reader of them (ai_cost.distribute()).';
 
 -- The collections whose changes are still on the shards (see
--- collect_shard_changes), with the transactions open when each committed,
--- and ai_cost.refresh_status's reader of them.
+-- collect_shard_changes), with the transactions that may hold a snapshot
+-- older than each, and ai_cost.refresh_status's reader of them.
 CREATE FUNCTION ai_cost_internal.create_shard_collections_kept() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -444,7 +450,7 @@ BEGIN
     collected_at timestamptz NOT NULL DEFAULT now()
   );
   COMMENT ON TABLE ai_cost_internal.shard_collections_kept IS 'Internal: each collection whose changes are still on the shards, kept for live views in transactions whose snapshot may not see it (ai_cost_internal.collect_shard_changes()).';
-  COMMENT ON COLUMN ai_cost_internal.shard_collections_kept.open_transactions IS 'Virtual transaction ids of the transactions open at the first refresh after the collection, NULL until then: every transaction whose snapshot may not see it. Its changes are deleted once none of them is open.';
+  COMMENT ON COLUMN ai_cost_internal.shard_collections_kept.open_transactions IS 'Virtual transaction ids of the transactions that held a snapshot at the first refresh after the collection, NULL until then: every transaction whose snapshot may not see it. Its changes are deleted once none of them is open.';
   COMMENT ON COLUMN ai_cost_internal.shard_collections_kept.collected_at IS 'When the refresh that made the collection started.';
   PERFORM ai_cost_internal.create_shard_changes_kept_reader();
 END

@@ -407,6 +407,15 @@ testOnCitus(test.serial, 'a live view read in a transaction older than two refre
   const asReader = { query: async (sql: string) => (await reader.query(sql)).rows };
   await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
   await reader.query('SELECT count(*) FROM ai_cost.calls_hourly');
+  // A transaction idle in READ COMMITTED holds no snapshot: its next statement sees every collection,
+  // so it keeps none of their changes on the shards, however long it stays open.
+  const idle = new pg.Client({ connectionString: db.url });
+  await idle.connect();
+  t.teardown(() => idle.end());
+  await idle.query('BEGIN');
+  await idle.query('SELECT count(*) FROM ai_cost.calls_hourly_live');
+  const idleSince = async () => (await idle.query<{ began: Date }>('SELECT now() AS began')).rows[0]!.began.getTime();
+  const idleBegan = await idleSince();
   await db.query('SELECT * FROM ai_cost.refresh()');
   await db.query(`UPDATE ai_cost.calls SET output_tokens = output_tokens + 30 WHERE tenant_id = 'tenant-3'`);
   await db.query('SELECT * FROM ai_cost.refresh()');
@@ -438,7 +447,7 @@ testOnCitus(test.serial, 'a live view read in a transaction older than two refre
     }
   };
   const keptForReader = await keptStatus();
-  t.deepEqual(keptForReader.pids, [readerPid], 'refresh_status names the reader\'s backend to a BI login');
+  t.deepEqual(keptForReader.pids, [readerPid], 'refresh_status names the reader\'s backend to a BI login, and not the idle transaction\'s');
   t.truthy(keptForReader.since);
   const fresh = await keptCheck();
   t.is(fresh?.level, 'ok');
@@ -473,6 +482,8 @@ testOnCitus(test.serial, 'a live view read in a transaction older than two refre
   t.deepEqual(folded.rolled, expected);
   t.deepEqual(await keptStatus(), { since: null, pids: null });
   t.is(await keptCheck(), undefined, 'doctor says nothing of it once the reader has ended');
+  t.is(await idleSince(), idleBegan, 'the idle transaction was open all along');
+  await idle.query('COMMIT');
 });
 
 testOnCitus(test.serial, 'a refresh commits its stamps on the shards before its collection, and live views stay exact through a refresh rolled back', async (t) => {

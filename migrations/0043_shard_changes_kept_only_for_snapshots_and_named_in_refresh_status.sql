@@ -1,10 +1,13 @@
 -- Up Migration
 --
--- ai_cost.refresh_status says which open transactions keep updates and
--- deletes already folded on the shards of a distributed ledger, and since
--- when, so that ai-cost doctor can point at them. A collection kept from
--- before this step is dated by it. (sql/ holds the definitions; this step
--- brings the schema there.)
+-- On a distributed ledger, the updates and deletes a refresh folded stayed
+-- on the shards for every transaction open at the next refresh, though only
+-- one holding a snapshot then can miss them: a transaction idle in READ
+-- COMMITTED kept them too, up to ten collections. They are now kept only
+-- for transactions that hold a snapshot. And ai_cost.refresh_status says
+-- which open transactions keep them, and since when, so that ai-cost doctor
+-- can point at them; a collection kept from before this step is dated by
+-- it. (sql/ holds the definitions; this step brings the schema there.)
 
 CREATE FUNCTION ai_cost_internal.shard_changes_kept(OUT kept_since timestamptz, OUT kept_for_pids integer[])
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -43,12 +46,97 @@ BEGIN
     collected_at timestamptz NOT NULL DEFAULT now()
   );
   COMMENT ON TABLE ai_cost_internal.shard_collections_kept IS 'Internal: each collection whose changes are still on the shards, kept for live views in transactions whose snapshot may not see it (ai_cost_internal.collect_shard_changes()).';
-  COMMENT ON COLUMN ai_cost_internal.shard_collections_kept.open_transactions IS 'Virtual transaction ids of the transactions open at the first refresh after the collection, NULL until then: every transaction whose snapshot may not see it. Its changes are deleted once none of them is open.';
+  COMMENT ON COLUMN ai_cost_internal.shard_collections_kept.open_transactions IS 'Virtual transaction ids of the transactions that held a snapshot at the first refresh after the collection, NULL until then: every transaction whose snapshot may not see it. Its changes are deleted once none of them is open.';
   COMMENT ON COLUMN ai_cost_internal.shard_collections_kept.collected_at IS 'When the refresh that made the collection started.';
   PERFORM ai_cost_internal.create_shard_changes_kept_reader();
 END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.create_shard_collections_kept() IS 'Internal: creates the table of the collections whose changes are still on the shards of a distributed ledger, and ai_cost.refresh_status''s reader of it (ai_cost.distribute()).';
+
+CREATE OR REPLACE FUNCTION ai_cost_internal.stamp_collected_shard_changes() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  ALTER TABLE ai_cost_internal.shard_call_changes ADD COLUMN collected_by bigint;
+  COMMENT ON TABLE ai_cost_internal.shard_call_changes IS 'Internal: versions of a distributed ledger''s calls removed (-1) and added (+1) by updates and deletes, captured on the shards; copied into ai_cost_internal.call_changes by the next ai_cost.refresh().';
+  COMMENT ON COLUMN ai_cost_internal.shard_call_changes.collected_by IS 'The collection that copied the change into ai_cost_internal.call_changes (ai_cost_internal.shard_changes_collected), NULL while it waits; deleted once no transaction open is one that may hold a snapshot older than that collection (ai_cost_internal.shard_collections_kept).';
+  CREATE TABLE ai_cost_internal.shard_changes_collected (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    collection bigint NOT NULL DEFAULT 0
+  );
+  INSERT INTO ai_cost_internal.shard_changes_collected DEFAULT VALUES;
+  COMMENT ON TABLE ai_cost_internal.shard_changes_collected IS 'Internal: the number of the last collection of the changes captured on the shards that took any (ai_cost_internal.collect_shard_changes()).';
+  PERFORM ai_cost_internal.create_shard_collections_kept();
+  PERFORM ai_cost_internal.create_shard_changes_reader();
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.stamp_collected_shard_changes() IS 'Internal: adds to the changes captured on the shards of a distributed ledger the stamp of their collection, the count of collections, the collections kept, and the live views'' reader of them (ai_cost.distribute()).';
+
+CREATE OR REPLACE FUNCTION ai_cost_internal.collect_shard_changes() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  may_stamp_ahead boolean;
+  open_now text[];
+  last_collection bigint;
+  no_longer_needed bigint;
+  waiting bigint;
+  stamped_before bigint;
+  nodes_stamped boolean := false;
+  collected bigint;
+BEGIN
+  IF NOT ai_cost_internal.calls_are_distributed() THEN
+    RETURN;
+  END IF;
+  -- Asked before the deletion below, which writes.
+  may_stamp_ahead := pg_current_xact_id_if_assigned() IS NULL AND current_setting('transaction_isolation') = 'read committed';
+  -- The open transactions that hold a snapshot: each holds a lock on its
+  -- own virtual transaction id, and while it holds a snapshot its
+  -- backend_xmin is set (which any login can see). Read afresh, not from
+  -- this transaction's cached copy of pg_stat_activity.
+  PERFORM pg_stat_clear_snapshot();
+  open_now := (SELECT coalesce(array_agg(l.virtualxid), '{}')
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted
+                  AND l.pid <> pg_backend_pid() AND a.datname = current_database() AND a.backend_xmin IS NOT NULL);
+  SELECT c.collection INTO last_collection FROM ai_cost_internal.shard_changes_collected c;
+  UPDATE ai_cost_internal.shard_collections_kept k SET open_transactions = open_now WHERE k.open_transactions IS NULL;
+  -- A transaction still open that was open at an earlier collection was
+  -- open at every later one too: the collections no longer needed come first.
+  SELECT greatest(max(k.collection) FILTER (WHERE NOT k.open_transactions && open_now), last_collection - 10)
+    INTO no_longer_needed
+    FROM ai_cost_internal.shard_collections_kept k;
+  IF EXISTS (SELECT FROM ai_cost_internal.shard_collections_kept k WHERE k.collection <= no_longer_needed) THEN
+    DELETE FROM ai_cost_internal.shard_call_changes WHERE collected_by <= no_longer_needed;
+    DELETE FROM ai_cost_internal.shard_collections_kept k WHERE k.collection <= no_longer_needed;
+  END IF;
+  SELECT count(*) FILTER (WHERE s.collected_by IS NULL), count(*) FILTER (WHERE s.collected_by > last_collection)
+    INTO waiting, stamped_before
+    FROM ai_cost_internal.shard_call_changes s
+   WHERE s.collected_by IS NULL OR s.collected_by > last_collection;
+  IF waiting = 0 AND stamped_before = 0 THEN
+    RETURN;
+  END IF;
+  IF waiting > 0 AND may_stamp_ahead THEN
+    nodes_stamped := (SELECT coalesce(bool_and(n.success), false)
+                        FROM run_command_on_all_nodes(format('SELECT ai_cost_internal.stamp_shard_changes_on_this_node(%s)',
+                                                             last_collection + 1)) n);
+  END IF;
+  IF waiting > 0 AND NOT nodes_stamped THEN
+    UPDATE ai_cost_internal.shard_call_changes s SET collected_by = last_collection + 1 WHERE s.collected_by IS NULL;
+  END IF;
+  INSERT INTO ai_cost_internal.call_changes
+  SELECT s.sign, s.created_at, s.provider, s.model, s.operation, s.status, s.service_tier, nullif(s.tenant_id, ''), s.user_id,
+         s.feature, s.conversation_id, s.cached, s.streamed, s.unpriced_reason, s.cost_micros, s.input_tokens, s.output_tokens,
+         s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens, s.ttft_ms, s.total_ms, s.call_id, s.billed_micros
+    FROM ai_cost_internal.shard_call_changes s
+   WHERE s.collected_by > last_collection;
+  GET DIAGNOSTICS collected = ROW_COUNT;
+  IF collected > 0 THEN
+    UPDATE ai_cost_internal.shard_changes_collected c SET collection = c.collection + 1;
+    INSERT INTO ai_cost_internal.shard_collections_kept (collection) VALUES (last_collection + 1);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.collect_shard_changes() IS 'Internal: copies the call changes captured on the shards of a distributed ledger into ai_cost_internal.call_changes, stamping them as collected, and deletes those an earlier collection stamped (ai_cost.refresh()).';
 
 CREATE OR REPLACE VIEW ai_cost.refresh_status AS
 SELECT s.refreshed_at, s.views_refreshed_at, s.duration_ms, s.changes_applied,
@@ -236,6 +324,8 @@ BEGIN
   IF ai_cost_internal.calls_are_distributed() THEN
     ALTER TABLE ai_cost_internal.shard_collections_kept ADD COLUMN collected_at timestamptz NOT NULL DEFAULT now();
     COMMENT ON COLUMN ai_cost_internal.shard_collections_kept.collected_at IS 'When the refresh that made the collection started.';
+    COMMENT ON COLUMN ai_cost_internal.shard_collections_kept.open_transactions IS 'Virtual transaction ids of the transactions that held a snapshot at the first refresh after the collection, NULL until then: every transaction whose snapshot may not see it. Its changes are deleted once none of them is open.';
+    COMMENT ON COLUMN ai_cost_internal.shard_call_changes.collected_by IS 'The collection that copied the change into ai_cost_internal.call_changes (ai_cost_internal.shard_changes_collected), NULL while it waits; deleted once no transaction open is one that may hold a snapshot older than that collection (ai_cost_internal.shard_collections_kept).';
     PERFORM ai_cost_internal.create_shard_changes_kept_reader();
   END IF;
 END
@@ -249,6 +339,8 @@ DO $$
 BEGIN
   IF ai_cost_internal.calls_are_distributed() THEN
     ALTER TABLE ai_cost_internal.shard_collections_kept DROP COLUMN collected_at;
+    COMMENT ON COLUMN ai_cost_internal.shard_collections_kept.open_transactions IS 'Virtual transaction ids of the transactions open at the first refresh after the collection, NULL until then: every transaction whose snapshot may not see it. Its changes are deleted once none of them is open.';
+    COMMENT ON COLUMN ai_cost_internal.shard_call_changes.collected_by IS 'The collection that copied the change into ai_cost_internal.call_changes (ai_cost_internal.shard_changes_collected), NULL while it waits; deleted once no transaction that was open when that collection committed is (ai_cost_internal.shard_collections_kept).';
   END IF;
 END
 $$;
@@ -285,6 +377,87 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.create_shard_collections_kept() IS 'Internal: creates the table of the collections whose changes are still on the shards of a distributed ledger (ai_cost.distribute()).';
+
+CREATE OR REPLACE FUNCTION ai_cost_internal.stamp_collected_shard_changes() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  ALTER TABLE ai_cost_internal.shard_call_changes ADD COLUMN collected_by bigint;
+  COMMENT ON TABLE ai_cost_internal.shard_call_changes IS 'Internal: versions of a distributed ledger''s calls removed (-1) and added (+1) by updates and deletes, captured on the shards; copied into ai_cost_internal.call_changes by the next ai_cost.refresh().';
+  COMMENT ON COLUMN ai_cost_internal.shard_call_changes.collected_by IS 'The collection that copied the change into ai_cost_internal.call_changes (ai_cost_internal.shard_changes_collected), NULL while it waits; deleted once no transaction that was open when that collection committed is (ai_cost_internal.shard_collections_kept).';
+  CREATE TABLE ai_cost_internal.shard_changes_collected (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    collection bigint NOT NULL DEFAULT 0
+  );
+  INSERT INTO ai_cost_internal.shard_changes_collected DEFAULT VALUES;
+  COMMENT ON TABLE ai_cost_internal.shard_changes_collected IS 'Internal: the number of the last collection of the changes captured on the shards that took any (ai_cost_internal.collect_shard_changes()).';
+  PERFORM ai_cost_internal.create_shard_collections_kept();
+  PERFORM ai_cost_internal.create_shard_changes_reader();
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.stamp_collected_shard_changes() IS 'Internal: adds to the changes captured on the shards of a distributed ledger the stamp of their collection, the count of collections, the collections kept, and the live views'' reader of them (ai_cost.distribute()).';
+
+CREATE OR REPLACE FUNCTION ai_cost_internal.collect_shard_changes() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  may_stamp_ahead boolean;
+  open_now text[];
+  last_collection bigint;
+  no_longer_needed bigint;
+  waiting bigint;
+  stamped_before bigint;
+  nodes_stamped boolean := false;
+  collected bigint;
+BEGIN
+  IF NOT ai_cost_internal.calls_are_distributed() THEN
+    RETURN;
+  END IF;
+  -- Asked before the deletion below, which writes.
+  may_stamp_ahead := pg_current_xact_id_if_assigned() IS NULL AND current_setting('transaction_isolation') = 'read committed';
+  -- Every transaction holds a lock on its own virtual transaction id.
+  open_now := (SELECT coalesce(array_agg(l.virtualxid), '{}')
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted
+                  AND l.pid <> pg_backend_pid() AND a.datname = current_database());
+  SELECT c.collection INTO last_collection FROM ai_cost_internal.shard_changes_collected c;
+  UPDATE ai_cost_internal.shard_collections_kept k SET open_transactions = open_now WHERE k.open_transactions IS NULL;
+  -- A transaction still open that was open at an earlier collection was
+  -- open at every later one too: the collections no longer needed come first.
+  SELECT greatest(max(k.collection) FILTER (WHERE NOT k.open_transactions && open_now), last_collection - 10)
+    INTO no_longer_needed
+    FROM ai_cost_internal.shard_collections_kept k;
+  IF EXISTS (SELECT FROM ai_cost_internal.shard_collections_kept k WHERE k.collection <= no_longer_needed) THEN
+    DELETE FROM ai_cost_internal.shard_call_changes WHERE collected_by <= no_longer_needed;
+    DELETE FROM ai_cost_internal.shard_collections_kept k WHERE k.collection <= no_longer_needed;
+  END IF;
+  SELECT count(*) FILTER (WHERE s.collected_by IS NULL), count(*) FILTER (WHERE s.collected_by > last_collection)
+    INTO waiting, stamped_before
+    FROM ai_cost_internal.shard_call_changes s
+   WHERE s.collected_by IS NULL OR s.collected_by > last_collection;
+  IF waiting = 0 AND stamped_before = 0 THEN
+    RETURN;
+  END IF;
+  IF waiting > 0 AND may_stamp_ahead THEN
+    nodes_stamped := (SELECT coalesce(bool_and(n.success), false)
+                        FROM run_command_on_all_nodes(format('SELECT ai_cost_internal.stamp_shard_changes_on_this_node(%s)',
+                                                             last_collection + 1)) n);
+  END IF;
+  IF waiting > 0 AND NOT nodes_stamped THEN
+    UPDATE ai_cost_internal.shard_call_changes s SET collected_by = last_collection + 1 WHERE s.collected_by IS NULL;
+  END IF;
+  INSERT INTO ai_cost_internal.call_changes
+  SELECT s.sign, s.created_at, s.provider, s.model, s.operation, s.status, s.service_tier, nullif(s.tenant_id, ''), s.user_id,
+         s.feature, s.conversation_id, s.cached, s.streamed, s.unpriced_reason, s.cost_micros, s.input_tokens, s.output_tokens,
+         s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens, s.ttft_ms, s.total_ms, s.call_id, s.billed_micros
+    FROM ai_cost_internal.shard_call_changes s
+   WHERE s.collected_by > last_collection;
+  GET DIAGNOSTICS collected = ROW_COUNT;
+  IF collected > 0 THEN
+    UPDATE ai_cost_internal.shard_changes_collected c SET collection = c.collection + 1;
+    INSERT INTO ai_cost_internal.shard_collections_kept (collection) VALUES (last_collection + 1);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION ai_cost_internal.collect_shard_changes() IS 'Internal: copies the call changes captured on the shards of a distributed ledger into ai_cost_internal.call_changes, stamping them as collected, and deletes those an earlier collection stamped (ai_cost.refresh()).';
 
 CREATE OR REPLACE FUNCTION ai_cost_internal.grant_roles() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
