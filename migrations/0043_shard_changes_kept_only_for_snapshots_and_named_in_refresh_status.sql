@@ -15,20 +15,26 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION ai_cost_internal.shard_changes_kept() IS 'Internal: since when updates and deletes already folded are kept on the shards of a distributed ledger for open transactions, and their backends; NULL on one server and when none are kept for one.';
 
+CREATE FUNCTION ai_cost_internal.transactions_holding_snapshots(OUT virtualxid text, OUT pid integer)
+RETURNS SETOF record
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT l.virtualxid, l.pid
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+   WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted
+     AND a.datname = current_database() AND a.backend_xmin IS NOT NULL
+$$;
+COMMENT ON FUNCTION ai_cost_internal.transactions_holding_snapshots() IS 'Internal: the virtual transaction ids and backends of this database''s open transactions that hold a snapshot, which keep the changes of the collections they may not see on the shards of a distributed ledger.';
+
 CREATE FUNCTION ai_cost_internal.create_shard_changes_kept_reader() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
   EXECUTE format($f$CREATE OR REPLACE FUNCTION %s(OUT kept_since timestamptz, OUT kept_for_pids integer[])
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L$f$, 'ai_cost_internal.shard_changes_kept', $body$
-  WITH open_now AS (
-    -- Every transaction holds a lock on its own virtual transaction id.
-    SELECT l.virtualxid, l.pid FROM pg_locks l
-     WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted AND l.pid IS NOT NULL
-  ), kept_for AS (
-    SELECT k.collected_at, o.pid
+  WITH kept_for AS (
+    SELECT k.collected_at, h.pid
       FROM ai_cost_internal.shard_collections_kept k
-      JOIN open_now o ON o.virtualxid = ANY (k.open_transactions)
+      JOIN ai_cost_internal.transactions_holding_snapshots() h ON h.virtualxid = ANY (k.open_transactions)
   )
   SELECT min(f.collected_at), array_agg(DISTINCT f.pid ORDER BY f.pid) FROM kept_for f
 $body$);
@@ -88,15 +94,10 @@ BEGIN
   END IF;
   -- Asked before the deletion below, which writes.
   may_stamp_ahead := pg_current_xact_id_if_assigned() IS NULL AND current_setting('transaction_isolation') = 'read committed';
-  -- The open transactions that hold a snapshot: each holds a lock on its
-  -- own virtual transaction id, and while it holds a snapshot its
-  -- backend_xmin is set (which any login can see). Read afresh, not from
-  -- this transaction's cached copy of pg_stat_activity.
+  -- Read afresh, not from this transaction's cached copy of pg_stat_activity.
   PERFORM pg_stat_clear_snapshot();
-  open_now := (SELECT coalesce(array_agg(l.virtualxid), '{}')
-                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted
-                  AND l.pid <> pg_backend_pid() AND a.datname = current_database() AND a.backend_xmin IS NOT NULL);
+  open_now := (SELECT coalesce(array_agg(h.virtualxid), '{}')
+                 FROM ai_cost_internal.transactions_holding_snapshots() h WHERE h.pid <> pg_backend_pid());
   SELECT c.collection INTO last_collection FROM ai_cost_internal.shard_changes_collected c;
   UPDATE ai_cost_internal.shard_collections_kept k SET open_transactions = open_now WHERE k.open_transactions IS NULL;
   -- A transaction still open that was open at an earlier collection was
@@ -618,5 +619,6 @@ COMMENT ON FUNCTION ai_cost_internal.grant_roles() IS 'Internal: grants each exi
 
 DROP FUNCTION ai_cost_internal.create_shard_changes_kept_reader();
 DROP FUNCTION ai_cost_internal.shard_changes_kept();
+DROP FUNCTION ai_cost_internal.transactions_holding_snapshots();
 
 SELECT ai_cost_internal.grant_roles();

@@ -226,6 +226,21 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost_internal.distribute_request_ids() IS 'Internal: distributes the request ids of a partitioned ledger beside its calls, with the triggers that claim them on the shards (ai_cost.distribute()).';
 
+-- The open transactions of this database that hold a snapshot, which are
+-- those that may not see a collection of the changes on the shards (see
+-- collect_shard_changes): every transaction holds a lock on its own virtual
+-- transaction id, and while it holds a snapshot its backend_xmin is set
+-- (which any login can see; an idle READ COMMITTED transaction holds none).
+CREATE FUNCTION ai_cost_internal.transactions_holding_snapshots(OUT virtualxid text, OUT pid integer)
+RETURNS SETOF record
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT l.virtualxid, l.pid
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+   WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted
+     AND a.datname = current_database() AND a.backend_xmin IS NOT NULL
+$$;
+COMMENT ON FUNCTION ai_cost_internal.transactions_holding_snapshots() IS 'Internal: the virtual transaction ids and backends of this database''s open transactions that hold a snapshot, which keep the changes of the collections they may not see on the shards of a distributed ledger.';
+
 -- Copies the changes captured on the shards into the change table, for the
 -- refresh to fold in the same transaction (ai_cost_internal.refresh_rollups);
 -- nothing on one server. A live view reads the rollups as of its snapshot on
@@ -281,15 +296,10 @@ BEGIN
   END IF;
   -- Asked before the deletion below, which writes.
   may_stamp_ahead := pg_current_xact_id_if_assigned() IS NULL AND current_setting('transaction_isolation') = 'read committed';
-  -- The open transactions that hold a snapshot: each holds a lock on its
-  -- own virtual transaction id, and while it holds a snapshot its
-  -- backend_xmin is set (which any login can see). Read afresh, not from
-  -- this transaction's cached copy of pg_stat_activity.
+  -- Read afresh, not from this transaction's cached copy of pg_stat_activity.
   PERFORM pg_stat_clear_snapshot();
-  open_now := (SELECT coalesce(array_agg(l.virtualxid), '{}')
-                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted
-                  AND l.pid <> pg_backend_pid() AND a.datname = current_database() AND a.backend_xmin IS NOT NULL);
+  open_now := (SELECT coalesce(array_agg(h.virtualxid), '{}')
+                 FROM ai_cost_internal.transactions_holding_snapshots() h WHERE h.pid <> pg_backend_pid());
   SELECT c.collection INTO last_collection FROM ai_cost_internal.shard_changes_collected c;
   UPDATE ai_cost_internal.shard_collections_kept k SET open_transactions = open_now WHERE k.open_transactions IS NULL;
   -- A transaction still open that was open at an earlier collection was
@@ -459,7 +469,8 @@ COMMENT ON FUNCTION ai_cost_internal.create_shard_collections_kept() IS 'Interna
 
 -- Gives ai_cost_internal.shard_changes_kept() its body over the kept
 -- collections, on the coordinator only, where they are: the oldest kept for
--- a transaction still open, and the backends of those transactions.
+-- a transaction still open and holding a snapshot (the rule by which
+-- collect_shard_changes keeps them), and the backends of those transactions.
 -- SECURITY DEFINER: ai_cost.refresh_status reads it for roles without rights
 -- on the kept collections, to which it shows only a time and process ids.
 CREATE FUNCTION ai_cost_internal.create_shard_changes_kept_reader() RETURNS void
@@ -468,14 +479,10 @@ BEGIN
   PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
   EXECUTE format($f$CREATE OR REPLACE FUNCTION %s(OUT kept_since timestamptz, OUT kept_for_pids integer[])
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L$f$, 'ai_cost_internal.shard_changes_kept', $body$
-  WITH open_now AS (
-    -- Every transaction holds a lock on its own virtual transaction id.
-    SELECT l.virtualxid, l.pid FROM pg_locks l
-     WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted AND l.pid IS NOT NULL
-  ), kept_for AS (
-    SELECT k.collected_at, o.pid
+  WITH kept_for AS (
+    SELECT k.collected_at, h.pid
       FROM ai_cost_internal.shard_collections_kept k
-      JOIN open_now o ON o.virtualxid = ANY (k.open_transactions)
+      JOIN ai_cost_internal.transactions_holding_snapshots() h ON h.virtualxid = ANY (k.open_transactions)
   )
   SELECT min(f.collected_at), array_agg(DISTINCT f.pid ORDER BY f.pid) FROM kept_for f
 $body$);
