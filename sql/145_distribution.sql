@@ -500,6 +500,11 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   CREATE TABLE ai_cost_internal.shard_call_changes (LIKE ai_cost_internal.call_changes);
   ALTER TABLE ai_cost_internal.shard_call_changes ALTER tenant_id SET NOT NULL;
+  -- Citus moves a shard by logical replication (citus_rebalance_start()'s
+  -- default), which needs a replica identity on every table co-located
+  -- with it. The rows have no key, and a shard holds few of them: the
+  -- changes since the last refresh.
+  ALTER TABLE ai_cost_internal.shard_call_changes REPLICA IDENTITY FULL;
   PERFORM create_distributed_table('ai_cost_internal.shard_call_changes', 'tenant_id', colocate_with => 'ai_cost.calls');
   PERFORM ai_cost_internal.stamp_collected_shard_changes();
   -- On the coordinator only, as the reader.
@@ -698,7 +703,10 @@ BEGIN
         CROSS JOIN pg_dist_node n
         WHERE p.partmethod = 'n' AND p.repmodel = 't' AND n.isactive AND n.noderole = 'primary'
           AND NOT EXISTS (SELECT FROM pg_dist_placement pl WHERE pl.shardid = s.shardid AND pl.groupid = n.groupid)) THEN
-    IF NOT has_function_privilege('pg_catalog.replicate_reference_tables(citus.shard_transfer_mode)', 'EXECUTE') THEN
+    -- By oid: the function's signature names a type in schema citus, which
+    -- an owner that is no superuser may not look up.
+    IF NOT (SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
+             WHERE p.proname = 'replicate_reference_tables' AND p.pronamespace = 'pg_catalog'::regnamespace) THEN
       RAISE EXCEPTION 'a node added to the cluster has no copy of the reference tables yet, and Citus lets only a superuser copy them: run SELECT replicate_reference_tables(''block_writes'') as a superuser, then this again';
     END IF;
     EXECUTE 'SELECT replicate_reference_tables(''block_writes'')';

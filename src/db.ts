@@ -47,6 +47,7 @@ export async function createPool(databaseUrl: string, maximumPoolSize = 10, star
   const url = startupOptions.reduce(withStartupOption, withSafeSearchPath(databaseUrl));
   return createSlonikPool(withConnectionParametersInAuthority(url), {
     maximumPoolSize,
+    connectionTimeout: connectTimeoutMillis(databaseUrl) || 'DISABLE_TIMEOUT',
     statementTimeout: 'DISABLE_TIMEOUT',
     idleInTransactionSessionTimeout: 'DISABLE_TIMEOUT',
     captureStackTrace: false,
@@ -170,9 +171,26 @@ export function withConnectionParametersInAuthority(databaseUrl: string): string
   return `${url.protocol}//${userInfo}${hostPort}${url.pathname}${search ? `?${search}` : ''}`;
 }
 
+/** How long a connection attempt waits for the server when the URL does not say (libpq's connect_timeout). */
+const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
+
+/**
+ * How long to wait for the server to accept a connection, in milliseconds:
+ * the URL's connect_timeout in seconds (0 waits for ever, as in libpq), else
+ * 10 s. Neither pg nor slonik reads connect_timeout from a URL, and pg's
+ * default waits for ever on a server that never answers.
+ */
+export function connectTimeoutMillis(databaseUrl: string): number {
+  const given = new URL(databaseUrl).searchParams.get('connect_timeout');
+  if (given === null) return DEFAULT_CONNECT_TIMEOUT_SECONDS * 1000;
+  const seconds = Number(given);
+  if (!Number.isInteger(seconds) || seconds < 0) throw new UsageError(`invalid database URL: connect_timeout '${given}' is not a whole number of seconds`);
+  return seconds * 1000;
+}
+
 /** Runs `work` with a plain pg client of its own (its search_path pinned), closed afterwards. */
 export async function withClient<T>(databaseUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: withSafeSearchPath(databaseUrl) });
+  const client = new pg.Client({ connectionString: withSafeSearchPath(databaseUrl), connectionTimeoutMillis: connectTimeoutMillis(databaseUrl) });
   await client.connect();
   try {
     return await work(client);

@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import test from 'ava';
 import { freePort } from '../src/free-port.js';
 import { runCli, runPsql } from './support/cli.js';
@@ -180,6 +181,68 @@ test('an unreachable server: one clear line', async (t) => {
   const port = await freePort();
   assertOneLineError(t, await runCli(['migrate', 'up', '--database-url', `postgres://postgres@127.0.0.1:${port}/x`]),
     /cannot connect to PostgreSQL at 127\.0\.0\.1:\d+: connection refused/);
+});
+
+/** A TCP server on a free port that does `onSocket` with each connection; closed when the test ends. */
+async function fakeServer(t: import('ava').ExecutionContext, onSocket: (socket: Socket) => void): Promise<number> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    onSocket(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+test('a server that accepts and hangs up: one clear line', async (t) => {
+  const port = await fakeServer(t, (socket) => socket.destroy());
+  for (const command of [['migrate', 'up'], ['report']]) {
+    assertOneLineError(t, await runCli([...command, '--database-url', `postgres://postgres@127.0.0.1:${port}/x`]),
+      /^ai-cost: the connection to PostgreSQL ended unexpectedly: the server closed it/);
+  }
+});
+
+test('a server that never answers: one clear line once connect_timeout (10 s unless the URL says) has passed', async (t) => {
+  const port = await fakeServer(t, () => {});
+  for (const command of [['migrate', 'status'], ['report']]) {
+    assertOneLineError(t, await runCli([...command, '--database-url', `postgres://postgres@127.0.0.1:${port}/x?connect_timeout=1`]),
+      /^ai-cost: cannot connect to PostgreSQL: the server did not answer in time .*connect_timeout=<seconds> in the URL waits longer\)\n$/);
+  }
+  const started = Date.now();
+  assertOneLineError(t, await runCli(['migrate', 'up', '--database-url', `postgres://postgres@127.0.0.1:${port}/x`]),
+    /did not answer in time/);
+  t.true(Date.now() - started >= 9_000, 'the default wait is 10 s');
+  assertOneLineError(t, await runCli(['report', '--database-url', `postgres://postgres@127.0.0.1:${port}/x?connect_timeout=soon`]),
+    /^ai-cost: invalid database URL: connect_timeout 'soon' is not a whole number of seconds\n$/);
+});
+
+test('SSL asked of a server without it: one clear line', async (t) => {
+  // A server that answers the SSL request with N (no SSL), as PostgreSQL with ssl = off does.
+  const port = await fakeServer(t, (socket) => socket.once('data', () => socket.write('N')));
+  for (const command of [['migrate', 'up'], ['report']]) {
+    // Before it, pg warns (Node's process warning) of how it reads sslmode=require.
+    const result = await runCli([...command, '--database-url', `postgres://postgres@127.0.0.1:${port}/x?sslmode=require`]);
+    t.is(result.code, 1);
+    t.regex(result.stderr, /\nai-cost: cannot connect to PostgreSQL: the URL asks for SSL \(sslmode=require\) and the server does not support it[^\n]*\n$/);
+    t.notRegex(result.stderr, /\bat .*\.js:\d+/);
+  }
+});
+
+test('a date and time without a zone is UTC, whatever the zone of the machine', async (t) => {
+  const db = await database(true);
+  const set = await runCli(['prices', 'set', 'openai', 'gpt-zoneless', '--input', '1', '--from', '2026-01-01T10:00', '--database-url', db.url],
+    { TZ: 'Asia/Tokyo' });
+  t.is(set.code, 0, set.stderr);
+  const spaced = await runCli(['prices', 'set', 'openai', 'gpt-zoneless', '--input', '2', '--from', '2026-02-01 10:00:30', '--database-url', db.url],
+    { TZ: 'America/Los_Angeles' });
+  t.is(spaced.code, 0, spaced.stderr);
+  const rows = await db.query<{ valid_from: string }>(
+    `SELECT to_char(valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS valid_from FROM ai_cost.prices WHERE model = 'gpt-zoneless' ORDER BY valid_from`);
+  t.deepEqual(rows.map((row) => row.valid_from), ['2026-01-01 10:00:00', '2026-02-01 10:00:30']);
 });
 
 test('a database that does not exist: one clear line', async (t) => {

@@ -1,6 +1,7 @@
 import test from 'ava';
 import pg from 'pg';
 import { migrate } from '../src/migrate.js';
+import { runCli } from './support/cli.js';
 import { serverHasPgCron } from './support/database.js';
 import { findSystemPostgres, startSystemPostgres } from './support/system-postgres.js';
 
@@ -64,6 +65,16 @@ cronTest(serverHasPgCron ? TITLE : `${TITLE} (skipped: this server does not prel
       return row.n > 0 ? row.n : undefined;
     });
     t.is(folded, 1, 'the scheduled refresh folded the new call into ai_cost.calls_hourly');
+
+    // A run that failed before it started (its login refused, say) has a
+    // status and a message but no end time: doctor names the failure.
+    await client.query(`SELECT cron.alter_job(jobid, schedule => '0 0 1 1 *') FROM cron.job
+                         WHERE jobname = 'ai_cost_refresh' AND database = current_database()`);
+    await client.query(`INSERT INTO cron.job_run_details (jobid, database, username, command, status, return_message)
+      SELECT jobid, database, username, command, 'failed', 'connection failed' FROM cron.job
+       WHERE jobname = 'ai_cost_refresh' AND database = current_database()`);
+    const doctor = await runCli(['doctor', '--database-url', url]);
+    t.regex(doctor.stdout, /^warn +scheduling: pg_cron runs ai_cost\.refresh\(\) \(0 0 1 1 \*\); last run failed: connection failed$/m);
   } finally {
     await migrate(url, { direction: 'down', count: Infinity });
     const left = await client.query('SELECT jobname FROM cron.job WHERE jobname = ANY($1)', [JOBS]).catch(() => ({ rows: [] }));

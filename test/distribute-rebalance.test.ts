@@ -5,40 +5,86 @@ import { costs, populate, reports, workerOf } from './support/distributed-ledger
 
 // Growing the cluster of a distributed ledger: a third worker, `ai-cost
 // distribute` again (the new node's price lookup and book), and a rebalance
-// that moves shards of the calls onto it, for a ledger and for one
+// that moves shards of the calls onto it, for a ledger installed and
+// distributed by a database owner that is no superuser and for one
 // partitioned by month. A cluster of its own, since the new worker joins
 // every database of the cluster.
 const citus = useCitusCluster(test);
 
+interface Ledger {
+  db: CitusDatabase;
+  /** The URL its owner runs the CLI with. */
+  ownerUrl: string;
+  /** A superuser owns it; else a database owner that is none. */
+  bySuperuser: boolean;
+  partitioned: boolean;
+  before: { reports: Record<string, string[]>; costs: string[] };
+}
+
 testOnCitus(test, 'a third worker and a rebalance keep every cost, rollup and report, of a plain and of a partitioned ledger, and calls routed there are priced', async (t) => {
-  const ledgers = [];
-  for (const partitioned of [false, true]) {
-    const db = await citus.database(t, { migrated: true });
+  const ledgers: Ledger[] = [];
+  for (const partitioned of [true, false]) {
+    // The partitioned ledger, first, makes the pg-ai-cost roles of the cluster.
+    const bySuperuser = partitioned;
+    const { db, ownerUrl } = bySuperuser ? await superusersLedger(t) : await plainOwnersLedger(t, ledgers[0]!.db);
+    if (!bySuperuser) {
+      const install = await runCli(['migrate', 'up', '--database-url', ownerUrl]);
+      t.is(install.code, 0, install.stderr);
+    }
     await populate(db);
     if (partitioned) await db.query('SELECT * FROM ai_cost.partition_calls()');
-    const first = await runCli(['distribute', '--database-url', db.url]);
+    const first = await runCli(['distribute', '--database-url', ownerUrl]);
     t.is(first.code, 0, first.stderr);
     await db.query('SELECT * FROM ai_cost.refresh()');
-    ledgers.push({ db, partitioned, before: { reports: await reports(db), costs: await costs(db) } });
+    ledgers.push({ db, ownerUrl, bySuperuser, partitioned, before: { reports: await reports(db), costs: await costs(db) } });
   }
 
   const { port } = await citus.cluster.addWorker();
-  for (const { db, partitioned, before } of ledgers) await grownLedgerKeepsItsFigures(t, db, port, partitioned, before);
+  for (const ledger of ledgers) await grownLedgerKeepsItsFigures(t, ledger, port);
 });
 
+async function superusersLedger(t: ExecutionContext): Promise<{ db: CitusDatabase; ownerUrl: string }> {
+  const db = await citus.database(t, { migrated: true });
+  return { db, ownerUrl: db.url };
+}
+
+/** A database owned by a new login that is no superuser, and that login's URL of it; `other` drops the login after the database. */
+async function plainOwnersLedger(t: ExecutionContext, other: CitusDatabase): Promise<{ db: CitusDatabase; ownerUrl: string }> {
+  const owner = `o_${other.name.slice(2)}`;
+  await other.query(`CREATE ROLE ${owner} LOGIN`);
+  // Registered before the database, so it runs after the database is dropped (teardowns run last first).
+  t.teardown(() => other.query(`DROP ROLE ${owner}`).then(() => undefined));
+  const db = await citus.database(t);
+  await db.query(`ALTER DATABASE ${db.name} OWNER TO ${owner}`);
+  const url = new URL(db.url);
+  url.username = owner;
+  return { db, ownerUrl: url.toString() };
+}
+
 /** What a ledger distributed before the cluster grew is after `ai-cost distribute` again and a rebalance onto the new worker. */
-async function grownLedgerKeepsItsFigures(t: ExecutionContext, db: CitusDatabase, port: number, partitioned: boolean,
-                                           before: { reports: Record<string, string[]>; costs: string[] }): Promise<void> {
-  const unready = await runCli(['doctor', '--database-url', db.url]);
+async function grownLedgerKeepsItsFigures(t: ExecutionContext, { db, ownerUrl, bySuperuser, partitioned, before }: Ledger, port: number): Promise<void> {
+  const unready = await runCli(['doctor', '--database-url', ownerUrl]);
   t.regex(unready.stdout, new RegExp(`^FAIL +distribution: worker\\(s\\) localhost:${port} have no price lookup of their own .*run \`ai-cost distribute\` again$`, 'm'));
-  const again = await runCli(['distribute', '--database-url', db.url]);
+  if (!bySuperuser) {
+    // Citus lets only a superuser copy the price tables to the new node.
+    const refused = await runCli(['distribute', '--database-url', ownerUrl]);
+    t.is(refused.code, 1);
+    t.is(refused.stderr, "ai-cost: a node added to the cluster has no copy of the reference tables yet, and Citus lets only a superuser copy them: "
+      + "run SELECT replicate_reference_tables('block_writes') as a superuser, then this again\n");
+    // The refused run left the new worker an empty lookup, which prices nothing.
+    const halfway = await runCli(['doctor', '--database-url', ownerUrl]);
+    t.regex(halfway.stdout, new RegExp(`^FAIL +distribution: the price lookup of worker\\(s\\) localhost:${port} is not the coordinator's .*run \`ai-cost distribute\` again`, 'm'));
+    await db.query(`SELECT replicate_reference_tables('block_writes')`);
+  }
+  const again = await runCli(['distribute', '--database-url', ownerUrl]);
   t.is(again.code, 0, again.stderr);
   t.regex(again.stdout, /^workers: 3 worker\(s\) have the node-local price lookup and book$/m);
-  const ready = await runCli(['doctor', '--database-url', db.url]);
+  const ready = await runCli(['doctor', '--database-url', ownerUrl]);
   t.regex(ready.stdout, /^ok +distribution: ai_cost\.calls is distributed by tenant_id; each of the 3 worker\(s\) has its price lookup and book$/m);
-  // block_writes: writes wait while a shard moves, which takes a second here
-  // against fifteen for the default logical replication.
-  await db.query(`SELECT citus_rebalance_start(shard_transfer_mode => 'block_writes')`);
+  // The partitioned ledger moves with block_writes: writes wait while a
+  // shard moves, a second here. The other by the default, what users run:
+  // logical replication, about fifteen.
+  await db.query(partitioned ? `SELECT citus_rebalance_start(shard_transfer_mode => 'block_writes')` : 'SELECT citus_rebalance_start()');
   await db.query('SELECT citus_rebalance_wait()');
   const [moved] = await db.query<{ shards: string }>(`
     SELECT count(*) AS shards FROM citus_shards WHERE table_name = 'ai_cost.calls'::regclass AND nodeport = $1`, [port]);

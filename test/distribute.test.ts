@@ -216,6 +216,27 @@ testOnCitus(test.serial, 'a call costs on every worker what it costs on one serv
   t.is(workers.size, 2, 'the calls landed on both workers');
 });
 
+testOnCitus(test.serial, 'every command given a worker instead of the coordinator says so in one line, and does nothing', async (t) => {
+  const db = await distributed(t);
+  const worker = db.workerUrls[0]!;
+  // Each command's arguments, and its name as the message gives it.
+  const commands: [string[], string][] = [
+    [['migrate', 'status'], 'migrate'], [['migrate', 'up'], 'migrate'], [['migrate', 'down'], 'migrate'],
+    [['report'], 'report'], [['refresh'], 'refresh'], [['doctor'], 'doctor'], [['schedule'], 'schedule'],
+    [['reprice', '--from', '2026-01-01', '--dry-run'], 'reprice'], [['prices', 'set', 'openai', 'gpt-x', '--input', '1'], 'prices set'],
+    [['distribute'], 'distribute'],
+  ];
+  for (const [args, name] of commands) {
+    const result = await runCli([...args, '--database-url', worker]);
+    t.is(result.code, 1, args.join(' '));
+    t.is(result.stderr, `ai-cost: ai-cost ${name} runs on the Citus coordinator, and this is a worker: give the coordinator's URL\n`);
+  }
+  // DATABASE_URL is checked alike.
+  const byEnvironment = await runCli(['report'], { DATABASE_URL: worker });
+  t.regex(byEnvironment.stderr, /^ai-cost: ai-cost report runs on the Citus coordinator, and this is a worker/);
+  t.deepEqual(await db.query(`SELECT count(*)::int AS n FROM ai_cost.prices WHERE model = 'gpt-x'`), [{ n: 0 }]);
+});
+
 testOnCitus(test.serial, 'ai-cost distribute --shard-count spreads the calls over that many shards, each call costing what it costs on one server', async (t) => {
   const single = await citus.database(t, { migrated: true });
   const cluster = await citus.database(t, { migrated: true });

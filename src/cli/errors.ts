@@ -26,6 +26,13 @@ const FILE_ERRORS: Record<string, string> = {
   EISDIR: 'it is a folder',
 };
 
+/** Errors pg raises, without a code, when a connection cannot be made or is lost: each in words with what to check. */
+const CONNECTION_ERRORS: readonly (readonly [string, string])[] = [
+  ['timeout expired', 'cannot connect to PostgreSQL: the server did not answer in time (is the host and port right, and is it up? connect_timeout=<seconds> in the URL waits longer)'],
+  ['Connection terminated unexpectedly', 'the connection to PostgreSQL ended unexpectedly: the server closed it (is that host and port a PostgreSQL server? its log says why), and whatever was not committed was not written'],
+  ['The server does not support SSL connections', 'cannot connect to PostgreSQL: the URL asks for SSL (sslmode=require) and the server does not support it; drop sslmode from the URL, or enable ssl on the server'],
+];
+
 /**
  * One line that tells the user what went wrong and what to do, for errors a
  * user can cause: bad or unreachable URL, wrong credentials, missing schema,
@@ -35,6 +42,8 @@ export function describeError(error: unknown): string | undefined {
   const worded = [UsageError, InvalidCallError, NewerSchemaError, DistributedDowngradeError, MigrationFailedError, CannotScheduleError, InvalidReportError, InvalidPriceError, MissingEmbeddedPostgresError];
   if (worded.some((kind) => error instanceof kind)) return (error as Error).message;
   for (const e of causes(error)) {
+    const connectionLost = CONNECTION_ERRORS.find(([message]) => e.message === message);
+    if (connectionLost) return connectionLost[1];
     switch (e.code) {
       case 'ECONNREFUSED':
         return `cannot connect to PostgreSQL at ${e.address ?? 'the given host'}${e.port ? `:${e.port}` : ''}: connection refused (is the server running?)`;

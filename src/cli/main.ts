@@ -9,6 +9,7 @@ import { registerPrices } from './commands/prices.js';
 import { registerRefresh } from './commands/refresh.js';
 import { registerReport } from './commands/report.js';
 import { registerReprice } from './commands/reprice.js';
+import { refuseCitusWorker } from './coordinator-only.js';
 import { describeError } from './errors.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -16,7 +17,8 @@ const { version } = JSON.parse(readFileSync(new URL('../../package.json', import
 const program = new Command('ai-cost')
   .description('pg-ai-cost: a Postgres-native ledger of what AI/LLM API calls cost')
   .version(version)
-  .configureOutput({ outputError: (text, write) => write(`ai-cost: ${text.replace(/^error: /, '')}`) });
+  .configureOutput({ outputError: (text, write) => write(`ai-cost: ${text.replace(/^error: /, '')}`) })
+  .hook('preAction', refuseCitusWorker);
 
 // One module per command, each adding itself to the program.
 for (const register of [registerMigrate, registerSchedule, registerReport, registerRefresh, registerPrices, registerReprice, registerDoctor, registerDistribute, registerDemo]) register(program);

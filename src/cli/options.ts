@@ -7,12 +7,17 @@ export const databaseUrlOption = () =>
 
 const UNIT_MS: Record<string, number> = { m: 60_000, h: DAY_MS / 24, d: DAY_MS, w: 7 * DAY_MS };
 
-/** Parses an ISO date/time, `now`, or a relative `<n>m`, `<n>h`, `<n>d` or `<n>w` (that long before now). */
+/**
+ * Parses an ISO date/time, `now`, or a relative `<n>m`, `<n>h`, `<n>d` or
+ * `<n>w` (that long before now). A date/time without a zone is UTC, as every
+ * time pg-ai-cost shows is: Date would read it in the machine's zone.
+ */
 export function parseWhen(value: string): Date {
   if (value === 'now') return new Date();
   const relative = /^(\d+)([mhdw])$/.exec(value);
   if (relative) return new Date(Date.now() - Number(relative[1]) * UNIT_MS[relative[2]!]!);
-  const date = new Date(value);
+  const zoneless = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/.exec(value);
+  const date = new Date(zoneless ? `${zoneless[1]}T${zoneless[2]}Z` : value);
   if (Number.isNaN(date.getTime())) throw new InvalidArgumentError(`'${value}' is not a date, a time, now or e.g. 30m, 12h, 7d, 2w`);
   if (!isCalendarDay(value)) throw new InvalidArgumentError(`'${value}' is not a day of the calendar`);
   return date;

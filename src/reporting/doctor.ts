@@ -274,10 +274,14 @@ async function schedulingCheck(pool: DatabasePool): Promise<Check> {
     return { name: 'scheduling', level: 'skip', detail: `pg_cron is installed in this database, but its jobs are not visible to ${here.user}, who may not use schema cron` };
   }
   if (here.installed) {
-    const jobs = await pool.any(sql.type(z.object({ jobname: z.string(), schedule: z.string(), active: z.boolean(), last_status: z.string().nullable(), last_end: z.date().nullable() }))`
-      SELECT j.jobname, j.schedule, j.active, d.status AS last_status, d.end_time AS last_end
+    const jobs = await pool.any(sql.type(z.object({
+      jobname: z.string(), schedule: z.string(), active: z.boolean(),
+      last_status: z.string().nullable(), last_start: z.date().nullable(), last_end: z.date().nullable(), last_message: z.string().nullable(),
+    }))`
+      SELECT j.jobname, j.schedule, j.active, d.status AS last_status, d.start_time AS last_start, d.end_time AS last_end,
+             d.return_message AS last_message
         FROM cron.job j
-        LEFT JOIN LATERAL (SELECT status, end_time FROM cron.job_run_details r
+        LEFT JOIN LATERAL (SELECT status, start_time, end_time, return_message FROM cron.job_run_details r
                             WHERE r.jobid OPERATOR(pg_catalog.=) j.jobid ORDER BY r.runid DESC LIMIT 1) d ON true
        WHERE j.jobname OPERATOR(pg_catalog.=) 'ai_cost_refresh' AND j.database OPERATOR(pg_catalog.=) pg_catalog.current_database()`);
     // The views job (every 5 minutes) is reported through views_refreshed_at in the refresh check.
@@ -287,8 +291,7 @@ async function schedulingCheck(pool: DatabasePool): Promise<Check> {
       return { name: 'scheduling', level: 'warn', detail: `pg_cron is installed but shows ${here.user} no ai_cost_refresh job (it shows a login only its own jobs): run \`ai-cost schedule\`, or run doctor as whoever scheduled it` };
     }
     if (!job.active) return { name: 'scheduling', level: 'warn', detail: 'pg_cron job ai_cost_refresh exists but is inactive' };
-    const last = job.last_end ? `; last run ${job.last_status} at ${job.last_end.toISOString()}` : '; not run yet';
-    return { name: 'scheduling', level: job.last_status === 'failed' ? 'warn' : 'ok', detail: `pg_cron runs ai_cost.refresh() (${job.schedule})${last}` };
+    return { name: 'scheduling', level: job.last_status === 'failed' ? 'warn' : 'ok', detail: `pg_cron runs ai_cost.refresh() (${job.schedule})${lastRun(job)}` };
   }
   let advice: string;
   if (here.cron_database && here.cron_database !== here.database) {
@@ -299,6 +302,21 @@ async function schedulingCheck(pool: DatabasePool): Promise<Check> {
     advice = ' Install pg_cron and run `ai-cost schedule`, or run `ai-cost refresh --no-views` every minute and `ai-cost refresh` every few minutes from any scheduler.';
   }
   return { name: 'scheduling', level: 'warn', detail: `nothing in this database schedules ai_cost.refresh().${advice}` };
+}
+
+/**
+ * What the last run of the refresh's pg_cron job did. A run that failed
+ * to start (its database gone, a login refused) has no end time, but a
+ * status and a message.
+ */
+function lastRun(run: { last_status: string | null; last_start: Date | null; last_end: Date | null; last_message: string | null }): string {
+  const at = run.last_end ?? run.last_start;
+  if (run.last_status === 'failed') {
+    const message = run.last_message?.trim().split('\n')[0];
+    return `; last run failed${at ? ` at ${at.toISOString()}` : ''}${message ? `: ${message}` : ''}`;
+  }
+  if (run.last_status === null) return '; not run yet';
+  return `; last run ${run.last_status}${at ? ` at ${at.toISOString()}` : ''}`;
 }
 
 /**
@@ -414,6 +432,15 @@ async function distributionCheck(pool: DatabasePool): Promise<Check | undefined>
       detail: `worker(s) ${missing.join(', ')} have no price lookup of their own (added since \`ai-cost distribute\` last ran): calls on their shards cannot be priced; run \`ai-cost distribute\` again`,
     };
   }
+  const unbuilt = await workersWithoutTheCoordinatorsLookup(pool);
+  if (unbuilt.length > 0) {
+    return {
+      name: 'distribution',
+      level: 'fail',
+      detail: `the price lookup of worker(s) ${unbuilt.join(', ')} is not the coordinator's (a run of \`ai-cost distribute\` stopped before building it, or the node has no copy of the price tables): `
+        + 'calls on their shards are priced wrongly or not at all; run `ai-cost distribute` again, then `ai-cost reprice --unpriced` for calls it left unpriced',
+    };
+  }
   const unset = await functionsWithoutTheirClusterSetting(pool);
   if (unset.length > 0) {
     return {
@@ -423,6 +450,26 @@ async function distributionCheck(pool: DatabasePool): Promise<Check | undefined>
     };
   }
   return { name: 'distribution', level: 'ok', detail: `ai_cost.calls is distributed by tenant_id; each of the ${workers.length} worker(s) has its price lookup and book` };
+}
+
+/**
+ * The workers whose price lookup holds another number of rows than the
+ * coordinator's: every node builds its lookup from its copy of the same
+ * price tables, so a worker's differs only when it was never built (an
+ * empty one, from a run of `ai-cost distribute` that stopped) or its node
+ * lacks the price tables. Empty for a login that may not read the lookup,
+ * which cannot tell.
+ */
+async function workersWithoutTheCoordinatorsLookup(pool: DatabasePool): Promise<readonly string[]> {
+  const mayRead = await pool.oneFirst(sql.type(z.object({ may: z.boolean() }))`
+    SELECT pg_catalog.has_table_privilege('ai_cost_internal.price_lookup', 'SELECT') AS may`);
+  if (!mayRead) return [];
+  return pool.anyFirst(sql.type(z.object({ node: z.string() }))`
+    SELECT pg_catalog.concat(w.nodename, ':', w.nodeport) AS node
+      FROM pg_catalog.run_command_on_workers($$SELECT pg_catalog.count(*) FROM ai_cost_internal.price_lookup$$) w
+     WHERE w.success
+       AND w.result OPERATOR(pg_catalog.<>) (SELECT pg_catalog.count(*) FROM ai_cost_internal.price_lookup)::pg_catalog.text
+     ORDER BY 1`);
 }
 
 /**

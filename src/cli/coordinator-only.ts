@@ -1,0 +1,38 @@
+import type { Command } from 'commander';
+import { resolveDatabaseUrl, UsageError, withClient } from '../db.js';
+
+/**
+ * Refuses, before a command does anything, to run against a worker of a
+ * Citus cluster. A worker holds shards and node-local copies, not the
+ * ledger: there every command would answer wrongly (no migrations applied,
+ * nothing to report, repricing that Citus cannot run from a shard's node).
+ * Runs as the program's preAction hook, for every command given a database:
+ * by --database-url, or by DATABASE_URL for all but the demo (which then
+ * runs on its own embedded server). Without one, the command's own error
+ * says so.
+ */
+export async function refuseCitusWorker(_program: Command, command: Command): Promise<void> {
+  if (!command.options.some((option) => option.long === '--database-url')) return;
+  const given = (command.opts() as { databaseUrl?: string }).databaseUrl
+    ?? (command.name() === 'demo' ? undefined : process.env.DATABASE_URL);
+  if (!given) return;
+  const worker = await withClient(resolveDatabaseUrl(given), async (client) => {
+    // pg_dist_local_group exists only where Citus is installed: asked by name.
+    const citus = await client.query<{ installed: boolean }>(
+      `SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL AS installed`);
+    if (!citus.rows[0]!.installed) return false;
+    const group = await client.query<{ worker: boolean }>(
+      'SELECT groupid OPERATOR(pg_catalog.<>) 0 AS worker FROM pg_catalog.pg_dist_local_group');
+    return group.rows[0]?.worker === true;
+  });
+  if (worker) {
+    throw new UsageError(`ai-cost ${commandPath(command)} runs on the Citus coordinator, and this is a worker: give the coordinator's URL`);
+  }
+}
+
+/** The command as typed after `ai-cost`: `prices set`, `migrate`. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let at: Command | null = command; at?.parent; at = at.parent) names.unshift(at.name());
+  return names.join(' ');
+}
