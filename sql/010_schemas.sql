@@ -23,5 +23,15 @@ COMMENT ON SCHEMA ai_cost_internal IS 'pg-ai-cost internals: price lookup, compi
 -- database owner can create it without superuser, as on RDS, Cloud SQL,
 -- Supabase and Neon. It goes where extensions usually live, schema public
 -- (the install runs with search_path pg_catalog, which would otherwise take
--- it), and is left in place on uninstall: other schemas may use it.
-CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA public;
+-- it), and is left in place on uninstall: other schemas may use it. Where it
+-- is already, no statement is sent: on a Citus coordinator even CREATE
+-- EXTENSION IF NOT EXISTS goes to every worker, and one that joined the
+-- cluster later got the extension from Citus as a superuser, which an owner
+-- that is none may not touch.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'btree_gist') THEN
+    CREATE EXTENSION btree_gist SCHEMA public;
+  END IF;
+END
+$$;

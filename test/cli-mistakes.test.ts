@@ -175,18 +175,22 @@ test('an install by a login that does not own the database says to run it as the
   }
 });
 
-test('an upgrade by a reader says migrate is the owner\'s, in one line', async (t) => {
-  const login = `reader_${db.name.slice(2)}`;
-  await db.query(`CREATE ROLE ${login} LOGIN PASSWORD 'pw'; GRANT ai_cost_reader TO ${login}`);
+test('an upgrade by a reader or a login without any role says migrate is the owner\'s, and a refresh by the latter whose it is, in one line', async (t) => {
+  const reader = `reader_${db.name.slice(2)}`;
+  const stranger = `stranger_${db.name.slice(2)}`;
+  await db.query(`CREATE ROLE ${reader} LOGIN PASSWORD 'pw'; GRANT ai_cost_reader TO ${reader}; CREATE ROLE ${stranger} LOGIN PASSWORD 'pw'`);
+  const urlOf = (login: string) => Object.assign(new URL(db.url), { username: login, password: 'pw' }).toString();
   try {
-    const url = new URL(db.url);
-    url.username = login;
-    url.password = 'pw';
-    const result = await runCli(['migrate', 'up', '--database-url', url.toString()]);
-    t.is(result.code, 1, result.stderr);
-    t.regex(result.stderr, /^ai-cost: permission denied: permission denied for table schema_migrations: migrate is run by the owner of the database that installed pg-ai-cost\n$/);
+    for (const login of [reader, stranger]) {
+      const result = await runCli(['migrate', 'up', '--database-url', urlOf(login)]);
+      t.is(result.code, 1, result.stderr);
+      t.regex(result.stderr, /^ai-cost: permission denied: permission denied for [a-z]+ [a-z_]+: migrate is run by the owner of the database that installed pg-ai-cost\n$/, login);
+    }
+    const refresh = await runCli(['refresh', '--database-url', urlOf(stranger)]);
+    t.is(refresh.code, 1, refresh.stderr);
+    t.regex(refresh.stderr, /^ai-cost: permission denied: permission denied for [a-z]+ [a-z_]+: the rollups are refreshed as the owner that installed pg-ai-cost \(pg_cron runs it so\); run this with that login\n$/);
   } finally {
-    await db.query(`DROP ROLE ${login}`);
+    await db.query(`DROP ROLE ${reader}; DROP ROLE ${stranger}`);
   }
 });
 

@@ -100,6 +100,16 @@ test('report shows spend by model as a table, with unpriced calls apart', async 
   const mystery = report.stdout.split('\n').find((line) => line.includes('mystery'))!;
   t.regex(mystery, /│\s+unpriced\s+│/);
   t.notRegex(mystery, /\$0\.00/);
+  // The total leaves the unpriced call out: at least what the others cost.
+  t.regex(report.stdout, /total .*│ +≥ \$0\.75 │/);
+
+  // A tenant only some of whose calls are priced costs at least those.
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens) VALUES
+    ('openai', 'gpt-4o-mini', 'mixed', 1000000), ('acme', 'mystery', 'mixed', 10), ('openai', 'gpt-4o-mini', 'priced', 1000000)`);
+  const byTenant = await runCli(['report', '--by', 'tenant', '--database-url', db.url]);
+  t.is(byTenant.code, 0, byTenant.stderr);
+  t.regex(byTenant.stdout.split('\n').find((line) => line.includes('mixed'))!, /│ +≥ \$0\.15 │ .*│ +1 │$/);
+  t.regex(byTenant.stdout.split('\n').find((line) => line.startsWith('│ priced '))!, /│ +\$0\.15 │/);
 });
 
 test('report --format json keeps micro-dollars exact, as strings', async (t) => {

@@ -123,4 +123,16 @@ async function grownLedgerKeepsItsFigures(t: ExecutionContext, { db, ownerUrl, b
   const [total] = await db.query<{ rolled: string; raw: string }>(`
     SELECT (SELECT sum(calls) FROM ai_cost.calls_hourly)::text AS rolled, (SELECT count(*) FROM ai_cost.calls)::text AS raw`);
   t.is(total!.rolled, total!.raw);
+  if (!bySuperuser) {
+    // Its owner uninstalls it and installs and distributes it again, on the
+    // grown cluster, whose new node Citus gave btree_gist as a superuser.
+    for (const args of [['migrate', 'down', '--all', '--yes'], ['migrate', 'up'], ['distribute']]) {
+      const result = await runCli([...args, '--database-url', ownerUrl]);
+      t.is(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+    }
+    const [call] = await db.query<{ cost: string }>(`
+      INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+      VALUES ('openai', 'gpt-4o', $1, 1000, 100) RETURNING cost_micros::text AS cost`, [placed[0]!.tenant]);
+    t.is(call!.cost, '3500', 'a call on the new worker is priced after the reinstall');
+  }
 }

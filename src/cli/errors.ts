@@ -34,11 +34,25 @@ const CONNECTION_ERRORS: readonly (readonly [string, string])[] = [
 ];
 
 /**
+ * Who may run each command that is not a report, named when a login without
+ * that right is refused: whatever object the refusal names, the remedy is
+ * the same login.
+ */
+const COMMAND_OWNERS: Record<string, string> = {
+  migrate: 'migrate is run by the owner of the database that installed pg-ai-cost',
+  refresh: 'the rollups are refreshed as the owner that installed pg-ai-cost (pg_cron runs it so); run this with that login',
+  schedule: 'the refresh is scheduled by the owner that installed pg-ai-cost, which pg_cron then runs it as',
+  distribute: 'ai-cost distribute is run by the owner that installed pg-ai-cost, on the coordinator',
+  reprice: 'repricing is for logins granted ai_cost_admin, or the owner that installed pg-ai-cost',
+};
+
+/**
  * One line that tells the user what went wrong and what to do, for errors a
  * user can cause: bad or unreachable URL, wrong credentials, missing schema,
  * invalid input. Anything else is a bug, and the caller shows its stack.
+ * `command` is the command that ran (`migrate`), for a refusal's remedy.
  */
-export function describeError(error: unknown): string | undefined {
+export function describeError(error: unknown, command?: string): string | undefined {
   const worded = [UsageError, InvalidCallError, NewerSchemaError, DistributedDowngradeError, MigrationFailedError, CannotScheduleError, InvalidReportError, InvalidPriceError, MissingEmbeddedPostgresError];
   if (worded.some((kind) => error instanceof kind)) return (error as Error).message;
   for (const e of causes(error)) {
@@ -94,6 +108,7 @@ export function describeError(error: unknown): string | undefined {
         if (/\btable schema_migrations\b/.test(e.message ?? '')) {
           return `permission denied: ${e.message}: migrate is run by the owner of the database that installed pg-ai-cost`;
         }
+        if (command && COMMAND_OWNERS[command]) return `permission denied: ${e.message}: ${COMMAND_OWNERS[command]}`;
         return `permission denied: ${e.message} (the reports need a login granted ai_cost_reader, which reads every tenant; prices, discounts and reprices ai_cost_admin: docs/security.md)`;
       case 'ENOENT':
       case 'ENOTDIR':

@@ -14,10 +14,16 @@ import { describeError } from './errors.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+/** The command whose action runs, once commander has chosen it. */
+let running: Command | undefined;
+
 const program = new Command('ai-cost')
   .description('pg-ai-cost: a Postgres-native ledger of what AI/LLM API calls cost')
   .version(version)
   .configureOutput({ outputError: (text, write) => write(`ai-cost: ${text.replace(/^error: /, '')}`) })
+  .hook('preAction', (_program, command) => {
+    running = command;
+  })
   .hook('preAction', refuseCitusWorker);
 
 // One module per command, each adding itself to the program.
@@ -27,7 +33,7 @@ showUsageAfterErrors(program);
 try {
   await program.parseAsync();
 } catch (error) {
-  const line = describeError(error);
+  const line = describeError(error, running && topLevelName(running));
   if (line === undefined) throw error;
   console.error(`ai-cost: ${line}`);
   process.exitCode = 1;
@@ -38,4 +44,11 @@ function showUsageAfterErrors(command: Command, path = ''): void {
   const name = path ? `${path} ${command.name()}` : command.name();
   command.showHelpAfterError(`Usage: ${name} ${command.usage()} (--help for more)`);
   for (const sub of command.commands) showUsageAfterErrors(sub, name);
+}
+
+/** The name of the command under `ai-cost` that `command` is or belongs to: `prices` for `prices set`. */
+function topLevelName(command: Command): string {
+  let at = command;
+  while (at.parent?.parent) at = at.parent;
+  return at.name();
 }

@@ -83,8 +83,9 @@ export function bar(value: bigint, max: bigint): string {
 
 /**
  * Rows as a terminal table with a cost bar each and a total row. A cost
- * none of whose calls is priced reads "unpriced" (a free one $0.00), and
- * every row's unpriced calls are counted beside its cost. Where any call of
+ * none of whose calls is priced reads "unpriced" (a free one $0.00), one
+ * only some of whose calls are priced "≥ $x" (at least: the priced ones),
+ * and every row's unpriced calls are counted beside its cost. Where any call of
  * the window is billed to its tenant (ai_cost.markups), what they were
  * billed follows in columns of its own: "not billed" where none of a row's
  * calls is, with the calls not billed counted beside it.
@@ -103,7 +104,7 @@ function spendTable(keyColumns: string[], rows: SpendRow[]): string {
   });
   for (const r of rows) {
     table.push([...r.keys.map((key) => key ?? '(none)'), count(r.calls), count(r.failedCalls), count(r.inputTokens),
-      count(r.outputTokens), formatMicros(r.costMicros), r.shareOfCost === null ? '' : `${(r.shareOfCost * 100).toFixed(1)}%`,
+      count(r.outputTokens), atLeast(r.costMicros, r.unpricedCalls), r.shareOfCost === null ? '' : `${(r.shareOfCost * 100).toFixed(1)}%`,
       bar(r.costMicros ?? 0n, max), r.unpricedCalls > 0n ? count(r.unpricedCalls) : '',
       ...(billing ? [billed(r.billedMicros), r.unbilledCalls > 0n ? count(r.unbilledCalls) : ''] : [])]);
   }
@@ -114,15 +115,20 @@ function spendTable(keyColumns: string[], rows: SpendRow[]): string {
   const cost = unpriced === calls ? null : sum((r) => r.costMicros ?? 0n);
   const totalBilled = unbilled === calls ? null : sum((r) => r.billedMicros ?? 0n);
   table.push(['total', ...keyColumns.slice(1).map(() => ''), count(calls), count(sum((r) => r.failedCalls)),
-    count(sum((r) => r.inputTokens)), count(sum((r) => r.outputTokens)), formatMicros(cost), '', '',
+    count(sum((r) => r.inputTokens)), count(sum((r) => r.outputTokens)), atLeast(cost, unpriced), '', '',
     unpriced > 0n ? count(unpriced) : '', ...(billing ? [billed(totalBilled), unbilled > 0n ? count(unbilled) : ''] : [])]);
   const notes = [
-    ...(unpriced > 0n ? [`${count(unpriced)} call(s) have no price in force: their cost is unknown and not in the total.`] : []),
+    ...(unpriced > 0n ? [`${count(unpriced)} call(s) have no price in force: their cost is unknown and not in the total (≥: at least, the priced calls only).`] : []),
     ...(billing && unbilled > 0n
       ? [`${count(unbilled)} call(s) are not billed (no markup covers them, or their cost is unknown) and are not in the billed total.`]
       : []),
   ];
   return table.toString() + notes.map((note) => `\n${note}`).join('');
+}
+
+/** A cost as the table shows it: marked "≥" when some of the calls behind it are unpriced, so it is only what the others cost. */
+function atLeast(micros: bigint | null, unpricedCalls: bigint): string {
+  return micros !== null && unpricedCalls > 0n ? `≥ ${formatMicros(micros)}` : formatMicros(micros);
 }
 
 /**
