@@ -86,6 +86,8 @@ export function resolveDatabaseUrl(explicit?: string): string {
   try {
     protocol = new URL(url).protocol;
   } catch {
+    const port = /^[a-z]+:\/\/[^/?#]*:(\d+)(?:[/?#]|$)/i.exec(url)?.[1];
+    if (port !== undefined && Number(port) > 65535) throw new UsageError(`invalid database URL: port ${port} is not a port (1 to 65535)`);
     throw new UsageError('invalid database URL: expected postgres://user:password@host:port/database');
   }
   if (protocol !== 'postgres:' && protocol !== 'postgresql:') {

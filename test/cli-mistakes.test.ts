@@ -73,7 +73,29 @@ const MISTAKES: Record<string, Mistake> = {
   },
   'hours of the day without their time zone': {
     args: () => ['prices', 'set', 'openai', 'gpt-x', '--input', '1', '--hours', '16:30-00:30'],
-    says: /^ai-cost: invalid price: --hours a price of certain hours needs their start, their end and the time zone they are given in$/,
+    says: /^ai-cost: --hours needs --time-zone: the IANA zone the hours are given in, e\.g\. UTC or Asia\/Shanghai$/,
+    unchanged: async () => (await priceCount()) === 0,
+  },
+  'a time zone without hours of the day': {
+    args: () => ['prices', 'set', 'openai', 'gpt-x', '--input', '1', '--time-zone', 'UTC'],
+    says: /^ai-cost: --time-zone goes with --hours: the hours of the day the price is for$/,
+    unchanged: async () => (await priceCount()) === 0,
+  },
+  'hours that are not times of day': {
+    args: () => ['prices', 'set', 'openai', 'gpt-x', '--input', '1', '--hours', '25:00-26:00', '--time-zone', 'UTC'],
+    says: /^ai-cost: option '--hours <from-to>' argument '25:00-26:00' is invalid\. '25:00-26:00' is not two times of day such as 16:30-00:30$/,
+    usage: 'Usage: ai-cost prices set [options] <provider> <model> (--help for more)',
+    unchanged: async () => (await priceCount()) === 0,
+  },
+  'a long-context tier below zero tokens': {
+    args: () => ['prices', 'set', 'openai', 'gpt-x', '--input', '1', '--above', '-5'],
+    says: /^ai-cost: option '--above <tokens>' argument '-5' is invalid\. '-5' is not a whole number of input tokens, 0 or more$/,
+    usage: 'Usage: ai-cost prices set [options] <provider> <model> (--help for more)',
+    unchanged: async () => (await priceCount()) === 0,
+  },
+  'a tenant price without a tenant': {
+    args: () => ['prices', 'set', 'openai', 'gpt-x', '--input', '1', '--tenant', ''],
+    says: /^ai-cost: invalid price: --tenant must name a tenant \(leave it out for a price of every tenant\)$/,
     unchanged: async () => (await priceCount()) === 0,
   },
   'a further unit without a number': {
@@ -96,6 +118,16 @@ const MISTAKES: Record<string, Mistake> = {
   'distributing on a server without Citus': {
     args: () => ['distribute'], says: /ai_cost\.distribute\(\) needs Citus, and this database has no citus extension: on a Citus coordinator, CREATE EXTENSION citus/,
     unchanged: async () => (await db.query(`SELECT pg_get_constraintdef(oid) AS key FROM pg_constraint WHERE conname = 'calls_pkey'`))[0]!.key === 'PRIMARY KEY (id)',
+  },
+  'a flag of migrate down given to up': {
+    args: () => ['migrate', 'up', '--all'], says: /^ai-cost: migrate up takes no --all: --all and --yes go with down, --count with up or down, --no-backfill with up$/,
+  },
+  'a count given to migrate status': {
+    args: () => ['migrate', 'status', '--count', '2'], says: /^ai-cost: migrate status takes no --count: /,
+  },
+  'both --all and --count to migrate down': {
+    args: () => ['migrate', 'down', '--all', '--yes', '--count', '2'], says: /^ai-cost: migrate down takes --all or --count, not both$/,
+    unchanged: async () => (await db.query(`SELECT to_regclass('ai_cost.calls') IS NOT NULL AS present`))[0]!.present === true,
   },
   'uninstalling without saying yes': {
     args: () => ['migrate', 'down', '--all'], says: /drops the whole ledger.*add --yes/,

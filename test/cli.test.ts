@@ -185,6 +185,7 @@ test('no database given: one clear line', async (t) => {
 test('a URL that is not a URL: one clear line', async (t) => {
   assertOneLineError(t, await runCli(['migrate', 'up', '--database-url', 'not a url']), /invalid database URL/);
   assertOneLineError(t, await runCli(['migrate', 'up', '--database-url', 'mysql://localhost/x']), /scheme mysql: is not postgres/);
+  assertOneLineError(t, await runCli(['report', '--database-url', 'postgres://localhost:99999/x']), /^ai-cost: invalid database URL: port 99999 is not a port \(1 to 65535\)\n$/);
 });
 
 test('an unreachable server: one clear line', async (t) => {

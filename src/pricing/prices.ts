@@ -13,14 +13,16 @@ export const TOKEN_RATE_COLUMNS = [
 ] as const;
 const tokenRate = z.enum(TOKEN_RATE_COLUMNS, { message: `must name a rate: ${TOKEN_RATE_COLUMNS.join(', ')}` });
 
+const WHOLE_TOKENS = 'must be a whole number of input tokens, 0 or more';
+
 /** A price as `ai-cost prices set` or the API takes it; rates in USD per 1M tokens. */
 export const priceInputSchema = z
   .object({
     provider: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be a canonical provider id such as openai'),
     model: z.string().min(1).max(500),
     serviceTier: z.string().max(100).regex(SERVICE_TIER_PATTERN, 'must be a service tier name such as standard, batch or fast').default('standard'),
-    aboveInputTokens: z.number().int().min(0).default(0),
-    tenantId: z.string().min(1).nullable().default(null),
+    aboveInputTokens: z.number({ error: WHOLE_TOKENS }).int(WHOLE_TOKENS).min(0, WHOLE_TOKENS).default(0),
+    tenantId: z.string().min(1, 'must name a tenant (leave it out for a price of every tenant)').nullable().default(null),
     validFrom: z.date().optional(),
     inputPerMtok: decimal.default(null),
     outputPerMtok: decimal.default(null),

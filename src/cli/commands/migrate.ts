@@ -17,6 +17,18 @@ export function registerMigrate(program: Command): void {
       if (!['up', 'down', 'status'].includes(action)) {
         throw new UsageError(`unknown migrate action '${action}': use up, down or status`);
       }
+      const misplaced = [
+        ...(action !== 'down' && options.all ? ['--all'] : []),
+        ...(action !== 'down' && options.yes ? ['--yes'] : []),
+        ...(action === 'status' && options.count !== undefined ? ['--count'] : []),
+        ...(action !== 'up' && !options.backfill ? ['--no-backfill'] : []),
+      ];
+      if (misplaced.length > 0) {
+        throw new UsageError(`migrate ${action} takes no ${misplaced.join(' or ')}: --all and --yes go with down, --count with up or down, --no-backfill with up`);
+      }
+      if (options.all && options.count !== undefined) {
+        throw new UsageError('migrate down takes --all or --count, not both');
+      }
       if (action === 'down' && options.all && !options.yes) {
         throw new UsageError('migrate down --all drops the whole ledger, every call and price included: add --yes to do it');
       }

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import { UsageError } from '../../db.js';
 import { InvalidPriceError, setPrice, TOKEN_RATE_COLUMNS, type PriceInput } from '../../pricing/prices.js';
 import { databaseUrlOption, parseWhen } from '../options.js';
 import { registerPriceBook } from './prices-book.js';
@@ -23,10 +24,18 @@ function parseUnitPrices(value: string): Record<string, string> {
   }));
 }
 
-/** `16:30-00:30` as its two times; anything else leaves both to the schema's message. */
+/** `16:30-00:30` as its two times of day, the second before the first past midnight. */
 function parseHours(value: string): { dailyFrom: string; dailyTo: string } {
-  const [from = '', to = ''] = value.split('-');
-  return { dailyFrom: from.trim(), dailyTo: to.trim() };
+  const hours = /^\s*(([01]\d|2[0-3]):[0-5]\d)\s*-\s*(([01]\d|2[0-3]):[0-5]\d)\s*$/.exec(value);
+  if (!hours) throw new InvalidArgumentError(`'${value}' is not two times of day such as 16:30-00:30`);
+  return { dailyFrom: hours[1]!, dailyTo: hours[3]! };
+}
+
+/** A number of input tokens, 0 or more. */
+function parseTokenCount(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`'${value}' is not a whole number of input tokens, 0 or more`);
+  return n;
 }
 
 /** The rates --rates-from names, as their flags name them (cache-write-1h for cache_write_1h_per_mtok). */
@@ -79,11 +88,16 @@ export function registerPrices(program: Command): void {
     .option('--time-zone <zone>', 'the IANA time zone --hours are given in, as the provider states them, e.g. UTC or Asia/Shanghai')
     .option('--rates-from <rate=rate*times,...>', 'rates the provider bills as a multiple of another rate of this price, e.g. cache-read=input or cache-write=input*1.25 (never assumed otherwise)', parseRatesFrom)
     .option('--tier <tier>', 'service tier (standard, batch, flex, priority, or another in ai_cost.service_tiers)', 'standard')
-    .option('--above <tokens>', 'long-context tier: applies to calls with more input tokens than this', (v) => Number(v), 0)
+    .option('--above <tokens>', 'long-context tier: applies to calls with more input tokens than this', parseTokenCount, 0)
     .option('--tenant <id>', 'a negotiated price for this tenant only')
     .option('--from <when>', 'in force from (default: now)', parseWhen)
     .option('--source <text>', 'where the price comes from')
     .action(async (provider: string, model: string, o: Record<string, string | number | Date | undefined> & { databaseUrl?: string }) => {
+      if ((o.hours === undefined) !== (o.timeZone === undefined)) {
+        throw new UsageError(o.hours === undefined
+          ? '--time-zone goes with --hours: the hours of the day the price is for'
+          : '--hours needs --time-zone: the IANA zone the hours are given in, e.g. UTC or Asia/Shanghai');
+      }
       await withPool(o.databaseUrl, async (pool) => {
         const text = (key: string) => (o[key] === undefined ? null : String(o[key]));
         const id = await setPrice(pool, {
