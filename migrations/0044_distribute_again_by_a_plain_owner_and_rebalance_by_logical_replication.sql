@@ -3,7 +3,8 @@
 -- An owner that is no superuser can run ai_cost.distribute() again after a
 -- worker joined the cluster: its check of who may copy the price tables to
 -- the new node looked the Citus function up by a signature that names a
--- type in schema citus, which such an owner may not read. And the changes
+-- type in schema citus, which such an owner may not read. The check comes
+-- first now, before the run writes anything on a worker. And the changes
 -- captured on the shards of a distributed ledger get a replica identity, so
 -- that citus_rebalance_start() can move their shards by logical
 -- replication, its default. (sql/ holds the definitions; this step brings
@@ -44,6 +45,7 @@ DECLARE
   worker record;
   workers integer;
   already boolean;
+  lacks_reference_tables boolean;
   partitioned CONSTANT boolean := ai_cost_internal.calls_partitioned();
   moved bigint;
 BEGIN
@@ -57,6 +59,23 @@ BEGIN
     RAISE EXCEPTION 'the coordinator is not in the Citus metadata, so it would hold no copy of the price tables: run SELECT citus_set_coordinator_host(''<its host>'', <its port>) first';
   END IF;
   already := EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'ai_cost.calls'::regclass);
+  -- A worker added since the last run needs copies of the price tables:
+  -- small tables, copied below while writes to them wait (the default would
+  -- need logical replication, wal_level = logical, on every node). Citus
+  -- lets only a superuser copy them, so an owner that is none is refused
+  -- here, before anything is written on any node. Checked by oid: the
+  -- function's signature names a type in schema citus, which such an owner
+  -- may not look up.
+  lacks_reference_tables := already AND EXISTS (
+    SELECT FROM pg_dist_partition p
+      JOIN pg_dist_shard s ON s.logicalrelid = p.logicalrelid
+     CROSS JOIN pg_dist_node n
+     WHERE p.partmethod = 'n' AND p.repmodel = 't' AND n.isactive AND n.noderole = 'primary'
+       AND NOT EXISTS (SELECT FROM pg_dist_placement pl WHERE pl.shardid = s.shardid AND pl.groupid = n.groupid));
+  IF lacks_reference_tables AND NOT (SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
+                                      WHERE p.proname = 'replicate_reference_tables' AND p.pronamespace = 'pg_catalog'::regnamespace) THEN
+    RAISE EXCEPTION 'a node added to the cluster has no copy of the reference tables yet, and Citus lets only a superuser copy them: run SELECT replicate_reference_tables(''block_writes'') as a superuser, then this again';
+  END IF;
   PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
 
   -- Node-local price state on every worker, created before the statement
@@ -113,23 +132,9 @@ BEGIN
                                       || ' are reference tables'; RETURN NEXT;
   END IF;
 
-  -- A worker added since the last run gets its copies of the price tables:
-  -- small tables, copied while writes to them wait (the default would need
-  -- logical replication, wal_level = logical, on every node). Only when a
-  -- node lacks one: Citus lets only a superuser copy them, and the owner
-  -- runs this again after an upgrade too.
-  IF already AND EXISTS (
-       SELECT FROM pg_dist_partition p
-         JOIN pg_dist_shard s ON s.logicalrelid = p.logicalrelid
-        CROSS JOIN pg_dist_node n
-        WHERE p.partmethod = 'n' AND p.repmodel = 't' AND n.isactive AND n.noderole = 'primary'
-          AND NOT EXISTS (SELECT FROM pg_dist_placement pl WHERE pl.shardid = s.shardid AND pl.groupid = n.groupid)) THEN
-    -- By oid: the function's signature names a type in schema citus, which
-    -- an owner that is no superuser may not look up.
-    IF NOT (SELECT bool_and(has_function_privilege(p.oid, 'EXECUTE')) FROM pg_proc p
-             WHERE p.proname = 'replicate_reference_tables' AND p.pronamespace = 'pg_catalog'::regnamespace) THEN
-      RAISE EXCEPTION 'a node added to the cluster has no copy of the reference tables yet, and Citus lets only a superuser copy them: run SELECT replicate_reference_tables(''block_writes'') as a superuser, then this again';
-    END IF;
+  -- A worker added since the last run gets its copies of the price tables
+  -- (checked above who may copy them).
+  IF lacks_reference_tables THEN
     EXECUTE 'SELECT replicate_reference_tables(''block_writes'')';
   END IF;
   PERFORM ai_cost_internal.distribute_functions();

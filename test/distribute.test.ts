@@ -237,6 +237,29 @@ testOnCitus(test.serial, 'every command given a worker instead of the coordinato
   t.deepEqual(await db.query(`SELECT count(*)::int AS n FROM ai_cost.prices WHERE model = 'gpt-x'`), [{ n: 0 }]);
 });
 
+testOnCitus(test.serial, 'doctor fails for a worker whose price lookup is not the coordinator\'s, and ai-cost distribute builds it again', async (t) => {
+  const db = await distributed(t);
+  const [worker] = citus.cluster.workerPorts();
+  const onWorker = new pg.Client({ connectionString: db.workerUrls[0] });
+  await onWorker.connect();
+  try {
+    await onWorker.query('DELETE FROM ai_cost_internal.price_lookup');
+  } finally {
+    await onWorker.end();
+  }
+  const broken = await runCli(['doctor', '--database-url', db.url]);
+  t.regex(broken.stdout, new RegExp(`^FAIL +distribution: the price lookup of worker\\(s\\) localhost:${worker} is not the coordinator's .*run \`ai-cost distribute\` again, then \`ai-cost reprice --unpriced\``, 'm'));
+  const again = await runCli(['distribute', '--database-url', db.url]);
+  t.is(again.code, 0, again.stderr);
+  const mended = await runCli(['doctor', '--database-url', db.url]);
+  t.regex(mended.stdout, /^ok +distribution: ai_cost\.calls is distributed by tenant_id; each of the 2 worker\(s\) has its price lookup and book$/m);
+  const byWorker = await tenantPerWorker(db);
+  const [call] = await db.query<{ cost: string }>(`
+    INSERT INTO ai_cost.calls (provider, model, tenant_id, input_tokens, output_tokens)
+    VALUES ('openai', 'gpt-4o', $1, 1000, 100) RETURNING cost_micros::text AS cost`, [byWorker.get(worker!)]);
+  t.is(call!.cost, '3500', 'a call on the mended worker is priced');
+});
+
 testOnCitus(test.serial, 'ai-cost distribute --shard-count spreads the calls over that many shards, each call costing what it costs on one server', async (t) => {
   const single = await citus.database(t, { migrated: true });
   const cluster = await citus.database(t, { migrated: true });
