@@ -4,11 +4,12 @@
 -- worker joined the cluster: its check of who may copy the price tables to
 -- the new node looked the Citus function up by a signature that names a
 -- type in schema citus, which such an owner may not read. The check comes
--- first now, before the run writes anything on a worker. And the changes
+-- first now, before the run writes anything on a worker. The changes
 -- captured on the shards of a distributed ledger get a replica identity, so
 -- that citus_rebalance_start() can move their shards by logical
--- replication, its default. (sql/ holds the definitions; this step brings
--- the schema there.)
+-- replication, its default. And an install by a login that may not use
+-- pg_cron's schema says which GRANT lets it schedule the refresh. (sql/
+-- holds the definitions; this step brings the schema there.)
 
 CREATE OR REPLACE FUNCTION ai_cost_internal.capture_changes_on_shards() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -221,23 +222,39 @@ END
 $$;
 COMMENT ON FUNCTION ai_cost.distribute() IS 'Distributes the ledger over the Citus cluster this coordinator runs: calls by tenant_id, the price tables as reference tables, a price lookup and book on every node. Idempotent: run it again after adding a worker. See docs/scaling.md.';
 
+CREATE OR REPLACE FUNCTION ai_cost.schedule_refresh() RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+    RAISE NOTICE 'pg_cron is not installed in this database: nothing schedules ai_cost.refresh() (see `ai-cost doctor` and `ai-cost schedule`)';
+    RETURN false;
+  END IF;
+  IF NOT pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+    RAISE NOTICE 'pg_cron is installed but % may not use schema cron: nothing schedules ai_cost.refresh(); an administrator can run GRANT USAGE ON SCHEMA cron TO %, then run `ai-cost schedule`', current_user, current_user;
+    RETURN false;
+  END IF;
+  PERFORM cron.schedule('ai_cost_refresh', '* * * * *', 'SELECT ai_cost.refresh(views => false)');
+  PERFORM cron.schedule('ai_cost_refresh_views', '*/5 * * * *', 'SELECT ai_cost.refresh()');
+  PERFORM cron.schedule('ai_cost_trim_job_history', '17 3 * * *',
+    $cmd$DELETE FROM cron.job_run_details WHERE end_time < now() - interval '7 days' AND jobid IN (SELECT jobid FROM cron.job WHERE jobname IN ('ai_cost_refresh', 'ai_cost_refresh_views', 'ai_cost_trim_job_history') AND database = current_database())$cmd$);
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION ai_cost.schedule_refresh() IS 'Schedules (or schedules again) the pg_cron jobs that run ai_cost.refresh() when pg_cron is installed in this database; returns whether it could. Run by the install; run it again after installing pg_cron.';
+
+-- Sequentially: after a change to a distributed table over parallel
+-- connections, Citus runs no function command in the same transaction, and
+-- migrate runs more of them after this step.
 DO $$
 BEGIN
   IF pg_catalog.to_regclass('ai_cost_internal.shard_call_changes') IS NOT NULL THEN
+    PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
     ALTER TABLE ai_cost_internal.shard_call_changes REPLICA IDENTITY FULL;
   END IF;
 END
 $$;
 
 -- Down Migration
-
-DO $$
-BEGIN
-  IF pg_catalog.to_regclass('ai_cost_internal.shard_call_changes') IS NOT NULL THEN
-    ALTER TABLE ai_cost_internal.shard_call_changes REPLICA IDENTITY DEFAULT;
-  END IF;
-END
-$$;
 
 CREATE OR REPLACE FUNCTION ai_cost_internal.capture_changes_on_shards() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -437,3 +454,35 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ai_cost.distribute() IS 'Distributes the ledger over the Citus cluster this coordinator runs: calls by tenant_id, the price tables as reference tables, a price lookup and book on every node. Idempotent: run it again after adding a worker. See docs/scaling.md.';
+
+CREATE OR REPLACE FUNCTION ai_cost.schedule_refresh() RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+    RAISE NOTICE 'pg_cron is not installed in this database: nothing schedules ai_cost.refresh() (see `ai-cost doctor` and `ai-cost schedule`)';
+    RETURN false;
+  END IF;
+  IF NOT pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+    RAISE NOTICE 'pg_cron is installed but % may not use schema cron: nothing schedules ai_cost.refresh()', current_user;
+    RETURN false;
+  END IF;
+  PERFORM cron.schedule('ai_cost_refresh', '* * * * *', 'SELECT ai_cost.refresh(views => false)');
+  PERFORM cron.schedule('ai_cost_refresh_views', '*/5 * * * *', 'SELECT ai_cost.refresh()');
+  PERFORM cron.schedule('ai_cost_trim_job_history', '17 3 * * *',
+    $cmd$DELETE FROM cron.job_run_details WHERE end_time < now() - interval '7 days' AND jobid IN (SELECT jobid FROM cron.job WHERE jobname IN ('ai_cost_refresh', 'ai_cost_refresh_views', 'ai_cost_trim_job_history') AND database = current_database())$cmd$);
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION ai_cost.schedule_refresh() IS 'Schedules (or schedules again) the pg_cron jobs that run ai_cost.refresh() when pg_cron is installed in this database; returns whether it could. Run by the install; run it again after installing pg_cron.';
+
+-- Sequentially: after a change to a distributed table over parallel
+-- connections, Citus runs no function command in the same transaction, and
+-- migrate runs more of them after this step.
+DO $$
+BEGIN
+  IF pg_catalog.to_regclass('ai_cost_internal.shard_call_changes') IS NOT NULL THEN
+    PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    ALTER TABLE ai_cost_internal.shard_call_changes REPLICA IDENTITY DEFAULT;
+  END IF;
+END
+$$;

@@ -20,7 +20,7 @@ BEGIN
     RETURN false;
   END IF;
   IF NOT pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
-    RAISE NOTICE 'pg_cron is installed but % may not use schema cron: nothing schedules ai_cost.refresh()', current_user;
+    RAISE NOTICE 'pg_cron is installed but % may not use schema cron: nothing schedules ai_cost.refresh(); an administrator can run GRANT USAGE ON SCHEMA cron TO %, then run `ai-cost schedule`', current_user, current_user;
     RETURN false;
   END IF;
   PERFORM cron.schedule('ai_cost_refresh', '* * * * *', 'SELECT ai_cost.refresh(views => false)');
