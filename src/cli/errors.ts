@@ -36,7 +36,10 @@ const CONNECTION_ERRORS: readonly (readonly [string, string])[] = [
 /**
  * Who may run each command that is not a report, named when a login without
  * that right is refused: whatever object the refusal names, the remedy is
- * the same login.
+ * the same login. Installing and upgrading are the database owner's job;
+ * refreshing, and scheduling it, the owner's (and pg_cron's, as the owner):
+ * no role is granted it; distributing changes the ledger's tables, the job
+ * of their owner.
  */
 const COMMAND_OWNERS: Record<string, string> = {
   migrate: 'migrate is run by the owner of the database that installed pg-ai-cost',
@@ -92,21 +95,9 @@ export function describeError(error: unknown, command?: string): string | undefi
       case 'P0001': // raised by pg-ai-cost's own SQL, worded for the user
         return e.message;
       case '42501':
-        // Refreshing, and scheduling it, is the owner's job (and pg_cron's, as the owner): no role is granted it.
-        if (/\bfunction (refresh|retry_set_aside_changes|schedule_refresh)\b/.test(e.message ?? '')) {
-          return `permission denied: ${e.message}: the rollups are refreshed as the owner that installed pg-ai-cost (pg_cron runs it so); run this with that login`;
-        }
-        // Repricing rewrites costs and charges: the admin's job (and the owner's).
+        // Repricing rewrites costs and charges: the admin's job (and the owner's), also when a price change starts it.
         if (/\bfunction (reprice_preview|start_reprice|reprice_batch)\b/.test(e.message ?? '')) {
-          return `permission denied: ${e.message}: repricing is for logins granted ai_cost_admin, or the owner that installed pg-ai-cost`;
-        }
-        // Distributing changes the ledger's tables: the job of their owner.
-        if (/\bfunction distribute\b/.test(e.message ?? '')) {
-          return `permission denied: ${e.message}: ai-cost distribute is run by the owner that installed pg-ai-cost, on the coordinator`;
-        }
-        // Installing and upgrading are the database owner's job.
-        if (/\btable schema_migrations\b/.test(e.message ?? '')) {
-          return `permission denied: ${e.message}: migrate is run by the owner of the database that installed pg-ai-cost`;
+          return `permission denied: ${e.message}: ${COMMAND_OWNERS.reprice}`;
         }
         if (command && COMMAND_OWNERS[command]) return `permission denied: ${e.message}: ${COMMAND_OWNERS[command]}`;
         return `permission denied: ${e.message} (the reports need a login granted ai_cost_reader, which reads every tenant; prices, discounts and reprices ai_cost_admin: docs/security.md)`;
