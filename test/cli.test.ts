@@ -209,11 +209,14 @@ async function fakeServer(t: import('ava').ExecutionContext, onSocket: (socket: 
   return (server.address() as AddressInfo).port;
 }
 
-test('a server that accepts and hangs up: one clear line', async (t) => {
-  const port = await fakeServer(t, (socket) => socket.destroy());
-  for (const command of [['migrate', 'up'], ['report']]) {
-    assertOneLineError(t, await runCli([...command, '--database-url', `postgres://postgres@127.0.0.1:${port}/x`]),
-      /^ai-cost: the connection to PostgreSQL ended unexpectedly: the server closed it/);
+test('a server that accepts and hangs up, or resets the connection: one clear line', async (t) => {
+  // Once the startup message is in: a close (FIN) and a reset (RST).
+  for (const hangUp of [(socket: Socket) => socket.end(), (socket: Socket) => socket.resetAndDestroy()]) {
+    const port = await fakeServer(t, (socket) => socket.once('data', () => hangUp(socket)));
+    for (const command of [['migrate', 'up'], ['report']]) {
+      assertOneLineError(t, await runCli([...command, '--database-url', `postgres://postgres@127.0.0.1:${port}/x`]),
+        /^ai-cost: the connection to PostgreSQL ended unexpectedly: the server closed it/);
+    }
   }
 });
 

@@ -26,10 +26,13 @@ const FILE_ERRORS: Record<string, string> = {
   EISDIR: 'it is a folder',
 };
 
+/** A connection the server closed (or reset) before or during the work. */
+const CONNECTION_ENDED = 'the connection to PostgreSQL ended unexpectedly: the server closed it (is that host and port a PostgreSQL server? its log says why), and whatever was not committed was not written';
+
 /** Errors pg raises, without a code, when a connection cannot be made or is lost: each in words with what to check. */
 const CONNECTION_ERRORS: readonly (readonly [string, string])[] = [
   ['timeout expired', 'cannot connect to PostgreSQL: the server did not answer in time (is the host and port right, and is it up? connect_timeout=<seconds> in the URL waits longer)'],
-  ['Connection terminated unexpectedly', 'the connection to PostgreSQL ended unexpectedly: the server closed it (is that host and port a PostgreSQL server? its log says why), and whatever was not committed was not written'],
+  ['Connection terminated unexpectedly', CONNECTION_ENDED],
   ['The server does not support SSL connections', 'cannot connect to PostgreSQL: the URL asks for SSL (sslmode=require) and the server does not support it; drop sslmode from the URL, or enable ssl on the server'],
 ];
 
@@ -67,6 +70,9 @@ export function describeError(error: unknown, command?: string): string | undefi
       case 'ENOTFOUND':
       case 'EAI_AGAIN':
         return `cannot connect to PostgreSQL: host ${e.hostname ?? ''} not found`;
+      case 'ECONNRESET':
+      case 'EPIPE':
+        return CONNECTION_ENDED;
       case 'ETIMEDOUT':
         return 'cannot connect to PostgreSQL: connection timed out';
       case '3D000':
