@@ -33,6 +33,17 @@ export function formatExactDollars(micros: Micros | null): string {
   return `${micros < 0n ? '-' : ''}$${(abs / MICROS_PER_DOLLAR).toLocaleString('en-US')}.${(abs % MICROS_PER_DOLLAR).toString().padStart(6, '0')}`;
 }
 
+/**
+ * A figure some of whose calls have no amount (unpriced, not billed), as
+ * "≥ $x": at least what the others add up to. `format` shows the amount:
+ * formatMicros, or formatExactDollars where figures are reconciled. A null
+ * figure (no call has an amount) is shown by `format` alone.
+ */
+export function formatAtLeast(micros: Micros | null, missingCalls: bigint,
+  format: (micros: Micros | null) => string = formatMicros): string {
+  return micros !== null && missingCalls > 0n ? `≥ ${format(micros)}` : format(micros);
+}
+
 function roundHalfUp(value: bigint, unit: bigint): bigint {
   return (value + unit / 2n) / unit;
 }

@@ -265,6 +265,7 @@ test('ai-cost report shows what each tenant was billed beside its cost, and "not
   t.regex(table.stdout, /│\s+billed │ not billed │/);
   t.regex(table.stdout, /report-a .*\$0\.004596 .*\$0\.005516 │\s+│/);
   t.regex(table.stdout, /report-b .*unpriced .*not billed │\s+1 │/);
+  t.regex(table.stdout, /total .*≥ \$0\.004596 .*≥ \$0\.005516 │\s+1 │/, 'totals that leave calls out read as at least');
   t.regex(table.stdout, /1 call\(s\) are not billed/);
 
   const folder = await mkdtemp(join(tmpdir(), 'billing-html-'));
@@ -276,7 +277,8 @@ test('ai-cost report shows what each tenant was billed beside its cost, and "not
     t.regex(tenants, /<th scope="col" class="num">Billed \(USD\)<\/th><th scope="col" class="num">Not billed<\/th>/);
     t.regex(tenants, /<th scope="row">report-a<\/th>.*<td class="num">\$0\.005516<\/td><td class="num">0<\/td><\/tr>/);
     t.regex(tenants, /<th scope="row">report-b<\/th>.*<td class="num unpriced">not billed<\/td><td class="num">1<\/td><\/tr>/);
-    t.regex(page, /<div class="figure">Billed to tenants<b>\$0\.005516<\/b>/);
+    t.regex(tenants, /<tfoot><tr><th scope="row" colspan="1">Total<\/th>.*<td class="num">≥ \$0\.004596<\/td>.*<td class="num">≥ \$0\.005516<\/td><td class="num">1<\/td><\/tr><\/tfoot>/);
+    t.regex(page, /<div class="figure">Billed to tenants<b>≥ \$0\.005516<\/b>/);
   } finally {
     await rm(folder, { recursive: true, force: true });
   }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { resolveDatabaseUrl, UsageError, withClient } from '../db.js';
+import { commandNames } from './command-names.js';
 
 /**
  * Refuses, before a command does anything, to run against a worker of a
@@ -26,13 +27,6 @@ export async function refuseCitusWorker(_program: Command, command: Command): Pr
     return group.rows[0]?.worker === true;
   });
   if (worker) {
-    throw new UsageError(`ai-cost ${commandPath(command)} runs on the Citus coordinator, and this is a worker: give the coordinator's URL`);
+    throw new UsageError(`ai-cost ${commandNames(command).join(' ')} runs on the Citus coordinator, and this is a worker: give the coordinator's URL`);
   }
-}
-
-/** The command as typed after `ai-cost`: `prices set`, `migrate`. */
-function commandPath(command: Command): string {
-  const names: string[] = [];
-  for (let at: Command | null = command; at?.parent; at = at.parent) names.unshift(at.name());
-  return names.join(' ');
 }

@@ -9,6 +9,7 @@ import { registerPrices } from './commands/prices.js';
 import { registerRefresh } from './commands/refresh.js';
 import { registerReport } from './commands/report.js';
 import { registerReprice } from './commands/reprice.js';
+import { commandNames } from './command-names.js';
 import { refuseCitusWorker } from './coordinator-only.js';
 import { describeError } from './errors.js';
 
@@ -33,7 +34,7 @@ showUsageAfterErrors(program);
 try {
   await program.parseAsync();
 } catch (error) {
-  const line = describeError(error, running && topLevelName(running));
+  const line = describeError(error, running && commandNames(running)[0]);
   if (line === undefined) throw error;
   console.error(`ai-cost: ${line}`);
   process.exitCode = 1;
@@ -44,11 +45,4 @@ function showUsageAfterErrors(command: Command, path = ''): void {
   const name = path ? `${path} ${command.name()}` : command.name();
   command.showHelpAfterError(`Usage: ${name} ${command.usage()} (--help for more)`);
   for (const sub of command.commands) showUsageAfterErrors(sub, name);
-}
-
-/** The name of the command under `ai-cost` that `command` is or belongs to: `prices` for `prices set`. */
-function topLevelName(command: Command): string {
-  let at = command;
-  while (at.parent?.parent) at = at.parent;
-  return at.name();
 }

@@ -1,5 +1,5 @@
 import Table from 'cli-table3';
-import { formatMicros } from '../money.js';
+import { formatAtLeast, formatMicros } from '../money.js';
 import type { BreakdownRow, ModelSpend } from '../reporting/queries.js';
 
 export type OutputFormat = 'table' | 'csv' | 'json';
@@ -88,13 +88,14 @@ export function bar(value: bigint, max: bigint): string {
  * and every row's unpriced calls are counted beside its cost. Where any call of
  * the window is billed to its tenant (ai_cost.markups), what they were
  * billed follows in columns of its own: "not billed" where none of a row's
- * calls is, with the calls not billed counted beside it.
+ * calls is, "≥ $x" where only some are, with the calls not billed counted
+ * beside it.
  */
 function spendTable(keyColumns: string[], rows: SpendRow[]): string {
   if (rows.length === 0) return 'No calls in this window.';
   const max = rows.reduce((m, r) => (r.costMicros !== null && r.costMicros > m ? r.costMicros : m), 0n);
   const billing = rows.some((r) => r.billedMicros !== null);
-  const billed = (micros: bigint | null) => (micros === null ? 'not billed' : formatMicros(micros));
+  const billed = (micros: bigint | null, unbilledCalls: bigint) => (micros === null ? 'not billed' : formatAtLeast(micros, unbilledCalls));
   const table = new Table({
     head: [...keyColumns, 'calls', 'failed', 'input tokens', 'output tokens', 'cost', 'share', '', 'unpriced',
       ...(billing ? ['billed', 'not billed'] : [])],
@@ -104,9 +105,9 @@ function spendTable(keyColumns: string[], rows: SpendRow[]): string {
   });
   for (const r of rows) {
     table.push([...r.keys.map((key) => key ?? '(none)'), count(r.calls), count(r.failedCalls), count(r.inputTokens),
-      count(r.outputTokens), atLeast(r.costMicros, r.unpricedCalls), r.shareOfCost === null ? '' : `${(r.shareOfCost * 100).toFixed(1)}%`,
+      count(r.outputTokens), formatAtLeast(r.costMicros, r.unpricedCalls), r.shareOfCost === null ? '' : `${(r.shareOfCost * 100).toFixed(1)}%`,
       bar(r.costMicros ?? 0n, max), r.unpricedCalls > 0n ? count(r.unpricedCalls) : '',
-      ...(billing ? [billed(r.billedMicros), r.unbilledCalls > 0n ? count(r.unbilledCalls) : ''] : [])]);
+      ...(billing ? [billed(r.billedMicros, r.unbilledCalls), r.unbilledCalls > 0n ? count(r.unbilledCalls) : ''] : [])]);
   }
   const sum = (pick: (r: SpendRow) => bigint) => rows.reduce((total, r) => total + pick(r), 0n);
   const unpriced = sum((r) => r.unpricedCalls);
@@ -115,8 +116,8 @@ function spendTable(keyColumns: string[], rows: SpendRow[]): string {
   const cost = unpriced === calls ? null : sum((r) => r.costMicros ?? 0n);
   const totalBilled = unbilled === calls ? null : sum((r) => r.billedMicros ?? 0n);
   table.push(['total', ...keyColumns.slice(1).map(() => ''), count(calls), count(sum((r) => r.failedCalls)),
-    count(sum((r) => r.inputTokens)), count(sum((r) => r.outputTokens)), atLeast(cost, unpriced), '', '',
-    unpriced > 0n ? count(unpriced) : '', ...(billing ? [billed(totalBilled), unbilled > 0n ? count(unbilled) : ''] : [])]);
+    count(sum((r) => r.inputTokens)), count(sum((r) => r.outputTokens)), formatAtLeast(cost, unpriced), '', '',
+    unpriced > 0n ? count(unpriced) : '', ...(billing ? [billed(totalBilled, unbilled), unbilled > 0n ? count(unbilled) : ''] : [])]);
   const notes = [
     ...(unpriced > 0n ? [`${count(unpriced)} call(s) have no price in force: their cost is unknown and not in the total (≥: at least, the priced calls only).`] : []),
     ...(billing && unbilled > 0n
@@ -124,11 +125,6 @@ function spendTable(keyColumns: string[], rows: SpendRow[]): string {
       : []),
   ];
   return table.toString() + notes.map((note) => `\n${note}`).join('');
-}
-
-/** A cost as the table shows it: marked "≥" when some of the calls behind it are unpriced, so it is only what the others cost. */
-function atLeast(micros: bigint | null, unpricedCalls: bigint): string {
-  return micros !== null && unpricedCalls > 0n ? `≥ ${formatMicros(micros)}` : formatMicros(micros);
 }
 
 /**

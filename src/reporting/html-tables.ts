@@ -1,11 +1,12 @@
-import { formatExactDollars, type Micros } from '../money.js';
+import { formatAtLeast, formatExactDollars, type Micros } from '../money.js';
 import type { UnpricedModel } from './unpriced.js';
 
 /**
  * The HTML report's tables: the figures a reader reconciles, so money is
  * shown to the micro-dollar ($1,234.567891) straight from the bigint, counts
- * with thousands separators, and a cost with no priced call behind it reads
- * "unpriced", never $0.
+ * with thousands separators, a cost with no priced call behind it reads
+ * "unpriced", never $0, and one only some of whose calls are priced reads
+ * "≥ $x": at least what the priced ones cost.
  */
 
 /** One line of a figure table: the key cells and the measures every table has. */
@@ -51,13 +52,16 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** An amount to the micro-dollar, or `unknown` (unpriced, not billed) where it is null. */
-const amount = (micros: Micros | null, unknown: string) =>
-  micros === null ? `<td class="num unpriced">${unknown}</td>` : `<td class="num">${formatExactDollars(micros)}</td>`;
-const money = (micros: Micros | null) => amount(micros, 'unpriced');
+/**
+ * An amount to the micro-dollar; `unknown` (unpriced, not billed) where it
+ * is null, and marked "≥" where `missing` calls behind it have no amount.
+ */
+const amount = (micros: Micros | null, missing: bigint, unknown: string) =>
+  micros === null ? `<td class="num unpriced">${unknown}</td>` : `<td class="num">${formatAtLeast(micros, missing, formatExactDollars)}</td>`;
+const money = (micros: Micros | null, unpricedCalls: bigint) => amount(micros, unpricedCalls, 'unpriced');
 const number = (n: bigint) => `<td class="num">${formatCount(n)}</td>`;
 const share = (text: string | null) => `<td class="num">${text ?? '&#8212;'}</td>`;
-const billed = (micros: Micros | null) => amount(micros, 'not billed');
+const billed = (micros: Micros | null, unbilledCalls: bigint) => amount(micros, unbilledCalls, 'not billed');
 
 /**
  * A table of calls, tokens, cost, share of cost and unpriced calls per key,
@@ -76,14 +80,14 @@ export function figureTable(options: {
 }): string {
   const { id, caption, keyHeadings, unsetLabel, rows, total } = options;
   const billing = total.billedMicros !== null;
-  const charges = (row: Omit<FigureRow, 'keys'>) => (billing ? `${billed(row.billedMicros)}${number(row.unbilledCalls)}` : '');
+  const charges = (row: Omit<FigureRow, 'keys'>) => (billing ? `${billed(row.billedMicros, row.unbilledCalls)}${number(row.unbilledCalls)}` : '');
   const key = (value: string | null, index: number) => {
     const tag = index === 0 ? 'th scope="row"' : 'td';
     const close = index === 0 ? 'th' : 'td';
     return value === null ? `<${tag} class="unset">${escapeHtml(unsetLabel)}</${close}>` : `<${tag}>${escapeHtml(value)}</${close}>`;
   };
   const body = rows.map((row) => `    <tr>${row.keys.map(key).join('')}${number(row.calls)}${number(row.inputTokens)}${number(row.outputTokens)}`
-    + `${money(row.costMicros)}${share(sharePercent(row.costMicros, total.costMicros))}${number(row.unpricedCalls)}${charges(row)}</tr>`);
+    + `${money(row.costMicros, row.unpricedCalls)}${share(sharePercent(row.costMicros, total.costMicros))}${number(row.unpricedCalls)}${charges(row)}</tr>`);
   return `<table id="${id}">
   <caption>${escapeHtml(caption)}</caption>
   <thead><tr>${keyHeadings.map((h) => `<th scope="col">${escapeHtml(h)}</th>`).join('')}<th scope="col" class="num">Calls</th>`
@@ -94,7 +98,7 @@ export function figureTable(options: {
 ${body.join('\n')}
   </tbody>
   <tfoot><tr><th scope="row" colspan="${keyHeadings.length}">Total</th>${number(total.calls)}${number(total.inputTokens)}`
-    + `${number(total.outputTokens)}${money(total.costMicros)}${share(sharePercent(total.costMicros, total.costMicros))}`
+    + `${number(total.outputTokens)}${money(total.costMicros, total.unpricedCalls)}${share(sharePercent(total.costMicros, total.costMicros))}`
     + `${number(total.unpricedCalls)}${charges(total)}</tr></tfoot>
 </table>`;
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { CommonQueryMethods } from 'slonik';
-import { formatMicros } from '../money.js';
+import { formatAtLeast } from '../money.js';
 import { DAY_MS, resolvePeriod, windowLabel, type ReportFilters, type ReportPeriod } from './filters.js';
 import { CHART_SCRIPT, chartData, LATENCY_MODELS } from './html-charts.js';
 import { byCostDescending, escapeHtml, figureTable, formatCount, unpricedTable, type FigureRow } from './html-tables.js';
@@ -81,12 +81,12 @@ export async function renderHtmlReport(data: HtmlReportData): Promise<string> {
   };
   const ms = (value: number | null) => (value === null ? 'n/a' : `${formatCount(value)} ms`);
   const figures: Array<[string, string, string]> = [
-    ['Spend', formatMicros(s.costMicros), s.unpricedCalls > 0n ? `plus ${formatCount(s.unpricedCalls)} unpriced calls` : 'every call priced'],
+    ['Spend', formatAtLeast(s.costMicros, s.unpricedCalls), s.unpricedCalls > 0n ? `plus ${formatCount(s.unpricedCalls)} unpriced calls` : 'every call priced'],
     ['Calls', formatCount(s.calls), `${formatCount(s.successes)} succeeded`],
     ['Failed', formatCount(s.failures), 'errors and cancellations, billed too'],
     ['Unpriced calls', formatCount(s.unpricedCalls), `of ${formatCount(data.unpriced.length)} model${data.unpriced.length === 1 ? '' : 's'} (list below)`],
     // What tenants were charged, where markups bill calls: never mixed into Spend.
-    ...(s.billedMicros === null ? [] : [['Billed to tenants', formatMicros(s.billedMicros),
+    ...(s.billedMicros === null ? [] : [['Billed to tenants', formatAtLeast(s.billedMicros, s.unbilledCalls),
       s.unbilledCalls > 0n ? `${formatCount(s.unbilledCalls)} calls not billed` : 'every call billed'] as [string, string, string]]),
     ['Tokens in / out', `${formatCount(s.inputTokens)} / ${formatCount(s.outputTokens)}`, `${formatCount(s.cacheReadTokens)} cache reads`],
     ['Latency avg / p95', s.avgLatencyMs === null ? 'n/a' : `${ms(s.avgLatencyMs)} / ${ms(s.p95LatencyMs)}`, 'successful provider calls'],
@@ -157,7 +157,7 @@ ${figures.map(([name, value, detail]) => `  <div class="figure">${escapeHtml(nam
 <h2>Figures</h2>
 ${tables.join('\n')}
 ${unpricedTable(data.unpriced)}
-<p class="note">Costs are exact to the micro-dollar ($0.000001). Every attempt counts toward spend, failed ones included. Unpriced calls are counted, not costed: a cost reads "unpriced" when no call behind it has a price, and a partly priced cost is the sum of its priced calls. Shares are of the priced spend. Percentiles come from log-scale histograms (within 9%).</p>
+<p class="note">Costs are exact to the micro-dollar ($0.000001). Every attempt counts toward spend, failed ones included. Unpriced calls are counted, not costed: a cost reads "unpriced" when no call behind it has a price, and a partly priced cost reads "≥", at least: the sum of its priced calls. Shares are of the priced spend. Percentiles come from log-scale histograms (within 9%).</p>
 <script type="application/json" id="report-data">${jsonForScript(charts)}</script>
 <script>${chartJs.replaceAll('</script', '<\\/script')}</script>
 <script>${CHART_SCRIPT}</script>
