@@ -120,7 +120,7 @@ function figureTable(html: string, id: string, keyCells: number): { rows: Map<st
 
 const figure = (html: string, name: string) => decode(new RegExp(`<div class="figure">${name}<b>(.*?)</b>`).exec(html)?.[1] ?? '');
 
-interface ChartJson { labels: string[]; stackTotals?: string[]; datasets: Array<{ label: string; backgroundColor: string | string[]; data: Array<number | null> }> }
+interface ChartJson { labels: string[]; stackTotals?: string[]; datasets: Array<{ label: string; backgroundColor: string | string[]; data: Array<number | null>; valueLabels: string[] }> }
 const chartsOf = (html: string) => JSON.parse(/<script type="application\/json" id="report-data">(.*?)<\/script>/.exec(html)![1]!) as Record<string, ChartJson>;
 
 async function novemberPage(): Promise<string> {
@@ -222,8 +222,29 @@ test('a figure with no priced call behind it reads "unpriced", a partly priced o
   t.regex(row, /<td class="num unpriced">unpriced<\/td>/);
   t.notRegex(row, /\$0\.0/);
   const providers = chartsOf(html).providers!;
-  t.true(providers.labels.some((label) => /^other: \$/.test(label)), 'a partly priced provider shows its priced spend');
+  t.true(providers.labels.some((label) => /^other: ≥ \$/.test(label)), 'a partly priced provider shows its priced spend, as at least');
   t.is(chartsOf(html).daily!.datasets.find((d) => d.label === 'nobody-priced')!.data.filter((v) => v !== null).length, 0, 'no zero-height $0 bars');
+});
+
+test('the charts mark a partly priced figure "≥" as the tables do, and no other', async (t) => {
+  const html = await novemberPage();
+  const charts = chartsOf(html);
+  const days = await db.query<{ day: string; partly: boolean }>(`
+    SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day,
+           bool_or(cost_micros IS NULL) AND bool_or(cost_micros IS NOT NULL) AS partly
+      FROM ai_cost.calls WHERE created_at >= '2025-11-01Z' AND created_at < '2025-12-01Z' GROUP BY 1`);
+  t.true(days.some((d) => d.partly) && days.some((d) => !d.partly), 'days of both kinds');
+  const daily = charts.daily!;
+  for (const { day, partly } of days) {
+    t.is(daily.stackTotals![daily.labels.indexOf(day)]!.startsWith('≥ $'), partly, `${day}'s total`);
+  }
+  const tenants = figureTable(html, 'by-tenant', 1).rows;
+  const chart = charts.tenants!;
+  t.true(chart.labels.length > 1);
+  chart.labels.forEach((tenant, i) => {
+    t.is(chart.datasets[0]!.valueLabels[i]!.startsWith('≥ $'), tenants.get(tenant)!.unpricedCalls > 0n, `tenant ${tenant}`);
+  });
+  t.true(chart.datasets[0]!.valueLabels.some((label) => label.startsWith('≥ $')), 'a tenant with unpriced calls');
 });
 
 test('every series of every chart has its own colour', async (t) => {

@@ -1,4 +1,4 @@
-import { formatMicros, type Micros } from '../money.js';
+import { formatAtLeast, type Micros } from '../money.js';
 import { byCostDescending, formatCount, sharePercent } from './html-tables.js';
 import type { BreakdownRow, DailyPoint, LatencyRow } from './queries.js';
 
@@ -55,7 +55,8 @@ function daily({ days, dailyByModel }: ChartInput) {
     const points = ordered.map(([, model]) => model.perDay.get(day)).filter((p) => p !== undefined);
     const priced = points.filter((p) => p.costMicros !== null);
     if (points.length === 0) return '';
-    return priced.length === 0 ? 'unpriced' : formatMicros(priced.reduce((sum, p) => sum + p.costMicros!, 0n));
+    if (priced.length === 0) return 'unpriced';
+    return formatAtLeast(priced.reduce((sum, p) => sum + p.costMicros!, 0n), points.reduce((sum, p) => sum + p.unpricedCalls, 0n));
   });
   return {
     labels: days,
@@ -66,7 +67,7 @@ function daily({ days, dailyByModel }: ChartInput) {
       data: days.map((day) => dollars(model.perDay.get(day)?.costMicros ?? null)),
       valueLabels: days.map((day) => {
         const point = model.perDay.get(day);
-        return point === undefined ? '' : `${formatMicros(point.costMicros)} (${formatCount(point.calls)} calls)`;
+        return point === undefined ? '' : `${formatAtLeast(point.costMicros, point.unpricedCalls)} (${formatCount(point.calls)} calls)`;
       }),
     })),
   };
@@ -75,7 +76,7 @@ function daily({ days, dailyByModel }: ChartInput) {
 /** Share of spend per provider; a provider with only unpriced calls is named in the legend, without a slice. */
 function providers({ byProvider, totalCostMicros }: ChartInput) {
   const rows = [...byProvider].sort(byCostDescending);
-  const values = rows.map((row) => formatMicros(row.costMicros));
+  const values = rows.map((row) => formatAtLeast(row.costMicros, row.unpricedCalls));
   return {
     labels: rows.map((row, i) => {
       const name = row.key ?? UNSET;
@@ -101,7 +102,7 @@ function tenants({ byTenant }: ChartInput) {
       label: 'spend',
       backgroundColor: seriesColours(1)[0],
       data: rows.map((row) => dollars(row.costMicros)),
-      valueLabels: rows.map((row) => formatMicros(row.costMicros)),
+      valueLabels: rows.map((row) => formatAtLeast(row.costMicros, row.unpricedCalls)),
     }],
   };
 }
