@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The CLI is compiled to dist/ by `npm run build` (run on install by `prepare`).
+// The CLI is compiled to dist/ by `npm run build` (run by `npm pack` and `npm run demo`).
 // Checked before anything loads: on an older Node, a dependency would fail
 // first with an obscure TypeError instead of this line.
 import { existsSync } from 'node:fs';

@@ -1,5 +1,5 @@
 import { createPool, withClient } from './db.js';
-import { defaultDataDir, startEmbeddedPostgres } from './embedded.js';
+import { defaultDataDir, importEmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
 import { migrate } from './migrate.js';
 import { spendByModel, type ModelSpend } from './reporting/queries.js';
 import { refresh } from './reporting/refresh.js';
@@ -32,6 +32,7 @@ export async function runDemo(
   if (databaseUrl) return { ...(await populate(databaseUrl, progress)), embedded: false };
 
   const dataDir = defaultDataDir('demo');
+  await importEmbeddedPostgres();
   progress(`starting embedded PostgreSQL in ${dataDir}`);
   const server = await startEmbeddedPostgres(dataDir);
   let keep = false;

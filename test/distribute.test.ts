@@ -229,7 +229,7 @@ testOnCitus(test.serial, 'every command given a worker instead of the coordinato
   for (const [args, name] of commands) {
     const result = await runCli([...args, '--database-url', worker]);
     t.is(result.code, 1, args.join(' '));
-    t.is(result.stderr, `ai-cost: ai-cost ${name} runs on the Citus coordinator, and this is a worker: give the coordinator's URL\n`);
+    t.is(result.stderr, `ai-cost: ai-cost ${name} runs on the Citus coordinator, at localhost:${citus.cluster.coordinatorPort}, and this is a worker: give the coordinator's URL\n`);
   }
   // DATABASE_URL is checked alike.
   const byEnvironment = await runCli(['report'], { DATABASE_URL: worker });

@@ -29,6 +29,13 @@ test('every relative link in README.md leads to a file or folder in the npm tarb
   t.deepEqual([...new Set(missing)], []);
 });
 
+test('installing the package runs none of its scripts: it ships compiled', async (t) => {
+  // npm warns about, and may refuse, a dependency with any of these; dist/ is built when packing.
+  const { scripts } = JSON.parse(await readFile(new URL('package.json', ROOT), 'utf8')) as { scripts: Record<string, string> };
+  t.deepEqual(Object.keys(scripts).filter((name) => /^(pre|post)?install$|^prepare$/.test(name)), []);
+  t.is(scripts.prepack, 'npm run build', 'npm pack builds dist/');
+});
+
 test('the tarball holds the license and the docs, and no tests or benchmarks', async (t) => {
   const files = await packedFiles();
   for (const needed of ['LICENSE', 'README.md', 'package.json', 'bin/ai-cost.js', 'dist/index.js', 'docs/reporting.md']) {

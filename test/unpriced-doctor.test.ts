@@ -56,6 +56,20 @@ test.serial('priced and repriced, the models leave the line', async (t) => {
   t.is((await unpricedLine()).level, 'ok');
 });
 
+test.serial('a price lacking a rate its calls use, and calls that reported no usage, each get their own remedy', async (t) => {
+  await db.query(`INSERT INTO ai_cost.prices (provider, model, valid_from, input_per_mtok, output_per_mtok)
+                  VALUES ('openai', 'no-cache-write', '-infinity', 1, 2)`);
+  await db.query(`INSERT INTO ai_cost.calls (provider, model, input_tokens, output_tokens, cache_write_tokens)
+                  VALUES ('openai', 'no-cache-write', 1000, 100, 500)`);
+  await db.query(`INSERT INTO ai_cost.calls (provider, model) VALUES ('openai', 'new-model')`);
+  const line = await unpricedLine();
+  t.is(line.level, 'warn');
+  t.regex(line.detail, /openai\/no-cache-write \(standard\): 1 unpriced call\(s\) since \S+, no price for cache write tokens/);
+  t.regex(line.detail, /openai\/new-model \(standard\): 1 unpriced call\(s\) since \S+, no usage reported/);
+  t.regex(line.detail, /\. Give the prices the rates they lack \(`ai-cost prices set <provider> <model>` with the rates of the price in force and --cache-write <usd>, --from \S+; `ai-cost prices list` shows them\), then `ai-cost reprice --unpriced --from \S+`; calls that reported no usage \(no tokens, no units\) have nothing to price: record their usage; SELECT \* FROM ai_cost\.unpriced_models lists them all$/);
+  t.notRegex(line.detail, /Give each a price/, 'both models have a price');
+});
+
 /** The UTC hour of a model's earliest call, as the line writes it. */
 async function firstHour(model: string): Promise<string> {
   const [row] = await db.query<{ hour: string }>(

@@ -21,12 +21,18 @@ export async function refuseCitusWorker(_program: Command, command: Command): Pr
     // pg_dist_local_group exists only where Citus is installed: asked by name.
     const citus = await client.query<{ installed: boolean }>(
       `SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL AS installed`);
-    if (!citus.rows[0]!.installed) return false;
+    if (!citus.rows[0]!.installed) return undefined;
     const group = await client.query<{ worker: boolean }>(
       'SELECT groupid OPERATOR(pg_catalog.<>) 0 AS worker FROM pg_catalog.pg_dist_local_group');
-    return group.rows[0]?.worker === true;
+    if (group.rows[0]?.worker !== true) return undefined;
+    // A worker knows its coordinator (group 0) from the metadata Citus syncs to it.
+    const coordinator = await client.query<{ address: string }>(
+      `SELECT nodename OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) nodeport AS address
+         FROM pg_catalog.pg_dist_node WHERE groupid OPERATOR(pg_catalog.=) 0`);
+    return { coordinator: coordinator.rows[0]?.address };
   });
   if (worker) {
-    throw new UsageError(`ai-cost ${commandNames(command).join(' ')} runs on the Citus coordinator, and this is a worker: give the coordinator's URL`);
+    const where = worker.coordinator ? `, at ${worker.coordinator}` : '';
+    throw new UsageError(`ai-cost ${commandNames(command).join(' ')} runs on the Citus coordinator${where}, and this is a worker: give the coordinator's URL`);
   }
 }

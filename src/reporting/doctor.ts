@@ -545,14 +545,36 @@ async function unpricedModelsCheck(pool: DatabasePool): Promise<Check> {
     + `${m.unpriced_reason}${m.other_reasons > 0 ? ` (and ${m.other_reasons} other reason(s))` : ''}`);
   const more = models.length > UNPRICED_NAMED ? `; and ${models.length - UNPRICED_NAMED} more` : '';
   const from = utcMinute(new Date(Math.min(...models.map((m) => m.first_hour.getTime()))));
+  const reasons = models.map((m) => m.unpriced_reason);
+  const withoutPrice = reasons.some((reason) => /^(unknown provider|no price for model) /.test(reason));
+  const lackingRates = [...new Set(reasons.map(rateOptionFor).filter((option) => option !== undefined))];
+  const remedies = [
+    ...(withoutPrice
+      ? [`Give each a price in force from its first call (\`ai-cost prices set <provider> <model> --input <usd> --output <usd> --from ${from}\`, `
+        + 'with --tier for another tier; or `ai-cost prices sync --apply` when the community list has it)']
+      : []),
+    ...(lackingRates.length > 0
+      ? [`${withoutPrice ? 'give' : 'Give'} the prices the rates they lack (\`ai-cost prices set <provider> <model>\` with the rates of the price in force `
+        + `and ${lackingRates.join(', ')}, --from ${from}; \`ai-cost prices list\` shows them)`]
+      : []),
+  ];
+  const noUsage = reasons.some((reason) => reason.startsWith('no usage reported'));
   return {
     name: 'unpriced models',
     level: 'warn',
     detail: `${models.length} model(s) had calls without a price in the last ${UNPRICED_RECENT_DAYS} days: ${named.join('; ')}${more}. `
-      + `Give each a price in force from its first call (\`ai-cost prices set <provider> <model> --input <usd> --output <usd> --from ${from}\`, `
-      + `with --tier for another tier; or \`ai-cost prices sync --apply\` when the community list has it), `
-      + `then \`ai-cost reprice --unpriced --from ${from}\`; SELECT * FROM ai_cost.unpriced_models lists them all`,
+      + (remedies.length > 0 ? `${remedies.join(', and ')}, then \`ai-cost reprice --unpriced --from ${from}\`; ` : '')
+      + (noUsage ? 'calls that reported no usage (no tokens, no units) have nothing to price: record their usage; ' : '')
+      + 'SELECT * FROM ai_cost.unpriced_models lists them all',
   };
+}
+
+/** The `ai-cost prices set` option that adds the rate an unpriced reason says is missing, if it names one. */
+function rateOptionFor(reason: string): string | undefined {
+  const tokens = /^no price for (input|output|cache read|cache write|1-hour cache write|audio input|audio output) tokens$/.exec(reason);
+  if (tokens) return `--${tokens[1]!.replace('1-hour cache write', 'cache-write-1h').replaceAll(' ', '-')} <usd>`;
+  const unit = /^no price per (.+)$/.exec(reason);
+  return unit ? `--unit-prices ${unit[1]}=<usd>` : undefined;
 }
 
 /**
