@@ -48,8 +48,16 @@ test.serial('doctor as a BI login: no crash, what it cannot check is skipped wit
   t.regex(doctor.stdout, /ok {4}views: the materialized views \([^)]*spend_trends[^)]*\) were rebuilt 20\d\d-\S+, \d+s ago/);
   t.regex(doctor.stdout, new RegExp(`ok {4}reader role: ai_cost_reader exists and ${login} is a member`));
 
+  // Scheduling the refresh is the owner's to do, and doctor says so to the login, not to the owner.
+  const ownerName = (await db.query<{ owner: string }>(
+    `SELECT pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname = 'ai_cost'`))[0]!.owner;
+  const scheduling = lines.find((line) => line.includes(' scheduling: '))!;
+  t.true(scheduling.startsWith('warn'), scheduling);
+  t.true(scheduling.endsWith(` That is for ${ownerName}, who installed pg-ai-cost, to do: ${login} may not schedule the refresh.`), scheduling);
+
   // The owner sees the migrations the login could not.
   const owner = await runCli(['doctor', ...asOwner()]);
+  t.notRegex(owner.stdout, /may not schedule the refresh/);
   t.regex(owner.stdout, /ok {4}schema: up to date/);
   t.regex(owner.stdout, /ok {4}price book: compiled/);
 });

@@ -264,12 +264,17 @@ async function schedulingCheck(pool: DatabasePool): Promise<Check> {
   // pg_settings a login without it sees no row instead of an error.
   const here = await pool.one(sql.type(z.object({
     installed: z.boolean(), uses_cron: z.boolean(), database: z.string(), cron_database: z.string().nullable(), sees_settings: z.boolean(), user: z.string(),
+    may_schedule: z.boolean(), owner: z.string(),
   }))`
     SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') AS installed,
+           coalesce(pg_catalog.has_function_privilege(pg_catalog.to_regprocedure('ai_cost.schedule_refresh()'), 'EXECUTE'), false) AS may_schedule,
+           (SELECT pg_catalog.pg_get_userbyid(nspowner) FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'ai_cost') AS owner,
            EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'cron' AND pg_catalog.has_schema_privilege(oid, 'USAGE')) AS uses_cron,
            pg_catalog.current_database() AS database, current_user AS user,
            (SELECT setting FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'cron.database_name') AS cron_database,
            pg_catalog.pg_has_role('pg_read_all_settings', 'USAGE') AS sees_settings`);
+  // What to do about a missing schedule is the installing owner's to do.
+  const forOwner = here.may_schedule ? '' : ` That is for ${here.owner}, who installed pg-ai-cost, to do: ${here.user} may not schedule the refresh.`;
   if (here.installed && !here.uses_cron) {
     return { name: 'scheduling', level: 'skip', detail: `pg_cron is installed in this database, but its jobs are not visible to ${here.user}, who may not use schema cron` };
   }
@@ -288,7 +293,12 @@ async function schedulingCheck(pool: DatabasePool): Promise<Check> {
     const job = jobs[0];
     if (!job) {
       // pg_cron shows a login only the jobs it scheduled, unless it is a superuser.
-      return { name: 'scheduling', level: 'warn', detail: `pg_cron is installed but shows ${here.user} no ai_cost_refresh job (it shows a login only its own jobs): run \`ai-cost schedule\`, or run doctor as whoever scheduled it` };
+      return {
+        name: 'scheduling',
+        level: 'warn',
+        detail: `pg_cron is installed but shows ${here.user} no ai_cost_refresh job (it shows a login only its own jobs): `
+          + `run \`ai-cost schedule\`, or run doctor as whoever scheduled it.${forOwner}`,
+      };
     }
     if (!job.active) return { name: 'scheduling', level: 'warn', detail: 'pg_cron job ai_cost_refresh exists but is inactive' };
     return { name: 'scheduling', level: job.last_status === 'failed' ? 'warn' : 'ok', detail: `pg_cron runs ai_cost.refresh() (${job.schedule})${lastRun(job)}` };
@@ -301,7 +311,7 @@ async function schedulingCheck(pool: DatabasePool): Promise<Check> {
   } else {
     advice = ' Install pg_cron and run `ai-cost schedule`, or run `ai-cost refresh --no-views` every minute and `ai-cost refresh` every few minutes from any scheduler.';
   }
-  return { name: 'scheduling', level: 'warn', detail: `nothing in this database schedules ai_cost.refresh().${advice}` };
+  return { name: 'scheduling', level: 'warn', detail: `nothing in this database schedules ai_cost.refresh().${advice}${forOwner}` };
 }
 
 /**
