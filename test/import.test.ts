@@ -179,6 +179,22 @@ test.serial('the CLI reports added, changed, unchanged and skipped, and one line
     `ai-cost: ${fixture('malformed-cost.json').pathname}: entry "fixture-claude": output_cost_per_token must be a non-negative number, not "15 dollars"; nothing was written`);
 });
 
+test.serial('import and diff take --from as sync and set do, and --effective as before, but not both', async (t) => {
+  const list = fixture('prices-v1.json').pathname;
+  const byFrom = await cli('prices', 'diff', list, '--from', '2025-01-01', '--format', 'json');
+  const byEffective = await cli('prices', 'diff', list, '--effective', '2025-01-01', '--format', 'json');
+  t.is(byFrom.stdout, byEffective.stdout);
+  t.not(byFrom.stdout, (await cli('prices', 'diff', list, '--format', 'json')).stdout, 'compared with the prices in force then, not now');
+  const both = await cli('prices', 'import', list, '--from', 'now', '--effective', 'now').catch((error: { stderr: string; code: number }) => error);
+  t.is((both as { code: number }).code, 1);
+  t.regex((both as { stderr: string }).stderr, /^ai-cost: option '--effective <when>' cannot be used with option '--from <when>'/);
+  for (const command of ['import', 'diff']) {
+    const help = (await cli('prices', command, '--help')).stdout;
+    t.regex(help, /--from <when>/, command);
+    t.notRegex(help, /--effective/, command);
+  }
+});
+
 // Names that are also properties of every JavaScript object. The fixtures are
 // JSON text, as a price list is: JSON.parse makes "__proto__" an own key,
 // which an object literal in the test would not.

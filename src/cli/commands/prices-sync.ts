@@ -39,26 +39,41 @@ export function registerPriceLists(prices: Command): void {
     .command('import <file>')
     .description("write a price list file in LiteLLM's model_prices_and_context_window.json format (what `prices diff` shows)")
     .addOption(databaseUrlOption())
-    .option('--effective <when>', 'when changed prices take effect (default: now)', parseWhen)
+    .option('--from <when>', 'when changed prices take effect (default: now)', parseWhen)
+    .addOption(effectiveOption())
     .addOption(overwriteOption())
     .addOption(formatOption())
-    .action(async (file: string, options: ListOptions & { effective?: Date }) => {
+    .action(async (file: string, options: ListOptions & FromOptions) => {
       const list = parse(file, await readFile(file, 'utf8'), `LiteLLM price list ${basename(file)}`);
-      await run(list, file, { ...options, write: true, verb: 'import' });
+      await run(list, file, { ...options, effective: options.from ?? options.effective, write: true, verb: 'import' });
     });
 
   prices
     .command('diff <file>')
     .description('what `prices import <file>` would add, change and keep, without writing')
     .addOption(databaseUrlOption())
-    .option('--effective <when>', 'compare with the prices in force then (default: now)', parseWhen)
+    .option('--from <when>', 'when the changed prices would take effect: compared with the prices in force then (default: now)', parseWhen)
+    .addOption(effectiveOption())
     .addOption(overwriteOption())
     .addOption(formatOption())
-    .action(async (file: string, options: ListOptions & { effective?: Date }) => {
+    .action(async (file: string, options: ListOptions & FromOptions) => {
       const list = parse(file, await readFile(file, 'utf8'), `LiteLLM price list ${basename(file)}`);
-      await run(list, file, { ...options, write: false, verb: 'diff' });
+      await run(list, file, { ...options, effective: options.from ?? options.effective, write: false, verb: 'diff' });
     });
 }
+
+interface FromOptions {
+  from?: Date;
+  effective?: Date;
+}
+
+/**
+ * --effective: --from under the name import and diff gave it in release
+ * 0.1.0, so scripts written then keep working; hidden from the help, which
+ * names --from as prices set and sync do.
+ */
+const effectiveOption = () =>
+  new Option('--effective <when>', 'the same as --from').hideHelp().argParser(parseWhen).conflicts('from');
 
 interface ListOptions {
   databaseUrl?: string;
