@@ -11,6 +11,7 @@ import {
   type Interceptor,
   type QueryResultRow,
 } from 'slonik';
+import { connectionSsl } from './connection-ssl.js';
 
 /**
  * Checks every row of a `sql.type(schema)` query against its zod schema and
@@ -44,8 +45,10 @@ const validateRows: Interceptor = {
  * the role (`ALTER ROLE ... SET statement_timeout`).
  */
 export async function createPool(databaseUrl: string, maximumPoolSize = 10, startupOptions: readonly string[] = []): Promise<DatabasePool> {
-  const url = startupOptions.reduce(withStartupOption, withSafeSearchPath(databaseUrl));
+  const { url: withoutSsl, ssl } = connectionSsl(databaseUrl);
+  const url = startupOptions.reduce(withStartupOption, withSafeSearchPath(withoutSsl));
   return createSlonikPool(withConnectionParametersInAuthority(url), {
+    ...(ssl ? { ssl } : {}),
     maximumPoolSize,
     connectionTimeout: connectTimeoutMillis(databaseUrl) || 'DISABLE_TIMEOUT',
     statementTimeout: 'DISABLE_TIMEOUT',
@@ -192,7 +195,10 @@ export function connectTimeoutMillis(databaseUrl: string): number {
 
 /** Runs `work` with a plain pg client of its own (its search_path pinned), closed afterwards. */
 export async function withClient<T>(databaseUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: withSafeSearchPath(databaseUrl), connectionTimeoutMillis: connectTimeoutMillis(databaseUrl) });
+  const { url, ssl } = connectionSsl(databaseUrl);
+  const client = new pg.Client({
+    connectionString: withSafeSearchPath(url), connectionTimeoutMillis: connectTimeoutMillis(databaseUrl), ...(ssl === undefined ? {} : { ssl }),
+  });
   await client.connect();
   try {
     return await work(client);

@@ -1,3 +1,4 @@
+import { InvalidSslSettingsError } from '../connection-ssl.js';
 import { UsageError } from '../db.js';
 import { DistributedDowngradeError, MigrationFailedError, NewerSchemaError } from '../migrate.js';
 import { CannotScheduleError } from '../reporting/schedule.js';
@@ -33,8 +34,12 @@ const CONNECTION_ENDED = 'the connection to PostgreSQL ended unexpectedly: the s
 const CONNECTION_ERRORS: readonly (readonly [string, string])[] = [
   ['timeout expired', 'cannot connect to PostgreSQL: the server did not answer in time (is the host and port right, and is it up? connect_timeout=<seconds> in the URL waits longer)'],
   ['Connection terminated unexpectedly', CONNECTION_ENDED],
-  ['The server does not support SSL connections', 'cannot connect to PostgreSQL: the URL asks for SSL (sslmode=require) and the server does not support it; drop sslmode from the URL, or enable ssl on the server'],
+  ['The server does not support SSL connections', 'cannot connect to PostgreSQL: the URL asks for SSL (its sslmode) and the server does not support it; use sslmode=disable, or enable ssl on the server'],
 ];
+
+/** Node's codes for a server certificate that TLS could not trust. */
+const UNTRUSTED_CERTIFICATE = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'CERT_UNTRUSTED', 'CERT_SIGNATURE_FAILURE', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
 
 /**
  * Who may run each command that is not a report, named when a login without
@@ -59,12 +64,19 @@ const COMMAND_OWNERS: Record<string, string> = {
  * `command` is the command that ran (`migrate`), for a refusal's remedy.
  */
 export function describeError(error: unknown, command?: string): string | undefined {
-  const worded = [UsageError, InvalidCallError, NewerSchemaError, DistributedDowngradeError, MigrationFailedError, CannotScheduleError, InvalidReportError, InvalidPriceError, MissingEmbeddedPostgresError];
+  const worded = [UsageError, InvalidSslSettingsError, InvalidCallError, NewerSchemaError, DistributedDowngradeError, MigrationFailedError, CannotScheduleError, InvalidReportError, InvalidPriceError, MissingEmbeddedPostgresError];
   if (worded.some((kind) => error instanceof kind)) return (error as Error).message;
   for (const e of causes(error)) {
     const connectionLost = CONNECTION_ERRORS.find(([message]) => e.message === message);
     if (connectionLost) return connectionLost[1];
+    if (e.code && UNTRUSTED_CERTIFICATE.has(e.code)) {
+      return `cannot connect to PostgreSQL: the server's certificate is not trusted (${e.message}): `
+        + 'name the authority that signed it with sslrootcert=<file> in the URL, or use sslmode=require to encrypt without checking it';
+    }
     switch (e.code) {
+      case 'ERR_TLS_CERT_ALTNAME_INVALID':
+        return `cannot connect to PostgreSQL: the server's certificate is for another name (${e.message}): `
+          + 'connect by a name the certificate holds, or use sslmode=verify-ca to check only who signed it';
       case 'ECONNREFUSED':
         return `cannot connect to PostgreSQL at ${e.address ?? 'the given host'}${e.port ? `:${e.port}` : ''}: connection refused (is the server running?)`;
       case 'ENOTFOUND':
