@@ -68,6 +68,11 @@ test.serial('a price lacking a rate its calls use, and calls that reported no us
   t.regex(line.detail, /openai\/new-model \(standard\): 1 unpriced call\(s\) since \S+, no usage reported/);
   t.regex(line.detail, /\. Give the prices the rates they lack \(`ai-cost prices set <provider> <model>` with the rates of the price in force and --cache-write <usd>, --from \S+; `ai-cost prices list` shows them\), then `ai-cost reprice --unpriced --from \S+`; calls that reported no usage \(no tokens, no units\) have nothing to price: record their usage; SELECT \* FROM ai_cost\.unpriced_models lists them all$/);
   t.notRegex(line.detail, /Give each a price/, 'both models have a price');
+
+  await db.query(`UPDATE ai_cost.prices SET cache_write_per_mtok = 1.25 WHERE model = 'no-cache-write'`);
+  await db.query(`CALL ai_cost.reprice('2020-01-01', now() + interval '1 hour', 'cache write rate', only_unpriced => true)`);
+  t.regex((await unpricedLine()).detail, /: openai\/new-model \(standard\): 1 unpriced call\(s\) since \S+, no usage reported[^.]*\. Calls that reported no usage \(no tokens, no units\) have nothing to price: record their usage; SELECT/,
+    'the calls without usage alone: no price to give');
 });
 
 /** The UTC hour of a model's earliest call, as the line writes it. */

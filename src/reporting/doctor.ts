@@ -574,7 +574,7 @@ async function unpricedModelsCheck(pool: DatabasePool): Promise<Check> {
     level: 'warn',
     detail: `${models.length} model(s) had calls without a price in the last ${UNPRICED_RECENT_DAYS} days: ${named.join('; ')}${more}. `
       + (remedies.length > 0 ? `${remedies.join(', and ')}, then \`ai-cost reprice --unpriced --from ${from}\`; ` : '')
-      + (noUsage ? 'calls that reported no usage (no tokens, no units) have nothing to price: record their usage; ' : '')
+      + (noUsage ? `${remedies.length > 0 ? 'c' : 'C'}alls that reported no usage (no tokens, no units) have nothing to price: record their usage; ` : '')
       + 'SELECT * FROM ai_cost.unpriced_models lists them all',
   };
 }
