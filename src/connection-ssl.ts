@@ -23,6 +23,10 @@ import { parse } from 'pg-connection-string';
  * - verify-full: checked against sslrootcert (else the public authorities),
  *   and for the host name connected to.
  * - no-verify: pg's and slonik's own name for require without sslrootcert.
+ *
+ * As in libpq, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT and PGSSLKEY stand for
+ * the parameters the URL leaves out. pg reads only PGSSLMODE, its own way,
+ * and slonik none; both get settings from here whenever one is set.
  */
 export interface ConnectionSsl {
   /** The URL without its SSL parameters. */
@@ -40,9 +44,16 @@ export class InvalidSslSettingsError extends Error {
   override name = 'InvalidSslSettingsError';
 }
 
+/** libpq's environment variables for the SSL parameters a URL leaves out. */
+const SSL_ENVIRONMENT: Record<string, string> = { sslmode: 'PGSSLMODE', sslrootcert: 'PGSSLROOTCERT', sslcert: 'PGSSLCERT', sslkey: 'PGSSLKEY' };
+
 export function connectionSsl(databaseUrl: string): ConnectionSsl {
   const url = new URL(databaseUrl);
   const query = url.searchParams;
+  for (const [name, variable] of Object.entries(SSL_ENVIRONMENT)) {
+    const value = process.env[variable];
+    if (value && !query.has(name)) query.set(name, value);
+  }
   if (!SSL_PARAMETERS.some((name) => query.has(name))) return { url: databaseUrl, ssl: undefined };
   const mode = query.get('sslmode');
   if (mode !== null && !SSL_MODES.includes(mode)) {

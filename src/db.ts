@@ -197,7 +197,8 @@ export function connectTimeoutMillis(databaseUrl: string): number {
 export async function withClient<T>(databaseUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
   const { url, ssl } = connectionSsl(databaseUrl);
   const client = new pg.Client({
-    connectionString: withSafeSearchPath(url), connectionTimeoutMillis: connectTimeoutMillis(databaseUrl), ...(ssl === undefined ? {} : { ssl }),
+    // ssl false where nothing asks for SSL: pg would otherwise read PGSSLMODE its own way.
+    connectionString: withSafeSearchPath(url), connectionTimeoutMillis: connectTimeoutMillis(databaseUrl), ssl: ssl ?? false,
   });
   await client.connect();
   try {

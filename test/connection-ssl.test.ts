@@ -40,6 +40,21 @@ const connects = test.macro(async (t, host: 'localhost' | '127.0.0.1', parameter
   }
 });
 
+test.serial('PGSSLMODE and PGSSLROOTCERT stand for what the URL leaves out, as in libpq', async (t) => {
+  for (const command of COMMANDS) {
+    const before = proxy.sessions();
+    const result = await runCli([...command, '--database-url', throughProxy('localhost', {})], { PGSSLMODE: 'verify-full', PGSSLROOTCERT: AUTHORITY });
+    t.is(result.code, 0, `${command.join(' ')}: ${result.stderr}`);
+    t.true(proxy.sessions() > before, 'over TLS');
+    const plain = proxy.sessions();
+    const disabled = await runCli([...command, '--database-url', throughProxy('localhost', { sslmode: 'disable' })], { PGSSLMODE: 'verify-full' });
+    t.is(disabled.code, 0, disabled.stderr);
+    t.is(proxy.sessions(), plain, 'the URL wins');
+  }
+  const untrusted = await runCli(['report', '--database-url', throughProxy('localhost', {})], { PGSSLMODE: 'verify-full' });
+  t.regex(untrusted.stderr, /^ai-cost: cannot connect to PostgreSQL: the server's certificate is not trusted/);
+});
+
 const refused = test.macro(async (t, host: 'localhost' | '127.0.0.1', parameters: Record<string, string>, message: RegExp) => {
   for (const command of COMMANDS) {
     const result = await runCli([...command, '--database-url', throughProxy(host, parameters)]);
