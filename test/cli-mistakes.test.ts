@@ -63,6 +63,10 @@ const MISTAKES: Record<string, Mistake> = {
     usage: 'Usage: ai-cost report [options] (--help for more)',
     unchanged: async () => !existsSync(join(folder, 'both.html')),
   },
+  'a window from now to now': {
+    args: () => ['report', '--since', '0d'], says: /^ai-cost: option '--since <when>' argument '0d' is invalid\. '0d' is now, and the window ends now: give a time before, e\.g\. 30m, 12h, 7d, 2w or a date$/,
+    usage: 'Usage: ai-cost report [options] (--help for more)',
+  },
   'a duration in an unknown unit': {
     args: () => ['report', '--since', '3y'], says: /'3y' is not a date, a time, now or e\.g\. 30m, 12h, 7d, 2w/, usage: 'Usage: ai-cost report [options] (--help for more)',
   },

@@ -23,6 +23,14 @@ export function parseWhen(value: string): Date {
   return date;
 }
 
+/** A report's --since: as parseWhen, but never now, from which a window ending now holds no call. */
+export function parseSince(value: string): Date {
+  if (/^(now|0+[mhdw])$/.test(value)) {
+    throw new InvalidArgumentError(`'${value}' is now, and the window ends now: give a time before, e.g. 30m, 12h, 7d, 2w or a date`);
+  }
+  return parseWhen(value);
+}
+
 /** Whether the YYYY-MM-DD a value starts with (if it does) is a real day: Date reads 2026-02-30 as March 2. */
 function isCalendarDay(value: string): boolean {
   const day = /^(\d{4})-(\d{2})-(\d{2})/.exec(value);

@@ -7,7 +7,7 @@ import {
 } from '../../reporting/filters.js';
 import { collectHtmlReport, renderHtmlReport } from '../../reporting/html.js';
 import { breakdown, DIMENSIONS, isDimension, spendByModel, type Dimension } from '../../reporting/queries.js';
-import { databaseUrlOption, parseWhen } from '../options.js';
+import { databaseUrlOption, parseSince, parseWhen } from '../options.js';
 import { renderBreakdown, renderSpend, type OutputFormat } from '../spend-table.js';
 
 interface ReportOptions {
@@ -46,7 +46,7 @@ export function registerReport(program: Command): void {
     .command('report')
     .description('spend for a time window: by model (default), or by any dimension with --by; --html writes a page with charts')
     .addOption(databaseUrlOption())
-    .option('--since <when>', 'start: an ISO date/time or e.g. 30m, 12h, 7d, 2w before now (default: 30d)', parseWhen)
+    .option('--since <when>', 'start: an ISO date/time or e.g. 30m, 12h, 7d, 2w before now (default: 30d)', parseSince)
     .option('--until <when>', 'end, exclusive: an ISO date/time or e.g. 1d (default: now)', parseWhen)
     .addOption(new Option('--month <YYYY-MM>', 'a calendar month in UTC, e.g. 2026-11 (instead of --since and --until)')
       .argParser(parseMonth).conflicts(['since', 'until']))
