@@ -233,7 +233,7 @@ testOnCitus(test.serial, 'every command given a worker instead of the coordinato
   }
   // DATABASE_URL is checked alike.
   const byEnvironment = await runCli(['report'], { DATABASE_URL: worker });
-  t.regex(byEnvironment.stderr, /^ai-cost: ai-cost report runs on the Citus coordinator, and this is a worker/);
+  t.is(byEnvironment.stderr, `ai-cost: ai-cost report runs on the Citus coordinator, at localhost:${citus.cluster.coordinatorPort}, and this is a worker: give the coordinator's URL\n`);
   t.deepEqual(await db.query(`SELECT count(*)::int AS n FROM ai_cost.prices WHERE model = 'gpt-x'`), [{ n: 0 }]);
 });
 
