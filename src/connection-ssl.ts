@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { parse } from 'pg-connection-string';
 
@@ -62,21 +61,24 @@ export function connectionSsl(databaseUrl: string): ConnectionSsl {
   if (mode === 'verify-ca' && !query.get('sslrootcert')) {
     throw new InvalidSslSettingsError('invalid database URL: sslmode=verify-ca checks the server against sslrootcert=<file of its authority\'s certificate>, and the URL names none (or use sslmode=verify-full)');
   }
-  for (const name of SSL_FILES) {
-    const path = query.get(name);
-    if (path === null) continue;
-    try {
-      readFileSync(path);
-    } catch (error) {
-      const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
-      throw new InvalidSslSettingsError(`invalid database URL: cannot read ${name} ${path}: ${why}`);
-    }
-  }
   const libpq = new URL(url);
   libpq.searchParams.delete('uselibpqcompat');
   if (mode === 'allow') libpq.searchParams.set('sslmode', 'disable');
   if (mode === 'no-verify') libpq.searchParams.set('sslmode', 'require');
-  const { ssl } = parse(libpq.toString(), { useLibpqCompat: true });
+  const { ssl } = parseReadingFiles(libpq.toString(), query);
   for (const name of SSL_PARAMETERS) query.delete(name);
-  return { url: url.toString(), ssl: ssl === true ? {} : ssl === undefined || ssl === false ? ssl : ssl as ConnectionOptions };
+  // ssl=true in the URL, without sslmode: pg's own spelling of verify-full.
+  return { url: url.toString(), ssl: ssl === true ? {} : ssl as false | ConnectionOptions | undefined };
+}
+
+/** pg-connection-string's libpq reading, which reads the certificate files the URL names: one it cannot read is named. */
+function parseReadingFiles(databaseUrl: string, query: URLSearchParams): ReturnType<typeof parse> {
+  try {
+    return parse(databaseUrl, { useLibpqCompat: true });
+  } catch (error) {
+    const { code, path, message } = error as NodeJS.ErrnoException;
+    const name = SSL_FILES.find((file) => path !== undefined && query.get(file) === path);
+    if (name === undefined) throw error;
+    throw new InvalidSslSettingsError(`invalid database URL: cannot read ${name} ${path}: ${code === 'ENOENT' ? 'no such file' : message}`);
+  }
 }
