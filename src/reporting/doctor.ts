@@ -560,22 +560,23 @@ async function unpricedModelsCheck(pool: DatabasePool): Promise<Check> {
   const lackingRates = [...new Set(reasons.map(rateOptionFor).filter((option) => option !== undefined))];
   const remedies = [
     ...(withoutPrice
-      ? [`Give each a price in force from its first call (\`ai-cost prices set <provider> <model> --input <usd> --output <usd> --from ${from}\`, `
+      ? [`give each a price in force from its first call (\`ai-cost prices set <provider> <model> --input <usd> --output <usd> --from ${from}\`, `
         + 'with --tier for another tier; or `ai-cost prices sync --apply` when the community list has it)']
       : []),
     ...(lackingRates.length > 0
-      ? [`${withoutPrice ? 'give' : 'Give'} the prices the rates they lack (\`ai-cost prices set <provider> <model>\` with the rates of the price in force `
+      ? [`give the prices the rates they lack (\`ai-cost prices set <provider> <model>\` with the rates of the price in force `
         + `and ${lackingRates.join(', ')}, --from ${from}; \`ai-cost prices list\` shows them)`]
       : []),
   ];
   const noUsage = reasons.some((reason) => reason.startsWith('no usage reported'));
+  const advice = (remedies.length > 0 ? `${remedies.join(', and ')}, then \`ai-cost reprice --unpriced --from ${from}\`; ` : '')
+    + (noUsage ? 'calls that reported no usage (no tokens, no units) have nothing to price: record their usage; ' : '')
+    + 'SELECT * FROM ai_cost.unpriced_models lists them all';
   return {
     name: 'unpriced models',
     level: 'warn',
     detail: `${models.length} model(s) had calls without a price in the last ${UNPRICED_RECENT_DAYS} days: ${named.join('; ')}${more}. `
-      + (remedies.length > 0 ? `${remedies.join(', and ')}, then \`ai-cost reprice --unpriced --from ${from}\`; ` : '')
-      + (noUsage ? `${remedies.length > 0 ? 'c' : 'C'}alls that reported no usage (no tokens, no units) have nothing to price: record their usage; ` : '')
-      + 'SELECT * FROM ai_cost.unpriced_models lists them all',
+      + `${advice[0]!.toUpperCase()}${advice.slice(1)}`,
   };
 }
 
